@@ -1,0 +1,212 @@
+"""Model and processor loading: the one place that knows how a Qwen2.5-VL is loaded in this project.
+
+- attention: ``flash_attention_2`` when the package is importable (GPU), else ``sdpa`` (logged);
+- dtype: bf16 on GPU, fp32 on CPU (overridable);
+- min/max pixels passed explicitly to the image processor (SPEC §10: the release's setting may not have
+  taken effect);
+- the CPU processor workaround (ENVIRONMENT.md): without torchvision, ``AutoProcessor`` fails on Qwen2.5-VL's
+  video processor, so the processor is assembled from the tokenizer and the PIL image processor with no video
+  processor; it saves its parts separately (``ProcessorMixin.save_pretrained`` fails on a ``None`` part);
+- the vision tower (and projector) can be frozen (SPEC §5);
+- the checkpoint's generation_config is never used silently: callers pass explicit sampling parameters
+  (``ground_r1.rollout.sampling``); :func:`load_model` records what the checkpoint said and logs it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MIN_PIXELS = 3136  # SPEC §2, release
+DEFAULT_MAX_PIXELS = 401408  # SPEC §2, release
+
+
+def _processor_class():
+    from transformers import Qwen2_5_VLProcessor
+
+    class GroundR1Qwen2_5_VLProcessor(Qwen2_5_VLProcessor):
+        """Qwen2.5-VL processor that accepts ``video_processor=None`` (no torchvision on CPU machines) and
+        saves its parts one by one. Behaviour on images and text is the stock processor's."""
+
+        def check_argument_for_proper_class(self, argument_name, argument):
+            if argument_name == "video_processor" and argument is None:
+                return type(None)
+            return super().check_argument_for_proper_class(argument_name, argument)
+
+        def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
+            save_processor(self, save_directory)
+            return []
+
+    return GroundR1Qwen2_5_VLProcessor
+
+
+def make_processor(tokenizer, image_processor, video_processor=None, chat_template: str | None = None):
+    """Assemble a Qwen2.5-VL processor from its parts (video processor optional)."""
+    cls = _processor_class()
+    template = chat_template or getattr(tokenizer, "chat_template", None)
+    return cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=template)
+
+
+def save_processor(processor, directory: str | Path) -> None:
+    """Save tokenizer, image processor and chat template separately (works with a ``None`` video processor)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tokenizer = processor.tokenizer
+    if processor.chat_template and not getattr(tokenizer, "chat_template", None):
+        tokenizer.chat_template = processor.chat_template
+    tokenizer.save_pretrained(directory)
+    processor.image_processor.save_pretrained(directory)
+    if processor.chat_template:
+        (directory / "chat_template.jinja").write_text(processor.chat_template)
+    if getattr(processor, "video_processor", None) is not None:
+        processor.video_processor.save_pretrained(directory)
+
+
+def torchvision_available() -> bool:
+    return importlib.util.find_spec("torchvision") is not None
+
+
+def load_processor(model_path: str | Path, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS):
+    """Processor of a Qwen2.5-VL checkpoint with min/max pixels set explicitly on the image processor.
+
+    Uses the PIL image processor and no video processor when torchvision is absent (CPU machines).
+    """
+    from transformers import AutoTokenizer
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    model_path = str(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    # Left padding: generation appends on the right of every row of a batch.
+    tokenizer.padding_side = "left"
+    image_processor = Qwen2VLImageProcessorPil.from_pretrained(
+        model_path, size={"shortest_edge": int(min_pixels), "longest_edge": int(max_pixels)}
+    )
+    chat_template = getattr(tokenizer, "chat_template", None)
+    template_file = Path(model_path) / "chat_template.jinja"
+    if template_file.is_file():
+        chat_template = template_file.read_text()
+    if not chat_template:
+        from trl.chat_template_utils import qwen2_5_vl_chat_template
+
+        logger.warning("%s has no chat template: using the stock Qwen2.5-VL template", model_path)
+        chat_template = qwen2_5_vl_chat_template
+    processor = make_processor(tokenizer, image_processor, chat_template=chat_template)
+    processor.min_pixels, processor.max_pixels = int(min_pixels), int(max_pixels)
+    return processor
+
+
+def choose_attention(requested: str | None = None) -> str:
+    """``flash_attention_2`` when installed and a GPU is present, else ``sdpa``. An explicit request wins;
+    asking for flash-attention without it raises with what to do."""
+    import torch
+    from transformers.utils import is_flash_attn_2_available
+
+    if requested and requested != "auto":
+        if requested == "flash_attention_2" and not is_flash_attn_2_available():
+            raise ImportError(
+                "attn_implementation='flash_attention_2' was requested but flash-attn is not installed "
+                "(it needs CUDA): run `bash setup.sh --gpu`, or pass --attn_implementation sdpa"
+            )
+        return requested
+    if torch.cuda.is_available() and is_flash_attn_2_available():
+        return "flash_attention_2"
+    return "sdpa"
+
+
+def default_dtype(device: str | None = None):
+    import torch
+
+    on_gpu = torch.cuda.is_available() if device is None else device.startswith("cuda")
+    return torch.bfloat16 if on_gpu else torch.float32
+
+
+def resolve_dtype(dtype: Any):
+    import torch
+
+    if dtype in (None, "auto"):
+        return default_dtype()
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
+             "fp32": torch.float32, "float32": torch.float32}
+    if dtype not in names:
+        raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(names)} or 'auto'")
+    return names[dtype]
+
+
+@dataclass
+class CheckpointGenerationDefaults:
+    """What the checkpoint's generation_config asked for. Recorded and logged; never applied (SPEC §2)."""
+
+    do_sample: bool | None
+    temperature: float | None
+    top_k: int | None
+    top_p: float | None
+    repetition_penalty: float | None
+
+
+def load_model(
+    model_path: str | Path,
+    *,
+    dtype: Any = "auto",
+    attn_implementation: str | None = "auto",
+    freeze_vision: bool = False,
+    device_map: Any = None,
+    trust_remote_code: bool = False,
+):
+    """Load a Qwen2.5-VL for conditional generation with the project's conventions (see module docstring)."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    attn = choose_attention(attn_implementation)
+    torch_dtype = resolve_dtype(dtype)
+    logger.info("loading %s (attention=%s, dtype=%s)", model_path, attn, torch_dtype)
+    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+        str(model_path),
+        dtype=torch_dtype,
+        attn_implementation=attn,
+        device_map=device_map,
+        trust_remote_code=trust_remote_code,
+    )
+    gc = model.generation_config
+    model.ground_r1_checkpoint_generation = CheckpointGenerationDefaults(
+        do_sample=getattr(gc, "do_sample", None),
+        temperature=getattr(gc, "temperature", None),
+        top_k=getattr(gc, "top_k", None),
+        top_p=getattr(gc, "top_p", None),
+        repetition_penalty=getattr(gc, "repetition_penalty", None),
+    )
+    logger.info(
+        "checkpoint generation_config (NOT used; every generate call passes explicit sampling): %s",
+        model.ground_r1_checkpoint_generation,
+    )
+    if freeze_vision:
+        freeze_vision_tower(model)
+    return model
+
+
+def vision_tower(model):
+    """The vision encoder module (``model.model.visual`` in transformers 5)."""
+    inner = getattr(model, "model", model)
+    visual = getattr(inner, "visual", None) or getattr(model, "visual", None)
+    if visual is None:
+        raise AttributeError(f"{type(model).__name__} has no vision tower (`.model.visual`)")
+    return visual
+
+
+def freeze_vision_tower(model, freeze_projector: bool = True) -> int:
+    """Freeze the vision tower (SPEC §5), and its patch merger (the projector) unless told otherwise.
+    Returns the number of frozen parameters."""
+    visual = vision_tower(model)
+    frozen = 0
+    for name, param in visual.named_parameters():
+        if not freeze_projector and name.startswith("merger."):
+            continue
+        param.requires_grad_(False)
+        frozen += param.numel()
+    logger.info("froze %d vision parameters (projector %s)", frozen, "frozen" if freeze_projector else "trained")
+    return frozen
