@@ -1,0 +1,154 @@
+"""Batched generation of one round: token-id requests (with their images) in, sampled turns out.
+
+The rollout calls a `GenerateFn`: ``fn(requests, sampling, max_new_tokens) -> list[GeneratedTurn]``. The real
+one (`HFGenerator`) left-pads the batch, marks image tokens for M-RoPE (``mm_token_type_ids``: without them
+transformers 5 silently falls back to 1-D positions), and calls ``model.generate`` with every sampling field
+explicit on a neutral base config, so a checkpoint's generation_config can never leak in (SPEC §2). Vision
+special tokens are suppressed. Tests pass scripted functions with the same signature.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+import torch
+
+from ground_r1.rollout.conversation import ConversationCodec, EncodedImage
+from ground_r1.rollout.sampling import SamplingParams
+
+
+@dataclass
+class GenerationRequest:
+    ids: list[int]  # the whole context: prompt + completion so far (image pads expanded)
+    images: list[EncodedImage]  # every image of the context, in order
+
+
+@dataclass
+class GeneratedTurn:
+    ids: list[int]  # sampled ids, up to and including the first stop token (if one was sampled)
+    logps: list[float] = field(default_factory=list)  # log-prob of each sampled id (empty when not recorded)
+    hit_token_limit: bool = False  # no stop token within max_new_tokens
+
+
+class GenerateFn(Protocol):
+    def __call__(
+        self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int
+    ) -> list[GeneratedTurn]: ...
+
+
+def collate_requests(requests: list[GenerationRequest], pad_token_id: int, image_token_id: int, device=None) -> dict:
+    """Left-padded model inputs of a round (the layout `generate` extends on the right)."""
+    width = max(len(r.ids) for r in requests)
+    input_ids = torch.full((len(requests), width), pad_token_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
+    for i, r in enumerate(requests):
+        input_ids[i, width - len(r.ids):] = torch.tensor(r.ids, dtype=torch.long)
+        attention_mask[i, width - len(r.ids):] = 1
+    mm_token_type_ids = (input_ids == image_token_id).long() * attention_mask
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask, "mm_token_type_ids": mm_token_type_ids}
+    images = [img for r in requests for img in r.images]
+    if images:
+        batch["pixel_values"] = torch.cat([img.pixel_values for img in images], dim=0)
+        batch["image_grid_thw"] = torch.stack([img.grid_thw for img in images], dim=0)
+    if device is not None:
+        batch = {k: v.to(device) for k, v in batch.items()}
+    return batch
+
+
+class HFGenerator:
+    """`GenerateFn` over a transformers model (`model.generate`)."""
+
+    def __init__(
+        self,
+        model,
+        codec: ConversationCodec,
+        *,
+        record_logprobs: bool = True,
+        synced_gpus: bool = False,
+        stop_token_ids: list[int] | None = None,
+        model_for_generate: Callable[[], contextlib.AbstractContextManager] | None = None,
+    ):
+        self.model = model
+        self.codec = codec
+        self.record_logprobs = record_logprobs
+        self.synced_gpus = synced_gpus
+        # Stop on the template's eos (<|im_end|>) and on the pad/end-of-text token, as the real checkpoint does.
+        stops = stop_token_ids or [codec.eos_token_id, codec.pad_token_id]
+        self.stop_token_ids = list(dict.fromkeys(stops))
+        self.model_for_generate = model_for_generate
+        self.calls = 0
+        self.generated_tokens = 0
+
+    def generation_config(self, sampling: SamplingParams, max_new_tokens: int):
+        from transformers import GenerationConfig
+
+        kwargs = dict(
+            max_new_tokens=int(max_new_tokens),
+            do_sample=sampling.do_sample,
+            repetition_penalty=sampling.repetition_penalty,
+            eos_token_id=self.stop_token_ids,
+            pad_token_id=self.codec.pad_token_id,
+            suppress_tokens=self.codec.vision_token_ids,
+            use_cache=True,
+        )
+        if sampling.do_sample:
+            kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k or 0, top_p=sampling.top_p)
+        return GenerationConfig(**kwargs)
+
+    @contextlib.contextmanager
+    def _neutral_defaults(self, model):
+        """Generate fills every unset field from `model.generation_config`: swap in one with no sampling
+        opinions for the duration of the call."""
+        from transformers import GenerationConfig
+
+        saved = model.generation_config
+        model.generation_config = GenerationConfig(eos_token_id=self.stop_token_ids, pad_token_id=self.codec.pad_token_id)
+        try:
+            yield
+        finally:
+            model.generation_config = saved
+
+    @torch.no_grad()
+    def __call__(self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int) -> list[GeneratedTurn]:
+        if not requests:
+            return []
+        ctx = self.model_for_generate() if self.model_for_generate is not None else contextlib.nullcontext(self.model)
+        with ctx as model:
+            device = next(model.parameters()).device
+            batch = collate_requests(requests, self.codec.pad_token_id, self.codec.image_token_id, device)
+            if "pixel_values" in batch:
+                batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+            config = self.generation_config(sampling, max_new_tokens)
+            with self._neutral_defaults(model):
+                out = model.generate(
+                    **batch,
+                    generation_config=config,
+                    return_dict_in_generate=True,
+                    output_logits=self.record_logprobs,
+                    synced_gpus=self.synced_gpus,
+                )
+        self.calls += 1
+        width = batch["input_ids"].shape[1]
+        new_tokens = out.sequences[:, width:].tolist()
+        step_logps = None
+        if self.record_logprobs and out.logits:
+            # Per-step log-probs of the chosen tokens under the policy the loss scores: log_softmax(logits / T)
+            # of the raw (pre-processor) logits; T = 1 for greedy.
+            temperature = sampling.temperature if sampling.do_sample else 1.0
+            chosen = out.sequences[:, width:width + len(out.logits)]
+            step_logps = torch.stack(
+                [torch.log_softmax(l.float() / temperature, dim=-1).gather(-1, chosen[:, s:s + 1]).squeeze(-1)
+                 for s, l in enumerate(out.logits)],
+                dim=1,
+            ).tolist()
+        stops = set(self.stop_token_ids)
+        results = []
+        for row, tokens in enumerate(new_tokens):
+            end = next((i + 1 for i, t in enumerate(tokens) if t in stops), None)
+            ids = tokens[:end] if end is not None else tokens[:max_new_tokens]
+            logps = step_logps[row][: len(ids)] if step_logps is not None else []
+            results.append(GeneratedTurn(ids=ids, logps=logps, hit_token_limit=end is None))
+            self.generated_tokens += len(ids)
+        return results

@@ -1,0 +1,240 @@
+"""The Ground-R1 rollout (SPEC §2): one implementation for training and evaluation.
+
+Per question, round 1 samples `g1` grounding turns; each is shared by `g2` trajectories (N = g1 x g2). Every
+later round generates **only the unfinished trajectories**, all of them (every question of the step) in one
+batched call, one sample each. After a turn:
+
+- it contains ``<answer>``                      -> the trajectory ends ("answer");
+- it is the `max_turns`-th assistant turn       -> ends ("max_turns");
+- the total completion budget is spent          -> ends ("budget");
+- otherwise: parse its box, crop the original full-resolution image (SPEC §2 crop rules; the full image when
+  no valid box, the release's default), and append the injected user turn ``[crop, same template]`` as token
+  ids with mask 0. The sampled ids are kept as they are: nothing is decoded and re-tokenized.
+
+Distributed: under ZeRO-3 every rank must join every generate call, so ranks agree on the number of rounds
+(`sync_any`, an all-reduce of "any unfinished"); a rank with nothing left joins with a one-token dummy call.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable
+
+from PIL import Image
+
+from ground_r1.boxes import crop_image, crop_window, input_to_original, parse_box
+from ground_r1.rollout.answer import has_answer
+from ground_r1.rollout.conversation import ConversationCodec
+from ground_r1.rollout.generation import GeneratedTurn, GenerateFn, GenerationRequest
+from ground_r1.rollout.sampling import SamplingParams, TreePlan
+from ground_r1.rollout.trajectory import Trajectory, Turn
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class RolloutQuestion:
+    question: str
+    image: Image.Image  # the original, full-resolution image (RGB)
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """Knobs of the rollout (config keys of the same names in GroundR1Config)."""
+
+    max_turns: int = 5  # SPEC §2: 5 assistant turns (4 crops)
+    max_completion_length: int | None = None  # total completion tokens (sampled + injected); None: unbounded
+    min_crop_size: int = 28  # SPEC §2: widen to at least 28 px per side
+    max_aspect_ratio: float = 200.0  # SPEC §2: reject boxes with aspect ratio >= 200
+    crop_fallback: str = "full_image"  # SPEC §2: no valid box -> the full image is fed back (release)
+    no_crop: bool = False  # control: the crop is replaced by the original image (issue: --no_crop)
+    max_batch_rows: int | None = None  # split a round's generate call into chunks of this many rows
+
+    def __post_init__(self) -> None:
+        if self.max_turns < 1:
+            raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
+        if self.crop_fallback not in ("full_image", "end"):
+            raise ValueError(f"crop_fallback must be 'full_image' or 'end', got {self.crop_fallback!r}")
+
+
+SyncAny = Callable[[bool], bool]
+
+
+def _local_only(flag: bool) -> bool:
+    return flag
+
+
+class Rollout:
+    """Runs tree rollouts for a batch of questions with a given generate function."""
+
+    def __init__(self, codec: ConversationCodec, generate_fn: GenerateFn, config: RolloutConfig | None = None):
+        self.codec = codec
+        self.generate_fn = generate_fn
+        self.config = config or RolloutConfig()
+        self.rounds_run = 0  # of the last call, for metrics
+        self.dummy_calls = 0
+
+    # -- public -----------------------------------------------------------------------------------------------
+    def run(
+        self,
+        questions: list[RolloutQuestion],
+        plan: TreePlan,
+        sampling: SamplingParams,
+        sync_any: SyncAny = _local_only,
+    ) -> list[Trajectory]:
+        """Trajectories in group order: question q's N trajectories are q*N .. q*N+N-1, branch-major."""
+        cfg = self.config
+        seeds = [self._start(q_idx, q) for q_idx, q in enumerate(questions)]
+
+        # Round 1: g1 samples per question, each forked into g2 trajectories (the tree, SPEC §2).
+        requests = [GenerationRequest(s.context_ids(), s.images) for s in seeds for _ in range(plan.g1)]
+        budgets = [self._turn_budget(s, sampling) for s in seeds for _ in range(plan.g1)]
+        outputs = self._generate(requests, sampling, budgets)
+        trajectories: list[Trajectory] = []
+        for k, generated in enumerate(outputs):
+            q_idx, branch = divmod(k, plan.g1)
+            first = seeds[q_idx].fork()
+            first.branch = branch
+            self._append_turn(first, generated, questions[q_idx])
+            trajectories.extend(first.fork() for _ in range(plan.g2))
+        self.rounds_run = 1
+
+        # Later rounds: only unfinished trajectories, one sample each, batched across all questions.
+        for _ in range(cfg.max_turns - 1):
+            pending = [t for t in trajectories if not t.finished]
+            if not sync_any(bool(pending)):
+                break
+            self.rounds_run += 1
+            if not pending:
+                self._dummy_call(seeds[0] if seeds else None, sampling)
+                continue
+            requests = [GenerationRequest(t.context_ids(), t.images) for t in pending]
+            budgets = [self._turn_budget(t, sampling) for t in pending]
+            outputs = self._generate(requests, sampling, budgets)
+            for t, generated in zip(pending, outputs):
+                self._append_turn(t, generated, questions[t.question_index])
+        for t in trajectories:
+            if not t.finished:  # only reachable when sync stopped early; never silently unfinished
+                t.finish_reason = "max_turns"
+        return trajectories
+
+    # -- steps --------------------------------------------------------------------------------------------------
+    def _start(self, q_idx: int, q: RolloutQuestion) -> Trajectory:
+        prompt = self.codec.encode_prompt(q.question, q.image)
+        return Trajectory(
+            question_index=q_idx,
+            branch=0,
+            prompt_ids=prompt.ids,
+            input_size=prompt.images[0].size,
+            original_size=q.image.size,
+            images=list(prompt.images),
+        )
+
+    def _turn_budget(self, t: Trajectory, sampling: SamplingParams) -> int:
+        if self.config.max_completion_length is None:
+            return sampling.max_new_tokens
+        return max(0, min(sampling.max_new_tokens, self.config.max_completion_length - len(t.completion_ids)))
+
+    def _generate(self, requests: list[GenerationRequest], sampling: SamplingParams, budgets: list[int]) -> list[GeneratedTurn]:
+        """One round. Rows with no budget left get an empty turn; the rest are generated in one call per distinct
+        budget (usually one), chunked by max_batch_rows."""
+        results: list[GeneratedTurn | None] = [None] * len(requests)
+        by_budget: dict[int, list[int]] = {}
+        for i, b in enumerate(budgets):
+            if b <= 0:
+                results[i] = GeneratedTurn(ids=[], logps=[], hit_token_limit=True)
+            else:
+                by_budget.setdefault(b, []).append(i)
+        chunk = self.config.max_batch_rows or len(requests) or 1
+        for budget, rows in sorted(by_budget.items()):
+            for start in range(0, len(rows), chunk):
+                part = rows[start:start + chunk]
+                outs = self.generate_fn([requests[i] for i in part], sampling, budget)
+                if len(outs) != len(part):
+                    raise RuntimeError(f"generate function returned {len(outs)} turns for {len(part)} requests")
+                for i, out in zip(part, outs):
+                    results[i] = out
+        return results  # type: ignore[return-value]
+
+    def _dummy_call(self, seed: Trajectory | None, sampling: SamplingParams) -> None:
+        """Join a collective generate round with nothing to do (ZeRO-3): one row, one token, discarded."""
+        if seed is None:
+            return
+        self.dummy_calls += 1
+        self.generate_fn([GenerationRequest(seed.context_ids(), seed.images)], sampling, 1)
+
+    def _append_turn(self, t: Trajectory, generated: GeneratedTurn, q: RolloutQuestion) -> None:
+        codec, cfg = self.codec, self.config
+        ids = list(generated.ids)
+        logps = list(generated.logps) if generated.logps else [0.0] * len(ids)
+        turn = Turn(text="", ids=ids, hit_token_limit=generated.hit_token_limit)
+        mask = [1] * len(ids)
+        if codec.contains_vision_token(ids):
+            # SPEC §2: never crash the processor. The ids are replaced (they would desynchronise image features),
+            # the whole turn is left out of the loss and the trajectory ends.
+            vision = set(codec.vision_token_ids)
+            ids = [codec.pad_token_id if x in vision else x for x in ids]
+            turn.ids, turn.had_vision_token = ids, True
+            mask = [0] * len(ids)
+        turn.text = codec.decode_turn(ids)
+        t.completion_ids.extend(ids)
+        t.completion_mask.extend(mask)
+        t.sampling_logps.extend(logps[: len(ids)] + [0.0] * (len(ids) - len(logps[: len(ids)])))
+        if not ids or ids[-1] != codec.eos_token_id:
+            # A turn cut by the per-turn limit (or ended by another stop token) is closed with an injected eos
+            # (mask 0) and then treated like any other turn (SPEC §2).
+            t.completion_ids.append(codec.eos_token_id)
+            t.completion_mask.append(0)
+            t.sampling_logps.append(0.0)
+        t.turns.append(turn)
+
+        if turn.had_vision_token:
+            t.finish_reason = "vision_token"
+            return
+        if has_answer(turn.text):
+            turn.is_answer = True
+            t.finish_reason = "answer"
+            return
+        self._record_box(t, turn)
+        if t.num_turns >= cfg.max_turns:
+            t.finish_reason = "max_turns"
+            return
+        if turn.crop_window is None and cfg.crop_fallback == "end":
+            t.finish_reason = "no_box"
+            return
+        crop = q.image if cfg.no_crop else crop_image(q.image, _window_of(turn))
+        injected = codec.encode_crop_turn(q.question, t.input_size, crop, num_images_before=len(t.images))
+        if cfg.max_completion_length is not None and (
+            len(t.completion_ids) + len(injected.ids) >= cfg.max_completion_length
+        ):
+            t.finish_reason = "budget"
+            return
+        t.completion_ids.extend(injected.ids)
+        t.completion_mask.extend([0] * len(injected.ids))
+        t.sampling_logps.extend([0.0] * len(injected.ids))
+        t.images.extend(injected.images)
+
+    def _record_box(self, t: Trajectory, turn: Turn) -> None:
+        cfg = self.config
+        parsed = parse_box(turn.text)
+        if parsed is not None:
+            turn.box, turn.box_source = parsed.box, parsed.source
+            turn.box_original = input_to_original(parsed.box, t.input_size, t.original_size)
+        window = crop_window(
+            parsed.box if parsed is not None else None,
+            t.input_size,
+            t.original_size,
+            min_size=cfg.min_crop_size,
+            max_aspect_ratio=cfg.max_aspect_ratio,
+            fallback="full_image" if cfg.crop_fallback == "full_image" else "none",
+        )
+        if window is not None:
+            turn.crop_window = tuple(window.box)
+            turn.crop_is_fallback = window.is_fallback
+
+
+def _window_of(turn: Turn):
+    from ground_r1.boxes import CropWindow
+
+    return CropWindow(box=turn.crop_window, is_fallback=turn.crop_is_fallback)
