@@ -1,0 +1,110 @@
+"""Configuration of a Ground-R1 GRPO run: `GroundR1Config` (TRL's GRPOConfig + the method's knobs) and the
+script arguments (model, data). Presets live in configs/grpo/*.yaml, each value commented with its SPEC source.
+
+`__post_init__` checks the settings the method needs and says what to set when they are wrong.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from trl import GRPOConfig
+
+
+@dataclass
+class GroundR1Config(GRPOConfig):
+    r"""GRPOConfig plus the Ground-R1 rollout (SPEC §2-§5).
+
+    Tree sampling:
+        num_first_round_samples (`int`, defaults to 2): G1, grounding samples per question in round 1; each is
+            shared by G2 = num_generations / G1 trajectories (release: N=8, G1=2; paper: G1=4, G2=2).
+    Rounds and budgets:
+        max_turns (`int`, defaults to 5): assistant turns per trajectory (4 crops at most).
+        max_new_tokens_per_turn (`int`, defaults to 512): per-turn budget (the release's per-round limit).
+            `max_completion_length` stays the total budget of a trajectory, sampled and injected tokens alike.
+    Images and crops:
+        min_pixels / max_pixels (`int`): passed explicitly to the image processor (release 3136 / 401408).
+        min_crop_size (`int`, 28), max_aspect_ratio (`float`, 200), crop_fallback (`str`, "full_image"): SPEC §2.
+        no_crop (`bool`, False): control run, the crop is replaced by the original image.
+    Model:
+        freeze_vision_tower (`bool`, True), freeze_projector (`bool`, True): SPEC §5.
+    Rewards:
+        reward_functions (`list[str]`): names ("format", "accuracy") or dotted paths `pkg.mod:func`.
+        accuracy_default_handler (`str` or None): handler for dataset names with no rule (None: validation error).
+        question_reward_log (`bool`, False): write per-question rewards (the release's data-selection log).
+    Generation:
+        record_sampling_logprobs (`bool`, True): keep generate's per-token log-probs (logs the sampling/training
+            log-prob gap); costs memory of B x V per decoding step.
+        generation_max_batch_rows (`int` or None): split a round's generate call into chunks of rows.
+    """
+
+    num_first_round_samples: int = field(default=2, metadata={"help": "G1: first-round grounding samples per question (SPEC §2)."})
+    max_turns: int = field(default=5, metadata={"help": "Assistant turns per trajectory (SPEC §2: 5)."})
+    max_new_tokens_per_turn: int = field(default=512, metadata={"help": "New tokens per turn (SPEC §2: 512)."})
+    min_pixels: int = field(default=3136, metadata={"help": "Image processor min_pixels (SPEC §2: 3136)."})
+    max_pixels: int = field(default=401408, metadata={"help": "Image processor max_pixels (SPEC §2: 401408)."})
+    min_crop_size: int = field(default=28, metadata={"help": "Crops are widened to at least this many pixels per side."})
+    max_aspect_ratio: float = field(default=200.0, metadata={"help": "Boxes with aspect ratio >= this are rejected."})
+    crop_fallback: str = field(default="full_image", metadata={"help": "No valid box: 'full_image' (release) or 'end'."})
+    no_crop: bool = field(default=False, metadata={"help": "Control: feed the original image instead of the crop."})
+    freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the vision tower (SPEC §5)."})
+    freeze_projector: bool = field(default=True, metadata={"help": "Freeze the projector/merger too (SPEC §5)."})
+    reward_functions: list[str] = field(default_factory=lambda: ["format", "accuracy"], metadata={"help": "Reward functions: names or dotted paths."})
+    accuracy_default_handler: str | None = field(default=None, metadata={"help": "Handler for datasets without a rule."})
+    question_reward_log: bool = field(default=False, metadata={"help": "Write per-question rewards to question_rewards.jsonl."})
+    record_sampling_logprobs: bool = field(default=True, metadata={"help": "Keep generate's per-token log-probs."})
+    generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
+    eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
+    eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
+
+    def __post_init__(self):
+        super().__post_init__()
+        problems = []
+        if self.use_vllm:
+            problems.append(
+                "use_vllm=True is not supported yet: the crop turns have not been tested with vLLM. Set use_vllm: false "
+                "(generation runs through transformers)."
+            )
+        n, g1 = self.num_generations, self.num_first_round_samples
+        if g1 < 1 or n % g1 != 0:
+            problems.append(
+                f"num_generations ({n}) must be a multiple of num_first_round_samples ({g1}): each first-round "
+                f"grounding sample is shared by num_generations / num_first_round_samples trajectories."
+            )
+        if self.per_device_train_batch_size % n != 0:
+            problems.append(
+                f"per_device_train_batch_size ({self.per_device_train_batch_size}) must be a multiple of "
+                f"num_generations ({n}): TRL counts the batch in completions and all {n} trajectories of a question "
+                f"must live on one rank (they share round-1 turns). Set per_device_train_batch_size: {n} "
+                f"(one question per device) or a multiple of it."
+            )
+        if self.max_turns < 1:
+            problems.append(f"max_turns must be >= 1, got {self.max_turns}")
+        if self.max_new_tokens_per_turn < 1:
+            problems.append(f"max_new_tokens_per_turn must be >= 1, got {self.max_new_tokens_per_turn}")
+        if self.crop_fallback not in ("full_image", "end"):
+            problems.append(f"crop_fallback must be 'full_image' or 'end', got {self.crop_fallback!r}")
+        if self.min_pixels > self.max_pixels:
+            problems.append(f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})")
+        if self.remove_unused_columns:
+            problems.append("remove_unused_columns must be false: the rollout reads image, problem, solution and bboxs")
+        if problems:
+            raise ValueError("invalid GroundR1Config:\n  - " + "\n  - ".join(problems))
+
+
+@dataclass
+class GroundR1ScriptArguments:
+    """Model and data of a run (the launcher maps MODEL_PATH, DATA_PATH, IMAGE_ROOT to these)."""
+
+    model_name_or_path: str | None = field(default=None, metadata={"help": "Model folder or hub id (default: the tiny offline model)."})
+    data_path: str | None = field(default=None, metadata={"help": "Training JSONL in the VisCoT record format (default: built-in synthetic data)."})
+    eval_data_path: str | None = field(default=None, metadata={"help": "Held-out JSONL for periodic evaluation."})
+    image_root: str | None = field(default=None, metadata={"help": "Folder that relative (or rewritten) image paths resolve against."})
+    image_path_prefix: str | None = field(default=None, metadata={"help": "Prefix of the records' absolute image paths to replace by image_root."})
+    skip_bad_records: bool = field(default=False, metadata={"help": "Train on the valid records and write the skipped ones to OUTPUT_DIR/skipped_records.jsonl."})
+    max_train_questions: int | None = field(default=None, metadata={"help": "Budget in questions (SPEC §5: the release consumed 8,000); sets max_steps."})
+    max_eval_questions: int | None = field(default=64, metadata={"help": "Held-out questions used by periodic evaluation."})
+    attn_implementation: str = field(default="auto", metadata={"help": "auto (flash_attention_2 when installed, else sdpa), sdpa, eager, flash_attention_2."})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32."})
+    synthetic_num_train: int = field(default=512, metadata={"help": "Built-in synthetic data: training questions."})
+    synthetic_num_eval: int = field(default=64, metadata={"help": "Built-in synthetic data: held-out questions."})

@@ -1,0 +1,268 @@
+"""`GroundR1Trainer`: TRL's GRPOTrainer with the two-phase Ground-R1 rollout in place of single-turn generation.
+
+What it overrides, and why (a test pins the signatures of these TRL methods):
+
+- `_generate_and_score_completions(inputs)`: TRL's version tokenizes prompts itself and builds the vision inputs
+  from the prompt images only (crops made during a rollout never reach the loss). Ours runs the tree rollout
+  (`ground_r1.rollout`), builds the batch from the sampled token ids (`trainer.batch`: every image of every
+  trajectory, injected turns masked via `tool_mask`), scores with TRL's `_calculate_rewards`, computes group
+  advantages (`trainer.advantages`) and the reference / old log-probs through TRL's
+  `_get_per_token_logps_and_entropies`. The loss is TRL's `_compute_loss`, untouched.
+
+Everything else (optimizer, schedule, accumulation, checkpoints, logging, KL, loss types) is TRL's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from trl import GRPOTrainer
+from trl.models.utils import unwrap_model_for_generation
+
+from ground_r1.config import GroundR1Config
+from ground_r1.data.images import load_image
+from ground_r1.rollout.conversation import ConversationCodec
+from ground_r1.rollout.generation import HFGenerator
+from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
+from ground_r1.rollout.sampling import SamplingParams, TreePlan
+from ground_r1.trainer.advantages import group_advantages
+from ground_r1.trainer.batch import build_training_batch
+from ground_r1.trainer.metrics import rollout_metrics
+
+logger = logging.getLogger(__name__)
+
+
+def rollout_config_from(args: GroundR1Config, max_new_tokens_per_turn: int | None = None) -> RolloutConfig:
+    return RolloutConfig(
+        max_turns=args.max_turns,
+        max_completion_length=args.max_completion_length,
+        min_crop_size=args.min_crop_size,
+        max_aspect_ratio=args.max_aspect_ratio,
+        crop_fallback=args.crop_fallback,
+        no_crop=args.no_crop,
+        max_batch_rows=args.generation_max_batch_rows,
+    )
+
+
+def train_sampling_from(args: GroundR1Config) -> SamplingParams:
+    """SPEC §2: explicit at every call; training always samples."""
+    return SamplingParams(
+        do_sample=True,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        repetition_penalty=args.repetition_penalty,
+        max_new_tokens=args.max_new_tokens_per_turn,
+    )
+
+
+def eval_sampling_from(args: GroundR1Config) -> SamplingParams:
+    return SamplingParams(
+        do_sample=False,
+        repetition_penalty=args.eval_repetition_penalty,
+        max_new_tokens=args.eval_max_new_tokens_per_turn or args.max_new_tokens_per_turn,
+    )
+
+
+class GroundR1Trainer(GRPOTrainer):
+    """GRPO with grounding rollouts (G1 boxes -> crops -> G2 answering trajectories per box, multi-round)."""
+
+    def __init__(self, *args, **kwargs):
+        config = kwargs.get("args")
+        if not isinstance(config, GroundR1Config):
+            raise TypeError("GroundR1Trainer needs args=GroundR1Config(...)")
+        super().__init__(*args, **kwargs)
+        self.codec = ConversationCodec(self.processing_class)
+        self.tree_plan = TreePlan.from_group(self.num_generations, config.num_first_round_samples)
+        self.rollout_config = rollout_config_from(config)
+        self.train_sampling = train_sampling_from(config)
+        self.eval_sampling = eval_sampling_from(config)
+        self._question_log_path = Path(config.output_dir) / "question_rewards.jsonl" if config.question_reward_log else None
+        self.last_trajectories: list = []  # of the latest step (galleries, tests)
+
+    # -- distributed helpers ---------------------------------------------------------------------------------
+    def _sync_any(self, local: bool) -> bool:
+        """All ranks continue while any has unfinished trajectories (SPEC §2, ZeRO-3)."""
+        if self.accelerator.num_processes == 1:
+            return local
+        flag = torch.tensor([1.0 if local else 0.0], device=self.accelerator.device)
+        return bool(self.accelerator.reduce(flag, reduction="sum").item() > 0)
+
+    def _is_zero3(self) -> bool:
+        ds = getattr(self.accelerator.state, "deepspeed_plugin", None)
+        return ds is not None and ds.zero_stage == 3
+
+    @contextlib.contextmanager
+    def _generation_model(self):
+        """The model for the whole rollout: under ZeRO-3 parameters are gathered once per step, not per round."""
+        with unwrap_model_for_generation(
+            self.model_wrapped,
+            self.accelerator,
+            gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+            gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+        ) as unwrapped, torch.no_grad():
+            yield unwrapped
+
+    # -- the rollout ---------------------------------------------------------------------------------------------
+    def _rollout(self, questions: list[RolloutQuestion], mode: str):
+        plan = self.tree_plan if mode == "train" else TreePlan(1, self.num_generations_eval)
+        sampling = self.train_sampling if mode == "train" else self.eval_sampling
+        with self._generation_model() as model:
+            generator = HFGenerator(
+                model,
+                self.codec,
+                record_logprobs=self.args.record_sampling_logprobs,
+                synced_gpus=self._is_zero3() and not self.args.ds3_gather_for_generation,
+            )
+            rollout = Rollout(self.codec, generator, self.rollout_config)
+            trajectories = rollout.run(questions, plan, sampling, sync_any=self._sync_any)
+        return trajectories, rollout, generator
+
+    def _group_inputs(self, inputs: list[dict], n: int) -> list[dict]:
+        """TRL repeats each question n times consecutively; check it and keep one record per group."""
+        if len(inputs) % n != 0:
+            raise ValueError(
+                f"the local batch holds {len(inputs)} completions, not a multiple of num_generations={n}: set "
+                f"per_device_train_batch_size to a multiple of {n}"
+            )
+        groups = [inputs[i] for i in range(0, len(inputs), n)]
+        for g, first in enumerate(groups):
+            for j in range(1, n):
+                other = inputs[g * n + j]
+                if other.get("key", other.get("problem")) != first.get("key", first.get("problem")):
+                    raise ValueError(
+                        "the N completions of a question are not on one rank (a group was split); set "
+                        f"per_device_train_batch_size to a multiple of num_generations={n}"
+                    )
+        return groups
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, torch.Tensor | Any]]) -> dict[str, torch.Tensor | Any]:
+        device = self.accelerator.device
+        mode = "train" if self.model.training else "eval"
+        n = self.num_generations if mode == "train" else self.num_generations_eval
+        records = self._group_inputs(inputs, n)
+
+        # 1. Rollout: G1 grounding samples per question -> crops -> G2 answering trajectories each (SPEC §2).
+        questions = [RolloutQuestion(r["problem"], load_image(r["image"])) for r in records]
+        trajectories, rollout, generator = self._rollout(questions, mode)
+        self.last_trajectories = trajectories
+
+        # 2. Tensors for the loss: sampled ids as sampled; injected turns and padding masked (SPEC §4).
+        batch = build_training_batch(trajectories, self.codec.pad_token_id, self.codec.image_token_id, device)
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(self.accelerator.unwrap_model(self.model).dtype)
+
+        # 3. Rewards through TRL's machinery; each trajectory's turns reach the reward functions as a column.
+        reward_inputs = []
+        for t in trajectories:
+            row = dict(inputs[t.question_index * n])
+            row["turns"] = t.turn_texts
+            row["num_turns"] = t.num_turns
+            reward_inputs.append(row)
+        completions = ["\n".join(t.turn_texts) for t in trajectories]
+        completion_ids_list = [t.completion_ids for t in trajectories]
+        prompts = [r["problem"] for r in reward_inputs]
+        rewards_per_func = self._calculate_rewards(reward_inputs, prompts, completions, completion_ids_list)
+
+        # 4. Group advantages over all processes' rewards, then this rank's slice (SPEC §4).
+        weights = self.reward_weights.to(device).unsqueeze(0)
+        unscorable = torch.isnan(rewards_per_func).all(dim=1)
+        rewards = (rewards_per_func * weights).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        adv = group_advantages(rewards, n, scale=self.scale_rewards)
+        local = slice(self.accelerator.process_index * len(trajectories), (self.accelerator.process_index + 1) * len(trajectories))
+        advantages = adv.advantages[local]
+
+        # 5. Reference / old log-probs with the same inputs the loss sees (crops included).
+        forward_kwargs = {k: batch[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids") if k in batch}
+        prompt_completion_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
+        attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
+        logits_to_keep = batch["completion_ids"].size(1)
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        output: dict[str, Any] = {}
+        with torch.no_grad():
+            generate_every = self.args.steps_per_generation * self.num_iterations
+            if self.args.gradient_accumulation_steps % generate_every != 0:
+                output["old_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
+                    self.model, prompt_completion_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                    num_images=batch["num_images"], **forward_kwargs,
+                )
+            if self.beta != 0.0:
+                ref_model = self.ref_model
+                ctx = contextlib.nullcontext()
+                if ref_model is None:  # PEFT: the base model with adapters disabled
+                    from trl.models.utils import use_adapter
+
+                    unwrapped = self.accelerator.unwrap_model(self.model)
+                    ctx = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
+                    ref_model = self.model
+                with ctx:
+                    output["ref_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
+                        ref_model, prompt_completion_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                        num_images=batch["num_images"], **forward_kwargs,
+                    )
+
+        # 6. Metrics (docs/metrics.md).
+        self._log_step_metrics(mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator)
+        if self._question_log_path is not None and mode == "train" and self.accelerator.is_main_process:
+            self._write_question_log(records, rewards, n)
+
+        loss_mask = batch["completion_mask"] * batch["tool_mask"]
+        output.update(
+            prompt_ids=batch["prompt_ids"],
+            prompt_mask=batch["prompt_mask"],
+            completion_ids=batch["completion_ids"],
+            completion_mask=batch["completion_mask"],
+            tool_mask=batch["tool_mask"],
+            advantages=advantages,
+            num_items_in_batch=self.accelerator.gather(loss_mask.sum()).sum(),
+            mm_token_type_ids=batch["mm_token_type_ids"],
+            num_images=batch["num_images"],
+        )
+        if "pixel_values" in batch:
+            output["pixel_values"] = batch["pixel_values"]
+            output["image_grid_thw"] = batch["image_grid_thw"]
+        if self.args.record_sampling_logprobs:
+            output["sampling_per_token_logps"] = batch["sampling_per_token_logps"]
+        return output
+
+    # -- logging ---------------------------------------------------------------------------------------------------
+    def _log_step_metrics(self, mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator):
+        metrics = self._metrics[mode]
+        gt_boxes = [records[t.question_index].get("bboxs") or [] for t in trajectories]
+        for name, value in rollout_metrics(trajectories, gt_boxes).items():
+            metrics[name].append(value)
+        for i, name in enumerate(self.reward_func_names):
+            metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
+            metrics[f"rewards/{name}/std"].append(_nanstd(rewards_per_func[:, i]))
+        metrics["reward"].append(torch.nanmean(rewards).item())
+        metrics["reward_std"].append(_nanstd(rewards))
+        metrics["frac_reward_zero_std"].append(adv.zero_std.float().mean().item())
+        sampled = batch["tool_mask"].sum(dim=1).float()
+        agg = self.accelerator.gather(sampled)
+        metrics["completions/mean_length"].append(agg.mean().item())
+        metrics["completions/min_length"].append(agg.min().item())
+        metrics["completions/max_length"].append(agg.max().item())
+        metrics["rollout/rounds"].append(float(rollout.rounds_run))
+        metrics["rollout/generate_calls"].append(float(generator.calls))
+        if mode == "train":
+            self.state.num_input_tokens_seen += int(
+                self.accelerator.gather(batch["prompt_mask"].sum() + batch["completion_mask"].sum()).sum().item()
+            )
+        metrics["num_tokens"] = [self.state.num_input_tokens_seen]
+
+    def _write_question_log(self, records, rewards, n) -> None:
+        local = rewards.view(-1, n)[: len(records)]
+        with open(self._question_log_path, "a", encoding="utf-8") as fh:
+            for r, row in zip(records, local.tolist()):
+                fh.write(json.dumps({"step": self.state.global_step, "key": r.get("key"), "rewards": row}) + "\n")
+
+
+def _nanstd(x: torch.Tensor) -> float:
+    x = x[~torch.isnan(x)]
+    return x.std().item() if x.numel() > 1 else 0.0
