@@ -1,0 +1,491 @@
+"""VisCoT training/evaluation records (SPEC §6): schema, validation, loading, and the HF Dataset view.
+
+One record per JSONL line (or one item of a ``.json`` list)::
+
+    image (str, path)  problem (str)  solution (str)  dataset (str, sub-dataset: selects the reward)
+    width, height (int, original size; read from the image header if absent)
+    input_width, input_height (int, smart_resize size; computed if absent; the computed value wins, SPEC §2)
+    bboxs ([[x1, y1, x2, y2], ...] evidence boxes in original pixels; may be absent or empty)
+    split, problem_id (optional; problem_id repeats across sub-datasets, so it is never used as a key)
+
+:func:`load_viscot_records` checks everything up front and reports *every* problem as ``file:line: field:
+message`` in one :class:`RecordValidationError`, instead of crashing hours into training on the first bad
+record (SPEC §10: "unknown dataset crashes"). With ``skip_bad_records`` it returns the good records and the
+issues, which the caller writes with :func:`write_issues`.
+
+Image checks (``check_images=True``) read each image's *header* only (size, EXIF orientation): a missing,
+empty or unrecognisable file is reported here, while decoding every image up front would cost minutes on
+the 400k-image training set. Truncated pixel data is caught when :func:`ground_r1.data.images.load_image`
+decodes the image, with its path in the error.
+
+Each returned record carries ``key`` = ``"<file name>:<line>"`` (unique within a file) and ``uid`` (first 16
+hex digits of the SHA-1 of the record's text: identical lines share it), plus ``source_file`` and ``line``.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import math
+import os
+from collections.abc import Collection, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ImageLoadError, image_size, input_size
+
+if TYPE_CHECKING:
+    import datasets
+
+logger = logging.getLogger(__name__)
+
+REQUIRED_STR_FIELDS = ("image", "problem", "solution", "dataset")
+MAX_LISTED_ISSUES = 50
+# How many leading path components resolve_image_path may strip from an absolute path it cannot find.
+MAX_SUFFIX_ATTEMPTS = 12
+SKIP_HINT = (
+    "Fix these records, or pass --skip_bad_records to train on the rest (the skipped records and their "
+    "reasons are written to a JSONL file beside the output)."
+)
+
+
+@dataclass
+class ValidationIssue:
+    """One problem with one field of one record. ``unit`` is "line" for JSONL and "item" for a JSON list."""
+
+    file: str
+    line: int
+    field: str
+    message: str
+    unit: str = "line"
+
+    def __str__(self) -> str:
+        where = f"{self.line}" if self.unit == "line" else f"{self.unit} {self.line}"
+        return f"{self.file}:{where}: {self.field}: {self.message}"
+
+
+class RecordValidationError(ValueError):
+    """All the problems found in a records file, listed (the first MAX_LISTED_ISSUES) in the message."""
+
+    def __init__(self, issues: list[ValidationIssue], hint: str = SKIP_HINT) -> None:
+        self.issues = list(issues)
+        bad = {(i.file, i.line) for i in self.issues}
+        lines = [f"{len(self.issues)} problem(s) in {len(bad)} record(s):"]
+        lines += [f"  {issue}" for issue in self.issues[:MAX_LISTED_ISSUES]]
+        if len(self.issues) > MAX_LISTED_ISSUES:
+            lines.append(f"  ... and {len(self.issues) - MAX_LISTED_ISSUES} more")
+        lines.append(hint)
+        super().__init__("\n".join(lines))
+
+
+@dataclass
+class LoadedRecords:
+    """What :func:`load_viscot_records` returns: valid records, the issues found, and how many were skipped."""
+
+    records: list[dict[str, Any]]
+    issues: list[ValidationIssue] = field(default_factory=list)
+    skipped: int = 0
+
+
+def _split_prefix(path: str, prefix: str) -> str | None:
+    """The rest of ``path`` after ``prefix`` if the prefix matches whole path components, else None."""
+    prefix = prefix.rstrip("/\\")
+    if not prefix:
+        return None
+    if path == prefix:
+        return ""
+    if path.startswith(prefix) and path[len(prefix)] in "/\\":
+        return path[len(prefix) + 1 :].lstrip("/\\")
+    return None
+
+
+def resolve_image_path(
+    path: str | os.PathLike[str],
+    image_root: str | os.PathLike[str] | None,
+    path_prefix: str | None = None,
+) -> Path:
+    """Where the image of a record is on this machine.
+
+    The release's files carry absolute paths from the authors' machine (``/home/meng/data/...``), so:
+
+    1. ``path_prefix`` given and ``path`` starts with it (whole components): the prefix is replaced by
+       ``image_root``.
+    2. ``path`` relative: ``image_root / path`` (relative to the working directory without an image_root).
+    3. ``path`` absolute and existing, or no ``image_root``: returned as is.
+    4. ``path`` absolute, missing, ``image_root`` given: try ``image_root / suffix`` for suffixes of ``path``
+       with 0, 1, 2, ... leading components stripped (longest suffix first, at most MAX_SUFFIX_ATTEMPTS tries),
+       and return the first that exists. ``/home/meng/data/Visual-CoT/cot_image_data/vsr/x.jpg`` with
+       image_root ``/data/viscot`` finds ``/data/viscot/cot_image_data/vsr/x.jpg`` or
+       ``/data/viscot/vsr/x.jpg``. If none exists, the original path is returned (and reported missing by
+       the caller).
+    """
+    raw = os.fspath(path)
+    root = Path(image_root).expanduser() if image_root is not None else None
+    if path_prefix:
+        rest = _split_prefix(raw, path_prefix)
+        if rest is not None:
+            if root is None:
+                raise ValueError(f"path_prefix {path_prefix!r} is replaced by image_root, so image_root is needed")
+            return (root / rest).absolute()
+    p = Path(raw).expanduser()
+    if not p.is_absolute():
+        return ((root / p) if root is not None else p).absolute()
+    if root is None or p.exists():
+        return p
+    parts = p.parts[1:]  # without the anchor ("/" or "C:\\")
+    for k in range(min(len(parts), MAX_SUFFIX_ATTEMPTS)):
+        candidate = root.joinpath(*parts[k:])
+        if candidate.exists():
+            return candidate.absolute()
+    return p
+
+
+def _iter_raw(path: Path) -> Iterator[tuple[int, str, Any, str | None]]:
+    """(line-or-item number, text for the uid, parsed object or None, JSON error or None); blank lines skipped.
+
+    A ``.json`` file is one JSON list (numbered items); anything else is JSONL (numbered lines).
+    """
+    if path.suffix.lower() == ".json":
+        # A .json file that does not parse as a whole has no records to skip: that is an error, not an issue.
+        try:
+            with path.open(encoding="utf-8") as fh:
+                items = json.load(fh)
+        except json.JSONDecodeError as exc:
+            raise ValueError(
+                f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); a .json records file is "
+                "one JSON list (use .jsonl for one record per line)"
+            ) from exc
+        if not isinstance(items, list):
+            raise ValueError(f"{path}: a .json records file must hold a list of records, found {type(items).__name__}")
+        for i, item in enumerate(items, start=1):
+            yield i, json.dumps(item, sort_keys=True, ensure_ascii=False), item, None
+        return
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            text = line.strip()
+            if not text:
+                continue
+            try:
+                yield lineno, text, json.loads(text), None
+            except json.JSONDecodeError as exc:
+                yield lineno, text, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+
+
+def _type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def _as_int(value: Any) -> int | None:
+    """An int from an int or an integral float (JSON may write 500.0); None for anything else."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _suggest(name: str, known: Collection[str]) -> str:
+    lowered = {k.lower(): k for k in known}
+    if name.lower() in lowered:
+        return f"; did you mean '{lowered[name.lower()]}'?"
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return f"; did you mean '{lowered[close[0]]}'?" if close else ""
+
+
+class _Checker:
+    """Validates and normalizes the records of one file, collecting issues instead of raising."""
+
+    def __init__(
+        self,
+        file: str,
+        unit: str,
+        *,
+        image_root: str | os.PathLike[str] | None,
+        path_prefix: str | None,
+        min_pixels: int,
+        max_pixels: int,
+        known_datasets: Collection[str] | None,
+        check_images: bool,
+    ) -> None:
+        self.file, self.unit = file, unit
+        self.file_name = Path(file).name
+        self.image_root, self.path_prefix = image_root, path_prefix
+        self.min_pixels, self.max_pixels = min_pixels, max_pixels
+        self.known = frozenset(known_datasets) if known_datasets is not None else None
+        self.known_listed = ", ".join(sorted(self.known)) if self.known is not None else ""
+        self.check_images = check_images
+        self.input_size_overridden = 0
+        self.size_from_image = 0
+        self.issues: list[ValidationIssue] = []
+
+    def _issue(self, line: int, field_name: str, message: str) -> None:
+        self.issues.append(ValidationIssue(self.file, line, field_name, message, self.unit))
+
+    def check(self, line: int, text: str, obj: Any, json_error: str | None) -> dict[str, Any] | None:
+        before = len(self.issues)
+        if json_error is not None:
+            self._issue(line, "json", json_error)
+            return None
+        if not isinstance(obj, dict):
+            self._issue(line, "record", f"expected a JSON object, got {_type_name(obj)}")
+            return None
+        rec = dict(obj)
+
+        for name in REQUIRED_STR_FIELDS:
+            if name not in obj:
+                self._issue(line, name, "missing required field")
+            elif not isinstance(obj[name], str):
+                extra = ""
+                if name == "image" and "conversations" in obj:
+                    extra = (
+                        " (this looks like the upstream Visual-CoT format: convert it first with "
+                        "`python -m ground_r1.cli.prepare_viscot`)"
+                    )
+                self._issue(line, name, f"expected a string, got {_type_name(obj[name])}{extra}")
+            elif name in ("image", "dataset") and not obj[name].strip():
+                self._issue(line, name, "must not be empty")
+
+        dataset = obj.get("dataset")
+        if self.known is not None and isinstance(dataset, str) and dataset.strip() and dataset not in self.known:
+            self._issue(
+                line, "dataset",
+                f"unknown sub-dataset '{dataset}'{_suggest(dataset, self.known)} Known: {self.known_listed}",
+            )
+
+        if obj.get("split") is not None and not isinstance(obj["split"], str):
+            self._issue(line, "split", f"expected a string, got {_type_name(obj['split'])}")
+        pid = obj.get("problem_id")
+        if pid is not None and (isinstance(pid, bool) or not isinstance(pid, (int, str))):
+            self._issue(line, "problem_id", f"expected an integer or a string, got {_type_name(pid)}")
+
+        sizes: dict[str, int | None] = {}
+        for name in ("width", "height", "input_width", "input_height"):
+            value = obj.get(name)
+            sizes[name] = None
+            if value is None:
+                continue
+            as_int = _as_int(value)
+            if as_int is None or as_int <= 0:
+                self._issue(line, name, f"expected a positive integer, got {value!r}")
+            else:
+                sizes[name] = as_int
+
+        width, height = sizes["width"], sizes["height"]
+        image = obj.get("image")
+        if isinstance(image, str) and image.strip():
+            try:
+                resolved = resolve_image_path(image, self.image_root, self.path_prefix)
+            except ValueError as exc:  # e.g. an embedded NUL byte in the path
+                self._issue(line, "image", f"unusable path {image!r}: {exc}")
+                resolved = None
+            if resolved is not None:
+                rec["image"] = str(resolved)
+                if self.check_images:
+                    width, height = self._check_image(line, image, resolved, width, height)
+        if not self.check_images:
+            for name, value in (("width", width), ("height", height)):
+                if value is None and name not in obj:
+                    self._issue(line, name, "missing, and check_images=False forbids reading it from the image")
+
+        if width is not None and height is not None:
+            try:
+                in_w, in_h = input_size(width, height, self.min_pixels, self.max_pixels)
+            except ValueError as exc:
+                self._issue(line, "image", f"size {width}x{height} cannot be fed to Qwen2.5-VL: {exc}")
+            else:
+                stored = (sizes["input_width"], sizes["input_height"])
+                if stored != (None, None) and stored != (in_w, in_h):
+                    self.input_size_overridden += 1
+                rec["input_width"], rec["input_height"] = in_w, in_h
+            rec["width"], rec["height"] = width, height
+
+        rec["bboxs"] = self._check_boxes(line, obj.get("bboxs"), width, height)
+
+        if len(self.issues) > before:
+            return None
+        rec.setdefault("split", None)
+        rec.setdefault("problem_id", None)
+        rec["key"] = f"{self.file_name}:{line}"
+        rec["uid"] = hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+        rec["source_file"] = self.file
+        rec["line"] = line
+        return rec
+
+    def _check_image(
+        self, line: int, raw: str, resolved: Path, width: int | None, height: int | None
+    ) -> tuple[int | None, int | None]:
+        """Header check; returns the size to use (the file's size wins over a stored one that differs)."""
+        try:
+            actual = image_size(resolved)
+        except ImageLoadError as exc:
+            if exc.reason == "file not found":
+                where = f"'{resolved}'" if str(resolved) == raw else f"'{resolved}' (from '{raw}')"
+                hint = (
+                    "set image_root (and path_prefix for the release's absolute paths) to your image folder"
+                    if self.image_root is None else
+                    "check image_root / path_prefix"
+                )
+                self._issue(line, "image", f"image file not found: {where}; {hint}")
+            else:
+                self._issue(line, "image", f"unreadable image '{resolved}': {exc.reason}")
+            return width, height
+        if (width, height) != (None, None) and (width, height) != actual:
+            self.size_from_image += 1
+        return actual
+
+    def _check_boxes(self, line: int, boxes: Any, width: int | None, height: int | None) -> list[list[float]]:
+        if boxes is None:
+            return []
+        if not isinstance(boxes, list):
+            self._issue(line, "bboxs", f"expected a list of [x1, y1, x2, y2] boxes, got {_type_name(boxes)}")
+            return []
+        out: list[list[float]] = []
+        for i, box in enumerate(boxes):
+            name = f"bboxs[{i}]"
+            if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
+                self._issue(line, name, f"expected 4 finite numbers [x1, y1, x2, y2], got {json.dumps(box)}")
+                continue
+            x1, y1, x2, y2 = (float(v) for v in box)
+            if x2 <= x1 or y2 <= y1:
+                self._issue(line, name, f"empty or inverted box {json.dumps(box)}: need x2 > x1 and y2 > y1")
+                continue
+            if width is not None and height is not None and (x1 >= width or y1 >= height or x2 <= 0 or y2 <= 0):
+                self._issue(line, name, f"box {json.dumps(box)} lies entirely outside the {width}x{height} image")
+                continue
+            out.append([x1, y1, x2, y2])
+        return out
+
+    def log_summary(self) -> None:
+        if self.input_size_overridden:
+            logger.warning(
+                "%s: %d record(s) carry input_width/input_height that differ from smart_resize(min_pixels=%d, "
+                "max_pixels=%d); the computed size is used (SPEC §2).",
+                self.file, self.input_size_overridden, self.min_pixels, self.max_pixels,
+            )
+        if self.size_from_image:
+            logger.warning(
+                "%s: %d record(s) carry width/height that differ from their image file (after EXIF orientation); "
+                "the file's size is used. Their boxes are kept as stored, so box metrics (GIoU) may be off.",
+                self.file, self.size_from_image,
+            )
+
+
+def load_viscot_records(
+    path: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    path_prefix: str | None = None,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    known_datasets: Collection[str] | None = None,
+    check_images: bool = True,
+    skip_bad_records: bool = False,
+    limit: int | None = None,
+    progress: bool = False,
+) -> LoadedRecords:
+    """Load and validate a VisCoT records file (JSONL, or a ``.json`` list), reporting every problem at once.
+
+    ``known_datasets``: when given (training: the reward registry's names), an unknown ``dataset`` is an
+    issue with a "did you mean". ``check_images``: resolve and open each image header (see the module
+    docstring); without it images are not touched and width/height must be in the records. ``limit``: only
+    the first ``limit`` non-blank records are read (and validated). Raises :class:`RecordValidationError`
+    listing every issue unless ``skip_bad_records``, in which case the bad records are left out and counted.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"records file not found: '{p}'")
+    if path_prefix and image_root is None:
+        raise ValueError(f"path_prefix {path_prefix!r} is replaced by image_root, so image_root is needed too")
+    if limit is not None and limit < 0:
+        raise ValueError(f"limit must be >= 0 or None, got {limit}")
+    checker = _Checker(
+        str(p),
+        "item" if p.suffix.lower() == ".json" else "line",
+        image_root=image_root,
+        path_prefix=path_prefix,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        known_datasets=known_datasets,
+        check_images=check_images,
+    )
+    raw: Iterator[tuple[int, str, Any, str | None]] = _iter_raw(p)
+    if progress:
+        from tqdm.auto import tqdm
+
+        raw = tqdm(raw, desc=f"checking {p.name}", unit="rec")
+    records: list[dict[str, Any]] = []
+    seen = skipped = 0
+    for line, text, obj, json_error in raw:
+        if limit is not None and seen >= limit:
+            break
+        seen += 1
+        rec = checker.check(line, text, obj, json_error)
+        if rec is None:
+            skipped += 1
+        else:
+            records.append(rec)
+    checker.log_summary()
+    if checker.issues and not skip_bad_records:
+        raise RecordValidationError(checker.issues)
+    if skipped:
+        logger.warning("%s: skipped %d bad record(s) of %d (skip_bad_records)", p, skipped, seen)
+    return LoadedRecords(records=records, issues=checker.issues, skipped=skipped)
+
+
+def write_issues(issues: list[ValidationIssue], path: str | os.PathLike[str]) -> Path:
+    """Write the issues as JSONL (one object per issue: file, line, unit, field, message, text)."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with out.open("w", encoding="utf-8") as fh:
+        for issue in issues:
+            fh.write(json.dumps({**asdict(issue), "text": str(issue)}, ensure_ascii=False) + "\n")
+    return out
+
+
+_COLUMN_TYPES = {
+    "image": "string", "problem": "string", "solution": "string", "dataset": "string", "split": "string",
+    "width": "int64", "height": "int64", "input_width": "int64", "input_height": "int64",
+    "key": "string", "uid": "string", "source_file": "string", "line": "int64",
+}
+
+
+def records_to_dataset(records: list[dict[str, Any]]) -> datasets.Dataset:
+    """The records as a ``datasets.Dataset`` with a fixed schema: ``bboxs`` is a list of lists of float64
+    (empty lists allowed), ``problem_id`` int64 if every id is an integer else string. Extra fields are
+    kept when Arrow can type them, otherwise stored as JSON strings."""
+    import datasets
+
+    features: dict[str, Any] = {name: datasets.Value(dtype) for name, dtype in _COLUMN_TYPES.items()}
+    features["bboxs"] = datasets.List(datasets.List(datasets.Value("float64")))
+    columns: dict[str, list[Any]] = {name: [r.get(name) for r in records] for name in features}
+    columns["bboxs"] = [[[float(v) for v in box] for box in (r.get("bboxs") or [])] for r in records]
+
+    ids = [r.get("problem_id") for r in records]
+    if all(i is None or (isinstance(i, int) and not isinstance(i, bool)) for i in ids):
+        features["problem_id"] = datasets.Value("int64")
+        columns["problem_id"] = ids
+    else:
+        features["problem_id"] = datasets.Value("string")
+        columns["problem_id"] = [None if i is None else str(i) for i in ids]
+
+    extras = sorted({k for r in records for k in r} - set(features))
+    for name in extras:
+        values = [r.get(name) for r in records]
+        try:
+            inferred = datasets.Dataset.from_dict({name: values}).features[name]
+        except (TypeError, ValueError, OverflowError) as exc:  # pyarrow's errors subclass these
+            logger.info("records_to_dataset: field %r stored as JSON strings (%s)", name, exc)
+            inferred = datasets.Value("string")
+            values = [None if v is None else json.dumps(v, ensure_ascii=False) for v in values]
+        features[name] = inferred
+        columns[name] = values
+    return datasets.Dataset.from_dict(columns, features=datasets.Features(features))
