@@ -1,0 +1,130 @@
+"""MME (SPEC §7): yes/no questions, two per image; per task accuracy + acc+ (x100), summed.
+
+Each MME image carries one "yes" and one "no" question. Per task: accuracy over questions and acc+
+(the share of images whose questions are all answered right), each x100; a task's score is their sum
+(max 200). Perception sums 10 tasks (max 2000), cognition 4 (max 800); the paper's MME number is the
+overall sum (perception + cognition, e.g. 2327.0 -> 2360.9).
+
+Answers are read with the MME authors' rule, which the release's `cal_MME.py` also used
+(:func:`parse_yes_no_mme_official` on the extracted answer), so totals compare with published ones.
+Images are grouped by ``(task, Image)``: the same file name appears under several tasks.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, parse_yes_no_mme_official
+from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent
+
+logger = logging.getLogger(__name__)
+
+__all__ = ["MME_COGNITION_TASKS", "MME_PERCEPTION_TASKS", "MMESpec"]
+
+MME_PERCEPTION_TASKS: tuple[str, ...] = (
+    "existence", "count", "position", "color", "posters",
+    "celebrity", "scene", "landmark", "artwork", "OCR",
+)  # fmt: skip
+MME_COGNITION_TASKS: tuple[str, ...] = (
+    "commonsense_reasoning", "numerical_calculation", "text_translation", "code_reasoning",
+)  # fmt: skip
+_ALL_TASKS = MME_PERCEPTION_TASKS + MME_COGNITION_TASKS
+
+
+@dataclass(frozen=True)
+class MMESpec(BenchmarkSpec):
+    """MME: task from ``dataset``, yes/no ground truth, questions already end "Please answer yes or no."."""
+
+    headline_metric: str = "overall"
+
+    required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution", "dataset")
+
+    def _finish_item(self, item: BenchmarkItem, record: dict[str, Any], problems: list) -> None:
+        task = record["dataset"]
+        if task not in _ALL_TASKS:
+            problems.append(("dataset", f"unknown MME task {task!r}; expected one of {list(_ALL_TASKS)}"))
+        if item.answer.lower() not in ("yes", "no"):
+            problems.append(("solution", f"expected Yes or No, got {item.answer!r}"))
+        item.category = task
+        # Group key for acc+: the image as written in the file, within its task.
+        item.extra["image_group"] = f"{task}/{record['Image']}"
+
+    def _validate_items(self, items: list[BenchmarkItem]) -> list[str]:
+        # acc+ needs every question of an image; MME has exactly two per image. A different count is
+        # not fatal (a subset file) but is worth a warning in the log.
+        groups: dict[str, list[BenchmarkItem]] = defaultdict(list)
+        for item in items:
+            groups[item.extra["image_group"]].append(item)
+        odd = [g for g, members in groups.items() if len(members) != 2]
+        if odd:
+            logger.warning(
+                "MME: %d image(s) do not have exactly two questions (acc+ uses what is there), e.g. %s",
+                len(odd), odd[0],
+            )
+        return []
+
+    def parse_answer(self, text: str) -> str | None:
+        return parse_yes_no_mme_official(text)
+
+    def score_item(
+        self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
+    ) -> dict[str, Any]:
+        record = self._base_record(item, judge_score)
+        parsed = self.parse_answer(prediction_text)
+        record.update(
+            task=item.category,
+            image_group=item.extra["image_group"],
+            extracted=extract_answer_span(prediction_text),
+            parsed=parsed,
+            correct=parsed is not None and parsed == item.answer.lower(),
+        )
+        return record
+
+    def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        """Per task ``acc``, ``acc_plus``, ``score`` (x100) and totals; tasks absent are listed.
+
+        Returns keys ``per_task``, ``perception``, ``cognition``, ``overall``, ``missing_tasks``,
+        ``complete`` (all 14 tasks present), ``n_items``, ``n_unparsed``.
+        """
+        self._check_records(records)
+        by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for record in records:
+            if record["task"] not in _ALL_TASKS:
+                raise ValueError(f"MME: record {record['key']!r} has unknown task {record['task']!r}")
+            by_task[record["task"]].append(record)
+        per_task = {}
+        for task in _ALL_TASKS:
+            task_records = by_task.get(task)
+            if not task_records:
+                continue
+            images: dict[str, list[bool]] = defaultdict(list)
+            for record in task_records:
+                images[record["image_group"]].append(bool(record["correct"]))
+            n_correct = sum(bool(r["correct"]) for r in task_records)
+            n_images_all_right = sum(all(flags) for flags in images.values())
+            acc = percent(n_correct, len(task_records))
+            acc_plus = percent(n_images_all_right, len(images))
+            per_task[task] = {
+                "acc": acc,
+                "acc_plus": acc_plus,
+                "score": acc + acc_plus,
+                "n": len(task_records),
+                "n_images": len(images),
+                "n_unparsed": sum(r["parsed"] is None for r in task_records),
+            }
+        perception = sum(per_task[t]["score"] for t in MME_PERCEPTION_TASKS if t in per_task)
+        cognition = sum(per_task[t]["score"] for t in MME_COGNITION_TASKS if t in per_task)
+        missing = [t for t in _ALL_TASKS if t not in per_task]
+        return {
+            "per_task": per_task,
+            "perception": perception,
+            "cognition": cognition,
+            "overall": perception + cognition,
+            "missing_tasks": missing,
+            "complete": not missing,
+            "n_items": len(records),
+            "n_unparsed": sum(r["parsed"] is None for r in records),
+        }

@@ -1,0 +1,152 @@
+"""The general benchmarks by name (SPEC §7); adding a benchmark is adding one entry to ``_BUILTIN``.
+
+Names are the release's file stems (``MME``, ``MME_RealWorld_Lite``, ...). Lookups ignore case and
+punctuation, so "mme-realworld-lite", "MME_RWL" and "mmerwl" all find the same spec; an unknown name
+gets the list of valid names and the closest match.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+
+from ground_r1.evaluation.benchmarks.choice import (
+    LETTER_SUFFIX_ABCD,
+    LETTER_SUFFIX_ABCDE,
+    SEED_DIMENSIONS,
+    ChoiceSpec,
+)
+from ground_r1.evaluation.benchmarks.mme import MMESpec
+from ground_r1.evaluation.benchmarks.mmvet import MMVetSpec
+from ground_r1.evaluation.benchmarks.pope import PopeSpec
+from ground_r1.evaluation.benchmarks.realworldqa import RealWorldQASpec
+from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
+
+__all__ = ["UnknownBenchmarkError", "get_benchmark", "list_benchmarks", "register_benchmark"]
+
+
+class UnknownBenchmarkError(ValueError):
+    """A benchmark name that is not registered; the message lists the valid names."""
+
+
+_BUILTIN: tuple[BenchmarkSpec, ...] = (
+    MMESpec(
+        name="MME",
+        version="1",
+        default_file="MME.jsonl",
+        description="MME: 14 yes/no tasks, acc + acc+ per task summed (perception 10, cognition 4)",
+    ),
+    PopeSpec(
+        name="POPE",
+        version="1",
+        default_file="POPE.jsonl",
+        description="POPE: object hallucination yes/no; acc/P/R/F1/yes-ratio per split",
+    ),
+    ChoiceSpec(
+        name="SEED_Bench",
+        version="1",
+        default_file="SEED_Bench.jsonl",
+        aliases=("seed", "seedbench", "seed-bench-image"),
+        description="SEED-Bench (image): 4-option letter accuracy per dimension",
+        direct_suffix=LETTER_SUFFIX_ABCD,
+        category_field="Question_Type",
+        category_names=SEED_DIMENSIONS,
+    ),
+    ChoiceSpec(
+        name="MMBench_en_dev",
+        version="1",
+        default_file="MMBench_en_dev.jsonl",
+        aliases=("mmbench", "mmbench_en", "mmbench_dev"),
+        description="MMBench (en, dev): letter accuracy per ability, hint included, nan options dropped",
+        direct_suffix=LETTER_SUFFIX_ABCD,
+        group_fields=("L2-category",),
+        include_hint=True,
+        drop_nan_options=True,
+    ),
+    ChoiceSpec(
+        name="MMMU_val",
+        version="1",
+        default_file="MMMU_val.jsonl",
+        aliases=("mmmu", "mmmu-validation"),
+        description="MMMU (validation): letter accuracy per subfield and difficulty",
+        direct_suffix=LETTER_SUFFIX_ABCD,
+        group_fields=("Subtask",),
+    ),
+    ChoiceSpec(
+        name="MME_RealWorld_Lite",
+        version="1",
+        default_file="MME_RealWorld_Lite.jsonl",
+        aliases=("mme-rwl", "mmerwl", "mme-realworld", "mme_realworld_lite"),
+        description="MME-RealWorld-Lite: 5-option letter accuracy per category, domain and task",
+        direct_suffix=LETTER_SUFFIX_ABCDE,
+        valid_letters="ABCDE",
+        group_fields=("Subtask", "Task"),
+    ),
+    RealWorldQASpec(
+        name="RealworldQA",
+        version="1",
+        default_file="RealworldQA.jsonl",
+        aliases=("rwqa", "realworld-qa"),
+        description="RealWorldQA: exact match (letters for its multiple-choice items)",
+    ),
+    MMVetSpec(
+        name="MMVet",
+        version="1",
+        default_file="MMVet.jsonl",
+        aliases=("mm-vet",),
+        description="MM-Vet: LLM-graded open answers (official few-shot grader), per capability",
+    ),
+)
+
+
+def _norm(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+_REGISTRY: dict[str, BenchmarkSpec] = {}
+_LOOKUP: dict[str, str] = {}
+
+
+def register_benchmark(spec: BenchmarkSpec) -> BenchmarkSpec:
+    """Add a spec; its name and aliases must not collide (after normalisation) with registered ones.
+
+    Raises:
+        ValueError: a name or alias already taken, naming the benchmark that holds it.
+    """
+    keys = {_norm(spec.name), *(_norm(a) for a in spec.aliases)}
+    for key in keys:
+        if key in _LOOKUP:
+            raise ValueError(
+                f"cannot register benchmark {spec.name!r}: name or alias {key!r} already belongs to "
+                f"{_LOOKUP[key]!r}"
+            )
+    _REGISTRY[spec.name] = spec
+    for key in keys:
+        _LOOKUP[key] = spec.name
+    return spec
+
+
+for _spec in _BUILTIN:
+    register_benchmark(_spec)
+
+
+def list_benchmarks() -> list[str]:
+    """Canonical names of the registered benchmarks, in registration order."""
+    return list(_REGISTRY)
+
+
+def get_benchmark(name: str) -> BenchmarkSpec:
+    """The spec registered under ``name`` or one of its aliases (case and punctuation ignored).
+
+    Raises:
+        UnknownBenchmarkError: listing the valid names and the closest match.
+    """
+    key = _norm(name)
+    if key in _LOOKUP:
+        return _REGISTRY[_LOOKUP[key]]
+    close = difflib.get_close_matches(key, list(_LOOKUP), n=1, cutoff=0.5)
+    hint = f"; did you mean {_LOOKUP[close[0]]!r}?" if close else ""
+    raise UnknownBenchmarkError(
+        f"unknown benchmark {name!r}{hint} Valid names: {', '.join(list_benchmarks())} "
+        f"(case and punctuation are ignored)"
+    )

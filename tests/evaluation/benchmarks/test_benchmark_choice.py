@@ -1,0 +1,169 @@
+"""Letter benchmarks (SPEC §7): SEED-Bench, MMBench, MMMU, MME-RealWorld-Lite."""
+
+from __future__ import annotations
+
+import pytest
+
+from ground_r1.evaluation.benchmarks import get_benchmark
+
+
+def _seed(qid: str, qtype: int, answer: str) -> dict:
+    return {
+        "Question_id": qid, "Image": f"{qid}_img", "Question_Type": qtype, "Category": "",
+        "problem": "How many towels?\nA. One\nB. Two\nC. Three\nD. Four", "solution": answer,
+        "Subtask": "", "Task": "SEED-Bench_image",
+    }  # fmt: skip
+
+
+def test_seed_accuracy_per_dimension(write_benchmark) -> None:
+    spec = get_benchmark("SEED")
+    records = [_seed("1", 5, "A"), _seed("2", 5, "B"), _seed("3", 5, "C"), _seed("4", 9, "D")]
+    predictions = [
+        "A",  # right
+        "<think>maybe A</think><answer>(B) Two</answer>",  # right
+        "The answer is D",  # wrong (gt C)
+        "I cannot tell",  # unparsed
+    ]
+    path, root = write_benchmark("SEED_Bench.jsonl", records)
+    items = spec.load(path, root)
+    assert [it.category for it in items] == ["Instances Counting"] * 3 + ["Text Understanding"]
+    result = spec.aggregate([spec.score_item(it, p) for it, p in zip(items, predictions)])
+    assert result["accuracy"] == pytest.approx(50.0)  # 2 of 4
+    assert (result["n"], result["n_correct"], result["n_unparsed"]) == (4, 2, 1)
+    assert result["per_category"]["Instances Counting"]["accuracy"] == pytest.approx(200 / 3)  # 2 of 3
+    assert result["per_category"]["Text Understanding"]["accuracy"] == 0.0
+    # release rule: first char of turn or of extracted answer: "A" ok; "(" and "<" -> no;
+    # "T" no; "I" no -> 1 of 4
+    assert result["accuracy_release_rule"] == pytest.approx(25.0)
+    assert spec.headline(result) == pytest.approx(50.0)
+
+
+def test_direct_and_multi_round_prompts(write_benchmark) -> None:
+    spec = get_benchmark("SEED_Bench")
+    path, root = write_benchmark("SEED_Bench.jsonl", [_seed("1", 5, "A")])
+    item = spec.load(path, root)[0]
+    assert spec.question(item) == "How many towels?\nA. One\nB. Two\nC. Three\nD. Four"
+    assert spec.direct_prompt(item) == (
+        "How many towels?\nA. One\nB. Two\nC. Three\nD. Four\nRespond with only the letter (A, B, C or D)."
+    )
+
+
+def _mmbench(qid: int, hint: str, problem: str, answer: str, cat: str, l2: str) -> dict:
+    return {
+        "Question_id": qid, "hint": hint, "problem": problem, "solution": answer, "Category": cat,
+        "source": "scienceqa", "L2-category": l2, "comment": "nan", "split": "dev",
+        "Image": f"images/img_{qid}.png",
+    }  # fmt: skip
+
+
+def test_mmbench_hint_nan_options_and_groups(write_benchmark) -> None:
+    spec = get_benchmark("MMBench")
+    records = [
+        _mmbench(1, "Read the passage.", "Which material?\nA. rubber\nB. cotton\nC. nan\nD. nan\n", "A",
+                 "function_reasoning", "attribute_reasoning"),
+        _mmbench(2, "nan", "Is it crowded?\nA. yes\nB. no\nC. maybe\nD. nan\n", "B",
+                 "image_scene", "coarse_perception"),
+        _mmbench(3, "nan", "Emotion?\nA. happy\nB. sad\nC. anger\nD. love\n", "C",
+                 "image_emotion", "coarse_perception"),
+    ]  # fmt: skip
+    path, root = write_benchmark("MMBench_en_dev.jsonl", records)
+    items = spec.load(path, root)
+    # hint first, "nan" options gone, trailing newline gone
+    assert items[0].question == "Hint: Read the passage.\nWhich material?\nA. rubber\nB. cotton"
+    assert items[0].extra["options"] == {"A": "rubber", "B": "cotton"}
+    assert items[1].question == "Is it crowded?\nA. yes\nB. no\nC. maybe"  # hint "nan" -> none
+    assert spec.direct_prompt(items[1]).endswith("C. maybe\nRespond with only the letter (A, B, C or D).")
+    predictions = [
+        "rubber",  # option text -> A, right
+        "D",  # D is a "nan" option: not a valid letter here -> unparsed
+        "C. anger",  # right
+    ]
+    result = spec.aggregate([spec.score_item(it, p) for it, p in zip(items, predictions)])
+    assert result["accuracy"] == pytest.approx(200 / 3)
+    assert result["n_unparsed"] == 1
+    assert result["per_l2_category"]["coarse_perception"] == {
+        "accuracy": 50.0, "accuracy_release_rule": 50.0, "n": 2, "n_correct": 1, "n_unparsed": 1,
+    }  # fmt: skip
+    assert result["per_l2_category"]["attribute_reasoning"]["accuracy"] == 100.0
+
+
+def test_mme_realworld_lite_five_options(write_benchmark) -> None:
+    spec = get_benchmark("mme-rwl")
+    problem = "What is the number of vans?\n(A) 1\n(B) 2\n(C) 7\n(D) 9\n(E) The image does not feature the vans"
+    records = [
+        {"Question_id": f"p/{i}", "Image": f"v{i}.jpg", "problem": problem, "Question_Type": "Multiple Choice",
+         "solution": sol, "Category": "vehicle/counting", "Subtask": sub, "Task": "Perception"}
+        for i, (sol, sub) in enumerate([("E", "Monitoring"), ("A", "Monitoring"), ("B", "Remote Sensing")])
+    ]  # fmt: skip
+    path, root = write_benchmark("MME_RealWorld_Lite.jsonl", records)
+    items = spec.load(path, root)
+    assert list(items[0].extra["options"]) == ["A", "B", "C", "D", "E"]
+    assert spec.direct_prompt(items[0]).endswith(
+        "(E) The image does not feature the vans\nRespond with only the letter (A, B, C, D, or E)."
+    )
+    predictions = ["(E)", "<answer>A</answer>", "The answer is (E)."]
+    result = spec.aggregate([spec.score_item(it, p) for it, p in zip(items, predictions)])
+    assert result["accuracy"] == pytest.approx(200 / 3)
+    assert result["per_subtask"]["Monitoring"]["accuracy"] == 100.0
+    assert result["per_subtask"]["Remote Sensing"]["accuracy"] == 0.0
+    assert result["per_task"]["Perception"]["n"] == 3
+
+
+def test_mmmu_markers_and_single_image(write_benchmark, caplog) -> None:
+    spec = get_benchmark("MMMU")
+    records = [
+        {"Question_id": "validation_Accounting_1", "Image": "images/img_0_image_1.png",
+         "problem": "<image 1> What is the overhead?\nA. $6\nB. $7\nC. $8\nD. $9",
+         "Question_Type": "multiple-choice", "solution": "B", "Category": "Managerial Accounting",
+         "Subtask": "Medium", "Task": "MMMU_val"},
+        {"Question_id": "validation_Art_2", "Image": "images/img_1_image_1.png",
+         "problem": "Compare <image 1> and <image 2>.\nA. same\nB. different",
+         "Question_Type": "multiple-choice", "solution": "A", "Category": "Art",
+         "Subtask": "Easy", "Task": "MMMU_val"},
+    ]  # fmt: skip
+    path, root = write_benchmark("MMMU_val.jsonl", records)
+    with caplog.at_level("WARNING"):
+        items = spec.load(path, root)
+    assert items[0].extra["image_markers"] == [1]
+    assert items[1].extra["image_markers"] == [1, 2]
+    assert isinstance(items[1].image, str)  # one image per record, as in the release
+    assert "1 item(s) refer to more <image k>" in caplog.text
+    # the marker stays in the text the model sees
+    assert spec.question(items[0]).startswith("<image 1> What is the overhead?")
+
+
+def test_answer_outside_options_is_a_file_error(write_benchmark) -> None:
+    from ground_r1.evaluation.benchmarks import BenchmarkFileError
+
+    spec = get_benchmark("SEED_Bench")
+    path, root = write_benchmark("SEED_Bench.jsonl", [_seed("1", 5, "E")])
+    with pytest.raises(BenchmarkFileError) as err:
+        spec.load(path, root)
+    assert err.value.problems == [f"{path}:1:solution: 'E' is not one of the question's options ABCD"]
+
+
+def test_options_free_item_uses_exact_match(write_benchmark) -> None:
+    spec = get_benchmark("MMMU_val")
+    record = {"Question_id": "validation_Math_9", "Image": "images/m.png", "problem": "What is 2+3?",
+              "Question_Type": "open", "solution": "5", "Category": "Math", "Subtask": "Easy",
+              "Task": "MMMU_val"}  # fmt: skip
+    path, root = write_benchmark("MMMU_val.jsonl", [record])
+    item = spec.load(path, root)[0]
+    assert item.extra["options"] == {}
+    assert spec.score_item(item, "<answer>5.</answer>")["correct"] is True
+    assert spec.score_item(item, "<answer>6</answer>")["correct"] is False
+
+
+def test_a_list_of_images_stays_a_list(write_benchmark, placeholder_image, caplog) -> None:
+    spec = get_benchmark("MMMU_val")
+    record = {"Question_id": "validation_Art_3", "Image": ["images/a_1.png", "images/a_2.png"],
+              "problem": "Compare <image 1> and <image 2>.\nA. same\nB. different",
+              "Question_Type": "multiple-choice", "solution": "B", "Category": "Art", "Subtask": "Easy",
+              "Task": "MMMU_val"}  # fmt: skip
+    path, root = write_benchmark("MMMU_val.jsonl", [record], images=False)
+    placeholder_image(root / "images/a_1.png")
+    placeholder_image(root / "images/a_2.png")
+    with caplog.at_level("WARNING"):
+        item = spec.load(path, root)[0]
+    assert item.image == [str(root / "images/a_1.png"), str(root / "images/a_2.png")]
+    assert "refer to more <image k>" not in caplog.text  # two markers, two images
