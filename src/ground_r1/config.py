@@ -94,17 +94,16 @@ class GroundR1Config(GRPOConfig):
 
 @dataclass
 class GroundR1ScriptArguments:
-    """Model and data of a run (the launcher maps MODEL_PATH, DATA_PATH, IMAGE_ROOT to these)."""
+    """Data of a run (the launcher maps DATA_PATH, IMAGE_ROOT to these). The model (MODEL_PATH, dtype, attention,
+    LoRA) is TRL's `ModelConfig`."""
 
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Model folder or hub id (default: the tiny offline model)."})
     data_path: str | None = field(default=None, metadata={"help": "Training JSONL in the VisCoT record format (default: built-in synthetic data)."})
     eval_data_path: str | None = field(default=None, metadata={"help": "Held-out JSONL for periodic evaluation."})
     image_root: str | None = field(default=None, metadata={"help": "Folder that relative (or rewritten) image paths resolve against."})
     image_path_prefix: str | None = field(default=None, metadata={"help": "Prefix of the records' absolute image paths to replace by image_root."})
     skip_bad_records: bool = field(default=False, metadata={"help": "Train on the valid records and write the skipped ones to OUTPUT_DIR/skipped_records.jsonl."})
     max_train_questions: int | None = field(default=None, metadata={"help": "Budget in questions (SPEC §5: the release consumed 8,000); sets max_steps."})
+    lr_schedule_span: str = field(default="budget", metadata={"help": "'budget': the schedule ends with max_train_questions; 'epoch': it spans num_train_epochs and training stops at the budget (the release)."})
     max_eval_questions: int | None = field(default=64, metadata={"help": "Held-out questions used by periodic evaluation."})
-    attn_implementation: str = field(default="auto", metadata={"help": "auto (flash_attention_2 when installed, else sdpa), sdpa, eager, flash_attention_2."})
-    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32."})
     synthetic_num_train: int = field(default=512, metadata={"help": "Built-in synthetic data: training questions."})
     synthetic_num_eval: int = field(default=64, metadata={"help": "Built-in synthetic data: held-out questions."})

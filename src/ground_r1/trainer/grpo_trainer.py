@@ -24,6 +24,7 @@ import torch
 from trl import GRPOTrainer
 from trl.models.utils import unwrap_model_for_generation
 
+from ground_r1.checkpoints import mark_complete
 from ground_r1.config import GroundR1Config
 from ground_r1.data.images import load_image
 from ground_r1.rollout.conversation import ConversationCodec
@@ -113,15 +114,19 @@ class GroundR1Trainer(GRPOTrainer):
         plan = self.tree_plan if mode == "train" else TreePlan(1, self.num_generations_eval)
         sampling = self.train_sampling if mode == "train" else self.eval_sampling
         with self._generation_model() as model:
-            generator = HFGenerator(
-                model,
-                self.codec,
-                record_logprobs=self.args.record_sampling_logprobs,
-                synced_gpus=self._is_zero3() and not self.args.ds3_gather_for_generation,
-            )
+            generator = self._make_generator(model)
             rollout = Rollout(self.codec, generator, self.rollout_config)
             trajectories = rollout.run(questions, plan, sampling, sync_any=self._sync_any)
         return trajectories, rollout, generator
+
+    def _make_generator(self, model):
+        """The per-round generate function (tests replace it with a scripted one)."""
+        return HFGenerator(
+            model,
+            self.codec,
+            record_logprobs=self.args.record_sampling_logprobs,
+            synced_gpus=self._is_zero3() and not self.args.ds3_gather_for_generation,
+        )
 
     def _group_inputs(self, inputs: list[dict], n: int) -> list[dict]:
         """TRL repeats each question n times consecutively; check it and keep one record per group."""
@@ -230,6 +235,18 @@ class GroundR1Trainer(GRPOTrainer):
         if self.args.record_sampling_logprobs:
             output["sampling_per_token_logps"] = batch["sampling_per_token_logps"]
         return output
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+    def _save_checkpoint(self, model, trial):
+        """TRL/HF save, then a barrier, then the COMPLETE marker: resume never loads a half-written folder."""
+        super()._save_checkpoint(model, trial)
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save:
+            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+            if folder.is_dir():
+                mark_complete(folder)
 
     # -- logging ---------------------------------------------------------------------------------------------------
     def _log_step_metrics(self, mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator):

@@ -1,0 +1,61 @@
+"""A scripted `GenerateFn`: turns come from a policy function instead of a model.
+
+Used by tests (token ids known in advance), by the distributed check (one rank finishes in round 1, another
+in round 5) and by benchmarks. The policy sees, for each row of a round, a `ScriptedCall` and returns the turn
+text; the text is tokenized and closed with the eos token, as a model would have sampled it. With `model` set,
+every call also runs one forward pass of that model over the batch (so collective operations of ZeRO-3 happen
+exactly as often as with real generation).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+from ground_r1.rollout.conversation import ConversationCodec
+from ground_r1.rollout.generation import GeneratedTurn, GenerationRequest, collate_requests
+from ground_r1.rollout.sampling import SamplingParams
+
+
+@dataclass
+class ScriptedCall:
+    call_index: int  # how many generate calls were made before this one
+    row: int  # row within the call
+    num_images: int  # images in the context (1 = first round)
+    context_ids: list[int]
+
+
+Policy = Callable[[ScriptedCall], str]
+
+
+class ScriptedGenerator:
+    def __init__(self, codec: ConversationCodec, policy: Policy, model=None, close_with_eos: bool = True):
+        self.codec = codec
+        self.policy = policy
+        self.model = model
+        self.close_with_eos = close_with_eos
+        self.calls = 0
+        self.rows_per_call: list[int] = []
+
+    def __call__(self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int) -> list[GeneratedTurn]:
+        if self.model is not None:
+            with torch.no_grad():
+                batch = collate_requests(requests, self.codec.pad_token_id, self.codec.image_token_id,
+                                         next(self.model.parameters()).device)
+                if "pixel_values" in batch:
+                    batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
+                self.model(**batch)
+        out = []
+        for row, r in enumerate(requests):
+            text = self.policy(ScriptedCall(self.calls, row, len(r.images), list(r.ids)))
+            ids = self.codec.tokenizer(text, add_special_tokens=False)["input_ids"]
+            hit = len(ids) >= max_new_tokens
+            ids = ids[:max_new_tokens]
+            if not hit and self.close_with_eos:
+                ids = ids + [self.codec.eos_token_id]
+            out.append(GeneratedTurn(ids=ids, logps=[], hit_token_limit=hit or not self.close_with_eos))
+        self.calls += 1
+        self.rows_per_call.append(len(requests))
+        return out

@@ -1,0 +1,57 @@
+"""Run outputs written during training: `metrics.jsonl` (every logged metric, one line per log step) and one
+human-readable line per step with the key metrics (docs/metrics.md defines them)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+from transformers import TrainerCallback
+
+logger = logging.getLogger("ground_r1.train")
+
+STEP_LINE_KEYS = (
+    ("reward", "reward"),
+    ("rewards/format_reward/mean", "format"),
+    ("rewards/accuracy_reward/mean", "acc"),
+    ("giou/score", "giou"),
+    ("rollout/turns_mean", "turns"),
+    ("completions/mean_length", "len"),
+    ("frac_reward_zero_std", "zero_std"),
+    ("loss", "loss"),
+    ("kl", "kl"),
+)
+
+
+def _jsonable(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # "nan"/"inf": JSON has no such numbers
+    return value
+
+
+class MetricsJsonlCallback(TrainerCallback):
+    """Appends each log event to OUTPUT_DIR/metrics.jsonl (main process only) and prints a step line."""
+
+    def __init__(self, output_dir: str | Path):
+        self.path = Path(output_dir) / "metrics.jsonl"
+        self._start = time.perf_counter()
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if not state.is_world_process_zero or not logs:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        record = {"step": state.global_step, **{k: _jsonable(v) for k, v in logs.items()}}
+        with open(self.path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+        if "train_runtime" in logs:
+            logger.info("training done: %d steps in %.1f s", state.global_step, logs["train_runtime"])
+            return
+        parts = [f"step {state.global_step}/{state.max_steps}"]
+        for key, short in STEP_LINE_KEYS:
+            if key in logs:
+                parts.append(f"{short}={logs[key]:.3f}" if isinstance(logs[key], (int, float)) else f"{short}={logs[key]}")
+        parts.append(f"t={time.perf_counter() - self._start:.0f}s")
+        logger.info(" ".join(parts))
