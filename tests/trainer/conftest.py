@@ -15,13 +15,17 @@ from ground_r1.trainer.grpo_trainer import GroundR1Trainer
 TINY_PIXELS = dict(min_pixels=3136, max_pixels=12544)
 
 
+SIZES = [(448, 336), (300, 420), (448, 448), (200, 150)]
+
+
 def make_records(tmp_path, n: int = 2) -> list[dict]:
+    """n questions; record 0 is 448x336 (112-px view 112x84, grid 1x6x8, so crops are real zoom-ins); the
+    others differ in image size and question length, so batches hold prompts of different lengths."""
     rows = []
     for i in range(n):
         path = tmp_path / f"img{i}.png"
-        # 448x336 originals: the 112-px model view is 112x84 (grid 1x6x8), so crops are real zoom-ins.
-        Image.new("RGB", (448, 336), (40 * i, 120, 200)).save(path)
-        rows.append(dict(image=str(path), problem=f"What colour is the dot {i}?", solution="red",
+        Image.new("RGB", SIZES[i % len(SIZES)], (40 * i, 120, 200)).save(path)
+        rows.append(dict(image=str(path), problem="What colour is the dot" + " really" * i + f" {i}?", solution="red",
                          dataset="zoom_synthetic", bboxs=[[100.0, 100.0, 200.0, 180.0]], key=f"f.jsonl:{i + 1}"))
     return rows
 
