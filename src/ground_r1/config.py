@@ -54,6 +54,7 @@ class GroundR1Config(GRPOConfig):
     question_reward_log: bool = field(default=False, metadata={"help": "Write per-question rewards to question_rewards.jsonl."})
     record_sampling_logprobs: bool = field(default=True, metadata={"help": "Keep generate's per-token log-probs."})
     generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
+    scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.rollout.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
     eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
 

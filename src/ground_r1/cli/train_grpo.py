@@ -119,7 +119,7 @@ def build_model(model_args, training_args):
     path = model_args.model_name_or_path
     processor = load_processor(path, min_pixels=training_args.min_pixels, max_pixels=training_args.max_pixels)
     model = load_model(path, dtype=model_args.dtype or "auto", attn_implementation=model_args.attn_implementation or "auto",
-                       trust_remote_code=model_args.trust_remote_code)
+                       trust_remote_code=training_args.trust_remote_code)
     if training_args.freeze_vision_tower:
         freeze_vision_tower(model, freeze_projector=training_args.freeze_projector)
     return model, processor
@@ -141,10 +141,11 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.distributed import init_cpu_gloo_state
 
     # Multi-process on CPU (tests, laptops) needs the gloo state before the training args (ENVIRONMENT.md).
-    gloo = init_cpu_gloo_state()
+    # The training args must reuse that state, and GRPOConfig.__post_init__ already reads the world size, so the
+    # flag goes in before parsing.
+    if init_cpu_gloo_state() and "--accelerator_config" not in argv:
+        argv = [*argv, "--accelerator_config", '{"use_configured_state": true}']
     script_args, training_args, model_args = parse_args(argv)
-    if gloo:
-        training_args.accelerator_config.use_configured_state = True
     setup_logging(int(os.environ.get("RANK", "0")) == 0)
 
     # Defaults of the embedded demo: say so in the first line.

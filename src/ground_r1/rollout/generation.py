@@ -92,6 +92,8 @@ class HFGenerator:
             pad_token_id=self.codec.pad_token_id,
             suppress_tokens=self.codec.vision_token_ids,
             use_cache=True,
+            return_dict_in_generate=True,
+            output_logits=self.record_logprobs,
         )
         if sampling.do_sample:
             kwargs.update(temperature=sampling.temperature, top_k=sampling.top_k or 0, top_p=sampling.top_p)
@@ -122,13 +124,7 @@ class HFGenerator:
                 batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
             config = self.generation_config(sampling, max_new_tokens)
             with self._neutral_defaults(model):
-                out = model.generate(
-                    **batch,
-                    generation_config=config,
-                    return_dict_in_generate=True,
-                    output_logits=self.record_logprobs,
-                    synced_gpus=self.synced_gpus,
-                )
+                out = model.generate(**batch, generation_config=config, synced_gpus=self.synced_gpus)
         self.calls += 1
         width = batch["input_ids"].shape[1]
         new_tokens = out.sequences[:, width:].tolist()

@@ -59,3 +59,53 @@ class ScriptedGenerator:
         self.calls += 1
         self.rows_per_call.append(len(requests))
         return out
+
+
+# -- named policies (config key `scripted_policy`: tests and benchmarks) ----------------------------------------------
+
+def _rank() -> int:
+    import os
+
+    return int(os.environ.get("RANK", "0"))
+
+
+def answer_at_once(call: ScriptedCall) -> str:
+    """Every trajectory answers in round 1."""
+    return "<think> it is clear </think> <answer> red </answer>"
+
+
+def ground_until_limit(call: ScriptedCall) -> str:
+    """Every trajectory grounds every round (ends at max_turns)."""
+    x = 4 * (call.row % 8)
+    return f"<think> look closer </think> <box>[{x},4,{x + 40},44]</box>"
+
+
+def uneven_by_rank(call: ScriptedCall) -> str:
+    """Rank 0 answers in round 1; every other rank grounds until max_turns (the ZeRO-3 round-agreement check)."""
+    return answer_at_once(call) if _rank() == 0 else ground_until_limit(call)
+
+
+def mixed_rounds(call: ScriptedCall) -> str:
+    """Row r of round 1 finishes in round (r % 3) + 1: trajectories end in different rounds (benchmarks)."""
+    if call.num_images - 1 >= call.row % 3:
+        return answer_at_once(call)
+    return ground_until_limit(call)
+
+
+POLICIES: dict[str, Policy] = {
+    "answer_at_once": answer_at_once,
+    "ground_until_limit": ground_until_limit,
+    "uneven_by_rank": uneven_by_rank,
+    "mixed_rounds": mixed_rounds,
+}
+
+
+def resolve_policy(spec: str) -> Policy:
+    """A named policy of POLICIES, or a dotted path `pkg.mod:func`."""
+    if spec in POLICIES:
+        return POLICIES[spec]
+    from ground_r1.rewards.registry import import_object
+
+    if ":" not in spec and "." not in spec:
+        raise ValueError(f"unknown scripted policy {spec!r}; known: {sorted(POLICIES)} or a dotted path pkg.mod:func")
+    return import_object(spec)  # type: ignore[return-value]

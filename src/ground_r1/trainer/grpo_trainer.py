@@ -17,10 +17,13 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import torch
+from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.models.utils import unwrap_model_for_generation
 
@@ -33,7 +36,7 @@ from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
 from ground_r1.rollout.sampling import SamplingParams, TreePlan
 from ground_r1.trainer.advantages import group_advantages
 from ground_r1.trainer.batch import build_training_batch
-from ground_r1.trainer.metrics import rollout_metrics
+from ground_r1.trainer.metrics import aggregate_rollout_stats, trajectory_stats
 
 logger = logging.getLogger(__name__)
 
@@ -120,7 +123,11 @@ class GroundR1Trainer(GRPOTrainer):
         return trajectories, rollout, generator
 
     def _make_generator(self, model):
-        """The per-round generate function (tests replace it with a scripted one)."""
+        """The per-round generate function: the model's, or a scripted policy (config `scripted_policy`)."""
+        if self.args.scripted_policy:
+            from ground_r1.rollout.scripted import ScriptedGenerator, resolve_policy
+
+            return ScriptedGenerator(self.codec, resolve_policy(self.args.scripted_policy), model=model)
         return HFGenerator(
             model,
             self.codec,
@@ -247,12 +254,18 @@ class GroundR1Trainer(GRPOTrainer):
             folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
             if folder.is_dir():
                 mark_complete(folder)
+        # Fault injection for the kill/resume tests: die right after checkpoint N is complete.
+        if os.environ.get("GROUND_R1_KILL_AFTER_CHECKPOINT") == str(self.state.global_step):
+            os.kill(os.getpid(), signal.SIGKILL)
 
     # -- logging ---------------------------------------------------------------------------------------------------
     def _log_step_metrics(self, mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator):
         metrics = self._metrics[mode]
-        gt_boxes = [records[t.question_index].get("bboxs") or [] for t in trajectories]
-        for name, value in rollout_metrics(trajectories, gt_boxes).items():
+        # Every rank's trajectories count (TRL logs rank 0's metric lists only).
+        stats = [trajectory_stats(t, records[t.question_index].get("bboxs") or []) for t in trajectories]
+        if self.accelerator.num_processes > 1:
+            stats = gather_object(stats)
+        for name, value in aggregate_rollout_stats(stats).items():
             metrics[name].append(value)
         for i, name in enumerate(self.reward_func_names):
             metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())

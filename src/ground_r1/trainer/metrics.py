@@ -23,25 +23,47 @@ def grounding_boxes(t: Trajectory) -> list:
     return [turn.box_original for turn in turns]
 
 
-def rollout_metrics(trajectories: Sequence[Trajectory], gt_boxes: Sequence[Sequence]) -> dict[str, float]:
-    if not trajectories:
+def trajectory_stats(t: Trajectory, gt_boxes: Sequence) -> dict:
+    """What the step metrics need of one trajectory: small and picklable, so ranks can gather them."""
+    return {
+        "turns": t.num_turns,
+        "finish_reason": t.finish_reason,
+        "sampled_tokens": t.num_sampled_tokens,
+        "completion_tokens": len(t.completion_ids),
+        "images": len(t.images),
+        "crops": [(turn.crop_window is not None, turn.crop_is_fallback) for turn in t.turns],
+        "hit_token_limit": [turn.hit_token_limit for turn in t.turns],
+        "grounding_boxes": grounding_boxes(t),
+        "gt_boxes": [list(b) for b in gt_boxes],
+    }
+
+
+def aggregate_rollout_stats(stats: Sequence[dict]) -> dict[str, float]:
+    """Step metrics over the stats of every trajectory (of every rank)."""
+    if not stats:
         return {}
     out: dict[str, float] = {}
-    turns = [t.num_turns for t in trajectories]
+    n = len(stats)
+    turns = [s["turns"] for s in stats]
     out["rollout/turns_mean"] = fmean(turns)
     out["rollout/turns_max"] = float(max(turns))
     for k, count in sorted(Counter(turns).items()):
-        out[f"rollout/turns_{k}_frac"] = count / len(turns)
-    reasons = Counter(t.finish_reason for t in trajectories)
+        out[f"rollout/turns_{k}_frac"] = count / n
+    reasons = Counter(s["finish_reason"] for s in stats)
     for reason, count in sorted(reasons.items(), key=lambda kv: str(kv[0])):
-        out[f"rollout/finish_{reason}_frac"] = count / len(trajectories)
-    out["rollout/answered_frac"] = reasons.get("answer", 0) / len(trajectories)
-    all_turns = [turn for t in trajectories for turn in t.turns]
-    crops = [turn for turn in all_turns if turn.crop_window is not None]
-    out["rollout/crop_fallback_rate"] = (sum(c.crop_is_fallback for c in crops) / len(crops)) if crops else 0.0
-    out["rollout/hit_token_limit_rate"] = sum(turn.hit_token_limit for turn in all_turns) / max(len(all_turns), 1)
-    out["rollout/sampled_tokens_mean"] = fmean(t.num_sampled_tokens for t in trajectories)
-    out["rollout/completion_tokens_mean"] = fmean(len(t.completion_ids) for t in trajectories)
-    out["rollout/images_mean"] = fmean(len(t.images) for t in trajectories)
-    out.update(giou_metrics([grounding_boxes(t) for t in trajectories], list(gt_boxes)))
+        out[f"rollout/finish_{reason}_frac"] = count / n
+    out["rollout/answered_frac"] = reasons.get("answer", 0) / n
+    crops = [fallback for s in stats for made, fallback in s["crops"] if made]
+    out["rollout/crop_fallback_rate"] = (sum(crops) / len(crops)) if crops else 0.0
+    limits = [hit for s in stats for hit in s["hit_token_limit"]]
+    out["rollout/hit_token_limit_rate"] = sum(limits) / max(len(limits), 1)
+    out["rollout/sampled_tokens_mean"] = fmean(s["sampled_tokens"] for s in stats)
+    out["rollout/completion_tokens_mean"] = fmean(s["completion_tokens"] for s in stats)
+    out["rollout/images_mean"] = fmean(s["images"] for s in stats)
+    out.update(giou_metrics([s["grounding_boxes"] for s in stats], [s["gt_boxes"] for s in stats]))
     return out
+
+
+def rollout_metrics(trajectories: Sequence[Trajectory], gt_boxes: Sequence[Sequence]) -> dict[str, float]:
+    """Step metrics of one process's trajectories (see aggregate_rollout_stats for several processes)."""
+    return aggregate_rollout_stats([trajectory_stats(t, g) for t, g in zip(trajectories, gt_boxes)])
