@@ -59,7 +59,7 @@ class GroundR1Config(GRPOConfig):
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
 
     def __post_init__(self):
-        super().__post_init__()
+        # Our checks first: GRPOConfig's own would otherwise stop at its first problem with a less useful message.
         problems = []
         if self.use_vllm:
             problems.append(
@@ -91,6 +91,7 @@ class GroundR1Config(GRPOConfig):
             problems.append("remove_unused_columns must be false: the rollout reads image, problem, solution and bboxs")
         if problems:
             raise ValueError("invalid GroundR1Config:\n  - " + "\n  - ".join(problems))
+        super().__post_init__()
 
 
 @dataclass

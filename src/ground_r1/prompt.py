@@ -67,3 +67,69 @@ def crop_turn_message(question: str, input_width: int, input_height: int) -> dic
             {"type": "text", "text": grounding_text(question, input_width, input_height)},
         ],
     }
+
+
+# ------------------------------------------------------------------------------------------ evaluation prompts
+# One place for every prompt of the evaluation protocols (SPEC §7, §8), so the SFT data builder and the
+# evaluation render the same strings.
+
+# SPEC §8 Ground SFT, turn 1 (after the original image): ask for the evidence box only.
+GROUND_SFT_BOX_TEMPLATE = (
+    "{question}\n Please only provide the bounding box coordinate of the region that can help you answer the "
+    "question better. Following [x1,y1,x2,y2] format."
+)
+# SPEC §8 Ground SFT, turn 2 (after the crop of the turn-1 box): ask for the final answer.
+GROUND_SFT_ANSWER_TEMPLATE = (
+    "{question}\n You can see the original image and the cropped image based on the bounding box you provided "
+    "earlier. By referring to the original image and the image cropped from your previous bounding box, please "
+    "try to give your final answer of the question."
+)
+# SPEC §7 RefCOCO/+/g: Qwen2.5-VL's native grounding prompt.
+REFCOCO_TEMPLATE = "Locate {expression} in this image and output the bbox coordinates in JSON format."
+
+# SPEC §7 baseline (one turn) prompt classes:
+# - only_question: the question as is;
+# - simply_answer: the release's wording, "Please only give the final answer of the Question:{q}" (no space
+#   after the colon, as written in SPEC §7);
+# - basic_grpo: the think-answer prompt of R1-V / Video-R1 (the code base the release forked), asking for
+#   <think> and <answer> tags, so the SPEC §3 answer extraction applies.
+BASELINE_TEMPLATES = {
+    "only_question": "{question}",
+    "simply_answer": "Please only give the final answer of the Question:{question}",
+    "basic_grpo": (
+        "{question} Output the thinking process in <think> </think> and final answer in <answer> </answer> tags."
+    ),
+}
+
+
+def _fill(template: str, field: str, value: str) -> str:
+    # str.format would choke on braces inside a question; substitute the one field explicitly.
+    return template.replace("{" + field + "}", value)
+
+
+def ground_sft_box_text(question: str) -> str:
+    """Ground SFT turn-1 text (SPEC §8): the question, then the request for one [x1,y1,x2,y2] box."""
+    return _fill(GROUND_SFT_BOX_TEMPLATE, "question", question)
+
+
+def ground_sft_answer_text(question: str) -> str:
+    """Ground SFT turn-2 text (SPEC §8), shown after the crop of the turn-1 box."""
+    return _fill(GROUND_SFT_ANSWER_TEMPLATE, "question", question)
+
+
+def refcoco_text(expression: str) -> str:
+    """The RefCOCO grounding prompt of one referring expression (SPEC §7)."""
+    return _fill(REFCOCO_TEMPLATE, "expression", expression)
+
+
+def baseline_text(question: str, prompt_class: str) -> str:
+    """The one-turn baseline prompt of a prompt class (SPEC §7; see :data:`BASELINE_TEMPLATES`).
+
+    Raises:
+        ValueError: an unknown prompt class (the valid names are listed).
+    """
+    if prompt_class not in BASELINE_TEMPLATES:
+        raise ValueError(
+            f"unknown baseline prompt class {prompt_class!r}; valid: {', '.join(BASELINE_TEMPLATES)}"
+        )
+    return _fill(BASELINE_TEMPLATES[prompt_class], "question", question)
