@@ -33,8 +33,9 @@ class GroundR1Config(GRPOConfig):
         accuracy_default_handler (`str` or None): handler for dataset names with no rule (None: validation error).
         question_reward_log (`bool`, False): write per-question rewards (the release's data-selection log).
     Generation:
-        record_sampling_logprobs (`bool`, True): keep generate's per-token log-probs (logs the sampling/training
-            log-prob gap); costs memory of B x V per decoding step.
+        record_sampling_logprobs (`bool`, True): keep generate's per-token log-probs and pass them to the loss
+            inputs as `sampling_per_token_logps` (TRL's off-policy mask uses them; tests compare them with the
+            loss path); costs memory of B x V per decoding step.
         generation_max_batch_rows (`int` or None): split a round's generate call into chunks of rows.
     """
 

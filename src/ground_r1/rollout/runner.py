@@ -134,7 +134,8 @@ class Rollout:
     def _turn_budget(self, t: Trajectory, sampling: SamplingParams) -> int:
         if self.config.max_completion_length is None:
             return sampling.max_new_tokens
-        return max(0, min(sampling.max_new_tokens, self.config.max_completion_length - len(t.completion_ids)))
+        # One token is held back for the eos injected after a turn cut by this limit: the total never overshoots.
+        return max(0, min(sampling.max_new_tokens, self.config.max_completion_length - len(t.completion_ids) - 1))
 
     def _generate(self, requests: list[GenerationRequest], sampling: SamplingParams, budgets: list[int]) -> list[GeneratedTurn]:
         """One round. Rows with no budget left get an empty turn; the rest are generated in one call per distinct

@@ -45,7 +45,7 @@ class Trajectory:
     sampling_logps: list[float] = field(default_factory=list)  # aligned with completion_ids; 0.0 where injected
     images: list[EncodedImage] = field(default_factory=list)  # original first, then each crop in order
     turns: list[Turn] = field(default_factory=list)
-    finish_reason: str | None = None  # "answer" | "max_turns" | "budget" | "vision_token"
+    finish_reason: str | None = None  # "answer" | "max_turns" | "budget" | "no_box" | "vision_token"
 
     @property
     def finished(self) -> bool:

@@ -41,7 +41,7 @@ from ground_r1.trainer.metrics import aggregate_rollout_stats, trajectory_stats
 logger = logging.getLogger(__name__)
 
 
-def rollout_config_from(args: GroundR1Config, max_new_tokens_per_turn: int | None = None) -> RolloutConfig:
+def rollout_config_from(args: GroundR1Config) -> RolloutConfig:
     return RolloutConfig(
         max_turns=args.max_turns,
         max_completion_length=args.max_completion_length,
@@ -221,6 +221,7 @@ class GroundR1Trainer(GRPOTrainer):
 
         # 6. Metrics (docs/metrics.md).
         self._log_step_metrics(mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator)
+        self._flush_reward_logs(mode, prompts, completions, rewards_per_func, adv.advantages, device)
         if self._question_log_path is not None and mode == "train" and self.accelerator.is_main_process:
             self._write_question_log(records, rewards, n)
 
@@ -285,6 +286,25 @@ class GroundR1Trainer(GRPOTrainer):
                 self.accelerator.gather(batch["prompt_mask"].sum() + batch["completion_mask"].sum()).sum().item()
             )
         metrics["num_tokens"] = [self.state.num_input_tokens_seen]
+
+    def _flush_reward_logs(self, mode, prompts, completions, rewards_per_func, all_advantages, device) -> None:
+        """What TRL's own scoring path does after rewards: the completions table (`log_completions`) and the
+        values reward functions reported through `log_extra` / `log_metric`, gathered in a fixed key order."""
+        self._logs["prompt"].extend(gather_object(prompts))
+        self._logs["completion"].extend(gather_object(completions))
+        for i, name in enumerate(self.reward_func_names):
+            self._logs["rewards"][name].extend(rewards_per_func[:, i].tolist())
+        self._logs["advantages"].extend(all_advantages.tolist())
+        for column in sorted(set(gather_object(list(self._pending_extra_logs)))):
+            values = self._pending_extra_logs.get(column, [None] * len(prompts))
+            self._logs["extra"][column].extend(gather_object(values))
+        self._pending_extra_logs.clear()
+        for name in sorted(set(gather_object(list(self._pending_metrics)))):
+            values = self._pending_metrics.get(name, [])
+            local = torch.tensor([sum(values), len(values)], dtype=torch.float32, device=device)
+            total, count = self.accelerator.gather(local).view(-1, 2).sum(dim=0).tolist()
+            self._metrics[mode][name].append(total / count if count else float("nan"))
+        self._pending_metrics.clear()
 
     def _write_question_log(self, records, rewards, n) -> None:
         local = rewards.view(-1, n)[: len(records)]

@@ -1,0 +1,330 @@
+"""Evaluate a model on VisCoT (SPEC §7) or RefCOCO: infer -> judge -> score -> table, each stage resumable.
+
+    python -m ground_r1.cli.evaluate --protocol ground_r1 --model_path CKPT --data_path viscot_eval.jsonl \\
+        --image_root /data/Visual-CoT --image_path_prefix /home/meng/data/Visual-CoT --output_dir out/eval
+    torchrun --nproc_per_node 8 -m ground_r1.cli.evaluate ...            # data-parallel inference
+
+Stages (``--stages``, default all; each reads the previous stage's file in ``--output_dir``):
+
+- ``infer``: predictions of this process's share into ``predictions.rank{r}.jsonl``; finished items are
+  skipped on a rerun; rank 0 merges into ``predictions.jsonl``. Only this stage uses several processes.
+- ``judge`` (VisCoT): the LLM judge (SPEC §7) over an OpenAI-compatible endpoint (``OPENAI_MODEL``,
+  ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) into ``judgments.jsonl``, resumable, cached. No endpoint configured
+  (or ``--no_judge``): NOTHING WAS JUDGED, said loudly, and the table holds the rule-based scores.
+- ``score``: ``scores.jsonl`` (VisCoT: judge + rule score per item) or ``refcoco_scores.jsonl`` (IoU, hit).
+- ``table``: ``table.md`` + ``table.csv``, and the Markdown printed on stdout. ``--compare_to RUN_DIR`` puts
+  another run (e.g. the baseline) in the left column group.
+
+Defaults with nothing given: the tiny random model (max_pixels 12544, 32 new tokens per turn) and a built-in
+synthetic set (8 VisCoT-format items, or 4 RefCOCO-format objects x 2 expressions) — a CPU demo of every stage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime
+import difflib
+import json
+import logging
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from ground_r1.evaluation import inference, refcoco, scores, tables
+from ground_r1.evaluation.judge import Judge, JudgeConfig, load_judgments
+from ground_r1.evaluation.predictions import load_predictions
+from ground_r1.prompt import BASELINE_TEMPLATES
+from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
+
+logger = logging.getLogger("ground_r1.evaluate")
+
+STAGES = ("infer", "judge", "score", "table")
+JUDGMENTS_NAME = "judgments.jsonl"
+DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.models.tiny)
+DEMO_MAX_NEW_TOKENS = 32
+DEMO_VISCOT_ITEMS = 8
+DEMO_REFCOCO_OBJECTS = 4
+
+
+# ------------------------------------------------------------------------------ processes (torchrun)
+
+
+@dataclass(frozen=True)
+class DistContext:
+    """This process's place in a ``torchrun`` launch (RANK / WORLD_SIZE / LOCAL_RANK; 0 / 1 / 0 without one)."""
+
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def device(self) -> str:
+        import torch
+
+        return f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
+
+
+def init_distributed(timeout_minutes: float = 600.0) -> DistContext:
+    """Read the launch environment; with WORLD_SIZE > 1 start a process group (nccl on GPUs, else gloo) so
+    that rank 0 can wait for every shard before merging. The timeout is long: shards finish at different times."""
+    ctx = DistContext(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
+                      int(os.environ.get("LOCAL_RANK", 0)))
+    if ctx.world_size > 1:
+        import torch
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            backend = "nccl" if torch.cuda.is_available() else "gloo"
+            if backend == "nccl":
+                torch.cuda.set_device(ctx.local_rank)
+            dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes))
+    return ctx
+
+
+def barrier(ctx: DistContext) -> None:
+    """Wait for every process (no-op for a single process)."""
+    if ctx.world_size > 1:
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def shutdown(ctx: DistContext) -> None:
+    if ctx.world_size > 1:
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
+
+
+# ------------------------------------------------------------------------------------------ arguments
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--protocol", required=True, choices=inference.PROTOCOLS,
+                   help="ground_r1: multi-round rollout (SPEC §2); baseline: one turn; ground_sft: the two turns of "
+                        "SPEC §8; refcoco: grounding Acc@0.5")
+    p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
+    p.add_argument("--data_path", default=None,
+                   help="VisCoT records JSONL (SPEC §6) or RefCOCO file; default: a built-in synthetic set")
+    p.add_argument("--image_root", default=None, help="image folder (default: the data file's folder)")
+    p.add_argument("--image_path_prefix", default=None,
+                   help="absolute prefix in the data's image paths to replace by --image_root (release files)")
+    p.add_argument("--output_dir", required=True, help="where every stage writes (reuse it to resume)")
+    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
+    p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
+    p.add_argument("--prompt_class", default="only_question", choices=list(BASELINE_TEMPLATES),
+                   help="baseline prompt: only_question (the question as is), simply_answer ('Please only give "
+                        "the final answer of the Question:{q}'), basic_grpo (think/answer tags)")
+    p.add_argument("--max_items_per_dataset", type=int, default=None,
+                   help="first N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
+                        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set")
+    p.add_argument("--max_new_tokens", type=int, default=None,
+                   help="new tokens per turn (default 512, SPEC §2; 32 for the demo model)")
+    p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty,
+                   help="greedy decoding's repetition penalty (SPEC §2)")
+    p.add_argument("--max_turns", type=int, default=5, help="ground_r1: assistant turns per item (SPEC §2)")
+    p.add_argument("--max_completion_length", type=int, default=None, help="ground_r1: total token budget")
+    p.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor min_pixels")
+    p.add_argument("--max_pixels", type=int, default=None, help="image processor max_pixels (default 401408; "
+                   "12544 for the demo model)")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
+    p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+    p.add_argument("--skip_bad_records", action="store_true", help="evaluate the valid records, list the others")
+    p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
+                   help="run the LLM judge when an endpoint is configured")
+    p.add_argument("--judge_model", default=None, help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini)")
+    p.add_argument("--judge_base_url", default=None, help="judge endpoint (default: $OPENAI_BASE_URL)")
+    p.add_argument("--judge_concurrency", type=int, default=None, help="judge requests in flight")
+    p.add_argument("--judge_cache", default=None, help="judge cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
+    p.add_argument("--max_failure_share", type=float, default=tables.DEFAULT_MAX_FAILURE_SHARE,
+                   help="refuse the AVG when more than this share of its items failed")
+    p.add_argument("--allow_failures", action="store_true", help="print the AVG whatever the failure share")
+    p.add_argument("--compare_to", default=None, help="another run's output_dir, shown beside this one")
+    p.add_argument("--label", default=None, help="column label of this run (default: from its settings)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return p
+
+
+def parse_stages(text: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    for name in names:
+        if name not in STAGES:
+            close = difflib.get_close_matches(name, STAGES, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SystemExit(f"error: unknown stage {name!r}{hint}; valid: {', '.join(STAGES)}")
+    return names
+
+
+def apply_demo_defaults(args: argparse.Namespace) -> None:
+    """Resolve the defaults that depend on whether the demo model / built-in data are used."""
+    demo_model = args.model_path is None
+    if demo_model:
+        from ground_r1.models.tiny import ensure_tiny_model
+
+        args.model_path = str(ensure_tiny_model())
+        logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)
+    if args.max_pixels is None:
+        args.max_pixels = DEMO_MAX_PIXELS if demo_model else DEFAULT_MAX_PIXELS
+    if args.max_new_tokens is None:
+        args.max_new_tokens = DEMO_MAX_NEW_TOKENS if demo_model else 512
+    if args.max_items_per_dataset is None:
+        if args.data_path is None:
+            args.max_items_per_dataset = DEMO_REFCOCO_OBJECTS if args.protocol == "refcoco" else DEMO_VISCOT_ITEMS
+        else:
+            args.max_items_per_dataset = 0 if args.protocol == "refcoco" else 150
+
+
+def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
+    """The built-in synthetic set's path (RefCOCO format written by rank 0 into the output folder)."""
+    if args.protocol != "refcoco":
+        from ground_r1.data.synthetic import ensure_default_dataset
+
+        return str(ensure_default_dataset() / "eval.jsonl")
+    folder = Path(args.output_dir) / "builtin_refcoco"
+    if ctx.is_main:
+        refcoco.write_synthetic_refcoco(folder, num_objects=DEMO_REFCOCO_OBJECTS)
+    barrier(ctx)
+    return str(folder / "refcoco_synthetic.jsonl")
+
+
+def load_items(args: argparse.Namespace) -> list[inference.EvalItem]:
+    limit = args.max_items_per_dataset
+    if args.protocol == "refcoco":
+        return refcoco.load_refcoco_items(args.data_path, image_root=args.image_root,
+                                          path_prefix=args.image_path_prefix, max_objects_per_split=limit)
+    return inference.load_viscot_items(args.data_path, image_root=args.image_root, path_prefix=args.image_path_prefix,
+                                       max_items_per_dataset=limit, min_pixels=args.min_pixels,
+                                       max_pixels=args.max_pixels, skip_bad_records=args.skip_bad_records)
+
+
+def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
+    sampling = dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=args.max_new_tokens,
+                                   repetition_penalty=args.repetition_penalty)
+    local = Path(args.model_path)  # a local folder is recorded absolute, so a resume from elsewhere matches
+    model = str(local.resolve()) if local.exists() else str(args.model_path)
+    return inference.InferenceConfig(protocol=args.protocol, model=model,
+                                     prompt_class=args.prompt_class, sampling=sampling,
+                                     max_turns=args.max_turns, max_completion_length=args.max_completion_length,
+                                     batch_size=args.batch_size)
+
+
+def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
+    from ground_r1.models.loading import load_model, load_processor
+
+    config = inference_config(args)
+    items = load_items(args)
+
+    def make_engine() -> inference.Engine:
+        processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+        model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
+        return inference.Engine(model.to(ctx.device()).eval(), processor, config)
+
+    summary = inference.run_inference(items, make_engine, args.output_dir, config, rank=ctx.rank,
+                                      world_size=ctx.world_size, progress=not args.no_progress)
+    logger.info("rank %d: %s", ctx.rank, summary)
+    barrier(ctx)
+    if ctx.is_main:
+        inference.finish(args.output_dir, items)
+
+
+def stage_judge(args: argparse.Namespace) -> None:
+    out = Path(args.output_dir)
+    if not args.judge:
+        logger.warning("NOTHING WAS JUDGED: the judge stage was skipped (--no_judge)")
+        return
+    overrides = {k: v for k, v in (("model", args.judge_model), ("base_url", args.judge_base_url),
+                                   ("concurrency", args.judge_concurrency)) if v is not None}
+    config = JudgeConfig.from_env(**overrides)
+    if not config.is_configured():
+        logger.warning("NOTHING WAS JUDGED: no judge endpoint configured (set OPENAI_BASE_URL and/or "
+                       "OPENAI_API_KEY, and OPENAI_MODEL); the table will hold rule-based scores only")
+        return
+    items = scores.judge_items(load_predictions(out))
+    logger.info("judging %d predictions with %s", len(items), config.describe())
+    cache = args.judge_cache or out / "judge_cache.jsonl"
+    report = Judge(config).judge_items(items, out / JUDGMENTS_NAME, cache_path=cache)
+    logger.info("%s", report.summary())
+
+
+def stage_score(args: argparse.Namespace) -> None:
+    out = Path(args.output_dir)
+    predictions = load_predictions(out)
+    if args.protocol == "refcoco":
+        scores.write_scores([refcoco.score_prediction(p) for p in predictions], out / refcoco.SCORES_NAME)
+        return
+    judged = out / JUDGMENTS_NAME
+    judgments = load_judgments(judged) if judged.is_file() else None
+    scores.write_scores(scores.score_predictions(predictions, judgments), out / scores.SCORES_NAME)
+
+
+def run_label(run_dir: Path, fallback: str) -> str:
+    config_file = run_dir / inference.RUN_CONFIG_NAME
+    if not config_file.is_file():
+        return fallback
+    config = json.loads(config_file.read_text())
+    return config["protocol"] + (f"[{config['prompt_class']}]" if config.get("prompt_class") else "")
+
+
+def stage_table(args: argparse.Namespace) -> str:
+    out = Path(args.output_dir)
+    label = args.label or run_label(out, args.protocol)
+    if args.protocol == "refcoco":
+        results = refcoco.accuracy_by_split(scores.load_scores(out / refcoco.SCORES_NAME, required=("key", "dataset", "hit")))
+        markdown = refcoco.render_markdown(results, label)
+        (out / "table.md").write_text(markdown, encoding="utf-8")
+        (out / "table.csv").write_text(refcoco.render_csv(results), encoding="utf-8")
+        return markdown
+    runs = [tables.summarize(scores.load_scores(out / scores.SCORES_NAME), label, args.max_failure_share,
+                             args.allow_failures)]
+    if args.compare_to:
+        other = Path(args.compare_to)
+        other_label = run_label(other, other.name)
+        if other_label == label:
+            other_label, label = f"{other_label} ({other.name})", f"{label} ({out.name})"
+            runs[0].label = label
+        runs.insert(0, tables.summarize(scores.load_scores(other / scores.SCORES_NAME), other_label,
+                                        args.max_failure_share, args.allow_failures))
+    md_path, _ = tables.write_tables(runs, out)
+    return md_path.read_text(encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stages = parse_stages(args.stages)
+    ctx = init_distributed()
+    logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
+                        format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
+    try:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        if "infer" in stages:
+            apply_demo_defaults(args)
+            if args.data_path is None:
+                args.data_path = builtin_data(args, ctx)
+            stage_infer(args, ctx)
+        if not ctx.is_main:
+            return 0
+        if "judge" in stages and args.protocol != "refcoco":
+            stage_judge(args)
+        if "score" in stages:
+            stage_score(args)
+        if "table" in stages:
+            print(stage_table(args), flush=True)
+    except (FileNotFoundError, ValueError) as exc:
+        logger.error("%s", exc)
+        return 1
+    finally:
+        shutdown(ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,245 @@
+"""RefCOCO / RefCOCO+ / RefCOCOg grounding (SPEC §7): items, per-item IoU, Acc@0.5 under two labelled protocols.
+
+Released file format (one object, i.e. one referred object, per line)::
+
+    {"image", "width", "height", "bboxs": [[x, y, w, h]] (COCO xywh, original pixels), "dataset": "RefCOCO/val",
+     "problem": "", "solution": ["expression 1", "expression 2", ...], "problem_id"}
+
+Each expression is one item, keyed ``file:line:expression_index``, asked with Qwen's grounding prompt
+(:data:`ground_r1.prompt.REFCOCO_TEMPLATE`). Scoring: the first ``[a, b, c, d]`` of the final turn, negatives
+allowed (:func:`ground_r1.boxes.parse_first_box_signed`), rescaled from the model-input frame to original pixels
+(:func:`ground_r1.boxes.input_to_original`: clamped to the image, truncated as the rollout does), IoU against
+the ground truth converted to xyxy; a hit is IoU >= 0.5; no box is a miss.
+
+Two protocols, each labelled in the table:
+
+- **standard**: every expression counts once (the usual RefCOCO protocol; reported first);
+- **any-expression** (the release's): an object counts as correct when *any* of its expressions hits; the paper's
+  RefCOCO numbers (SPEC §9) were computed this way.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ground_r1.boxes import input_to_original, iou, parse_first_box_signed, xywh_to_xyxy
+from ground_r1.evaluation.inference import EvalItem, limit_per_dataset
+
+IOU_THRESHOLD = 0.5
+PROTOCOL_LABELS = {
+    "standard": "Acc@0.5 standard (per expression)",
+    "any_expression": "Acc@0.5 release (object hit by any of its expressions)",
+}
+SPLIT_ORDER = (
+    "RefCOCO/val", "RefCOCO/testA", "RefCOCO/testB", "RefCOCOplus/val", "RefCOCOplus/testA", "RefCOCOplus/testB",
+    "RefCOCOg/val", "RefCOCOg/test",
+)
+SCORES_NAME = "refcoco_scores.jsonl"
+
+
+# ------------------------------------------------------------------------------------------------ items
+
+
+def _positive_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _check_record(obj: Any) -> list[str]:
+    """Problems of one released record, as ``field: why``."""
+    if not isinstance(obj, dict):
+        return [f"record: expected a JSON object, got {type(obj).__name__}"]
+    problems = []
+    for name in ("image", "dataset"):
+        if not isinstance(obj.get(name), str) or not obj[name].strip():
+            problems.append(f"{name}: expected a non-empty string, got {obj.get(name)!r}")
+    for name in ("width", "height"):
+        if not _positive_int(obj.get(name)):
+            problems.append(f"{name}: expected a positive integer, got {obj.get(name)!r}")
+    boxes = obj.get("bboxs")
+    box = boxes[0] if isinstance(boxes, list) and boxes else None
+    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                             and math.isfinite(v) for v in box)):
+        problems.append(f"bboxs: expected [[x, y, w, h]] (COCO xywh), got {json.dumps(boxes)}")
+    elif box[2] <= 0 or box[3] <= 0:
+        problems.append(f"bboxs[0]: width and height must be > 0 in COCO xywh, got {json.dumps(box)}")
+    solution = obj.get("solution")
+    expressions = [solution] if isinstance(solution, str) else solution
+    if not (isinstance(expressions, list) and expressions and all(isinstance(e, str) and e.strip() for e in expressions)):
+        problems.append(f"solution: expected a list of referring expressions, got {json.dumps(solution)}")
+    return problems
+
+
+def load_refcoco_items(
+    path: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    path_prefix: str | None = None,
+    max_objects_per_split: int | None = None,
+) -> list[EvalItem]:
+    """One item per referring expression of a released RefCOCO file (see the module docstring).
+
+    Relative image paths are taken from ``image_root``, else from the file's folder. ``max_objects_per_split``
+    keeps the first objects (lines) of each split (``None``/0: all).
+
+    Raises:
+        FileNotFoundError: no such file.
+        ValueError: listing every malformed record as ``file:line: field: why``.
+    """
+    from ground_r1.data.records import resolve_image_path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"RefCOCO file not found: '{p}'")
+    root = image_root if image_root is not None else p.resolve().parent
+    objects, problems = [], []
+    for line, text in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            problems.append(f"{p}:{line}: json: {exc.msg}")
+            continue
+        found = _check_record(obj)
+        problems += [f"{p}:{line}: {why}" for why in found]
+        if not found:
+            objects.append((line, obj))
+    if problems:
+        raise ValueError(f"{len(problems)} problem(s) in {p}:\n  " + "\n  ".join(problems[:50]))
+    objects = limit_per_dataset(objects, max_objects_per_split, lambda o: o[1]["dataset"])
+    items = []
+    for line, obj in objects:
+        expressions = [obj["solution"]] if isinstance(obj["solution"], str) else obj["solution"]
+        image = str(resolve_image_path(obj["image"], root, path_prefix))
+        for j, expression in enumerate(expressions):
+            fields = {"object_key": f"{p.name}:{line}", "expression_index": j, "num_expressions": len(expressions),
+                      "width": obj["width"], "height": obj["height"], "gt_box_xywh": list(obj["bboxs"][0]),
+                      "gt_box": list(xywh_to_xyxy(obj["bboxs"][0])), "problem_id": obj.get("problem_id")}
+            items.append(EvalItem(f"{p.name}:{line}:{j}", obj["dataset"], expression, image, fields))
+    return items
+
+
+# ---------------------------------------------------------------------------------------------- scoring
+
+
+def score_prediction(prediction: Mapping[str, Any]) -> dict[str, Any]:
+    """IoU and hit of one RefCOCO prediction (a failed prediction keeps ``status`` and no IoU)."""
+    row = {"key": prediction["key"], "dataset": prediction["dataset"], "status": prediction.get("status"),
+           "object_key": prediction.get("object_key"), "box": None, "iou": None, "hit": None}
+    if prediction.get("status") != "ok":
+        return row
+    trajectory = prediction["trajectory"]
+    turns = prediction.get("turns") or [""]
+    parsed = parse_first_box_signed(turns[-1])
+    if parsed is None:
+        row.update(iou=0.0, hit=False)
+        return row
+    box = input_to_original(parsed, tuple(trajectory["input_size"]), tuple(trajectory["original_size"]))
+    value = iou(box, prediction["gt_box"])
+    row.update(box=list(box), iou=value, hit=value >= IOU_THRESHOLD)
+    return row
+
+
+@dataclass
+class SplitResult:
+    expressions: int  # scored expressions (failures excluded)
+    objects: int  # objects with at least one scored expression
+    standard: float | None  # hits / expressions
+    any_expression: float | None  # objects with any hit / objects
+    no_box: int  # expressions whose answer held no box (scored as misses)
+    failures: int  # predictions that failed (excluded)
+
+
+def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResult]:
+    """Acc@0.5 per split under both protocols (SPEC §7)."""
+    by_split: dict[str, list[Mapping[str, Any]]] = {}
+    for row in rows:
+        by_split.setdefault(str(row["dataset"]), []).append(row)
+    results = {}
+    for split, split_rows in by_split.items():
+        scored = [r for r in split_rows if r.get("status") == "ok"]
+        objects: dict[str, bool] = {}
+        for r in scored:
+            objects[str(r["object_key"])] = objects.get(str(r["object_key"]), False) or bool(r["hit"])
+        results[split] = SplitResult(
+            expressions=len(scored),
+            objects=len(objects),
+            standard=sum(bool(r["hit"]) for r in scored) / len(scored) if scored else None,
+            any_expression=sum(objects.values()) / len(objects) if objects else None,
+            no_box=sum(1 for r in scored if r["box"] is None),
+            failures=len(split_rows) - len(scored),
+        )
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ table
+
+
+def _ordered(results: Mapping[str, SplitResult]) -> list[str]:
+    return [s for s in SPLIT_ORDER if s in results] + sorted(s for s in results if s not in SPLIT_ORDER)
+
+
+def _pct(value: float | None, digits: int) -> str:
+    return "n/a" if value is None else f"{100 * value:.{digits}f}"
+
+
+_HEADER = ["split", "expressions", "objects", PROTOCOL_LABELS["standard"], PROTOCOL_LABELS["any_expression"],
+           "no box", "failures"]
+
+
+def _cells(split: str, r: SplitResult, digits: int) -> list[str]:
+    return [split, str(r.expressions), str(r.objects), _pct(r.standard, digits), _pct(r.any_expression, digits),
+            str(r.no_box), str(r.failures)]
+
+
+def render_markdown(results: Mapping[str, SplitResult], label: str = "") -> str:
+    lines = [f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100", "",
+             "| " + " | ".join(_HEADER) + " |", "|---" + "|---:" * (len(_HEADER) - 1) + "|"]
+    lines += ["| " + " | ".join(_cells(s, results[s], 1)) + " |" for s in _ordered(results)]
+    lines += ["", f"- standard: each referring expression counts once (IoU >= {IOU_THRESHOLD} with the "
+              "ground-truth box); the usual protocol.",
+              "- release: an object counts as correct if any of its expressions hits; the paper's RefCOCO numbers "
+              "used this protocol.", "- no box: answers without a parsable box, scored as misses; failures: "
+              "predictions that failed, excluded."]
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(results: Mapping[str, SplitResult]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_HEADER)
+    for split in _ordered(results):
+        writer.writerow(_cells(split, results[split], 2))
+    return buffer.getvalue()
+
+
+# --------------------------------------------------------------------------------------- built-in demo
+
+
+def write_synthetic_refcoco(out_dir: str | os.PathLike[str], num_objects: int = 4, seed: int = 0) -> Path:
+    """A small RefCOCO-format file of synthetic scenes (cards of distinct colours; "the {colour} card"), for the
+    launchers' default run. Images are written beside it. Deterministic for a seed. Returns the file's path."""
+    from ground_r1.data.synthetic import SyntheticConfig, make_grounding_example, record_rng
+
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    path = out / "refcoco_synthetic.jsonl"
+    cfg = SyntheticConfig(seed=seed)
+    with open(path, "w", encoding="utf-8") as handle:
+        for i in range(num_objects):
+            image, example = make_grounding_example(record_rng(seed, "refcoco", i), cfg)
+            rel = f"images/refcoco_{i:04d}.png"
+            image.save(out / rel)
+            x1, y1, x2, y2 = example["bbox"]
+            record = {"image": rel, "width": example["width"], "height": example["height"],
+                      "bboxs": [[x1, y1, x2 - x1, y2 - y1]], "dataset": "synthetic/val", "problem": "",
+                      "solution": [f"the {example['kind']} card", f"{example['kind']} card"], "problem_id": i}
+            handle.write(json.dumps(record) + "\n")
+    return path

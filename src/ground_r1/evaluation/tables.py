@@ -1,0 +1,241 @@
+"""VisCoT result tables (SPEC §7, §9): per sub-dataset means, the AVG of the paper, judge and rule side by side.
+
+- Per sub-dataset: the mean judge score and the mean rule-based score, both x100 (the paper's unit). Failures
+  (judge ``failed`` / ``unparseable`` / ``missing``, and inference errors) are excluded from the means and
+  counted in their own column.
+- AVG: the plain mean of the per-sub-dataset means over the 12 sub-datasets of the paper (all but emotic, which
+  is reported on its own row). With fewer of them present the row says how many ("AVG (2 of 12)"). The AVG is
+  refused when the failures exceed ``max_failure_share`` of the items it covers, unless ``allow_failures``.
+- Other datasets (e.g. the synthetic one) get rows after emotic, outside the AVG.
+- Nothing judged: the judge cells read "not judged" and the Markdown says so in capitals (SPEC §7).
+- Two runs (e.g. baseline and Ground-R1) are shown side by side, one column group per run.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ground_r1.evaluation.scores import JUDGE_FAILURES
+
+logger = logging.getLogger(__name__)
+
+# SPEC §9 column order of the paper, with its display names.
+PAPER_DATASETS: dict[str, str] = {
+    "docvqa": "DocVQA", "textcap": "TextCaps", "textvqa": "TextVQA", "dude": "DUDE", "sroie": "SROIE",
+    "infographicsvqa": "InfoVQA", "flickr30k": "Flickr30k", "v7w": "Visual7W", "gqa": "GQA",
+    "openimages": "OpenImages", "vsr": "VSR", "cub": "CUB",
+}
+SEPARATE_DATASETS: dict[str, str] = {"emotic": "Emotic"}  # SPEC §7: reported, not in the AVG
+DEFAULT_MAX_FAILURE_SHARE = 0.05
+NOTHING_JUDGED = (
+    "**NOTHING WAS JUDGED**: no LLM judge ran for {runs} (no endpoint configured: set OPENAI_BASE_URL and/or "
+    "OPENAI_API_KEY, or the judge stage was skipped). The judge columns are empty; the rule-based scores are "
+    "the training accuracy rules (SPEC §3), not the paper's metric."
+)
+
+
+@dataclass
+class DatasetStats:
+    """One sub-dataset of one run."""
+
+    items: int = 0
+    errors: int = 0  # inference errors
+    judge_failures: int = 0  # judged items without a score (inference errors included)
+    judge_scores: list[float] = field(default_factory=list)
+    rule_scores: list[float] = field(default_factory=list)
+    rule_applies: bool = False
+
+    @property
+    def judge_mean(self) -> float | None:
+        return sum(self.judge_scores) / len(self.judge_scores) if self.judge_scores else None
+
+    @property
+    def rule_mean(self) -> float | None:
+        return sum(self.rule_scores) / len(self.rule_scores) if self.rule_scores else None
+
+
+@dataclass
+class Average:
+    """An AVG cell: a value, or None with the reason."""
+
+    value: float | None
+    note: str = ""
+    refused: bool = False
+
+    def cell(self, digits: int, empty: str = "n/a") -> str:
+        return _x100(self.value, digits) or ("refused" if self.refused else empty)
+
+
+@dataclass
+class RunTable:
+    label: str
+    stats: dict[str, DatasetStats]
+    judged: bool
+    judge_avg: Average
+    rule_avg: Average
+    avg_label: str
+
+
+def dataset_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, DatasetStats]:
+    """Per-dataset counts and score lists of score rows (see :mod:`ground_r1.evaluation.scores`)."""
+    stats: dict[str, DatasetStats] = {}
+    for row in rows:
+        s = stats.setdefault(str(row["dataset"]), DatasetStats())
+        s.items += 1
+        if row.get("status") != "ok":
+            s.errors += 1
+        if row["judge_status"] == "ok":
+            s.judge_scores.append(float(row["judge_score"]))
+        elif row["judge_status"] in JUDGE_FAILURES:
+            s.judge_failures += 1
+        if row.get("rule_score") is not None:
+            s.rule_scores.append(float(row["rule_score"]))
+            s.rule_applies = True
+    return stats
+
+
+def average(
+    stats: Mapping[str, DatasetStats], column: str, max_failure_share: float, allow_failures: bool
+) -> Average:
+    """The AVG of ``column`` ("judge" or "rule") over the paper's sub-datasets present in ``stats``."""
+    present = [d for d in PAPER_DATASETS if d in stats]
+    if not present:
+        return Average(None, "no VisCoT sub-dataset in this run")
+    items = sum(stats[d].items for d in present)
+    failures = sum(stats[d].judge_failures if column == "judge" else stats[d].errors for d in present)
+    share = failures / items if items else 0.0
+    if share > max_failure_share and not allow_failures:
+        return Average(
+            None,
+            f"{column} AVG refused: {failures} of {items} items failed ({share:.1%} > {max_failure_share:.0%}); "
+            "fix and rerun (finished items are kept), or pass --allow_failures",
+            refused=True,
+        )
+    means = [stats[d].judge_mean if column == "judge" else stats[d].rule_mean for d in present]
+    missing = [PAPER_DATASETS[d] for d, m in zip(present, means) if m is None]
+    if missing:
+        return Average(None, f"{column} AVG n/a: no {column} score for {', '.join(missing)}")
+    return Average(sum(means) / len(means))
+
+
+def summarize(
+    rows: Iterable[Mapping[str, Any]],
+    label: str,
+    max_failure_share: float = DEFAULT_MAX_FAILURE_SHARE,
+    allow_failures: bool = False,
+) -> RunTable:
+    """One run's table data from its score rows."""
+    rows = list(rows)
+    stats = dataset_stats(rows)
+    judged = any(r["judge_status"] != "not_judged" for r in rows)
+    present = sum(1 for d in PAPER_DATASETS if d in stats)
+    avg_label = "AVG" if present == len(PAPER_DATASETS) else f"AVG ({present} of {len(PAPER_DATASETS)})"
+    judge_avg = (average(stats, "judge", max_failure_share, allow_failures) if judged
+                 else Average(None, "not judged"))
+    rule_avg = average(stats, "rule", max_failure_share, allow_failures)
+    return RunTable(label, stats, judged, judge_avg, rule_avg, avg_label)
+
+
+def _row_order(runs: list[RunTable]) -> list[str]:
+    names = {d for run in runs for d in run.stats}
+    paper = [d for d in PAPER_DATASETS if d in names]
+    separate = [d for d in SEPARATE_DATASETS if d in names]
+    others = sorted(names - set(paper) - set(separate))
+    return paper + (["__avg__"] if paper else []) + separate + others
+
+
+def _x100(value: float | None, digits: int) -> str | None:
+    return None if value is None else f"{100 * value:.{digits}f}"
+
+
+def _cells(run: RunTable, dataset: str, digits: int) -> list[str]:
+    """items, judge, rule, failures of one run on one row."""
+    if dataset == "__avg__":
+        items = sum(run.stats[d].items for d in PAPER_DATASETS if d in run.stats)
+        fails = sum(run.stats[d].judge_failures if run.judged else run.stats[d].errors
+                    for d in PAPER_DATASETS if d in run.stats)
+        judge = run.judge_avg.cell(digits, "n/a" if run.judged else "not judged")
+        return [str(items), judge, run.rule_avg.cell(digits), str(fails)]
+    s = run.stats.get(dataset)
+    if s is None:
+        return ["0", "-", "-", "-"]
+    judge = _x100(s.judge_mean, digits) or ("not judged" if not run.judged else "n/a")
+    rule = _x100(s.rule_mean, digits) or "n/a"
+    return [str(s.items), judge, rule, str(s.judge_failures if run.judged else s.errors)]
+
+
+def _row_name(dataset: str, avg_label: str) -> str:
+    if dataset == "__avg__":
+        return avg_label
+    if dataset in PAPER_DATASETS:
+        return PAPER_DATASETS[dataset]
+    return f"{SEPARATE_DATASETS.get(dataset, dataset)} (not in AVG)"
+
+
+def _header(runs: list[RunTable]) -> list[str]:
+    """One column group per run; the run's label prefixes its columns when there are several runs."""
+    columns = ("items", "judge", "rule", "failures")
+    if len(runs) == 1:
+        return ["dataset", *columns]
+    return ["dataset"] + [f"{r.label} {c}" for r in runs for c in columns]
+
+
+def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores x100)") -> str:
+    """The table as Markdown, with the notes a reader needs (what each column is, refused AVGs, no judge)."""
+    avg_label = runs[0].avg_label
+    lines = [f"## {title}: {' vs '.join(r.label for r in runs)}", ""]
+    unjudged = [r.label for r in runs if not r.judged]
+    if unjudged:
+        lines += [NOTHING_JUDGED.format(runs=", ".join(unjudged)), ""]
+    header = _header(runs)
+    lines.append("| " + " | ".join(header) + " |")
+    lines.append("|---" + "|---:" * (len(header) - 1) + "|")
+    for dataset in _row_order(runs):
+        name = _row_name(dataset, avg_label)
+        cells = [c for run in runs for c in _cells(run, dataset, 1)]
+        if dataset == "__avg__":
+            name, cells = f"**{name}**", [f"**{c}**" for c in cells]
+        lines.append("| " + " | ".join([name] + cells) + " |")
+    lines += ["", "- judge: LLM judge score (SPEC §7), mean over judged items; rule: the training accuracy rule "
+              "(SPEC §3), n/a where none applies; failures: items excluded from the means (failed, unparseable "
+              "or missing judgments, inference errors).",
+              (f"- {avg_label}: plain mean of the per-sub-dataset means over the 12 VisCoT sub-datasets of the "
+               "paper; emotic and other datasets are reported on their own rows."
+               if "__avg__" in _row_order(runs) else
+               "- no AVG: none of the 12 VisCoT sub-datasets of the paper is in this run.")]
+    for run in runs:
+        for avg in (run.judge_avg, run.rule_avg):
+            if avg.refused or (avg.value is None and "n/a" in avg.note):
+                lines.append(f"- {run.label}: {avg.note}")
+    return "\n".join(lines) + "\n"
+
+
+def render_csv(runs: list[RunTable]) -> str:
+    """The same table as CSV (x100, two decimals; "n/a", "not judged", "refused" as in the Markdown)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(_header(runs) + ["in_avg"])
+    for dataset in _row_order(runs):
+        cells = [c for run in runs for c in _cells(run, dataset, 2)]
+        in_avg = "avg" if dataset == "__avg__" else ("yes" if dataset in PAPER_DATASETS else "no")
+        writer.writerow([_row_name(dataset, runs[0].avg_label)] + cells + [in_avg])
+    return buffer.getvalue()
+
+
+def write_tables(runs: list[RunTable], output_dir: str | os.PathLike[str], stem: str = "table") -> tuple[Path, Path]:
+    """Write ``{stem}.md`` and ``{stem}.csv``; log loudly when a run was not judged. Returns both paths."""
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    for run in runs:
+        if not run.judged:
+            logger.warning("NOTHING WAS JUDGED for %s: the table holds rule-based scores only", run.label)
+    md, table_csv = out / f"{stem}.md", out / f"{stem}.csv"
+    md.write_text(render_markdown(runs), encoding="utf-8")
+    table_csv.write_text(render_csv(runs), encoding="utf-8")
+    return md, table_csv

@@ -1,0 +1,50 @@
+"""Rollout edge cases with a scripted policy: vision tokens sampled anyway, the total budget, the no-crop control."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from ground_r1.models.loading import load_processor
+from ground_r1.rollout.conversation import ConversationCodec
+from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
+from ground_r1.rollout.sampling import SamplingParams, TreePlan
+from ground_r1.rollout.scripted import ScriptedGenerator, ground_until_limit
+
+
+@pytest.fixture(scope="module")
+def codec(tiny_model_dir):
+    return ConversationCodec(load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544))
+
+
+def question():
+    return RolloutQuestion("What colour?", Image.new("RGB", (448, 336), (10, 200, 30)))
+
+
+def test_a_sampled_vision_token_is_replaced_masked_and_ends_the_trajectory(codec):
+    gen = ScriptedGenerator(codec, lambda call: "<think> a <|image_pad|> b </think> <box>[1,1,40,40]</box>")
+    t = Rollout(codec, gen, RolloutConfig(max_turns=3)).run([question()], TreePlan(1, 1), SamplingParams())[0]
+    assert t.finish_reason == "vision_token" and t.num_turns == 1
+    assert codec.image_token_id not in t.completion_ids  # would desynchronise image features in the loss
+    assert sum(t.completion_mask) == 0  # the whole turn is left out of the loss
+    assert len(t.images) == 1  # no crop was fed back
+
+
+def test_the_total_budget_ends_a_trajectory_and_is_never_exceeded(codec):
+    gen = ScriptedGenerator(codec, ground_until_limit)
+    cfg = RolloutConfig(max_turns=5, max_completion_length=300)
+    trajectories = Rollout(codec, gen, cfg).run([question()], TreePlan(1, 2), SamplingParams(max_new_tokens=64))
+    for t in trajectories:
+        assert t.finish_reason == "budget"
+        assert len(t.completion_ids) <= 300
+        assert t.num_turns < 5
+
+
+def test_no_crop_control_feeds_the_original_image_back(codec):
+    gen = ScriptedGenerator(codec, ground_until_limit)
+    cropped = Rollout(codec, gen, RolloutConfig(max_turns=2)).run([question()], TreePlan(1, 1), SamplingParams())[0]
+    uncropped = Rollout(codec, gen, RolloutConfig(max_turns=2, no_crop=True)).run([question()], TreePlan(1, 1), SamplingParams())[0]
+    # The original 448x336 becomes a 112x84 view (grid 1x6x8); the crop of a 40x40 box is smaller.
+    assert uncropped.images[1].grid_thw.tolist() == uncropped.images[0].grid_thw.tolist() == [1, 6, 8]
+    assert cropped.images[1].grid_thw.tolist() != [1, 6, 8]
+    assert cropped.turns[0].crop_window is not None and not cropped.turns[0].crop_is_fallback
