@@ -1,0 +1,176 @@
+"""VisCoT scores and tables (SPEC §7, §9) from per-item files, against hand-computed values.
+
+The hand-made run (predictions.jsonl + judgments.jsonl, as the infer and judge stages write them):
+
+| key | dataset | final turn            | solution          | rule (SPEC §3)                  | judge        |
+|-----|---------|-----------------------|-------------------|---------------------------------|--------------|
+| d1  | docvqa  | <answer>31</answer>   | 31                | WER: 1.0                        | 1.0          |
+| d2  | docvqa  | <answer>red bus</...> | red car           | 1 - min(1/2, 1/2) = 0.5         | 0.6          |
+| t1  | textvqa | <answer>bryan owens</ | bryan owens       | 1.0                             | 0.9          |
+| t2  | textvqa | <answer>owens</answer>| bryan owens       | 1 - min(1/2, 1/1) = 0.5         | unparseable  |
+| g1  | gqa     | <answer>C</answer>    | <answer>C</answer>| letter: 1.0                     | 1.0          |
+| g2  | gqa     | <answer>A</answer>    | <answer>B</answer>| letter: 0.0                     | 0.0          |
+| e1  | emotic  | <answer>joy</answer>  | happiness         | n/a (no rule)                   | 0.7          |
+
+Per dataset (x100): DocVQA judge 80.0 rule 75.0; TextVQA judge 90.0 (1 failure excluded) rule 75.0;
+GQA judge 50.0 rule 50.0; Emotic judge 70.0 rule n/a. AVG over the 3 paper sub-datasets present:
+judge (80 + 90 + 50) / 3 = 73.3, rule (75 + 75 + 50) / 3 = 66.7; emotic is not averaged.
+Failure share of the AVG's items: 1 of 6 = 16.7% > 5%: the judge AVG is refused unless allowed.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from ground_r1.evaluation import scores, tables
+from ground_r1.evaluation.judge import load_judgments
+from ground_r1.evaluation.predictions import load_predictions
+
+ITEMS = [  # key, dataset, final turn, solution, judge status, judge score
+    ("d1", "docvqa", "<answer>31</answer>", "31", "ok", 1.0),
+    ("d2", "docvqa", "<think>hm</think><answer>red bus</answer>", "red car", "ok", 0.6),
+    ("t1", "textvqa", "<answer>bryan owens</answer>", "bryan owens", "ok", 0.9),
+    ("t2", "textvqa", "<answer>owens</answer>", "bryan owens", "unparseable", None),
+    ("g1", "gqa", "<answer>C</answer>", "<answer>C</answer>", "ok", 1.0),
+    ("g2", "gqa", "<answer>A</answer>", "<answer>B</answer>", "ok", 0.0),
+    ("e1", "emotic", "<answer>joy</answer>", "happiness", "ok", 0.7),
+]
+
+
+def write_run(run_dir: Path, items=ITEMS, judged: bool = True) -> Path:
+    run_dir.mkdir(parents=True, exist_ok=True)
+    with open(run_dir / "predictions.jsonl", "w") as handle:
+        for key, dataset, turn, solution, _, _ in items:
+            handle.write(json.dumps({"key": key, "status": "ok", "dataset": dataset, "problem": "q?",
+                                     "solution": solution, "turns": ["<think>a</think><box>[1,2,3,4]</box>", turn]}) + "\n")
+    if judged:
+        with open(run_dir / "judgments.jsonl", "w") as handle:
+            for key, _, _, _, status, score in items:
+                handle.write(json.dumps({"key": key, "status": status, "score": score}) + "\n")
+    return run_dir
+
+
+def rows_of(run_dir: Path, judged: bool = True) -> list[dict]:
+    judgments = load_judgments(run_dir / "judgments.jsonl") if judged else None
+    return scores.score_predictions(load_predictions(run_dir), judgments)
+
+
+def test_score_rows_put_judge_and_rule_side_by_side(tmp_path):
+    rows = {r["key"]: r for r in rows_of(write_run(tmp_path))}
+    assert rows["d2"] == {"key": "d2", "dataset": "docvqa", "status": "ok", "rule_score": 0.5, "judge_score": 0.6,
+                          "judge_status": "ok"}
+    assert (rows["t2"]["rule_score"], rows["t2"]["judge_score"], rows["t2"]["judge_status"]) == (0.5, None, "unparseable")
+    assert (rows["e1"]["rule_score"], rows["e1"]["judge_score"]) == (None, 0.7)  # emotic: no rule -> n/a
+
+
+def test_per_dataset_means_and_the_avg_over_paper_datasets(tmp_path):
+    run = tables.summarize(rows_of(write_run(tmp_path)), "ours", allow_failures=True)
+    docvqa, textvqa = run.stats["docvqa"], run.stats["textvqa"]
+    assert (docvqa.items, docvqa.judge_mean, docvqa.rule_mean) == (2, pytest.approx(0.8), pytest.approx(0.75))
+    assert (textvqa.judge_mean, textvqa.judge_failures, textvqa.rule_mean) == (pytest.approx(0.9), 1, pytest.approx(0.75))
+    assert run.judge_avg.value == pytest.approx((0.8 + 0.9 + 0.5) / 3)
+    assert run.rule_avg.value == pytest.approx((0.75 + 0.75 + 0.5) / 3)
+    md = tables.render_markdown([run])
+    assert md.splitlines()[2:8] == [
+        "| dataset | items | judge | rule | failures |",
+        "|---|---:|---:|---:|---:|",
+        "| DocVQA | 2 | 80.0 | 75.0 | 0 |",
+        "| TextVQA | 2 | 90.0 | 75.0 | 1 |",
+        "| GQA | 2 | 50.0 | 50.0 | 0 |",
+        "| **AVG (3 of 12)** | **6** | **73.3** | **66.7** | **1** |",
+    ]
+    assert "| Emotic (not in AVG) | 1 | 70.0 | n/a | 0 |" in md
+
+
+def test_the_avg_is_refused_above_the_failure_share(tmp_path):
+    rows = rows_of(write_run(tmp_path))
+    refused = tables.summarize(rows, "ours")  # 1 of 6 items failed: 16.7% > 5%
+    assert refused.judge_avg.value is None and refused.judge_avg.refused
+    assert refused.rule_avg.value == pytest.approx(2 / 3)  # no inference error: the rule AVG stands
+    md = tables.render_markdown([refused])
+    assert "| **AVG (3 of 12)** | **6** | **refused** | **66.7** | **1** |" in md
+    assert "judge AVG refused: 1 of 6 items failed (16.7% > 5%)" in md and "--allow_failures" in md
+    assert tables.summarize(rows, "ours", max_failure_share=0.2).judge_avg.value == pytest.approx(11 / 15)
+
+
+def test_inference_errors_are_failures_of_both_columns(tmp_path):
+    run_dir = write_run(tmp_path)
+    with open(run_dir / "predictions.jsonl", "a") as handle:
+        handle.write(json.dumps({"key": "d3", "status": "error", "dataset": "docvqa", "error": "cannot load"}) + "\n")
+    rows = {r["key"]: r for r in rows_of(run_dir)}
+    assert rows["d3"] == {"key": "d3", "dataset": "docvqa", "status": "error", "rule_score": None,
+                          "judge_score": None, "judge_status": "missing"}
+    run = tables.summarize(rows.values(), "ours", max_failure_share=0.5)
+    # DocVQA means are unchanged (the error is excluded), and counted: judge failures 1, rule failures 1 of 7.
+    assert (run.stats["docvqa"].items, run.stats["docvqa"].judge_failures, run.stats["docvqa"].errors) == (3, 1, 1)
+    assert run.stats["docvqa"].judge_mean == pytest.approx(0.8)
+    assert run.rule_avg.value == pytest.approx(2 / 3)
+    assert "| DocVQA | 3 | 80.0 | 75.0 | 1 |" in tables.render_markdown([run])
+
+
+def test_nothing_judged_says_so_loudly(tmp_path, caplog):
+    run = tables.summarize(rows_of(write_run(tmp_path, judged=False), judged=False), "baseline")
+    assert not run.judged
+    caplog.set_level(logging.WARNING)
+    md_path, csv_path = tables.write_tables([run], tmp_path / "out")
+    md = md_path.read_text()
+    assert "**NOTHING WAS JUDGED**" in md
+    assert "| DocVQA | 2 | not judged | 75.0 | 0 |" in md
+    assert "| **AVG (3 of 12)** | **6** | **not judged** | **66.7** | **0** |" in md
+    assert "NOTHING WAS JUDGED for baseline" in caplog.text
+    assert "not judged" in csv_path.read_text()
+
+
+def test_two_runs_side_by_side_and_csv(tmp_path):
+    baseline_items = [(k, d, "<answer>zzz</answer>", s, "ok", 0.5) for k, d, _, s, _, _ in ITEMS]
+    baseline = tables.summarize(rows_of(write_run(tmp_path / "b", baseline_items)), "baseline")
+    ours = tables.summarize(rows_of(write_run(tmp_path / "g")), "ground_r1", allow_failures=True)
+    md = tables.render_markdown([baseline, ours])
+    assert "| dataset | baseline items | baseline judge | baseline rule | baseline failures | ground_r1 items |" in md
+    # Baseline: every judge score 0.5; rule: "zzz" vs gqa letters 0, vs free text WER 0 -> 0.0.
+    assert "| GQA | 2 | 50.0 | 0.0 | 0 | 2 | 50.0 | 50.0 | 0 |" in md
+    assert "| **AVG (3 of 12)** | **6** | **50.0** | **0.0** | **0** | **6** | **73.3** | **66.7** | **1** |" in md
+    table = list(csv.reader(io.StringIO(tables.render_csv([baseline, ours]))))
+    assert table[0][-1] == "in_avg" and table[0][1] == "baseline items"
+    avg = next(row for row in table if row[0] == "AVG (3 of 12)")
+    assert avg == ["AVG (3 of 12)", "6", "50.00", "0.00", "0", "6", "73.33", "66.67", "1", "avg"]
+    emotic = next(row for row in table if row[0].startswith("Emotic"))
+    assert emotic[-1] == "no" and emotic[7] == "n/a"
+
+
+def test_all_twelve_paper_datasets_give_the_plain_avg(tmp_path):
+    names = list(tables.PAPER_DATASETS)
+    # Dataset i gets judge score i/12 on its one item: AVG = mean(0/12 .. 11/12) = 5.5/12 = 45.83.
+    items = [(f"k{i}", name, "<answer>x</answer>", "x", "ok", i / 12) for i, name in enumerate(names)]
+    run = tables.summarize(rows_of(write_run(tmp_path, items)), "ours")
+    assert run.avg_label == "AVG" and run.judge_avg.value == pytest.approx(5.5 / 12)
+    assert "| **AVG** | **12** | **45.8** |" in tables.render_markdown([run])
+
+
+def test_cli_score_and_table_stages_put_the_baseline_beside_ground_r1(tmp_path, capsys, monkeypatch):
+    from ground_r1.cli import evaluate
+
+    for name in ("OPENAI_MODEL", "OPENAI_BASE_URL", "OPENAI_API_KEY", "OPENAI_API_KEY_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    baseline_items = [(k, d, "<answer>zzz</answer>", s, "ok", 0.5) for k, d, _, s, _, _ in ITEMS]
+    baseline, ours = write_run(tmp_path / "b", baseline_items), write_run(tmp_path / "g")
+    (baseline / "inference_config.json").write_text(json.dumps({"protocol": "baseline", "prompt_class": "only_question"}))
+    (ours / "inference_config.json").write_text(json.dumps({"protocol": "ground_r1"}))
+    assert evaluate.main(["--protocol", "baseline", "--output_dir", str(baseline), "--stages", "score"]) == 0
+    code = evaluate.main(["--protocol", "ground_r1", "--output_dir", str(ours), "--stages", "score,table",
+                          "--compare_to", str(baseline), "--allow_failures"])
+    assert code == 0
+    table = (ours / "table.md").read_text()
+    assert table in capsys.readouterr().out
+    assert table.startswith("## VisCoT benchmark (scores x100): baseline[only_question] vs ground_r1")
+    assert "| **AVG (3 of 12)** | **6** | **50.0** | **0.0** | **0** | **6** | **73.3** | **66.7** | **1** |" in table
+    # Without --allow_failures the 16.7% judge failures of ground_r1 refuse its judge AVG.
+    assert evaluate.main(["--protocol", "ground_r1", "--output_dir", str(ours), "--stages", "table",
+                          "--compare_to", str(baseline)]) == 0
+    assert "| **6** | **refused** | **66.7** | **1** |" in (ours / "table.md").read_text()
