@@ -142,16 +142,7 @@ def load_viscot_items(
 def chat_request(codec: ConversationCodec, messages: list[dict], images: list[EncodedImage]) -> GenerationRequest:
     """Token ids of a chat (processor's template, ``add_vision_id`` as the codec) + generation prompt, each
     image placeholder expanded to its grid's token count, as the processor itself expands them."""
-    text = codec.processor.apply_chat_template(
-        messages, tokenize=False, add_generation_prompt=True, add_vision_id=codec.add_vision_id
-    )
-    pad = codec.processor.image_token
-    parts = text.split(pad)
-    if len(parts) - 1 != len(images):
-        raise ValueError(f"the rendered chat holds {len(parts) - 1} image placeholders for {len(images)} images")
-    per_token = codec.merge_size**2
-    text = parts[0] + "".join(pad * (img.num_rows // per_token) + rest for img, rest in zip(images, parts[1:]))
-    return GenerationRequest(codec.tokenizer(text, add_special_tokens=False)["input_ids"], list(images))
+    return GenerationRequest(codec.encode_chat(messages, images), list(images))
 
 
 def _user(text: str) -> dict:

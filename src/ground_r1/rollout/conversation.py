@@ -142,6 +142,11 @@ class ConversationCodec:
             start += rows
         return encoded
 
+    def encode_chat(self, messages: list[dict], images: list[EncodedImage], add_generation_prompt: bool = True) -> list[int]:
+        """Token ids of any chat through the processor's template, each image placeholder expanded to its image's
+        token count (the one place that does it: prompts, crop turns and the fixed-turn evaluation protocols)."""
+        return self._expand_image_tokens(self._render(messages, add_generation_prompt), images)
+
     def _expand_image_tokens(self, text: str, images: list[EncodedImage]) -> list[int]:
         """Tokenize text whose image placeholders are one pad token each, expanding each to its grid's count."""
         ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -165,8 +170,7 @@ class ConversationCodec:
         prompt. `input_size` in the text is what the processor actually produced (grid x 14) unless given."""
         (enc_image,) = self.encode_images([image])
         w, h = input_size if input_size is not None else enc_image.size
-        text = self._render(first_turn_messages(question, w, h), True)
-        return EncodedTurn(ids=self._expand_image_tokens(text, [enc_image]), images=[enc_image])
+        return EncodedTurn(ids=self.encode_chat(first_turn_messages(question, w, h), [enc_image]), images=[enc_image])
 
     def encode_crop_turn(
         self, question: str, input_size: tuple[int, int], crop: Image.Image, num_images_before: int
