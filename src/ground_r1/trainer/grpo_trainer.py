@@ -208,7 +208,7 @@ class GroundR1Trainer(GRPOTrainer):
                 ref_model = self.ref_model
                 ctx = contextlib.nullcontext()
                 if ref_model is None:  # PEFT: the base model with adapters disabled
-                    from trl.models.utils import use_adapter
+                    from trl.trainer.utils import use_adapter
 
                     unwrapped = self.accelerator.unwrap_model(self.model)
                     ctx = use_adapter(unwrapped, adapter_name="ref" if "ref" in unwrapped.peft_config else None)
