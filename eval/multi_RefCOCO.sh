@@ -27,18 +27,7 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/scripts/_env.sh"
 
 OUTPUT_DIR="${OUTPUT_DIR:+$(abs_path "$OUTPUT_DIR")}"
 ARGS=(--protocol refcoco --batch_size "${BATCH_SIZE:-8}" --output_dir "${OUTPUT_DIR:-$REPO/outputs/eval/refcoco}")
-if [ -n "${MODEL_PATH:-}" ]; then
-  # A local folder is resolved against the caller's directory; anything else (a hub id) is passed as is.
-  if [ -e "$(abs_path "$MODEL_PATH")" ]; then MODEL_PATH="$(abs_path "$MODEL_PATH")"; fi
-  ARGS+=(--model_path "$MODEL_PATH")
-fi
-if [ -n "${DATA_PATH:-}" ]; then ARGS+=(--data_path "$(abs_path "$DATA_PATH")"); fi
-if [ -n "${IMAGE_ROOT:-}" ]; then ARGS+=(--image_root "$(abs_path "$IMAGE_ROOT")"); fi
-if [ -n "${IMAGE_PATH_PREFIX:-}" ]; then ARGS+=(--image_path_prefix "$IMAGE_PATH_PREFIX"); fi
+eval_data_args
 
 cd "$REPO"
-LAUNCH=("$PY" -m ground_r1.cli.evaluate)
-if [ "$NUM_GPUS" -gt 1 ]; then
-  LAUNCH=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$NUM_GPUS" -m ground_r1.cli.evaluate)
-fi
-exec "${LAUNCH[@]}" "${ARGS[@]}" "$@"
+launch_eval ground_r1.cli.evaluate "${ARGS[@]}" "$@"

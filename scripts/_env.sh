@@ -38,3 +38,65 @@ export PYTHONUNBUFFERED=1
 
 # The tiny offline model (built by setup.sh): the default MODEL_PATH of every launcher.
 tiny_model_path() { "$PY" -c "from ground_r1.models.tiny import ensure_tiny_model; print(ensure_tiny_model())" 2>/dev/null | tail -n 1; }
+
+# resolve_model_path PATH: a local folder is taken from the caller's directory; a hub id is kept as is.
+resolve_model_path() {
+  local p="${1:-}"
+  if [ -n "$p" ] && [ -e "$(abs_path "$p")" ]; then abs_path "$p"; else echo "$p"; fi
+}
+
+have_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
+
+# launch_training TAG MODULE ARGS...: the one training launch of every launcher (GRPO and SFT).
+#   one CPU process          -> python -m MODULE (no launcher, no DeepSpeed)
+#   GPUs                     -> accelerate launch with DeepSpeed $DEEPSPEED (default ZeRO-3), one or several nodes
+#   several CPU processes    -> accelerate launch, DeepSpeed ZeRO-3 over gloo (ENVIRONMENT.md)
+# DeepSpeed always comes from accelerate: `--deepspeed ""` unsets a preset's own key (a training-args DeepSpeed
+# config would build the process state before the CPU gloo state can be configured). Reads NUM_GPUS, NNODES,
+# NODE_RANK, MASTER_ADDR, MASTER_PORT, DEEPSPEED.
+launch_training() {
+  local tag="$1" module="$2"
+  shift 2
+  local nnodes="${NNODES:-1}" world=$((NUM_GPUS * ${NNODES:-1})) deepspeed accel_config
+  local -a extra=(--deepspeed "")
+  if [ "$world" -le 1 ] && ! have_gpu; then
+    exec "$PY" -m "$module" "${extra[@]}" "$@"
+  fi
+  if have_gpu; then
+    deepspeed="$(abs_path "${DEEPSPEED:-$REPO/configs/deepspeed/zero3.json}")"
+    accel_config="$REPO/configs/accelerate/multi_node.yaml"
+    [ "$nnodes" = 1 ] && accel_config="$REPO/configs/accelerate/single_node.yaml"
+  else
+    export DS_ACCELERATOR=cpu
+    export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$REPO/.cache/torch_extensions}"
+    deepspeed="$(abs_path "${DEEPSPEED:-$REPO/configs/deepspeed/zero3_cpu.json}")"
+    accel_config="$REPO/configs/accelerate/cpu_zero3.yaml"
+    extra+=(--use_cpu true)  # else the training arguments reset the gloo state to a one-process one
+  fi
+  echo "[$tag] accelerate launch: $world processes ($nnodes node(s)), DeepSpeed $deepspeed"
+  exec "$PY" -m accelerate.commands.launch \
+    --config_file "$accel_config" \
+    --num_processes "$world" --num_machines "$nnodes" --machine_rank "${NODE_RANK:-0}" \
+    --main_process_ip "${MASTER_ADDR:-127.0.0.1}" --main_process_port "${MASTER_PORT:-29500}" \
+    --deepspeed_config_file "$deepspeed" \
+    -m "$module" "${extra[@]}" "$@"
+}
+
+# launch_eval MODULE ARGS...: one process, or torchrun with NUM_GPUS processes (items sharded by rank).
+launch_eval() {
+  local module="$1"
+  shift
+  if [ "$NUM_GPUS" -gt 1 ]; then
+    exec "$PY" -m torch.distributed.run --standalone --nproc_per_node "$NUM_GPUS" -m "$module" "$@"
+  fi
+  exec "$PY" -m "$module" "$@"
+}
+
+# eval_data_args: appends MODEL_PATH, DATA_PATH, IMAGE_ROOT, IMAGE_PATH_PREFIX (resolved) to the array ARGS.
+eval_data_args() {
+  if [ -n "${MODEL_PATH:-}" ]; then ARGS+=(--model_path "$(resolve_model_path "$MODEL_PATH")"); fi
+  if [ -n "${DATA_PATH:-}" ]; then ARGS+=(--data_path "$(abs_path "$DATA_PATH")"); fi
+  if [ -n "${IMAGE_ROOT:-}" ]; then ARGS+=(--image_root "$(abs_path "$IMAGE_ROOT")"); fi
+  if [ -n "${IMAGE_PATH_PREFIX:-}" ]; then ARGS+=(--image_path_prefix "$IMAGE_PATH_PREFIX"); fi
+  return 0
+}

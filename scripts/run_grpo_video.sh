@@ -20,11 +20,10 @@
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/_env.sh"
 
-MODEL_PATH="${MODEL_PATH:-}"
+MODEL_PATH="$(resolve_model_path "${MODEL_PATH:-}")"
 DATA_PATH="$(abs_path "${DATA_PATH:-}")"
 IMAGE_ROOT="$(abs_path "${IMAGE_ROOT:-}")"
 OUTPUT_DIR="$(abs_path "${OUTPUT_DIR:-$REPO/outputs/grpo}")"
-if [ -n "$MODEL_PATH" ] && [ -e "$(abs_path "$MODEL_PATH")" ]; then MODEL_PATH="$(abs_path "$MODEL_PATH")"; fi
 if [ -z "$MODEL_PATH" ] && [ -z "$DATA_PATH" ]; then
   echo "[run_grpo_video] no MODEL_PATH/DATA_PATH: training the tiny offline Qwen2.5-VL on the built-in synthetic data (CPU demo)"
   DEFAULT_CONFIG="configs/grpo/tiny_cpu.yaml"
@@ -33,10 +32,6 @@ else
   DEFAULT_CONFIG="configs/grpo/release.yaml"
 fi
 CONFIG="$(abs_path "${CONFIG:-$REPO/$DEFAULT_CONFIG}")"
-NNODES="${NNODES:-1}"
-NODE_RANK="${NODE_RANK:-0}"
-MASTER_ADDR="${MASTER_ADDR:-127.0.0.1}"
-MASTER_PORT="${MASTER_PORT:-29500}"
 cd "$REPO"
 
 ARGS=(--config "$CONFIG" --output_dir "$OUTPUT_DIR")
@@ -46,31 +41,4 @@ ARGS=(--config "$CONFIG" --output_dir "$OUTPUT_DIR")
 [ -n "${IMAGE_PATH_PREFIX:-}" ] && ARGS+=(--image_path_prefix "$IMAGE_PATH_PREFIX")
 [ -n "${MAX_STEPS:-}" ] && ARGS+=(--max_steps "$MAX_STEPS")
 [ "${RESUME:-0}" = 1 ] && ARGS+=(--resume_from_checkpoint auto)
-
-HAVE_GPU=0
-if command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then HAVE_GPU=1; fi
-WORLD=$((NUM_GPUS * NNODES))
-
-if [ "$WORLD" -le 1 ] && [ "$HAVE_GPU" = 0 ]; then
-  # One CPU process: no launcher needed.
-  exec "$PY" -m ground_r1.cli.train_grpo "${ARGS[@]}" "$@"
-fi
-
-if [ "$HAVE_GPU" = 1 ]; then
-  DEEPSPEED="$(abs_path "${DEEPSPEED:-$REPO/configs/deepspeed/zero3.json}")"
-  ACCEL_CONFIG="$REPO/configs/accelerate/multi_node.yaml"
-  [ "$NNODES" = 1 ] && ACCEL_CONFIG="$REPO/configs/accelerate/single_node.yaml"
-else
-  # Several processes on CPU: DeepSpeed ZeRO-3 over gloo (ENVIRONMENT.md).
-  export DS_ACCELERATOR=cpu
-  export TORCH_EXTENSIONS_DIR="${TORCH_EXTENSIONS_DIR:-$REPO/.cache/torch_extensions}"
-  DEEPSPEED="$(abs_path "${DEEPSPEED:-$REPO/configs/deepspeed/zero3_cpu.json}")"
-  ACCEL_CONFIG="$REPO/configs/accelerate/cpu_zero3.yaml"
-fi
-echo "[run_grpo_video] accelerate launch: $WORLD processes ($NNODES node(s)), DeepSpeed $DEEPSPEED"
-exec "$PY" -m accelerate.commands.launch \
-  --config_file "$ACCEL_CONFIG" \
-  --num_processes "$WORLD" --num_machines "$NNODES" --machine_rank "$NODE_RANK" \
-  --main_process_ip "$MASTER_ADDR" --main_process_port "$MASTER_PORT" \
-  --deepspeed_config_file "$DEEPSPEED" \
-  -m ground_r1.cli.train_grpo "${ARGS[@]}" "$@"
+launch_training run_grpo_video ground_r1.cli.train_grpo "${ARGS[@]}" "$@"
