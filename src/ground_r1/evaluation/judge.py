@@ -27,6 +27,10 @@ last record per key (:func:`load_judgments`), which is robust to any append-only
 Cache (``cache_path``, JSONL): successful judgments keyed by sha256 of (judge model, exact messages JSON),
 shared across runs and benchmarks; a hit costs no request.
 
+Other graders (e.g. MM-Vet's official one, SPEC §7) reuse the same client, retries, cache and resume: give
+:class:`Judge` an :class:`AskPlan` (how to read a reply, how many asks, the temperature of each) and
+:class:`PromptItem` s (prebuilt messages, one list per ask).
+
 The API key never reaches a log, a record or the cache (:func:`judge_client.redact` on every text).
 """
 
@@ -39,9 +43,9 @@ import os
 import re
 import threading
 from concurrent.futures import ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from ground_r1.evaluation.judge_client import (
     CallResult,
@@ -53,12 +57,14 @@ from ground_r1.rollout.answer import extract_answer, strip_answer_tags
 
 __all__ = [
     "SYSTEM_PROMPT",
+    "AskPlan",
     "Judge",
     "JudgeCache",
     "JudgeConfig",
     "JudgeItem",
     "JudgeNotConfiguredError",
     "JudgeReport",
+    "PromptItem",
     "build_judge_messages",
     "judge_inputs_from_prediction",
     "judge_items",
@@ -241,6 +247,64 @@ class JudgeItem:
     def messages(self) -> list[dict[str, str]]:
         return build_judge_messages(self.question, self.ground_truth, self.answer)
 
+    def messages_for_ask(self, ask: int) -> list[dict[str, str]]:
+        """Every ask of the VisCoT judge sends the same messages."""
+        return self.messages()
+
+
+@dataclass(frozen=True)
+class PromptItem:
+    """A thing to grade with prebuilt messages (a grader other than the VisCoT judge, e.g. MM-Vet's).
+
+    ``asks[k]`` is sent on ask ``k``; the last entry is reused for later asks. ``asks[0]`` is what the cache
+    and the resume check key on (:func:`prompt_hash`).
+    """
+
+    key: str
+    asks: tuple[tuple[dict[str, str], ...], ...]
+
+    @classmethod
+    def build(cls, key: str, *asks: Sequence[Mapping[str, str]]) -> "PromptItem":
+        """``PromptItem.build(key, first_messages, retry_messages, ...)``.
+
+        Raises:
+            ValueError: no messages given.
+        """
+        if not asks or not all(asks):
+            raise ValueError(f"grader item {key!r}: every ask needs at least one message")
+        return cls(key, tuple(tuple(dict(m) for m in messages) for messages in asks))
+
+    def messages(self) -> list[dict[str, str]]:
+        return [dict(m) for m in self.asks[0]]
+
+    def messages_for_ask(self, ask: int) -> list[dict[str, str]]:
+        return [dict(m) for m in self.asks[min(ask, len(self.asks) - 1)]]
+
+
+AnyJudgeItem = Union[JudgeItem, PromptItem]
+
+
+@dataclass(frozen=True)
+class AskPlan:
+    """How a grader is asked and read. Without one, :class:`Judge` asks the VisCoT judge (SPEC §7):
+    :func:`parse_score`, ``1 + max_unparseable_retries`` asks, the config's temperature.
+
+    Attributes:
+        parse: the reply -> a score, or None to ask again (never 0 for an unreadable reply).
+        max_asks: asks per item before it is recorded ``unparseable``.
+        temperature: ask index (0-based) -> sampling temperature; None keeps the config's.
+        expects: what ``parse`` reads, for the ``unparseable`` error text.
+    """
+
+    parse: Callable[[str | None], float | None]
+    max_asks: int
+    temperature: Callable[[int], float] | None = None
+    expects: str = "a score"
+
+    def __post_init__(self) -> None:
+        if self.max_asks < 1:
+            raise ValueError(f"AskPlan.max_asks must be >= 1, got {self.max_asks}")
+
 
 @dataclass
 class JudgeReport:
@@ -278,38 +342,58 @@ class Judge:
             the rule-based tables, SPEC §7).
     """
 
-    def __init__(self, config: JudgeConfig | None = None, client: Any = None) -> None:
+    def __init__(self, config: JudgeConfig | None = None, client: Any = None, plan: AskPlan | None = None) -> None:
         self.config = config if config is not None else JudgeConfig.from_env()
+        self.plan = plan
+        self._raw_client = client
         self._client = JudgeClient(self.config, client=client)
+        self._clients_by_temperature: dict[float, JudgeClient] = {float(self.config.temperature): self._client}
+        self._clients_lock = threading.Lock()
 
-    def judge_one(self, item: JudgeItem) -> tuple[dict[str, Any], CallResult]:
+    def _client_for_ask(self, ask: int) -> JudgeClient:
+        """The client of ask ``ask``: the configured one, or one at the plan's temperature (same settings else)."""
+        if self.plan is None or self.plan.temperature is None:
+            return self._client
+        temperature = float(self.plan.temperature(ask))
+        with self._clients_lock:
+            if temperature not in self._clients_by_temperature:
+                config = replace(self.config, temperature=temperature)
+                self._clients_by_temperature[temperature] = JudgeClient(config, client=self._raw_client)
+            return self._clients_by_temperature[temperature]
+
+    def judge_one(self, item: AnyJudgeItem) -> tuple[dict[str, Any], CallResult]:
         """Judge one item (no cache, no file): the record and the summed call counts.
 
-        A reply without a score is asked again up to ``max_unparseable_retries`` times, then recorded as
-        ``unparseable`` with its raw reply; a transport failure ends the item as ``failed``.
+        A reply without a score is asked again up to ``max_unparseable_retries`` times (the plan's
+        ``max_asks`` in all, with a plan), then recorded as ``unparseable`` with its raw reply; a transport
+        failure ends the item as ``failed``.
         """
         cfg = self.config
+        plan = self.plan
+        parse = plan.parse if plan is not None else parse_score
+        asks = plan.max_asks if plan is not None else cfg.max_unparseable_retries + 1
         messages = item.messages()
         total = CallResult(content=None, requests=0)
         reply: str | None = None
-        for _ in range(cfg.max_unparseable_retries + 1):
-            result = self._client.complete(messages)
+        for ask in range(asks):
+            result = self._client_for_ask(ask).complete(item.messages_for_ask(ask))
             total.requests += result.requests
             total.prompt_tokens += result.prompt_tokens
             total.completion_tokens += result.completion_tokens
             if not result.ok:
                 return self._record(item, messages, "failed", None, reply, result.error, total.requests), total
             reply = self._client.redact(result.content)
-            score = parse_score(reply)
+            score = parse(reply)
             if score is not None:
                 return self._record(item, messages, "ok", score, reply, None, total.requests), total
             logger.debug("judge reply for %s has no score: %r", item.key, reply)
-        error = f"no 'score: <x>' in the reply after {cfg.max_unparseable_retries + 1} asks"
+        expects = plan.expects if plan is not None else "'score: <x>'"
+        error = f"no {expects} in the reply after {asks} asks"
         return self._record(item, messages, "unparseable", None, reply, error, total.requests), total
 
     def _record(
         self,
-        item: JudgeItem,
+        item: AnyJudgeItem,
         messages: list[dict[str, str]],
         status: str,
         score: float | None,
@@ -332,7 +416,7 @@ class Judge:
 
     def judge_items(
         self,
-        items: Iterable[JudgeItem],
+        items: Iterable[AnyJudgeItem],
         out_path: str | os.PathLike[str],
         cache_path: str | os.PathLike[str] | None = None,
     ) -> JudgeReport:
@@ -401,8 +485,8 @@ class Judge:
         return report
 
     def _prepare_resume(
-        self, out: Path, items: list[JudgeItem], hashes: dict[str, str], report: JudgeReport
-    ) -> list[JudgeItem]:
+        self, out: Path, items: list[AnyJudgeItem], hashes: dict[str, str], report: JudgeReport
+    ) -> list[AnyJudgeItem]:
         """Items still to judge; drops from ``out`` the records of keys that will be judged again."""
         rows = _read_jsonl_tail_safe(out)
         latest = {}
@@ -432,7 +516,7 @@ class Judge:
 
 
 def judge_items(
-    items: Iterable[JudgeItem],
+    items: Iterable[AnyJudgeItem],
     out_path: str | os.PathLike[str],
     cache_path: str | os.PathLike[str] | None = None,
     config: JudgeConfig | None = None,

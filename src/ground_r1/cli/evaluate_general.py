@@ -1,0 +1,291 @@
+"""Evaluate a model on the general LVLM benchmarks (SPEC §7): infer -> grade (MM-Vet) -> score -> summary.
+
+    python -m ground_r1.cli.evaluate_general --protocol ground_r1 --model_path CKPT \\
+        --dataset_root /data/Ground_R1_General_Eval --output_dir out/general --benchmarks MME,POPE
+    torchrun --nproc_per_node 8 -m ground_r1.cli.evaluate_general ...          # data-parallel inference
+
+Each benchmark gets its own folder ``OUTPUT_DIR/{name}/`` (predictions, MM-Vet grades, ``scores.jsonl``,
+``metrics.json``), so each resumes on its own: rerun the same command after a kill. Every requested file is
+read and validated (images included) before any inference; all problems are listed at once.
+
+Stages (``--stages``, default all): ``infer`` (this process's share, rank 0 merges), ``grade`` (MM-Vet's
+official LLM grader over ``OPENAI_MODEL`` / ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; none set: MM-Vet is NOT
+GRADED, said loudly, and its row shows n/a), ``score`` (per-item records, metrics, then ``summary.md`` and
+``summary.csv`` in OUTPUT_DIR, the Markdown printed on stdout).
+
+Defaults with nothing given: the tiny random model and a built-in synthetic set in the release's formats (one
+or two items per benchmark, written into OUTPUT_DIR/builtin_general) with small budgets (32 new tokens per turn)
+— a CPU demo of every stage, not a result.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from ground_r1.cli.evaluate import DistContext, barrier, init_distributed, shutdown
+from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from ground_r1.evaluation import general, inference
+from ground_r1.evaluation.benchmarks import list_benchmarks
+from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TOKENS
+from ground_r1.evaluation.judge import JudgeConfig, load_judgments
+from ground_r1.evaluation.predictions import load_predictions
+from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
+
+logger = logging.getLogger("ground_r1.evaluate_general")
+
+STAGES = ("infer", "grade", "score")
+DEMO_MAX_PIXELS = 12544
+DEMO_MAX_NEW_TOKENS = 32
+SUMMARY_MD, SUMMARY_CSV = "summary.md", "summary.csv"
+
+# The built-in demo set: release-format records (SPEC §7 formats), images drawn by write_demo_dataset.
+_DEMO_RECORDS: dict[str, list[dict[str, Any]]] = {
+    "MME": [
+        {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "Yes",
+         "problem": "Is there a red square in the image? Please answer yes or no."},
+        {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "No",
+         "problem": "Is there a blue circle in the image? Please answer yes or no."},
+    ],
+    "POPE": [
+        {"Question_id": "1", "Image": "images/img_0.png", "problem": "Is there a square in the image?",
+         "solution": "yes", "Category": "random"},
+        {"Question_id": "2", "Image": "images/img_0.png", "problem": "Is there a dog in the image?",
+         "solution": "no", "Category": "popular"},
+    ],
+    "SEED_Bench": [{"Question_id": "1", "Image": "demo_1", "Question_Type": 5, "solution": "A", "Category": "",
+                    "problem": "How many squares are in the image?\nA. One\nB. Two\nC. Three\nD. Four"}],
+    "MMBench_en_dev": [{"Question_id": 1, "hint": "nan", "solution": "A", "Category": "color",
+                        "L2-category": "attribute_reasoning", "Image": "images/img_0.png",
+                        "problem": "What color is the square?\nA. red\nB. blue\nC. nan\nD. nan\n"}],
+    "MMMU_val": [{"Question_id": "validation_Demo_1", "Image": "images/img_0_image_1.png", "solution": "A",
+                  "problem": "<image 1> What shape is drawn?\nA. square\nB. circle\nC. triangle\nD. star",
+                  "Category": "Demo", "Subtask": "Easy", "Task": "MMMU_val"}],
+    "MME_RealWorld_Lite": [{"Question_id": "perception/demo/color/1", "Image": "demo.png", "solution": "A",
+                            "problem": "What color is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow\n"
+                                       "(E) The image does not feature the color.",
+                            "Category": "color", "Subtask": "Demo", "Task": "Perception"}],
+    "RealworldQA": [{"Image": "images/img_0.png", "solution": "square",
+                     "problem": "What shape is in the picture?\nPlease answer directly with a single word or number."}],
+    "MMVet": [{"Question_id": "v1_0", "Image": "v1_0.png", "solution": "red<AND>square", "Category": "rec",
+               "problem": "What shape and color is the object?", "Task": "demo"}],
+}
+
+
+def write_demo_dataset(folder: str | Path) -> Path:
+    """Write the built-in demo set (``{name}.jsonl`` + ``{name}/`` images: a red square on white) into
+    ``folder``; the folder, usable as a dataset root."""
+    from PIL import Image, ImageDraw
+
+    root = Path(folder)
+    for name, records in _DEMO_RECORDS.items():
+        root.mkdir(parents=True, exist_ok=True)
+        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+        for record in records:
+            path = root / name / record["Image"]
+            path = path if path.suffix else path.with_name(path.name + ".jpg")
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                image = Image.new("RGB", (112, 112), "white")
+                ImageDraw.Draw(image).rectangle((32, 40, 80, 88), fill=(220, 30, 30))
+                image.save(path)
+    return root
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate_general",
+                                description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--benchmarks", default="all",
+                   help="comma-separated names (case and punctuation ignored), or 'all': "
+                        + ",".join(list_benchmarks()))
+    p.add_argument("--protocol", required=True, choices=general.PROTOCOLS,
+                   help="direct: one turn, the question + the benchmark's answer-format suffix; ground_r1: the "
+                        "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8")
+    p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
+    p.add_argument("--dataset_root", default=None,
+                   help="folder holding the release files (MME.jsonl, ...) and the images (DATASET_ROOT/{name}/ "
+                        "when it exists, else beside the file); default: a built-in demo set")
+    p.add_argument("--output_dir", required=True, help="one subfolder per benchmark; reuse it to resume")
+    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
+    p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
+    p.add_argument("--max_items", type=int, default=0, help="first N items of each benchmark (0 = all)")
+    p.add_argument("--max_new_tokens", type=int, default=None,
+                   help="new tokens per turn (default 512, SPEC §2; 32 for the demo model or demo set)")
+    p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty)
+    p.add_argument("--max_turns", type=int, default=5, help="ground_r1: assistant turns per item (SPEC §2)")
+    p.add_argument("--max_completion_length", type=int, default=None, help="ground_r1: total token budget")
+    p.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor min_pixels")
+    p.add_argument("--max_pixels", type=int, default=None, help="image processor max_pixels (default 401408; "
+                   "12544 for the demo model)")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
+    p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+    p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
+                   help="grade MM-Vet when a grader endpoint is configured")
+    p.add_argument("--judge_model", default=None, help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini)")
+    p.add_argument("--judge_base_url", default=None, help="grader endpoint (default: $OPENAI_BASE_URL)")
+    p.add_argument("--judge_concurrency", type=int, default=None, help="grader requests in flight")
+    p.add_argument("--judge_max_tokens", type=int, default=MMVET_GRADER_MAX_TOKENS,
+                   help="grader reply budget (the official evaluator's 3)")
+    p.add_argument("--judge_cache", default=None, help="grader cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
+    p.add_argument("--label", default=None, help="the run's name in the summary (default: protocol and model)")
+    p.add_argument("--no_progress", action="store_true", help="no progress bar")
+    return p
+
+
+def _parse_list(text: str, valid: tuple[str, ...] | None, what: str) -> list[str]:
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    for name in names if valid else ():
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise SystemExit(f"error: unknown {what} {name!r}{hint}; valid: {', '.join(valid)}")
+    return names
+
+
+def benchmark_names(text: str) -> list[str]:
+    """``all`` (or empty) -> every registered benchmark; else the listed names (checked at load)."""
+    names = _parse_list(text, None, "benchmark")
+    return list_benchmarks() if not names or [n.lower() for n in names] == ["all"] else names
+
+
+def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
+    """Tiny model and/or the built-in demo set when none is given; small budgets for either."""
+    demo_model, demo_data = args.model_path is None, args.dataset_root is None
+    if demo_model:
+        from ground_r1.models.tiny import ensure_tiny_model
+
+        args.model_path = str(ensure_tiny_model())
+        logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)
+    if demo_data:
+        folder = Path(args.output_dir) / "builtin_general"
+        if ctx.is_main:
+            write_demo_dataset(folder)
+        barrier(ctx)
+        args.dataset_root = str(folder)
+        logger.warning("no --dataset_root: the built-in demo set %s (a demo, not a result)", folder)
+    if args.max_pixels is None:
+        args.max_pixels = DEMO_MAX_PIXELS if demo_model else DEFAULT_MAX_PIXELS
+    if args.max_new_tokens is None:
+        args.max_new_tokens = DEMO_MAX_NEW_TOKENS if demo_model or demo_data else 512
+
+
+def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
+    sampling = dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=args.max_new_tokens,
+                                   repetition_penalty=args.repetition_penalty)
+    local = Path(args.model_path)
+    model = str(local.resolve()) if local.exists() else str(args.model_path)
+    return inference.InferenceConfig(protocol=general.inference_protocol(args.protocol), model=model,
+                                     prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
+                                     max_completion_length=args.max_completion_length, batch_size=args.batch_size)
+
+
+def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general.BenchmarkData]) -> None:
+    """Predict every benchmark into its folder; the model is loaded once, and only if something is left."""
+    from ground_r1.models.loading import load_model, load_processor
+
+    config = inference_config(args)
+    engine: list[inference.Engine] = []
+
+    def make_engine() -> inference.Engine:
+        if not engine:
+            processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+            model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
+            engine.append(inference.Engine(model.to(ctx.device()).eval(), processor, config))
+        return engine[0]
+
+    for data in loaded:
+        items = general.to_eval_items(data, args.protocol)
+        out = Path(args.output_dir) / data.name
+        summary = inference.run_inference(items, make_engine, out, config, rank=ctx.rank, world_size=ctx.world_size,
+                                          progress=not args.no_progress)
+        logger.info("%s rank %d: %s", data.name, ctx.rank, summary)
+        barrier(ctx)
+        if ctx.is_main:
+            inference.finish(out, items)
+
+
+def _predictions(out: Path) -> dict[str, dict[str, Any]]:
+    return {str(p["key"]): p for p in load_predictions(out)}
+
+
+def stage_grade(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -> None:
+    """MM-Vet's grader (SPEC §7) when it is among the benchmarks and an endpoint is configured."""
+    for data in (d for d in loaded if d.spec.needs_judge):
+        if not args.grade:
+            logger.warning("%s WAS NOT GRADED: grading skipped (--no-grade)", data.name)
+            continue
+        overrides = {k: v for k, v in (("model", args.judge_model), ("base_url", args.judge_base_url),
+                                       ("concurrency", args.judge_concurrency)) if v is not None}
+        config = JudgeConfig.from_env(max_tokens=args.judge_max_tokens, **overrides)
+        if not config.is_configured():
+            logger.warning("%s WAS NOT GRADED: no grader endpoint configured (set OPENAI_BASE_URL and/or "
+                           "OPENAI_API_KEY, and OPENAI_MODEL); its row shows n/a", data.name)
+            continue
+        out = Path(args.output_dir) / data.name
+        cache = args.judge_cache or Path(args.output_dir) / "judge_cache.jsonl"
+        report = general.grade_mmvet(data, _predictions(out), out / general.GRADES_NAME, config, cache_path=cache)
+        logger.info("%s: %s", data.name, report.summary())
+
+
+def run_label(args: argparse.Namespace) -> str:
+    return args.label or f"{args.protocol}, {Path(args.model_path).name if args.model_path else 'model'}"
+
+
+def stage_score(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -> str:
+    """Per-item records and metrics per benchmark, then the summary across benchmarks (Markdown + CSV)."""
+    rows: list[general.SummaryRow] = []
+    for data in loaded:
+        out = Path(args.output_dir) / data.name
+        grades_path = out / general.GRADES_NAME
+        grades = load_judgments(grades_path) if data.spec.needs_judge and grades_path.is_file() else None
+        scored = general.score_benchmark(data, _predictions(out), grades)
+        metrics = data.spec.aggregate(scored.records)
+        (out / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.records), encoding="utf-8")
+        extra = {"benchmark": data.name, "version": data.spec.version, "protocol": args.protocol,
+                 "file": str(data.file), "errors": scored.errors, "missing": scored.missing}
+        (out / "metrics.json").write_text(json.dumps({**extra, "metrics": metrics}, indent=2) + "\n", encoding="utf-8")
+        rows.extend(general.summary_rows(data.spec, metrics, scored))
+    out_dir = Path(args.output_dir)
+    markdown = general.render_summary_markdown(rows, run_label(args))
+    (out_dir / SUMMARY_MD).write_text(markdown, encoding="utf-8")
+    (out_dir / SUMMARY_CSV).write_text(general.render_summary_csv(rows), encoding="utf-8")
+    return markdown
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    stages = _parse_list(args.stages, STAGES, "stage")
+    names = benchmark_names(args.benchmarks)
+    ctx = init_distributed()
+    logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
+                        format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
+    try:
+        Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        apply_demo_defaults(args, ctx)
+        loaded = general.load_benchmarks(names, args.dataset_root, max_items=args.max_items or None)
+        logger.info("benchmarks: %s", ", ".join(f"{d.name} ({len(d.items)} items, {d.file})" for d in loaded))
+        if "infer" in stages:
+            stage_infer(args, ctx, loaded)
+        if not ctx.is_main:
+            return 0
+        if "grade" in stages:
+            stage_grade(args, loaded)
+        if "score" in stages:
+            print(stage_score(args, loaded), flush=True)
+    except (FileNotFoundError, ValueError) as exc:
+        logger.error("%s", exc)
+        return 1
+    finally:
+        shutdown(ctx)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,351 @@
+"""General LVLM benchmarks end to end (SPEC §7): registry items -> predictions -> MM-Vet grading -> records.
+
+One benchmark at a time, each in its own folder so that each resumes on its own:
+
+- **Items.** :func:`load_benchmarks` finds every requested benchmark's release file under the dataset root
+  (:func:`locate_benchmark`) and validates all of them, images included, before any inference: every
+  ``file:line:field`` problem of every file is listed at once.
+- **Protocols** (:data:`PROTOCOLS`): ``direct`` is the one-turn baseline with the benchmark's direct prompt
+  (the question plus its answer-format suffix, e.g. "Respond with only the letter (A, B, C or D)."); ``ground_r1``
+  is the multi-round rollout of training on the plain question (its template asks for ``<answer>`` tags);
+  ``ground_sft`` is the fixed two turns of SPEC §8 around the direct prompt (the SFT model answers in plain
+  text, so the answer-format suffix is kept; our choice, the release's general SFT script was not public).
+  In every protocol the answer is read from the final turn by the benchmark's own parser.
+- **MM-Vet grading** (:func:`grade_mmvet`): the official grader's messages and retry rule
+  (:data:`MMVET_ASK_PLAN`) through the judge client of Evaluation I (its retries, cache and resume). A
+  grading that fails stays a failure: the item is excluded from the means and counted, never scored 0.
+- **Records** (:func:`score_benchmark`): ``spec.score_item`` per predicted item; an item whose prediction
+  is an error (unreadable image) is left out and counted.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Mapping
+
+from ground_r1.evaluation.benchmarks import (
+    BenchmarkFileError,
+    BenchmarkItem,
+    BenchmarkSpec,
+    get_benchmark,
+    parse_mmvet_score,
+)
+from ground_r1.evaluation.benchmarks.mme import MMESpec
+from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TRIES, MMVetSpec, mmvet_grader_temperature
+from ground_r1.evaluation.benchmarks.pope import PopeSpec
+from ground_r1.evaluation.inference import EvalItem
+from ground_r1.evaluation.judge import AskPlan, Judge, JudgeConfig, JudgeReport, PromptItem
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "GRADES_NAME",
+    "MMVET_ASK_PLAN",
+    "PROTOCOLS",
+    "BenchmarkData",
+    "GeneralDataError",
+    "ScoredBenchmark",
+    "final_text",
+    "SummaryRow",
+    "render_summary_csv",
+    "render_summary_markdown",
+    "summary_rows",
+    "grade_mmvet",
+    "inference_protocol",
+    "load_benchmarks",
+    "locate_benchmark",
+    "mmvet_grading_items",
+    "score_benchmark",
+    "to_eval_items",
+]
+
+PROTOCOLS = ("direct", "ground_r1", "ground_sft")
+_INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft"}
+GRADES_NAME = "mmvet_grades.jsonl"
+
+# The official MM-Vet evaluator: up to 5 asks, the retry message after the first, temperature +0.5 per ask.
+MMVET_ASK_PLAN = AskPlan(
+    parse=parse_mmvet_score,
+    max_asks=MMVET_GRADER_MAX_TRIES,
+    temperature=mmvet_grader_temperature,
+    expects="score in [0, 1]",
+)
+
+
+class GeneralDataError(ValueError):
+    """One or more benchmark files cannot be evaluated; the message lists every problem of every file."""
+
+
+@dataclass
+class BenchmarkData:
+    """A benchmark ready to run: its spec, the file read, the image root used and its items."""
+
+    spec: BenchmarkSpec
+    file: Path
+    image_root: Path
+    items: list[BenchmarkItem]
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+def inference_protocol(protocol: str) -> str:
+    """The Evaluation I protocol running a general protocol (``direct`` is the one-turn ``baseline``).
+
+    Raises:
+        ValueError: an unknown protocol (the valid names are listed).
+    """
+    if protocol not in _INFERENCE_PROTOCOL:
+        raise ValueError(f"unknown general-benchmark protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
+    return _INFERENCE_PROTOCOL[protocol]
+
+
+def locate_benchmark(spec: BenchmarkSpec, dataset_root: str | os.PathLike[str]) -> tuple[Path, Path]:
+    """(release file, image root) of a benchmark under ``dataset_root``.
+
+    The file is ``ROOT/{default_file}`` (e.g. ``MME.jsonl``), else ``ROOT/{name}/{default_file}``. Images
+    are resolved against ``ROOT/{name}/`` when that folder exists (the release's per-benchmark image folders:
+    POPE's and RealWorldQA's ``images/img_0.png`` are different files), else against the file's folder.
+
+    Raises:
+        FileNotFoundError: neither file exists (both paths are named).
+    """
+    root = Path(dataset_root).expanduser()
+    candidates = [root / spec.default_file, root / spec.name / spec.default_file]
+    found = next((c for c in candidates if c.is_file()), None)
+    if found is None:
+        raise FileNotFoundError(
+            f"{spec.name}: benchmark file not found: tried {candidates[0]} and {candidates[1]} (put the release's "
+            f"{spec.default_file} in DATASET_ROOT, or leave {spec.name} out of BENCHMARKS)"
+        )
+    folder = root / spec.name
+    return found, folder if folder.is_dir() else found.parent
+
+
+def load_benchmarks(
+    names: Iterable[str],
+    dataset_root: str | os.PathLike[str],
+    *,
+    max_items: int | None = None,
+    check_images: bool = True,
+) -> list[BenchmarkData]:
+    """Locate, read and validate every named benchmark (registry names or aliases), first ``max_items`` each.
+
+    Raises:
+        GeneralDataError: an unknown name, a missing file or a malformed one; every problem found in every
+            file is listed (``file:line:field: why``), so one run reports them all before any inference.
+    """
+    loaded: list[BenchmarkData] = []
+    problems: list[str] = []
+    for name in names:
+        try:
+            spec = get_benchmark(name)
+            file, image_root = locate_benchmark(spec, dataset_root)
+            items = spec.load(file, image_root, check_images=check_images)
+        except (FileNotFoundError, BenchmarkFileError, ValueError) as exc:
+            problems.append(str(exc))
+            continue
+        if max_items:
+            items = items[:max_items]
+        loaded.append(BenchmarkData(spec, file, image_root, items))
+    if problems:
+        raise GeneralDataError("cannot evaluate the general benchmarks:\n" + "\n".join(problems))
+    return loaded
+
+
+def _prompt(spec: BenchmarkSpec, item: BenchmarkItem, protocol: str) -> str:
+    return spec.question(item) if protocol == "ground_r1" else spec.direct_prompt(item)
+
+
+def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
+    """The inference items of a benchmark under ``protocol`` (the question each protocol poses, see module doc).
+
+    Raises:
+        ValueError: an unknown protocol, or a multi-image record (the protocols show one image; named by
+            file:line).
+    """
+    inference_protocol(protocol)
+    out = []
+    for item in data.items:
+        if isinstance(item.image, list):
+            raise ValueError(
+                f"{item.source_file}:{item.line}:Image: {len(item.image)} images; the evaluation protocols show "
+                "one image per question: give this record a single Image"
+            )
+        fields = {"benchmark": data.name, "problem": item.question, "solution": item.answer,
+                  "category": item.category, "line": item.line}
+        out.append(EvalItem(key=item.key, dataset=data.name, question=_prompt(data.spec, item, protocol),
+                            image=item.image, fields=fields))
+    return out
+
+
+def final_text(prediction: Mapping[str, Any]) -> str:
+    """The final assistant turn of a prediction record ("" when it has none)."""
+    turns = prediction.get("turns") or []
+    return turns[-1] if turns else ""
+
+
+def mmvet_grading_items(
+    spec: BenchmarkSpec, items: list[BenchmarkItem], predictions: Mapping[str, Mapping[str, Any]]
+) -> list[PromptItem]:
+    """One grading item per predicted MM-Vet item: the official messages, then the retry messages."""
+    out = []
+    for item in items:
+        prediction = predictions.get(item.key)
+        if prediction is None or prediction.get("status") != "ok":
+            continue
+        text = final_text(prediction)
+        out.append(PromptItem.build(item.key, spec.grader_messages(item, text),
+                                    spec.grader_messages(item, text, retry=True)))
+    return out
+
+
+def grade_mmvet(
+    data: BenchmarkData,
+    predictions: Mapping[str, Mapping[str, Any]],
+    out_path: str | os.PathLike[str],
+    config: JudgeConfig,
+    *,
+    cache_path: str | os.PathLike[str] | None = None,
+    client: Any = None,
+) -> JudgeReport:
+    """Grade MM-Vet predictions into ``out_path`` (resumable; cached by exact messages when ``cache_path``).
+
+    Raises:
+        JudgeNotConfiguredError: no endpoint and no key in ``config``.
+    """
+    items = mmvet_grading_items(data.spec, data.items, predictions)
+    logger.info("MM-Vet: grading %d answers with %s", len(items), config.describe())
+    return Judge(config, client=client, plan=MMVET_ASK_PLAN).judge_items(items, out_path, cache_path=cache_path)
+
+
+@dataclass
+class ScoredBenchmark:
+    """Per-item records and what was left out: ``errors`` (prediction errors), ``missing`` (no prediction)."""
+
+    records: list[dict[str, Any]]
+    errors: int = 0
+    missing: int = 0
+    graded: bool = False
+
+
+def score_benchmark(
+    data: BenchmarkData,
+    predictions: Mapping[str, Mapping[str, Any]],
+    grades: Mapping[str, Mapping[str, Any]] | None = None,
+) -> ScoredBenchmark:
+    """``spec.score_item`` of every predicted item (the final turn's text).
+
+    ``grades`` (MM-Vet): grader records by key; only an ``ok`` record gives a score, anything else (a
+    failure, no record, ``grades`` None: nothing graded) gives ``judge_score=None``: excluded and counted.
+    """
+    spec = data.spec
+    scored = ScoredBenchmark(records=[], graded=grades is not None)
+    for item in data.items:
+        prediction = predictions.get(item.key)
+        if prediction is None:
+            scored.missing += 1
+            continue
+        if prediction.get("status") != "ok":
+            scored.errors += 1
+            continue
+        judge_score = None
+        if spec.needs_judge and grades is not None:
+            grade = grades.get(item.key)
+            if grade is not None and grade.get("status") == "ok" and grade.get("score") is not None:
+                judge_score = float(grade["score"])
+        record = spec.score_item(item, final_text(prediction), judge_score=judge_score)
+        record["protocol"] = prediction.get("protocol")
+        scored.records.append(record)
+    if scored.errors or scored.missing:
+        logger.warning("%s: %d prediction error(s) and %d item(s) without prediction are left out of the "
+                       "metrics (rerun to retry them)", spec.name, scored.errors, scored.missing)
+    return scored
+
+
+# ------------------------------------------------------------------------------------------ summary table
+
+
+@dataclass
+class SummaryRow:
+    """One line of the summary table: a benchmark's number in the paper's units.
+
+    ``items`` counts the scored records; ``unparsed`` those whose answer could not be read (scored wrong);
+    ``left_out`` the items excluded from the number (prediction errors, missing predictions, failed or absent
+    MM-Vet gradings).
+    """
+
+    benchmark: str
+    metric: str
+    score: float | None
+    items: int
+    unparsed: int
+    left_out: int
+    notes: str = ""
+
+
+def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark) -> list[SummaryRow]:
+    """The paper's numbers of one benchmark: MME the summed score (perception + cognition), POPE accuracy and
+    F1, MM-Vet the graded total, the others letter / exact-match accuracy (x100)."""
+    records = scored.records
+    unparsed = sum(1 for r in records if r.get("parsed") is None)
+    left_out = scored.errors + scored.missing
+
+    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0) -> SummaryRow:
+        value = float(score) if isinstance(score, (int, float)) else None
+        return SummaryRow(spec.name, metric, value, len(records), unparsed, left_out + extra_left_out, notes)
+
+    if isinstance(spec, MMESpec):
+        notes = f"perception {metrics['perception']:.1f}, cognition {metrics['cognition']:.1f}"
+        if metrics["missing_tasks"]:
+            notes += f"; only {14 - len(metrics['missing_tasks'])}/14 tasks"
+        return [row("total (perception + cognition)", metrics["overall"], notes)]
+    if isinstance(spec, PopeSpec):
+        o = metrics["overall"]
+        notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
+        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes)]
+    if isinstance(spec, MMVetSpec):
+        failed = metrics["n_failed"]
+        if not scored.graded:
+            notes = "NOT GRADED: no grader endpoint configured (OPENAI_*)"
+        else:
+            notes = f"graded {metrics['n_graded']}/{metrics['n_items']}"
+            notes += f", {failed} grading(s) failed" if failed else ""
+        return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed)]
+    return [row("accuracy", spec.headline(dict(metrics)))]
+
+
+_COLUMNS = ("Benchmark", "Metric", "Score", "Items", "Unparsed", "Left out", "Notes")
+
+
+def _fmt(score: float | None) -> str:
+    return "n/a" if score is None else f"{score:.1f}"
+
+
+def render_summary_markdown(rows: list[SummaryRow], label: str) -> str:
+    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800)."""
+    lines = [f"## General benchmarks ({label})", "", "| " + " | ".join(_COLUMNS) + " |",
+             "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    for r in rows:
+        cells = (r.benchmark, r.metric, _fmt(r.score), str(r.items), str(r.unparsed), str(r.left_out), r.notes)
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Unparsed answers count as wrong; left-out "
+              "items (prediction errors, failed MM-Vet gradings) are excluded and counted, never scored 0."]
+    return "\n".join(lines) + "\n"
+
+
+def render_summary_csv(rows: list[SummaryRow]) -> str:
+    """The same table as CSV (score empty when not available; full precision)."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["benchmark", "metric", "score", "items", "unparsed", "left_out", "notes"])
+    for r in rows:
+        writer.writerow([r.benchmark, r.metric, "" if r.score is None else repr(r.score), r.items, r.unparsed,
+                         r.left_out, r.notes])
+    return buffer.getvalue()

@@ -1,0 +1,274 @@
+"""General-benchmark runs (SPEC §7): protocols' prompts, file location and validation before inference, records
+with prediction errors and failed MM-Vet gradings left out and counted, the summary table, MM-Vet grading through
+the scripted HTTP server, and a killed run resuming per benchmark."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from ground_r1.cli import evaluate_general
+from ground_r1.evaluation import general, inference
+from ground_r1.evaluation.benchmarks import get_benchmark, mmvet_grader_messages
+from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_PROMPT, MMVET_RETRY_SUFFIX
+from ground_r1.evaluation.judge import JudgeConfig, load_judgments
+from ground_r1.rollout.trajectory import Trajectory, Turn
+
+SEED = {"Question_id": "7", "Image": "seed_7", "Question_Type": 5, "solution": "B", "Category": "",
+        "problem": "How many cups?\nA. One\nB. Two\nC. Three\nD. Four"}
+
+
+def mme(task: str, image: str, answer: str, n: int) -> dict:
+    return {"Image": image, "dataset": task, "solution": answer, "problem": f"Question {n}? Please answer yes or no."}
+
+
+def pope(split: str, answer: str, n: int) -> dict:
+    return {"Question_id": str(n), "Image": f"images/img_{n}.png", "solution": answer, "Category": split,
+            "problem": f"Is there object {n} in the image?"}
+
+
+def mmvet(n: int, answer: str) -> dict:
+    return {"Question_id": f"v1_{n}", "Image": f"v1_{n}.png", "solution": answer, "Category": "rec,ocr",
+            "problem": f"What does sign {n} say?"}
+
+
+def write_root(root: Path, files: dict[str, list], per_benchmark_images: bool = True) -> Path:
+    """``{name}.jsonl`` files (dicts, or raw strings for malformed lines) and a placeholder per ``Image``."""
+    root.mkdir(parents=True, exist_ok=True)
+    for name, records in files.items():
+        (root / f"{name}.jsonl").write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+        for record in records:
+            if isinstance(record, dict) and "Image" in record:
+                path = (root / name if per_benchmark_images else root) / record["Image"]
+                path = path if path.suffix else path.with_name(path.name + ".jpg")
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.new("RGB", (8, 8), (1, 2, 3)).save(path)
+    return root
+
+
+def ok(key: str, text: str) -> dict:
+    return {"key": key, "status": "ok", "protocol": "baseline", "turns": [text]}
+
+
+# ------------------------------------------------------------------------------------------------ items
+
+
+def test_each_protocol_poses_its_prompt_and_keeps_the_item_fields(tmp_path):
+    root = write_root(tmp_path, {"SEED_Bench": [SEED]})
+    (data,) = general.load_benchmarks(["seed"], root)  # an alias
+    direct, r1, sft = (general.to_eval_items(data, p)[0] for p in ("direct", "ground_r1", "ground_sft"))
+    question = SEED["problem"]
+    assert direct.question == question + "\nRespond with only the letter (A, B, C or D)."
+    assert r1.question == question  # the rollout's template asks for <answer> tags itself
+    assert sft.question == direct.question
+    assert direct.key == "SEED_Bench.jsonl:1" and direct.dataset == "SEED_Bench"
+    assert direct.image == str(root / "SEED_Bench" / "seed_7.jpg")  # an id without extension, found as .jpg
+    assert direct.fields == {"benchmark": "SEED_Bench", "problem": question, "solution": "B",
+                             "category": "Instances Counting", "line": 1}
+    assert [general.inference_protocol(p) for p in general.PROTOCOLS] == ["baseline", "ground_r1", "ground_sft"]
+    with pytest.raises(ValueError, match="unknown general-benchmark protocol 'refcoco'; valid: direct, ground_r1"):
+        general.to_eval_items(data, "refcoco")
+
+
+def test_images_come_from_the_benchmark_folder_when_it_exists(tmp_path):
+    spec = get_benchmark("POPE")
+    flat = write_root(tmp_path / "flat", {"POPE": [pope("random", "yes", 1)]}, per_benchmark_images=False)
+    assert general.locate_benchmark(spec, flat) == (flat / "POPE.jsonl", flat)
+    nested = tmp_path / "nested"
+    write_root(nested / "POPE", {"POPE": [pope("random", "yes", 1)]}, per_benchmark_images=False)
+    assert general.locate_benchmark(spec, nested) == (nested / "POPE" / "POPE.jsonl", nested / "POPE")
+    with pytest.raises(FileNotFoundError) as err:
+        general.locate_benchmark(get_benchmark("MMVet"), flat)
+    assert f"tried {flat / 'MMVet.jsonl'} and {flat / 'MMVet' / 'MMVet.jsonl'}" in str(err.value)
+
+
+def test_bad_files_stop_the_run_before_any_model_is_loaded(tmp_path, monkeypatch, caplog):
+    root = write_root(tmp_path / "data", {"MME": [mme("count", "a.png", "Yes", 1), '{"Image": "a.png", "problem": "q?"}']})
+    monkeypatch.setattr("ground_r1.models.loading.load_model", lambda *a, **k: pytest.fail("model loaded"))
+    caplog.set_level(logging.ERROR)
+    out = tmp_path / "out"
+    rc = evaluate_general.main(["--protocol", "direct", "--benchmarks", "MME,POPE,mmvtt", "--dataset_root", str(root),
+                                "--model_path", "never-loaded", "--output_dir", str(out)])
+    assert rc == 1
+    # Every problem of every file in one report: file, line and field named.
+    assert f"{root / 'MME.jsonl'}:2:solution: missing field" in caplog.text
+    assert f"{root / 'MME.jsonl'}:2:dataset: missing field" in caplog.text
+    assert f"POPE: benchmark file not found: tried {root / 'POPE.jsonl'}" in caplog.text
+    assert "unknown benchmark 'mmvtt'; did you mean 'MMVet'?" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == []  # nothing predicted
+
+
+def test_the_demo_set_covers_every_benchmark(tmp_path):
+    root = evaluate_general.write_demo_dataset(tmp_path)
+    loaded = general.load_benchmarks(evaluate_general.benchmark_names("all"), root)
+    assert {d.name: len(d.items) for d in loaded} == {
+        "MME": 2, "POPE": 2, "SEED_Bench": 1, "MMBench_en_dev": 1, "MMMU_val": 1, "MME_RealWorld_Lite": 1,
+        "RealworldQA": 1, "MMVet": 1}
+    assert evaluate_general.benchmark_names("mme, pope") == ["mme", "pope"]
+
+
+# ------------------------------------------------------------------------------------------ records, table
+
+
+def test_prediction_errors_and_failed_gradings_are_left_out_and_counted(tmp_path):
+    root = write_root(tmp_path, {"MMVet": [mmvet(i, "STOP<OR>stop sign") for i in range(1, 5)]})
+    (data,) = general.load_benchmarks(["MMVet"], root)
+    keys = [f"MMVet.jsonl:{i}" for i in range(1, 5)]
+    predictions = {k: ok(k, "<answer>stop</answer>") for k in keys[:3]}
+    predictions[keys[3]] = {"key": keys[3], "status": "error", "error": "cannot read image"}
+    grades = {keys[0]: {"status": "ok", "score": 1.0}, keys[1]: {"status": "ok", "score": 0.4},
+              keys[2]: {"status": "failed", "score": None}}
+    scored = general.score_benchmark(data, predictions, grades)
+    assert (len(scored.records), scored.errors, scored.missing) == (3, 1, 0)
+    metrics = data.spec.aggregate(scored.records)
+    # Graded: 1.0 and 0.4 -> mean 0.7 -> 70.0; the failed grading is not a 0 (which would give 46.7).
+    assert (metrics["total"], metrics["n_graded"], metrics["n_failed"]) == (pytest.approx(70.0), 2, 1)
+    (row,) = general.summary_rows(data.spec, metrics, scored)
+    assert (row.score, row.items, row.left_out, row.notes) == (pytest.approx(70.0), 3, 2, "graded 2/3, 1 grading(s) failed")
+
+    not_graded = general.score_benchmark(data, predictions, None)
+    (row,) = general.summary_rows(data.spec, data.spec.aggregate(not_graded.records), not_graded)
+    assert (row.score, row.left_out) == (None, 4)
+    assert row.notes.startswith("NOT GRADED")
+
+
+def test_summary_table_in_the_papers_units(tmp_path):
+    files = {
+        "MME": [mme("existence", "e.png", "Yes", 1), mme("existence", "e.png", "No", 2),
+                mme("count", "c.png", "Yes", 3), mme("count", "c.png", "No", 4)],
+        "POPE": [pope("random", "yes", 1), pope("random", "no", 2), pope("popular", "no", 3), pope("popular", "yes", 4)],
+        "RealworldQA": [{"Image": "r.png", "problem": "Which?\nA. x\nB. y", "solution": "B"}],
+    }
+    loaded = general.load_benchmarks(["MME", "POPE", "RealworldQA"], write_root(tmp_path, files))
+    answers = {"MME": ["Yes", "Yes", "Yes", "No"], "POPE": ["Yes", "Yes", "No", "maybe"], "RealworldQA": ["B"]}
+    rows = []
+    for data in loaded:
+        preds = {it.key: ok(it.key, text) for it, text in zip(data.items, answers[data.name])}
+        scored = general.score_benchmark(data, preds)
+        rows += general.summary_rows(data.spec, data.spec.aggregate(scored.records), scored)
+    markdown = general.render_summary_markdown(rows, "direct, tiny").splitlines()
+    # MME existence: 1/2 right (acc 50), its image not all right (acc+ 0) -> 50; count: 2/2 and 1/1 -> 200; sum 250.
+    assert "| MME | total (perception + cognition) | 250.0 | 4 | 0 | 0 | perception 250.0, cognition 0.0; only 2/14 tasks |" in markdown
+    # POPE: tp 1 (yes/yes), fp 1 (no/yes), tn 1, "maybe" unparsed: acc 2/4 = 50.0, P 1/2 = 50, R 1/1 = 100,
+    # F1 = 2*50*100/150 = 66.7, yes-ratio 2/3 parsed = 66.7.
+    pope_notes = "precision 50.0, recall 100.0, yes-ratio 66.7"
+    assert f"| POPE | accuracy | 50.0 | 4 | 1 | 0 | {pope_notes} |" in markdown
+    assert f"| POPE | F1 | 66.7 | 4 | 1 | 0 | {pope_notes} |" in markdown
+    assert "| RealworldQA | accuracy | 100.0 | 1 | 0 | 0 |  |" in markdown
+    assert markdown[0] == "## General benchmarks (direct, tiny)"
+    csv_lines = general.render_summary_csv(rows).splitlines()
+    assert csv_lines[0] == "benchmark,metric,score,items,unparsed,left_out,notes"
+    assert csv_lines[3].startswith("POPE,F1,66.666666666666")
+
+
+# ------------------------------------------------------------------------------------------ MM-Vet grading
+
+
+def grader_policy(request, n):
+    item_line = request.user_content[len(MMVET_GRADER_PROMPT) + 1:]  # after the few-shot table
+    if item_line.startswith("What does sign 2 say?"):
+        return ("reply", "I cannot tell")  # never a number: 5 asks, then unparseable
+    return ("reply", "0.8" if item_line.startswith("What does sign 1 say?") else "0.3 |")
+
+
+def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server):
+    root = write_root(tmp_path, {"MMVet": [mmvet(1, "STOP<AND>red"), mmvet(2, "exit"), mmvet(3, "open")]})
+    (data,) = general.load_benchmarks(["MMVet"], root)
+    predictions = {it.key: ok(it.key, f"<think>t</think><answer>guess {i}</answer>") for i, it in enumerate(data.items, 1)}
+    fake_chat_server.set_policy(grader_policy)
+    config = JudgeConfig(model="grader", base_url=fake_chat_server.base_url, max_tokens=3, backoff_base=0.0)
+    out, cache = tmp_path / "grades.jsonl", tmp_path / "cache.jsonl"
+    report = general.grade_mmvet(data, predictions, out, config, cache_path=cache)
+    assert (report.ok, report.unparseable, report.requests) == (2, 1, 1 + 5 + 1)
+
+    requests = fake_chat_server.chat_requests
+    first = next(r for r in requests if "What does sign 1 say?" in r.user_content)
+    # The official single user message, <AND> padded, the extracted answer of the final turn.
+    assert first.messages == mmvet_grader_messages("What does sign 1 say?", "STOP<AND>red", "guess 1")
+    assert first.user_content.endswith("What does sign 1 say? | STOP <AND> red | guess 1 | ")
+    asks = [r for r in requests if "What does sign 2 say?" in r.user_content]
+    assert [r.body["temperature"] for r in asks] == [0.0, 0.5, 1.0, 1.5, 2.0]
+    assert [r.user_content.endswith(MMVET_RETRY_SUFFIX) for r in asks] == [False, True, True, True, True]
+    assert {r.body["max_tokens"] for r in requests} == {3}
+
+    grades = load_judgments(out)
+    assert {k: (g["status"], g["score"]) for k, g in grades.items()} == {
+        "MMVet.jsonl:1": ("ok", 0.8), "MMVet.jsonl:2": ("unparseable", None), "MMVet.jsonl:3": ("ok", 0.3)}
+    metrics = data.spec.aggregate(general.score_benchmark(data, predictions, grades).records)
+    assert metrics["total"] == pytest.approx(55.0)  # (0.8 + 0.3) / 2; the ungradable answer is not a 0
+    assert metrics["n_failed"] == 1
+
+    # Another run (a new grades file) with the same cache: graded answers cost no request.
+    fake_chat_server.reset()
+    again = general.grade_mmvet(data, predictions, tmp_path / "again.jsonl", config, cache_path=cache)
+    assert (again.cached_hits, again.requests) == (2, 5)
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+
+class Killed(Exception):
+    pass
+
+
+class ScriptedEngine:
+    """Answers "Yes" to everything; raises Killed on call number ``kill_at`` (1-based) of this process."""
+
+    calls: list[list[str]] = []
+    kill_at: int | None = None
+
+    def __init__(self, model, processor, config):
+        self.config = config
+
+    def prompt_text(self, item, input_size=None):
+        return item.question
+
+    def run_batch(self, items, images):
+        ScriptedEngine.calls.append([it.key for it in items])
+        if len(ScriptedEngine.calls) == ScriptedEngine.kill_at:
+            raise Killed
+        turn = Turn(text="Yes", ids=[1], is_answer=False)
+        return [Trajectory(0, 0, [], img.size, img.size, completion_mask=[1], turns=[turn], finish_reason="stop")
+                for img in images]
+
+
+class _Model:
+    def to(self, device):
+        return self
+
+    def eval(self):
+        return self
+
+
+def test_a_killed_run_resumes_per_benchmark(tmp_path, monkeypatch):
+    files = {"MME": [mme("count", "c.png", "Yes", 1), mme("count", "c.png", "No", 2)],
+             "POPE": [pope("random", "yes", 1), pope("random", "no", 2)]}
+    root = write_root(tmp_path / "data", files)
+    monkeypatch.setattr(inference, "Engine", ScriptedEngine)
+    monkeypatch.setattr("ground_r1.models.loading.load_model", lambda *a, **k: _Model())
+    monkeypatch.setattr("ground_r1.models.loading.load_processor", lambda *a, **k: None)
+
+    def run(out: Path) -> int:
+        return evaluate_general.main(["--protocol", "direct", "--benchmarks", "MME,POPE", "--dataset_root", str(root),
+                                      "--model_path", "scripted", "--output_dir", str(out), "--batch_size", "1",
+                                      "--no_progress"])
+
+    ScriptedEngine.calls, ScriptedEngine.kill_at = [], None
+    assert run(tmp_path / "full") == 0
+    ScriptedEngine.calls, ScriptedEngine.kill_at = [], 3  # MME's two batches, then killed on POPE's first
+    with pytest.raises(Killed):
+        run(tmp_path / "killed")
+    killed = tmp_path / "killed"
+    assert (killed / "MME" / "predictions.jsonl").is_file() and not (killed / "POPE" / "predictions.jsonl").exists()
+    ScriptedEngine.calls, ScriptedEngine.kill_at = [], None
+    assert run(killed) == 0
+    assert ScriptedEngine.calls == [["POPE.jsonl:1"], ["POPE.jsonl:2"]]  # MME finished: not predicted again
+    for name in ("summary.md", "summary.csv", "MME/scores.jsonl", "POPE/scores.jsonl", "POPE/predictions.jsonl"):
+        assert (killed / name).read_text() == (tmp_path / "full" / name).read_text()
+    # Every answer is "Yes": MME count acc 50 + acc+ 0 = 50.0; POPE acc 1/2 = 50.0.
+    assert "| MME | total (perception + cognition) | 50.0 | 2 |" in (killed / "summary.md").read_text()
+    assert "| POPE | accuracy | 50.0 | 2 |" in (killed / "summary.md").read_text()
