@@ -48,8 +48,4 @@ fi
 if [ -n "${DATASET_ROOT:-}" ]; then ARGS+=(--dataset_root "$(abs_path "$DATASET_ROOT")"); fi
 
 cd "$REPO"
-LAUNCH=("$PY" -m ground_r1.cli.evaluate_general)
-if [ "$NUM_GPUS" -gt 1 ]; then
-  LAUNCH=("$PY" -m torch.distributed.run --standalone --nproc_per_node "$NUM_GPUS" -m ground_r1.cli.evaluate_general)
-fi
-exec "${LAUNCH[@]}" "${ARGS[@]}" "$@"
+launch_eval ground_r1.cli.evaluate_general "${ARGS[@]}" "$@"
