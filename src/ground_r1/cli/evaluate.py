@@ -70,6 +70,22 @@ class DistContext:
         return f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
 
 
+
+def add_decoding_arguments(p) -> None:
+    """Model and decoding flags shared by every evaluation CLI (VisCoT/RefCOCO here, general benchmarks)."""
+    p.add_argument("--max_new_tokens", type=int, default=None,
+                   help="new tokens per turn (default 512, SPEC §2; 32 for the demo model or set)")
+    p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty,
+                   help="greedy decoding's repetition penalty (SPEC §2)")
+    p.add_argument("--max_turns", type=int, default=5, help="ground_r1: assistant turns per item (SPEC §2)")
+    p.add_argument("--max_completion_length", type=int, default=None, help="ground_r1: total token budget")
+    p.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor min_pixels")
+    p.add_argument("--max_pixels", type=int, default=None, help="image processor max_pixels (default 401408; "
+                   "12544 for the demo model)")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
+    p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+
+
 def init_distributed(timeout_minutes: float = 600.0) -> DistContext:
     """Read the launch environment; with WORLD_SIZE > 1 start a process group (nccl on GPUs, else gloo) so
     that rank 0 can wait for every shard before merging. The timeout is long: shards finish at different times."""
@@ -127,17 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max_items_per_dataset", type=int, default=None,
                    help="first N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
                         "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set")
-    p.add_argument("--max_new_tokens", type=int, default=None,
-                   help="new tokens per turn (default 512, SPEC §2; 32 for the demo model)")
-    p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty,
-                   help="greedy decoding's repetition penalty (SPEC §2)")
-    p.add_argument("--max_turns", type=int, default=5, help="ground_r1: assistant turns per item (SPEC §2)")
-    p.add_argument("--max_completion_length", type=int, default=None, help="ground_r1: total token budget")
-    p.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor min_pixels")
-    p.add_argument("--max_pixels", type=int, default=None, help="image processor max_pixels (default 401408; "
-                   "12544 for the demo model)")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
-    p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+    add_decoding_arguments(p)
     p.add_argument("--skip_bad_records", action="store_true", help="evaluate the valid records, list the others")
     p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
                    help="run the LLM judge when an endpoint is configured")

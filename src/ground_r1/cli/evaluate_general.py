@@ -29,8 +29,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ground_r1.cli.evaluate import DistContext, barrier, init_distributed, shutdown
-from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from ground_r1.cli.evaluate import DistContext, add_decoding_arguments, barrier, init_distributed, shutdown
+from ground_r1.data.images import DEFAULT_MAX_PIXELS
 from ground_r1.evaluation import general, inference
 from ground_r1.evaluation.benchmarks import list_benchmarks
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TOKENS
@@ -116,16 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
     p.add_argument("--max_items", type=int, default=0, help="first N items of each benchmark (0 = all)")
-    p.add_argument("--max_new_tokens", type=int, default=None,
-                   help="new tokens per turn (default 512, SPEC §2; 32 for the demo model or demo set)")
-    p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty)
-    p.add_argument("--max_turns", type=int, default=5, help="ground_r1: assistant turns per item (SPEC §2)")
-    p.add_argument("--max_completion_length", type=int, default=None, help="ground_r1: total token budget")
-    p.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor min_pixels")
-    p.add_argument("--max_pixels", type=int, default=None, help="image processor max_pixels (default 401408; "
-                   "12544 for the demo model)")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
-    p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+    add_decoding_arguments(p)
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
                    help="grade MM-Vet when a grader endpoint is configured")
     p.add_argument("--judge_model", default=None, help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini)")
