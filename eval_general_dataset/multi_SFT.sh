@@ -40,11 +40,7 @@ esac
 OUTPUT_DIR="${OUTPUT_DIR:+$(abs_path "$OUTPUT_DIR")}"
 ARGS=(--protocol "$PROTOCOL" --benchmarks "${BENCHMARKS:-all}" --batch_size "${BATCH_SIZE:-8}"
       --output_dir "${OUTPUT_DIR:-$REPO/outputs/eval_general/sft_$PROTOCOL}")
-if [ -n "${MODEL_PATH:-}" ]; then
-  # A local folder is resolved against the caller's directory; anything else (a hub id) is passed as is.
-  if [ -e "$(abs_path "$MODEL_PATH")" ]; then MODEL_PATH="$(abs_path "$MODEL_PATH")"; fi
-  ARGS+=(--model_path "$MODEL_PATH")
-fi
+if [ -n "${MODEL_PATH:-}" ]; then ARGS+=(--model_path "$(resolve_model_path "$MODEL_PATH")"); fi
 if [ -n "${DATASET_ROOT:-}" ]; then ARGS+=(--dataset_root "$(abs_path "$DATASET_ROOT")"); fi
 
 cd "$REPO"

@@ -36,9 +36,6 @@ export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 export PYTHONUNBUFFERED=1
 
-# The tiny offline model (built by setup.sh): the default MODEL_PATH of every launcher.
-tiny_model_path() { "$PY" -c "from ground_r1.models.tiny import ensure_tiny_model; print(ensure_tiny_model())" 2>/dev/null | tail -n 1; }
-
 # resolve_model_path PATH: a local folder is taken from the caller's directory; a hub id is kept as is.
 resolve_model_path() {
   local p="${1:-}"

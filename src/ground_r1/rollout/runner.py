@@ -23,7 +23,7 @@ from typing import Callable
 
 from PIL import Image
 
-from ground_r1.boxes import crop_image, crop_window, input_to_original, parse_box
+from ground_r1.boxes import CropWindow, crop_image, crop_window, input_to_original, parse_box
 from ground_r1.rollout.answer import has_answer
 from ground_r1.rollout.conversation import ConversationCodec
 from ground_r1.rollout.generation import GeneratedTurn, GenerateFn, GenerationRequest
@@ -204,7 +204,7 @@ class Rollout:
         if turn.crop_window is None and cfg.crop_fallback == "end":
             t.finish_reason = "no_box"
             return
-        crop = q.image if cfg.no_crop else crop_image(q.image, _window_of(turn))
+        crop = q.image if cfg.no_crop else crop_image(q.image, CropWindow(turn.crop_window, turn.crop_is_fallback))
         injected = codec.encode_crop_turn(q.question, t.input_size, crop, num_images_before=len(t.images))
         if cfg.max_completion_length is not None and (
             len(t.completion_ids) + len(injected.ids) >= cfg.max_completion_length
@@ -234,8 +234,3 @@ class Rollout:
             turn.crop_window = tuple(window.box)
             turn.crop_is_fallback = window.is_fallback
 
-
-def _window_of(turn: Turn):
-    from ground_r1.boxes import CropWindow
-
-    return CropWindow(box=turn.crop_window, is_fallback=turn.crop_is_fallback)

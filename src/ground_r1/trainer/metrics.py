@@ -63,7 +63,3 @@ def aggregate_rollout_stats(stats: Sequence[dict]) -> dict[str, float]:
     out.update(giou_metrics([s["grounding_boxes"] for s in stats], [s["gt_boxes"] for s in stats]))
     return out
 
-
-def rollout_metrics(trajectories: Sequence[Trajectory], gt_boxes: Sequence[Sequence]) -> dict[str, float]:
-    """Step metrics of one process's trajectories (see aggregate_rollout_stats for several processes)."""
-    return aggregate_rollout_stats([trajectory_stats(t, g) for t, g in zip(trajectories, gt_boxes)])
