@@ -45,3 +45,9 @@ def shared_dir() -> Path | None:
     if root is not None and (root.parent / "shared").is_dir():
         return root.parent / "shared"
     return None
+
+
+def tiny_instruct_dir() -> Path:
+    """The tiny *instruct* base shipped with the package (built by `ground_r1.models.instruct_recipe`): the
+    default model of the CPU demo. Committed, so a fresh clone starts RL with no training wait."""
+    return PACKAGE_DIR / "assets" / "tiny-instruct"

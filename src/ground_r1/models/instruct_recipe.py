@@ -1,0 +1,423 @@
+"""The tiny *instruct* base: the project's own recipe that gives the tiny Qwen2.5-VL perception and grounding.
+
+    python -m ground_r1.models.instruct_recipe --config configs/sft/tiny_instruct.yaml --output_dir OUT
+    bash scripts/build_tiny_instruct.sh                      # the same, into src/ground_r1/assets/tiny-instruct
+
+Why (issue 4, and SPEC §1): Ground-R1 starts RL from an instruct model that already perceives and grounds
+(Qwen2.5-VL was pretrained on grounding data such as RefCOCO). RL from a random tiny model learns nothing, so the
+CPU demo starts from a base built here, on synthetic scenes of the zoom task's *generator* but never on the
+zoom task itself:
+
+- **grounding** (RefCOCO-like): full scene + "Locate the {kind} card ..." -> ``<think> the {kind} card
+  </think><box>[x1,y1,x2,y2]</box>``, the box in the processor's input frame (SPEC §2);
+- **crop reading** (perception): a crop of one card + "What colour is the dot in this image?" ->
+  ``<think> the dot </think><answer>{colour}</answer>``.
+
+The answers speak the tag vocabulary of the Ground-R1 prompt (a real instruct model follows a format asked for
+in its prompt; ours is too small to learn a new format by RL in minutes). What the base never sees: the zoom
+questions ("What colour is the dot inside the orange card?"), the Ground-R1 prompt, any multi-turn
+box-then-crop chain, or an evidence box as the answer to a question. RL must connect the question to a
+region, a crop to an answer, and learn to stop.
+
+Two facts measured before this recipe (issue 4) shape it:
+
+- **auxiliary head**: at init the LM's attention is spread evenly, so almost no gradient reaches the vision tower
+  to make a target stand out, and localisation never starts. A throwaway linear head on the *mean of the image
+  tokens leaving the vision tower* (after the merger) predicts, for every card kind, its presence, its
+  quadrant and its box; its loss is added for the first ``aux_steps`` steps, then the head is discarded (the
+  saved model is a plain ``Qwen2_5_VLForConditionalGeneration``). With several cards per scene, the per-kind
+  targets make the tower encode *which* colour is *where*;
+- **curriculum**: stages from one large card to the target distribution (3 cards of 48-96 px on 448).
+
+Every image, crop or full scene, is seen at the preset's view (``min_pixels = max_pixels = 112*112``), as the
+rollout will feed it; ``mm_token_type_ids`` come from the processor so M-RoPE positions are the same here, in
+RL and in evaluation (the 1-D fallback breaks a model trained with 3-D positions).
+
+The gate: held-out greedy grounding IoU>0.5 rate >= ``gate_iou50`` (0.8) on scenes of the target
+distribution, written to ``eval.json``; the build fails (exit 1) when it is not met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import math
+import os
+import shutil
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import yaml
+
+from ground_r1 import paths
+from ground_r1.boxes import iou, original_to_input, parse_box
+from ground_r1.data.images import input_size
+from ground_r1.data.synthetic import (
+    KIND_PALETTE,
+    SyntheticConfig,
+    generate_scene,
+    record_rng,
+)
+
+logger = logging.getLogger(__name__)
+
+GROUNDING_PROMPT = "Locate the {kind} card in this image and output the bbox coordinates."
+CROP_READING_PROMPT = "What colour is the dot in this image?"
+
+
+def grounding_answer(kind: str, box: Sequence[int]) -> str:
+    return f"<think> the {kind} card </think><box>[{','.join(str(int(v)) for v in box)}]</box>"
+
+
+def crop_reading_answer(colour: str) -> str:
+    return f"<think> the dot </think><answer>{colour}</answer>"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One curriculum stage: scenes drawn with these knobs for ``steps`` optimiser steps."""
+
+    name: str
+    steps: int
+    num_referents: int
+    card_size_range: tuple[int, int]
+
+
+@dataclass
+class RecipeConfig:
+    """configs/sft/tiny_instruct.yaml. Sizes in original pixels of the 448 canvas."""
+
+    seed: int = 0
+    geometry: str = "tiny"
+    view_pixels: int = 112 * 112  # min_pixels = max_pixels: every image, crop or scene, is seen at 112x112
+    stages: list[Stage] = field(default_factory=list)
+    grounding_fraction: float = 0.6  # the rest is crop reading
+    crop_margin_range: tuple[float, float] = (0.0, 0.3)
+    batch_size: int = 32
+    learning_rate: float = 3e-3
+    min_lr_ratio: float = 0.1
+    warmup_steps: int = 30
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    aux_steps: int = 400
+    aux_box_weight: float = 10.0
+    eval_every: int = 500
+    eval_size: int = 200
+    gate_iou50: float = 0.8
+    log_every: int = 50
+    kinds: tuple[str, ...] = ("orange", "purple", "cyan", "magenta")
+
+    @classmethod
+    def from_yaml(cls, path: str | os.PathLike) -> "RecipeConfig":
+        raw = yaml.safe_load(Path(path).read_text()) or {}
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"{path}: unknown keys {unknown}; valid: {sorted(known)}")
+        stages = [Stage(name=s["name"], steps=int(s["steps"]), num_referents=int(s["num_referents"]),
+                        card_size_range=tuple(s["card_size_range"])) for s in raw.pop("stages", [])]
+        for key in ("crop_margin_range", "kinds"):
+            if key in raw:
+                raw[key] = tuple(raw[key])
+        cfg = cls(stages=stages, **raw)
+        if not cfg.stages:
+            raise ValueError(f"{path}: 'stages' is empty; give at least one curriculum stage")
+        return cfg
+
+    @property
+    def total_steps(self) -> int:
+        return sum(s.steps for s in self.stages)
+
+
+def scene_config(stage: Stage, cfg: RecipeConfig, seed: int) -> SyntheticConfig:
+    """The zoom generator's knobs for a stage (dot, label, canvas as the zoom task draws them)."""
+    return SyntheticConfig(seed=seed, num_referents=stage.num_referents, card_size_range=stage.card_size_range,
+                           kinds=cfg.kinds)
+
+
+def target_stage(cfg: RecipeConfig) -> Stage:
+    """The held-out evaluation distribution: the zoom task's default scenes (3 cards, 48-96 px)."""
+    default = SyntheticConfig()
+    return Stage("heldout", 0, default.num_referents, default.card_size_range)
+
+
+@dataclass
+class Example:
+    messages: list[dict[str, Any]]
+    image: Any  # PIL image
+    task: str
+    aux: np.ndarray | None = None  # [num_kinds, 6]: present, quadrant, x1, y1, x2, y2 (0..1)
+    target_box: tuple[int, int, int, int] | None = None  # input frame (grounding)
+    answer: str = ""
+
+
+def _aux_targets(scene, kinds: Sequence[str]) -> np.ndarray:
+    out = np.zeros((len(kinds), 6), dtype=np.float32)
+    for ref in scene.referents:
+        k = kinds.index(ref.kind)
+        x1, y1, x2, y2 = ref.box
+        cx, cy = (x1 + x2) / 2 / scene.width, (y1 + y2) / 2 / scene.height
+        out[k] = (1.0, int(cx >= 0.5) + 2 * int(cy >= 0.5), x1 / scene.width, y1 / scene.height,
+                  x2 / scene.width, y2 / scene.height)
+    return out
+
+
+def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task: str) -> Example:
+    image, scene = generate_scene(rng, scene_config(stage, cfg, 0))
+    ref = scene.referents[int(rng.integers(0, len(scene.referents)))]
+    if task == "grounding":
+        in_size = input_size(scene.width, scene.height, cfg.view_pixels, cfg.view_pixels)
+        box = original_to_input(ref.box, (scene.width, scene.height), in_size)
+        answer = grounding_answer(ref.kind, box)
+        prompt = GROUNDING_PROMPT.format(kind=ref.kind)
+        aux, target = _aux_targets(scene, cfg.kinds), tuple(box)
+    else:
+        x1, y1, x2, y2 = ref.box
+        mx = int(round(float(rng.uniform(*cfg.crop_margin_range)) * (x2 - x1)))
+        my = int(round(float(rng.uniform(*cfg.crop_margin_range)) * (y2 - y1)))
+        image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(scene.width, x2 + mx), min(scene.height, y2 + my)))
+        answer, prompt, aux, target = crop_reading_answer(ref.detail), CROP_READING_PROMPT, None, None
+    messages = [
+        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
+    return Example(messages, image, task, aux, target, answer)
+
+
+class AuxHead:
+    """The throwaway head (module doc): image-token mean -> per kind (presence, quadrant logits, box)."""
+
+    def __init__(self, hidden: int, num_kinds: int, seed: int):
+        import torch
+
+        gen = torch.Generator().manual_seed(seed)
+        self.num_kinds = num_kinds
+        self.linear = torch.nn.Linear(hidden, num_kinds * (1 + 4 + 4))
+        with torch.no_grad():
+            self.linear.weight.copy_(torch.randn(self.linear.weight.shape, generator=gen) * hidden ** -0.5)
+            self.linear.bias.zero_()
+
+    def loss(self, pooled, targets, box_weight: float):
+        import torch.nn.functional as F
+
+        out = self.linear(pooled).view(-1, self.num_kinds, 9)
+        present = targets[..., 0]
+        loss = F.binary_cross_entropy_with_logits(out[..., 0], present)
+        mask = present > 0
+        if bool(mask.any()):
+            loss = loss + F.cross_entropy(out[..., 1:5][mask], targets[..., 1][mask].long())
+            loss = loss + box_weight * F.mse_loss(out[..., 5:9][mask], targets[..., 2:6][mask])
+        return loss
+
+
+def _lr_at(step: int, cfg: RecipeConfig) -> float:
+    if step < cfg.warmup_steps:
+        return cfg.learning_rate * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(1, cfg.total_steps - cfg.warmup_steps)
+    cos = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return cfg.learning_rate * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * cos)
+
+
+def _collate(processor, examples: list[Example]):
+    import torch
+
+    from ground_r1.sft.collator import IGNORE_INDEX, encode_example
+
+    encoded = [encode_example(processor, ex.messages, [ex.image]) for ex in examples]
+    pad = processor.tokenizer.pad_token_id
+    length = max(int(e["input_ids"].shape[0]) for e in encoded)
+    out = {
+        "input_ids": torch.full((len(encoded), length), pad, dtype=torch.long),
+        "attention_mask": torch.zeros((len(encoded), length), dtype=torch.long),
+        "labels": torch.full((len(encoded), length), IGNORE_INDEX, dtype=torch.long),
+        "mm_token_type_ids": torch.zeros((len(encoded), length), dtype=torch.long),
+    }
+    for row, e in enumerate(encoded):
+        n = int(e["input_ids"].shape[0])
+        for key in ("input_ids", "attention_mask", "labels", "mm_token_type_ids"):
+            out[key][row, :n] = e[key]
+    out["pixel_values"] = torch.cat([e["pixel_values"] for e in encoded], dim=0)
+    out["image_grid_thw"] = torch.cat([e["image_grid_thw"] for e in encoded], dim=0)
+    return out
+
+
+def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_size: int = 50) -> dict[str, float]:
+    """Held-out greedy evaluation on the target distribution: grounding (mIoU, IoU>0.5 rate, parse rate) and
+    crop reading (accuracy). Scenes come from a split the training stream never draws (``heldout``)."""
+    import torch
+
+    stage = target_stage(cfg)
+    results: dict[str, list[float]] = {"iou": [], "parsed": [], "read": []}
+    tok = processor.tokenizer
+    for task in ("grounding", "crop_reading"):
+        examples = [make_example(record_rng(seed, f"heldout-{task}", i), stage, cfg, task) for i in range(size)]
+        for start in range(0, size, batch_size):
+            chunk = examples[start:start + batch_size]
+            texts = [processor.apply_chat_template(ex.messages[:1], tokenize=False, add_generation_prompt=True)
+                     for ex in chunk]
+            processor.tokenizer.padding_side = "left"
+            enc = processor(text=texts, images=[ex.image for ex in chunk], return_tensors="pt", padding=True)
+            processor.tokenizer.padding_side = "right"
+            with torch.no_grad():
+                out = model.generate(**enc, do_sample=False, max_new_tokens=40, temperature=None, top_k=None,
+                                     top_p=None, repetition_penalty=1.0)
+            texts_out = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+            for ex, text in zip(chunk, texts_out):
+                if task == "grounding":
+                    parsed = parse_box(text)
+                    results["parsed"].append(float(parsed is not None))
+                    results["iou"].append(iou(parsed.box, ex.target_box) if parsed is not None else 0.0)
+                else:
+                    results["read"].append(float(text.strip() == ex.answer))
+    ious = np.array(results["iou"])
+    return {
+        "grounding_miou": float(ious.mean()),
+        "grounding_iou50": float((ious > 0.5).mean()),
+        "grounding_parse_rate": float(np.mean(results["parsed"])),
+        "crop_reading_accuracy": float(np.mean(results["read"])),
+        "size": size,
+    }
+
+
+def _vision_pool_hook(store: dict):
+    def hook(module, args, output):
+        store["pooler"] = output.pooler_output
+    return hook
+
+
+def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | None = None) -> dict[str, Any]:
+    """Build the base from a fresh tiny model (or ``base_model``), train the curriculum, gate, save atomically."""
+    import torch
+
+    from ground_r1.models.loading import load_model, load_processor, save_processor
+    from ground_r1.models.tiny import build_tiny_model
+
+    output_dir = Path(output_dir).resolve()
+    torch.manual_seed(cfg.seed)
+    work = Path(tempfile.mkdtemp(prefix=output_dir.name + ".partial-", dir=output_dir.parent
+                                 if output_dir.parent.exists() else None))
+    try:
+        init = base_model or str(build_tiny_model(work / "init", seed=cfg.seed, geometry=cfg.geometry))
+        processor = load_processor(init, min_pixels=cfg.view_pixels, max_pixels=cfg.view_pixels)
+        model = load_model(init, dtype=torch.float32)
+        model.train()
+        hidden = model.config.text_config.hidden_size
+        head = AuxHead(hidden, len(cfg.kinds), cfg.seed)
+        params = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(params + list(head.linear.parameters()), lr=cfg.learning_rate,
+                                weight_decay=cfg.weight_decay)
+        store: dict = {}
+        handle = model.model.visual.register_forward_hook(_vision_pool_hook(store))
+        log: list[dict[str, Any]] = []
+        evals: list[dict[str, Any]] = []
+        step, t0 = 0, time.time()
+        task_rng = np.random.default_rng(cfg.seed)
+        merge = model.model.visual.spatial_merge_size ** 2
+        for stage in cfg.stages:
+            for stage_step in range(stage.steps):
+                tasks = ["grounding" if task_rng.random() < cfg.grounding_fraction else "crop_reading"
+                         for _ in range(cfg.batch_size)]
+                examples = [make_example(record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i),
+                                         stage, cfg, task) for i, task in enumerate(tasks)]
+                batch = _collate(processor, examples)
+                for group in opt.param_groups:
+                    group["lr"] = _lr_at(step, cfg)
+                out = model(**batch)
+                loss, lm_loss, aux_loss = out.loss, out.loss.item(), 0.0
+                if step < cfg.aux_steps:
+                    sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
+                    pooled = torch.stack([t.mean(0) for t in torch.split(store["pooler"], sizes)])
+                    rows = [i for i, ex in enumerate(examples) if ex.aux is not None]
+                    if rows:
+                        targets = torch.tensor(np.stack([examples[i].aux for i in rows]))
+                        aux = head.loss(pooled[rows], targets, cfg.aux_box_weight)
+                        loss, aux_loss = loss + aux, aux.item()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+                opt.step()
+                step += 1
+                if step % cfg.log_every == 0 or step == 1:
+                    entry = {"step": step, "stage": stage.name, "lm_loss": round(lm_loss, 4),
+                             "aux_loss": round(aux_loss, 4), "grad_norm": round(grad_norm, 3),
+                             "lr": _lr_at(step - 1, cfg), "elapsed_s": round(time.time() - t0, 1)}
+                    log.append(entry)
+                    logger.info("instruct: %s", json.dumps(entry))
+                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.total_steps):
+                    model.eval()
+                    metrics = {"step": step, **evaluate(model, processor, cfg, min(cfg.eval_size, 100), seed=cfg.seed + 1)}
+                    model.train()
+                    evals.append(metrics)
+                    logger.info("instruct eval: %s", json.dumps(metrics))
+        handle.remove()
+        model.eval()
+        final = evaluate(model, processor, cfg, cfg.eval_size, seed=cfg.seed + 1)
+        final["passed_gate"] = final["grounding_iou50"] >= cfg.gate_iou50
+        final["gate_iou50"] = cfg.gate_iou50
+        final["train_seconds"] = round(time.time() - t0, 1)
+        logger.info("instruct final: %s", json.dumps(final))
+
+        staged = work / "model"
+        model.save_pretrained(staged)
+        save_processor(processor, staged)
+        (staged / "recipe.yaml").write_text(yaml.safe_dump(_config_dict(cfg), sort_keys=False))
+        (staged / "train_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log + evals))
+        (staged / "eval.json").write_text(json.dumps(final, indent=2) + "\n")
+        if output_dir.exists():
+            shutil.rmtree(output_dir)
+        output_dir.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(staged, output_dir)
+        return final
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _config_dict(cfg: RecipeConfig) -> dict[str, Any]:
+    raw = dataclasses.asdict(cfg)
+    for key, value in raw.items():
+        if isinstance(value, tuple):
+            raw[key] = list(value)
+    raw["stages"] = [{**s, "card_size_range": list(s["card_size_range"])} for s in raw["stages"]]
+    return raw
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(paths.repo_root() / "configs" / "sft" / "tiny_instruct.yaml"))
+    parser.add_argument("--output_dir", default=str(paths.tiny_instruct_dir()))
+    parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
+    parser.add_argument("--steps_scale", type=float, default=1.0,
+                        help="multiply every stage's steps (e.g. 0.05 for a smoke run)")
+    parser.add_argument("--no_gate", action="store_true", help="save even when the held-out gate is not met")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    cfg = RecipeConfig.from_yaml(args.config)
+    if args.seed is not None:
+        cfg.seed = args.seed
+    if args.steps_scale != 1.0:
+        cfg.stages = [dataclasses.replace(s, steps=max(1, int(s.steps * args.steps_scale))) for s in cfg.stages]
+        cfg.aux_steps = int(cfg.aux_steps * args.steps_scale)
+        cfg.warmup_steps = max(1, int(cfg.warmup_steps * args.steps_scale))
+    final = train(cfg, args.output_dir)
+    print(json.dumps(final, indent=2))
+    if not final["passed_gate"] and not args.no_gate:
+        print(f"gate failed: held-out grounding IoU>0.5 rate {final['grounding_iou50']:.3f} < {cfg.gate_iou50}",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
