@@ -1,0 +1,116 @@
+"""Held-out greedy evaluation with controls: grounded, no-crop lower bound, ground-truth-crop upper bound,
+random-box GIoU (`ground_r1.evaluation.controls`).
+
+    python -m ground_r1.cli.evaluate_controls --model_path out/demo --output out/demo/heldout_eval.json
+    python -m ground_r1.cli.evaluate_controls --model_path src/ground_r1/assets/tiny-instruct   # before RL
+
+Rollout settings (turns, per-turn tokens, pixels, crop rules) come from a GRPO preset (`--config`, default the
+CPU demo's configs/grpo/tiny_cpu.yaml), so the evaluation sees images and budgets exactly as training did.
+Data: any VisCoT records file whose datasets have a rule-based accuracy; default the built-in synthetic
+held-out split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import yaml
+
+from ground_r1 import paths
+
+ROLLOUT_KEYS = ("max_turns", "max_new_tokens_per_turn", "max_completion_length", "min_pixels", "max_pixels",
+                "min_crop_size", "max_aspect_ratio", "crop_fallback")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from ground_r1.evaluation.controls import CONDITIONS
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model_path", default=None, help="checkpoint (default: the shipped tiny instruct base)")
+    p.add_argument("--config", default=str(paths.PACKAGE_DIR.parent.parent / "configs" / "grpo" / "tiny_cpu.yaml"),
+                   help="GRPO preset whose rollout settings are used")
+    p.add_argument("--data_path", default=None, help="records JSONL (default: the synthetic held-out split)")
+    p.add_argument("--image_root", default=None, help="folder relative image paths resolve against")
+    p.add_argument("--max_questions", type=int, default=100)
+    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS))
+    p.add_argument("--batch_size", type=int, default=32)
+    p.add_argument("--repetition_penalty", type=float, default=1.05, help="greedy decoding penalty (SPEC §2)")
+    p.add_argument("--seed", type=int, default=0, help="random-box baseline seed")
+    p.add_argument("--output", default=None, help="write the metrics JSON here")
+    return p
+
+
+def rollout_settings(config_path: str) -> dict:
+    raw = yaml.safe_load(Path(config_path).read_text()) or {}
+    return {k: raw[k] for k in ROLLOUT_KEYS if k in raw}
+
+
+def _finite_or_none(value):
+    """NaN (e.g. no box at all, so no GIoU) becomes null: strict JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
+    import torch
+
+    from ground_r1.cli.train_grpo import default_model_path
+    from ground_r1.data.images import load_image
+    from ground_r1.data.records import load_viscot_records
+    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.evaluation.controls import evaluate_controls
+    from ground_r1.models.loading import load_model, load_processor
+    from ground_r1.rewards.registry import build_registry
+    from ground_r1.rollout.runner import RolloutConfig
+    from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
+
+    settings = rollout_settings(args.config)
+    min_px, max_px = settings.get("min_pixels", 3136), settings.get("max_pixels", 401408)
+    data_path, image_root = args.data_path, args.image_root
+    if data_path is None:
+        folder = ensure_default_dataset()
+        data_path, image_root = str(folder / "eval.jsonl"), str(folder)
+    registry = build_registry()
+    loaded = load_viscot_records(data_path, image_root=image_root, min_pixels=min_px, max_pixels=max_px,
+                                 known_datasets=[d for d in registry.known_datasets() if registry.has_rule(d)],
+                                 limit=args.max_questions)
+    records = loaded.records
+    images = [load_image(r["image"]) for r in records]
+    model_path = args.model_path or default_model_path()
+    processor = load_processor(model_path, min_pixels=min_px, max_pixels=max_px)
+    model = load_model(model_path, dtype=torch.float32 if not torch.cuda.is_available() else "auto")
+    if torch.cuda.is_available():
+        model = model.cuda()
+    model.eval()
+    config = RolloutConfig(max_turns=settings.get("max_turns", 5),
+                           max_completion_length=settings.get("max_completion_length"),
+                           min_crop_size=settings.get("min_crop_size", 28),
+                           max_aspect_ratio=settings.get("max_aspect_ratio", 200.0),
+                           crop_fallback=settings.get("crop_fallback", "full_image"))
+    sampling = replace(EVAL_GREEDY_SAMPLING, repetition_penalty=args.repetition_penalty,
+                       max_new_tokens=settings.get("max_new_tokens_per_turn", EVAL_GREEDY_SAMPLING.max_new_tokens))
+    with torch.no_grad():
+        results = evaluate_controls(model, processor, records, images, registry, config,
+                                    conditions=[c for c in args.conditions.split(",") if c],
+                                    sampling=sampling, batch_size=args.batch_size, seed=args.seed)
+    report = {"model_path": str(model_path), "data_path": str(data_path), "rollout": settings, "results": results}
+    text = json.dumps(_finite_or_none(report), indent=2)
+    if args.output:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text + "\n")
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,145 @@
+"""Held-out greedy evaluation of a Ground-R1 policy with its controls (issue 4; SPEC §1, §3).
+
+On records whose dataset has a rule-based accuracy (e.g. the synthetic zoom task), one greedy trajectory per
+question through the *training* rollout (`ground_r1.rollout.runner.Rollout`, TreePlan(1, 1)), under conditions:
+
+- ``grounded``: the method as trained: boxes are cropped from the original image and fed back;
+- ``no_crop``: the lower bound: every crop is replaced by the original image (the model can still ask, it just
+  never sees more than the resized full view);
+- ``gt_crop``: the upper bound: the first turn is replaced by the evidence box (``bboxs[0]``, converted to the
+  model's input frame), so the model answers from the right crop; what is left is reading it;
+- ``random_box`` (GIoU only, no model): a uniformly random box per question, the GIoU a policy that looks at
+  random would score.
+
+Per condition: accuracy (the training rule, an answer is required), format reward, GIoU score of the first
+grounding box against ``bboxs[0]`` (the training metric, SPEC §3), turns per trajectory, answered fraction.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import replace
+from statistics import fmean
+from typing import Any, Sequence
+
+import numpy as np
+
+from ground_r1.boxes import giou_score, original_to_input
+from ground_r1.rewards.giou import giou_metrics
+from ground_r1.rewards.registry import AccuracyRegistry
+from ground_r1.rewards.trl_functions import format_reward, make_accuracy_reward
+from ground_r1.rollout.conversation import ConversationCodec
+from ground_r1.rollout.generation import GeneratedTurn, GenerationRequest, HFGenerator
+from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
+from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING, SamplingParams, TreePlan
+from ground_r1.trainer.metrics import grounding_boxes
+
+logger = logging.getLogger(__name__)
+
+CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box")
+
+
+def evidence_box_text(record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int]) -> str:
+    """The oracle first turn of ``gt_crop``: a well-formed grounding turn holding the evidence box."""
+    box = original_to_input(record["bboxs"][0], original_size, input_size)
+    return f"<think> the evidence </think><box>[{','.join(str(v) for v in box)}]</box>"
+
+
+class OracleFirstTurn:
+    """A GenerateFn that answers round 1 (one image in the context) with the evidence box, then defers to the
+    model. Rows of round 1 come in question order (TreePlan(1, 1))."""
+
+    def __init__(self, codec: ConversationCodec, model_fn, first_turns: Sequence[str]):
+        self.codec, self.model_fn, self.first_turns = codec, model_fn, list(first_turns)
+        self.calls = 0
+
+    def __call__(self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int) -> list[GeneratedTurn]:
+        self.calls += 1
+        if all(len(r.images) == 1 for r in requests) and len(requests) == len(self.first_turns):
+            out = []
+            for text in self.first_turns:
+                ids = self.codec.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.codec.eos_token_id]
+                out.append(GeneratedTurn(ids=ids))
+            return out
+        return self.model_fn(requests, sampling, max_new_tokens)
+
+
+def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> float:
+    """Mean GIoU score of uniformly random boxes (two x's and two y's uniform over the image, sorted)."""
+    rng = np.random.default_rng(seed)
+    scores = []
+    for record, (w, h) in zip(records, sizes):
+        if not record.get("bboxs"):
+            continue
+        xs, ys = np.sort(rng.uniform(0, w, 2)), np.sort(rng.uniform(0, h, 2))
+        scores.append(giou_score((xs[0], ys[0], xs[1], ys[1]), record["bboxs"][0]))
+    return fmean(scores) if scores else float("nan")
+
+
+def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: AccuracyRegistry) -> dict[str, float]:
+    turns = [t.turn_texts for t in trajectories]
+    accuracy = make_accuracy_reward(registry)(
+        prompts=[r["problem"] for r in records], completions=["\n".join(t) for t in turns], turns=turns,
+        solution=[r["solution"] for r in records], dataset=[r["dataset"] for r in records],
+    )
+    fmt = format_reward(prompts=None, completions=["\n".join(t) for t in turns], turns=turns)
+    first_boxes = [grounding_boxes(t)[:1] for t in trajectories]
+    giou = giou_metrics(first_boxes, [r.get("bboxs") or [] for r in records])
+    scored = [a for a in accuracy if a is not None]
+    return {
+        "accuracy": fmean(scored) if scored else float("nan"),
+        "format": fmean(fmt),
+        "giou_score": giou.get("giou/score", float("nan")),
+        "no_box_rate": giou.get("giou/no_box_rate", float("nan")),
+        "turns_mean": fmean(len(t) for t in turns),
+        "answered_frac": fmean(t.finish_reason == "answer" for t in trajectories),
+        "questions": len(records),
+    }
+
+
+def evaluate_controls(
+    model,
+    processor,
+    records: Sequence[dict[str, Any]],
+    images: Sequence[Any],
+    registry: AccuracyRegistry,
+    rollout_config: RolloutConfig,
+    conditions: Sequence[str] = CONDITIONS,
+    sampling: SamplingParams = EVAL_GREEDY_SAMPLING,
+    batch_size: int = 32,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Metrics per condition (module doc). ``images`` are the records' original images (PIL, RGB).
+
+    Raises:
+        ValueError: an unknown condition (the valid ones are listed).
+    """
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown:
+        raise ValueError(f"unknown control condition(s) {unknown}; valid: {', '.join(CONDITIONS)}")
+    codec = ConversationCodec(processor)
+    results: dict[str, dict[str, float]] = {}
+    for condition in conditions:
+        if condition == "random_box":
+            results[condition] = {"giou_score": random_box_giou(records, [im.size for im in images], seed),
+                                  "questions": len(records)}
+            continue
+        config = replace(rollout_config, no_crop=condition == "no_crop")
+        trajectories = []
+        for start in range(0, len(records), batch_size):
+            chunk = list(range(start, min(start + batch_size, len(records))))
+            questions = [RolloutQuestion(records[i]["problem"], images[i]) for i in chunk]
+            generator = HFGenerator(model, codec, record_logprobs=False)
+            if condition == "gt_crop":
+                firsts = []
+                for i, q in zip(chunk, questions):
+                    prompt = codec.encode_prompt(q.question, q.image)
+                    firsts.append(evidence_box_text(records[i], prompt.images[0].size, q.image.size))
+                generator = OracleFirstTurn(codec, generator, firsts)
+            batch = Rollout(codec, generator, config).run(questions, TreePlan(1, 1), sampling)
+            for t in batch:
+                t.question_index += start
+            trajectories.extend(batch)
+        results[condition] = _summarise(trajectories, records, registry)
+        logger.info("controls %s: %s", condition, results[condition])
+    return results

@@ -1,0 +1,72 @@
+"""Held-out controls (ground_r1.evaluation.controls): random-box GIoU, the oracle first turn, conditions."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from ground_r1.evaluation.controls import (
+    OracleFirstTurn,
+    evaluate_controls,
+    evidence_box_text,
+    random_box_giou,
+)
+from ground_r1.models.loading import load_model, load_processor
+from ground_r1.rewards.registry import build_registry
+from ground_r1.rollout.conversation import ConversationCodec
+from ground_r1.rollout.generation import GenerationRequest
+from ground_r1.rollout.runner import RolloutConfig
+from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
+
+
+def test_random_box_giou_matches_its_expectation_for_a_whole_image_evidence_box():
+    # GT = the whole image: the enclosing box is the GT, so GIoU = IoU = (|dx|/W)(|dy|/H). For two uniform
+    # draws E|dx| = W/3, independent axes: E[IoU] = 1/9, score = (1/9 + 1) / 2 = 5/9.
+    records = [{"bboxs": [[0, 0, 200, 100]]}] * 4000
+    assert random_box_giou(records, [(200, 100)] * 4000, seed=3) == pytest.approx(5 / 9, abs=0.01)
+    assert random_box_giou(records[:10], [(200, 100)] * 10, seed=3) == random_box_giou(records[:10], [(200, 100)] * 10, seed=3)
+
+
+def test_evidence_box_text_is_a_well_formed_grounding_turn_in_the_input_frame():
+    # 448 original -> 112 input: every coordinate / 4, rounded half up (SPEC §8 targets).
+    text = evidence_box_text({"bboxs": [[10, 20, 102, 446]]}, (112, 112), (448, 448))
+    assert text == "<think> the evidence </think><box>[3,5,26,112]</box>"
+
+
+def test_oracle_answers_round_one_and_defers_later_rounds(tiny_model_dir):
+    codec = ConversationCodec(load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544))
+    deferred = []
+
+    def model_fn(requests, sampling, max_new_tokens):
+        deferred.append(len(requests))
+        return ["model"] * len(requests)
+
+    oracle = OracleFirstTurn(codec, model_fn, ["<box>[1,2,3,4]</box>", "<box>[5,6,7,8]</box>"])
+    image = Image.new("RGB", (64, 64))
+    enc = codec.encode_prompt("q", image)
+    first = oracle([GenerationRequest(enc.ids, enc.images)] * 2, EVAL_GREEDY_SAMPLING, 16)
+    assert [codec.tokenizer.decode(t.ids, skip_special_tokens=True) for t in first] == [
+        "<box>[1,2,3,4]</box>", "<box>[5,6,7,8]</box>"]
+    assert all(t.ids[-1] == codec.eos_token_id for t in first) and deferred == []
+    later = oracle([GenerationRequest(enc.ids, enc.images * 2)], EVAL_GREEDY_SAMPLING, 16)  # two images: round 2
+    assert later == ["model"] and deferred == [1]
+
+
+def test_conditions_run_the_training_rollout_and_unknown_ones_are_refused(tiny_model_dir, tmp_path):
+    processor = load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544)
+    model = load_model(tiny_model_dir).eval()
+    Image.new("RGB", (448, 448), (200, 40, 40)).save(tmp_path / "a.png")
+    records = [{"image": str(tmp_path / "a.png"), "problem": "What colour?", "solution": "red",
+                "dataset": "zoom_synthetic", "bboxs": [[40, 80, 200, 240]]}] * 2
+    images = [Image.open(tmp_path / "a.png").convert("RGB")] * 2
+    config = RolloutConfig(max_turns=2, max_completion_length=1024)
+    sampling = EVAL_GREEDY_SAMPLING.__class__(do_sample=False, max_new_tokens=8)
+    out = evaluate_controls(model, processor, records, images, build_registry(), config,
+                            conditions=["gt_crop", "random_box"], sampling=sampling)
+    assert set(out) == {"gt_crop", "random_box"}
+    # The oracle's box is the evidence box (448 -> 112 exactly divides these coordinates): GIoU score 1.
+    assert out["gt_crop"]["giou_score"] == pytest.approx(1.0)
+    assert out["gt_crop"]["no_box_rate"] == 0.0 and out["gt_crop"]["questions"] == 2
+    assert 0.0 <= out["random_box"]["giou_score"] <= 1.0
+    with pytest.raises(ValueError, match="unknown control condition.*valid: grounded, no_crop, gt_crop, random_box"):
+        evaluate_controls(model, processor, records, images, build_registry(), config, conditions=["oracle"])
