@@ -1,13 +1,22 @@
 """The run manifest: resolved configuration, git commit, package versions (OUTPUT_DIR/run_manifest.json).
 
-Secrets never enter it: keys that look like credentials are replaced by "***" (issue: API keys are never
-saved with checkpoints or configs)."""
+Secrets never enter it (issue: API keys are never saved with checkpoints or configs), by two rules:
+
+* a value under a credential-looking name (:func:`is_secret_name`: ``api_key``, ``hub_token``, ``token``,
+  ``password``, ...), in the config sections or after such a flag on the command line, becomes ``"***"``;
+  names that merely mention tokens (``max_new_tokens_per_turn``, ``pad_token``) are kept, so the recorded
+  command still reproduces the run;
+* every credential the process can see (:func:`environment_secrets`: the values of credential-looking
+  environment variables, e.g. ``OPENAI_API_KEY``, ``HF_TOKEN``, ``WANDB_API_KEY``, and the content of the
+  files their ``*_FILE`` variants name) is replaced by ``"***"`` wherever it appears in the manifest.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import platform
+import re
 import subprocess
 import sys
 from dataclasses import asdict, is_dataclass
@@ -18,17 +27,83 @@ from pathlib import Path
 from ground_r1 import paths
 
 PACKAGES = ("ground_r1", "torch", "transformers", "trl", "accelerate", "datasets", "deepspeed", "peft", "flash-attn")
-_SECRET_WORDS = ("api_key", "apikey", "token", "secret", "password", "hub_token")
+MASK = "***"
+# A word of the name (split on "_" / "-") that marks a credential whatever surrounds it.
+_SECRET_WORDS = frozenset({"secret", "secrets", "password", "passwd", "credential", "credentials", "apikey"})
+# "<word>_key" names that are credentials (api_key, access_key, ...); other keys (sort_key, ...) are not.
+_KEY_PREFIXES = frozenset({"api", "access", "private", "secret", "auth", "client", "signing", "encryption"})
+# "<word>_token" names that are tokenizer settings, not credentials (pad_token, eos_token, image_token, ...).
+_TOKENIZER_WORDS = frozenset({
+    "pad", "eos", "bos", "unk", "sep", "cls", "mask", "image", "video", "vision", "audio", "start", "end",
+    "special", "additional", "placeholder", "boi", "eoi",
+})
+_MIN_SECRET_LENGTH = 6  # shorter environment values ("1", "true") would mask innocent text
+_MAX_KEY_FILE_BYTES = 4096
+
+
+def is_secret_name(name: object) -> bool:
+    """Whether a config key, flag or environment variable name denotes a credential.
+
+    ``api_key``, ``OPENAI_API_KEY``, ``--hub_token``, ``HF_TOKEN``, ``token``, ``password``, ``client_secret``:
+    yes. ``max_new_tokens_per_turn``, ``pad_token``, ``include_num_input_tokens_seen``, ``sort_key``: no.
+    """
+    words = [w for w in re.split(r"[_\-\s.]+", str(name).lower()) if w]
+    if not words:
+        return False
+    if any(w in _SECRET_WORDS for w in words):
+        return True
+    for i, word in enumerate(words):
+        before = words[i - 1] if i > 0 else None
+        if word == "key" and before in _KEY_PREFIXES:
+            return True
+        if word == "token" and i == len(words) - 1 and before not in _TOKENIZER_WORDS:
+            return True
+    return False
 
 
 def scrub(value):
-    """Replace values under secret-looking keys, recursively."""
+    """Replace values under secret-looking keys (:func:`is_secret_name`), recursively. Empty values, False and
+    numbers are kept (they hold no credential and show that none was set)."""
     if isinstance(value, dict):
-        return {k: ("***" if any(w in str(k).lower() for w in _SECRET_WORDS) and v not in (None, "", False)
-                    and not isinstance(v, (int, float)) else scrub(v)) for k, v in value.items()}
+        return {k: (MASK if is_secret_name(k) and _value_is_set(v) else scrub(v)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     return value
+
+
+def _value_is_set(value) -> bool:
+    return value not in (None, "", False) and not isinstance(value, (int, float))
+
+
+def environment_secrets(environ=None) -> list[str]:
+    """The credentials this process can see: values of environment variables with a credential-looking name,
+    and the stripped content of the (small) files named by ``<NAME>_FILE`` variables (``OPENAI_API_KEY_FILE``).
+    Longest first, so a key that contains another is masked whole."""
+    environ = os.environ if environ is None else environ
+    found: set[str] = set()
+    for name, value in environ.items():
+        if name.upper().endswith("_FILE") and is_secret_name(name[: -len("_FILE")]) and value:
+            try:
+                path = Path(value).expanduser()
+                if path.is_file() and path.stat().st_size <= _MAX_KEY_FILE_BYTES:
+                    value = path.read_text(encoding="utf-8", errors="replace")
+                else:
+                    continue
+            except OSError:
+                continue
+        elif not is_secret_name(name):
+            continue
+        value = value.strip()
+        if len(value) >= _MIN_SECRET_LENGTH:
+            found.add(value)
+    return sorted(found, key=len, reverse=True)
+
+
+def redact_secrets(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for secret in secrets:
+        text = text.replace(secret, MASK)
+    return text
 
 
 def git_commit() -> str | None:
@@ -56,17 +131,18 @@ def package_versions() -> dict[str, str | None]:
 
 
 def scrub_argv(argv: list[str]) -> list[str]:
-    """Command-line values after secret-looking flags (`--hub_token X`, `--api_key=X`) become "***"."""
+    """Command-line values after secret-looking flags (`--hub_token X`, `--api_key=X`) become "***"; other
+    flags (`--max_new_tokens_per_turn 16`) are kept as given."""
     out, hide_next = [], False
     for arg in argv:
         if hide_next:
-            out.append("***")
+            out.append(MASK)
             hide_next = False
             continue
         flag, eq, _ = arg.partition("=")
-        secret = flag.startswith("-") and any(w in flag.lower() for w in _SECRET_WORDS)
+        secret = flag.startswith("-") and is_secret_name(flag.lstrip("-"))
         if secret and eq:
-            out.append(flag + "=***")
+            out.append(flag + "=" + MASK)
         else:
             out.append(arg)
             hide_next = secret
@@ -82,6 +158,9 @@ def _as_dict(obj):
 
 
 def write_manifest(output_dir: str | Path, argv: list[str], **sections) -> Path:
+    """Write OUTPUT_DIR/run_manifest.json atomically: the command, git commit, platform, package versions and
+    each ``sections`` object (a dataclass, a ``to_dict()`` object or a mapping), scrubbed of secrets (module
+    docstring)."""
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     manifest = {
@@ -94,8 +173,9 @@ def write_manifest(output_dir: str | Path, argv: list[str], **sections) -> Path:
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
         **{name: scrub(_as_dict(obj)) for name, obj in sections.items()},
     }
+    text = redact_secrets(json.dumps(manifest, indent=2, default=str), environment_secrets())
     path = output_dir / "run_manifest.json"
     tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    tmp.write_text(text + "\n")
     tmp.replace(path)
     return path

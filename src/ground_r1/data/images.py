@@ -8,11 +8,36 @@ in (width, height) order.
 :func:`load_image` is on the training hot path (every rollout opens its image and crops from it), so it does
 only what the model needs: EXIF orientation, one conversion to 8-bit RGB, a full decode (a truncated file
 fails here, with its path, instead of deep inside the processor), and a clear :class:`ImageLoadError`.
+
+What is a usable image (the policy data validation applies, so that nothing fails mid-run):
+
+* **converted, valid**: grayscale (L, 1), gray+alpha (LA), RGBA, palette (P, with or without transparency),
+  CMYK, YCbCr, 16-bit (I;16) and 32-bit/float (I, F) images become 8-bit RGB (transparency on white, 16-bit
+  scaled by 1/257 instead of clipped); EXIF orientations are applied (5-8 swap width and height);
+* **tiny, valid**: an image smaller than 28 px a side is kept as is; Qwen's ``smart_resize`` scales it *up*
+  to ``min_pixels`` (10x10 -> a 56x56 input) exactly as the model's processor does, and its crops span the
+  whole side (SPEC §2: widen to min(28, side));
+* **bad** (:class:`ImageLoadError` with the path and the reason): missing, a directory, empty, not an image,
+  truncated or corrupt pixel data, an aspect ratio above 200 (smart_resize refuses it; reported by
+  :func:`input_size`), and more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (89,478,485 by default, the
+  decompression-bomb guard): PIL itself only *warns* between 1x and 2x that limit and would decode, say, a
+  10000x10000 image into 300 MB; we refuse at the header, before decoding anything. Raise
+  ``PIL.Image.MAX_IMAGE_PIXELS`` (or set it to None) for a data set of genuine giant images.
+
+:func:`image_size` with ``verify=True`` is the cheap up-front check that validation runs on every record: the
+header, and, for JPEG and PNG, whether the file is complete (its end marker / IEND chunk; a PNG is walked chunk
+by chunk without inflating anything); only a file that fails that test, or a file of another format, is
+decoded in full to get the decoder's verdict. What it cannot see without inflating the data: a PNG whose
+chunks are all there but whose compressed stream is corrupt (or too short for the size its header claims);
+such a file fails only later, when :func:`load_image` decodes it. Interrupted downloads and copies, the
+common case, cut the chunk list and are caught.
 """
 
 from __future__ import annotations
 
 import os
+import struct
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Callable
@@ -72,40 +97,139 @@ def input_size(
     if min_pixels > max_pixels:
         raise ValueError(f"min_pixels ({min_pixels}) must not exceed max_pixels ({max_pixels})")
     # Qwen's smart_resize takes and returns (height, width).
-    h, w = _smart_resize()(int(height), int(width), factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    try:
+        h, w = _smart_resize()(int(height), int(width), factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
+    except OverflowError as exc:  # a size too large for a float (a corrupt record): a bad size, not a crash
+        raise ValueError(f"image size {width!r}x{height!r} is too large ({exc})") from None
     return int(w), int(h)
+
+
+def pixel_limit_reason(width: int, height: int) -> str | None:
+    """Why a ``width`` x ``height`` image is refused by the decompression-bomb guard, or None when it is not
+    (``PIL.Image.MAX_IMAGE_PIXELS``, read at call time so a user's raised limit, or None, is honoured)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    if limit is None or width * height <= limit:
+        return None
+    return (
+        f"{width}x{height} = {width * height:,} pixels exceeds the decompression-bomb limit "
+        f"PIL.Image.MAX_IMAGE_PIXELS = {limit:,}; if the image is genuine, raise that limit (or downscale the file)"
+    )
 
 
 def _failure_reason(path: Path, exc: BaseException) -> str:
     """A readable reason for a failed open/decode; stat() is only paid on this (cold) path."""
-    if isinstance(exc, FileNotFoundError) or not path.exists():
-        return "file not found"
-    if path.is_dir():
-        return "is a directory, not an image file"
     try:
+        if isinstance(exc, FileNotFoundError) or not path.exists():
+            return "file not found"
+        if path.is_dir():
+            return "is a directory, not an image file"
         if path.stat().st_size == 0:
             return "empty file (0 bytes)"
-    except OSError:
-        pass
+    except OSError as stat_error:  # e.g. a file name too long for the file system
+        return f"cannot access the file ({stat_error.strerror or stat_error})"
     if isinstance(exc, Image.UnidentifiedImageError):
         return "not a recognised image format (corrupt file or not an image)"
     if isinstance(exc, Image.DecompressionBombError):
-        return f"image too large for PIL's decompression-bomb limit: {exc}"
+        return (
+            f"image too large for PIL's decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS = "
+            f"{Image.MAX_IMAGE_PIXELS:,}): {exc} If the image is genuine, raise that limit"
+        )
     return f"corrupt or truncated image data ({type(exc).__name__}: {exc})"
 
 
-def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
-    """(width, height) of the image *as load_image returns it*, from the file header only (no decode).
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+# Chunks that can carry an EXIF orientation (eXIf, or XMP/"Raw profile" text) when written after the pixels.
+_PNG_METADATA_CHUNKS = frozenset({b"eXIf", b"tEXt", b"zTXt", b"iTXt"})
+_JPEG_END = b"\xff\xd9"
+
+
+@dataclass(frozen=True)
+class _Structure:
+    """What a cheap walk of a file's structure found: ``complete`` is True when the format's end marker is
+    where it belongs, False when the file is visibly cut short, None when the format is not walked; for PNG,
+    ``late_metadata`` says a metadata chunk follows the pixel data (PIL only reads it after a full decode)."""
+
+    complete: bool | None
+    late_metadata: bool = False
+
+
+def _png_structure(path: Path) -> _Structure:
+    """Walk the PNG chunk list (8-byte headers, data skipped: nothing is inflated) up to IEND."""
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if fh.read(8) != _PNG_SIGNATURE:
+            return _Structure(complete=False)
+        pos, seen_pixels, late = 8, False, False
+        while True:
+            header = fh.read(8)
+            if len(header) < 8:
+                return _Structure(complete=False, late_metadata=late)
+            length, kind = struct.unpack(">I4s", header)
+            if kind == b"IEND":
+                return _Structure(complete=True, late_metadata=late)
+            if kind == b"IDAT":
+                seen_pixels = True
+            elif seen_pixels and kind in _PNG_METADATA_CHUNKS:
+                late = True
+            pos += 12 + length  # header, data, CRC
+            if pos > size:
+                return _Structure(complete=False, late_metadata=late)
+            fh.seek(pos)
+
+
+def _jpeg_structure(path: Path) -> _Structure:
+    """A complete JPEG ends with its EOI marker (FFD9), possibly followed by zero padding."""
+    with path.open("rb") as fh:
+        size = os.fstat(fh.fileno()).st_size
+        fh.seek(max(0, size - 64))
+        tail = fh.read().rstrip(b"\x00")
+    return _Structure(complete=tail.endswith(_JPEG_END))
+
+
+def _structure(path: Path, image_format: str | None) -> _Structure:
+    if image_format == "PNG":
+        return _png_structure(path)
+    if image_format == "JPEG":
+        return _jpeg_structure(path)
+    return _Structure(complete=None)
+
+
+def image_size(path: str | os.PathLike[str], *, verify: bool = False) -> tuple[int, int]:
+    """(width, height) of the image *as load_image returns it*, without decoding its pixels.
 
     EXIF orientations 5-8 swap the two sides, exactly as :func:`load_image` does, so a record's size read
-    here matches the pixels the model sees. A header that parses does not prove the pixel data is intact:
-    truncation is caught later by :func:`load_image`, which decodes fully.
+    here matches the pixels the model sees. Images above ``PIL.Image.MAX_IMAGE_PIXELS`` are refused (module
+    docstring).
+
+    ``verify=False``: the header only; a header that parses does not prove the pixel data is intact.
+    ``verify=True`` (data validation): also proves the file will decode, cheaply: a JPEG must end with its
+    end marker and a PNG must hold its chunks up to IEND (a walk of the chunk headers); a file that fails
+    this, or of another format, is decoded in full and the decoder's verdict is final (a JPEG with data after
+    its end marker decodes fine and passes). If some code sets ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True``
+    globally, PIL pads truncated files silently and no check can see them.
+
+    Raises:
+        ImageLoadError: missing, empty, unrecognised, too large, or (``verify``) truncated or corrupt.
     """
     p = Path(path)
     try:
         with Image.open(p) as im:
             width, height = im.size
-            orientation = im.getexif().get(_EXIF_ORIENTATION_TAG)
+            too_large = pixel_limit_reason(width, height)
+            if too_large is not None:
+                raise ImageLoadError(p, too_large)
+            structure = _structure(p, im.format)
+            if verify and structure.complete is not True:
+                im.load()  # the decoder's verdict: raises on truncated or corrupt pixel data
+            if im.format == "PNG" and not structure.late_metadata:
+                # PIL's PNG getexif() decodes the whole image to look for an eXIf chunk after the pixels;
+                # none is there, so the base class reads the orientation from the chunks already parsed.
+                exif = Image.Image.getexif(im)
+            else:
+                exif = im.getexif()
+            orientation = exif.get(_EXIF_ORIENTATION_TAG)
+    except ImageLoadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError... on bad files
         raise ImageLoadError(p, _failure_reason(p, exc)) from exc
     if orientation in _SWAPPING_ORIENTATIONS:
@@ -154,16 +278,22 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
     """Open ``path`` as a fully decoded 8-bit RGB image, EXIF orientation applied.
 
     Grayscale, palette, CMYK, 16-bit and float images are converted; transparency is composited on white.
-    Raises :class:`ImageLoadError` (with the path and the reason) for a missing, empty, unrecognised, corrupt
-    or truncated file. (If some code sets ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` globally, PIL pads
-    truncated files silently and this check cannot see them.)
+    Raises :class:`ImageLoadError` (with the path and the reason) for a missing, empty, unrecognised, corrupt,
+    truncated or too large (``PIL.Image.MAX_IMAGE_PIXELS``) file. (If some code sets
+    ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` globally, PIL pads truncated files silently and this check
+    cannot see them.)
     """
     p = Path(path)
     try:
         with Image.open(p) as im:
+            too_large = pixel_limit_reason(*im.size)
+            if too_large is not None:  # refuse before decoding (module docstring): no hang, no OOM
+                raise ImageLoadError(p, too_large)
             im.load()  # full decode now: a truncated file raises here, not in the processor
             ImageOps.exif_transpose(im, in_place=True)
             out = _to_rgb(im)  # decoded pixels stay valid after the file is closed
+    except ImageLoadError:
+        raise
     except Exception as exc:  # noqa: BLE001 - PIL raises OSError, SyntaxError, ValueError... on bad files
         raise ImageLoadError(p, _failure_reason(p, exc)) from exc
     return out

@@ -13,10 +13,30 @@ message`` in one :class:`RecordValidationError`, instead of crashing hours into 
 record (SPEC §10: "unknown dataset crashes"). With ``skip_bad_records`` it returns the good records and the
 issues, which the caller writes with :func:`write_issues`.
 
-Image checks (``check_images=True``) read each image's *header* only (size, EXIF orientation): a missing,
-empty or unrecognisable file is reported here, while decoding every image up front would cost minutes on
-the 400k-image training set. Truncated pixel data is caught when :func:`ground_r1.data.images.load_image`
-decodes the image, with its path in the error.
+Image checks (``check_images=True``) run :func:`ground_r1.data.images.image_size` with ``verify=True`` on
+each image: the header (size, EXIF orientation, the decompression-bomb limit) and, for JPEG and PNG, whether
+the file is complete (its end marker; a PNG's chunk list), without decoding the pixels; only a file that
+fails that test, or of another format, is decoded in full. So a missing, empty, unrecognisable, truncated or
+too large image is reported here, up front, instead of crashing the rollout hours later, while decoding every
+image would cost minutes on the 400k-image training set. What the cheap check cannot see (a file complete
+to its end marker whose compressed data is corrupt: libjpeg usually decodes such a JPEG to garbled pixels,
+but not always) still fails later, in ``load_image``, when the rollout opens the image.
+
+What a valid record is (every other case is an issue with ``file:line: field: message``):
+
+* a JSON object with non-empty strings ``image``, ``problem``, ``solution`` (non-empty once its ``<answer>``
+  tags are stripped: an empty ground truth can never be scored) and ``dataset`` (a known sub-dataset when
+  ``known_datasets`` is given);
+* with ``special_tokens`` given, ``problem`` and ``solution`` contain none of them (the processor would
+  read such text as control tokens: a forged chat turn, or an image placeholder without an image, which
+  stops the rollout);
+* optional fields of the right type, sizes within the decompression-bomb limit;
+* a usable image (see :mod:`ground_r1.data.images` for which modes, sizes and files are usable);
+* evidence boxes of four finite numbers with ``x2 > x1``, ``y2 > y1`` that overlap the image (a box partly
+  outside is kept as stored: the GIoU metric scores what is stored).
+
+A line that is not valid UTF-8, not JSON, or nested too deeply is reported as that line's problem, never
+raised.
 
 Each returned record carries ``key`` = ``"<file name>:<line>"`` (unique within a file) and ``uid`` (first 16
 hex digits of the SHA-1 of the record's text: identical lines share it), plus ``source_file`` and ``line``.
@@ -35,7 +55,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ImageLoadError, image_size, input_size
+from ground_r1.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    ImageLoadError,
+    image_size,
+    input_size,
+    pixel_limit_reason,
+)
+from ground_r1.rollout.answer import strip_answer_tags
 
 if TYPE_CHECKING:
     import datasets
@@ -66,6 +94,11 @@ class ValidationIssue:
         where = f"{self.line}" if self.unit == "line" else f"{self.unit} {self.line}"
         return f"{self.file}:{where}: {self.field}: {self.message}"
 
+    @property
+    def key(self) -> str:
+        """The record's key, as a loaded record would carry it: ``"<file name>:<line>"``."""
+        return f"{Path(self.file).name}:{self.line}"
+
 
 class RecordValidationError(ValueError):
     """All the problems found in a records file, listed (the first MAX_LISTED_ISSUES) in the message."""
@@ -88,6 +121,14 @@ class LoadedRecords:
     records: list[dict[str, Any]]
     issues: list[ValidationIssue] = field(default_factory=list)
     skipped: int = 0
+
+
+def _exists(path: Path) -> bool:
+    """``path.exists()`` that answers False instead of raising (a name too long for the file system)."""
+    try:
+        return path.exists()
+    except OSError:
+        return False
 
 
 def _split_prefix(path: str, prefix: str) -> str | None:
@@ -133,45 +174,68 @@ def resolve_image_path(
     p = Path(raw).expanduser()
     if not p.is_absolute():
         return ((root / p) if root is not None else p).absolute()
-    if root is None or p.exists():
+    if root is None or _exists(p):
         return p
     parts = p.parts[1:]  # without the anchor ("/" or "C:\\")
     for k in range(min(len(parts), MAX_SUFFIX_ATTEMPTS)):
         candidate = root.joinpath(*parts[k:])
-        if candidate.exists():
+        if _exists(candidate):
             return candidate.absolute()
     return p
+
+
+def _parse_json(text: str) -> tuple[Any, str | None]:
+    """(object, None) or (None, why the text is not a usable JSON value)."""
+    try:
+        return json.loads(text), None
+    except json.JSONDecodeError as exc:
+        return None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+    except RecursionError:
+        return None, "invalid JSON (nested too deeply to parse)"
 
 
 def _iter_raw(path: Path) -> Iterator[tuple[int, str, Any, str | None]]:
     """(line-or-item number, text for the uid, parsed object or None, JSON error or None); blank lines skipped.
 
-    A ``.json`` file is one JSON list (numbered items); anything else is JSONL (numbered lines).
+    A ``.json`` file is one JSON list (numbered items); anything else is JSONL (numbered lines, split on
+    ``\\n``), read as bytes so that a line which is not valid UTF-8 is reported as that line's problem; a
+    UTF-8 byte-order mark at the start of the file is ignored.
     """
     if path.suffix.lower() == ".json":
         # A .json file that does not parse as a whole has no records to skip: that is an error, not an issue.
         try:
-            with path.open(encoding="utf-8") as fh:
+            with path.open(encoding="utf-8-sig") as fh:
                 items = json.load(fh)
         except json.JSONDecodeError as exc:
             raise ValueError(
                 f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); a .json records file is "
                 "one JSON list (use .jsonl for one record per line)"
             ) from exc
+        except UnicodeDecodeError as exc:
+            raise ValueError(
+                f"{path}: not valid UTF-8 (byte {exc.start}: {exc.reason}); save the file as UTF-8"
+            ) from None
+        except RecursionError:
+            raise ValueError(f"{path}: JSON nested too deeply to parse") from None
         if not isinstance(items, list):
             raise ValueError(f"{path}: a .json records file must hold a list of records, found {type(items).__name__}")
         for i, item in enumerate(items, start=1):
             yield i, json.dumps(item, sort_keys=True, ensure_ascii=False), item, None
         return
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            text = line.strip()
+    with path.open("rb") as fh:
+        for lineno, raw in enumerate(fh, start=1):
+            if lineno == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raw = raw[3:]
+            try:
+                text = raw.decode("utf-8").strip()
+            except UnicodeDecodeError as exc:
+                text = raw.decode("utf-8", errors="replace").strip()
+                yield lineno, text, None, f"not valid UTF-8 (byte {exc.start + 1} of the line: {exc.reason})"
+                continue
             if not text:
                 continue
-            try:
-                yield lineno, text, json.loads(text), None
-            except json.JSONDecodeError as exc:
-                yield lineno, text, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+            obj, error = _parse_json(text)
+            yield lineno, text, obj, error
 
 
 def _type_name(value: Any) -> str:
@@ -190,7 +254,12 @@ def _as_int(value: Any) -> int | None:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    if not isinstance(value, (int, float)) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large for a float
+        return False
 
 
 def _suggest(name: str, known: Collection[str]) -> str:
@@ -215,6 +284,7 @@ class _Checker:
         max_pixels: int,
         known_datasets: Collection[str] | None,
         check_images: bool,
+        special_tokens: Collection[str] = (),
     ) -> None:
         self.file, self.unit = file, unit
         self.file_name = Path(file).name
@@ -223,6 +293,7 @@ class _Checker:
         self.known = frozenset(known_datasets) if known_datasets is not None else None
         self.known_listed = ", ".join(sorted(self.known)) if self.known is not None else ""
         self.check_images = check_images
+        self.special_tokens = tuple(t for t in special_tokens if t)
         self.input_size_overridden = 0
         self.size_from_image = 0
         self.issues: list[ValidationIssue] = []
@@ -251,8 +322,18 @@ class _Checker:
                         "`python -m ground_r1.cli.prepare_viscot`)"
                     )
                 self._issue(line, name, f"expected a string, got {_type_name(obj[name])}{extra}")
-            elif name in ("image", "dataset") and not obj[name].strip():
+            elif not obj[name].strip():
                 self._issue(line, name, "must not be empty")
+            elif name == "solution" and not strip_answer_tags(obj[name]):
+                self._issue(line, name, f"empty answer {obj[name]!r}: a ground truth is needed to score the answer")
+            elif name in ("problem", "solution") and self.special_tokens:
+                found = [t for t in self.special_tokens if t in obj[name]]
+                if found:
+                    self._issue(
+                        line, name,
+                        f"contains the tokenizer's special token(s) {', '.join(found)}: the processor would read them "
+                        "as control tokens (a forged chat turn, or an image placeholder without an image); remove them",
+                    )
 
         dataset = obj.get("dataset")
         if self.known is not None and isinstance(dataset, str) and dataset.strip() and dataset not in self.known:
@@ -296,7 +377,10 @@ class _Checker:
                 if value is None and name not in obj:
                     self._issue(line, name, "missing, and check_images=False forbids reading it from the image")
 
-        if width is not None and height is not None:
+        too_large = pixel_limit_reason(width, height) if width is not None and height is not None else None
+        if too_large is not None:  # stored sizes (check_images=False); a file's own size was checked on read
+            self._issue(line, "image", too_large)
+        elif width is not None and height is not None:
             try:
                 in_w, in_h = input_size(width, height, self.min_pixels, self.max_pixels)
             except ValueError as exc:
@@ -323,9 +407,10 @@ class _Checker:
     def _check_image(
         self, line: int, raw: str, resolved: Path, width: int | None, height: int | None
     ) -> tuple[int | None, int | None]:
-        """Header check; returns the size to use (the file's size wins over a stored one that differs)."""
+        """The image check of the module docstring; returns the size to use (the file's size wins over a stored
+        one that differs)."""
         try:
-            actual = image_size(resolved)
+            actual = image_size(resolved, verify=True)
         except ImageLoadError as exc:
             if exc.reason == "file not found":
                 where = f"'{resolved}'" if str(resolved) == raw else f"'{resolved}' (from '{raw}')"
@@ -388,6 +473,7 @@ def load_viscot_records(
     max_pixels: int = DEFAULT_MAX_PIXELS,
     known_datasets: Collection[str] | None = None,
     check_images: bool = True,
+    special_tokens: Collection[str] = (),
     skip_bad_records: bool = False,
     limit: int | None = None,
     progress: bool = False,
@@ -396,7 +482,9 @@ def load_viscot_records(
 
     ``known_datasets``: when given (training: the reward registry's names), an unknown ``dataset`` is an
     issue with a "did you mean". ``check_images``: resolve and open each image header (see the module
-    docstring); without it images are not touched and width/height must be in the records. ``limit``: only
+    docstring); without it images are not touched and width/height must be in the records.
+    ``special_tokens``: strings that ``problem`` and ``solution`` must not contain (training and evaluation:
+    the processor's ``tokenizer.all_special_tokens``; the module docstring says why). ``limit``: only
     the first ``limit`` non-blank records are read (and validated). Raises :class:`RecordValidationError`
     listing every issue unless ``skip_bad_records``, in which case the bad records are left out and counted.
     """
@@ -416,6 +504,7 @@ def load_viscot_records(
         max_pixels=max_pixels,
         known_datasets=known_datasets,
         check_images=check_images,
+        special_tokens=special_tokens,
     )
     raw: Iterator[tuple[int, str, Any, str | None]] = _iter_raw(p)
     if progress:
@@ -442,14 +531,18 @@ def load_viscot_records(
 
 
 def write_issues(issues: list[ValidationIssue], path: str | os.PathLike[str]) -> Path:
-    """Write the issues as JSONL (one object per issue: file, line, unit, field, message, text)."""
+    """Write the issues as JSONL, one object per issue: file, line, unit, field, message, ``key`` (the
+    record's ``"<file name>:<line>"``, as loaded records carry it) and ``text`` (the printed form). A record
+    with several problems has several lines; ``{row["key"] for row in rows}`` is the set of skipped records."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8") as fh:
         for issue in issues:
-            fh.write(json.dumps({**asdict(issue), "text": str(issue)}, ensure_ascii=False) + "\n")
+            fh.write(json.dumps({**asdict(issue), "key": issue.key, "text": str(issue)}, ensure_ascii=False) + "\n")
     return out
 
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 _COLUMN_TYPES = {
     "image": "string", "problem": "string", "solution": "string", "dataset": "string", "split": "string",
@@ -460,8 +553,8 @@ _COLUMN_TYPES = {
 
 def records_to_dataset(records: list[dict[str, Any]]) -> datasets.Dataset:
     """The records as a ``datasets.Dataset`` with a fixed schema: ``bboxs`` is a list of lists of float64
-    (empty lists allowed), ``problem_id`` int64 if every id is an integer else string. Extra fields are
-    kept when Arrow can type them, otherwise stored as JSON strings."""
+    (empty lists allowed), ``problem_id`` int64 if every id is an integer that fits in 64 bits, else string.
+    Extra fields are kept when Arrow can type them, otherwise stored as JSON strings."""
     import datasets
 
     features: dict[str, Any] = {name: datasets.Value(dtype) for name, dtype in _COLUMN_TYPES.items()}
@@ -470,7 +563,8 @@ def records_to_dataset(records: list[dict[str, Any]]) -> datasets.Dataset:
     columns["bboxs"] = [[[float(v) for v in box] for box in (r.get("bboxs") or [])] for r in records]
 
     ids = [r.get("problem_id") for r in records]
-    if all(i is None or (isinstance(i, int) and not isinstance(i, bool)) for i in ids):
+    if all(i is None or (isinstance(i, int) and not isinstance(i, bool) and _INT64_MIN <= i <= _INT64_MAX)
+           for i in ids):
         features["problem_id"] = datasets.Value("int64")
         columns["problem_id"] = ids
     else:

@@ -8,6 +8,7 @@
   video processor, so the processor is assembled from the tokenizer and the PIL image processor with no video
   processor; it saves its parts separately (``ProcessorMixin.save_pretrained`` fails on a ``None`` part);
 - the vision tower (and projector) can be frozen (SPEC §5);
+- ``trust_remote_code`` is off unless the caller asks for it (no code from a checkpoint runs by default);
 - the checkpoint's generation_config is never used silently: callers pass explicit sampling parameters
   (``ground_r1.rollout.sampling``); :func:`load_model` records what the checkpoint said and logs it.
 """
@@ -71,16 +72,24 @@ def torchvision_available() -> bool:
     return importlib.util.find_spec("torchvision") is not None
 
 
-def load_processor(model_path: str | Path, min_pixels: int = DEFAULT_MIN_PIXELS, max_pixels: int = DEFAULT_MAX_PIXELS):
+def load_processor(
+    model_path: str | Path,
+    min_pixels: int = DEFAULT_MIN_PIXELS,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    *,
+    trust_remote_code: bool = False,
+):
     """Processor of a Qwen2.5-VL checkpoint with min/max pixels set explicitly on the image processor.
 
     Uses the PIL image processor and no video processor when torchvision is absent (CPU machines).
+    ``trust_remote_code``: let the tokenizer run code shipped with the checkpoint; off unless asked (Qwen2.5-VL
+    needs none: transformers has it built in).
     """
     from transformers import AutoTokenizer
     from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     model_path = str(model_path)
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=bool(trust_remote_code))
     # Left padding: generation appends on the right of every row of a batch.
     tokenizer.padding_side = "left"
     image_processor = Qwen2VLImageProcessorPil.from_pretrained(
@@ -159,7 +168,10 @@ def load_model(
     device_map: Any = None,
     trust_remote_code: bool = False,
 ):
-    """Load a Qwen2.5-VL for conditional generation with the project's conventions (see module docstring)."""
+    """Load a Qwen2.5-VL for conditional generation with the project's conventions (see module docstring).
+
+    ``trust_remote_code``: run modelling code shipped with the checkpoint; off unless asked (the class is
+    transformers' own Qwen2.5-VL, which needs none)."""
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     attn = choose_attention(attn_implementation)
@@ -170,7 +182,7 @@ def load_model(
         dtype=torch_dtype,
         attn_implementation=attn,
         device_map=device_map,
-        trust_remote_code=trust_remote_code,
+        trust_remote_code=bool(trust_remote_code),
     )
     gc = model.generation_config
     model.ground_r1_checkpoint_generation = CheckpointGenerationDefaults(
