@@ -85,4 +85,41 @@ def test_smoke_build_saves_a_plain_qwen_checkpoint_with_recipe_log_and_eval(tmp_
         assert not any("aux" in k for k in fh.keys())  # the head is discarded
     model = Qwen2_5_VLForConditionalGeneration.from_pretrained(out)
     assert type(model).__name__ == "Qwen2_5_VLForConditionalGeneration"
-    assert not list(tmp_path.glob("*.partial-*"))  # the staging folder is gone
+    assert not list(tmp_path.glob("*.partial-*")) and not (tmp_path / "base.work").exists()  # staging is gone
+
+
+@pytest.mark.slow
+def test_a_killed_build_resumes_from_its_snapshot_and_ends_identical(tmp_path, monkeypatch):
+    import torch
+    from safetensors.torch import load_file
+
+    cfg = _cfg(batch_size=2, aux_steps=4, warmup_steps=1, eval_every=2, eval_size=2, log_every=1)
+    cfg.stages = [recipe.Stage("s", 4, 3, (48, 96))]  # the target distribution: no extra per-stage evaluation
+    torch.set_num_threads(1)
+    recipe.train(cfg, tmp_path / "unbroken")
+
+    real = recipe._collate  # called once per training step (evaluation does not use it)
+    calls = {"n": 0}
+
+    def dies_in_step_three(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed during step 3")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(recipe, "_collate", dies_in_step_three)
+    with pytest.raises(KeyboardInterrupt):
+        recipe.train(cfg, tmp_path / "broken")
+    work = tmp_path / "broken.work"
+    assert (work / "snapshot.pt").is_file() and (work / "latest" / "config.json").is_file()
+    assert not (tmp_path / "broken").exists()  # nothing that looks complete
+    monkeypatch.setattr(recipe, "_collate", real)
+    recipe.train(cfg, tmp_path / "broken")  # resumes at step 2
+    assert not work.exists()
+    a = load_file(str(tmp_path / "unbroken" / "model.safetensors"))
+    b = load_file(str(tmp_path / "broken" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    log_a = (tmp_path / "unbroken" / "train_log.jsonl").read_text().splitlines()
+    log_b = (tmp_path / "broken" / "train_log.jsonl").read_text().splitlines()
+    strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in lines]  # noqa: E731
+    assert strip(log_a) == strip(log_b)

@@ -60,7 +60,7 @@ from ground_r1 import paths
 from ground_r1.boxes import iou, original_to_input, parse_box
 from ground_r1.data.images import input_size
 from ground_r1.data.synthetic import (
-    KIND_PALETTE,
+    DETAIL_PALETTE,
     SyntheticConfig,
     generate_scene,
     record_rng,
@@ -68,6 +68,7 @@ from ground_r1.data.synthetic import (
 
 logger = logging.getLogger(__name__)
 
+DETAIL_NAMES = tuple(DETAIL_PALETTE)
 GROUNDING_PROMPT = "Locate the {kind} card in this image and output the bbox coordinates."
 CROP_READING_PROMPT = "What colour is the dot in this image?"
 
@@ -100,6 +101,7 @@ class RecipeConfig:
     stages: list[Stage] = field(default_factory=list)
     grounding_fraction: float = 0.6  # the rest is crop reading
     crop_margin_range: tuple[float, float] = (0.0, 0.3)
+    crop_card_size_range: tuple[int, int] = (48, 96)  # crop reading always at the zoom task's card sizes
     batch_size: int = 32
     learning_rate: float = 3e-3
     min_lr_ratio: float = 0.1
@@ -123,7 +125,7 @@ class RecipeConfig:
             raise ValueError(f"{path}: unknown keys {unknown}; valid: {sorted(known)}")
         stages = [Stage(name=s["name"], steps=int(s["steps"]), num_referents=int(s["num_referents"]),
                         card_size_range=tuple(s["card_size_range"])) for s in raw.pop("stages", [])]
-        for key in ("crop_margin_range", "kinds"):
+        for key in ("crop_margin_range", "crop_card_size_range", "kinds"):
             if key in raw:
                 raw[key] = tuple(raw[key])
         cfg = cls(stages=stages, **raw)
@@ -153,7 +155,8 @@ class Example:
     messages: list[dict[str, Any]]
     image: Any  # PIL image
     task: str
-    aux: np.ndarray | None = None  # [num_kinds, 6]: present, quadrant, x1, y1, x2, y2 (0..1)
+    aux: np.ndarray | None = None  # grounding: [num_kinds, 6]: present, quadrant, x1, y1, x2, y2 (0..1)
+    aux_detail: int | None = None  # crop reading: index of the dot colour in DETAIL_PALETTE order
     target_box: tuple[int, int, int, int] | None = None  # input frame (grounding)
     answer: str = ""
 
@@ -170,8 +173,13 @@ def _aux_targets(scene, kinds: Sequence[str]) -> np.ndarray:
 
 
 def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task: str) -> Example:
+    """One training or evaluation example. Crop reading draws its cards at ``crop_card_size_range`` whatever the
+    stage: a big card's crop shrinks the dot below a view pixel, which no curriculum makes legible."""
+    if task == "crop_reading":
+        stage = dataclasses.replace(stage, card_size_range=cfg.crop_card_size_range)
     image, scene = generate_scene(rng, scene_config(stage, cfg, 0))
     ref = scene.referents[int(rng.integers(0, len(scene.referents)))]
+    detail = None
     if task == "grounding":
         in_size = input_size(scene.width, scene.height, cfg.view_pixels, cfg.view_pixels)
         box = original_to_input(ref.box, (scene.width, scene.height), in_size)
@@ -184,30 +192,38 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
         my = int(round(float(rng.uniform(*cfg.crop_margin_range)) * (y2 - y1)))
         image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(scene.width, x2 + mx), min(scene.height, y2 + my)))
         answer, prompt, aux, target = crop_reading_answer(ref.detail), CROP_READING_PROMPT, None, None
+        detail = DETAIL_NAMES.index(ref.detail)
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
-    return Example(messages, image, task, aux, target, answer)
+    return Example(messages, image, task, aux=aux, aux_detail=detail, target_box=target, answer=answer)
 
 
 class AuxHead:
-    """The throwaway head (module doc): image-token mean -> per kind (presence, quadrant logits, box)."""
+    """The throwaway head (module doc) on the image-token mean of each example's image: for a scene, per card
+    kind (presence, quadrant logits, box); for a crop, the dot colour. Both give the vision tower the gradient
+    the LM loss alone does not supply at init."""
 
-    def __init__(self, hidden: int, num_kinds: int, seed: int):
+    def __init__(self, hidden: int, num_kinds: int, num_details: int, seed: int):
         import torch
 
         gen = torch.Generator().manual_seed(seed)
         self.num_kinds = num_kinds
-        self.linear = torch.nn.Linear(hidden, num_kinds * (1 + 4 + 4))
+        self.scene = torch.nn.Linear(hidden, num_kinds * (1 + 4 + 4))
+        self.detail = torch.nn.Linear(hidden, num_details)
         with torch.no_grad():
-            self.linear.weight.copy_(torch.randn(self.linear.weight.shape, generator=gen) * hidden ** -0.5)
-            self.linear.bias.zero_()
+            for layer in (self.scene, self.detail):
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * hidden ** -0.5)
+                layer.bias.zero_()
 
-    def loss(self, pooled, targets, box_weight: float):
+    def parameters(self):
+        return [*self.scene.parameters(), *self.detail.parameters()]
+
+    def scene_loss(self, pooled, targets, box_weight: float):
         import torch.nn.functional as F
 
-        out = self.linear(pooled).view(-1, self.num_kinds, 9)
+        out = self.scene(pooled).view(-1, self.num_kinds, 9)
         present = targets[..., 0]
         loss = F.binary_cross_entropy_with_logits(out[..., 0], present)
         mask = present > 0
@@ -215,6 +231,11 @@ class AuxHead:
             loss = loss + F.cross_entropy(out[..., 1:5][mask], targets[..., 1][mask].long())
             loss = loss + box_weight * F.mse_loss(out[..., 5:9][mask], targets[..., 2:6][mask])
         return loss
+
+    def detail_loss(self, pooled, targets):
+        import torch.nn.functional as F
+
+        return F.cross_entropy(self.detail(pooled), targets)
 
 
 def _lr_at(step: int, cfg: RecipeConfig) -> float:
@@ -248,12 +269,14 @@ def _collate(processor, examples: list[Example]):
     return out
 
 
-def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_size: int = 50) -> dict[str, float]:
-    """Held-out greedy evaluation on the target distribution: grounding (mIoU, IoU>0.5 rate, parse rate) and
-    crop reading (accuracy). Scenes come from a split the training stream never draws (``heldout``)."""
+def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_size: int = 50,
+             stage: Stage | None = None) -> dict[str, float]:
+    """Held-out greedy evaluation, by default on the target distribution (``stage`` to pick another): grounding
+    (mIoU, IoU>0.5 rate, parse rate) and crop reading (accuracy). Scenes come from splits the training stream
+    never draws (``heldout-*``)."""
     import torch
 
-    stage = target_stage(cfg)
+    stage = stage or target_stage(cfg)
     results: dict[str, list[float]] = {"iou": [], "parsed": [], "read": []}
     tok = processor.tokenizer
     for task in ("grounding", "crop_reading"):
@@ -292,79 +315,138 @@ def _vision_pool_hook(store: dict):
     return hook
 
 
+def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
+    """The stage of global step `step` (0-based) and the step within it."""
+    for stage in cfg.stages:
+        if step < stage.steps:
+            return stage, step
+        step -= stage.steps
+    raise IndexError(step)
+
+
+def _work_dir(output_dir: Path) -> Path:
+    """Where a build keeps its resumable snapshot (beside the output, removed when the build completes)."""
+    return output_dir.parent / (output_dir.name + ".work")
+
+
 def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | None = None) -> dict[str, Any]:
-    """Build the base from a fresh tiny model (or ``base_model``), train the curriculum, gate, save atomically."""
+    """Build the base from a fresh tiny model (or ``base_model``), train the curriculum, gate, save atomically.
+
+    Every ``eval_every`` steps the full state (weights, head, optimizer, RNG, logs) is snapshotted to
+    ``OUTPUT_DIR.work/``, with a loadable model folder ``OUTPUT_DIR.work/latest`` (to try RL on early); a killed
+    build started again with the same config resumes there and produces the same result as an unbroken one (the
+    example stream is a function of the step). A snapshot of another config is refused, not silently mixed.
+    """
     import torch
 
     from ground_r1.models.loading import load_model, load_processor, save_processor
     from ground_r1.models.tiny import build_tiny_model
 
     output_dir = Path(output_dir).resolve()
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    work = _work_dir(output_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    snapshot_path = work / "snapshot.pt"
+    config_text = yaml.safe_dump(_config_dict(cfg), sort_keys=True)
     torch.manual_seed(cfg.seed)
-    work = Path(tempfile.mkdtemp(prefix=output_dir.name + ".partial-", dir=output_dir.parent
-                                 if output_dir.parent.exists() else None))
-    try:
-        init = base_model or str(build_tiny_model(work / "init", seed=cfg.seed, geometry=cfg.geometry))
-        processor = load_processor(init, min_pixels=cfg.view_pixels, max_pixels=cfg.view_pixels)
-        model = load_model(init, dtype=torch.float32)
-        model.train()
-        hidden = model.config.text_config.hidden_size
-        head = AuxHead(hidden, len(cfg.kinds), cfg.seed)
-        params = [p for p in model.parameters() if p.requires_grad]
-        opt = torch.optim.AdamW(params + list(head.linear.parameters()), lr=cfg.learning_rate,
-                                weight_decay=cfg.weight_decay)
-        store: dict = {}
-        handle = model.model.visual.register_forward_hook(_vision_pool_hook(store))
-        log: list[dict[str, Any]] = []
-        evals: list[dict[str, Any]] = []
-        step, t0 = 0, time.time()
-        task_rng = np.random.default_rng(cfg.seed)
-        merge = model.model.visual.spatial_merge_size ** 2
-        for stage in cfg.stages:
-            for stage_step in range(stage.steps):
-                tasks = ["grounding" if task_rng.random() < cfg.grounding_fraction else "crop_reading"
-                         for _ in range(cfg.batch_size)]
-                examples = [make_example(record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i),
-                                         stage, cfg, task) for i, task in enumerate(tasks)]
-                batch = _collate(processor, examples)
-                for group in opt.param_groups:
-                    group["lr"] = _lr_at(step, cfg)
-                out = model(**batch)
-                loss, lm_loss, aux_loss = out.loss, out.loss.item(), 0.0
-                if step < cfg.aux_steps:
-                    sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
-                    pooled = torch.stack([t.mean(0) for t in torch.split(store["pooler"], sizes)])
-                    rows = [i for i, ex in enumerate(examples) if ex.aux is not None]
-                    if rows:
-                        targets = torch.tensor(np.stack([examples[i].aux for i in rows]))
-                        aux = head.loss(pooled[rows], targets, cfg.aux_box_weight)
-                        loss, aux_loss = loss + aux, aux.item()
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
-                opt.step()
-                step += 1
-                if step % cfg.log_every == 0 or step == 1:
-                    entry = {"step": step, "stage": stage.name, "lm_loss": round(lm_loss, 4),
-                             "aux_loss": round(aux_loss, 4), "grad_norm": round(grad_norm, 3),
-                             "lr": _lr_at(step - 1, cfg), "elapsed_s": round(time.time() - t0, 1)}
-                    log.append(entry)
-                    logger.info("instruct: %s", json.dumps(entry))
-                if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.total_steps):
-                    model.eval()
-                    metrics = {"step": step, **evaluate(model, processor, cfg, min(cfg.eval_size, 100), seed=cfg.seed + 1)}
-                    model.train()
-                    evals.append(metrics)
-                    logger.info("instruct eval: %s", json.dumps(metrics))
-        handle.remove()
-        model.eval()
-        final = evaluate(model, processor, cfg, cfg.eval_size, seed=cfg.seed + 1)
-        final["passed_gate"] = final["grounding_iou50"] >= cfg.gate_iou50
-        final["gate_iou50"] = cfg.gate_iou50
-        final["train_seconds"] = round(time.time() - t0, 1)
-        logger.info("instruct final: %s", json.dumps(final))
+    init = base_model or (str(work / "init") if (work / "init" / "config.json").is_file()
+                          else str(build_tiny_model(work / "init", seed=cfg.seed, geometry=cfg.geometry)))
+    processor = load_processor(init, min_pixels=cfg.view_pixels, max_pixels=cfg.view_pixels)
+    model = load_model(init, dtype=torch.float32)
+    model.train()
+    hidden = model.config.text_config.hidden_size
+    head = AuxHead(hidden, len(cfg.kinds), len(DETAIL_NAMES), cfg.seed)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params + head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
+    log: list[dict[str, Any]] = []
+    evals: list[dict[str, Any]] = []
+    step, elapsed = 0, 0.0
+    task_rng = np.random.default_rng(cfg.seed)
+    if snapshot_path.is_file():
+        snap = torch.load(snapshot_path, weights_only=True)  # tensors, dicts, lists, numbers, strings only
+        if snap["config"] != config_text:
+            raise ValueError(f"{snapshot_path} was written by another recipe config; delete {work} to start over")
+        model.load_state_dict(snap["model"])
+        head.scene.load_state_dict(snap["head_scene"])
+        head.detail.load_state_dict(snap["head_detail"])
+        opt.load_state_dict(snap["optimizer"])
+        task_rng.bit_generator.state = snap["task_rng"]
+        torch.set_rng_state(snap["torch_rng"])
+        step, elapsed, log, evals = snap["step"], snap["elapsed"], snap["log"], snap["evals"]
+        logger.info("instruct: resuming at step %d from %s", step, snapshot_path)
 
-        staged = work / "model"
+    def snapshot() -> None:
+        state = {"config": config_text, "model": model.state_dict(), "head_scene": head.scene.state_dict(),
+                 "head_detail": head.detail.state_dict(), "optimizer": opt.state_dict(),
+                 "task_rng": task_rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
+                 "elapsed": elapsed + time.time() - t0, "log": log, "evals": evals}
+        tmp = snapshot_path.with_suffix(".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, snapshot_path)
+        latest = work / "latest"
+        model.save_pretrained(latest)
+        save_processor(processor, latest)
+
+    store: dict = {}
+    handle = model.model.visual.register_forward_hook(_vision_pool_hook(store))
+    merge = model.model.visual.spatial_merge_size ** 2
+    t0 = time.time()
+    while step < cfg.total_steps:
+        stage, stage_step = _stage_at(cfg, step)
+        tasks = ["grounding" if task_rng.random() < cfg.grounding_fraction else "crop_reading"
+                 for _ in range(cfg.batch_size)]
+        examples = [make_example(record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i),
+                                 stage, cfg, task) for i, task in enumerate(tasks)]
+        batch = _collate(processor, examples)
+        for group in opt.param_groups:
+            group["lr"] = _lr_at(step, cfg)
+        out = model(**batch)
+        loss, lm_loss, aux_loss = out.loss, out.loss.item(), 0.0
+        if step < cfg.aux_steps:
+            sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
+            pooled = torch.stack([t.mean(0) for t in torch.split(store["pooler"], sizes)])
+            aux = pooled.new_zeros(())
+            rows = [i for i, ex in enumerate(examples) if ex.aux is not None]
+            if rows:
+                targets = torch.tensor(np.stack([examples[i].aux for i in rows]))
+                aux = aux + head.scene_loss(pooled[rows], targets, cfg.aux_box_weight)
+            rows = [i for i, ex in enumerate(examples) if ex.aux_detail is not None]
+            if rows:
+                targets = torch.tensor([examples[i].aux_detail for i in rows])
+                aux = aux + head.detail_loss(pooled[rows], targets)
+            loss, aux_loss = loss + aux, aux.item()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
+        opt.step()
+        step += 1
+        if step % cfg.log_every == 0 or step == 1:
+            entry = {"step": step, "stage": stage.name, "lm_loss": round(lm_loss, 4), "aux_loss": round(aux_loss, 4),
+                     "grad_norm": round(grad_norm, 3), "lr": _lr_at(step - 1, cfg),
+                     "elapsed_s": round(elapsed + time.time() - t0, 1)}
+            log.append(entry)
+            logger.info("instruct: %s", json.dumps(entry))
+        if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.total_steps):
+            model.eval()
+            metrics = {"step": step, **evaluate(model, processor, cfg, min(cfg.eval_size, 100), seed=cfg.seed + 1)}
+            target = target_stage(cfg)
+            if (stage.num_referents, stage.card_size_range) != (target.num_referents, target.card_size_range):
+                current = evaluate(model, processor, cfg, 50, seed=cfg.seed + 1, stage=stage)
+                metrics.update({f"{stage.name}/{k}": v for k, v in current.items() if k != "size"})
+            model.train()
+            evals.append(metrics)
+            logger.info("instruct eval: %s", json.dumps(metrics))
+            snapshot()
+    handle.remove()
+    model.eval()
+    final = evaluate(model, processor, cfg, cfg.eval_size, seed=cfg.seed + 1)
+    final["passed_gate"] = final["grounding_iou50"] >= cfg.gate_iou50
+    final["gate_iou50"] = cfg.gate_iou50
+    final["train_seconds"] = round(elapsed + time.time() - t0, 1)
+    logger.info("instruct final: %s", json.dumps(final))
+
+    staged = Path(tempfile.mkdtemp(prefix=output_dir.name + ".partial-", dir=output_dir.parent))
+    try:
         model.save_pretrained(staged)
         save_processor(processor, staged)
         (staged / "recipe.yaml").write_text(yaml.safe_dump(_config_dict(cfg), sort_keys=False))
@@ -372,11 +454,11 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         (staged / "eval.json").write_text(json.dumps(final, indent=2) + "\n")
         if output_dir.exists():
             shutil.rmtree(output_dir)
-        output_dir.parent.mkdir(parents=True, exist_ok=True)
         os.replace(staged, output_dir)
-        return final
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        shutil.rmtree(staged, ignore_errors=True)
+    shutil.rmtree(work, ignore_errors=True)
+    return final
 
 
 def _config_dict(cfg: RecipeConfig) -> dict[str, Any]:
