@@ -5,24 +5,33 @@ one (`HFGenerator`) left-pads the batch, marks image tokens for M-RoPE (``mm_tok
 transformers 5 silently falls back to 1-D positions), and calls ``model.generate`` with every sampling field
 explicit on a neutral base config, so a checkpoint's generation_config can never leak in (SPEC §2). Vision
 special tokens are suppressed. Tests pass scripted functions with the same signature.
+
+Inside ``HFGenerator.rollout_scope()`` (the rollout opens it around its rounds) an image already encoded in this
+rollout is not encoded again: its features are fed to ``generate`` as ``mm_encoder_outputs`` (SPEC §10;
+`vision_cache`). The scope ends with the rollout, and so does the cache.
 """
 
 from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from typing import Any, Callable, Iterator, Protocol
 
 import torch
 
 from ground_r1.rollout.conversation import ConversationCodec, EncodedImage
 from ground_r1.rollout.sampling import SamplingParams
+from ground_r1.rollout.vision_cache import VisionFeatureCache, VisionReuseStats
 
 
 @dataclass
 class GenerationRequest:
     ids: list[int]  # the whole context: prompt + completion so far (image pads expanded)
     images: list[EncodedImage]  # every image of the context, in order
+    # Which trajectory the turn is for: (question index, index within the question's group of the first
+    # trajectory the turn goes to; a round-1 turn goes to the g2 trajectories of its branch). None for a dummy
+    # call. Lets a scripted or forced policy follow a trajectory across rounds (tests, benchmarks).
+    key: tuple[int, int] | None = None
 
 
 @dataclass
@@ -38,8 +47,11 @@ class GenerateFn(Protocol):
     ) -> list[GeneratedTurn]: ...
 
 
-def collate_requests(requests: list[GenerationRequest], pad_token_id: int, image_token_id: int, device=None) -> dict:
-    """Left-padded model inputs of a round (the layout `generate` extends on the right)."""
+def collate_requests(
+    requests: list[GenerationRequest], pad_token_id: int, image_token_id: int, device=None, with_pixels: bool = True
+) -> dict:
+    """Left-padded model inputs of a round (the layout `generate` extends on the right). `with_pixels=False`
+    leaves out `pixel_values` (their features come precomputed) but keeps `image_grid_thw` (M-RoPE needs it)."""
     width = max(len(r.ids) for r in requests)
     input_ids = torch.full((len(requests), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
@@ -50,15 +62,28 @@ def collate_requests(requests: list[GenerationRequest], pad_token_id: int, image
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "mm_token_type_ids": mm_token_type_ids}
     images = [img for r in requests for img in r.images]
     if images:
-        batch["pixel_values"] = torch.cat([img.pixel_values for img in images], dim=0)
+        if with_pixels:
+            batch["pixel_values"] = torch.cat([img.pixel_values for img in images], dim=0)
         batch["image_grid_thw"] = torch.stack([img.grid_thw for img in images], dim=0)
     if device is not None:
         batch = {k: v.to(device) for k, v in batch.items()}
     return batch
 
 
+ExtraGenerateKwargs = Callable[[list[GenerationRequest], int], dict[str, Any]]
+
+
 class HFGenerator:
-    """`GenerateFn` over a transformers model (`model.generate`)."""
+    """`GenerateFn` over a transformers model (`model.generate`).
+
+    Args:
+        reuse_vision_features: inside `rollout_scope()`, encode each image once per rollout (`vision_cache`).
+            Off by itself under ZeRO-3 without gathered parameters (`synced_gpus`).
+        use_cache: the KV cache of `generate`. Benchmark only: False reproduces the release, whose train-mode
+            generate decoded without one (every step re-runs the whole context and re-encodes every image).
+        extra_generate_kwargs: ``fn(requests, width) -> kwargs`` merged into each `generate` call (e.g. a
+            `logits_processor`); `width` is the left-padded context width. Tests and benchmarks force text with it.
+    """
 
     def __init__(
         self,
@@ -69,6 +94,9 @@ class HFGenerator:
         synced_gpus: bool = False,
         stop_token_ids: list[int] | None = None,
         model_for_generate: Callable[[], contextlib.AbstractContextManager] | None = None,
+        reuse_vision_features: bool = True,
+        use_cache: bool = True,
+        extra_generate_kwargs: ExtraGenerateKwargs | None = None,
     ):
         self.model = model
         self.codec = codec
@@ -78,8 +106,35 @@ class HFGenerator:
         stops = stop_token_ids or [codec.eos_token_id, codec.pad_token_id]
         self.stop_token_ids = list(dict.fromkeys(stops))
         self.model_for_generate = model_for_generate
+        self.reuse_vision_features = reuse_vision_features
+        self.use_cache = use_cache
+        self.extra_generate_kwargs = extra_generate_kwargs
         self.calls = 0
         self.generated_tokens = 0
+        self.vision_stats = VisionReuseStats()  # summed over the rollouts run with this generator
+        self._vision_cache: VisionFeatureCache | None = None
+
+    @property
+    def vision_cache(self) -> VisionFeatureCache | None:
+        """The cache of the rollout in progress (None outside `rollout_scope()` or when reuse is off)."""
+        return self._vision_cache
+
+    @contextlib.contextmanager
+    def rollout_scope(self) -> Iterator[None]:
+        """One rollout: an image encoded by one of its generate calls is not encoded again by a later one; the
+        features are dropped when the scope ends (no growth across steps). ZeRO-3 with `synced_gpus`: no reuse
+        (every rank must run the vision tower in every call, see `vision_cache`)."""
+        if not self.reuse_vision_features or self.synced_gpus:
+            yield
+            return
+        outer, cache = self._vision_cache, VisionFeatureCache()
+        self._vision_cache = cache
+        try:
+            yield
+        finally:
+            self._vision_cache = outer
+            self.vision_stats.add(cache.stats)
+            cache.clear()
 
     def generation_config(self, sampling: SamplingParams, max_new_tokens: int):
         from transformers import GenerationConfig
@@ -91,7 +146,7 @@ class HFGenerator:
             eos_token_id=self.stop_token_ids,
             pad_token_id=self.codec.pad_token_id,
             suppress_tokens=self.codec.vision_token_ids,
-            use_cache=True,
+            use_cache=self.use_cache,
             return_dict_in_generate=True,
             output_logits=self.record_logprobs,
         )
@@ -119,12 +174,23 @@ class HFGenerator:
         ctx = self.model_for_generate() if self.model_for_generate is not None else contextlib.nullcontext(self.model)
         with ctx as model:
             device = next(model.parameters()).device
-            batch = collate_requests(requests, self.codec.pad_token_id, self.codec.image_token_id, device)
+            extra: dict[str, Any] = {}
+            images = [img for r in requests for img in r.images]
+            features = self._vision_cache.features(model, images) if self._vision_cache is not None and images else None
+            if features is not None:
+                from transformers.modeling_outputs import BaseModelOutputWithPooling
+
+                extra["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
+            batch = collate_requests(
+                requests, self.codec.pad_token_id, self.codec.image_token_id, device, with_pixels=features is None
+            )
             if "pixel_values" in batch:
                 batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+            if self.extra_generate_kwargs is not None:
+                extra.update(self.extra_generate_kwargs(requests, batch["input_ids"].shape[1]))
             config = self.generation_config(sampling, max_new_tokens)
             with self._neutral_defaults(model):
-                out = model.generate(**batch, generation_config=config, synced_gpus=self.synced_gpus)
+                out = model.generate(**batch, **extra, generation_config=config, synced_gpus=self.synced_gpus)
         self.calls += 1
         width = batch["input_ids"].shape[1]
         new_tokens = out.sequences[:, width:].tolist()

@@ -13,10 +13,15 @@ batched call, one sample each. After a turn:
 
 Distributed: under ZeRO-3 every rank must join every generate call, so ranks agree on the number of rounds
 (`sync_any`, an all-reduce of "any unfinished"); a rank with nothing left joins with a one-token dummy call.
+
+The rounds run inside the generate function's `rollout_scope()` when it has one (`HFGenerator`: an image is
+encoded once per rollout, SPEC §10). Two `release_style_*` options exist for the benchmark only
+(benchmarks/perf): they switch the release's wasteful behaviours back on, to measure what avoiding them saves.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from dataclasses import dataclass
 from typing import Callable
@@ -24,6 +29,7 @@ from typing import Callable
 from PIL import Image
 
 from ground_r1.boxes import CropWindow, crop_image, crop_window, input_to_original, parse_box
+from ground_r1.prompt import crop_turn_message, first_turn_messages
 from ground_r1.rollout.answer import has_answer
 from ground_r1.rollout.conversation import ConversationCodec
 from ground_r1.rollout.generation import GeneratedTurn, GenerateFn, GenerationRequest
@@ -50,6 +56,12 @@ class RolloutConfig:
     crop_fallback: str = "full_image"  # SPEC §2: no valid box -> the full image is fed back (release)
     no_crop: bool = False  # control: the crop is replaced by the original image (issue: --no_crop)
     max_batch_rows: int | None = None  # split a round's generate call into chunks of this many rows
+    # BENCHMARK ONLY (benchmarks/perf, "release-style" loop): the release's waste, switched back on. Never set
+    # them for training: they change costs, not results (the turns kept are the same), and cost a lot.
+    release_style_regenerate_all: bool = False  # every round regenerates all N trajectories, finished ones too
+    # (their new turns are discarded)
+    release_style_retokenize: bool = False  # every round re-renders each conversation to text (turns decoded)
+    # and re-tokenizes it with the processor, re-processing every image (the sampled ids are still what is kept)
 
     def __post_init__(self) -> None:
         if self.max_turns < 1:
@@ -84,11 +96,23 @@ class Rollout:
         sync_any: SyncAny = _local_only,
     ) -> list[Trajectory]:
         """Trajectories in group order: question q's N trajectories are q*N .. q*N+N-1, branch-major."""
+        scope = getattr(self.generate_fn, "rollout_scope", None)
+        with scope() if callable(scope) else contextlib.nullcontext():
+            trajectories = self._rounds(questions, plan, sampling, sync_any)
+        for t in trajectories:
+            if not t.finished:  # only reachable when sync stopped early; never silently unfinished
+                t.finish_reason = "max_turns"
+        return trajectories
+
+    def _rounds(
+        self, questions: list[RolloutQuestion], plan: TreePlan, sampling: SamplingParams, sync_any: SyncAny
+    ) -> list[Trajectory]:
         cfg = self.config
         seeds = [self._start(q_idx, q) for q_idx, q in enumerate(questions)]
 
         # Round 1: g1 samples per question, each forked into g2 trajectories (the tree, SPEC §2).
-        requests = [GenerationRequest(s.context_ids(), s.images) for s in seeds for _ in range(plan.g1)]
+        requests = [self._request(s, (q_idx, b * plan.g2), questions[q_idx])
+                    for q_idx, s in enumerate(seeds) for b in range(plan.g1)]
         budgets = [self._turn_budget(s, sampling) for s in seeds for _ in range(plan.g1)]
         outputs = self._generate(requests, sampling, budgets)
         trajectories: list[Trajectory] = []
@@ -102,22 +126,42 @@ class Rollout:
 
         # Later rounds: only unfinished trajectories, one sample each, batched across all questions.
         for _ in range(cfg.max_turns - 1):
-            pending = [t for t in trajectories if not t.finished]
+            pending = [k for k, t in enumerate(trajectories) if not t.finished]
             if not sync_any(bool(pending)):
                 break
             self.rounds_run += 1
             if not pending:
                 self._dummy_call(seeds[0] if seeds else None, sampling)
                 continue
-            requests = [GenerationRequest(t.context_ids(), t.images) for t in pending]
-            budgets = [self._turn_budget(t, sampling) for t in pending]
+            # Benchmark only: the release regenerated every trajectory, finished ones included.
+            active = range(len(trajectories)) if cfg.release_style_regenerate_all else pending
+            rows = [trajectories[k] for k in active]
+            requests = [self._request(t, (t.question_index, k % plan.n), questions[t.question_index])
+                        for k, t in zip(active, rows)]
+            budgets = [self._turn_budget(t, sampling) for t in rows]
             outputs = self._generate(requests, sampling, budgets)
-            for t, generated in zip(pending, outputs):
-                self._append_turn(t, generated, questions[t.question_index])
-        for t in trajectories:
-            if not t.finished:  # only reachable when sync stopped early; never silently unfinished
-                t.finish_reason = "max_turns"
+            for t, generated in zip(rows, outputs):
+                if not t.finished:
+                    self._append_turn(t, generated, questions[t.question_index])
         return trajectories
+
+    def _request(self, t: Trajectory, key: tuple[int, int], q: RolloutQuestion) -> GenerationRequest:
+        """The next turn's context: the token ids kept so far and the images, as encoded once (SPEC §10)."""
+        if not self.config.release_style_retokenize:
+            return GenerationRequest(t.context_ids(), t.images, key)
+        # Benchmark only, the release's way: decode the turns, re-render the conversation, re-tokenize it and
+        # re-process every image, every round.
+        w, h = t.input_size
+        messages = first_turn_messages(q.question, w, h)
+        pil_images = [q.image]
+        for i, turn in enumerate(t.turns):
+            messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.text}]})
+            if i + 1 < len(t.images):  # this turn's crop was fed back
+                messages.append(crop_turn_message(q.question, w, h))
+                crop = None if self.config.no_crop else CropWindow(turn.crop_window, turn.crop_is_fallback)
+                pil_images.append(q.image if crop is None else crop_image(q.image, crop))
+        images = self.codec.encode_images(pil_images)
+        return GenerationRequest(self.codec.encode_chat(messages, images), images, key)
 
     # -- steps --------------------------------------------------------------------------------------------------
     def _start(self, q_idx: int, q: RolloutQuestion) -> Trajectory:
@@ -163,7 +207,7 @@ class Rollout:
         if seed is None:
             return
         self.dummy_calls += 1
-        self.generate_fn([GenerationRequest(seed.context_ids(), seed.images)], sampling, 1)
+        self.generate_fn([GenerationRequest(seed.context_ids(), seed.images, None)], sampling, 1)
 
     def _append_turn(self, t: Trajectory, generated: GeneratedTurn, q: RolloutQuestion) -> None:
         codec, cfg = self.codec, self.config
