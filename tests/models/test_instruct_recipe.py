@@ -30,11 +30,12 @@ def test_grounding_example_boxes_one_card_in_the_input_frame_with_per_kind_aux_t
     assert parse_box(text).box == tuple(float(v) for v in expected) and list(ex.target_box) == expected
     assert ex.messages[0]["content"][1]["text"] == f"Locate the {kind} card in this image and output the bbox coordinates."
     # aux: one row per kind of the config; present rows hold the quadrant and the normalised box.
-    row = ex.aux[cfg.kinds.index(kind)]
+    aux = ex.aux[0]  # the one image's scene targets
+    row = aux[cfg.kinds.index(kind)]
     cx, cy = (ref.box[0] + ref.box[2]) / 2 / 448, (ref.box[1] + ref.box[3]) / 2 / 448
     assert row[0] == 1.0 and row[1] == int(cx >= 0.5) + 2 * int(cy >= 0.5)
     assert row[2:] == pytest.approx([v / 448 for v in ref.box])
-    assert ex.aux[:, 0].sum() == 3  # three cards, three kinds present
+    assert aux[:, 0].sum() == 3 and ex.aux_detail == [None]  # three cards, three kinds present
 
 
 def test_crop_reading_example_is_a_card_crop_answered_with_its_dot_colour():
@@ -44,7 +45,7 @@ def test_crop_reading_example_is_a_card_crop_answered_with_its_dot_colour():
     sizes = {(r.box[2] - r.box[0], r.box[3] - r.box[1]): r.detail for r in scene.referents}
     assert ex.image.size in sizes  # no margin: exactly one card
     assert ex.messages[1]["content"][0]["text"] == f"<think> the dot </think><answer>{sizes[ex.image.size]}</answer>"
-    assert ex.aux is None
+    assert ex.aux == [None] and ex.aux_detail == [recipe.DETAIL_NAMES.index(sizes[ex.image.size])]
 
 
 def test_the_recipe_never_shows_the_zoom_question_or_the_grounding_prompt():
@@ -53,6 +54,39 @@ def test_the_recipe_never_shows_the_zoom_question_or_the_grounding_prompt():
                for i in range(40) for task in ("grounding", "crop_reading")}
     assert not any(p == zoom_question(k) for p in prompts for k in cfg.kinds)
     assert not any("Based on the original image" in p for p in prompts)
+
+
+def test_chat_example_is_two_independent_tasks_with_per_image_targets(tiny_model_dir):
+    from ground_r1.models.loading import load_processor
+
+    cfg, stage = _cfg(), recipe.Stage("s", 1, 3, (48, 96))
+    ex = recipe.make_chat_example(record_rng(2, "t", 0), stage, cfg)
+    assert [m["role"] for m in ex.messages] == ["user", "assistant", "user", "assistant"]
+    assert ex.messages[1]["content"][0]["text"].endswith("</box>")
+    assert ex.messages[3]["content"][0]["text"].startswith("<think> the dot </think><answer>")
+    assert ex.aux[0] is not None and ex.aux[1] is None and ex.aux_detail[0] is None and ex.aux_detail[1] is not None
+    # Both assistant turns are supervised, with their <|im_end|>; two images reach the batch (Picture 1, 2).
+    processor = load_processor(tiny_model_dir, min_pixels=12544, max_pixels=12544)
+    batch = recipe._collate(processor, [ex])
+    supervised = processor.tokenizer.decode(batch["input_ids"][0][batch["labels"][0] != -100])
+    assert supervised == (ex.messages[1]["content"][0]["text"] + "<|im_end|>" + ex.messages[3]["content"][0]["text"]
+                          + "<|im_end|>")
+    assert batch["image_grid_thw"].tolist() == [[1, 8, 8], [1, 8, 8]]
+
+
+def test_a_snapshot_resumes_only_under_a_config_identical_for_the_steps_already_trained():
+    def conf(*stages, lr=3e-3):
+        return {"learning_rate": lr, "stages": [dict(name=n, steps=k, num_referents=1, card_size_range=[48, 96],
+                                                      **extra) for n, k, extra in stages]}
+
+    old = conf(("a", 100, {}), ("b", 100, {}))
+    assert recipe._resumable(old, conf(("a", 100, {}), ("b", 100, {"template_fraction": 0.5})), 100)  # b not begun
+    assert not recipe._resumable(old, conf(("a", 100, {}), ("b", 100, {"template_fraction": 0.5})), 150)
+    assert not recipe._resumable(old, conf(("a", 100, {}), ("b", 100, {}), lr=1e-3), 50)  # the schedule changed
+    assert not recipe._resumable(old, conf(("a", 100, {}), ("b", 150, {})), 50)  # total steps: the schedule too
+    # The stage holding the snapshot may be cut to what it trained, and a new stage take the rest.
+    assert recipe._resumable(old, conf(("a", 100, {}), ("b", 30, {}), ("c", 70, {"chat_fraction": 0.4})), 130)
+    assert not recipe._resumable(old, conf(("a", 100, {}), ("b", 20, {}), ("c", 80, {})), 130)
 
 
 def test_config_rejects_unknown_keys_and_an_empty_curriculum(tmp_path):
@@ -65,6 +99,7 @@ def test_config_rejects_unknown_keys_and_an_empty_curriculum(tmp_path):
         recipe.RecipeConfig.from_yaml(bad)
     shipped = recipe.RecipeConfig.from_yaml(recipe.paths.repo_root() / "configs" / "sft" / "tiny_instruct.yaml")
     assert shipped.stages[-1].num_referents == 3 and shipped.stages[-1].card_size_range == (48, 96)
+    assert shipped.stages[-1].chat_fraction > 0 and shipped.stages[-1].template_fraction > 0
 
 
 @pytest.mark.slow

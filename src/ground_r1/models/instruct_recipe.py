@@ -58,6 +58,7 @@ import yaml
 
 from ground_r1 import paths
 from ground_r1.boxes import iou, original_to_input, parse_box
+from ground_r1.prompt import grounding_text
 from ground_r1.data.images import input_size
 from ground_r1.data.synthetic import (
     DETAIL_PALETTE,
@@ -71,6 +72,10 @@ logger = logging.getLogger(__name__)
 DETAIL_NAMES = tuple(DETAIL_PALETTE)
 GROUNDING_PROMPT = "Locate the {kind} card in this image and output the bbox coordinates."
 CROP_READING_PROMPT = "What colour is the dot in this image?"
+# The same two tasks asked through the Ground-R1 instruction (prompt.grounding_text): an instruct model must
+# follow the tag format of a long instruction, which the tiny model cannot do without having seen one.
+TEMPLATE_GROUNDING_QUESTION = "Where is the {kind} card?"
+TEMPLATE_READING_QUESTION = "What colour is the dot?"
 
 
 def grounding_answer(kind: str, box: Sequence[int]) -> str:
@@ -89,6 +94,8 @@ class Stage:
     steps: int
     num_referents: int
     card_size_range: tuple[int, int]
+    template_fraction: float = 0.0  # share of examples whose prompt is the Ground-R1 instruction (see make_example)
+    chat_fraction: float = 0.0  # share of rows that are two-turn chats of independent tasks (make_chat_example)
 
 
 @dataclass
@@ -124,7 +131,9 @@ class RecipeConfig:
         if unknown:
             raise ValueError(f"{path}: unknown keys {unknown}; valid: {sorted(known)}")
         stages = [Stage(name=s["name"], steps=int(s["steps"]), num_referents=int(s["num_referents"]),
-                        card_size_range=tuple(s["card_size_range"])) for s in raw.pop("stages", [])]
+                        card_size_range=tuple(s["card_size_range"]),
+                        template_fraction=float(s.get("template_fraction", 0.0)),
+                        chat_fraction=float(s.get("chat_fraction", 0.0))) for s in raw.pop("stages", [])]
         for key in ("crop_margin_range", "crop_card_size_range", "kinds"):
             if key in raw:
                 raw[key] = tuple(raw[key])
@@ -152,13 +161,19 @@ def target_stage(cfg: RecipeConfig) -> Stage:
 
 @dataclass
 class Example:
+    """One training row: a conversation, its images in order, and per image the auxiliary targets."""
+
     messages: list[dict[str, Any]]
-    image: Any  # PIL image
-    task: str
-    aux: np.ndarray | None = None  # grounding: [num_kinds, 6]: present, quadrant, x1, y1, x2, y2 (0..1)
-    aux_detail: int | None = None  # crop reading: index of the dot colour in DETAIL_PALETTE order
+    images: list[Any]  # PIL images, in conversation order
+    task: str  # "grounding" | "crop_reading" | "chat"
+    aux: list[np.ndarray | None]  # per image: scene targets [num_kinds, 6] (present, quadrant, box 0..1) or None
+    aux_detail: list[int | None]  # per image: crop's dot colour (index in DETAIL_PALETTE order) or None
     target_box: tuple[int, int, int, int] | None = None  # input frame (grounding)
     answer: str = ""
+
+    @property
+    def image(self) -> Any:
+        return self.images[0]
 
 
 def _aux_targets(scene, kinds: Sequence[str]) -> np.ndarray:
@@ -193,11 +208,28 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
         image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(scene.width, x2 + mx), min(scene.height, y2 + my)))
         answer, prompt, aux, target = crop_reading_answer(ref.detail), CROP_READING_PROMPT, None, None
         detail = DETAIL_NAMES.index(ref.detail)
+    if stage.template_fraction > 0 and rng.random() < stage.template_fraction:
+        question = (TEMPLATE_GROUNDING_QUESTION.format(kind=ref.kind) if task == "grounding"
+                    else TEMPLATE_READING_QUESTION)
+        prompt = grounding_text(question, *input_size(image.width, image.height, cfg.view_pixels, cfg.view_pixels))
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
-    return Example(messages, image, task, aux=aux, aux_detail=detail, target_box=target, answer=answer)
+    return Example(messages, [image], task, aux=[aux], aux_detail=[detail], target_box=target, answer=answer)
+
+
+def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig) -> Example:
+    """A two-turn chat of two *independent* tasks: grounding on one scene, then reading a crop of a card of
+    another scene ("Picture 2"). It teaches a multi-turn, multi-image conversation (answer the latest request
+    about the latest picture) without the zoom chain: the crop never comes from the first turn's box, and the
+    questions are not the zoom question (measured: a base without it, asked in the RL context, boxes again after
+    the crop instead of answering, so no trajectory ever earns accuracy)."""
+    first = make_example(rng, stage, cfg, "grounding")
+    second = make_example(rng, stage, cfg, "crop_reading")
+    return Example(first.messages + second.messages, first.images + second.images, "chat",
+                   aux=first.aux + second.aux, aux_detail=first.aux_detail + second.aux_detail,
+                   answer=second.answer)
 
 
 class AuxHead:
@@ -251,7 +283,7 @@ def _collate(processor, examples: list[Example]):
 
     from ground_r1.sft.collator import IGNORE_INDEX, encode_example
 
-    encoded = [encode_example(processor, ex.messages, [ex.image]) for ex in examples]
+    encoded = [encode_example(processor, ex.messages, ex.images) for ex in examples]
     pad = processor.tokenizer.pad_token_id
     length = max(int(e["input_ids"].shape[0]) for e in encoded)
     out = {
@@ -324,6 +356,28 @@ def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
     raise IndexError(step)
 
 
+def _resumable(old: dict[str, Any], new: dict[str, Any], step: int) -> bool:
+    """A snapshot at `step` continues under `new` when everything that shaped steps 1..step is unchanged: every
+    non-stage key (the LR schedule spans all steps), the total step count, and every stage that started at or
+    before `step`. Later stages may differ: a build can be extended where it has not been yet."""
+    if {k: v for k, v in old.items() if k != "stages"} != {k: v for k, v in new.items() if k != "stages"}:
+        return False
+    if sum(s["steps"] for s in old["stages"]) != sum(s["steps"] for s in new["stages"]):
+        return False
+    defaults = {"template_fraction": 0.0, "chat_fraction": 0.0}  # keys added later: 0.0 before
+    start = 0
+    for a, b in zip(old["stages"], new["stages"]):
+        if start >= step:
+            return True
+        a, b = {**defaults, **a}, {**defaults, **b}
+        if {k: v for k, v in a.items() if k != "steps"} != {k: v for k, v in b.items() if k != "steps"}:
+            return False
+        if b["steps"] != a["steps"]:  # the stage holding the snapshot was resized: fine if not below what is trained
+            return step - start <= b["steps"]  # every later stage then starts at or after the snapshot
+        start += a["steps"]
+    return True
+
+
 def _work_dir(output_dir: Path) -> Path:
     """Where a build keeps its resumable snapshot (beside the output, removed when the build completes)."""
     return output_dir.parent / (output_dir.name + ".work")
@@ -364,8 +418,9 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     task_rng = np.random.default_rng(cfg.seed)
     if snapshot_path.is_file():
         snap = torch.load(snapshot_path, weights_only=True)  # tensors, dicts, lists, numbers, strings only
-        if snap["config"] != config_text:
-            raise ValueError(f"{snapshot_path} was written by another recipe config; delete {work} to start over")
+        if not _resumable(yaml.safe_load(snap["config"]), yaml.safe_load(config_text), snap["step"]):
+            raise ValueError(f"{snapshot_path} was written by a recipe config that differs in the steps already "
+                             f"trained (or in the schedule); delete {work} to start over")
         model.load_state_dict(snap["model"])
         head.scene.load_state_dict(snap["head_scene"])
         head.detail.load_state_dict(snap["head_detail"])
@@ -395,8 +450,12 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         stage, stage_step = _stage_at(cfg, step)
         tasks = ["grounding" if task_rng.random() < cfg.grounding_fraction else "crop_reading"
                  for _ in range(cfg.batch_size)]
-        examples = [make_example(record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i),
-                                 stage, cfg, task) for i, task in enumerate(tasks)]
+        if stage.chat_fraction > 0:  # drawn only then: earlier stages keep their exact stream
+            tasks = ["chat" if task_rng.random() < stage.chat_fraction else task for task in tasks]
+        examples = []
+        for i, task in enumerate(tasks):
+            rng = record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i)
+            examples.append(make_chat_example(rng, stage, cfg) if task == "chat" else make_example(rng, stage, cfg, task))
         batch = _collate(processor, examples)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
@@ -406,13 +465,15 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
             sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
             pooled = torch.stack([t.mean(0) for t in torch.split(store["pooler"], sizes)])
             aux = pooled.new_zeros(())
-            rows = [i for i, ex in enumerate(examples) if ex.aux is not None]
+            per_image = [a for ex in examples for a in ex.aux]  # aligned with pooled (images in batch order)
+            rows = [i for i, a in enumerate(per_image) if a is not None]
             if rows:
-                targets = torch.tensor(np.stack([examples[i].aux for i in rows]))
+                targets = torch.tensor(np.stack([per_image[i] for i in rows]))
                 aux = aux + head.scene_loss(pooled[rows], targets, cfg.aux_box_weight)
-            rows = [i for i, ex in enumerate(examples) if ex.aux_detail is not None]
+            per_image = [d for ex in examples for d in ex.aux_detail]
+            rows = [i for i, d in enumerate(per_image) if d is not None]
             if rows:
-                targets = torch.tensor([examples[i].aux_detail for i in rows])
+                targets = torch.tensor([per_image[i] for i in rows])
                 aux = aux + head.detail_loss(pooled[rows], targets)
             loss, aux_loss = loss + aux, aux.item()
         opt.zero_grad(set_to_none=True)
