@@ -37,6 +37,11 @@ class GroundR1Config(GRPOConfig):
             inputs as `sampling_per_token_logps` (TRL's off-policy mask uses them; tests compare them with the
             loss path); costs memory of B x V per decoding step.
         generation_max_batch_rows (`int` or None): split a round's generate call into chunks of rows.
+    Reporting:
+        trajectory_log_steps (`int`, 0): log one question's trajectories every k steps (trajectories.jsonl).
+        write_report (`bool`, True): curves.png and trajectories.html at the end of training (ground_r1.reporting).
+        heldout_eval_questions (`int`, 0): after training, `ground_r1.evaluation.controls` on that many held-out
+            questions (heldout_eval.json): grounded, no-crop lower bound, ground-truth-crop upper bound, random box.
     """
 
     num_first_round_samples: int = field(default=2, metadata={"help": "G1: first-round grounding samples per question (SPEC §2)."})
@@ -58,6 +63,12 @@ class GroundR1Config(GRPOConfig):
     scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.rollout.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
     eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
+    nonfinite_policy: str = field(default="skip", metadata={"help": "Non-finite loss/gradient: 'skip' the optimizer step (logged with the record ids), 'raise', or 'ignore'."})
+    max_consecutive_nonfinite_steps: int = field(default=5, metadata={"help": "Stop after more consecutive non-finite steps than this (0 = no limit)."})
+    checkpoint_on_sigterm: bool = field(default=True, metadata={"help": "On SIGTERM: finish the step, save a complete checkpoint, exit 143."})
+    trajectory_log_steps: int = field(default=0, metadata={"help": "Every this many steps (and at step 1), append one question's trajectories to OUTPUT_DIR/trajectories.jsonl (the gallery's input); 0: off."})
+    write_report: bool = field(default=True, metadata={"help": "At the end of training write curves.png (and trajectories.html when trajectories were logged) to OUTPUT_DIR."})
+    heldout_eval_questions: int = field(default=0, metadata={"help": "After training: greedy held-out evaluation with controls (no-crop, ground-truth crop, random box) on this many eval questions, written to OUTPUT_DIR/heldout_eval.json; 0: off."})
 
     def __post_init__(self):
         # Our checks first: GRPOConfig's own would otherwise stop at its first problem with a less useful message.
@@ -88,6 +99,9 @@ class GroundR1Config(GRPOConfig):
             problems.append(f"crop_fallback must be 'full_image' or 'end', got {self.crop_fallback!r}")
         if self.min_pixels > self.max_pixels:
             problems.append(f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})")
+        from ground_r1.trainer.nonfinite import policy_problem
+
+        problems.extend(policy_problem(self.nonfinite_policy, self.max_consecutive_nonfinite_steps))
         if self.remove_unused_columns:
             problems.append("remove_unused_columns must be false: the rollout reads image, problem, solution and bboxs")
         if problems:

@@ -37,10 +37,25 @@ def read_metrics(path: Path) -> dict[int, dict]:
     return out
 
 
-def test_default_run_writes_checkpoint_manifest_and_metrics(tmp_path):
+def test_default_run_writes_every_demo_artifact_with_finite_metrics(tmp_path):
+    """The CI-sized demo (issue 4): the default launcher on the shipped tiny instruct base writes the checkpoint,
+    manifest, metrics, curves.png, the trajectory gallery and the held-out evaluation with its controls."""
+    import math
+
     out = tmp_path / "smoke"
-    proc = run_launcher({"MAX_STEPS": "2", "OUTPUT_DIR": str(out)})
+    proc = run_launcher({"MAX_STEPS": "2", "OUTPUT_DIR": str(out)}, "--heldout_eval_questions", "4")
     assert proc.stdout.splitlines()[0].startswith("[run_grpo_video] no MODEL_PATH/DATA_PATH: training the tiny offline")
+    log = proc.stdout + proc.stderr
+    assert str(paths.tiny_instruct_dir()) in log  # the demo starts from the shipped instruct base
+    assert "step 1/2 reward=" in log and "step 2/2 reward=" in log and "total time" in log
+    assert (out / "curves.png").stat().st_size > 10_000
+    assert "<h2>step 1</h2>" in (out / "trajectories.html").read_text()  # step 1 is always in the gallery
+    heldout = json.loads((out / "heldout_eval.json").read_text())
+    assert heldout["questions"] == 4 and set(heldout["results"]) == {"grounded", "no_crop", "gt_crop", "random_box"}
+    for condition in ("grounded", "no_crop", "gt_crop"):
+        for key in ("accuracy", "format", "turns_mean", "answered_frac"):
+            assert math.isfinite(heldout["results"][condition][key]), (condition, key)
+    assert 0.0 < heldout["results"]["random_box"]["giou_score"] < 1.0
     assert (out / "checkpoint-2" / "COMPLETE").is_file()
     from transformers import Qwen2_5_VLForConditionalGeneration
 
@@ -50,26 +65,115 @@ def test_default_run_writes_checkpoint_manifest_and_metrics(tmp_path):
     metrics = read_metrics(out / "metrics.jsonl")
     assert sorted(metrics) == [1, 2]
     for key in ("rewards/format_reward/mean", "rewards/accuracy_reward/mean", "giou/no_box_rate",
-                "rollout/turns_mean", "completions/mean_length", "frac_reward_zero_std"):
-        assert key in metrics[2], key
+                "rollout/turns_mean", "completions/mean_length", "frac_reward_zero_std", "loss"):
+        assert math.isfinite(metrics[2][key]), key
 
 
-def test_killed_run_resumes_from_last_complete_checkpoint_with_identical_metrics(tmp_path):
-    common = ["--save_steps", "2", "--max_steps", "4"]
-    unbroken, broken = tmp_path / "unbroken", tmp_path / "broken"
-    run_launcher({"OUTPUT_DIR": str(unbroken)}, *common)
+# Kill/resume runs: the tiny preset cut to ~1 s per step, with a reward that varies within a group
+# (benchmarks/reliability/harness_rewards.py) so that the weights really move: with the format/accuracy rewards
+# alone the random tiny model earns nothing, the loss is 0, and a resume that lost the weights would go unnoticed.
+FAST = ["--num_generations", "4", "--per_device_train_batch_size", "4", "--max_turns", "2",
+        "--max_new_tokens_per_turn", "12", "--max_completion_length", "256", "--learning_rate", "1e-3",
+        "--reward_functions", "format", "accuracy", "harness_rewards:varied_length", "--max_steps", "4",
+        "--heldout_eval_questions", "0"]  # the preset's post-training held-out evaluation is not under test here
+FAST_ENV = {"PYTHONPATH": str(REPO / "benchmarks" / "reliability"), "OMP_NUM_THREADS": "1"}
+
+
+def max_weight_diff(a: Path, b: Path) -> float:
+    from safetensors.torch import load_file
+
+    x, y = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
+    assert set(x) == set(y)
+    return max(float((x[k] - y[k]).abs().max()) for k in x)
+
+
+@pytest.fixture(scope="module")
+def unbroken(tmp_path_factory) -> Path:
+    """The uninterrupted FAST run (a checkpoint every step: saving does not change what is computed)."""
+    out = tmp_path_factory.mktemp("unbroken") / "run"
+    run_launcher({**FAST_ENV, "OUTPUT_DIR": str(out)}, *FAST, "--save_steps", "1")
+    return out
+
+
+def test_killed_run_resumes_from_last_complete_checkpoint_with_identical_metrics(tmp_path, unbroken):
+    broken = tmp_path / "broken"
+    common = [*FAST, "--save_steps", "2"]
     # Same run, SIGKILLed right after checkpoint-2 is complete; a half-written checkpoint-3 is planted to prove
     # it is never loaded.
-    killed = run_launcher({"OUTPUT_DIR": str(broken), "GROUND_R1_KILL_AFTER_CHECKPOINT": "2"}, *common, check=False)
+    killed = run_launcher({**FAST_ENV, "OUTPUT_DIR": str(broken), "GROUND_R1_KILL_AFTER_CHECKPOINT": "2"}, *common,
+                          check=False)
     assert killed.returncode != 0 and not (broken / "checkpoint-4").exists()
     (broken / "checkpoint-3").mkdir()
     (broken / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_hi')
-    resumed = run_launcher({"OUTPUT_DIR": str(broken), "RESUME": "1"}, *common)
+    resumed = run_launcher({**FAST_ENV, "OUTPUT_DIR": str(broken), "RESUME": "1"}, *common)
     assert "skipping incomplete checkpoint" in resumed.stderr + resumed.stdout
     a, b = read_metrics(unbroken / "metrics.jsonl"), read_metrics(broken / "metrics.jsonl")
     assert sorted(b) == [1, 2, 3, 4]
     for step in (3, 4):
         assert b[step] == a[step], f"step {step} differs after resume"
+    # The weights were resumed too (HF's own loader skipped 56 of the 57 tensors; see
+    # GroundR1Trainer._load_from_checkpoint).
+    assert max_weight_diff(unbroken, broken) == 0.0
+
+
+def test_sigterm_in_a_step_and_in_checkpoint_writing_ends_cleanly_and_resumes_to_the_unbroken_run(tmp_path, unbroken):
+    out = tmp_path / "preempted"
+    env = {**FAST_ENV, "OUTPUT_DIR": str(out)}
+    args = [*FAST, "--save_steps", "3"]  # checkpoint-2 below exists only because of the SIGTERM
+    # 1. SIGTERM during step 2 (sent by the reward function, between rollout and loss): the step finishes, its
+    #    checkpoint is written and marked complete, exit 143.
+    first = run_launcher({**env, "RELIABILITY_SIGNAL_AT_STEP": "2:term"}, *args, check=False)
+    assert first.returncode == 143, first.stderr[-3000:]
+    assert "stopped by SIGTERM after step 2" in first.stdout + first.stderr
+    assert (out / "checkpoint-2" / "COMPLETE").is_file() and not (out / "checkpoint-3").exists()
+    # 2. Resumed; SIGTERM while checkpoint-3 is being written (weights on disk, optimizer not yet): the save
+    #    finishes, then exit 143.
+    second = run_launcher({**env, "RESUME": "1", "GROUND_R1_FAULT_CHECKPOINT": "3:weights:term"}, *args, check=False)
+    assert second.returncode == 143, second.stderr[-3000:]
+    assert "resuming from " + str(out / "checkpoint-2") in second.stdout + second.stderr
+    assert (out / "checkpoint-3" / "COMPLETE").is_file() and not (out / "checkpoint-3" / "IN_PROGRESS").exists()
+    assert not (out / "checkpoint-4").exists()
+    # 3. Resumed from checkpoint-3 to the end: every step's metrics and the final weights equal the unbroken run's.
+    third = run_launcher({**env, "RESUME": "1"}, *args)
+    assert "resuming from " + str(out / "checkpoint-3") in third.stdout + third.stderr
+    a, b = read_metrics(unbroken / "metrics.jsonl"), read_metrics(out / "metrics.jsonl")
+    assert sorted(b) == [1, 2, 3, 4] and all(b[s] == a[s] for s in a)
+    assert max_weight_diff(unbroken, out) == 0.0
+
+
+def test_zero3_ranks_skip_together_a_step_whose_loss_is_nan_on_one_rank(tmp_path):
+    """Two CPU processes under ZeRO-3 (the engine steps inside backward): rank 1's loss at step 2 is NaN. The
+    all-reduced flag logs it on rank 0, DeepSpeed skips the step on both ranks (non-finite global gradient norm),
+    and the guard records the skip; steps 1 and 3 update the weights."""
+    import socket
+
+    with socket.socket() as s:  # a free rendezvous port: other 2-process runs may hold the default 29500
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = tmp_path / "zero3_nan"
+    proc = run_launcher({**FAST_ENV, "NUM_GPUS": "2", "MASTER_PORT": port, "OUTPUT_DIR": str(out),
+                         "GROUND_R1_FAULT_NONFINITE": "loss:2:1"}, *FAST, "--max_steps", "3", "--save_steps", "1")
+    assert "OVERFLOW! Skipping step" in proc.stdout + proc.stderr  # DeepSpeed's own skip
+    events = [json.loads(line) for line in (out / "nonfinite_steps.jsonl").read_text().splitlines()]
+    assert len(events) == 1 and len(events[0]["record_ids"]) == 1  # rank 1's question
+    assert {k: events[0][k] for k in ("step", "which", "action", "ranks", "loss")} == {
+        "step": 2, "which": "loss", "action": "skipped", "ranks": [1], "loss": ["nan"]}
+    assert read_metrics(out / "metrics.jsonl")[2]["grad_norm"] == "inf"  # DeepSpeed's norm of a skipped step
+
+    def weights(step):
+        from safetensors.torch import load_file
+
+        return load_file(out / f"checkpoint-{step}" / "model.safetensors")
+
+    w1, w2, w3 = weights(1), weights(2), weights(3)
+    assert all(torch_equal(w1[k], w2[k]) for k in w1)  # the skipped step changed nothing
+    assert not all(torch_equal(w2[k], w3[k]) for k in w2)  # step 3 trained
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
 
 
 def test_two_processes_zero3_with_ranks_finishing_in_different_rounds(tmp_path):

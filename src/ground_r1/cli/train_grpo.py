@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import sys
+import time
 from pathlib import Path
 
 logger = logging.getLogger("ground_r1.train")
@@ -50,7 +51,7 @@ def default_model_path() -> str:
     return str(ensure_tiny_model())
 
 
-def load_datasets(script_args, training_args, registry):
+def load_datasets(script_args, training_args, registry, special_tokens=()):
     """Validated train/eval records as `datasets.Dataset`s. Every bad record is reported at once, before any GPU
     time; with --skip_bad_records the rest is used and the skipped ones are written to OUTPUT_DIR."""
     from ground_r1.data.records import load_viscot_records, records_to_dataset, write_issues
@@ -66,7 +67,8 @@ def load_datasets(script_args, training_args, registry):
     known = None if registry.default_handler is not None else trainable
     common = dict(image_root=image_root, path_prefix=script_args.image_path_prefix,
                   min_pixels=training_args.min_pixels, max_pixels=training_args.max_pixels,
-                  known_datasets=known, skip_bad_records=script_args.skip_bad_records)
+                  known_datasets=known, skip_bad_records=script_args.skip_bad_records,
+                  special_tokens=special_tokens)
     train = load_viscot_records(train_path, **common)
     if train.issues:
         out = write_issues(train.issues, Path(training_args.output_dir) / "skipped_records.jsonl")
@@ -113,16 +115,23 @@ def apply_question_budget(script_args, training_args) -> list:
     return [StopAtStepCallback(steps)]
 
 
+def build_processor(model_args, training_args):
+    """The processor first (cheap): its special tokens validate the data before the model is loaded."""
+    from ground_r1.models.loading import load_processor
+
+    return load_processor(model_args.model_name_or_path, min_pixels=training_args.min_pixels,
+                          max_pixels=training_args.max_pixels, trust_remote_code=training_args.trust_remote_code)
+
+
 def build_model(model_args, training_args):
-    from ground_r1.models.loading import freeze_vision_tower, load_model, load_processor
+    from ground_r1.models.loading import freeze_vision_tower, load_model
 
     path = model_args.model_name_or_path
-    processor = load_processor(path, min_pixels=training_args.min_pixels, max_pixels=training_args.max_pixels)
     model = load_model(path, dtype=model_args.dtype or "auto", attn_implementation=model_args.attn_implementation or "auto",
                        trust_remote_code=training_args.trust_remote_code)
     if training_args.freeze_vision_tower:
         freeze_vision_tower(model, freeze_projector=training_args.freeze_projector)
-    return model, processor
+    return model
 
 
 def build_reward_functions(training_args):
@@ -136,7 +145,36 @@ def build_reward_functions(training_args):
     return funcs, registry
 
 
+def heldout_controls(trainer, eval_ds, training_args, registry) -> None:
+    """Greedy held-out evaluation of the trained policy with its controls -> OUTPUT_DIR/heldout_eval.json."""
+    import json
+
+    import torch
+
+    from ground_r1.data.images import load_image
+    from ground_r1.evaluation.controls import evaluate_controls
+    from ground_r1.trainer.grpo_trainer import eval_sampling_from
+
+    records = [eval_ds[i] for i in range(min(training_args.heldout_eval_questions, len(eval_ds)))]
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        results = evaluate_controls(model, trainer.processing_class, records, [load_image(r["image"]) for r in records],
+                                    registry, trainer.rollout_config,
+                                    sampling=eval_sampling_from(training_args), seed=training_args.seed)
+    model.train(was_training)
+    path = Path(training_args.output_dir) / "heldout_eval.json"
+    clean = {c: {k: (None if isinstance(v, float) and v != v else v) for k, v in m.items()} for c, m in results.items()}
+    path.write_text(json.dumps({"questions": len(records), "results": clean}, indent=2) + "\n")
+    g, lo, hi = results["grounded"], results["no_crop"], results["gt_crop"]
+    logger.info("held-out (greedy, %d questions): accuracy %.3f (no-crop %.3f, ground-truth crop %.3f), GIoU %.3f "
+                "(random box %.3f) -> %s", len(records), g["accuracy"], lo["accuracy"], hi["accuracy"],
+                g["giou_score"], results["random_box"]["giou_score"], path)
+
+
 def main(argv: list[str] | None = None) -> int:
+    started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
     from ground_r1.distributed import init_cpu_gloo_state
 
@@ -161,8 +199,10 @@ def main(argv: list[str] | None = None) -> int:
     from trl import get_peft_config
 
     reward_funcs, registry = build_reward_functions(training_args)
-    train_ds, eval_ds = load_datasets(script_args, training_args, registry)
-    model, processor = build_model(model_args, training_args)
+    processor = build_processor(model_args, training_args)
+    train_ds, eval_ds = load_datasets(script_args, training_args, registry,
+                                      special_tokens=processor.tokenizer.all_special_tokens)
+    model = build_model(model_args, training_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     if int(os.environ.get("RANK", "0")) == 0:
         write_manifest(training_args.output_dir, argv, script_args=script_args, training_args=training_args, model_args=model_args)
@@ -180,6 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
     logger.info("model saved to %s", training_args.output_dir)
+    if training_args.write_report and trainer.accelerator.is_main_process:
+        from ground_r1.reporting import write_report
+
+        for name, path in write_report(training_args.output_dir).items():
+            logger.info("%s written to %s", name, path)
+    if training_args.heldout_eval_questions and eval_ds is not None:
+        if trainer.accelerator.num_processes == 1:
+            heldout_controls(trainer, eval_ds, training_args, registry)
+        elif trainer.accelerator.is_main_process:  # a rank-0-only forward would hang a sharded (ZeRO-3) model
+            logger.info("held-out controls run in one process: python -m ground_r1.cli.evaluate_controls "
+                        "--model_path %s --config <this run's preset>", training_args.output_dir)
+    logger.info("total time %.1f s", time.perf_counter() - started)
     return 0
 
 

@@ -9,7 +9,11 @@ What it overrides, and why (a test pins the signatures of these TRL methods):
   advantages (`trainer.advantages`) and the reference / old log-probs through TRL's
   `_get_per_token_logps_and_entropies`. The loss is TRL's `_compute_loss`, untouched.
 
-Everything else (optimizer, schedule, accumulation, checkpoints, logging, KL, loss types) is TRL's.
+Everything else (optimizer, schedule, accumulation, checkpoints, logging, KL, loss types) is TRL's, with three
+fault hooks (docs/reliability.md): `compute_loss` / `training_step` run the non-finite guard
+(`trainer.nonfinite`: a NaN/inf loss or gradient skips the optimizer step, logged with the record ids);
+`_save_checkpoint` brackets each save with IN_PROGRESS/COMPLETE markers; SIGTERM finishes the step, saves a
+complete checkpoint and exits 143 (`checkpoints.Preemption`).
 """
 
 from __future__ import annotations
@@ -17,8 +21,6 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +29,9 @@ from accelerate.utils import gather_object
 from trl import GRPOTrainer
 from trl.models.utils import unwrap_model_for_generation
 
-from ground_r1.checkpoints import mark_complete
+from ground_r1.checkpoints import Preemption, checkpoint_fault, mark_complete, mark_in_progress, preemption_callback
 from ground_r1.config import GroundR1Config
-from ground_r1.data.images import load_image
+from ground_r1.data.images import ImageLoadError, load_image
 from ground_r1.rollout.conversation import ConversationCodec
 from ground_r1.rollout.generation import HFGenerator
 from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
@@ -37,6 +39,9 @@ from ground_r1.rollout.sampling import SamplingParams, TreePlan
 from ground_r1.trainer.advantages import group_advantages
 from ground_r1.trainer.batch import build_training_batch
 from ground_r1.trainer.metrics import aggregate_rollout_stats, trajectory_stats
+from ground_r1.trainer.nonfinite import LOG_NAME as NONFINITE_LOG_NAME
+from ground_r1.trainer.nonfinite import NonFiniteGuard
+from ground_r1.trainer.trajectory_log import append_entries, trajectory_entries
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +93,12 @@ class GroundR1Trainer(GRPOTrainer):
         self.eval_sampling = eval_sampling_from(config)
         self._question_log_path = Path(config.output_dir) / "question_rewards.jsonl" if config.question_reward_log else None
         self.last_trajectories: list = []  # of the latest step (galleries, tests)
+        self.nonfinite = NonFiniteGuard(config.nonfinite_policy, config.max_consecutive_nonfinite_steps,
+                                        Path(config.output_dir) / NONFINITE_LOG_NAME,
+                                        is_main=self.accelerator.is_main_process, device=self.accelerator.device)
+        self.preemption = Preemption() if config.checkpoint_on_sigterm else None
+        if self.preemption is not None:
+            self.add_callback(preemption_callback(self.preemption, self._sync_any))
 
     # -- distributed helpers ---------------------------------------------------------------------------------
     def _sync_any(self, local: bool) -> bool:
@@ -158,9 +169,11 @@ class GroundR1Trainer(GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         n = self.num_generations if mode == "train" else self.num_generations_eval
         records = self._group_inputs(inputs, n)
+        if mode == "train":
+            self.nonfinite.set_batch_ids([r.get("key", r.get("problem")) for r in records])
 
         # 1. Rollout: G1 grounding samples per question -> crops -> G2 answering trajectories each (SPEC §2).
-        questions = [RolloutQuestion(r["problem"], load_image(r["image"])) for r in records]
+        questions = [RolloutQuestion(r["problem"], _record_image(r)) for r in records]
         trajectories, rollout, generator = self._rollout(questions, mode)
         self.last_trajectories = trajectories
 
@@ -224,6 +237,8 @@ class GroundR1Trainer(GRPOTrainer):
         self._flush_reward_logs(mode, prompts, completions, rewards_per_func, adv.advantages, device)
         if self._question_log_path is not None and mode == "train" and self.accelerator.is_main_process:
             self._write_question_log(records, rewards, n)
+        if mode == "train" and self._should_log_trajectories():
+            self._write_trajectory_log(records, trajectories, rewards_per_func, advantages)
 
         loss_mask = batch["completion_mask"] * batch["tool_mask"]
         output.update(
@@ -244,20 +259,86 @@ class GroundR1Trainer(GRPOTrainer):
             output["sampling_per_token_logps"] = batch["sampling_per_token_logps"]
         return output
 
-    # -- checkpoints -------------------------------------------------------------------------------------------
-    def _save_checkpoint(self, model, trial):
-        """TRL/HF save, then a barrier, then the COMPLETE marker: resume never loads a half-written folder."""
-        super()._save_checkpoint(model, trial)
-        self.accelerator.wait_for_everyone()
-        if self.args.should_save:
-            from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+    # -- non-finite guard ----------------------------------------------------------------------------------------
+    def training_step(self, model, inputs, num_items_in_batch):
+        self.nonfinite.install(self.optimizer, lambda: self.state.global_step + 1)
+        return super().training_step(model, inputs, num_items_in_batch)
 
-            folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-            if folder.is_dir():
-                mark_complete(folder)
-        # Fault injection for the kill/resume tests: die right after checkpoint N is complete.
-        if os.environ.get("GROUND_R1_KILL_AFTER_CHECKPOINT") == str(self.state.global_step):
-            os.kill(os.getpid(), signal.SIGKILL)
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if self.model.training:  # not in evaluation's prediction_step
+            loss = self.nonfinite.check_loss(loss, self.state.global_step + 1)
+        return loss
+
+    # -- checkpoints -------------------------------------------------------------------------------------------
+    def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None):
+        """A run resumed from a checkpoint at max_steps is finished (it was killed during its final save): load
+        that checkpoint and return. HF's loop would train one extra step past max_steps (its stop check runs
+        after a step). Under DeepSpeed/FSDP the weights live in the engine's own checkpoint: HF's path (and its
+        extra step) is kept there, with a warning."""
+        from transformers import TrainerState
+        from transformers.trainer_utils import TrainOutput
+
+        state_file = Path(str(resume_from_checkpoint)) / "trainer_state.json"
+        if isinstance(resume_from_checkpoint, str) and state_file.is_file() and self.args.max_steps > 0:
+            state = TrainerState.load_from_json(str(state_file))
+            if state.global_step >= self.args.max_steps:
+                if self.is_deepspeed_enabled or self.is_fsdp_enabled:
+                    logger.warning("%s is at max_steps: HF trains one extra step under DeepSpeed/FSDP",
+                                   resume_from_checkpoint)
+                else:
+                    logger.info("%s is at step %d = max_steps: the run is finished, nothing left to train",
+                                resume_from_checkpoint, state.global_step)
+                    self._load_from_checkpoint(resume_from_checkpoint)
+                    self.state = state
+                    return TrainOutput(state.global_step, 0.0, {})
+        try:
+            return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
+                                 ignore_keys_for_eval=ignore_keys_for_eval)
+        finally:  # on_train_end is skipped when training raises: never leave the SIGTERM handler behind
+            if self.preemption is not None:
+                self.preemption.uninstall()
+
+    def _save_checkpoint(self, model, trial):
+        """IN_PROGRESS marker, TRL/HF save, a barrier, then the rename to COMPLETE: resume never loads a
+        half-written folder (`checkpoints.checkpoint_problems`). Then the preemption exit, if SIGTERM arrived."""
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        step = self.state.global_step
+        folder = Path(self._get_output_dir(trial=trial)) / f"{PREFIX_CHECKPOINT_DIR}-{step}"
+        if self.args.should_save:
+            mark_in_progress(folder)
+        checkpoint_fault(step, "begin")
+        super()._save_checkpoint(model, trial)
+        checkpoint_fault(step, "marker")
+        self.accelerator.wait_for_everyone()
+        if self.args.should_save and folder.is_dir():
+            mark_complete(folder)
+        checkpoint_fault(step, "after")
+        if self.preemption is not None and self.preemption.stop_agreed(self._sync_any):
+            self.preemption.exit_after_checkpoint(step, folder)
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        """Resume weights through `from_pretrained`, copied strictly.
+
+        transformers 5.23 loads a checkpoint's safetensors with `load_state_dict(strict=False)`, but
+        `save_pretrained` wrote them under the checkpoint key names (Qwen2.5-VL: `model.layers.*`, the module has
+        `model.language_model.layers.*`): 56 of the tiny model's 57 tensors were skipped with a warning and the
+        "resumed" run went on from the base weights with the checkpoint's Adam state. `from_pretrained` applies
+        the key conversion. Adapter-only (PEFT) and FSDP checkpoints keep HF's path; DeepSpeed never comes here
+        (it resumes from its own `global_step*` partitions)."""
+        folder = Path(resume_from_checkpoint)
+        full = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
+        if not full or self.is_fsdp_enabled:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        target = self.accelerator.unwrap_model(model if model is not None else self.model)
+        loaded = type(target).from_pretrained(folder, dtype=target.dtype)
+        target.load_state_dict(loaded.state_dict(), strict=True)
+        logger.info("model weights loaded from %s (%d tensors)", folder, len(loaded.state_dict()))
+
+    def _save_optimizer_and_scheduler(self, output_dir):
+        checkpoint_fault(self.state.global_step, "weights")  # weights on disk, nothing else yet
+        super()._save_optimizer_and_scheduler(output_dir)
 
     # -- logging ---------------------------------------------------------------------------------------------------
     def _log_step_metrics(self, mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator):
@@ -306,11 +387,34 @@ class GroundR1Trainer(GRPOTrainer):
             self._metrics[mode][name].append(total / count if count else float("nan"))
         self._pending_metrics.clear()
 
+    def _should_log_trajectories(self) -> bool:
+        every = self.args.trajectory_log_steps
+        step = self.state.global_step + 1  # the step this rollout trains
+        return bool(every) and self.accelerator.is_main_process and (step == 1 or step % every == 0)
+
+    def _write_trajectory_log(self, records, trajectories, rewards_per_func, advantages) -> None:
+        """The first question of this rank's batch: every one of its trajectories (the gallery's input)."""
+        entries = trajectory_entries(
+            self.state.global_step + 1, 0, records[0], trajectories, rewards_per_func.tolist(),
+            self.reward_func_names, advantages.tolist(),
+        )
+        append_entries(Path(self.args.output_dir) / "trajectories.jsonl", entries)
+
     def _write_question_log(self, records, rewards, n) -> None:
         local = rewards.view(-1, n)[: len(records)]
         with open(self._question_log_path, "a", encoding="utf-8") as fh:
             for r, row in zip(records, local.tolist()):
                 fh.write(json.dumps({"step": self.state.global_step, "key": r.get("key"), "rewards": row}) + "\n")
+
+
+def _record_image(record: dict) -> Any:
+    """The record's image; a file that passed validation but fails to decode now (changed on disk, corrupt
+    compressed data past the checked header) stops the run naming the record, not with a bare PIL trace."""
+    try:
+        return load_image(record["image"])
+    except ImageLoadError as exc:
+        raise ImageLoadError(exc.path, f"{exc.reason} (record {record.get('key', '?')}: it passed validation at "
+                             "startup; fix or remove the file, or drop the record, then resume)") from exc
 
 
 def _nanstd(x: torch.Tensor) -> float:
