@@ -299,13 +299,6 @@ def training_known_datasets() -> list[str]:
 # ---------------------------------------------------------------------------------------- the trainer run
 
 
-@dataclass
-class TrainRun:
-    data: BadData
-    output_dir: Path
-    key_file: Path
-    proc: subprocess.CompletedProcess
-
 
 def small_run_args(data: BadData) -> list[str]:
     """The tiny CPU preset made small: N = 2 trajectories (G1 = 1), every good record in one step (per-device

@@ -16,3 +16,11 @@ def fake_chat_server() -> Iterator[FakeChatServer]:
     (``server.script([...])`` or ``server.set_policy(fn)``); stopped after the test."""
     with FakeChatServer() as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def tiny(tiny_model_dir):
+    """The tiny random model in eval mode and its processor (112-px view), loaded once per module."""
+    from ground_r1.models.loading import load_model, load_processor
+
+    return load_model(tiny_model_dir).eval(), load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544)

@@ -76,10 +76,12 @@ def test_endpoint_down_longer_than_the_retry_window_then_a_rerun_judges_only_the
 
 
 def test_endpoint_down_for_a_while_is_waited_out(tmp_path):
-    down_until = time.monotonic() + 0.3
+    down_until: list[float] = []  # set at the first request, so a slow start on a loaded machine cannot skip it
 
-    def policy(request, n):  # 503 with Retry-After for 0.3 s, then a normal endpoint
-        return ("status", 503, 0.05) if time.monotonic() < down_until else score_by_item(request, n)
+    def policy(request, n):  # 503 with Retry-After for 0.3 s from the first request, then a normal endpoint
+        if not down_until:
+            down_until.append(time.monotonic() + 0.3)
+        return ("status", 503, 0.05) if time.monotonic() < down_until[0] else score_by_item(request, n)
 
     out = tmp_path / "judgments.jsonl"
     with FakeChatServer(policy=policy) as server:
@@ -151,15 +153,9 @@ def test_cli_with_the_endpoint_down_exits_resumably_and_the_rerun_completes_the_
 # -- inference killed at several seed-chosen points ------------------------------------------------------------
 
 
-class Killed(Exception):
+
+class Killed(Exception):  # a simulated kill (the `tiny` fixture is in conftest.py)
     pass
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    from ground_r1.models.loading import load_model, load_processor
-
-    return load_model(tiny_model_dir).eval(), load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544)
 
 
 def test_inference_killed_at_seeded_points_resumes_to_the_uninterrupted_predictions(tmp_path, tiny):

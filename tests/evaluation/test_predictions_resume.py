@@ -61,15 +61,9 @@ def test_a_foreign_line_is_reported_with_file_and_line(tmp_path):
 # ------------------------------------------------------------------------------------------ inference
 
 
-class Killed(Exception):
+
+class Killed(Exception):  # a simulated kill (the `tiny` fixture is in conftest.py)
     pass
-
-
-@pytest.fixture(scope="module")
-def tiny(tiny_model_dir):
-    from ground_r1.models.loading import load_model, load_processor
-
-    return load_model(tiny_model_dir).eval(), load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544)
 
 
 def test_killed_inference_resumes_to_the_uninterrupted_predictions(tmp_path, tiny):
