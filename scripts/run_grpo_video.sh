@@ -7,7 +7,7 @@
 #   RESUME=1 OUTPUT_DIR=out/run1 bash scripts/run_grpo_video.sh   # continue from the last complete checkpoint
 #
 # Variables (all optional; relative paths are taken from the directory you run it from):
-#   MODEL_PATH   model folder or hub id          (default: the tiny offline Qwen2.5-VL)
+#   MODEL_PATH   model folder or hub id          (default: the shipped tiny instruct Qwen2.5-VL)
 #   DATA_PATH    training JSONL (VisCoT records) (default: built-in synthetic zoom-in data)
 #   IMAGE_ROOT   folder image paths resolve against;  IMAGE_PATH_PREFIX: absolute prefix in the records to replace
 #   OUTPUT_DIR   run folder (checkpoints, metrics.jsonl, run_manifest.json)   (default: outputs/grpo)
@@ -16,7 +16,8 @@
 #   DEEPSPEED    DeepSpeed JSON (default: configs/deepspeed/zero3.json; zero3_cpu.json on CPU)
 #   MAX_STEPS    override the step count;  RESUME=1: resume from the last complete checkpoint of OUTPUT_DIR
 # Extra arguments are passed to `python -m ground_r1.cli.train_grpo` (any config field: --learning_rate 2e-6 ...).
-# Time: the default CPU demo (20 steps) took 1m27s on 2 cores (measured: `time bash scripts/run_grpo_video.sh`).
+# Time: the default CPU demo (100 GRPO steps from the shipped tiny instruct base, then a held-out evaluation with
+# controls) took 7-8 min per run on 2 cores with three runs side by side (benchmarks/demo_learning, docs/demo.md).
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/_env.sh"
 

@@ -285,6 +285,7 @@ def test_bad_world_size_is_named(monkeypatch):
 
 _CHILD = r"""
 import json
+import os
 from ground_r1.distributed import init_cpu_gloo_state
 
 created = init_cpu_gloo_state()
@@ -296,9 +297,10 @@ args = TrainingArguments(output_dir="{out}", report_to=[], per_device_train_batc
 x = torch.tensor([float(args.process_index + 1)])
 dist.all_reduce(x)
 zero = args.deepspeed_plugin.deepspeed_config["zero_optimization"]
-print("RESULT " + json.dumps({{"created": created, "world": args.world_size, "rank": args.process_index,
+line = "RESULT " + json.dumps({{"created": created, "world": args.world_size, "rank": args.process_index,
       "type": str(args.distributed_state.distributed_type), "sum": x.item(), "stage": zero["stage"],
-      "overlap": zero["overlap_comm"]}}), flush=True)
+      "overlap": zero["overlap_comm"]}}) + "\n"
+os.write(1, line.encode())  # one write(2) per rank: print's text and newline could interleave with the other rank's
 """
 
 

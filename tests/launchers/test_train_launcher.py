@@ -76,7 +76,10 @@ FAST = ["--num_generations", "4", "--per_device_train_batch_size", "4", "--max_t
         "--max_new_tokens_per_turn", "12", "--max_completion_length", "256", "--learning_rate", "1e-3",
         "--reward_functions", "format", "accuracy", "harness_rewards:varied_length", "--max_steps", "4",
         "--heldout_eval_questions", "0"]  # the preset's post-training held-out evaluation is not under test here
-FAST_ENV = {"PYTHONPATH": str(REPO / "benchmarks" / "reliability"), "OMP_NUM_THREADS": "1"}
+# The random tiny model, not the shipped instruct base: its turns end at random lengths, so the varied-length reward
+# has a spread and every step moves the weights (the instruct base fills the 12-token turns: zero advantage).
+FAST_ENV = {"PYTHONPATH": str(REPO / "benchmarks" / "reliability"), "OMP_NUM_THREADS": "1",
+            "MODEL_PATH": str(paths.tiny_model_dir()), "CONFIG": str(REPO / "configs" / "grpo" / "tiny_cpu.yaml")}
 
 
 def max_weight_diff(a: Path, b: Path) -> float:
