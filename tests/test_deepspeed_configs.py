@@ -301,6 +301,8 @@ line = "RESULT " + json.dumps({{"created": created, "world": args.world_size, "r
       "type": str(args.distributed_state.distributed_type), "sum": x.item(), "stage": zero["stage"],
       "overlap": zero["overlap_comm"]}}) + "\n"
 os.write(1, line.encode())  # one write(2) per rank: print's text and newline could interleave with the other rank's
+dist.barrier()  # both ranks done before either tears gloo down (a peer gone mid-teardown aborts: SIGABRT)
+dist.destroy_process_group()
 """
 
 

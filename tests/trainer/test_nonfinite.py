@@ -214,6 +214,7 @@ def _two_rank_worker(rank: int, port: int, out: str) -> None:
             history.append(param.detach().tolist())
         (Path(out) / f"rank{rank}.json").write_text(json.dumps({"history": history, "skipped": guard.skipped_steps}))
     finally:
+        dist.barrier()  # both ranks done before either tears gloo down (a peer gone mid-teardown aborts: SIGABRT)
         dist.destroy_process_group()
 
 
