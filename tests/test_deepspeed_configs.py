@@ -303,6 +303,7 @@ line = "RESULT " + json.dumps({{"created": created, "world": args.world_size, "r
 os.write(1, line.encode())  # one write(2) per rank: print's text and newline could interleave with the other rank's
 dist.barrier()  # both ranks done before either tears gloo down (a peer gone mid-teardown aborts: SIGABRT)
 dist.destroy_process_group()
+os._exit(0)  # the result is written; skip interpreter teardown (a joinable library thread aborted it under load)
 """
 
 
