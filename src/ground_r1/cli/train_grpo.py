@@ -232,7 +232,20 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("held-out controls run in one process: python -m ground_r1.cli.evaluate_controls "
                         "--model_path %s --config <this run's preset>", training_args.output_dir)
     logger.info("total time %.1f s", time.perf_counter() - started)
+    finish_distributed()
     return 0
+
+
+def finish_distributed() -> None:
+    """Every rank waits for rank 0's final writes, then the process group is torn down before exit. Without it a
+    rank that finished first exited while rank 0 still wrote the model, and its interpreter teardown aborted
+    (SIGABRT, "terminate called without an active exception": seen on 2 CPU processes under ZeRO-3/gloo), so
+    a finished run exited non-zero."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
