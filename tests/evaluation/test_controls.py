@@ -70,3 +70,10 @@ def test_conditions_run_the_training_rollout_and_unknown_ones_are_refused(tiny_m
     assert 0.0 <= out["random_box"]["giou_score"] <= 1.0
     with pytest.raises(ValueError, match="unknown control condition.*valid: grounded, no_crop, gt_crop, random_box"):
         evaluate_controls(model, processor, records, images, build_registry(), config, conditions=["oracle"])
+
+
+def test_json_safe_turns_nan_into_null_at_any_depth():
+    from ground_r1.evaluation.controls import json_safe
+
+    assert json_safe({"a": {"giou_score": float("nan"), "accuracy": 0.5}, "n": 3}) == {
+        "a": {"giou_score": None, "accuracy": 0.5}, "n": 3}

@@ -50,15 +50,6 @@ def rollout_settings(config_path: str) -> dict:
     return {k: raw[k] for k in ROLLOUT_KEYS if k in raw}
 
 
-def _finite_or_none(value):
-    """NaN (e.g. no box at all, so no GIoU) becomes null: strict JSON has no NaN."""
-    if isinstance(value, dict):
-        return {k: _finite_or_none(v) for k, v in value.items()}
-    if isinstance(value, float) and value != value:
-        return None
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S")
@@ -68,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.data.images import load_image
     from ground_r1.data.records import load_viscot_records
     from ground_r1.data.synthetic import ensure_default_dataset
-    from ground_r1.evaluation.controls import evaluate_controls
+    from ground_r1.evaluation.controls import evaluate_controls, json_safe
     from ground_r1.models.loading import load_model, load_processor
     from ground_r1.rewards.registry import build_registry
     from ground_r1.rollout.runner import RolloutConfig
@@ -104,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                                     conditions=[c for c in args.conditions.split(",") if c],
                                     sampling=sampling, batch_size=args.batch_size, seed=args.seed)
     report = {"model_path": str(model_path), "data_path": str(data_path), "rollout": settings, "results": results}
-    text = json.dumps(_finite_or_none(report), indent=2)
+    text = json.dumps(json_safe(report), indent=2)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)
         Path(args.output).write_text(text + "\n")

@@ -152,7 +152,7 @@ def heldout_controls(trainer, eval_ds, training_args, registry) -> None:
     import torch
 
     from ground_r1.data.images import load_image
-    from ground_r1.evaluation.controls import evaluate_controls
+    from ground_r1.evaluation.controls import evaluate_controls, json_safe
     from ground_r1.trainer.grpo_trainer import eval_sampling_from
 
     records = [eval_ds[i] for i in range(min(training_args.heldout_eval_questions, len(eval_ds)))]
@@ -165,8 +165,7 @@ def heldout_controls(trainer, eval_ds, training_args, registry) -> None:
                                     sampling=eval_sampling_from(training_args), seed=training_args.seed)
     model.train(was_training)
     path = Path(training_args.output_dir) / "heldout_eval.json"
-    clean = {c: {k: (None if isinstance(v, float) and v != v else v) for k, v in m.items()} for c, m in results.items()}
-    path.write_text(json.dumps({"questions": len(records), "results": clean}, indent=2) + "\n")
+    path.write_text(json.dumps(json_safe({"questions": len(records), "results": results}), indent=2) + "\n")
     g, lo, hi = results["grounded"], results["no_crop"], results["gt_crop"]
     logger.info("held-out (greedy, %d questions): accuracy %.3f (no-crop %.3f, ground-truth crop %.3f), GIoU %.3f "
                 "(random box %.3f) -> %s", len(records), g["accuracy"], lo["accuracy"], hi["accuracy"],

@@ -97,6 +97,15 @@ def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: Accura
     }
 
 
+def json_safe(value: Any) -> Any:
+    """Results with NaN (e.g. no box at all, so no GIoU) as None: strict JSON has no NaN."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, float) and value != value:
+        return None
+    return value
+
+
 def evaluate_controls(
     model,
     processor,
