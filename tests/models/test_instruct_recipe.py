@@ -108,7 +108,8 @@ def test_smoke_build_saves_a_plain_qwen_checkpoint_with_recipe_log_and_eval(tmp_
     from transformers import Qwen2_5_VLForConditionalGeneration
 
     cfg = _cfg(batch_size=4, aux_steps=2, warmup_steps=1, eval_every=0, eval_size=4, log_every=1,
-               grounding_fraction=1.0)  # every row grounds: the aux loss is on at both steps
+               grounding_fraction=1.0, aux_token_weight=1.0, aux_lm_box_weight=10.0,
+               aux_lm_kind_weight=1.0)  # every row grounds: every head's loss is on at both steps
     final = recipe.train(cfg, tmp_path / "base")
     out = tmp_path / "base"
     assert final["passed_gate"] is False and final["size"] == 4  # two steps cannot ground
@@ -158,3 +159,89 @@ def test_a_killed_build_resumes_from_its_snapshot_and_ends_identical(tmp_path, m
     log_b = (tmp_path / "broken" / "train_log.jsonl").read_text().splitlines()
     strip = lambda lines: [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in lines]  # noqa: E731
     assert strip(log_a) == strip(log_b)
+
+
+def test_token_targets_label_each_merged_cell_with_the_card_covering_most_of_it():
+    from types import SimpleNamespace as NS
+
+    # 448 canvas seen at 112x112: 4x4 LM tokens, each a 28-px view cell = 112 original px.
+    cards = [NS(kind="cyan", box=(120, 10, 200, 90)),  # inside cell (row 0, col 1)
+             NS(kind="orange", box=(200, 230, 260, 300)),  # straddles cols 1|2 of row 2: 24 vs 36 px wide
+             NS(kind="purple", box=(300, 390, 310, 440))]  # 10x50 card: only cell (3, 2)
+    scene = NS(width=448, height=448, referents=cards)
+    kinds = ("orange", "purple", "cyan", "magenta")
+    out = recipe.token_targets(scene, (112, 112), kinds)
+    assert out.shape == (16, 5)
+    classes = out[:, 0].reshape(4, 4)
+    expected = np.zeros((4, 4))
+    expected[0, 1] = 1 + kinds.index("cyan")
+    expected[2, 1] = expected[2, 2] = 1 + kinds.index("orange")  # both halves hold >= 10% of the card
+    expected[3, 2] = 1 + kinds.index("purple")
+    assert (classes == expected).all()
+    assert out[1, 1:] == pytest.approx([120 / 448, 10 / 448, 200 / 448, 90 / 448])
+    assert out[9, 1:] == pytest.approx(out[10, 1:]) and out[0, 1:].tolist() == [0, 0, 0, 0]
+    # A sliver under min_cover is background: the orange card with 5% of its width in col 1.
+    scene.referents = [NS(kind="orange", box=(221, 230, 281, 300))]  # 3 of 60 px left of x=224
+    assert recipe.token_targets(scene, (112, 112), kinds)[:, 0].reshape(4, 4)[2].tolist() == [0, 0, 1, 0]
+
+
+def test_scene_images_carry_token_targets_and_crops_do_not():
+    cfg, stage = _cfg(), recipe.Stage("s", 1, 3, (48, 96))
+    ground = recipe.make_example(record_rng(2, "t", 0), stage, cfg, "grounding")
+    read = recipe.make_example(record_rng(2, "t", 1), stage, cfg, "crop_reading")
+    assert ground.aux_tokens[0].shape == (16, 5) and set(ground.aux_tokens[0][:, 0]) >= {0.0}
+    assert (ground.aux_tokens[0][:, 0] > 0).sum() >= 3  # three cards, each covers at least one cell
+    assert read.aux_tokens == [None]
+
+
+@pytest.mark.slow
+def test_a_vision_only_stage_trains_the_tower_through_the_heads_and_leaves_the_lm_as_initialised(tmp_path):
+    from safetensors.torch import load_file
+
+    from ground_r1.models.tiny import build_tiny_model
+
+    cfg = _cfg(batch_size=4, aux_steps=0, warmup_steps=1, eval_every=0, eval_size=2, log_every=1,
+               aux_token_weight=1.0)
+    cfg.stages = [recipe.Stage("vision", 2, 3, (48, 96), vision_only=True)]
+    recipe.train(cfg, tmp_path / "base")
+    trained = load_file(str(tmp_path / "base" / "model.safetensors"))
+    init = load_file(str(build_tiny_model(tmp_path / "init", seed=cfg.seed) / "model.safetensors"))
+    assert trained.keys() == init.keys()
+    moved = {k for k in init if not np.array_equal(trained[k].numpy(), init[k].numpy())}
+    assert moved and all(".visual." in k or k.startswith("visual.") for k in moved)  # the tower (and merger) only
+    assert any("merger" in k for k in moved) and any("patch_embed" in k for k in moved)
+    log = [json.loads(x) for x in (tmp_path / "base" / "train_log.jsonl").read_text().splitlines()]
+    assert [(e["stage"], e["lm_loss"]) for e in log] == [("vision", 0.0), ("vision", 0.0)]
+    assert all(e["aux_loss"] > 0 for e in log)  # aux_steps 0: a vision-only stage trains the heads regardless
+
+
+def test_the_lm_box_head_reads_the_answers_box_opening_token_not_the_prompts_format_example(tiny_model_dir):
+    from ground_r1.models.loading import load_processor
+
+    cfg = _cfg(crop_margin_range=(0.0, 0.0))
+    stage = recipe.Stage("s", 1, 3, (48, 96), template_fraction=1.0)  # the Ground-R1 prompt: "<box>[" in it too
+    ground = recipe.make_example(record_rng(3, "t", 0), stage, cfg, "grounding")
+    chat = recipe.make_chat_example(record_rng(3, "t", 1), stage, cfg)
+    processor = load_processor(tiny_model_dir, min_pixels=12544, max_pixels=12544)
+    batch = recipe._collate(processor, [ground, chat])
+    box_open = processor.tokenizer.convert_tokens_to_ids(">[")
+    assert (batch["input_ids"][0] == box_open).sum() == 2  # the prompt's format example and the answer
+    pos = recipe.box_open_positions(batch["input_ids"], batch["labels"], box_open).tolist()
+    assert [row for row, _ in pos] == [0, 1]  # one per row: each row's (first) answer box
+    (_, col), _ = pos
+    first_digit = processor.tokenizer.decode(batch["input_ids"][0][col + 1:col + 2])
+    assert first_digit == str(ground.target_box[0])[0] and ground.target_frame == (112, 112)
+
+
+def test_coordinate_slots_name_the_coordinate_each_digit_position_writes(tiny_model_dir):
+    from ground_r1.models.loading import load_processor
+
+    tok = load_processor(tiny_model_dir).tokenizer
+    ids = tok("<box>[104,5,67,89]</box>", return_tensors="pt")["input_ids"][0]
+    col = int((ids == tok.convert_tokens_to_ids(">[")).nonzero()[0])
+    digits = {tok.convert_tokens_to_ids(str(d)) for d in range(10)}
+    slots = recipe.coordinate_slots(ids, col, tok.convert_tokens_to_ids(","), digits)
+    # The position *before* each digit predicts it: '>[' -> '1', '1' -> '0', '0' -> '4', ',' -> '5', ...
+    written = [(tok.decode(ids[p + 1:p + 2]), c) for p, c in slots]
+    assert written == [("1", 0), ("0", 0), ("4", 0), ("5", 1), ("6", 2), ("7", 2), ("8", 3), ("9", 3)]
+    assert slots[0][0] == col

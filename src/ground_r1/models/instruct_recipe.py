@@ -96,6 +96,7 @@ class Stage:
     card_size_range: tuple[int, int]
     template_fraction: float = 0.0  # share of examples whose prompt is the Ground-R1 instruction (see make_example)
     chat_fraction: float = 0.0  # share of rows that are two-turn chats of independent tasks (make_chat_example)
+    vision_only: bool = False  # train the vision tower through the auxiliary heads alone (no text, no LM loss)
 
 
 @dataclass
@@ -117,6 +118,11 @@ class RecipeConfig:
     max_grad_norm: float = 1.0
     aux_steps: int = 400
     aux_box_weight: float = 10.0
+    aux_scene_weight: float = 1.0  # the scene head on the image-token mean; 0 = off
+    aux_token_weight: float = 0.0  # the per-token head (token_targets); 0 = off
+    aux_lm_box_weight: float = 0.0  # the LM box head (_lm_box_loss) on the LM's last hidden state; 0 = off
+    aux_lm_kind_weight: float = 0.0  # the LM kind head on the first layer's output (needs aux_lm_box_weight > 0)
+    aux_lm_coord_weight: float = 0.0  # the LM coordinate head at every digit position (needs aux_lm_box_weight > 0)
     eval_every: int = 500
     eval_size: int = 200
     gate_iou50: float = 0.8
@@ -133,7 +139,8 @@ class RecipeConfig:
         stages = [Stage(name=s["name"], steps=int(s["steps"]), num_referents=int(s["num_referents"]),
                         card_size_range=tuple(s["card_size_range"]),
                         template_fraction=float(s.get("template_fraction", 0.0)),
-                        chat_fraction=float(s.get("chat_fraction", 0.0))) for s in raw.pop("stages", [])]
+                        chat_fraction=float(s.get("chat_fraction", 0.0)),
+                        vision_only=bool(s.get("vision_only", False))) for s in raw.pop("stages", [])]
         for key in ("crop_margin_range", "crop_card_size_range", "kinds"):
             if key in raw:
                 raw[key] = tuple(raw[key])
@@ -168,7 +175,10 @@ class Example:
     task: str  # "grounding" | "crop_reading" | "chat"
     aux: list[np.ndarray | None]  # per image: scene targets [num_kinds, 6] (present, quadrant, box 0..1) or None
     aux_detail: list[int | None]  # per image: crop's dot colour (index in DETAIL_PALETTE order) or None
+    aux_tokens: list[np.ndarray | None] = field(default_factory=list)  # per image: token_targets(...) or None
     target_box: tuple[int, int, int, int] | None = None  # input frame (grounding)
+    target_frame: tuple[int, int] | None = None  # that frame's (width, height)
+    target_kind: int | None = None  # grounding: index of the named card's kind in cfg.kinds
     answer: str = ""
 
     @property
@@ -187,6 +197,37 @@ def _aux_targets(scene, kinds: Sequence[str]) -> np.ndarray:
     return out
 
 
+MERGED_CELL = 28  # view pixels per LM image token: 14-px patches, 2x2 merged
+
+
+def token_targets(scene, view_size: tuple[int, int], kinds: Sequence[str], min_cover: float = 0.1) -> np.ndarray:
+    """Per LM image token (raster order of the merged grid of a ``view_size`` input), ``[class, x1, y1, x2, y2]``:
+    class 0 for background, ``1 + kinds.index(kind)`` for the card covering the most of the token's cell (at
+    least ``min_cover`` of the card's area), and that card's box normalised to 0..1. A card is smaller than a
+    token's cell at the zoom task's sizes, so the mean head alone cannot say *which* card is *where* once a scene
+    holds several; these targets make each token carry its own card's kind and box, which the LM then only has
+    to pick by the kind word and copy."""
+    width, height = view_size
+    cols, rows = width // MERGED_CELL, height // MERGED_CELL
+    sx, sy = scene.width / width, scene.height / height
+    out = np.zeros((rows * cols, 5), dtype=np.float32)
+    for r in range(rows):
+        for c in range(cols):
+            cx1, cy1 = c * MERGED_CELL * sx, r * MERGED_CELL * sy
+            cx2, cy2 = cx1 + MERGED_CELL * sx, cy1 + MERGED_CELL * sy
+            best, best_area = None, 0.0
+            for ref in scene.referents:
+                x1, y1, x2, y2 = ref.box
+                area = max(0.0, min(x2, cx2) - max(x1, cx1)) * max(0.0, min(y2, cy2) - max(y1, cy1))
+                if area >= min_cover * (x2 - x1) * (y2 - y1) and area > best_area:
+                    best, best_area = ref, area
+            if best is not None:
+                x1, y1, x2, y2 = best.box
+                out[r * cols + c] = (1 + kinds.index(best.kind), x1 / scene.width, y1 / scene.height,
+                                     x2 / scene.width, y2 / scene.height)
+    return out
+
+
 def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task: str) -> Example:
     """One training or evaluation example. Crop reading draws its cards at ``crop_card_size_range`` whatever the
     stage: a big card's crop shrinks the dot below a view pixel, which no curriculum makes legible."""
@@ -201,12 +242,13 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
         answer = grounding_answer(ref.kind, box)
         prompt = GROUNDING_PROMPT.format(kind=ref.kind)
         aux, target = _aux_targets(scene, cfg.kinds), tuple(box)
+        tokens = token_targets(scene, in_size, cfg.kinds)
     else:
         x1, y1, x2, y2 = ref.box
         mx = int(round(float(rng.uniform(*cfg.crop_margin_range)) * (x2 - x1)))
         my = int(round(float(rng.uniform(*cfg.crop_margin_range)) * (y2 - y1)))
         image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(scene.width, x2 + mx), min(scene.height, y2 + my)))
-        answer, prompt, aux, target = crop_reading_answer(ref.detail), CROP_READING_PROMPT, None, None
+        answer, prompt, aux, target, tokens = crop_reading_answer(ref.detail), CROP_READING_PROMPT, None, None, None
         detail = DETAIL_NAMES.index(ref.detail)
     if stage.template_fraction > 0 and rng.random() < stage.template_fraction:
         question = (TEMPLATE_GROUNDING_QUESTION.format(kind=ref.kind) if task == "grounding"
@@ -216,7 +258,9 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
-    return Example(messages, [image], task, aux=[aux], aux_detail=[detail], target_box=target, answer=answer)
+    return Example(messages, [image], task, aux=[aux], aux_detail=[detail], aux_tokens=[tokens], target_box=target,
+                   target_frame=tuple(in_size) if target is not None else None,
+                   target_kind=cfg.kinds.index(ref.kind) if target is not None else None, answer=answer)
 
 
 def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig) -> Example:
@@ -229,13 +273,15 @@ def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig)
     second = make_example(rng, stage, cfg, "crop_reading")
     return Example(first.messages + second.messages, first.images + second.images, "chat",
                    aux=first.aux + second.aux, aux_detail=first.aux_detail + second.aux_detail,
+                   aux_tokens=first.aux_tokens + second.aux_tokens,
                    answer=second.answer)
 
 
 class AuxHead:
-    """The throwaway head (module doc) on the image-token mean of each example's image: for a scene, per card
-    kind (presence, quadrant logits, box); for a crop, the dot colour. Both give the vision tower the gradient
-    the LM loss alone does not supply at init."""
+    """The throwaway heads (module doc). On the image-token mean of each image: for a scene, per card kind
+    (presence, quadrant logits, box); for a crop, the dot colour. On each image token of a scene
+    (``token_targets``): its card's kind (or background) and that card's box. All give the vision tower the
+    gradient the LM loss alone does not supply at init."""
 
     def __init__(self, hidden: int, num_kinds: int, num_details: int, seed: int):
         import torch
@@ -244,13 +290,32 @@ class AuxHead:
         self.num_kinds = num_kinds
         self.scene = torch.nn.Linear(hidden, num_kinds * (1 + 4 + 4))
         self.detail = torch.nn.Linear(hidden, num_details)
+        self.token = torch.nn.Linear(hidden, 1 + num_kinds + 4)
+        self.lm_box = torch.nn.Linear(hidden, 4)
+        self.lm_kind = torch.nn.Linear(hidden, num_kinds)
+        self.lm_coord = torch.nn.Linear(hidden, 1)
         with torch.no_grad():
-            for layer in (self.scene, self.detail):
+            for layer in self.layers():
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * hidden ** -0.5)
                 layer.bias.zero_()
 
+    def layers(self):
+        return [self.scene, self.detail, self.token, self.lm_box, self.lm_kind, self.lm_coord]
+
     def parameters(self):
-        return [*self.scene.parameters(), *self.detail.parameters()]
+        return [p for layer in self.layers() for p in layer.parameters()]
+
+    def token_loss(self, tokens, targets, box_weight: float):
+        """``tokens`` [n, hidden] image tokens of scenes, ``targets`` [n, 5] (token_targets rows)."""
+        import torch.nn.functional as F
+
+        out = self.token(tokens)
+        classes = targets[:, 0].long()
+        loss = F.cross_entropy(out[:, : 1 + self.num_kinds], classes)
+        on_card = classes > 0
+        if bool(on_card.any()):
+            loss = loss + box_weight * F.mse_loss(out[on_card, 1 + self.num_kinds:], targets[on_card, 1:])
+        return loss
 
     def scene_loss(self, pooled, targets, box_weight: float):
         import torch.nn.functional as F
@@ -268,6 +333,98 @@ class AuxHead:
         import torch.nn.functional as F
 
         return F.cross_entropy(self.detail(pooled), targets)
+
+
+def _aux_loss(head: "AuxHead", tokens, sizes: list[int], examples: list[Example], cfg: RecipeConfig):
+    """The heads' loss on one batch. ``tokens``: the vision tower's output (LM image tokens) of every image of
+    ``examples`` in order, ``sizes`` tokens per image."""
+    import torch
+
+    per_image_tokens = torch.split(tokens, sizes)
+    pooled = torch.stack([t.mean(0) for t in per_image_tokens])
+    aux = pooled.new_zeros(())
+    per_image = [a for ex in examples for a in ex.aux]  # aligned with pooled (images in batch order)
+    rows = [i for i, a in enumerate(per_image) if a is not None]
+    if rows and cfg.aux_scene_weight > 0:
+        targets = torch.tensor(np.stack([per_image[i] for i in rows]))
+        aux = aux + cfg.aux_scene_weight * head.scene_loss(pooled[rows], targets, cfg.aux_box_weight)
+    per_image = [d for ex in examples for d in ex.aux_detail]
+    rows = [i for i, d in enumerate(per_image) if d is not None]
+    if rows:
+        targets = torch.tensor([per_image[i] for i in rows])
+        aux = aux + head.detail_loss(pooled[rows], targets)
+    if cfg.aux_token_weight > 0:
+        per_image = [t for ex in examples for t in ex.aux_tokens]
+        rows = [i for i, t in enumerate(per_image) if t is not None]
+        if rows:
+            feats = torch.cat([per_image_tokens[i] for i in rows])
+            targets = torch.tensor(np.concatenate([per_image[i] for i in rows]))
+            aux = aux + cfg.aux_token_weight * head.token_loss(feats, targets, cfg.aux_box_weight)
+    return aux
+
+
+def box_open_positions(input_ids, labels, box_open_id: int):
+    """(row, position) of each answer's box-opening token (``>[``, whose successor is the first coordinate digit)
+    in the supervised span: the same token in the Ground-R1 prompt's format example is not an answer."""
+    import torch
+
+    from ground_r1.sft.collator import IGNORE_INDEX
+
+    nxt = torch.full_like(labels, IGNORE_INDEX)
+    nxt[:, :-1] = labels[:, 1:]
+    return ((input_ids == box_open_id) & (nxt != IGNORE_INDEX)).nonzero(as_tuple=False)
+
+
+def coordinate_slots(input_ids, col: int, comma_id: int, digit_ids: set[int]) -> list[tuple[int, int]]:
+    """(position, coordinate index) of every position of one answer box, from its box-opening token at ``col``,
+    whose *next* token is a digit of coordinate 0..3 (``[x1,y1,x2,y2]``)."""
+    slots, coord, p = [], 0, col
+    while p + 1 < len(input_ids) and coord < 4:
+        nxt = int(input_ids[p + 1])
+        if nxt in digit_ids:
+            slots.append((p, coord))
+        elif nxt == comma_id:
+            coord += 1
+        else:
+            break
+        p += 1
+    return slots
+
+
+def _lm_box_loss(head: "AuxHead", hidden_states, batch, examples: list[Example], box_open_id: int,
+                 kind_weight: float, coord_weight: float = 0.0, comma_id: int = -1, digit_ids: set[int] = frozenset()):
+    """The LM heads, at the box-opening token of each grounding answer: from the LM's last hidden state the
+    target box (normalised, MSE); from the first layer's output the named kind (cross-entropy, ``kind_weight``).
+    The digits' cross-entropy says only right/wrong per digit; these dense targets train the two hops the digits
+    are read through: layer 1 fetches the kind word, layer 2 copies that card's image tokens."""
+    import torch
+    import torch.nn.functional as F
+
+    pos = box_open_positions(batch["input_ids"], batch["labels"], box_open_id)
+    rows, cols, boxes, kinds = [], [], [], []
+    seen: set[int] = set()
+    for row, col in pos.tolist():
+        ex = examples[row]
+        if ex.task != "grounding" or ex.target_box is None or row in seen:
+            continue
+        seen.add(row)
+        rows.append(row), cols.append(col), kinds.append(ex.target_kind)
+        (x1, y1, x2, y2), (w, h) = ex.target_box, ex.target_frame
+        boxes.append([x1 / w, y1 / h, x2 / w, y2 / h])
+    last = hidden_states[-1]
+    if not rows:
+        return last.new_zeros(())
+    loss = F.mse_loss(head.lm_box(last[rows, cols]), torch.tensor(boxes, dtype=last.dtype))
+    if kind_weight > 0:
+        loss = loss + kind_weight * F.cross_entropy(head.lm_kind(hidden_states[1][rows, cols]), torch.tensor(kinds))
+    if coord_weight > 0:  # every digit position: the value of the coordinate being written
+        prow, pcol, values = [], [], []
+        for row, col, box in zip(rows, cols, boxes):
+            for p, c in coordinate_slots(batch["input_ids"][row], col, comma_id, digit_ids):
+                prow.append(row), pcol.append(p), values.append(box[c])
+        pred = head.lm_coord(last[prow, pcol]).squeeze(-1)
+        loss = loss + coord_weight * F.mse_loss(pred, torch.tensor(values, dtype=last.dtype))
+    return loss
 
 
 def _lr_at(step: int, cfg: RecipeConfig) -> float:
@@ -364,7 +521,7 @@ def _resumable(old: dict[str, Any], new: dict[str, Any], step: int) -> bool:
         return False
     if sum(s["steps"] for s in old["stages"]) != sum(s["steps"] for s in new["stages"]):
         return False
-    defaults = {"template_fraction": 0.0, "chat_fraction": 0.0}  # keys added later: 0.0 before
+    defaults = {"template_fraction": 0.0, "chat_fraction": 0.0, "vision_only": False}  # keys added later
     start = 0
     for a, b in zip(old["stages"], new["stages"]):
         if start >= step:
@@ -424,6 +581,11 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         model.load_state_dict(snap["model"])
         head.scene.load_state_dict(snap["head_scene"])
         head.detail.load_state_dict(snap["head_detail"])
+        if "head_token" in snap:
+            head.token.load_state_dict(snap["head_token"])
+            head.lm_box.load_state_dict(snap["head_lm_box"])
+            head.lm_kind.load_state_dict(snap["head_lm_kind"])
+            head.lm_coord.load_state_dict(snap["head_lm_coord"])
         opt.load_state_dict(snap["optimizer"])
         task_rng.bit_generator.state = snap["task_rng"]
         torch.set_rng_state(snap["torch_rng"])
@@ -432,7 +594,10 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
 
     def snapshot() -> None:
         state = {"config": config_text, "model": model.state_dict(), "head_scene": head.scene.state_dict(),
-                 "head_detail": head.detail.state_dict(), "optimizer": opt.state_dict(),
+                 "head_detail": head.detail.state_dict(),
+                 "head_token": head.token.state_dict(), "head_lm_box": head.lm_box.state_dict(),
+                 "head_lm_kind": head.lm_kind.state_dict(), "head_lm_coord": head.lm_coord.state_dict(),
+                 "optimizer": opt.state_dict(),
                  "task_rng": task_rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
                  "elapsed": elapsed + time.time() - t0, "log": log, "evals": evals}
         tmp = snapshot_path.with_suffix(".tmp")
@@ -445,6 +610,9 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     store: dict = {}
     handle = model.model.visual.register_forward_hook(_vision_pool_hook(store))
     merge = model.model.visual.spatial_merge_size ** 2
+    box_open_id = processor.tokenizer.convert_tokens_to_ids(">[")
+    comma_id = processor.tokenizer.convert_tokens_to_ids(",")
+    digit_ids = {processor.tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)}
     t0 = time.time()
     while step < cfg.total_steps:
         stage, stage_step = _stage_at(cfg, step)
@@ -456,26 +624,26 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         for i, task in enumerate(tasks):
             rng = record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i)
             examples.append(make_chat_example(rng, stage, cfg) if task == "chat" else make_example(rng, stage, cfg, task))
-        batch = _collate(processor, examples)
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
-        out = model(**batch)
-        loss, lm_loss, aux_loss = out.loss, out.loss.item(), 0.0
-        if step < cfg.aux_steps:
+        if stage.vision_only:  # the vision tower and the heads alone: no text, no LM
+            images = [image for ex in examples for image in ex.images]
+            batch = dict(processor.image_processor(images=images, return_tensors="pt"))
+            model.model.visual(batch["pixel_values"], grid_thw=batch["image_grid_thw"])
+            loss, lm_loss = None, 0.0
+        else:
+            batch = _collate(processor, examples)
+            out = model(**batch, output_hidden_states=cfg.aux_lm_box_weight > 0)
+            loss, lm_loss = out.loss, out.loss.item()
+        aux_loss = 0.0
+        if step < cfg.aux_steps or stage.vision_only:
             sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
-            pooled = torch.stack([t.mean(0) for t in torch.split(store["pooler"], sizes)])
-            aux = pooled.new_zeros(())
-            per_image = [a for ex in examples for a in ex.aux]  # aligned with pooled (images in batch order)
-            rows = [i for i, a in enumerate(per_image) if a is not None]
-            if rows:
-                targets = torch.tensor(np.stack([per_image[i] for i in rows]))
-                aux = aux + head.scene_loss(pooled[rows], targets, cfg.aux_box_weight)
-            per_image = [d for ex in examples for d in ex.aux_detail]
-            rows = [i for i, d in enumerate(per_image) if d is not None]
-            if rows:
-                targets = torch.tensor([per_image[i] for i in rows])
-                aux = aux + head.detail_loss(pooled[rows], targets)
-            loss, aux_loss = loss + aux, aux.item()
+            aux = _aux_loss(head, store["pooler"], sizes, examples, cfg)
+            if cfg.aux_lm_box_weight > 0 and not stage.vision_only:
+                aux = aux + cfg.aux_lm_box_weight * _lm_box_loss(
+                    head, out.hidden_states, batch, examples, box_open_id, cfg.aux_lm_kind_weight / cfg.aux_lm_box_weight,
+                    cfg.aux_lm_coord_weight / cfg.aux_lm_box_weight, comma_id, digit_ids)
+            loss, aux_loss = aux if loss is None else loss + aux, aux.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         grad_norm = float(torch.nn.utils.clip_grad_norm_(params, cfg.max_grad_norm))
