@@ -30,26 +30,45 @@ def test_random_box_giou_matches_its_expectation_for_a_whole_image_evidence_box(
 def test_evidence_box_text_is_a_well_formed_grounding_turn_in_the_input_frame():
     # 448 original -> 112 input: every coordinate / 4, rounded half up (SPEC §8 targets).
     text = evidence_box_text({"bboxs": [[10, 20, 102, 446]]}, (112, 112), (448, 448))
-    assert text == "<think> the evidence </think><box>[3,5,26,112]</box>"
+    assert text == "[3,5,26,112]"
 
 
-def test_oracle_answers_round_one_and_defers_later_rounds(tiny_model_dir):
+def test_the_oracle_turn_is_the_models_own_words_with_the_evidence_box():
+    from ground_r1.evaluation.controls import with_evidence_box
+
+    box = "[3,5,26,112]"
+    assert with_evidence_box("<think> the cyan card </think><box>[40,41,60,62]</box>", box) == (
+        "<think> the cyan card </think><box>[3,5,26,112]</box>")
+    # Whatever follows the box (a second box, an answer) is dropped: round 1 must end on the box.
+    assert with_evidence_box("<think> a </think><box>[1,2]</box><answer>red</answer>", box) == (
+        "<think> a </think><box>[3,5,26,112]</box>")
+    # No box: the reasoning stays, the box is appended; no reasoning either: a minimal one.
+    assert with_evidence_box("<think> look </think><answer>red</answer>", box) == "<think> look </think><box>[3,5,26,112]</box>"
+    assert with_evidence_box("red", box) == "<think> the evidence </think><box>[3,5,26,112]</box>"
+
+
+def test_oracle_rewrites_the_models_round_one_box_and_defers_later_rounds(tiny_model_dir):
+    from ground_r1.rollout.generation import GeneratedTurn
+
     codec = ConversationCodec(load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544))
     deferred = []
+    own = ["<think> the cyan card </think><box>[9,9,20,20]</box>", "<think> hm </think><answer>red</answer>"]
 
     def model_fn(requests, sampling, max_new_tokens):
         deferred.append(len(requests))
+        if len(requests) == 2:
+            return [GeneratedTurn(ids=codec.tokenizer(t, add_special_tokens=False)["input_ids"]) for t in own]
         return ["model"] * len(requests)
 
-    oracle = OracleFirstTurn(codec, model_fn, ["<box>[1,2,3,4]</box>", "<box>[5,6,7,8]</box>"])
+    oracle = OracleFirstTurn(codec, model_fn, ["[1,2,3,4]", "[5,6,7,8]"])
     image = Image.new("RGB", (64, 64))
     enc = codec.encode_prompt("q", image)
     first = oracle([GenerationRequest(enc.ids, enc.images)] * 2, EVAL_GREEDY_SAMPLING, 16)
     assert [codec.tokenizer.decode(t.ids, skip_special_tokens=True) for t in first] == [
-        "<box>[1,2,3,4]</box>", "<box>[5,6,7,8]</box>"]
-    assert all(t.ids[-1] == codec.eos_token_id for t in first) and deferred == []
+        "<think> the cyan card </think><box>[1,2,3,4]</box>", "<think> hm </think><box>[5,6,7,8]</box>"]
+    assert all(t.ids[-1] == codec.eos_token_id for t in first) and deferred == [2]
     later = oracle([GenerationRequest(enc.ids, enc.images * 2)], EVAL_GREEDY_SAMPLING, 16)  # two images: round 2
-    assert later == ["model"] and deferred == [1]
+    assert later == ["model"] and deferred == [2, 1]
 
 
 def test_conditions_run_the_training_rollout_and_unknown_ones_are_refused(tiny_model_dir, tmp_path):

@@ -6,8 +6,10 @@ question through the *training* rollout (`ground_r1.rollout.runner.Rollout`, Tre
 - ``grounded``: the method as trained: boxes are cropped from the original image and fed back;
 - ``no_crop``: the lower bound: every crop is replaced by the original image (the model can still ask, it just
   never sees more than the resized full view);
-- ``gt_crop``: the upper bound: the first turn is replaced by the evidence box (``bboxs[0]``, converted to the
-  model's input frame), so the model answers from the right crop; what is left is reading it;
+- ``gt_crop``: the upper bound: the box of the model's own first turn is replaced by the evidence box
+  (``bboxs[0]``, converted to the model's input frame), so the model answers from the right crop; what is left
+  is reading it. Only the box changes: a first turn in words the model would not write (an earlier version
+  used a fixed "<think> the evidence </think>") measured the model's reaction to foreign text, not the crop;
 - ``random_box`` (GIoU only, no model): a uniformly random box per question, the GIoU a policy that looks at
   random would score.
 
@@ -18,6 +20,7 @@ grounding box against ``bboxs[0]`` (the training metric, SPEC §3), turns per tr
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import replace
 from statistics import fmean
 from typing import Any, Sequence
@@ -40,28 +43,41 @@ CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box")
 
 
 def evidence_box_text(record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int]) -> str:
-    """The oracle first turn of ``gt_crop``: a well-formed grounding turn holding the evidence box."""
+    """The evidence box of ``gt_crop`` in the model's input frame, as the box tags hold it: ``[x1,y1,x2,y2]``."""
     box = original_to_input(record["bboxs"][0], original_size, input_size)
-    return f"<think> the evidence </think><box>[{','.join(str(v) for v in box)}]</box>"
+    return f"[{','.join(str(v) for v in box)}]"
+
+
+def with_evidence_box(model_text: str, box_text: str) -> str:
+    """The model's own first turn with its (first) box replaced by ``box_text`` and anything after it dropped; a
+    turn without a box keeps its reasoning and gets the box appended (or a minimal reasoning when it has none)."""
+    box = re.search(r"<box>.*?</box>", model_text, re.S)
+    if box:
+        return model_text[: box.start()] + f"<box>{box_text}</box>"
+    think = re.search(r"<think>.*?</think>", model_text, re.S)
+    return (think.group(0) if think else "<think> the evidence </think>") + f"<box>{box_text}</box>"
 
 
 class OracleFirstTurn:
-    """A GenerateFn that answers round 1 (one image in the context) with the evidence box, then defers to the
-    model. Rows of round 1 come in question order (TreePlan(1, 1))."""
+    """A GenerateFn whose round 1 (one image in the context) is the model's own turn with the evidence box in
+    place of its box (``with_evidence_box``); later rounds are the model's. Rows of round 1 come in question
+    order (TreePlan(1, 1))."""
 
-    def __init__(self, codec: ConversationCodec, model_fn, first_turns: Sequence[str]):
-        self.codec, self.model_fn, self.first_turns = codec, model_fn, list(first_turns)
+    def __init__(self, codec: ConversationCodec, model_fn, evidence_boxes: Sequence[str]):
+        self.codec, self.model_fn, self.evidence_boxes = codec, model_fn, list(evidence_boxes)
         self.calls = 0
 
     def __call__(self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int) -> list[GeneratedTurn]:
         self.calls += 1
-        if all(len(r.images) == 1 for r in requests) and len(requests) == len(self.first_turns):
+        turns = self.model_fn(requests, sampling, max_new_tokens)
+        if all(len(r.images) == 1 for r in requests) and len(requests) == len(self.evidence_boxes):
             out = []
-            for text in self.first_turns:
+            for turn, box in zip(turns, self.evidence_boxes):
+                text = with_evidence_box(self.codec.tokenizer.decode(turn.ids, skip_special_tokens=True), box)
                 ids = self.codec.tokenizer(text, add_special_tokens=False)["input_ids"] + [self.codec.eos_token_id]
                 out.append(GeneratedTurn(ids=ids))
             return out
-        return self.model_fn(requests, sampling, max_new_tokens)
+        return turns
 
 
 def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> float:
