@@ -245,3 +245,44 @@ def test_coordinate_slots_name_the_coordinate_each_digit_position_writes(tiny_mo
     written = [(tok.decode(ids[p + 1:p + 2]), c) for p, c in slots]
     assert written == [("1", 0), ("0", 0), ("4", 0), ("5", 1), ("6", 2), ("7", 2), ("8", 3), ("9", 3)]
     assert slots[0][0] == col
+
+
+def test_head_diagnostics_measure_each_hop_in_view_pixels(tiny_model_dir):
+    import torch
+
+    from ground_r1.models.loading import load_model, load_processor
+
+    cfg = _cfg()
+    processor = load_processor(tiny_model_dir, min_pixels=12544, max_pixels=12544)
+    model = load_model(tiny_model_dir).eval()
+    head = recipe.AuxHead(model.config.text_config.hidden_size, len(cfg.kinds), 4, seed=0)
+    with torch.no_grad():  # constant heads: every box predicted at 0, every kind predicted as kinds[0]
+        for layer in (head.token, head.lm_box, head.lm_kind):
+            layer.weight.zero_(), layer.bias.zero_()
+        head.lm_kind.bias[0] = 1.0
+    out = recipe.head_diagnostics(model, processor, head, cfg, size=6, seed=4)
+    examples = [recipe.make_example(record_rng(4, "heldout-heads", i), recipe.target_stage(cfg), cfg, "grounding")
+                for i in range(6)]
+    tokens = np.concatenate([ex.aux_tokens[0] for ex in examples])
+    assert out["token_box_mae_px"] == pytest.approx(np.abs(tokens[tokens[:, 0] > 0, 1:]).mean() * 112, rel=1e-5)
+    assert out["lm_box_mae_px"] == pytest.approx(np.mean([ex.target_box for ex in examples]), rel=1e-5)
+    assert out["lm_kind_accuracy"] == pytest.approx(np.mean([ex.target_kind == 0 for ex in examples]))
+
+
+def test_held_out_evaluation_renders_prompts_as_training_and_the_rollout_do(tiny_model_dir):
+    from ground_r1.models.loading import load_model, load_processor
+
+    processor = load_processor(tiny_model_dir, min_pixels=12544, max_pixels=12544)
+    model = load_model(tiny_model_dir).eval()
+    seen: list[str] = []
+    real = type(processor).__call__
+
+    class Spy(type(processor)):
+        def __call__(self, *args, text=None, **kwargs):
+            seen.extend(text)
+            return real(self, *args, text=text, **kwargs)
+
+    processor.__class__ = Spy
+    recipe.evaluate(model, processor, _cfg(), size=1, seed=0)
+    # "Picture 1:" as encode_example (training) and the rollout's codec render it (SPEC §2 add_vision_id).
+    assert len(seen) == 2 and all("Picture 1: <|vision_start|>" in t for t in seen)

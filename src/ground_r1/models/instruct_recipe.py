@@ -466,13 +466,14 @@ def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_si
     import torch
 
     stage = stage or target_stage(cfg)
-    results: dict[str, list[float]] = {"iou": [], "parsed": [], "read": []}
+    results: dict[str, list[float]] = {"iou": [], "parsed": [], "read": [], "centre": []}
     tok = processor.tokenizer
     for task in ("grounding", "crop_reading"):
         examples = [make_example(record_rng(seed, f"heldout-{task}", i), stage, cfg, task) for i in range(size)]
         for start in range(0, size, batch_size):
             chunk = examples[start:start + batch_size]
-            texts = [processor.apply_chat_template(ex.messages[:1], tokenize=False, add_generation_prompt=True)
+            texts = [processor.apply_chat_template(ex.messages[:1], tokenize=False, add_generation_prompt=True,
+                                                   add_vision_id=True)  # as trained (encode_example) and as the rollout
                      for ex in chunk]
             processor.tokenizer.padding_side = "left"
             enc = processor(text=texts, images=[ex.image for ex in chunk], return_tensors="pt", padding=True)
@@ -486,6 +487,7 @@ def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_si
                     parsed = parse_box(text)
                     results["parsed"].append(float(parsed is not None))
                     results["iou"].append(iou(parsed.box, ex.target_box) if parsed is not None else 0.0)
+                    results["centre"].append(float(parsed is not None and _holds_centre(parsed.box, ex.target_box)))
                 else:
                     results["read"].append(float(text.strip() == ex.answer))
     ious = np.array(results["iou"])
@@ -493,8 +495,49 @@ def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_si
         "grounding_miou": float(ious.mean()),
         "grounding_iou50": float((ious > 0.5).mean()),
         "grounding_parse_rate": float(np.mean(results["parsed"])),
+        "grounding_centre_in_box": float(np.mean(results["centre"])),
         "crop_reading_accuracy": float(np.mean(results["read"])),
         "size": size,
+    }
+
+
+def _holds_centre(box: Sequence[float], target: Sequence[float]) -> bool:
+    """The target's centre lies in ``box``: its crop then holds the card's dot (the zoom task's detail)."""
+    cx, cy = (target[0] + target[2]) / 2, (target[1] + target[3]) / 2
+    return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
+
+
+def head_diagnostics(model, processor, head: "AuxHead", cfg: RecipeConfig, size: int = 64, seed: int = 1) -> dict[str, float]:
+    """Where grounding stands, hop by hop, on held-out target scenes (teacher-forced, one forward): how well the
+    vision tokens hold their card's box (``token_box_mae_px``, the per-token head), how well the LM's hidden state
+    at the box-opening token holds the named card's box (``lm_box_mae_px``) and kind (``lm_kind_accuracy``), in
+    view pixels. A small token error with a large LM error points at the kind-word-to-tokens copy; a small LM
+    error with poor greedy boxes points at writing the digits."""
+    import torch
+
+    examples = [make_example(record_rng(seed, "heldout-heads", i), target_stage(cfg), cfg, "grounding")
+                for i in range(size)]
+    batch = _collate(processor, examples)
+    store: dict = {}
+    handle = model.model.visual.register_forward_hook(_vision_pool_hook(store))
+    try:
+        with torch.no_grad():
+            out = model(**batch, output_hidden_states=True)
+    finally:
+        handle.remove()
+    side = examples[0].target_frame[0]
+    targets = torch.tensor(np.concatenate([ex.aux_tokens[0] for ex in examples]))
+    on_card = targets[:, 0] > 0
+    token_box = head.token(store["pooler"])[:, 1 + head.num_kinds:]
+    pos = box_open_positions(batch["input_ids"], batch["labels"], processor.tokenizer.convert_tokens_to_ids(">["))
+    last = out.hidden_states[-1][pos[:, 0], pos[:, 1]]
+    boxes = torch.tensor([[v / side for v in ex.target_box] for ex in examples])[pos[:, 0]]
+    kinds = torch.tensor([ex.target_kind for ex in examples])[pos[:, 0]]
+    return {
+        "token_box_mae_px": float((token_box[on_card] - targets[on_card, 1:]).abs().mean() * side),
+        "lm_box_mae_px": float((head.lm_box(last) - boxes).abs().mean() * side),
+        "lm_kind_accuracy": float((head.lm_kind(out.hidden_states[1][pos[:, 0], pos[:, 1]]).argmax(-1) == kinds)
+                                  .float().mean()),
     }
 
 
@@ -658,6 +701,8 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.total_steps):
             model.eval()
             metrics = {"step": step, **evaluate(model, processor, cfg, min(cfg.eval_size, 100), seed=cfg.seed + 1)}
+            if cfg.aux_token_weight > 0 and cfg.aux_lm_box_weight > 0:
+                metrics.update(head_diagnostics(model, processor, head, cfg, seed=cfg.seed + 1))
             target = target_stage(cfg)
             if (stage.num_referents, stage.card_size_range) != (target.num_referents, target.card_size_range):
                 current = evaluate(model, processor, cfg, 50, seed=cfg.seed + 1, stage=stage)
