@@ -286,3 +286,30 @@ def test_held_out_evaluation_renders_prompts_as_training_and_the_rollout_do(tiny
     recipe.evaluate(model, processor, _cfg(), size=1, seed=0)
     # "Picture 1:" as encode_example (training) and the rollout's codec render it (SPEC §2 add_vision_id).
     assert len(seen) == 2 and all("Picture 1: <|vision_start|>" in t for t in seen)
+
+
+def test_batches_by_length_hold_one_kind_of_row(tmp_path, monkeypatch):
+    cfg = _cfg(batch_size=6, warmup_steps=1, eval_every=0, eval_size=1, log_every=100, batch_by_length=True)
+    cfg.stages = [recipe.Stage("s", 12, 3, (48, 96), template_fraction=0.5, chat_fraction=0.3)]
+    real, batches = recipe._collate, []
+
+    def spy(processor, examples):
+        batches.append([(ex.task, "Based on the original image" in ex.messages[0]["content"][1]["text"])
+                        for ex in examples])
+        return real(processor, examples)
+
+    monkeypatch.setattr(recipe, "_collate", spy)
+    recipe.train(cfg, tmp_path / "base")
+    assert len(batches) == 12
+    kinds = [({task == "chat" for task, _ in b}, {t for _, t in b}) for b in batches]
+    assert all(len(chat) == 1 and len(template) == 1 for chat, template in kinds)  # one kind of row per batch
+    assert {(c.pop(), t.pop()) for c, t in kinds} >= {(False, False), (False, True)}  # both prompt kinds occur
+
+
+def test_a_forced_template_reaches_every_turn():
+    cfg, stage = _cfg(), recipe.Stage("s", 1, 3, (48, 96), template_fraction=0.5)
+    for template in (True, False):
+        chat = recipe.make_chat_example(record_rng(0, "t", 1), stage, cfg, template)
+        single = recipe.make_example(record_rng(0, "t", 2), stage, cfg, "grounding", template)
+        prompts = [m["content"][1]["text"] for m in chat.messages + single.messages if m["role"] == "user"]
+        assert len(prompts) == 3 and all(("Based on the original image" in p) == template for p in prompts)

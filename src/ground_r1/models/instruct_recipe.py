@@ -119,6 +119,7 @@ class RecipeConfig:
     aux_steps: int = 400
     aux_box_weight: float = 10.0
     aux_scene_weight: float = 1.0  # the scene head on the image-token mean; 0 = off
+    batch_by_length: bool = False  # each batch all short prompts, all Ground-R1 instructions, or all chats
     aux_token_weight: float = 0.0  # the per-token head (token_targets); 0 = off
     aux_lm_box_weight: float = 0.0  # the LM box head (_lm_box_loss) on the LM's last hidden state; 0 = off
     aux_lm_kind_weight: float = 0.0  # the LM kind head on the first layer's output (needs aux_lm_box_weight > 0)
@@ -228,9 +229,11 @@ def token_targets(scene, view_size: tuple[int, int], kinds: Sequence[str], min_c
     return out
 
 
-def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task: str) -> Example:
+def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task: str,
+                 template: bool | None = None) -> Example:
     """One training or evaluation example. Crop reading draws its cards at ``crop_card_size_range`` whatever the
-    stage: a big card's crop shrinks the dot below a view pixel, which no curriculum makes legible."""
+    stage: a big card's crop shrinks the dot below a view pixel, which no curriculum makes legible. ``template``:
+    whether the prompt is the Ground-R1 instruction; None draws it with the stage's ``template_fraction``."""
     if task == "crop_reading":
         stage = dataclasses.replace(stage, card_size_range=cfg.crop_card_size_range)
     image, scene = generate_scene(rng, scene_config(stage, cfg, 0))
@@ -250,7 +253,9 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
         image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(scene.width, x2 + mx), min(scene.height, y2 + my)))
         answer, prompt, aux, target, tokens = crop_reading_answer(ref.detail), CROP_READING_PROMPT, None, None, None
         detail = DETAIL_NAMES.index(ref.detail)
-    if stage.template_fraction > 0 and rng.random() < stage.template_fraction:
+    if template is None:
+        template = stage.template_fraction > 0 and rng.random() < stage.template_fraction
+    if template:
         question = (TEMPLATE_GROUNDING_QUESTION.format(kind=ref.kind) if task == "grounding"
                     else TEMPLATE_READING_QUESTION)
         prompt = grounding_text(question, *input_size(image.width, image.height, cfg.view_pixels, cfg.view_pixels))
@@ -263,14 +268,15 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
                    target_kind=cfg.kinds.index(ref.kind) if target is not None else None, answer=answer)
 
 
-def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig) -> Example:
+def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig,
+                      template: bool | None = None) -> Example:
     """A two-turn chat of two *independent* tasks: grounding on one scene, then reading a crop of a card of
     another scene ("Picture 2"). It teaches a multi-turn, multi-image conversation (answer the latest request
     about the latest picture) without the zoom chain: the crop never comes from the first turn's box, and the
     questions are not the zoom question (measured: a base without it, asked in the RL context, boxes again after
     the crop instead of answering, so no trajectory ever earns accuracy)."""
-    first = make_example(rng, stage, cfg, "grounding")
-    second = make_example(rng, stage, cfg, "crop_reading")
+    first = make_example(rng, stage, cfg, "grounding", template)
+    second = make_example(rng, stage, cfg, "crop_reading", template)
     return Example(first.messages + second.messages, first.images + second.images, "chat",
                    aux=first.aux + second.aux, aux_detail=first.aux_detail + second.aux_detail,
                    aux_tokens=first.aux_tokens + second.aux_tokens,
@@ -525,18 +531,26 @@ def head_diagnostics(model, processor, head: "AuxHead", cfg: RecipeConfig, size:
             out = model(**batch, output_hidden_states=True)
     finally:
         handle.remove()
+    with torch.no_grad():
+        return _hop_errors(head, store["pooler"], out.hidden_states, batch, examples,
+                           processor.tokenizer.convert_tokens_to_ids(">["))
+
+
+def _hop_errors(head: "AuxHead", tokens, hidden_states, batch, examples: list[Example], box_open_id: int):
+    import torch
+
     side = examples[0].target_frame[0]
     targets = torch.tensor(np.concatenate([ex.aux_tokens[0] for ex in examples]))
     on_card = targets[:, 0] > 0
-    token_box = head.token(store["pooler"])[:, 1 + head.num_kinds:]
-    pos = box_open_positions(batch["input_ids"], batch["labels"], processor.tokenizer.convert_tokens_to_ids(">["))
-    last = out.hidden_states[-1][pos[:, 0], pos[:, 1]]
+    token_box = head.token(tokens)[:, 1 + head.num_kinds:]
+    pos = box_open_positions(batch["input_ids"], batch["labels"], box_open_id)
+    last = hidden_states[-1][pos[:, 0], pos[:, 1]]
     boxes = torch.tensor([[v / side for v in ex.target_box] for ex in examples])[pos[:, 0]]
     kinds = torch.tensor([ex.target_kind for ex in examples])[pos[:, 0]]
     return {
         "token_box_mae_px": float((token_box[on_card] - targets[on_card, 1:]).abs().mean() * side),
         "lm_box_mae_px": float((head.lm_box(last) - boxes).abs().mean() * side),
-        "lm_kind_accuracy": float((head.lm_kind(out.hidden_states[1][pos[:, 0], pos[:, 1]]).argmax(-1) == kinds)
+        "lm_kind_accuracy": float((head.lm_kind(hidden_states[1][pos[:, 0], pos[:, 1]]).argmax(-1) == kinds)
                                   .float().mean()),
     }
 
@@ -661,12 +675,18 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         stage, stage_step = _stage_at(cfg, step)
         tasks = ["grounding" if task_rng.random() < cfg.grounding_fraction else "crop_reading"
                  for _ in range(cfg.batch_size)]
-        if stage.chat_fraction > 0:  # drawn only then: earlier stages keep their exact stream
+        template = None  # drawn per example
+        if cfg.batch_by_length:  # one kind of row per batch: a long row no longer pads 31 short ones
+            chat = stage.chat_fraction > 0 and task_rng.random() < stage.chat_fraction
+            template = stage.template_fraction > 0 and task_rng.random() < stage.template_fraction
+            tasks = ["chat"] * len(tasks) if chat else tasks
+        elif stage.chat_fraction > 0:  # drawn only then: earlier stages keep their exact stream
             tasks = ["chat" if task_rng.random() < stage.chat_fraction else task for task in tasks]
         examples = []
         for i, task in enumerate(tasks):
             rng = record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i)
-            examples.append(make_chat_example(rng, stage, cfg) if task == "chat" else make_example(rng, stage, cfg, task))
+            examples.append(make_chat_example(rng, stage, cfg, template) if task == "chat"
+                            else make_example(rng, stage, cfg, task, template))
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
         if stage.vision_only:  # the vision tower and the heads alone: no text, no LM
