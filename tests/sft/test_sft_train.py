@@ -170,3 +170,22 @@ def test_tiny_preset_parses(tmp_path):
          "--sft_kind", "ground", "--max_steps", "3"])
     assert (script.sft_kind, script.max_records, config.max_steps, config.max_pixels) == ("ground", 16, 3, 12544)
     assert config.bf16 is False and not config.deepspeed
+
+
+def test_resume_loads_every_checkpoint_weight(tiny_model_dir, sft_dir, tmp_path):
+    """HF's loader (transformers 5.23) skipped the tensors saved under Qwen2.5-VL's checkpoint key names
+    (`model.layers.*`): a resumed SFT run went on from the base weights (the GRPO trainer had the same defect)."""
+    from safetensors.torch import load_file, save_file
+
+    config = _config(tmp_path, max_steps=1, save_strategy="steps", save_steps=1)
+    build_trainer(_args(tiny_model_dir, sft_dir), config).train()
+    folder = tmp_path / "out" / "checkpoint-1"
+    tensors = load_file(folder / "model.safetensors")
+    key = "model.layers.0.mlp.down_proj.weight"
+    tensors[key] += 1.0  # mark the checkpoint
+    save_file(tensors, folder / "model.safetensors", metadata={"format": "pt"})
+
+    resumed = build_trainer(_args(tiny_model_dir, sft_dir), _config(tmp_path, max_steps=1, save_strategy="no"))
+    resumed.train(resume_from_checkpoint=str(folder))
+    live = resumed.model.model.language_model.layers[0].mlp.down_proj.weight
+    assert bool((live.detach() == tensors[key]).all())  # the mark arrived, and no step was trained past max_steps

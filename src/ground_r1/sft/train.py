@@ -35,6 +35,7 @@ from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from ground_r1.models.loading import freeze_vision_tower, load_model, load_processor
 from ground_r1.sft.collator import SFTCollator
 from ground_r1.sft.data import KINDS, load_sft_examples, prepare_sft_data, read_sft_metadata, sft_file_name
+from ground_r1.trainer.resume import ResumeFixesMixin
 
 if TYPE_CHECKING:
     import datasets
@@ -200,6 +201,11 @@ def trainable_summary(model) -> dict[str, int]:
     return {"trainable": trainable, "frozen": frozen}
 
 
+class GroundR1SFTTrainer(ResumeFixesMixin, SFTTrainer):
+    """TRL's SFTTrainer with the resume fixes (``ground_r1.trainer.resume``): a resumed run loads every weight of
+    its checkpoint (HF skipped 56 of the tiny model's 57 tensors), and a finished one trains no extra step."""
+
+
 def build_trainer(script_args: SFTScriptArguments, config: GroundR1SFTConfig) -> SFTTrainer:
     """Steps 1-4 of the module docstring: data, processor, model, freezing, trainer.
 
@@ -220,7 +226,7 @@ def build_trainer(script_args: SFTScriptArguments, config: GroundR1SFTConfig) ->
     counts = trainable_summary(model)
     logger.info("parameters: %d trainable, %d frozen", counts["trainable"], counts["frozen"])
 
-    trainer = SFTTrainer(
+    trainer = GroundR1SFTTrainer(
         model=model,
         args=config,
         train_dataset=examples_to_dataset(examples),

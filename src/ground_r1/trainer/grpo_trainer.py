@@ -41,6 +41,7 @@ from ground_r1.trainer.batch import build_training_batch
 from ground_r1.trainer.metrics import aggregate_rollout_stats, trajectory_stats
 from ground_r1.trainer.nonfinite import LOG_NAME as NONFINITE_LOG_NAME
 from ground_r1.trainer.nonfinite import NonFiniteGuard
+from ground_r1.trainer.resume import ResumeFixesMixin
 from ground_r1.trainer.trajectory_log import append_entries, trajectory_entries
 
 logger = logging.getLogger(__name__)
@@ -78,7 +79,7 @@ def eval_sampling_from(args: GroundR1Config) -> SamplingParams:
     )
 
 
-class GroundR1Trainer(GRPOTrainer):
+class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
     """GRPO with grounding rollouts (G1 boxes -> crops -> G2 answering trajectories per box, multi-round)."""
 
     def __init__(self, *args, **kwargs):
@@ -272,26 +273,7 @@ class GroundR1Trainer(GRPOTrainer):
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None):
-        """A run resumed from a checkpoint at max_steps is finished (it was killed during its final save): load
-        that checkpoint and return. HF's loop would train one extra step past max_steps (its stop check runs
-        after a step). Under DeepSpeed/FSDP the weights live in the engine's own checkpoint: HF's path (and its
-        extra step) is kept there, with a warning."""
-        from transformers import TrainerState
-        from transformers.trainer_utils import TrainOutput
-
-        state_file = Path(str(resume_from_checkpoint)) / "trainer_state.json"
-        if isinstance(resume_from_checkpoint, str) and state_file.is_file() and self.args.max_steps > 0:
-            state = TrainerState.load_from_json(str(state_file))
-            if state.global_step >= self.args.max_steps:
-                if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-                    logger.warning("%s is at max_steps: HF trains one extra step under DeepSpeed/FSDP",
-                                   resume_from_checkpoint)
-                else:
-                    logger.info("%s is at step %d = max_steps: the run is finished, nothing left to train",
-                                resume_from_checkpoint, state.global_step)
-                    self._load_from_checkpoint(resume_from_checkpoint)
-                    self.state = state
-                    return TrainOutput(state.global_step, 0.0, {})
+        """ResumeFixesMixin.train (a finished run trains no extra step), and the SIGTERM handler removed after."""
         try:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
                                  ignore_keys_for_eval=ignore_keys_for_eval)
@@ -317,24 +299,6 @@ class GroundR1Trainer(GRPOTrainer):
         checkpoint_fault(step, "after")
         if self.preemption is not None and self.preemption.stop_agreed(self._sync_any):
             self.preemption.exit_after_checkpoint(step, folder)
-
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        """Resume weights through `from_pretrained`, copied strictly.
-
-        transformers 5.23 loads a checkpoint's safetensors with `load_state_dict(strict=False)`, but
-        `save_pretrained` wrote them under the checkpoint key names (Qwen2.5-VL: `model.layers.*`, the module has
-        `model.language_model.layers.*`): 56 of the tiny model's 57 tensors were skipped with a warning and the
-        "resumed" run went on from the base weights with the checkpoint's Adam state. `from_pretrained` applies
-        the key conversion. Adapter-only (PEFT) and FSDP checkpoints keep HF's path; DeepSpeed never comes here
-        (it resumes from its own `global_step*` partitions)."""
-        folder = Path(resume_from_checkpoint)
-        full = (folder / "model.safetensors").is_file() or (folder / "model.safetensors.index.json").is_file()
-        if not full or self.is_fsdp_enabled:
-            return super()._load_from_checkpoint(resume_from_checkpoint, model)
-        target = self.accelerator.unwrap_model(model if model is not None else self.model)
-        loaded = type(target).from_pretrained(folder, dtype=target.dtype)
-        target.load_state_dict(loaded.state_dict(), strict=True)
-        logger.info("model weights loaded from %s (%d tensors)", folder, len(loaded.state_dict()))
 
     def _save_optimizer_and_scheduler(self, output_dir):
         checkpoint_fault(self.state.global_step, "weights")  # weights on disk, nothing else yet
