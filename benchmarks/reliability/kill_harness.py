@@ -59,6 +59,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[1]
 sys.path.insert(0, str(REPO / "tests" / "evaluation"))  # the scripted OpenAI-compatible server of the test suite
 PY = str(REPO / ".venv" / "bin" / "python") if (REPO / ".venv" / "bin" / "python").exists() else sys.executable
+EXIT_UNJUDGED = 3  # ground_r1.cli.evaluate: every stage ran, some items failed judging (a rerun completes them)
 
 TRAIN_KINDS = ("step_sigkill", "step_sigterm", "ckpt_sigkill", "ckpt_sigterm")
 EVAL_KINDS = ("infer_sigkill", "infer_sigterm", "judge_sigkill", "judge_sigterm")
@@ -549,7 +550,7 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
             rc = finish(proc, args.timeout)
             point.exit_code = launches[-1]["exit_code"] = rc
             done = rc == 0 and eval_done(run_dir, n_items)
-            resumable_exits += int(rc == 0 and not done)
+            resumable_exits += int(rc in (0, EXIT_UNJUDGED) and not done)
             if done:
                 if not point.delivered:
                     point.landed["missed"] = "the run finished first"
@@ -563,7 +564,7 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
             rc = finish(proc, args.timeout)
             launches[-1]["exit_code"] = rc
             done = rc == 0 and eval_done(run_dir, n_items)
-            resumable_exits += int(rc == 0 and not done)
+            resumable_exits += int(rc in (0, EXIT_UNJUDGED) and not done)
         if args.parallel and finish(ref, args.timeout) != 0:
             raise RuntimeError(f"the reference evaluation failed: see {work / 'logs' / 'eval_reference.log'}")
 

@@ -137,7 +137,7 @@ def test_cli_with_the_endpoint_down_exits_resumably_and_the_rerun_completes_the_
         # Down: every request answered 503 with a tiny Retry-After, so each item gives up after 7 requests.
         server.reset()
         server.set_policy(lambda request, n: ("status", 503, 0.001))
-        assert judge_cli(broken) == 0
+        assert judge_cli(broken) == evaluate.EXIT_UNJUDGED == 3  # a script under `set -e` stops, not reports 0
         assert {r["status"] for r in lines(broken / "judgments.jsonl")} == {"failed"}
         table = (broken / "table.md").read_text()
         assert "judge AVG refused: 4 of 4 items failed" in table  # said in the table, never a score of 0

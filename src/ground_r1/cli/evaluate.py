@@ -15,6 +15,10 @@ Stages (``--stages``, default all; each reads the previous stage's file in ``--o
 - ``table``: ``table.md`` + ``table.csv``, and the Markdown printed on stdout. ``--compare_to RUN_DIR`` puts
   another run (e.g. the baseline) in the left column group.
 
+Exit status: 0 done; 1 bad input or configuration (the message names it); 3 every stage ran but some items
+could not be judged (endpoint down past its retries, unparseable replies): the table says so and refuses an AVG
+built on too few items; the same command again judges only those items.
+
 Defaults with nothing given: the tiny random model (max_pixels 12544, 32 new tokens per turn) and a built-in
 synthetic set (8 VisCoT-format items, or 4 RefCOCO-format objects x 2 expressions) — a CPU demo of every stage.
 """
@@ -42,6 +46,7 @@ from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 logger = logging.getLogger("ground_r1.evaluate")
 
 STAGES = ("infer", "judge", "score", "table")
+EXIT_UNJUDGED = 3  # every stage ran, but some items failed judging: a rerun completes them
 JUDGMENTS_NAME = "judgments.jsonl"
 DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.models.tiny)
 DEMO_MAX_NEW_TOKENS = 32
@@ -242,7 +247,7 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
         inference.finish(args.output_dir, items)
 
 
-def stage_judge(args: argparse.Namespace) -> None:
+def stage_judge(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     if not args.judge:
         logger.warning("NOTHING WAS JUDGED: the judge stage was skipped (--no_judge)")
@@ -259,6 +264,7 @@ def stage_judge(args: argparse.Namespace) -> None:
     cache = args.judge_cache or out / "judge_cache.jsonl"
     report = Judge(config).judge_items(items, out / JUDGMENTS_NAME, cache_path=cache)
     logger.info("%s", report.summary())
+    return report.failed + report.unparseable
 
 
 def stage_score(args: argparse.Namespace) -> None:
@@ -318,12 +324,17 @@ def main(argv: list[str] | None = None) -> int:
             stage_infer(args, ctx)
         if not ctx.is_main:
             return 0
+        unjudged = 0
         if "judge" in stages and args.protocol != "refcoco":
-            stage_judge(args)
+            unjudged = stage_judge(args) or 0
         if "score" in stages:
             stage_score(args)
         if "table" in stages:
             print(stage_table(args), flush=True)
+        if unjudged:
+            logger.error("%d item(s) could not be judged (endpoint down or unparseable replies): the table says "
+                         "so; rerun the same command to judge only those items (exit %d)", unjudged, EXIT_UNJUDGED)
+            return EXIT_UNJUDGED
     except (FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)
         return 1
