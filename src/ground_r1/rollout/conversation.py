@@ -9,6 +9,7 @@ re-tokenized (SPEC §10).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
@@ -17,6 +18,10 @@ from PIL import Image
 from ground_r1.prompt import crop_turn_message, first_turn_messages
 
 _PLACEHOLDER = "\u2063GROUNDR1\u2063"  # invisible separators: text no template or user question contains
+# A special-token string inside user text ("<|im_end|>", "<|image_pad|>") stands in the rendered chat as this
+# marker (its index in ConversationCodec.special_texts) and is tokenized as plain text: it would otherwise forge a
+# turn end or an image slot (the release tokenized the whole rendered string with special tokens recognised).
+_SPECIAL_MARKER = re.compile("\u2063SP(\\d+)\u2063")
 
 
 @dataclass(frozen=True)
@@ -60,6 +65,7 @@ class ConversationCodec:
         self.image_token_id = processor.image_token_id
         self.patch_size = int(getattr(processor.image_processor, "patch_size", 14))
         self.merge_size = int(getattr(processor.image_processor, "merge_size", 2))
+        self.special_texts = sorted(set(tok.all_special_tokens) | set(tok.get_added_vocab()), key=len, reverse=True)
         self.vision_token_ids = self._vision_token_ids()
         self._assistant_tail = self._render_assistant_tail()
         self._injected_cache: dict[tuple[str, int, int, int], str] = {}
@@ -90,6 +96,42 @@ class ConversationCodec:
                     ids.add(token_id)
         return sorted(ids)
 
+    # -- user text holding special-token strings -------------------------------------------------------------
+    def escape(self, text: str) -> str:
+        """``text`` with every special-token string replaced by its marker (``_SPECIAL_MARKER``); unchanged, so
+        tokenized exactly as the release did, when it holds none."""
+        if "<" not in text:
+            return text
+        for i, special in enumerate(self.special_texts):
+            if special in text:
+                text = text.replace(special, f"\u2063SP{i}\u2063")
+        return text
+
+    def _escape_messages(self, messages: list[dict]) -> list[dict]:
+        out = []
+        for message in messages:
+            content = message["content"]
+            if isinstance(content, str):
+                content = self.escape(content)
+            else:
+                content = [{**c, "text": self.escape(c["text"])} if c.get("type") == "text" else c for c in content]
+            out.append({**message, "content": content})
+        return out
+
+    def tokenize(self, text: str) -> list[int]:
+        """Ids of rendered text: special tokens recognised, except escaped user text, which stays plain text."""
+        if "\u2063SP" not in text:
+            return self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids: list[int] = []
+        parts = _SPECIAL_MARKER.split(text)  # text, index, text, index, ..., text
+        for k, part in enumerate(parts):
+            if k % 2 == 1:
+                ids += self.tokenizer(self.special_texts[int(part)], add_special_tokens=False,
+                                      split_special_tokens=True)["input_ids"]
+            elif part:
+                ids += self.tokenizer(part, add_special_tokens=False)["input_ids"]
+        return ids
+
     # -- rendering --------------------------------------------------------------------------------------------
     def _render(self, messages, add_generation_prompt: bool) -> str:
         return self.processor.apply_chat_template(
@@ -114,6 +156,7 @@ class ConversationCodec:
         """Text between the sampled eos of an assistant turn and the next assistant turn's first token: the
         template's tail, the user turn holding the next crop (`Picture {num_images_before + 1}`), and the
         assistant generation prompt."""
+        question = self.escape(question)
         key = (question, int(input_width), int(input_height), int(num_images_before))
         cached = self._injected_cache.get(key)
         if cached is not None:
@@ -145,11 +188,11 @@ class ConversationCodec:
     def encode_chat(self, messages: list[dict], images: list[EncodedImage], add_generation_prompt: bool = True) -> list[int]:
         """Token ids of any chat through the processor's template, each image placeholder expanded to its image's
         token count (the one place that does it: prompts, crop turns and the fixed-turn evaluation protocols)."""
-        return self._expand_image_tokens(self._render(messages, add_generation_prompt), images)
+        return self._expand_image_tokens(self._render(self._escape_messages(messages), add_generation_prompt), images)
 
     def _expand_image_tokens(self, text: str, images: list[EncodedImage]) -> list[int]:
         """Tokenize text whose image placeholders are one pad token each, expanding each to its grid's count."""
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        ids = self.tokenize(text)
         out: list[int] = []
         k = 0
         per_merge = self.merge_size**2
