@@ -29,6 +29,17 @@ Two facts measured before this recipe (issue 4) shape it:
   targets make the tower encode *which* colour is *where*;
 - **curriculum**: stages from one large card to the target distribution (3 cards of 48-96 px on 448).
 
+Session 3 (docs/demo.md) took grounding apart hop by hop, each hop with its own throwaway head, all off by
+default so that older recipes reproduce bit for bit:
+
+- ``aux_token_weight``: a head on *each* image token (``token_targets``: its card's kind and box), trained first
+  in a ``vision_only`` stage; the mean-pooled head above cannot say which card is where once a scene holds
+  several, and added to this one it hurt (``aux_scene_weight: 0``);
+- ``aux_lm_box_weight`` / ``aux_lm_kind_weight``: at the answer's box-opening token, the LM's last hidden state
+  regresses the named card's box and its layer-1 output classifies the named kind: the two hops (kind word ->
+  that card's tokens) the digits are written from;
+- ``head_diagnostics`` measures each hop at every evaluation.
+
 Every image, crop or full scene, is seen at the preset's view (``min_pixels = max_pixels = 112*112``), as the
 rollout will feed it; ``mm_token_type_ids`` come from the processor so M-RoPE positions are the same here, in
 RL and in evaluation (the 1-D fallback breaks a model trained with 3-D positions).
