@@ -10,6 +10,7 @@ import yaml
 
 from ground_r1.boxes import parse_box
 from ground_r1.data.synthetic import generate_scene, record_rng, zoom_question
+from ground_r1.models import instruct_heads as heads
 from ground_r1.models import instruct_recipe as recipe
 
 
@@ -226,7 +227,7 @@ def test_the_lm_box_head_reads_the_answers_box_opening_token_not_the_prompts_for
     batch = recipe._collate(processor, [ground, chat])
     box_open = processor.tokenizer.convert_tokens_to_ids(">[")
     assert (batch["input_ids"][0] == box_open).sum() == 2  # the prompt's format example and the answer
-    pos = recipe.box_open_positions(batch["input_ids"], batch["labels"], box_open).tolist()
+    pos = heads.box_open_positions(batch["input_ids"], batch["labels"], box_open).tolist()
     assert [row for row, _ in pos] == [0, 1]  # one per row: each row's (first) answer box
     (_, col), _ = pos
     first_digit = processor.tokenizer.decode(batch["input_ids"][0][col + 1:col + 2])
@@ -240,7 +241,7 @@ def test_coordinate_slots_name_the_coordinate_each_digit_position_writes(tiny_mo
     ids = tok("<box>[104,5,67,89]</box>", return_tensors="pt")["input_ids"][0]
     col = int((ids == tok.convert_tokens_to_ids(">[")).nonzero()[0])
     digits = {tok.convert_tokens_to_ids(str(d)) for d in range(10)}
-    slots = recipe.coordinate_slots(ids, col, tok.convert_tokens_to_ids(","), digits)
+    slots = heads.coordinate_slots(ids, col, tok.convert_tokens_to_ids(","), digits)
     # The position *before* each digit predicts it: '>[' -> '1', '1' -> '0', '0' -> '4', ',' -> '5', ...
     written = [(tok.decode(ids[p + 1:p + 2]), c) for p, c in slots]
     assert written == [("1", 0), ("0", 0), ("4", 0), ("5", 1), ("6", 2), ("7", 2), ("8", 3), ("9", 3)]
@@ -255,7 +256,7 @@ def test_head_diagnostics_measure_each_hop_in_view_pixels(tiny_model_dir):
     cfg = _cfg()
     processor = load_processor(tiny_model_dir, min_pixels=12544, max_pixels=12544)
     model = load_model(tiny_model_dir).eval()
-    head = recipe.AuxHead(model.config.text_config.hidden_size, len(cfg.kinds), 4, seed=0)
+    head = heads.AuxHead(model.config.text_config.hidden_size, len(cfg.kinds), 4, seed=0)
     with torch.no_grad():  # constant heads: every box predicted at 0, every kind predicted as kinds[0]
         for layer in (head.token, head.lm_box, head.lm_kind):
             layer.weight.zero_(), layer.bias.zero_()

@@ -71,6 +71,7 @@ from ground_r1 import paths
 from ground_r1.boxes import iou, original_to_input, parse_box
 from ground_r1.prompt import grounding_text
 from ground_r1.data.images import input_size
+from ground_r1.models import instruct_heads as heads
 from ground_r1.data.synthetic import (
     DETAIL_PALETTE,
     SyntheticConfig,
@@ -294,155 +295,6 @@ def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig,
                    answer=second.answer)
 
 
-class AuxHead:
-    """The throwaway heads (module doc). On the image-token mean of each image: for a scene, per card kind
-    (presence, quadrant logits, box); for a crop, the dot colour. On each image token of a scene
-    (``token_targets``): its card's kind (or background) and that card's box. All give the vision tower the
-    gradient the LM loss alone does not supply at init."""
-
-    def __init__(self, hidden: int, num_kinds: int, num_details: int, seed: int):
-        import torch
-
-        gen = torch.Generator().manual_seed(seed)
-        self.num_kinds = num_kinds
-        self.scene = torch.nn.Linear(hidden, num_kinds * (1 + 4 + 4))
-        self.detail = torch.nn.Linear(hidden, num_details)
-        self.token = torch.nn.Linear(hidden, 1 + num_kinds + 4)
-        self.lm_box = torch.nn.Linear(hidden, 4)
-        self.lm_kind = torch.nn.Linear(hidden, num_kinds)
-        self.lm_coord = torch.nn.Linear(hidden, 1)
-        with torch.no_grad():
-            for layer in self.layers():
-                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * hidden ** -0.5)
-                layer.bias.zero_()
-
-    def layers(self):
-        return [self.scene, self.detail, self.token, self.lm_box, self.lm_kind, self.lm_coord]
-
-    def parameters(self):
-        return [p for layer in self.layers() for p in layer.parameters()]
-
-    def token_loss(self, tokens, targets, box_weight: float):
-        """``tokens`` [n, hidden] image tokens of scenes, ``targets`` [n, 5] (token_targets rows)."""
-        import torch.nn.functional as F
-
-        out = self.token(tokens)
-        classes = targets[:, 0].long()
-        loss = F.cross_entropy(out[:, : 1 + self.num_kinds], classes)
-        on_card = classes > 0
-        if bool(on_card.any()):
-            loss = loss + box_weight * F.mse_loss(out[on_card, 1 + self.num_kinds:], targets[on_card, 1:])
-        return loss
-
-    def scene_loss(self, pooled, targets, box_weight: float):
-        import torch.nn.functional as F
-
-        out = self.scene(pooled).view(-1, self.num_kinds, 9)
-        present = targets[..., 0]
-        loss = F.binary_cross_entropy_with_logits(out[..., 0], present)
-        mask = present > 0
-        if bool(mask.any()):
-            loss = loss + F.cross_entropy(out[..., 1:5][mask], targets[..., 1][mask].long())
-            loss = loss + box_weight * F.mse_loss(out[..., 5:9][mask], targets[..., 2:6][mask])
-        return loss
-
-    def detail_loss(self, pooled, targets):
-        import torch.nn.functional as F
-
-        return F.cross_entropy(self.detail(pooled), targets)
-
-
-def _aux_loss(head: "AuxHead", tokens, sizes: list[int], examples: list[Example], cfg: RecipeConfig):
-    """The heads' loss on one batch. ``tokens``: the vision tower's output (LM image tokens) of every image of
-    ``examples`` in order, ``sizes`` tokens per image."""
-    import torch
-
-    per_image_tokens = torch.split(tokens, sizes)
-    pooled = torch.stack([t.mean(0) for t in per_image_tokens])
-    aux = pooled.new_zeros(())
-    per_image = [a for ex in examples for a in ex.aux]  # aligned with pooled (images in batch order)
-    rows = [i for i, a in enumerate(per_image) if a is not None]
-    if rows and cfg.aux_scene_weight > 0:
-        targets = torch.tensor(np.stack([per_image[i] for i in rows]))
-        aux = aux + cfg.aux_scene_weight * head.scene_loss(pooled[rows], targets, cfg.aux_box_weight)
-    per_image = [d for ex in examples for d in ex.aux_detail]
-    rows = [i for i, d in enumerate(per_image) if d is not None]
-    if rows:
-        targets = torch.tensor([per_image[i] for i in rows])
-        aux = aux + head.detail_loss(pooled[rows], targets)
-    if cfg.aux_token_weight > 0:
-        per_image = [t for ex in examples for t in ex.aux_tokens]
-        rows = [i for i, t in enumerate(per_image) if t is not None]
-        if rows:
-            feats = torch.cat([per_image_tokens[i] for i in rows])
-            targets = torch.tensor(np.concatenate([per_image[i] for i in rows]))
-            aux = aux + cfg.aux_token_weight * head.token_loss(feats, targets, cfg.aux_box_weight)
-    return aux
-
-
-def box_open_positions(input_ids, labels, box_open_id: int):
-    """(row, position) of each answer's box-opening token (``>[``, whose successor is the first coordinate digit)
-    in the supervised span: the same token in the Ground-R1 prompt's format example is not an answer."""
-    import torch
-
-    from ground_r1.sft.collator import IGNORE_INDEX
-
-    nxt = torch.full_like(labels, IGNORE_INDEX)
-    nxt[:, :-1] = labels[:, 1:]
-    return ((input_ids == box_open_id) & (nxt != IGNORE_INDEX)).nonzero(as_tuple=False)
-
-
-def coordinate_slots(input_ids, col: int, comma_id: int, digit_ids: set[int]) -> list[tuple[int, int]]:
-    """(position, coordinate index) of every position of one answer box, from its box-opening token at ``col``,
-    whose *next* token is a digit of coordinate 0..3 (``[x1,y1,x2,y2]``)."""
-    slots, coord, p = [], 0, col
-    while p + 1 < len(input_ids) and coord < 4:
-        nxt = int(input_ids[p + 1])
-        if nxt in digit_ids:
-            slots.append((p, coord))
-        elif nxt == comma_id:
-            coord += 1
-        else:
-            break
-        p += 1
-    return slots
-
-
-def _lm_box_loss(head: "AuxHead", hidden_states, batch, examples: list[Example], box_open_id: int,
-                 kind_weight: float, coord_weight: float = 0.0, comma_id: int = -1, digit_ids: set[int] = frozenset()):
-    """The LM heads, at the box-opening token of each grounding answer: from the LM's last hidden state the
-    target box (normalised, MSE); from the first layer's output the named kind (cross-entropy, ``kind_weight``).
-    The digits' cross-entropy says only right/wrong per digit; these dense targets train the two hops the digits
-    are read through: layer 1 fetches the kind word, layer 2 copies that card's image tokens."""
-    import torch
-    import torch.nn.functional as F
-
-    pos = box_open_positions(batch["input_ids"], batch["labels"], box_open_id)
-    rows, cols, boxes, kinds = [], [], [], []
-    seen: set[int] = set()
-    for row, col in pos.tolist():
-        ex = examples[row]
-        if ex.task != "grounding" or ex.target_box is None or row in seen:
-            continue
-        seen.add(row)
-        rows.append(row), cols.append(col), kinds.append(ex.target_kind)
-        (x1, y1, x2, y2), (w, h) = ex.target_box, ex.target_frame
-        boxes.append([x1 / w, y1 / h, x2 / w, y2 / h])
-    last = hidden_states[-1]
-    if not rows:
-        return last.new_zeros(())
-    loss = F.mse_loss(head.lm_box(last[rows, cols]), torch.tensor(boxes, dtype=last.dtype))
-    if kind_weight > 0:
-        loss = loss + kind_weight * F.cross_entropy(head.lm_kind(hidden_states[1][rows, cols]), torch.tensor(kinds))
-    if coord_weight > 0:  # every digit position: the value of the coordinate being written
-        prow, pcol, values = [], [], []
-        for row, col, box in zip(rows, cols, boxes):
-            for p, c in coordinate_slots(batch["input_ids"][row], col, comma_id, digit_ids):
-                prow.append(row), pcol.append(p), values.append(box[c])
-        pred = head.lm_coord(last[prow, pcol]).squeeze(-1)
-        loss = loss + coord_weight * F.mse_loss(pred, torch.tensor(values, dtype=last.dtype))
-    return loss
-
 
 def _lr_at(step: int, cfg: RecipeConfig) -> float:
     if step < cfg.warmup_steps:
@@ -524,7 +376,7 @@ def _holds_centre(box: Sequence[float], target: Sequence[float]) -> bool:
     return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
 
 
-def head_diagnostics(model, processor, head: "AuxHead", cfg: RecipeConfig, size: int = 64, seed: int = 1) -> dict[str, float]:
+def head_diagnostics(model, processor, head: heads.AuxHead, cfg: RecipeConfig, size: int = 64, seed: int = 1) -> dict[str, float]:
     """Where grounding stands, hop by hop, on held-out target scenes (teacher-forced, one forward): how well the
     vision tokens hold their card's box (``token_box_mae_px``, the per-token head), how well the LM's hidden state
     at the box-opening token holds the named card's box (``lm_box_mae_px``) and kind (``lm_kind_accuracy``), in
@@ -536,40 +388,15 @@ def head_diagnostics(model, processor, head: "AuxHead", cfg: RecipeConfig, size:
                 for i in range(size)]
     batch = _collate(processor, examples)
     store: dict = {}
-    handle = model.model.visual.register_forward_hook(_vision_pool_hook(store))
+    handle = model.model.visual.register_forward_hook(heads.vision_pool_hook(store))
     try:
         with torch.no_grad():
             out = model(**batch, output_hidden_states=True)
     finally:
         handle.remove()
     with torch.no_grad():
-        return _hop_errors(head, store["pooler"], out.hidden_states, batch, examples,
+        return heads.hop_errors(head, store["pooler"], out.hidden_states, batch, examples,
                            processor.tokenizer.convert_tokens_to_ids(">["))
-
-
-def _hop_errors(head: "AuxHead", tokens, hidden_states, batch, examples: list[Example], box_open_id: int):
-    import torch
-
-    side = examples[0].target_frame[0]
-    targets = torch.tensor(np.concatenate([ex.aux_tokens[0] for ex in examples]))
-    on_card = targets[:, 0] > 0
-    token_box = head.token(tokens)[:, 1 + head.num_kinds:]
-    pos = box_open_positions(batch["input_ids"], batch["labels"], box_open_id)
-    last = hidden_states[-1][pos[:, 0], pos[:, 1]]
-    boxes = torch.tensor([[v / side for v in ex.target_box] for ex in examples])[pos[:, 0]]
-    kinds = torch.tensor([ex.target_kind for ex in examples])[pos[:, 0]]
-    return {
-        "token_box_mae_px": float((token_box[on_card] - targets[on_card, 1:]).abs().mean() * side),
-        "lm_box_mae_px": float((head.lm_box(last) - boxes).abs().mean() * side),
-        "lm_kind_accuracy": float((head.lm_kind(hidden_states[1][pos[:, 0], pos[:, 1]]).argmax(-1) == kinds)
-                                  .float().mean()),
-    }
-
-
-def _vision_pool_hook(store: dict):
-    def hook(module, args, output):
-        store["pooler"] = output.pooler_output
-    return hook
 
 
 def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
@@ -634,7 +461,7 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     model = load_model(init, dtype=torch.float32)
     model.train()
     hidden = model.config.text_config.hidden_size
-    head = AuxHead(hidden, len(cfg.kinds), len(DETAIL_NAMES), cfg.seed)
+    head = heads.AuxHead(hidden, len(cfg.kinds), len(DETAIL_NAMES), cfg.seed)
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params + head.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay)
     log: list[dict[str, Any]] = []
@@ -676,7 +503,7 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         save_processor(processor, latest)
 
     store: dict = {}
-    handle = model.model.visual.register_forward_hook(_vision_pool_hook(store))
+    handle = model.model.visual.register_forward_hook(heads.vision_pool_hook(store))
     merge = model.model.visual.spatial_merge_size ** 2
     box_open_id = processor.tokenizer.convert_tokens_to_ids(">[")
     comma_id = processor.tokenizer.convert_tokens_to_ids(",")
@@ -712,9 +539,10 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         aux_loss = 0.0
         if step < cfg.aux_steps or stage.vision_only:
             sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
-            aux = _aux_loss(head, store["pooler"], sizes, examples, cfg)
+            aux = heads.aux_loss(head, store["pooler"], sizes, examples, cfg.aux_box_weight, cfg.aux_scene_weight,
+                           cfg.aux_token_weight)
             if cfg.aux_lm_box_weight > 0 and not stage.vision_only:
-                aux = aux + cfg.aux_lm_box_weight * _lm_box_loss(
+                aux = aux + cfg.aux_lm_box_weight * heads.lm_box_loss(
                     head, out.hidden_states, batch, examples, box_open_id, cfg.aux_lm_kind_weight / cfg.aux_lm_box_weight,
                     cfg.aux_lm_coord_weight / cfg.aux_lm_box_weight, comma_id, digit_ids)
             loss, aux_loss = aux if loss is None else loss + aux, aux.item()
