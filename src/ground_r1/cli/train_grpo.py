@@ -21,6 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from ground_r1.distributed import exit_process, finish_distributed
+
 logger = logging.getLogger("ground_r1.train")
 
 
@@ -235,17 +237,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def finish_distributed() -> None:
-    """Every rank waits for rank 0's final writes, then the process group is torn down before exit. Without it a
-    rank that finished first exited while rank 0 still wrote the model, and its interpreter teardown aborted
-    (SIGABRT, "terminate called without an active exception": seen on 2 CPU processes under ZeRO-3/gloo), so
-    a finished run exited non-zero."""
-    import torch.distributed as dist
-
-    if dist.is_available() and dist.is_initialized():
-        dist.barrier()
-        dist.destroy_process_group()
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_process(main())

@@ -13,13 +13,12 @@ data it trains the tiny offline model on the built-in synthetic data. See ``grou
 from __future__ import annotations
 
 import logging
-import sys
 
 
 def main(argv: list[str] | None = None) -> int:
     from trl import TrlParser
 
-    from ground_r1.distributed import init_cpu_gloo_state
+    from ground_r1.distributed import finish_distributed, init_cpu_gloo_state
     from ground_r1.sft.train import GroundR1SFTConfig, SFTScriptArguments, train_sft
 
     # Several processes on CPU need the gloo state before the training arguments (ENVIRONMENT.md).
@@ -31,8 +30,11 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if config.process_index == 0 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     train_sft(script_args, config)
+    finish_distributed()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from ground_r1.distributed import exit_process
+
+    exit_process(main())
