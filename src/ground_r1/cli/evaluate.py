@@ -248,17 +248,18 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
 
 
 def stage_judge(args: argparse.Namespace) -> int:
+    """Judge the predictions; returns how many items are left unjudged (failed or unparseable)."""
     out = Path(args.output_dir)
     if not args.judge:
         logger.warning("NOTHING WAS JUDGED: the judge stage was skipped (--no_judge)")
-        return
+        return 0
     overrides = {k: v for k, v in (("model", args.judge_model), ("base_url", args.judge_base_url),
                                    ("concurrency", args.judge_concurrency)) if v is not None}
     config = JudgeConfig.from_env(**overrides)
     if not config.is_configured():
         logger.warning("NOTHING WAS JUDGED: no judge endpoint configured (set OPENAI_BASE_URL and/or "
                        "OPENAI_API_KEY, and OPENAI_MODEL); the table will hold rule-based scores only")
-        return
+        return 0
     items = scores.judge_items(load_predictions(out))
     logger.info("judging %d predictions with %s", len(items), config.describe())
     cache = args.judge_cache or out / "judge_cache.jsonl"
@@ -326,7 +327,7 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         unjudged = 0
         if "judge" in stages and args.protocol != "refcoco":
-            unjudged = stage_judge(args) or 0
+            unjudged = stage_judge(args)
         if "score" in stages:
             stage_score(args)
         if "table" in stages:

@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import logging
 
+from ground_r1.distributed import exit_process, finish_distributed
+
 
 def main(argv: list[str] | None = None) -> int:
     from trl import TrlParser
 
-    from ground_r1.distributed import finish_distributed, init_cpu_gloo_state
+    from ground_r1.distributed import init_cpu_gloo_state
     from ground_r1.sft.train import GroundR1SFTConfig, SFTScriptArguments, train_sft
 
     # Several processes on CPU need the gloo state before the training arguments (ENVIRONMENT.md).
@@ -35,6 +37,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    from ground_r1.distributed import exit_process
-
     exit_process(main())

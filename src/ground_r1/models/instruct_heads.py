@@ -42,8 +42,12 @@ class AuxHead:
                 layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * hidden ** -0.5)
                 layer.bias.zero_()
 
+    def named_layers(self) -> dict[str, Any]:
+        return {"scene": self.scene, "detail": self.detail, "token": self.token, "lm_box": self.lm_box,
+                "lm_kind": self.lm_kind, "lm_coord": self.lm_coord}
+
     def layers(self):
-        return [self.scene, self.detail, self.token, self.lm_box, self.lm_kind, self.lm_coord]
+        return list(self.named_layers().values())
 
     def parameters(self):
         return [p for layer in self.layers() for p in layer.parameters()]
@@ -135,33 +139,40 @@ def coordinate_slots(input_ids, col: int, comma_id: int, digit_ids: set[int]) ->
     return slots
 
 
-def lm_box_loss(head: AuxHead, hidden_states, batch, examples: Sequence[Any], box_open_id: int,
-                kind_weight: float, coord_weight: float = 0.0, comma_id: int = -1, digit_ids: set[int] = frozenset()):
-    """The LM heads, at the box-opening token of each grounding answer: from the LM's last hidden state the
-    target box (normalised, MSE); from the first layer's output the named kind (cross-entropy, ``kind_weight``).
-    The digits' cross-entropy says only right/wrong per digit; these dense targets train the two hops the digits
-    are read through: layer 1 fetches the kind word, layer 2 copies that card's image tokens."""
-    import torch
-    import torch.nn.functional as F
-
+def answer_boxes(batch, examples: Sequence[Any], box_open_id: int):
+    """Per grounding answer of the batch (its first box only): row, position of the box-opening token, the
+    named card's box normalised by its frame, and its kind index."""
     pos = box_open_positions(batch["input_ids"], batch["labels"], box_open_id)
     rows, cols, boxes, kinds = [], [], [], []
-    seen: set[int] = set()
     for row, col in pos.tolist():
         ex = examples[row]
-        if ex.task != "grounding" or ex.target_box is None or row in seen:
+        if ex.task != "grounding" or ex.target_box is None or row in rows:
             continue
-        seen.add(row)
         rows.append(row), cols.append(col), kinds.append(ex.target_kind)
         (x1, y1, x2, y2), (w, h) = ex.target_box, ex.target_frame
         boxes.append([x1 / w, y1 / h, x2 / w, y2 / h])
+    return rows, cols, boxes, kinds
+
+
+def lm_box_loss(head: AuxHead, hidden_states, batch, examples: Sequence[Any], box_open_id: int, box_weight: float,
+                kind_weight: float = 0.0, coord_weight: float = 0.0, comma_id: int = -1,
+                digit_ids: set[int] = frozenset()):
+    """The LM heads' weighted loss, at the box-opening token of each grounding answer: from the LM's last hidden
+    state the target box (normalised, MSE, ``box_weight``); from the first layer's output the named kind
+    (cross-entropy, ``kind_weight``); optionally at every digit position the coordinate being written
+    (``coord_weight``). The digits' cross-entropy says only right/wrong per digit; these dense targets train the two
+    hops the digits are read through: layer 1 fetches the kind word, layer 2 copies that card's image tokens."""
+    import torch
+    import torch.nn.functional as F
+
+    rows, cols, boxes, kinds = answer_boxes(batch, examples, box_open_id)
     last = hidden_states[-1]
     if not rows:
         return last.new_zeros(())
-    loss = F.mse_loss(head.lm_box(last[rows, cols]), torch.tensor(boxes, dtype=last.dtype))
+    loss = box_weight * F.mse_loss(head.lm_box(last[rows, cols]), torch.tensor(boxes, dtype=last.dtype))
     if kind_weight > 0:
         loss = loss + kind_weight * F.cross_entropy(head.lm_kind(hidden_states[1][rows, cols]), torch.tensor(kinds))
-    if coord_weight > 0:  # every digit position: the value of the coordinate being written
+    if coord_weight > 0:
         prow, pcol, values = [], [], []
         for row, col, box in zip(rows, cols, boxes):
             for p, c in coordinate_slots(batch["input_ids"][row], col, comma_id, digit_ids):
@@ -176,18 +187,16 @@ def hop_errors(head: AuxHead, tokens, hidden_states, batch, examples: Sequence[A
     per-token head's box error, the LM box head's, in view pixels, and the layer-1 kind accuracy."""
     import torch
 
-    side = examples[0].target_frame[0]
+    w, h = examples[0].target_frame
+    px = torch.tensor([w, h, w, h], dtype=tokens.dtype)
     targets = torch.tensor(np.concatenate([ex.aux_tokens[0] for ex in examples]))
     on_card = targets[:, 0] > 0
     token_box = head.token(tokens)[:, 1 + head.num_kinds:]
-    pos = box_open_positions(batch["input_ids"], batch["labels"], box_open_id)
-    last = hidden_states[-1][pos[:, 0], pos[:, 1]]
-    boxes = torch.tensor([[v / side for v in ex.target_box] for ex in examples])[pos[:, 0]]
-    kinds = torch.tensor([ex.target_kind for ex in examples])[pos[:, 0]]
+    rows, cols, boxes, kinds = answer_boxes(batch, examples, box_open_id)
     return {
-        "token_box_mae_px": float((token_box[on_card] - targets[on_card, 1:]).abs().mean() * side),
-        "lm_box_mae_px": float((head.lm_box(last) - boxes).abs().mean() * side),
-        "lm_kind_accuracy": float((head.lm_kind(hidden_states[1][pos[:, 0], pos[:, 1]]).argmax(-1) == kinds)
+        "token_box_mae_px": float(((token_box[on_card] - targets[on_card, 1:]).abs() * px).mean()),
+        "lm_box_mae_px": float(((head.lm_box(hidden_states[-1][rows, cols]) - torch.tensor(boxes)).abs() * px).mean()),
+        "lm_kind_accuracy": float((head.lm_kind(hidden_states[1][rows, cols]).argmax(-1) == torch.tensor(kinds))
                                   .float().mean()),
     }
 

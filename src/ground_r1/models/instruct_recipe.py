@@ -133,7 +133,7 @@ class RecipeConfig:
     aux_scene_weight: float = 1.0  # the scene head on the image-token mean; 0 = off
     batch_by_length: bool = False  # each batch all short prompts, all Ground-R1 instructions, or all chats
     aux_token_weight: float = 0.0  # the per-token head (token_targets); 0 = off
-    aux_lm_box_weight: float = 0.0  # the LM box head (_lm_box_loss) on the LM's last hidden state; 0 = off
+    aux_lm_box_weight: float = 0.0  # the LM box head (instruct_heads.lm_box_loss) on the last hidden state; 0 = off
     aux_lm_kind_weight: float = 0.0  # the LM kind head on the first layer's output (needs aux_lm_box_weight > 0)
     aux_lm_coord_weight: float = 0.0  # the LM coordinate head at every digit position (needs aux_lm_box_weight > 0)
     eval_every: int = 500
@@ -295,7 +295,6 @@ def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig,
                    answer=second.answer)
 
 
-
 def _lr_at(step: int, cfg: RecipeConfig) -> float:
     if step < cfg.warmup_steps:
         return cfg.learning_rate * (step + 1) / cfg.warmup_steps
@@ -396,7 +395,7 @@ def head_diagnostics(model, processor, head: heads.AuxHead, cfg: RecipeConfig, s
         handle.remove()
     with torch.no_grad():
         return heads.hop_errors(head, store["pooler"], out.hidden_states, batch, examples,
-                           processor.tokenizer.convert_tokens_to_ids(">["))
+                                processor.tokenizer.convert_tokens_to_ids(">["))
 
 
 def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
@@ -474,13 +473,8 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
             raise ValueError(f"{snapshot_path} was written by a recipe config that differs in the steps already "
                              f"trained (or in the schedule); delete {work} to start over")
         model.load_state_dict(snap["model"])
-        head.scene.load_state_dict(snap["head_scene"])
-        head.detail.load_state_dict(snap["head_detail"])
-        if "head_token" in snap:
-            head.token.load_state_dict(snap["head_token"])
-            head.lm_box.load_state_dict(snap["head_lm_box"])
-            head.lm_kind.load_state_dict(snap["head_lm_kind"])
-            head.lm_coord.load_state_dict(snap["head_lm_coord"])
+        for name, layer in head.named_layers().items():
+            layer.load_state_dict(snap[f"head_{name}"])
         opt.load_state_dict(snap["optimizer"])
         task_rng.bit_generator.state = snap["task_rng"]
         torch.set_rng_state(snap["torch_rng"])
@@ -488,10 +482,8 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         logger.info("instruct: resuming at step %d from %s", step, snapshot_path)
 
     def snapshot() -> None:
-        state = {"config": config_text, "model": model.state_dict(), "head_scene": head.scene.state_dict(),
-                 "head_detail": head.detail.state_dict(),
-                 "head_token": head.token.state_dict(), "head_lm_box": head.lm_box.state_dict(),
-                 "head_lm_kind": head.lm_kind.state_dict(), "head_lm_coord": head.lm_coord.state_dict(),
+        state = {"config": config_text, "model": model.state_dict(),
+                 **{f"head_{name}": layer.state_dict() for name, layer in head.named_layers().items()},
                  "optimizer": opt.state_dict(),
                  "task_rng": task_rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
                  "elapsed": elapsed + time.time() - t0, "log": log, "evals": evals}
@@ -540,11 +532,11 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         if step < cfg.aux_steps or stage.vision_only:
             sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
             aux = heads.aux_loss(head, store["pooler"], sizes, examples, cfg.aux_box_weight, cfg.aux_scene_weight,
-                           cfg.aux_token_weight)
+                                 cfg.aux_token_weight)
             if cfg.aux_lm_box_weight > 0 and not stage.vision_only:
-                aux = aux + cfg.aux_lm_box_weight * heads.lm_box_loss(
-                    head, out.hidden_states, batch, examples, box_open_id, cfg.aux_lm_kind_weight / cfg.aux_lm_box_weight,
-                    cfg.aux_lm_coord_weight / cfg.aux_lm_box_weight, comma_id, digit_ids)
+                aux = aux + heads.lm_box_loss(head, out.hidden_states, batch, examples, box_open_id,
+                                              cfg.aux_lm_box_weight, cfg.aux_lm_kind_weight, cfg.aux_lm_coord_weight,
+                                              comma_id, digit_ids)
             loss, aux_loss = aux if loss is None else loss + aux, aux.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
