@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Rebuild the tiny instruct base of the CPU demo (ground_r1.models.instruct_recipe; recipe configs/sft/tiny_instruct.yaml).
+# Rebuild the tiny instruct base of the CPU demo (ground_r1.models.instruct_recipe; recipe configs/sft/tiny_instruct.yaml,
+# which continues from configs/sft/tiny_instruct_grounding.yaml: both phases are built, the first in OUTPUT_DIR.work).
 #
 #   bash scripts/build_tiny_instruct.sh                       # -> src/ground_r1/assets/tiny-instruct (the demo's default)
 #   OUTPUT_DIR=out/my_base SEED=1 bash scripts/build_tiny_instruct.sh

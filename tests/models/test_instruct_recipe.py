@@ -314,3 +314,91 @@ def test_a_forced_template_reaches_every_turn():
         single = recipe.make_example(record_rng(0, "t", 2), stage, cfg, "grounding", template)
         prompts = [m["content"][1]["text"] for m in chat.messages + single.messages if m["role"] == "user"]
         assert len(prompts) == 3 and all(("Based on the original image" in p) == template for p in prompts)
+
+
+def test_named_reading_asks_about_the_pictured_card_by_its_kind_and_never_with_the_zoom_question():
+    cfg = _cfg(crop_margin_range=(0.0, 0.0))
+    stage = recipe.Stage("s", 1, 3, (48, 96), named_reading_fraction=1.0)
+    seen = set()
+    for i in range(30):
+        ex = recipe.make_example(record_rng(3, "t", i), stage, cfg, "crop_reading", template=False)
+        _, scene = generate_scene(record_rng(3, "t", i), recipe.scene_config(stage, cfg, 0))
+        ref = next(r for r in scene.referents if (r.box[2] - r.box[0], r.box[3] - r.box[1]) == ex.image.size)
+        prompt = ex.messages[0]["content"][1]["text"]
+        template = next(q for q in recipe.NAMED_READING_QUESTIONS if q.format(kind=ref.kind) == prompt)
+        seen.add(template)
+        assert prompt != zoom_question(ref.kind) and ex.answer.endswith(f"<answer>{ref.detail}</answer>")
+        wrapped = recipe.make_example(record_rng(3, "t", i), stage, cfg, "crop_reading", template=True)
+        assert f"Question: {prompt}" in wrapped.messages[0]["content"][1]["text"]  # the instruction wraps it
+    assert seen == set(recipe.NAMED_READING_QUESTIONS)
+    # Off (the default), the stream is the old one: the plain reading prompt, the same crop.
+    plain = recipe.make_example(record_rng(3, "t", 0), recipe.Stage("s", 1, 3, (48, 96)), cfg, "crop_reading")
+    assert plain.messages[0]["content"][1]["text"] == recipe.CROP_READING_PROMPT
+
+
+def test_continue_from_resolves_next_to_its_yaml_round_trips_inline_and_scales_both_phases(tmp_path):
+    phase1 = {"seed": 3, "learning_rate": 1e-3,
+              "stages": [{"name": "a", "steps": 100, "num_referents": 1, "card_size_range": [48, 96]}]}
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "phase1.yaml").write_text(yaml.safe_dump(phase1))
+    phase2 = tmp_path / "phase2.yaml"
+    phase2.write_text(yaml.safe_dump({"continue_from": "sub/phase1.yaml", "stages": [
+        {"name": "b", "steps": 40, "num_referents": 3, "card_size_range": [48, 96], "named_reading_fraction": 0.5}]}))
+    cfg = recipe.RecipeConfig.from_yaml(phase2)
+    assert cfg.continue_from.learning_rate == 1e-3 and cfg.continue_from.stages[0].name == "a"
+    assert cfg.stages[0].named_reading_fraction == 0.5
+    # A build writes the phase it continued from inline: its recipe.yaml alone rebuilds both.
+    written = tmp_path / "recipe.yaml"
+    written.write_text(yaml.safe_dump(recipe._config_dict(cfg)))
+    assert recipe.RecipeConfig.from_yaml(written) == cfg
+    small = cfg.scaled(0.1).with_seed(7)
+    assert [s.steps for s in small.stages] == [4] and [s.steps for s in small.continue_from.stages] == [10]
+    assert small.seed == small.continue_from.seed == 7
+    phase2.write_text(yaml.safe_dump({"continue_from": "missing.yaml", "stages": phase1["stages"]}))
+    with pytest.raises(ValueError, match=r"phase2.yaml: continue_from: no recipe at .*missing.yaml"):
+        recipe.RecipeConfig.from_yaml(phase2)
+
+
+def test_a_finished_build_of_the_continued_recipe_is_reused_and_any_other_is_rebuilt(tmp_path, monkeypatch):
+    parent = _cfg(seed=4)
+    built = []
+    monkeypatch.setattr(recipe, "train", lambda cfg, out: built.append((cfg, out)))
+    done = tmp_path / "continue_from"
+    done.mkdir()
+    (done / "eval.json").write_text("{}")
+    record = recipe._config_dict(parent)
+    del record["continue_from"]  # written before the key existed: still the same recipe
+    for stage in record["stages"]:
+        del stage["named_reading_fraction"]
+    (done / "recipe.yaml").write_text(yaml.safe_dump(record))
+    assert recipe._build_continued_from(parent, done) == done and built == []
+    assert recipe._build_continued_from(_cfg(seed=5), done) == done and built == [(_cfg(seed=5), done)]
+
+
+def test_an_older_snapshot_without_the_later_keys_still_resumes():
+    new = recipe._config_dict(_cfg())
+    old = {k: v for k, v in new.items() if k != "continue_from"}
+    old["stages"] = [{k: v for k, v in s.items() if k != "named_reading_fraction"} for s in new["stages"]]
+    assert recipe._resumable(old, new, 1)
+    assert not recipe._resumable(old, {**new, "continue_from": recipe._config_dict(_cfg(seed=9))}, 1)
+
+
+@pytest.mark.slow
+def test_a_two_phase_build_starts_phase_two_from_phase_one_and_keeps_its_record(tmp_path):
+    from safetensors.torch import load_file
+
+    phase1 = _cfg(batch_size=2, aux_steps=1, warmup_steps=1, eval_every=0, eval_size=2, log_every=1)
+    phase2 = _cfg(batch_size=2, aux_steps=0, warmup_steps=1, eval_every=0, eval_size=2, log_every=1,
+                  learning_rate=0.0, continue_from=phase1)  # lr 0: phase 2 must end on phase 1's weights
+    phase2.stages = [recipe.Stage("b", 1, 3, (48, 96), named_reading_fraction=1.0)]
+    recipe.train(phase1, tmp_path / "alone")
+    recipe.train(phase2, tmp_path / "both")
+    out = tmp_path / "both"
+    a, b = load_file(str(tmp_path / "alone" / "model.safetensors")), load_file(str(out / "model.safetensors"))
+    assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+    strip = lambda path: [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"}  # noqa: E731
+                          for x in path.read_text().splitlines()]
+    assert strip(out / "continued_from" / "train_log.jsonl") == strip(tmp_path / "alone" / "train_log.jsonl")
+    assert json.loads((out / "continued_from" / "eval.json").read_text()).keys() >= {"grounding_iou50"}
+    assert yaml.safe_load((out / "recipe.yaml").read_text())["continue_from"]["aux_steps"] == 1
+    assert not (tmp_path / "both.work").exists()

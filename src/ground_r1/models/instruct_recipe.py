@@ -40,6 +40,11 @@ default so that older recipes reproduce bit for bit:
   that card's tokens) the digits are written from;
 - ``head_diagnostics`` measures each hop at every evaluation.
 
+Session 4: ``continue_from`` starts a recipe from the model another recipe builds (the shipped base is two phases:
+``tiny_instruct_grounding.yaml``, then ``tiny_instruct.yaml``), and ``named_reading_fraction`` asks crop reading
+about the pictured card by its kind (``NAMED_READING_QUESTIONS``): the phase-1 model read a crop at chance once the
+question named a kind.
+
 Every image, crop or full scene, is seen at the preset's view (``min_pixels = max_pixels = 112*112``), as the
 rollout will feed it; ``mm_token_type_ids`` come from the processor so M-RoPE positions are the same here, in
 RL and in evaluation (the 1-D fallback breaks a model trained with 3-D positions).
@@ -88,6 +93,15 @@ CROP_READING_PROMPT = "What colour is the dot in this image?"
 # follow the tag format of a long instruction, which the tiny model cannot do without having seen one.
 TEMPLATE_GROUNDING_QUESTION = "Where is the {kind} card?"
 TEMPLATE_READING_QUESTION = "What colour is the dot?"
+# Crop reading asked about the pictured card by its kind (Stage.named_reading_fraction). Measured (docs/demo.md,
+# session 4): a base that only ever read crops under kind-free questions read a crop at chance once a kind word was
+# in the question (0.25-0.45 correct, 1.00 without it), so RL's box-then-answer earned no more than answering at
+# once. None of these is the zoom question, and the picture is always the card's crop, never a scene.
+NAMED_READING_QUESTIONS = (
+    "What colour is the dot on this {kind} card?",
+    "This is the {kind} card. What colour is its dot?",
+    "Read the colour of the dot on the {kind} card shown.",
+)
 
 
 def grounding_answer(kind: str, box: Sequence[int]) -> str:
@@ -109,6 +123,7 @@ class Stage:
     template_fraction: float = 0.0  # share of examples whose prompt is the Ground-R1 instruction (see make_example)
     chat_fraction: float = 0.0  # share of rows that are two-turn chats of independent tasks (make_chat_example)
     vision_only: bool = False  # train the vision tower through the auxiliary heads alone (no text, no LM loss)
+    named_reading_fraction: float = 0.0  # share of crop readings asked by the card's kind (NAMED_READING_QUESTIONS)
 
 
 @dataclass
@@ -141,26 +156,58 @@ class RecipeConfig:
     gate_iou50: float = 0.8
     log_every: int = 50
     kinds: tuple[str, ...] = ("orange", "purple", "cyan", "magenta")
+    # Start from the model another recipe builds (a path relative to this YAML, or inline), with this recipe's own
+    # optimizer, schedule and fresh heads: a later phase (e.g. new prompts) without rebuilding, or retuning, the
+    # earlier one. The build makes (or reuses) that model in OUTPUT_DIR.work/continue_from first.
+    continue_from: "RecipeConfig | None" = None
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike) -> "RecipeConfig":
-        raw = yaml.safe_load(Path(path).read_text()) or {}
+        return cls.from_dict(yaml.safe_load(Path(path).read_text()) or {}, Path(path))
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any], source: Path) -> "RecipeConfig":
+        """``source``: the YAML file the keys come from (errors name it; a ``continue_from`` path is relative to it)."""
+        raw = dict(raw)
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(raw) - known)
         if unknown:
-            raise ValueError(f"{path}: unknown keys {unknown}; valid: {sorted(known)}")
+            raise ValueError(f"{source}: unknown keys {unknown}; valid: {sorted(known)}")
         stages = [Stage(name=s["name"], steps=int(s["steps"]), num_referents=int(s["num_referents"]),
                         card_size_range=tuple(s["card_size_range"]),
                         template_fraction=float(s.get("template_fraction", 0.0)),
                         chat_fraction=float(s.get("chat_fraction", 0.0)),
-                        vision_only=bool(s.get("vision_only", False))) for s in raw.pop("stages", [])]
+                        vision_only=bool(s.get("vision_only", False)),
+                        named_reading_fraction=float(s.get("named_reading_fraction", 0.0)))
+                  for s in raw.pop("stages", [])]
         for key in ("crop_margin_range", "crop_card_size_range", "kinds"):
             if key in raw:
                 raw[key] = tuple(raw[key])
-        cfg = cls(stages=stages, **raw)
+        parent = raw.pop("continue_from", None)
+        if isinstance(parent, str):
+            parent_path = (source.parent / parent).resolve()
+            if not parent_path.is_file():
+                raise ValueError(f"{source}: continue_from: no recipe at {parent_path}")
+            parent = cls.from_yaml(parent_path)
+        elif isinstance(parent, dict):  # inline, as a build's recipe.yaml writes it
+            parent = cls.from_dict(parent, source)
+        elif parent is not None:
+            raise ValueError(f"{source}: continue_from must be a recipe path or mapping, got {parent!r}")
+        cfg = cls(stages=stages, continue_from=parent, **raw)
         if not cfg.stages:
-            raise ValueError(f"{path}: 'stages' is empty; give at least one curriculum stage")
+            raise ValueError(f"{source}: 'stages' is empty; give at least one curriculum stage")
         return cfg
+
+    def scaled(self, steps_scale: float) -> "RecipeConfig":
+        """Every stage's steps (and ``aux_steps``, the warm-up) times ``steps_scale``, the recipe continued from too."""
+        return dataclasses.replace(
+            self, stages=[dataclasses.replace(s, steps=max(1, int(s.steps * steps_scale))) for s in self.stages],
+            aux_steps=int(self.aux_steps * steps_scale), warmup_steps=max(1, int(self.warmup_steps * steps_scale)),
+            continue_from=self.continue_from.scaled(steps_scale) if self.continue_from else None)
+
+    def with_seed(self, seed: int) -> "RecipeConfig":
+        return dataclasses.replace(self, seed=seed,
+                                   continue_from=self.continue_from.with_seed(seed) if self.continue_from else None)
 
     @property
     def total_steps(self) -> int:
@@ -265,11 +312,13 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
         image = image.crop((max(0, x1 - mx), max(0, y1 - my), min(scene.width, x2 + mx), min(scene.height, y2 + my)))
         answer, prompt, aux, target, tokens = crop_reading_answer(ref.detail), CROP_READING_PROMPT, None, None, None
         detail = DETAIL_NAMES.index(ref.detail)
+        if stage.named_reading_fraction > 0 and rng.random() < stage.named_reading_fraction:  # drawn only then
+            prompt = NAMED_READING_QUESTIONS[int(rng.integers(0, len(NAMED_READING_QUESTIONS)))].format(kind=ref.kind)
     if template is None:
         template = stage.template_fraction > 0 and rng.random() < stage.template_fraction
     if template:
-        question = (TEMPLATE_GROUNDING_QUESTION.format(kind=ref.kind) if task == "grounding"
-                    else TEMPLATE_READING_QUESTION)
+        reading = TEMPLATE_READING_QUESTION if prompt == CROP_READING_PROMPT else prompt
+        question = TEMPLATE_GROUNDING_QUESTION.format(kind=ref.kind) if task == "grounding" else reading
         prompt = grounding_text(question, *input_size(image.width, image.height, cfg.view_pixels, cfg.view_pixels))
     messages = [
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
@@ -407,20 +456,33 @@ def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
     raise IndexError(step)
 
 
+_STAGE_DEFAULTS = {"template_fraction": 0.0, "chat_fraction": 0.0, "vision_only": False,  # keys added later
+                   "named_reading_fraction": 0.0}
+_CONFIG_DEFAULTS = {"continue_from": None}
+
+
+def _normalized(config: dict[str, Any]) -> dict[str, Any]:
+    """A recipe dict (a snapshot's, or a build's recipe.yaml) with the keys added since it was written filled in."""
+    out = {**_CONFIG_DEFAULTS, **config}
+    out["stages"] = [{**_STAGE_DEFAULTS, **s} for s in out["stages"]]
+    if out["continue_from"] is not None:
+        out["continue_from"] = _normalized(out["continue_from"])
+    return out
+
+
 def _resumable(old: dict[str, Any], new: dict[str, Any], step: int) -> bool:
     """A snapshot at `step` continues under `new` when everything that shaped steps 1..step is unchanged: every
     non-stage key (the LR schedule spans all steps), the total step count, and every stage that started at or
     before `step`. Later stages may differ: a build can be extended where it has not been yet."""
+    old, new = _normalized(old), _normalized(new)
     if {k: v for k, v in old.items() if k != "stages"} != {k: v for k, v in new.items() if k != "stages"}:
         return False
     if sum(s["steps"] for s in old["stages"]) != sum(s["steps"] for s in new["stages"]):
         return False
-    defaults = {"template_fraction": 0.0, "chat_fraction": 0.0, "vision_only": False}  # keys added later
     start = 0
     for a, b in zip(old["stages"], new["stages"]):
         if start >= step:
             return True
-        a, b = {**defaults, **a}, {**defaults, **b}
         if {k: v for k, v in a.items() if k != "steps"} != {k: v for k, v in b.items() if k != "steps"}:
             return False
         if b["steps"] != a["steps"]:  # the stage holding the snapshot was resized: fine if not below what is trained
@@ -453,6 +515,8 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     work.mkdir(parents=True, exist_ok=True)
     snapshot_path = work / "snapshot.pt"
     config_text = yaml.safe_dump(_config_dict(cfg), sort_keys=True)
+    if cfg.continue_from is not None and base_model is None:
+        base_model = str(_build_continued_from(cfg.continue_from, work / "continue_from"))
     torch.manual_seed(cfg.seed)
     init = base_model or (str(work / "init") if (work / "init" / "config.json").is_file()
                           else str(build_tiny_model(work / "init", seed=cfg.seed, geometry=cfg.geometry)))
@@ -577,6 +641,10 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         (staged / "recipe.yaml").write_text(yaml.safe_dump(_config_dict(cfg), sort_keys=False))
         (staged / "train_log.jsonl").write_text("".join(json.dumps(e) + "\n" for e in log + evals))
         (staged / "eval.json").write_text(json.dumps(final, indent=2) + "\n")
+        if cfg.continue_from is not None and base_model == str(work / "continue_from"):
+            (staged / "continued_from").mkdir()
+            for name in ("train_log.jsonl", "eval.json"):  # the earlier phase's record (its recipe is in recipe.yaml)
+                shutil.copy2(work / "continue_from" / name, staged / "continued_from" / name)
         if output_dir.exists():
             shutil.rmtree(output_dir)
         os.replace(staged, output_dir)
@@ -586,12 +654,26 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     return final
 
 
+def _build_continued_from(parent: RecipeConfig, parent_dir: Path) -> Path:
+    """The model ``continue_from`` names: reused when ``parent_dir`` holds a finished build of exactly that recipe,
+    built (resumably, in ``parent_dir``.work) otherwise. Its gate is not enforced: the final one is."""
+    done = parent_dir / "recipe.yaml"
+    finished = done.is_file() and (parent_dir / "eval.json").is_file()
+    if finished and _normalized(yaml.safe_load(done.read_text())) == _normalized(_config_dict(parent)):
+        logger.info("instruct: continuing from the finished build %s", parent_dir)
+    else:
+        logger.info("instruct: building the recipe continued from into %s", parent_dir)
+        train(parent, parent_dir)
+    return parent_dir
+
+
 def _config_dict(cfg: RecipeConfig) -> dict[str, Any]:
-    raw = dataclasses.asdict(cfg)
+    raw = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg)}
     for key, value in raw.items():
         if isinstance(value, tuple):
             raw[key] = list(value)
-    raw["stages"] = [{**s, "card_size_range": list(s["card_size_range"])} for s in raw["stages"]]
+    raw["stages"] = [{**dataclasses.asdict(s), "card_size_range": list(s.card_size_range)} for s in cfg.stages]
+    raw["continue_from"] = _config_dict(cfg.continue_from) if cfg.continue_from is not None else None
     return raw
 
 
@@ -612,11 +694,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     cfg = RecipeConfig.from_yaml(args.config)
     if args.seed is not None:
-        cfg.seed = args.seed
+        cfg = cfg.with_seed(args.seed)
     if args.steps_scale != 1.0:
-        cfg.stages = [dataclasses.replace(s, steps=max(1, int(s.steps * args.steps_scale))) for s in cfg.stages]
-        cfg.aux_steps = int(cfg.aux_steps * args.steps_scale)
-        cfg.warmup_steps = max(1, int(cfg.warmup_steps * args.steps_scale))
+        cfg = cfg.scaled(args.steps_scale)
     final = train(cfg, args.output_dir)
     print(json.dumps(final, indent=2))
     if not final["passed_gate"] and not args.no_gate:
