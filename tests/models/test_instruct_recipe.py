@@ -402,3 +402,31 @@ def test_a_two_phase_build_starts_phase_two_from_phase_one_and_keeps_its_record(
     assert json.loads((out / "continued_from" / "eval.json").read_text()).keys() >= {"grounding_iou50"}
     assert yaml.safe_load((out / "recipe.yaml").read_text())["continue_from"]["aux_steps"] == 1
     assert not (tmp_path / "both.work").exists()
+
+
+def test_open_reading_asks_the_generic_question_on_the_whole_scene_and_answers_a_box_or_a_guess_half_and_half():
+    cfg = _cfg()
+    stage = recipe.Stage("s", 1, 3, (48, 96), open_reading_fraction=1.0)
+    answers = {"box": 0, "guess": 0}
+    for i in range(60):
+        ex = recipe.make_example(record_rng(6, "t", i), stage, cfg, "crop_reading")
+        assert ex.task == "open_reading" and ex.image.size == (448, 448)  # the scene, not a crop
+        prompt = ex.messages[0]["content"][1]["text"]
+        assert prompt.startswith(f"Question: {recipe.TEMPLATE_READING_QUESTION}\n")  # the instruction, no kind named
+        rng = record_rng(6, "t", i)
+        rng.random()  # the draw that chose the open reading
+        _, scene = generate_scene(rng, recipe.scene_config(stage, cfg, 0))
+        parsed = parse_box(ex.answer)
+        if parsed is not None:  # a look closer: one of the scene's cards, named in the think
+            boxes = {tuple(float(int(np.floor(v / 4 + 0.5))) for v in r.box): r.kind for r in scene.referents}
+            assert parsed.box in boxes and f"the {boxes[parsed.box]} card" in ex.answer
+            answers["box"] += 1
+        else:  # a guess among the scene's dots
+            assert any(ex.answer == recipe.crop_reading_answer(r.detail) for r in scene.referents)
+            answers["guess"] += 1
+        assert ex.aux[0] is not None and ex.target_box is None  # scene targets; not a grounding evaluation item
+    assert 20 <= answers["box"] <= 40
+    # Grounding rows, and a chat's second turn, stay as they are.
+    assert recipe.make_example(record_rng(6, "t", 0), stage, cfg, "grounding").task == "grounding"
+    chat = recipe.make_chat_example(record_rng(6, "t", 1), stage, cfg)
+    assert chat.images[1].size != (448, 448) and chat.answer.startswith("<think> the dot </think><answer>")

@@ -124,6 +124,7 @@ class Stage:
     chat_fraction: float = 0.0  # share of rows that are two-turn chats of independent tasks (make_chat_example)
     vision_only: bool = False  # train the vision tower through the auxiliary heads alone (no text, no LM loss)
     named_reading_fraction: float = 0.0  # share of crop readings asked by the card's kind (NAMED_READING_QUESTIONS)
+    open_reading_fraction: float = 0.0  # share of single-turn crop readings asked on the whole scene (make_example)
 
 
 @dataclass
@@ -178,7 +179,8 @@ class RecipeConfig:
                         template_fraction=float(s.get("template_fraction", 0.0)),
                         chat_fraction=float(s.get("chat_fraction", 0.0)),
                         vision_only=bool(s.get("vision_only", False)),
-                        named_reading_fraction=float(s.get("named_reading_fraction", 0.0)))
+                        named_reading_fraction=float(s.get("named_reading_fraction", 0.0)),
+                        open_reading_fraction=float(s.get("open_reading_fraction", 0.0)))
                   for s in raw.pop("stages", [])]
         for key in ("crop_margin_range", "crop_card_size_range", "kinds"):
             if key in raw:
@@ -232,7 +234,7 @@ class Example:
 
     messages: list[dict[str, Any]]
     images: list[Any]  # PIL images, in conversation order
-    task: str  # "grounding" | "crop_reading" | "chat"
+    task: str  # "grounding" | "crop_reading" | "open_reading" | "chat"
     aux: list[np.ndarray | None]  # per image: scene targets [num_kinds, 6] (present, quadrant, box 0..1) or None
     aux_detail: list[int | None]  # per image: crop's dot colour (index in DETAIL_PALETTE order) or None
     aux_tokens: list[np.ndarray | None] = field(default_factory=list)  # per image: token_targets(...) or None
@@ -289,10 +291,21 @@ def token_targets(scene, view_size: tuple[int, int], kinds: Sequence[str], min_c
 
 
 def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task: str,
-                 template: bool | None = None) -> Example:
+                 template: bool | None = None, open_reading: bool = True) -> Example:
     """One training or evaluation example. Crop reading draws its cards at ``crop_card_size_range`` whatever the
     stage: a big card's crop shrinks the dot below a view pixel, which no curriculum makes legible. ``template``:
-    whether the prompt is the Ground-R1 instruction; None draws it with the stage's ``template_fraction``."""
+    whether the prompt is the Ground-R1 instruction; None draws it with the stage's ``template_fraction``.
+
+    ``open_reading`` (with the stage's ``open_reading_fraction``): a crop reading may instead be asked on the whole
+    scene, through the Ground-R1 instruction, with the generic "What colour is the dot?". There the dot is illegible
+    and the scene holds several, so the answer is, half and half, a look closer (a box of one card, drawn at random:
+    no question names it) or a guess (one of the scene's dot colours). A real instruct model does both for a
+    question it cannot settle; a tiny base trained only on decided tasks boxes or answers the zoom question
+    deterministically per question (measured, docs/demo.md: 0 of 40 questions mixed in 8 samples at temperature 1),
+    so GRPO's first round never compares the two."""
+    if (task == "crop_reading" and open_reading and stage.open_reading_fraction > 0
+            and rng.random() < stage.open_reading_fraction):
+        return _open_reading_example(rng, stage, cfg)
     if task == "crop_reading":
         stage = dataclasses.replace(stage, card_size_range=cfg.crop_card_size_range)
     image, scene = generate_scene(rng, scene_config(stage, cfg, 0))
@@ -329,6 +342,23 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
                    target_kind=cfg.kinds.index(ref.kind) if target is not None else None, answer=answer)
 
 
+def _open_reading_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig) -> Example:
+    image, scene = generate_scene(rng, scene_config(stage, cfg, 0))
+    in_size = input_size(scene.width, scene.height, cfg.view_pixels, cfg.view_pixels)
+    ref = scene.referents[int(rng.integers(0, len(scene.referents)))]
+    if rng.random() < 0.5:
+        answer = grounding_answer(ref.kind, original_to_input(ref.box, (scene.width, scene.height), in_size))
+    else:
+        answer = crop_reading_answer(ref.detail)
+    messages = [
+        {"role": "user", "content": [{"type": "image"},
+                                     {"type": "text", "text": grounding_text(TEMPLATE_READING_QUESTION, *in_size)}]},
+        {"role": "assistant", "content": [{"type": "text", "text": answer}]},
+    ]
+    return Example(messages, [image], "open_reading", aux=[_aux_targets(scene, cfg.kinds)], aux_detail=[None],
+                   aux_tokens=[token_targets(scene, in_size, cfg.kinds)], answer=answer)
+
+
 def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig,
                       template: bool | None = None) -> Example:
     """A two-turn chat of two *independent* tasks: grounding on one scene, then reading a crop of a card of
@@ -337,7 +367,7 @@ def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig,
     questions are not the zoom question (measured: a base without it, asked in the RL context, boxes again after
     the crop instead of answering, so no trajectory ever earns accuracy)."""
     first = make_example(rng, stage, cfg, "grounding", template)
-    second = make_example(rng, stage, cfg, "crop_reading", template)
+    second = make_example(rng, stage, cfg, "crop_reading", template, open_reading=False)
     return Example(first.messages + second.messages, first.images + second.images, "chat",
                    aux=first.aux + second.aux, aux_detail=first.aux_detail + second.aux_detail,
                    aux_tokens=first.aux_tokens + second.aux_tokens,
@@ -457,7 +487,7 @@ def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
 
 
 _STAGE_DEFAULTS = {"template_fraction": 0.0, "chat_fraction": 0.0, "vision_only": False,  # keys added later
-                   "named_reading_fraction": 0.0}
+                   "named_reading_fraction": 0.0, "open_reading_fraction": 0.0}
 _CONFIG_DEFAULTS = {"continue_from": None}
 
 
