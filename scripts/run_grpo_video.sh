@@ -16,8 +16,8 @@
 #   DEEPSPEED    DeepSpeed JSON (default: configs/deepspeed/zero3.json; zero3_cpu.json on CPU)
 #   MAX_STEPS    override the step count;  RESUME=1: resume from the last complete checkpoint of OUTPUT_DIR
 # Extra arguments are passed to `python -m ground_r1.cli.train_grpo` (any config field: --learning_rate 2e-6 ...).
-# Time: the default CPU demo (100 GRPO steps from the shipped tiny instruct base, then a held-out evaluation with
-# controls) took 7-8 min per run on 2 cores with three runs side by side (benchmarks/demo_learning, docs/demo.md).
+# Time: the default CPU demo (200 GRPO steps from the shipped tiny instruct base, then a held-out evaluation with
+# controls) took 12-14 min per run on 2 cores with three runs side by side (benchmarks/demo_learning, docs/demo.md).
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/_env.sh"
 
