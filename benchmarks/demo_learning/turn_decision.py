@@ -25,13 +25,15 @@ from ground_r1.paths import tiny_instruct_dir
 from ground_r1.prompt import grounding_text
 
 
-def generate(model, processor, chats, images, max_new_tokens=40):
+def generate(model, processor, chats, images, max_new_tokens=40, **sampling):
+    """Each chat's next turn, rendered as the rollout renders it; greedy unless ``sampling`` says otherwise
+    (``do_sample=True, temperature=..., num_return_sequences=k``: k turns per chat, chat-major)."""
     texts = [processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True, add_vision_id=True)
              for c in chats]
     processor.tokenizer.padding_side = "left"
     enc = processor(text=texts, images=images, return_tensors="pt", padding=True)
     with torch.no_grad():
-        out = model.generate(**enc, do_sample=False, max_new_tokens=max_new_tokens)
+        out = model.generate(**enc, max_new_tokens=max_new_tokens, **{"do_sample": False, **sampling})
     return processor.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
 
 
