@@ -11,6 +11,11 @@ import sys
 from pathlib import Path
 
 METRICS = ("accuracy", "giou_score", "format", "turns_mean", "answered_frac")
+# Training curves: window means of each run's metrics.jsonl (the per-step values are noisy: 4 questions a step).
+CURVE = (("accuracy", "rewards/accuracy_reward/mean"), ("format", "rewards/format_reward/mean"),
+         ("giou", "giou/score"), ("turns", "rollout/turns_mean"), ("crop fallback", "rollout/crop_fallback_rate"),
+         ("zero-std groups", "frac_reward_zero_std"))
+CURVE_WINDOW = 25
 
 
 def _load(path: Path) -> dict | None:
@@ -24,6 +29,23 @@ def _cell(values: list[float]) -> str:
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.fmean(values):.3f} ± {statistics.stdev(values):.3f} [{min(values):.3f}, {max(values):.3f}]"
+
+
+def _curve(path: Path) -> list[list[str]]:
+    """Rows ``[first-last step, mean of each CURVE key]`` over consecutive windows; a key missing from a step (no
+    box that step: no GIoU) is left out of that window's mean."""
+    if not path.is_file():
+        return []
+    steps = [row for row in map(json.loads, path.read_text().splitlines()) if CURVE[0][1] in row]
+    rows = []
+    for start in range(0, len(steps), CURVE_WINDOW):
+        window = steps[start:start + CURVE_WINDOW]
+        cells = [f"{window[0]['step']}-{window[-1]['step']}"]
+        for _, key in CURVE:
+            values = [r[key] for r in window if r.get(key) is not None]
+            cells.append(f"{statistics.fmean(values):.3f}" if values else "-")
+        rows.append(cells)
+    return rows
 
 
 def main(out: str) -> int:
@@ -53,6 +75,14 @@ def main(out: str) -> int:
     print("|---|" + "---|" * len(METRICS))
     for label, values in rows:
         print(f"| {label} | " + " | ".join(_cell(values[m]) for m in METRICS) + " |")
+    for seed in seeds:
+        curve = _curve(seed / "grounded" / "metrics.jsonl")
+        if curve:
+            print(f"\n{seed.name}/grounded training, {CURVE_WINDOW}-step means of metrics.jsonl:\n")
+            print("| steps | " + " | ".join(name for name, _ in CURVE) + " |")
+            print("|---|" + "---|" * len(CURVE))
+            for row in curve:
+                print("| " + " | ".join(row) + " |")
     timings = root / "timings.txt"
     if timings.is_file():
         print("\nRun times:\n\n" + "".join(f"    {line}" for line in timings.read_text().splitlines(True)))
