@@ -41,9 +41,10 @@ default so that older recipes reproduce bit for bit:
 - ``head_diagnostics`` measures each hop at every evaluation.
 
 Session 4: ``continue_from`` starts a recipe from the model another recipe builds (the shipped base is two phases:
-``tiny_instruct_grounding.yaml``, then ``tiny_instruct.yaml``), and ``named_reading_fraction`` asks crop reading
-about the pictured card by its kind (``NAMED_READING_QUESTIONS``): the phase-1 model read a crop at chance once the
-question named a kind.
+``tiny_instruct_grounding.yaml``, then ``tiny_instruct.yaml``); ``named_reading_fraction`` asks crop reading
+about the pictured card by its kind (``NAMED_READING_QUESTIONS``: the phase-1 model read a crop near chance once the
+question named a kind); ``open_reading_fraction`` asks the generic dot question on whole scenes, answered by a
+look or a guess (``make_example``: without it the first-turn choice on the zoom question hardly ever varied).
 
 Every image, crop or full scene, is seen at the preset's view (``min_pixels = max_pixels = 112*112``), as the
 rollout will feed it; ``mm_token_type_ids`` come from the processor so M-RoPE positions are the same here, in
@@ -301,8 +302,8 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
     and the scene holds several, so the answer is, half and half, a look closer (a box of one card, drawn at random:
     no question names it) or a guess (one of the scene's dot colours). A real instruct model does both for a
     question it cannot settle; a tiny base trained only on decided tasks boxes or answers the zoom question
-    deterministically per question (measured, docs/demo.md: 0 of 40 questions mixed in 8 samples at temperature 1),
-    so GRPO's first round never compares the two."""
+    deterministically per question (measured, docs/demo.md: 2 of 80 questions mixed in 8 samples at temperature 1),
+    so GRPO's first round almost never compares the two."""
     if (task == "crop_reading" and open_reading and stage.open_reading_fraction > 0
             and rng.random() < stage.open_reading_fraction):
         return _open_reading_example(rng, stage, cfg)
