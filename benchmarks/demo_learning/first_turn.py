@@ -19,7 +19,7 @@ import re
 import numpy as np
 import torch
 
-from ground_r1.boxes import iou, parse_box
+from ground_r1.boxes import input_to_original, iou, parse_box
 from ground_r1.data.synthetic import SyntheticConfig, generate_scene, record_rng, zoom_question
 from ground_r1.models.loading import load_model, load_processor
 from ground_r1.paths import tiny_instruct_dir
@@ -29,11 +29,11 @@ from turn_decision import generate
 WELL_FORMED_BOX = re.compile(r"<box>\[\d+,\d+,\d+,\d+\]</box>")
 
 
-def box_target(text: str, scene, ref, scale: float) -> str:
+def box_target(text: str, scene, ref, view: tuple[int, int]) -> str:
     parsed = parse_box(text) if "<box>" in text else None
     if parsed is None:
         return "no_box"
-    box = [v * scale for v in parsed.box]
+    box = input_to_original(parsed.box, view, (scene.width, scene.height))  # as the rollout maps a box to its crop
     best = max(scene.referents, key=lambda r: iou(box, r.box))
     if iou(box, best.box) <= 0.5:
         return "no_card"
@@ -60,7 +60,7 @@ def main() -> None:
         images.append(image)
         refs.append((scene, ref))
     greedy = generate(model, processor, chats, images)
-    targets = [box_target(t, scene, ref, scene.width / 112) for t, (scene, ref) in zip(greedy, refs)]
+    targets = [box_target(t, scene, ref, (112, 112)) for t, (scene, ref) in zip(greedy, refs)]
     sampled = generate(model, processor, chats, images, max_new_tokens=30, do_sample=True,
                        temperature=args.temperature, top_k=50, top_p=1.0, num_return_sequences=args.samples)
     boxed = np.array(["<box>" in t for t in sampled]).reshape(args.questions, args.samples).mean(1)
