@@ -642,7 +642,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--seed", type=int, default=0, help="chooses the kill points, delays, phases and judge faults")
     p.add_argument("--kills", type=int, default=10, help="kill points per target")
     p.add_argument("--train_kills", type=int, default=None, help="kill points for training (default --kills)")

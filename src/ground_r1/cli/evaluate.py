@@ -19,8 +19,14 @@ Exit status: 0 done; 1 bad input or configuration (the message names it); 3 ever
 could not be judged (endpoint down past its retries, unparseable replies): the table says so and refuses an AVG
 built on too few items; the same command again judges only those items.
 
+Rollout settings (pixel limits, turns, tokens per turn, crop rules): a checkpoint saved by GRPO training carries
+the ones it was trained with (``rollout_settings.json``) and they are used unless a flag sets them
+(``--no-checkpoint_settings`` ignores the file); the log's first lines and the table say where each value came
+from. Without such a file: the SPEC §2 values (max_pixels 401408, 512 new tokens per turn, 5 turns).
+
 Defaults with nothing given: the tiny random model (max_pixels 12544, 32 new tokens per turn) and a built-in
 synthetic set (8 VisCoT-format items, or 4 RefCOCO-format objects x 2 expressions) — a CPU demo of every stage.
+A model given with the built-in set keeps its own settings (512 new tokens per turn without a settings file).
 """
 
 from __future__ import annotations
@@ -40,6 +46,7 @@ from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from ground_r1.evaluation import inference, refcoco, scores, tables
 from ground_r1.evaluation.judge import Judge, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
+from ground_r1.models.loading import check_model_path
 from ground_r1.prompt import BASELINE_TEMPLATES
 from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
@@ -76,19 +83,59 @@ class DistContext:
 
 
 
-def add_decoding_arguments(p) -> None:
-    """Model and decoding flags shared by every evaluation CLI (VisCoT/RefCOCO here, general benchmarks)."""
+CHECKPOINT_DEFAULT = "the checkpoint's rollout_settings.json, else"
+
+
+def add_decoding_arguments(p, demo_tokens: str = "the demo model") -> None:
+    """Model and decoding flags shared by every evaluation CLI (VisCoT/RefCOCO here, general benchmarks). The
+    rollout flags default to None: unset, they take the checkpoint's settings (:func:`apply_rollout_settings`).
+    ``demo_tokens`` says when the demo's 32-token budget applies."""
     p.add_argument("--max_new_tokens", type=int, default=None,
-                   help="new tokens per turn (default 512, SPEC §2; 32 for the demo model or set)")
+                   help=f"new tokens per turn (default: {CHECKPOINT_DEFAULT} 512, SPEC §2; {DEMO_MAX_NEW_TOKENS} "
+                        f"for {demo_tokens})")
     p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty,
                    help="greedy decoding's repetition penalty (SPEC §2)")
-    p.add_argument("--max_turns", type=int, default=5, help="ground_r1: assistant turns per item (SPEC §2)")
-    p.add_argument("--max_completion_length", type=int, default=None, help="ground_r1: total token budget")
-    p.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor min_pixels")
-    p.add_argument("--max_pixels", type=int, default=None, help="image processor max_pixels (default 401408; "
-                   "12544 for the demo model)")
+    p.add_argument("--max_turns", type=int, default=None,
+                   help=f"ground_r1: assistant turns per item (default: {CHECKPOINT_DEFAULT} 5, SPEC §2)")
+    p.add_argument("--max_completion_length", type=int, default=None,
+                   help=f"ground_r1: total token budget (default: {CHECKPOINT_DEFAULT} none)")
+    p.add_argument("--min_pixels", type=int, default=None,
+                   help=f"image processor min_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MIN_PIXELS})")
+    p.add_argument("--max_pixels", type=int, default=None,
+                   help=f"image processor max_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MAX_PIXELS}; "
+                        f"{DEMO_MAX_PIXELS} for the demo model)")
+    p.add_argument("--min_crop_size", type=int, default=None,
+                   help=f"ground_r1/ground_sft: crops widened to this many pixels (default: {CHECKPOINT_DEFAULT} 28)")
+    p.add_argument("--max_aspect_ratio", type=float, default=None,
+                   help=f"ground_r1: boxes at this aspect ratio or more are rejected (default: {CHECKPOINT_DEFAULT} 200)")
+    p.add_argument("--crop_fallback", choices=("full_image", "end"), default=None,
+                   help=f"ground_r1: no valid box -> full_image or end (default: {CHECKPOINT_DEFAULT} full_image)")
+    p.add_argument("--checkpoint_settings", action=argparse.BooleanOptionalAction, default=True,
+                   help="use the rollout settings a GRPO checkpoint was trained with (rollout_settings.json) for "
+                        "every flag above not given")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
     p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+
+
+def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tokens: bool) -> None:
+    """Fill every rollout flag not given: the checkpoint's settings (rollout_settings.json), else the demo's 112-px
+    view (``demo_pixels``) and 32-token turns (``demo_tokens``), else SPEC §2's. Logs one header line naming each
+    value's source.
+
+    Raises:
+        RolloutSettingsError: the checkpoint's settings file cannot be used (named).
+    """
+    from ground_r1.rollout_settings import EVAL_FLAGS, describe, read_settings, resolve_eval_settings
+
+    checkpoint = read_settings(args.model_path) if args.checkpoint_settings else None
+    demo = {**({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
+            **({"max_new_tokens_per_turn": DEMO_MAX_NEW_TOKENS} if demo_tokens else {})}
+    flags = {key: getattr(args, flag) for flag, key in EVAL_FLAGS.items()}
+    values, sources = resolve_eval_settings(flags, checkpoint, demo)
+    for flag, key in EVAL_FLAGS.items():
+        setattr(args, flag, values[key])
+    args.settings_sources = sources
+    logger.info("%s", describe(values, sources, args.model_path))
 
 
 def init_distributed(timeout_minutes: float = 600.0) -> DistContext:
@@ -129,7 +176,7 @@ def shutdown(ctx: DistContext) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--protocol", required=True, choices=inference.PROTOCOLS,
                    help="ground_r1: multi-round rollout (SPEC §2); baseline: one turn; ground_sft: the two turns of "
                         "SPEC §8; refcoco: grounding Acc@0.5")
@@ -145,10 +192,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt_class", default="only_question", choices=list(BASELINE_TEMPLATES),
                    help="baseline prompt: only_question (the question as is), simply_answer ('Please only give "
                         "the final answer of the Question:{q}'), basic_grpo (think/answer tags)")
-    p.add_argument("--max_items_per_dataset", type=int, default=None,
-                   help="first N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
-                        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set")
-    add_decoding_arguments(p)
+    p.add_argument("--max_items", "--max_items_per_dataset", dest="max_items", type=int, default=None,
+                   help="at most N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
+                        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set. "
+                        "--max_items_per_dataset is the old name")
+    add_decoding_arguments(p, demo_tokens="the demo model (no --model_path)")
     p.add_argument("--skip_bad_records", action="store_true", help="evaluate the valid records, list the others")
     p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
                    help="run the LLM judge when an endpoint is configured")
@@ -183,15 +231,12 @@ def apply_demo_defaults(args: argparse.Namespace) -> None:
 
         args.model_path = str(ensure_tiny_model())
         logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)
-    if args.max_pixels is None:
-        args.max_pixels = DEMO_MAX_PIXELS if demo_model else DEFAULT_MAX_PIXELS
-    if args.max_new_tokens is None:
-        args.max_new_tokens = DEMO_MAX_NEW_TOKENS if demo_model else 512
-    if args.max_items_per_dataset is None:
+    apply_rollout_settings(args, demo_pixels=demo_model, demo_tokens=demo_model)
+    if args.max_items is None:
         if args.data_path is None:
-            args.max_items_per_dataset = DEMO_REFCOCO_OBJECTS if args.protocol == "refcoco" else DEMO_VISCOT_ITEMS
+            args.max_items = DEMO_REFCOCO_OBJECTS if args.protocol == "refcoco" else DEMO_VISCOT_ITEMS
         else:
-            args.max_items_per_dataset = 0 if args.protocol == "refcoco" else 150
+            args.max_items = 0 if args.protocol == "refcoco" else 150
 
 
 def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
@@ -208,7 +253,7 @@ def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
 
 
 def load_items(args: argparse.Namespace) -> list[inference.EvalItem]:
-    limit = args.max_items_per_dataset
+    limit = args.max_items
     if args.protocol == "refcoco":
         return refcoco.load_refcoco_items(args.data_path, image_root=args.image_root,
                                           path_prefix=args.image_path_prefix, max_objects_per_split=limit)
@@ -225,7 +270,10 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
     return inference.InferenceConfig(protocol=args.protocol, model=model,
                                      prompt_class=args.prompt_class, sampling=sampling,
                                      max_turns=args.max_turns, max_completion_length=args.max_completion_length,
-                                     batch_size=args.batch_size)
+                                     min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
+                                     crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
+                                     max_pixels=args.max_pixels, batch_size=args.batch_size,
+                                     settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
@@ -290,9 +338,12 @@ def run_label(run_dir: Path, fallback: str) -> str:
 def stage_table(args: argparse.Namespace) -> str:
     out = Path(args.output_dir)
     label = args.label or run_label(out, args.protocol)
+    from ground_r1.rollout_settings import run_header
+
+    header = [line for line in (run_header(out),) if line]
     if args.protocol == "refcoco":
         results = refcoco.accuracy_by_split(scores.load_scores(out / refcoco.SCORES_NAME, required=("key", "dataset", "hit")))
-        markdown = refcoco.render_markdown(results, label)
+        markdown = refcoco.render_markdown(results, label, header=header)
         (out / "table.md").write_text(markdown, encoding="utf-8")
         (out / "table.csv").write_text(refcoco.render_csv(results), encoding="utf-8")
         return markdown
@@ -306,7 +357,9 @@ def stage_table(args: argparse.Namespace) -> str:
             runs[0].label = label
         runs.insert(0, tables.summarize(scores.load_scores(other / scores.SCORES_NAME), other_label,
                                         args.max_failure_share, args.allow_failures))
-    md_path, _ = tables.write_tables(runs, out)
+        header = [f"{other_label}: {line}" for line in (run_header(other),) if line] + \
+                 [f"{label}: {line}" for line in header]
+    md_path, _ = tables.write_tables(runs, out, header=header)
     return md_path.read_text(encoding="utf-8")
 
 
@@ -317,6 +370,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
     try:
+        check_model_path(args.model_path)  # a missing local folder is named before anything loads
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         if "infer" in stages:
             apply_demo_defaults(args)

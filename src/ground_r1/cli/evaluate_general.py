@@ -13,6 +13,10 @@ official LLM grader over ``OPENAI_MODEL`` / ``OPENAI_BASE_URL`` / ``OPENAI_API_K
 GRADED, said loudly, and its row shows n/a), ``score`` (per-item records, metrics, then ``summary.md`` and
 ``summary.csv`` in OUTPUT_DIR, the Markdown printed on stdout).
 
+Rollout settings (pixel limits, turns, tokens per turn, crop rules): a checkpoint saved by GRPO training carries
+the ones it was trained with (``rollout_settings.json``) and they are used unless a flag sets them; the log and
+summary.md say where each value came from (``ground_r1.cli.evaluate``).
+
 Defaults with nothing given: the tiny random model and a built-in synthetic set in the release's formats (one
 or two items per benchmark, written into OUTPUT_DIR/builtin_general) with small budgets (32 new tokens per turn)
 — a CPU demo of every stage, not a result.
@@ -29,13 +33,21 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ground_r1.cli.evaluate import DistContext, add_decoding_arguments, barrier, init_distributed, shutdown
-from ground_r1.data.images import DEFAULT_MAX_PIXELS
+from ground_r1.cli.evaluate import (
+    DistContext,
+    add_decoding_arguments,
+    apply_rollout_settings,
+    barrier,
+    init_distributed,
+    shutdown,
+)
 from ground_r1.evaluation import general, inference
 from ground_r1.evaluation.benchmarks import list_benchmarks
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TOKENS
 from ground_r1.evaluation.judge import JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
+from ground_r1.models.loading import check_model_path
+from ground_r1.rollout_settings import run_header
 from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
 logger = logging.getLogger("ground_r1.evaluate_general")
@@ -101,7 +113,7 @@ def write_demo_dataset(folder: str | Path) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate_general",
                                 description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--benchmarks", default="all",
                    help="comma-separated names (case and punctuation ignored), or 'all': "
                         + ",".join(list_benchmarks()))
@@ -115,8 +127,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", required=True, help="one subfolder per benchmark; reuse it to resume")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
-    p.add_argument("--max_items", type=int, default=0, help="first N items of each benchmark (0 = all)")
-    add_decoding_arguments(p)
+    p.add_argument("--max_items", "--max_items_per_dataset", dest="max_items", type=int, default=0,
+                   help="at most N items per benchmark (0 = all); --max_items_per_dataset is accepted too")
+    add_decoding_arguments(p, demo_tokens="the demo model or the built-in demo set")
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
                    help="grade MM-Vet when a grader endpoint is configured")
     p.add_argument("--judge_model", default=None, help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini)")
@@ -161,10 +174,7 @@ def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
         barrier(ctx)
         args.dataset_root = str(folder)
         logger.warning("no --dataset_root: the built-in demo set %s (a demo, not a result)", folder)
-    if args.max_pixels is None:
-        args.max_pixels = DEMO_MAX_PIXELS if demo_model else DEFAULT_MAX_PIXELS
-    if args.max_new_tokens is None:
-        args.max_new_tokens = DEMO_MAX_NEW_TOKENS if demo_model or demo_data else 512
+    apply_rollout_settings(args, demo_pixels=demo_model, demo_tokens=demo_model or demo_data)
 
 
 def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
@@ -174,7 +184,11 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
     model = str(local.resolve()) if local.exists() else str(args.model_path)
     return inference.InferenceConfig(protocol=general.inference_protocol(args.protocol), model=model,
                                      prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
-                                     max_completion_length=args.max_completion_length, batch_size=args.batch_size)
+                                     max_completion_length=args.max_completion_length,
+                                     min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
+                                     crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
+                                     max_pixels=args.max_pixels, batch_size=args.batch_size,
+                                     settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general.BenchmarkData]) -> None:
@@ -241,10 +255,15 @@ def stage_score(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -
         (out / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.records), encoding="utf-8")
         extra = {"benchmark": data.name, "version": data.spec.version, "protocol": args.protocol,
                  "file": str(data.file), "errors": scored.errors, "missing": scored.missing}
-        (out / "metrics.json").write_text(json.dumps({**extra, "metrics": metrics}, indent=2) + "\n", encoding="utf-8")
-        rows.extend(general.summary_rows(data.spec, metrics, scored))
+        summary = general.summary_rows(data.spec, metrics, scored)
+        uncertainty = {r.metric: {"value": r.score, "se": r.se, "items": r.items, "method": r.error_bar}
+                       for r in summary}
+        (out / "metrics.json").write_text(json.dumps({**extra, "metrics": metrics, "uncertainty": uncertainty},
+                                                     indent=2) + "\n", encoding="utf-8")
+        rows.extend(summary)
     out_dir = Path(args.output_dir)
-    markdown = general.render_summary_markdown(rows, run_label(args))
+    header = [line for line in (run_header(out_dir / d.name) for d in loaded[:1]) if line]
+    markdown = general.render_summary_markdown(rows, run_label(args), header=header)
     (out_dir / SUMMARY_MD).write_text(markdown, encoding="utf-8")
     (out_dir / SUMMARY_CSV).write_text(general.render_summary_csv(rows), encoding="utf-8")
     return markdown
@@ -258,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
     try:
+        check_model_path(args.model_path)  # a missing local folder is named before anything loads
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         apply_demo_defaults(args, ctx)
         loaded = general.load_benchmarks(names, args.dataset_root, max_items=args.max_items or None)

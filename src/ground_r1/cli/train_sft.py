@@ -18,20 +18,33 @@ from ground_r1.distributed import exit_process, finish_distributed
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trl import TrlParser
+    from trl import SFTConfig
 
+    from ground_r1.cli.parser import HelpSection, StrictTrlParser, field_names, own_fields
     from ground_r1.distributed import init_cpu_gloo_state
+    from ground_r1.models.loading import ModelPathError
     from ground_r1.sft.train import GroundR1SFTConfig, SFTScriptArguments, train_sft
 
     # Several processes on CPU need the gloo state before the training arguments (ENVIRONMENT.md).
     gloo = init_cpu_gloo_state()
-    parser = TrlParser((SFTScriptArguments, GroundR1SFTConfig))
+    parser = StrictTrlParser(
+        (SFTScriptArguments, GroundR1SFTConfig), description=__doc__.split("\n\n")[0],
+        sections=[HelpSection("SFT (SPEC §8)", field_names(SFTScriptArguments) + own_fields(GroundR1SFTConfig, SFTConfig)),
+                  HelpSection("common training options", ("output_dir", "max_steps", "num_train_epochs",
+                                                          "learning_rate", "per_device_train_batch_size",
+                                                          "gradient_accumulation_steps", "bf16", "logging_steps",
+                                                          "save_steps", "report_to", "seed"))],
+        prog="python -m ground_r1.cli.train_sft")
     script_args, config = parser.parse_args_and_config(argv)
     if gloo:
         config.accelerator_config.use_configured_state = True
     logging.basicConfig(level=logging.INFO if config.process_index == 0 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    train_sft(script_args, config)
+    try:
+        train_sft(script_args, config)
+    except ModelPathError as exc:
+        logging.getLogger("ground_r1.sft").error("%s", exc)
+        return 1
     finish_distributed()
     return 0
 

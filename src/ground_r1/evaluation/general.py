@@ -278,7 +278,8 @@ class SummaryRow:
 
     ``items`` counts the scored records; ``unparsed`` those whose answer could not be read (scored wrong);
     ``left_out`` the items excluded from the number (prediction errors, missing predictions, failed or absent
-    MM-Vet gradings).
+    MM-Vet gradings); ``se`` the number's standard error and ``error_bar`` how it was estimated
+    (``BenchmarkSpec.estimate``, docs/metrics.md "Error bars").
     """
 
     benchmark: str
@@ -288,6 +289,8 @@ class SummaryRow:
     unparsed: int
     left_out: int
     notes: str = ""
+    se: float | None = None
+    error_bar: str = ""
 
 
 def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark) -> list[SummaryRow]:
@@ -297,9 +300,11 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
     unparsed = sum(1 for r in records if r.get("parsed") is None)
     left_out = scored.errors + scored.missing
 
-    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0) -> SummaryRow:
+    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0, which: str = "headline") -> SummaryRow:
         value = float(score) if isinstance(score, (int, float)) else None
-        return SummaryRow(spec.name, metric, value, len(records), unparsed, left_out + extra_left_out, notes)
+        estimate = spec.estimate(records, which)
+        return SummaryRow(spec.name, metric, value, len(records), unparsed, left_out + extra_left_out, notes,
+                          estimate.se if value is not None else None, estimate.describe())
 
     if isinstance(spec, MMESpec):
         notes = f"perception {metrics['perception']:.1f}, cognition {metrics['cognition']:.1f}"
@@ -309,7 +314,7 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
     if isinstance(spec, PopeSpec):
         o = metrics["overall"]
         notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
-        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes)]
+        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes, which="f1")]
     if isinstance(spec, MMVetSpec):
         failed = metrics["n_failed"]
         if not scored.graded:
@@ -321,22 +326,28 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
     return [row("accuracy", spec.headline(dict(metrics)))]
 
 
-_COLUMNS = ("Benchmark", "Metric", "Score", "Items", "Unparsed", "Left out", "Notes")
+_COLUMNS = ("Benchmark", "Metric", "Score ± SE", "Items", "Unparsed", "Left out", "Notes")
 
 
-def _fmt(score: float | None) -> str:
-    return "n/a" if score is None else f"{score:.1f}"
+def _fmt(score: float | None, se: float | None = None) -> str:
+    if score is None:
+        return "n/a"
+    return f"{score:.1f}" + (f" ± {se:.1f}" if se is not None else " ± n/a")
 
 
-def render_summary_markdown(rows: list[SummaryRow], label: str) -> str:
-    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800)."""
-    lines = [f"## General benchmarks ({label})", "", "| " + " | ".join(_COLUMNS) + " |",
-             "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+def render_summary_markdown(rows: list[SummaryRow], label: str, header: list[str] | None = None) -> str:
+    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800). ``header``: lines
+    under the title (the run's rollout settings and their source)."""
+    lines = [f"## General benchmarks ({label})", "", *(header or []), *([""] if header else []),
+             "| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in rows:
-        cells = (r.benchmark, r.metric, _fmt(r.score), str(r.items), str(r.unparsed), str(r.left_out), r.notes)
+        cells = (r.benchmark, r.metric, _fmt(r.score, r.se), str(r.items), str(r.unparsed), str(r.left_out), r.notes)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Unparsed answers count as wrong; left-out "
-              "items (prediction errors, failed MM-Vet gradings) are excluded and counted, never scored 0."]
+              "items (prediction errors, failed MM-Vet gradings) are excluded and counted, never scored 0.",
+              "± is one standard error: of the mean over the Items for accuracies and MM-Vet; a seeded bootstrap "
+              "(1,000 resamples, seed 0) for the MME total (over images within their task) and POPE's F1 (over "
+              "items); n/a with fewer than two items (docs/metrics.md, Error bars)."]
     return "\n".join(lines) + "\n"
 
 
@@ -344,8 +355,8 @@ def render_summary_csv(rows: list[SummaryRow]) -> str:
     """The same table as CSV (score empty when not available; full precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "score", "items", "unparsed", "left_out", "notes"])
+    writer.writerow(["benchmark", "metric", "score", "se", "items", "unparsed", "left_out", "notes", "error_bar"])
     for r in rows:
-        writer.writerow([r.benchmark, r.metric, "" if r.score is None else repr(r.score), r.items, r.unparsed,
-                         r.left_out, r.notes])
+        writer.writerow([r.benchmark, r.metric, "" if r.score is None else repr(r.score),
+                         "" if r.se is None else repr(r.se), r.items, r.unparsed, r.left_out, r.notes, r.error_bar])
     return buffer.getvalue()

@@ -31,6 +31,7 @@ from typing import Any, Iterable, Mapping
 
 from ground_r1.boxes import input_to_original, iou, parse_first_box_signed, xywh_to_xyxy
 from ground_r1.evaluation.inference import EvalItem, limit_per_dataset
+from ground_r1.evaluation.uncertainty import mean_estimate
 
 IOU_THRESHOLD = 0.5
 PROTOCOL_LABELS = {
@@ -155,6 +156,8 @@ class SplitResult:
     any_expression: float | None  # objects with any hit / objects
     no_box: int  # expressions whose answer held no box (scored as misses)
     failures: int  # predictions that failed (excluded)
+    standard_se: float | None = None  # standard error of the mean over expressions (evaluation.uncertainty)
+    any_expression_se: float | None = None  # standard error of the mean over objects
 
 
 def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResult]:
@@ -175,6 +178,8 @@ def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResul
             any_expression=sum(objects.values()) / len(objects) if objects else None,
             no_box=sum(1 for r in scored if r["box"] is None),
             failures=len(split_rows) - len(scored),
+            standard_se=mean_estimate([float(bool(r["hit"])) for r in scored]).se,
+            any_expression_se=mean_estimate([float(hit) for hit in objects.values()]).se,
         )
     return results
 
@@ -186,8 +191,13 @@ def _ordered(results: Mapping[str, SplitResult]) -> list[str]:
     return [s for s in SPLIT_ORDER if s in results] + sorted(s for s in results if s not in SPLIT_ORDER)
 
 
-def _pct(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}"
+def _pct(value: float | None, digits: int, se: float | None = None, with_se: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{100 * value:.{digits}f}"
+    if with_se:
+        text += f" ± {100 * se:.{digits}f}" if se is not None else " ± n/a"
+    return text
 
 
 _HEADER = ["split", "expressions", "objects", PROTOCOL_LABELS["standard"], PROTOCOL_LABELS["any_expression"],
@@ -195,28 +205,32 @@ _HEADER = ["split", "expressions", "objects", PROTOCOL_LABELS["standard"], PROTO
 
 
 def _cells(split: str, r: SplitResult, digits: int) -> list[str]:
-    return [split, str(r.expressions), str(r.objects), _pct(r.standard, digits), _pct(r.any_expression, digits),
-            str(r.no_box), str(r.failures)]
+    return [split, str(r.expressions), str(r.objects), _pct(r.standard, digits, r.standard_se, True),
+            _pct(r.any_expression, digits, r.any_expression_se, True), str(r.no_box), str(r.failures)]
 
 
-def render_markdown(results: Mapping[str, SplitResult], label: str = "") -> str:
-    lines = [f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100", "",
-             "| " + " | ".join(_HEADER) + " |", "|---" + "|---:" * (len(_HEADER) - 1) + "|"]
+def render_markdown(results: Mapping[str, SplitResult], label: str = "", header: list[str] | None = None) -> str:
+    lines = [f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100", "", *(header or []),
+             *([""] if header else []), "| " + " | ".join(_HEADER) + " |", "|---" + "|---:" * (len(_HEADER) - 1) + "|"]
     lines += ["| " + " | ".join(_cells(s, results[s], 1)) + " |" for s in _ordered(results)]
     lines += ["", f"- standard: each referring expression counts once (IoU >= {IOU_THRESHOLD} with the "
               "ground-truth box); the usual protocol.",
               "- release: an object counts as correct if any of its expressions hits; the paper's RefCOCO numbers "
               "used this protocol.", "- no box: answers without a parsable box, scored as misses; failures: "
-              "predictions that failed, excluded."]
+              "predictions that failed, excluded.", "- ± one standard error of the mean: over the split's "
+              "expressions (standard), over its objects (release) (docs/metrics.md, Error bars)."]
     return "\n".join(lines) + "\n"
 
 
 def render_csv(results: Mapping[str, SplitResult]) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_HEADER)
+    writer.writerow(_HEADER[:4] + ["standard_se", _HEADER[4], "release_se"] + _HEADER[5:])
     for split in _ordered(results):
-        writer.writerow(_cells(split, results[split], 2))
+        r = results[split]
+        writer.writerow([split, r.expressions, r.objects, _pct(r.standard, 2), "" if r.standard_se is None else
+                         f"{100 * r.standard_se:.2f}", _pct(r.any_expression, 2), "" if r.any_expression_se is None
+                         else f"{100 * r.any_expression_se:.2f}", r.no_box, r.failures])
     return buffer.getvalue()
 
 

@@ -19,9 +19,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ground_r1.evaluation.benchmarks.parsing import strip_answer_tags
+
+if TYPE_CHECKING:
+    from ground_r1.evaluation.uncertainty import Estimate
 
 logger = logging.getLogger(__name__)
 
@@ -153,7 +156,7 @@ class BenchmarkSpec:
                 try:
                     record = json.loads(raw)
                 except json.JSONDecodeError as err:
-                    problems.append(f"{where}: invalid JSON ({err.msg} at column {err.colno})")
+                    problems.append(f"{where}: invalid JSON ({err.msg.removesuffix(' at')} at column {err.colno})")
                     continue
                 if not isinstance(record, dict):
                     problems.append(f"{where}: expected a JSON object, got {type(record).__name__}")
@@ -278,6 +281,18 @@ class BenchmarkSpec:
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Metrics in the paper's units (x100) from per-item records."""
         raise NotImplementedError(f"{type(self).__name__} must define aggregate")
+
+    def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> "Estimate":
+        """A reported number with its item count and uncertainty (``ground_r1.evaluation.uncertainty``).
+
+        By default the number is the mean over items of 100 x ``correct``, so its standard error. A spec whose
+        number is not a plain mean over independent items (a sum over tasks, an F1, a score over groups of items)
+        overrides this and feeds one row per unit (item or group) and its statistic to ``bootstrap_estimate``.
+        ``metric`` names the row of the summary table when a spec reports several (POPE: "accuracy", "f1").
+        """
+        from ground_r1.evaluation.uncertainty import mean_estimate
+
+        return mean_estimate([100.0 * bool(r["correct"]) for r in records])
 
     def headline(self, metrics: dict[str, Any]) -> float | None:
         """The number the paper reports, read from ``aggregate()``'s result by ``headline_metric``."""
