@@ -152,17 +152,23 @@ def test_summary_table_in_the_papers_units(tmp_path):
         rows += general.summary_rows(data.spec, data.spec.aggregate(scored.records), scored)
     markdown = general.render_summary_markdown(rows, "direct, tiny").splitlines()
     # MME existence: 1/2 right (acc 50), its image not all right (acc+ 0) -> 50; count: 2/2 and 1/1 -> 200; sum 250.
-    assert "| MME | total (perception + cognition) | 250.0 | 4 | 0 | 0 | perception 250.0, cognition 0.0; only 2/14 tasks |" in markdown
+    # Its error bar: a bootstrap over images within their task; one image per task here, so every resample is
+    # the data itself: 0.0.
+    assert "| MME | total (perception + cognition) | 250.0 ± 0.0 | 4 | 0 | 0 | perception 250.0, cognition 0.0; only 2/14 tasks |" in markdown
     # POPE: tp 1 (yes/yes), fp 1 (no/yes), tn 1, "maybe" unparsed: acc 2/4 = 50.0, P 1/2 = 50, R 1/1 = 100,
-    # F1 = 2*50*100/150 = 66.7, yes-ratio 2/3 parsed = 66.7.
+    # F1 = 2*50*100/150 = 66.7, yes-ratio 2/3 parsed = 66.7. Accuracy's SE: values 100, 0, 100, 0 -> s = 57.735,
+    # / sqrt(4) = 28.9. F1's: the seeded bootstrap over the 4 items, 40.2.
     pope_notes = "precision 50.0, recall 100.0, yes-ratio 66.7"
-    assert f"| POPE | accuracy | 50.0 | 4 | 1 | 0 | {pope_notes} |" in markdown
-    assert f"| POPE | F1 | 66.7 | 4 | 1 | 0 | {pope_notes} |" in markdown
-    assert "| RealworldQA | accuracy | 100.0 | 1 | 0 | 0 |  |" in markdown
+    assert f"| POPE | accuracy | 50.0 ± 28.9 | 4 | 1 | 0 | {pope_notes} |" in markdown
+    assert f"| POPE | F1 | 66.7 ± 40.2 | 4 | 1 | 0 | {pope_notes} |" in markdown
+    assert "| RealworldQA | accuracy | 100.0 ± n/a | 1 | 0 | 0 |  |" in markdown  # one item: no standard error
     assert markdown[0] == "## General benchmarks (direct, tiny)"
     csv_lines = general.render_summary_csv(rows).splitlines()
-    assert csv_lines[0] == "benchmark,metric,score,items,unparsed,left_out,notes"
+    assert csv_lines[0] == "benchmark,metric,score,se,items,unparsed,left_out,notes,error_bar"
+    assert csv_lines[2].startswith("POPE,accuracy,50.0,28.8675134594")
+    assert csv_lines[2].endswith(",standard error of the mean over 4 items")
     assert csv_lines[3].startswith("POPE,F1,66.666666666666")
+    assert csv_lines[3].endswith("bootstrap standard error, 1000 resamples (seed 0) over 4 items\"")
 
 
 # ------------------------------------------------------------------------------------------ MM-Vet grading
@@ -270,5 +276,6 @@ def test_a_killed_run_resumes_per_benchmark(tmp_path, monkeypatch):
     for name in ("summary.md", "summary.csv", "MME/scores.jsonl", "POPE/scores.jsonl", "POPE/predictions.jsonl"):
         assert (killed / name).read_text() == (tmp_path / "full" / name).read_text()
     # Every answer is "Yes": MME count acc 50 + acc+ 0 = 50.0; POPE acc 1/2 = 50.0.
-    assert "| MME | total (perception + cognition) | 50.0 | 2 |" in (killed / "summary.md").read_text()
-    assert "| POPE | accuracy | 50.0 | 2 |" in (killed / "summary.md").read_text()
+    # One image: one bootstrap unit, so no standard error.
+    assert "| MME | total (perception + cognition) | 50.0 ± n/a | 2 |" in (killed / "summary.md").read_text()
+    assert "| POPE | accuracy | 50.0 ± 50.0 | 2 |" in (killed / "summary.md").read_text()

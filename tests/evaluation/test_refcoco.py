@@ -75,8 +75,9 @@ def test_standard_and_any_expression_protocols_differ_on_a_hand_made_case():
     md = refcoco.render_markdown({"RefCOCO/val": result}, "ground_r1")
     header = md.splitlines()[2]
     assert header.index("standard (per expression)") < header.index("release (object hit by any of its expressions)")
-    assert "| RefCOCO/val | 4 | 3 | 50.0 | 66.7 | 1 | 1 |" in md
-    assert refcoco.render_csv({"RefCOCO/val": result}).splitlines()[1] == "RefCOCO/val,4,3,50.00,66.67,1,1"
+    # Error bars: hits 1, 1, 0, 0 over expressions -> s 0.577 / sqrt(4) = 28.9; objects 1, 1, 0 -> 0.577 / sqrt(3).
+    assert "| RefCOCO/val | 4 | 3 | 50.0 ± 28.9 | 66.7 ± 33.3 | 1 | 1 |" in md
+    assert refcoco.render_csv({"RefCOCO/val": result}).splitlines()[1] == "RefCOCO/val,4,3,50.00,28.87,66.67,33.33,1,1"
 
 
 def test_splits_are_listed_in_the_paper_order():

@@ -100,11 +100,11 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
     assert v1_0.body["max_tokens"] == 3 and v1_0.body["model"] == "grader-test"
     assert sum(r.user_content.endswith(MMVET_RETRY_SUFFIX) for r in first_requests) == 4
     assert (metrics["MMVet"]["n_graded"], metrics["MMVet"]["n_failed"]) == (15, 1)
-    assert "| MMVet | total (LLM-graded) | 53.3 | 16 |" in summary and "graded 15/16, 1 grading(s) failed" in summary
+    assert "| MMVet | total (LLM-graded) | 53.3 ± 3.3 | 16 |" in summary and "graded 15/16, 1 grading(s) failed" in summary
     assert "| MME | total (perception + cognition) |" in summary and "tasks" not in summary.split("| MME |")[1].split("\n")[0]
     assert [line.split(" | ")[0][2:] for line in summary.splitlines() if line.startswith("| ") and " | " in line][1:] == [
         "MME", "POPE", "POPE", "SEED_Bench", "MMBench_en_dev", "MMMU_val", "MME_RealWorld_Lite", "RealworldQA", "MMVet"]
-    assert (out / "summary.csv").read_text().startswith("benchmark,metric,score,items,unparsed,left_out,notes\n")
+    assert (out / "summary.csv").read_text().startswith("benchmark,metric,score,se,items,unparsed,left_out,notes,error_bar\n")
     texts = [p.read_text() for p in out.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     assert all(KEY not in text for text in texts)
 

@@ -37,7 +37,7 @@ class Estimate:
         n: the items the number is computed over.
         method: "mean" (standard error of a mean over items) or "bootstrap".
         units: the resampled units (bootstrap; equals ``n`` when units are items).
-        unit: what a unit is ("item", "image (2 questions)", ...).
+        unit: what the units are, plural ("items", "images (each with its questions)", ...).
         resamples, seed: of the bootstrap (0 / None for "mean").
     """
 
@@ -46,7 +46,7 @@ class Estimate:
     n: int
     method: str
     units: int = 0
-    unit: str = "item"
+    unit: str = "items"
     resamples: int = 0
     seed: int | None = None
 
@@ -61,7 +61,7 @@ class Estimate:
         if self.method == "mean":
             return f"standard error of the mean over {self.n} items"
         return (f"bootstrap standard error, {self.resamples} resamples (seed {self.seed}) over {self.units} "
-                f"{self.unit}s ({self.n} items)")
+                f"{self.unit}" + (f" ({self.n} items)" if self.unit != "items" else ""))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,7 +106,7 @@ def bootstrap_estimate(
     *,
     items: int | None = None,
     strata: Sequence[Hashable] | None = None,
-    unit: str = "item",
+    unit: str = "items",
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> Estimate:
@@ -146,4 +146,5 @@ def mean_of_group_means(groups: Sequence[Hashable], values: Sequence[float]) -> 
         counts = np.bincount(codes, minlength=k)
         return float(np.mean(sums / counts))
 
-    return bootstrap_estimate(np.asarray(values, dtype=float)[:, None], statistic, strata=labels)
+    return bootstrap_estimate(np.asarray(values, dtype=float)[:, None], statistic, strata=labels,
+                              unit="items (resampled within their group)")

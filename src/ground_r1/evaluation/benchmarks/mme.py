@@ -153,4 +153,4 @@ class MMESpec(BenchmarkSpec):
             return float(np.sum(100.0 * correct / items + 100.0 * all_right / images))
 
         return bootstrap_estimate(rows, total, items=len(records), strata=[k[0] for k in keys],
-                                  unit="image (its questions)")
+                                  unit="images (each with its questions, resampled within its task)")
