@@ -232,9 +232,28 @@ def multi_process_hint(training_args, script_args, argv: list[str]) -> str:
                      f"{Path(training_args.output_dir) / 'heldout_eval.json'}"
 
 
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value given to ``flag`` on the command line (``--flag V`` or ``--flag=V``), else None."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
+    from ground_r1.models.loading import ModelPathError, check_model_path
+
+    # A missing local model folder first, by name: before the preset's own checks, before anything loads.
+    try:
+        check_model_path(flag_value(argv, "--model_name_or_path"))
+    except ModelPathError as exc:
+        setup_logging(int(os.environ.get("RANK", "0")) == 0)
+        logger.error("%s", exc)
+        return 1
     from ground_r1.distributed import init_cpu_gloo_state
 
     # Multi-process on CPU (tests, laptops) needs the gloo state before the training args (ENVIRONMENT.md).
@@ -246,7 +265,6 @@ def main(argv: list[str] | None = None) -> int:
     is_main = int(os.environ.get("RANK", "0")) == 0
     setup_logging(is_main)
 
-    from ground_r1.models.loading import ModelPathError, check_model_path
     from ground_r1.trackers import TrackerError, check_trackers, tracker_environment
 
     # Configuration errors, before anything is loaded (exit 1, the message names the problem).

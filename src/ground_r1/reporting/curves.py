@@ -94,7 +94,19 @@ def _max_turns(run_dir: Path) -> int | None:
 
 def plot_curves(metrics_path: str | Path, out_path: str | Path, window: int | None = None,
                 heldout_path: str | Path | None = None) -> Path:
-    """Write the figure; a metric never logged gets an empty panel saying so (never a silent omission).
+    """Write the figure (:func:`curves_figure`) to ``out_path``."""
+    import matplotlib.pyplot as plt
+
+    fig = curves_figure(metrics_path, window, heldout_path)
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out_path, dpi=90)
+    plt.close(fig)
+    return out_path
+
+
+def curves_figure(metrics_path: str | Path, window: int | None = None, heldout_path: str | Path | None = None):
+    """The matplotlib figure; a metric never logged gets an empty panel saying so (never a silent omission).
     ``heldout_path`` defaults to the run folder's heldout_eval.json (used when present)."""
     import matplotlib
 
@@ -137,8 +149,4 @@ def plot_curves(metrics_path: str | Path, out_path: str | Path, window: int | No
             "figures (held-out questions); lines: heldout_eval.json references.")
     fig.suptitle(note, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
-    out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=90)
-    plt.close(fig)
-    return out_path
+    return fig
