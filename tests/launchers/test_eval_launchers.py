@@ -90,7 +90,7 @@ def test_multi_baseline_with_the_judge_server(tmp_path, release_format_dir, visc
         env = viscot_env(release_format_dir, viscot_images)
         env.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY=KEY, OPENAI_MODEL="judge-test",
                    PROMPT_CLASS="basic_grpo")
-        result = launch("multi_baseline.sh", tmp_path, env, "--max_items_per_dataset", "1")
+        result = launch("multi_baseline.sh", tmp_path, env, "--max_items", "1")
         assert len(server.chat_requests) == 13
     out = tmp_path / "out"
     check_viscot_table(result, out, judged=True)
@@ -123,7 +123,7 @@ def test_multi_ground_sft(tmp_path, release_format_dir, viscot_images):
 
 def test_multi_refcoco(tmp_path, release_format_dir, refcoco_images):
     env = {"DATA_PATH": str(release_format_dir / REFCOCO), "IMAGE_ROOT": str(refcoco_images), "OUTPUT_DIR": "out"}
-    result = launch("multi_RefCOCO.sh", tmp_path, env, "--max_items_per_dataset", "1")
+    result = launch("multi_RefCOCO.sh", tmp_path, env, "--max_items", "1")
     out = tmp_path / "out"
     records = predictions(out)
     assert len({r["object_key"] for r in records}) == 8  # one object per split
