@@ -444,7 +444,7 @@ class FaultPolicy:
 
 
 def eval_command(items_per_dataset: int) -> list[str]:
-    return ["bash", str(REPO / "eval" / "multi_Ground_R1.sh"), "--max_items_per_dataset", str(items_per_dataset),
+    return ["bash", str(REPO / "eval" / "multi_Ground_R1.sh"), "--max_items", str(items_per_dataset),
             "--max_new_tokens", "8", "--max_turns", "2", "--judge_concurrency", "2", "--no_progress"]
 
 

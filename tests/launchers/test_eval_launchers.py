@@ -96,7 +96,7 @@ def test_multi_baseline_with_the_judge_server(tmp_path, release_format_dir, visc
     check_viscot_table(result, out, judged=True)
     assert all(r["prompt"].endswith("final answer in <answer> </answer> tags.") for r in predictions(out))
     # Every judgment is 0.5: each sub-dataset's judge mean and the AVG are 50.0.
-    assert "| **AVG** | **12** | **50.0** |" in (out / "table.md").read_text()
+    assert "| **AVG** | **12** | **50.0 ± 0.0** |" in (out / "table.md").read_text()
     texts = [p.read_text() for p in out.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     assert all(KEY not in text for text in texts)
 
@@ -138,15 +138,19 @@ def test_multi_refcoco(tmp_path, release_format_dir, refcoco_images):
 def test_multi_ground_r1_on_a_checkpoint_written_by_the_trainer(tmp_path, release_format_dir, viscot_images):
     train = subprocess.run(
         [sys.executable, "-m", "ground_r1.cli.train_grpo", "--config", str(REPO / "configs/grpo/tiny_cpu.yaml"),
-         "--max_steps", "1", "--save_steps", "1", "--output_dir", str(tmp_path / "grpo"), "--report_to", "none"],
+         "--max_steps", "1", "--save_steps", "1", "--output_dir", str(tmp_path / "grpo"), "--report_to", "none",
+         "--heldout_eval_questions", "0"],
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-4000:]
     checkpoint = tmp_path / "grpo" / "checkpoint-1"
     assert (checkpoint / "model.safetensors").is_file()
     env = {**viscot_env(release_format_dir, viscot_images), "MODEL_PATH": "grpo/checkpoint-1"}  # relative to the caller
-    # A real checkpoint gets the real defaults (512 tokens per turn, max_pixels 401408): scaled down for the CPU.
-    result = launch("multi_Ground_R1.sh", tmp_path, env, "--max_items_per_dataset", "1", "--max_new_tokens", "16",
-                    "--max_pixels", "12544")
+    # The checkpoint's rollout_settings.json gives its 112-px view and 3 turns; the flag cuts the tokens for the CPU.
+    result = launch("multi_Ground_R1.sh", tmp_path, env, "--max_items_per_dataset", "1", "--max_new_tokens", "16")
     out = tmp_path / "out"
     check_viscot_table(result, out, judged=False)
-    assert json.loads((out / "inference_config.json").read_text())["model"] == str(checkpoint)
+    used = json.loads((out / "inference_config.json").read_text())
+    assert used["model"] == str(checkpoint)
+    assert (used["max_pixels"], used["max_turns"], used["sampling"]["max_new_tokens"]) == (12544, 3, 16)
+    assert used["notes"]["settings_sources"]["max_pixels"] == "checkpoint"
+    assert used["notes"]["settings_sources"]["max_new_tokens_per_turn"] == "flag"
