@@ -213,7 +213,7 @@ def test_wandb_logs_into_the_run_folder_unless_told_otherwise(tmp_path):
 def test_the_multi_process_hint_names_the_run_not_a_placeholder(tmp_path):
     script_args, training_args, _ = train_grpo.parse_args([*CPU, "--output_dir", str(tmp_path / "run"),
                                                            "--heldout_eval_questions", "64"])
-    hint = train_grpo.multi_process_hint(training_args, script_args, [])
+    hint = train_grpo.multi_process_hint(training_args, script_args)
     assert "<" not in hint
     assert hint == (f"python -m ground_r1.cli.evaluate_controls --model_path {tmp_path / 'run'} --max_questions 64 "
                     f"--output {tmp_path / 'run' / 'heldout_eval.json'}")

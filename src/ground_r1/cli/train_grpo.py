@@ -5,11 +5,14 @@
     python -m ground_r1.cli.train_grpo --config configs/grpo/tiny_cpu.yaml     # the CPU demo defaults
 
 Any field of GroundR1Config (TRL's GRPOConfig + the method), GroundR1ScriptArguments or TRL's ModelConfig can be
-given in the YAML and overridden on the command line (TRL's parser conventions). With no model or data given,
-the tiny offline model and the built-in synthetic data are used, and the log says so.
+given in the YAML and overridden on the command line, by its whole name (``ground_r1.cli.parser``: no prefixes;
+``--help`` shows the method's options, ``--help_all`` every one). With no model or data given, the tiny offline
+model and the built-in synthetic data are used, and the log says so.
 
-The recipe, top to bottom: parse and check -> data (validated up front, before any GPU time) -> model and
-processor -> reward functions -> trainer -> resume point -> train -> save.
+The recipe, top to bottom: parse and check (a missing local model folder and a tracker that cannot start stop the
+run here, exit 1) -> data (validated up front, before any GPU time) -> model and processor -> reward functions ->
+trainer (one console line per step; the held-out figure before step 1 and every ``heldout_eval_steps``) -> resume
+point -> train -> save (with rollout_settings.json) -> held-out controls -> curves, gallery, model card.
 """
 
 from __future__ import annotations
@@ -214,13 +217,16 @@ def base_from_metrics(metrics_path: Path) -> dict | None:
     if not metrics_path.is_file():
         return None
     for line in metrics_path.read_text(encoding="utf-8").splitlines():
-        record = json.loads(line) if line.strip() else {}
+        try:
+            record = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
         if record.get("step") == 0 and "heldout/accuracy" in record:
             return {k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("heldout/")}
     return None
 
 
-def multi_process_hint(training_args, script_args, argv: list[str]) -> str:
+def multi_process_hint(training_args, script_args) -> str:
     """The command that runs the held-out controls after a multi-process run (the checkpoint carries its rollout
     settings; the held-out data is named when the run had its own)."""
     command = f"python -m ground_r1.cli.evaluate_controls --model_path {training_args.output_dir}"
@@ -329,7 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             heldout_controls(trainer, evaluation, training_args, heldout_callback.base if heldout_callback else None)
         elif trainer.accelerator.is_main_process:  # a rank-0-only forward would hang a sharded (ZeRO-3) model
             logger.info("held-out controls need one process (a rank-0-only forward would hang ZeRO-3); run them "
-                        "after this multi-process run: %s", multi_process_hint(training_args, script_args, argv))
+                        "after this multi-process run: %s", multi_process_hint(training_args, script_args))
     if trainer.accelerator.is_main_process:  # after the held-out evaluation: the figures show its reference lines
         from ground_r1.reporting import write_report
         from ground_r1.reporting.model_card import write_model_card
