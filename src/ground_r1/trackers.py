@@ -36,26 +36,37 @@ def _names(report_to: Iterable[str] | str | None) -> list[str]:
     return [n for n in names if n and n != "none"]
 
 
+def _get(environ, key: str, default: str = "") -> str:
+    """One variable, by name (``environ`` None: the process environment; tests pass a dict)."""
+    return os.environ.get(key, default) if environ is None else environ.get(key, default)
+
+
+def _set(environ, key: str, value: str) -> None:
+    if environ is None:
+        os.environ[key] = value
+    else:
+        environ[key] = value
+
+
 def _wandb_has_key(environ) -> bool:
-    if environ.get("WANDB_API_KEY"):
+    if _get(environ, "WANDB_API_KEY"):
         return True
-    host = urlparse(environ.get("WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
+    host = urlparse(_get(environ, "WANDB_BASE_URL", "https://api.wandb.ai")).hostname or "api.wandb.ai"
     try:
-        return netrc.netrc(environ.get("NETRC") or None).authenticators(host) is not None
+        return netrc.netrc(_get(environ, "NETRC") or None).authenticators(host) is not None
     except (FileNotFoundError, netrc.NetrcParseError, OSError):
         return False
 
 
 def check_trackers(report_to: Iterable[str] | str | None, environ=None) -> list[str]:
     """The trackers that will log; raises TrackerError for one that cannot start (module doc)."""
-    environ = os.environ if environ is None else environ
     names = _names(report_to)
     problems = []
     for name in names:
         if name == "wandb":
             if importlib.util.find_spec("wandb") is None:
                 problems.append(f"--report_to wandb: wandb is not installed: {INSTALL['wandb']} (or bash setup.sh)")
-            elif environ.get("WANDB_MODE", "").lower() not in OFFLINE_WANDB_MODES and not _wandb_has_key(environ):
+            elif _get(environ, "WANDB_MODE").lower() not in OFFLINE_WANDB_MODES and not _wandb_has_key(environ):
                 problems.append("--report_to wandb: no wandb API key (WANDB_API_KEY, or `wandb login`); or log "
                                 "locally with WANDB_MODE=offline and upload later with `wandb sync OUTPUT_DIR/wandb`")
         elif name == "tensorboard":
@@ -69,11 +80,11 @@ def check_trackers(report_to: Iterable[str] | str | None, environ=None) -> list[
 
 def tracker_environment(report_to: Iterable[str] | str | None, output_dir: str | os.PathLike[str], environ=None) -> dict:
     """Set the wandb defaults of the module doc (values already set win); returns what was set."""
-    environ = os.environ if environ is None else environ
     set_now = {}
     if "wandb" in _names(report_to):
         for key, value in (("WANDB_DIR", str(Path(output_dir).resolve())), ("WANDB_PROJECT", "ground-r1")):
-            if not environ.get(key):
-                environ[key] = set_now[key] = value
-        Path(environ["WANDB_DIR"]).mkdir(parents=True, exist_ok=True)
+            if not _get(environ, key):
+                _set(environ, key, value)
+                set_now[key] = value
+        Path(_get(environ, "WANDB_DIR")).mkdir(parents=True, exist_ok=True)
     return set_now
