@@ -174,7 +174,8 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
     model = str(local.resolve()) if local.exists() else str(args.model_path)
     return inference.InferenceConfig(protocol=general.inference_protocol(args.protocol), model=model,
                                      prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
-                                     max_completion_length=args.max_completion_length, batch_size=args.batch_size)
+                                     max_completion_length=args.max_completion_length, box_parse=args.box_parse,
+                                     batch_size=args.batch_size)
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general.BenchmarkData]) -> None:
