@@ -119,7 +119,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_decoding_arguments(p)
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
                    help="grade MM-Vet when a grader endpoint is configured")
-    p.add_argument("--judge_model", default=None, help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini)")
+    p.add_argument("--judge_model", default=None,
+                   help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini); the summary names it. The "
+                        "official evaluator used gpt-4-0613, lmms-eval 0.7.3 gpt-4o-2024-11-20 (docs/metrics.md)")
     p.add_argument("--judge_base_url", default=None, help="grader endpoint (default: $OPENAI_BASE_URL)")
     p.add_argument("--judge_concurrency", type=int, default=None, help="grader requests in flight")
     p.add_argument("--judge_max_tokens", type=int, default=MMVET_GRADER_MAX_TOKENS,

@@ -35,8 +35,15 @@ from ground_r1.evaluation.benchmarks import (
     get_benchmark,
     parse_mmvet_score,
 )
+from ground_r1.evaluation.benchmarks.mmbench import MMBenchSpec
 from ground_r1.evaluation.benchmarks.mme import MMESpec
-from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TRIES, MMVetSpec, mmvet_grader_temperature
+from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
+from ground_r1.evaluation.benchmarks.mmvet import (
+    MMVET_GRADER_MAX_TRIES,
+    MMVET_GRADER_MODEL,
+    MMVetSpec,
+    mmvet_grader_temperature,
+)
 from ground_r1.evaluation.benchmarks.pope import PopeSpec
 from ground_r1.evaluation.inference import EvalItem
 from ground_r1.evaluation.judge import AskPlan, Judge, JudgeConfig, JudgeReport, PromptItem
@@ -135,7 +142,8 @@ def load_benchmarks(
     max_items: int | None = None,
     check_images: bool = True,
 ) -> list[BenchmarkData]:
-    """Locate, read and validate every named benchmark (registry names or aliases), first ``max_items`` each.
+    """Locate, read and validate every named benchmark (registry names or aliases), first ``max_items`` each
+    (``spec.first_items``: MMBench keeps the first ``max_items`` questions with all their rotated copies).
 
     Raises:
         GeneralDataError: an unknown name, a missing file or a malformed one; every problem found in every
@@ -152,7 +160,7 @@ def load_benchmarks(
             problems.append(str(exc))
             continue
         if max_items:
-            items = items[:max_items]
+            items = spec.first_items(items, max_items)  # MMBench: the first questions with all their copies
         loaded.append(BenchmarkData(spec, file, image_root, items))
     if problems:
         raise GeneralDataError("cannot evaluate the general benchmarks:\n" + "\n".join(problems))
@@ -227,12 +235,14 @@ def grade_mmvet(
 
 @dataclass
 class ScoredBenchmark:
-    """Per-item records and what was left out: ``errors`` (prediction errors), ``missing`` (no prediction)."""
+    """Per-item records and what was left out: ``errors`` (prediction errors), ``missing`` (no prediction);
+    ``grader``: the MM-Vet grader model(s) named by the grading records used ("" when none)."""
 
     records: list[dict[str, Any]]
     errors: int = 0
     missing: int = 0
     graded: bool = False
+    grader: str = ""
 
 
 def score_benchmark(
@@ -247,6 +257,9 @@ def score_benchmark(
     """
     spec = data.spec
     scored = ScoredBenchmark(records=[], graded=grades is not None)
+    if grades is not None:
+        models = {str(g.get("model")) for g in grades.values() if g.get("status") == "ok" and g.get("model")}
+        scored.grader = ", ".join(sorted(models))
     for item in data.items:
         prediction = predictions.get(item.key)
         if prediction is None:
@@ -274,11 +287,13 @@ def score_benchmark(
 
 @dataclass
 class SummaryRow:
-    """One line of the summary table: a benchmark's number in the paper's units.
+    """One line of the summary table: a benchmark's number in the paper's units, and the rule that made it.
 
-    ``items`` counts the scored records; ``unparsed`` those whose answer could not be read (scored wrong);
-    ``left_out`` the items excluded from the number (prediction errors, missing predictions, failed or absent
-    MM-Vet gradings).
+    ``rule`` names the scoring rule (reference and version); ``variant`` marks a number made by another rule than
+    the headline one (ours where more lenient, the release's). ``items`` counts the scored records (MMBench
+    CircularEval: questions); ``unparsed`` those whose answer the rule could not read (scored wrong); ``left_out``
+    the items excluded from the number (prediction errors, missing predictions, failed or absent MM-Vet gradings,
+    MMBench questions with a copy missing).
     """
 
     benchmark: str
@@ -288,28 +303,49 @@ class SummaryRow:
     unparsed: int
     left_out: int
     notes: str = ""
+    rule: str = ""
+    variant: bool = False
 
 
 def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark) -> list[SummaryRow]:
-    """The paper's numbers of one benchmark: MME the summed score (perception + cognition), POPE accuracy and
-    F1, MM-Vet the graded total, the others letter / exact-match accuracy (x100)."""
+    """The paper's numbers of one benchmark, each with its rule: MME the summed score (perception + cognition),
+    POPE accuracy and F1, MMBench CircularEval and single-pass accuracy, MM-Vet the graded total (its grader
+    named), the others letter / exact-match accuracy (x100); then each variant rule's number, labelled."""
     records = scored.records
     unparsed = sum(1 for r in records if r.get("parsed") is None)
     left_out = scored.errors + scored.missing
 
-    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0) -> SummaryRow:
+    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0, rule: str = spec.rule,
+            items: int | None = None, variant: bool = False) -> SummaryRow:
         value = float(score) if isinstance(score, (int, float)) else None
-        return SummaryRow(spec.name, metric, value, len(records), unparsed, left_out + extra_left_out, notes)
+        return SummaryRow(spec.name, metric, value, len(records) if items is None else items, unparsed,
+                          left_out + extra_left_out, notes, rule, variant)
+
+    def variant_rows(metric: str, values: Mapping[str, Any], items: int | None = None) -> list[SummaryRow]:
+        labels = dict(spec.variant_rules)
+        return [row(metric, values[key], rule=labels[key], items=items, variant=True)
+                for key in labels if key in values]
 
     if isinstance(spec, MMESpec):
         notes = f"perception {metrics['perception']:.1f}, cognition {metrics['cognition']:.1f}"
         if metrics["missing_tasks"]:
             notes += f"; only {14 - len(metrics['missing_tasks'])}/14 tasks"
-        return [row("total (perception + cognition)", metrics["overall"], notes)]
+        metric = "total (perception + cognition)"
+        return [row(metric, metrics["overall"], notes), *variant_rows(metric, metrics["variants"])]
     if isinstance(spec, PopeSpec):
         o = metrics["overall"]
         notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
-        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes)]
+        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes),
+                *variant_rows("accuracy", o["variants"])]
+    if isinstance(spec, MMBenchSpec):
+        incomplete = metrics["n_incomplete"]
+        notes = f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows)"
+        notes += f"; {incomplete} question(s) with a copy missing left out" if incomplete else ""
+        return [row("CircularEval accuracy", metrics["circular_accuracy"], notes, extra_left_out=incomplete,
+                    items=metrics["n_questions"]),
+                row("single-pass accuracy (originals only)", metrics["single_pass_accuracy"],
+                    f"Question_id < 1,000,000: {metrics['n_originals']} questions", items=metrics["n_originals"]),
+                *variant_rows("accuracy", metrics["variants"])]
     if isinstance(spec, MMVetSpec):
         failed = metrics["n_failed"]
         if not scored.graded:
@@ -317,11 +353,17 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
         else:
             notes = f"graded {metrics['n_graded']}/{metrics['n_items']}"
             notes += f", {failed} grading(s) failed" if failed else ""
-        return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed)]
-    return [row("accuracy", spec.headline(dict(metrics)))]
+        grader = f"grader {scored.grader}" if scored.grader else "no grader ran"
+        rule = f"MM-Vet official grader prompt ({grader}; official: {MMVET_GRADER_MODEL})"
+        return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed, rule=rule)]
+    result = [row("accuracy", spec.headline(dict(metrics)))]
+    if isinstance(spec, MMMUSpec) and metrics.get("n_random_guess"):
+        result[0].notes = (f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
+                           f"expected {metrics['accuracy_expected_with_guess']:.1f})")
+    return result + variant_rows("accuracy", metrics.get("variants", {}))
 
 
-_COLUMNS = ("Benchmark", "Metric", "Score", "Items", "Unparsed", "Left out", "Notes")
+_COLUMNS = ("Benchmark", "Metric", "Rule", "Score", "Items", "Unparsed", "Left out", "Notes")
 
 
 def _fmt(score: float | None) -> str:
@@ -329,14 +371,19 @@ def _fmt(score: float | None) -> str:
 
 
 def render_summary_markdown(rows: list[SummaryRow], label: str) -> str:
-    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800)."""
+    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800); each number's rule
+    is named, variant rules' numbers follow their benchmark's headline, marked "variant:"."""
     lines = [f"## General benchmarks ({label})", "", "| " + " | ".join(_COLUMNS) + " |",
              "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in rows:
-        cells = (r.benchmark, r.metric, _fmt(r.score), str(r.items), str(r.unparsed), str(r.left_out), r.notes)
+        rule = f"variant: {r.rule}" if r.variant else r.rule
+        cells = (r.benchmark, r.metric, rule, _fmt(r.score), str(r.items), str(r.unparsed), str(r.left_out), r.notes)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Unparsed answers count as wrong; left-out "
-              "items (prediction errors, failed MM-Vet gradings) are excluded and counted, never scored 0."]
+    lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
+              "reference and version, docs/metrics.md); rows marked \"variant:\" are the same predictions scored by "
+              "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
+              "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
+              "scored 0."]
     return "\n".join(lines) + "\n"
 
 
@@ -344,8 +391,8 @@ def render_summary_csv(rows: list[SummaryRow]) -> str:
     """The same table as CSV (score empty when not available; full precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "score", "items", "unparsed", "left_out", "notes"])
+    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "items", "unparsed", "left_out", "notes"])
     for r in rows:
-        writer.writerow([r.benchmark, r.metric, "" if r.score is None else repr(r.score), r.items, r.unparsed,
-                         r.left_out, r.notes])
+        writer.writerow([r.benchmark, r.metric, r.rule, "yes" if r.variant else "no",
+                         "" if r.score is None else repr(r.score), r.items, r.unparsed, r.left_out, r.notes])
     return buffer.getvalue()
