@@ -35,7 +35,7 @@ from ground_r1.evaluation.benchmarks import (
     get_benchmark,
     parse_mmvet_score,
 )
-from ground_r1.evaluation.benchmarks.mmbench import MMBenchSpec
+from ground_r1.evaluation.benchmarks.mmbench import MMBENCH_SINGLE_PASS_RULE, MMBenchSpec
 from ground_r1.evaluation.benchmarks.mme import MMESpec
 from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
 from ground_r1.evaluation.benchmarks.mmvet import (
@@ -339,13 +339,21 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
                 *variant_rows("accuracy", o["variants"])]
     if isinstance(spec, MMBenchSpec):
         incomplete = metrics["n_incomplete"]
-        notes = f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows)"
+        notes = (f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows); unparsed: "
+                 "questions with an unread copy")
         notes += f"; {incomplete} question(s) with a copy missing left out" if incomplete else ""
-        return [row("CircularEval accuracy", metrics["circular_accuracy"], notes, extra_left_out=incomplete,
-                    items=metrics["n_questions"]),
-                row("single-pass accuracy (originals only)", metrics["single_pass_accuracy"],
-                    f"Question_id < 1,000,000: {metrics['n_originals']} questions", items=metrics["n_originals"]),
-                *variant_rows("accuracy", metrics["variants"])]
+        unread_questions = len({r["circular_group"] for r in records if r.get("parsed") is None})
+        unread_originals = sum(1 for r in records if r.get("parsed") is None and r["circular_copy"] == 0)
+        circular = row("CircularEval accuracy", metrics["circular_accuracy"], notes, extra_left_out=incomplete,
+                       items=metrics["n_questions"])
+        single = row("single-pass accuracy (originals only)", metrics["single_pass_accuracy"],
+                     f"Question_id < 1,000,000: {metrics['n_originals']} questions",
+                     rule=MMBENCH_SINGLE_PASS_RULE, items=metrics["n_originals"])
+        circular.unparsed, single.unparsed = unread_questions, unread_originals
+        (lenient,) = variant_rows("CircularEval accuracy", {"lenient": metrics["variants"]["lenient"]},
+                                  items=metrics["n_questions"])
+        (per_row,) = variant_rows("per-row accuracy", {"release": metrics["variants"]["release"]})
+        return [circular, single, lenient, per_row]
     if isinstance(spec, MMVetSpec):
         failed = metrics["n_failed"]
         if not scored.graded:

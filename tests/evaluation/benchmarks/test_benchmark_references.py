@@ -75,6 +75,25 @@ def test_max_items_keeps_whole_mmbench_questions(release_full) -> None:
     assert len(seed.items) == 3  # the other benchmarks keep their first N rows
 
 
+def test_mmbench_summary_rows_are_labelled(mmbench) -> None:
+    spec, items = mmbench
+    kept = spec.first_items(items, 2)  # questions 241 and 252, two copies each
+    # 241: right on both copies (B, then A); 252: original right, copy unread ("zzz" has no letter, no option text).
+    answers = {241: "B", 1000241: "A", 252: next(it.answer for it in kept if it.extra["Question_id"] == 252),
+               1000252: "zzz"}
+    records = [spec.score_item(it, answers[it.extra["Question_id"]]) for it in kept]
+    scored = general.ScoredBenchmark(records=records)
+    rows = general.summary_rows(spec, spec.aggregate(records), scored)
+    assert [(r.metric, r.score, r.items, r.unparsed, r.variant) for r in rows] == [
+        ("CircularEval accuracy", 50.0, 2, 1, False),  # 241 right, 252 not; one question has an unread copy
+        ("single-pass accuracy (originals only)", 100.0, 2, 0, False),
+        ("CircularEval accuracy", 50.0, 2, 1, True),  # lenient CircularEval (over questions)
+        ("per-row accuracy", 75.0, 4, 1, True),  # release: per row, first character: B, A, right, "z"
+    ]
+    assert rows[0].rule.startswith("CircularEval (MMBench official") and rows[1].rule.startswith("single pass")
+    assert rows[3].rule.startswith("release: per row over every copy")
+
+
 def test_mmbench_matcher_is_the_official_prefetch_then_lmms_eval_static() -> None:
     options = {"A": "rubber", "B": "cotton", "C": "wood"}
     assert mmbench_can_infer("B", options) == "B"  # one letter token

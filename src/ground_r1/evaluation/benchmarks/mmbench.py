@@ -32,19 +32,15 @@ from ground_r1.evaluation.benchmarks.parsing import (
 )
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, percent
 
-__all__ = ["CIRCULAR_MODULUS", "MMBenchSpec", "circular_group", "circular_outcomes"]
+__all__ = ["CIRCULAR_MODULUS", "MMBENCH_SINGLE_PASS_RULE", "MMBenchSpec", "circular_outcomes"]
 
 CIRCULAR_MODULUS = 1_000_000  # Question_id = original id + k x 1,000,000 (the release README; MMBench's index)
 
+MMBENCH_SINGLE_PASS_RULE = "single pass over the originals, the same matcher (lmms-eval 0.7.3 static)"
 MMBENCH_VARIANTS: tuple[tuple[str, str], ...] = (
     ("lenient", "CircularEval, ours: lenient letter reader"),
     ("release", "release: per row over every copy, first character of the turn or answer"),
 )
-
-
-def circular_group(question_id: Any) -> int:
-    """The question a row belongs to: ``Question_id % 1,000,000`` (an int, or an integer string)."""
-    return int(question_id) % CIRCULAR_MODULUS
 
 
 def circular_outcomes(records: list[dict[str, Any]], flag: str = "correct") -> tuple[dict[int, bool], int]:
