@@ -115,7 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", required=True, help="one subfolder per benchmark; reuse it to resume")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
-    p.add_argument("--max_items", type=int, default=0, help="first N items of each benchmark (0 = all)")
+    p.add_argument("--max_items", type=int, default=0,
+                   help="first N items of each benchmark (MMBench: the first N questions with all their rotated "
+                        "copies, for CircularEval); 0 = all")
     add_decoding_arguments(p)
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
                    help="grade MM-Vet when a grader endpoint is configured")
