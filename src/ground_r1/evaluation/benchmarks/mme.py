@@ -96,7 +96,8 @@ class MMESpec(BenchmarkSpec):
         """Per task ``acc``, ``acc_plus``, ``score`` (x100) and totals; tasks absent are listed.
 
         Returns keys ``per_task``, ``perception``, ``cognition``, ``overall``, ``missing_tasks``,
-        ``complete`` (all 14 tasks present), ``n_items``, ``n_unparsed``.
+        ``complete`` (all 14 tasks present), ``n_items``, ``n_unparsed``, and the release rule's total and
+        per-task scores (``variants["release"]``, ``variants_per_task["release"]``).
         """
         self._check_records(records)
         result = _mme_totals(records, lambda r: bool(r["correct"]))
