@@ -116,6 +116,10 @@ class Rollout:
     ) -> list[Trajectory]:
         cfg = self.config
         seeds = [self._start(q_idx, q) for q_idx, q in enumerate(questions)]
+        # A generate function that carries state from round to round (HFGenerator's KV cache) is told where
+        # rounds begin.
+        start_round = getattr(self.generate_fn, "start_round", None) or (lambda: None)
+        start_round()
 
         # Round 1: g1 samples per question, each forked into g2 trajectories (the tree, SPEC §2).
         requests = [self._request(s, (q_idx, b * plan.g2), questions[q_idx])
@@ -137,6 +141,7 @@ class Rollout:
             if not sync_any(bool(pending)):
                 break
             self.rounds_run += 1
+            start_round()
             if not pending:
                 self._dummy_call(seeds[0] if seeds else None, sampling)
                 continue
