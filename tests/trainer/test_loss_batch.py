@@ -245,3 +245,13 @@ def test_the_lm_head_sees_only_loss_mask_positions(stepped, monkeypatch):
             assert sum(rows_projected) == b * (width - 1)
         else:  # ours: exactly the sampled tokens (completion_mask x tool_mask)
             assert sum(rows_projected) == int((inputs["completion_mask"] * inputs["tool_mask"]).sum())
+
+
+def test_groups_split_so_every_rank_runs_as_many_forwards():
+    # Rank A's rows fit in 1 bucket, rank B's need 3: A splits its largest bucket until it also has 3.
+    assert plan_buckets([10, 10, 10, 10], 0.9) == [[0, 1, 2, 3]]
+    assert plan_buckets([10, 10, 10, 10], 0.9, min_buckets=3) == [[0], [1], [2, 3]]
+    assert plan_packs(4, min_packs=2) == [[0, 1], [2, 3]]
+    assert plan_buckets([10], 0.9, min_buckets=3) == [[0]]  # a single row cannot be split further
+    ids, att = _handmade()
+    assert len(build_loss_batch(ids, att, 4, layout="packed", min_forwards=2).forwards) == 2

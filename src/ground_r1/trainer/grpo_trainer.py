@@ -341,14 +341,26 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         score_mask = self._score_mask
         if score_mask is not None and tuple(score_mask.shape) != (rows, logits_to_keep):
             score_mask = None  # a pass over another batch than the one being scored: score every completion token
-        batch = build_loss_batch(
-            input_ids, attention_mask, logits_to_keep, layout=self.loss_layout,
-            position_ids=_rope_positions(self.accelerator.unwrap_model(model), input_ids, attention_mask,
-                                         mm_token_type_ids, image_grid_thw),
-            score_mask=score_mask, mm_token_type_ids=mm_token_type_ids, pixel_values=pixel_values,
-            image_grid_thw=image_grid_thw, num_images=num_images, max_rows=batch_size,
-            min_fill=self.args.loss_bucket_min_fill, pad_token_id=self.codec.pad_token_id,
-        )
+
+        def lay_out(min_forwards: int = 0) -> LossBatch:
+            return build_loss_batch(
+                input_ids, attention_mask, logits_to_keep, layout=self.loss_layout, position_ids=positions,
+                score_mask=score_mask, mm_token_type_ids=mm_token_type_ids, pixel_values=pixel_values,
+                image_grid_thw=image_grid_thw, num_images=num_images, max_rows=batch_size,
+                min_fill=self.args.loss_bucket_min_fill, pad_token_id=self.codec.pad_token_id,
+                min_forwards=min_forwards,
+            )
+
+        positions = _rope_positions(self.accelerator.unwrap_model(model), input_ids, attention_mask,
+                                    mm_token_type_ids, image_grid_thw)
+        batch = lay_out()
+        if self.accelerator.num_processes > 1:
+            # Every rank runs as many forwards (and backwards) as the one with the most buckets: under ZeRO-3
+            # each gathers parameters collectively, and a rank with fewer would leave the others waiting.
+            count = torch.tensor([len(batch.forwards)], device=self.accelerator.device)
+            most = int(self.accelerator.gather(count).max().item())
+            if most > len(batch.forwards):
+                batch = lay_out(most)
         self.last_loss_batch = batch
         head = ScoredHead(temperature=self.temperature, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
                           outputs=("log_probs", "entropy") if compute_entropy else ("log_probs",))

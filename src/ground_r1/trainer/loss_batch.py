@@ -122,10 +122,11 @@ class LossBatch:
 
 
 # -- planning ------------------------------------------------------------------------------------------------------
-def plan_buckets(lengths: list[int], min_fill: float, max_rows: int | None = None) -> list[list[int]]:
+def plan_buckets(lengths: list[int], min_fill: float, max_rows: int | None = None, min_buckets: int = 0) -> list[list[int]]:
     """The fewest buckets (then the fewest padded positions) of rows, each bucket holding rows of similar length
     with fill >= `min_fill` and at most `max_rows` rows. Exact: buckets are runs of the rows sorted by length
-    (a dynamic programme over that order). Rows inside a bucket keep their original order."""
+    (a dynamic programme over that order). Rows inside a bucket keep their original order. `min_buckets`: split
+    the largest buckets until there are at least that many (ranks must run as many forwards as each other)."""
     if not 0.0 < min_fill <= 1.0:
         raise ValueError(f"min_fill must be in (0, 1], got {min_fill}")
     if max_rows is not None and max_rows < 1:
@@ -153,13 +154,25 @@ def plan_buckets(lengths: list[int], min_fill: float, max_rows: int | None = Non
     while end > 0:
         buckets.append(sorted(order[cut[end]:end]))
         end = cut[end]
-    return buckets[::-1]
+    return _split_to(buckets[::-1], min_buckets)
 
 
-def plan_packs(num_rows: int, max_rows: int | None = None) -> list[list[int]]:
+def plan_packs(num_rows: int, max_rows: int | None = None, min_packs: int = 0) -> list[list[int]]:
     """Packed: every trajectory in one row, or chunks of `max_rows` trajectories (TRL's `batch_size`)."""
     step = max_rows or max(num_rows, 1)
-    return [list(range(s, min(s + step, num_rows))) for s in range(0, num_rows, step)]
+    return _split_to([list(range(s, min(s + step, num_rows))) for s in range(0, num_rows, step)], min_packs)
+
+
+def _split_to(groups: list[list[int]], count: int) -> list[list[int]]:
+    """Halve the group with the most rows until there are `count` groups (or every group holds one row)."""
+    groups = [list(g) for g in groups]
+    while len(groups) < count:
+        k = max(range(len(groups)), key=lambda i: len(groups[i]))
+        if len(groups[k]) < 2:
+            break
+        half = len(groups[k]) // 2
+        groups[k:k + 1] = [groups[k][:half], groups[k][half:]]
+    return groups
 
 
 # -- building ------------------------------------------------------------------------------------------------------
@@ -192,6 +205,7 @@ def build_loss_batch(
     max_rows: int | None = None,
     min_fill: float = 0.9,
     pad_token_id: int = 0,
+    min_forwards: int = 0,
 ) -> LossBatch:
     """Lay out the padded batch TRL hands over (``input_ids`` [B, L] = prompt + completion, the last
     `logits_to_keep` columns the completion) as `layout` ("bucketed" or "packed").
@@ -200,6 +214,8 @@ def build_loss_batch(
         positions over each row's real tokens.
     score_mask: [B, logits_to_keep], which completion tokens to score (default: every completion token with
         attention, what TRL scores). Tokens outside it come back as log-prob 0.
+    min_forwards: at least this many forwards (groups split), so that every rank runs as many (ZeRO-3 gathers
+        parameters collectively in each forward and backward).
 
     Raises:
         ValueError: an unknown layout, a row with no tokens, or a scored token with no token before it.
@@ -237,10 +253,10 @@ def build_loss_batch(
                                  pixel_bounds[i], image_bounds[i]))
 
     if layout == "bucketed":
-        groups = plan_buckets([len(s.ids) for s in segments], min_fill, max_rows)
+        groups = plan_buckets([len(s.ids) for s in segments], min_fill, max_rows, min_forwards)
         forwards = [_bucket(segments, g, pixel_values, image_grid_thw, pad_token_id) for g in groups]
     else:
-        forwards = [_pack(segments, g, pixel_values, image_grid_thw) for g in plan_packs(rows, max_rows)]
+        forwards = [_pack(segments, g, pixel_values, image_grid_thw) for g in plan_packs(rows, max_rows, min_forwards)]
     return LossBatch(layout, forwards, rows, logits_to_keep, rows * width,
                      scored=int(sum(f.score_positions.sum().item() for f in forwards)))
 
