@@ -72,6 +72,7 @@ FIGURES = ("rollout_s", "step_s", "generated_tokens", "decoded_tokens", "trained
            "generated_tokens_per_s", "trained_tokens_per_s", "peak_memory_mib", "loss_pass_s",
            "loss_real_positions", "loss_batch_fill", "train_tflops_per_s")
 SUMMARY_EXTRA = ("peak_above_step_start_mib", "loss_batch_fill_padded", "loss_s_per_real_position")
+CPU_SECONDS = ("rollout_cpu_s", "step_cpu_s", "loss_pass_cpu_s")  # CPU runs only
 
 
 # -- arguments ------------------------------------------------------------------------------------------------------
@@ -240,10 +241,10 @@ class StepProbe:
             def on_step_begin(self, args, state, control, **kwargs):
                 probe.memory.reset()
                 probe._start_memory = probe.memory.current()
-                probe._t["step"] = probe._now()
+                probe._start("step")
 
             def on_step_end(self, args, state, control, **kwargs):
-                probe.record["step_s"] = probe._now() - probe._t["step"]
+                probe._stop("step", "step_s")
                 probe.record["peak_memory_mib"] = probe.memory.read()
                 probe.record["peak_above_step_start_mib"] = probe.record["peak_memory_mib"] - probe._start_memory
 
@@ -273,9 +274,21 @@ class StepProbe:
 
     def _start(self, what: str) -> None:
         self._t[what] = self._now()
+        self._t[what + "_cpu"] = time.process_time()
+
+    def _stop(self, what: str, key: str, accumulate: bool = False) -> None:
+        """Wall seconds into `key`, and the process's CPU seconds into `key` with `_s` -> `_cpu_s` (CPU only: on
+        a machine shared with other jobs, CPU time leaves out the time spent waiting for a core)."""
+        wall = self._now() - self._t[what]
+        cpu = time.process_time() - self._t[what + "_cpu"]
+        cpu_key = key[: -len("_s")] + "_cpu_s"
+        base = (self.record.get(key, 0.0), self.record.get(cpu_key, 0.0)) if accumulate else (0.0, 0.0)
+        self.record[key] = base[0] + wall
+        if self.device == "cpu":
+            self.record[cpu_key] = base[1] + cpu
 
     def _rollout_done(self, out) -> None:
-        self.record["rollout_s"] = self._now() - self._t["rollout"]
+        self._stop("rollout", "rollout_s")
         if self.mode == "b":
             completion_ids = out[1]
             self.record["generated_tokens"] = sum(len(c) for c in completion_ids)
@@ -300,14 +313,14 @@ class StepProbe:
         self.trajectories = trajectories
 
     def _score_done(self, out) -> None:
-        self.record["rollout_and_scoring_s"] = self.record.get("rollout_and_scoring_s", 0.0) + self._now() - self._t["score"]
+        self._stop("score", "rollout_and_scoring_s", accumulate=True)
         mask = out["completion_mask"]
         if out.get("tool_mask") is not None:
             mask = mask * out["tool_mask"]
         self.record["trained_tokens"] = int(mask.sum().item())
 
     def _train_done(self, out) -> None:
-        self.record["training_step_s"] = self.record.get("training_step_s", 0.0) + self._now() - self._t["train"]
+        self._stop("train", "training_step_s", accumulate=True)
 
     def _loss_batch_figures(self, inputs: dict) -> dict[str, int]:
         """The loss pass's batch: positions holding tokens (`real`), positions processed (the layout's, or TRL's
@@ -335,6 +348,8 @@ class StepProbe:
         rec["loss_batch_fill_padded"] = totals["real"] / totals["padded"]  # TRL's layout of the same batch
         rec["loss_patch_rows"] = totals["patch_rows"]
         rec["loss_s_per_real_position"] = rec["loss_pass_s"] / totals["real"]
+        if "training_step_cpu_s" in rec:
+            rec["loss_pass_cpu_s"] = rec["training_step_cpu_s"] - rec["rollout_and_scoring_cpu_s"]
         return rec
 
 
@@ -523,7 +538,8 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def summarise(steps: list[dict], modes: str) -> tuple[dict, dict]:
     by_mode = {m: [s for s in steps if s["mode"] == m] for m in modes}
-    summary = {m: {f: spread([s[f] for s in rows]) for f in (*FIGURES, *SUMMARY_EXTRA)}
+    summary = {m: {f: spread([s[f] for s in rows]) for f in (*FIGURES, *SUMMARY_EXTRA, *CPU_SECONDS)
+                   if all(f in s for s in rows)}
                for m, rows in by_mode.items() if rows}
     ratios: dict[str, dict] = {}
     repeats = sorted({s["repeat"] for s in steps})
@@ -545,6 +561,13 @@ def summarise(steps: list[dict], modes: str) -> tuple[dict, dict]:
     per_repeat("a", "b", per_trained, "a/b step s per trained token", "whole optimizer step per loss token")
     per_repeat("a", "b", lambda s: s["loss_s_per_real_position"], "a/b loss s per real position",
                "loss forward/backward seconds per non-pad position of the loss batch (like with like)")
+    if all("step_cpu_s" in s for s in steps):  # CPU: the same ratios in CPU seconds of the process
+        per_repeat("a", "b", lambda s: s["rollout_cpu_s"] / s["generated_tokens"], "a/b rollout cpu-s per gen token",
+                   "as 'a/b rollout s per generated token', in process CPU seconds (waits for a shared core left out)")
+        per_repeat("a", "b", lambda s: s["step_cpu_s"] / s["trained_tokens"], "a/b step cpu-s per trained token", "")
+        per_repeat("a", "b", lambda s: s["loss_pass_cpu_s"] / s["loss_real_positions"], "a/b loss cpu-s per real position", "")
+        per_repeat("p", "a", lambda s: s["loss_pass_cpu_s"], "p/a loss-pass cpu-s", "")
+        per_repeat("k", "a", lambda s: s["rollout_cpu_s"], "k/a rollout cpu-s", "")
     per_repeat("p", "a", lambda s: s["loss_pass_s"], "p/a loss-pass s",
                "TRL's padded loss batch and full-position LM head over ours (same trajectories)")
     per_repeat("p", "a", lambda s: s["step_s"], "p/a step s", "")

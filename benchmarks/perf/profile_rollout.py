@@ -9,8 +9,10 @@ The same loops, model, questions and forced text as bench_rollout.py (`mixed_rou
 without the KV cache carried between rounds, `rollout/kv_reuse.py`) and of (b) (TRL's single call), it times the
 model forwards inside `generate`: the first forward of a call is its prefill (the tokens not in a cache), every
 later one a decode step; the rest of the call is generate's own per-step work (logits processors, sampling,
-stopping, cache bookkeeping). Figures are the fastest of `--repeats` rollouts per call (a shared machine adds
-noise, never removes it). The last column says what a call's decode steps cost per generated row-token.
+stopping, cache bookkeeping). Times are CPU seconds of the process (`time.process_time`: time spent waiting for
+a core shared with other jobs is not counted), the fastest of `--repeats` rollouts per call, the loops
+interleaved within each repeat. The last column says what a call's decode
+steps cost per generated row-token.
 """
 
 from __future__ import annotations
@@ -29,6 +31,15 @@ import torch  # noqa: E402
 import bench_rollout as bench  # noqa: E402
 
 
+def _clock() -> float:
+    """CPU seconds of this process: on a CPU shared with other jobs, time spent descheduled is not counted (with
+    one torch thread, CPU time is the work done). On CUDA, wall time after a synchronize."""
+    if torch.cuda.is_available():
+        torch.cuda.synchronize()
+        return time.perf_counter()
+    return time.process_time()
+
+
 def instrument(model):
     """Record (input shape, seconds) of every forward, and group them per generate call."""
     forwards: list[tuple[tuple[int, ...], float]] = []
@@ -37,17 +48,17 @@ def instrument(model):
 
     @functools.wraps(inner_forward)
     def forward(*args, **kwargs):
-        start = time.perf_counter()
+        start = _clock()
         out = inner_forward(*args, **kwargs)
         ids = kwargs.get("input_ids")
-        forwards.append((tuple(ids.shape) if ids is not None else (0, 0), time.perf_counter() - start))
+        forwards.append((tuple(ids.shape) if ids is not None else (0, 0), _clock() - start))
         return out
 
     @functools.wraps(inner_generate)
     def generate(*args, **kwargs):
-        first, start = len(forwards), time.perf_counter()
+        first, start = len(forwards), _clock()
         out = inner_generate(*args, **kwargs)
-        calls.append((time.perf_counter() - start, forwards[first:]))
+        calls.append((_clock() - start, forwards[first:]))
         return out
 
     model.forward, model.generate = forward, generate
@@ -127,18 +138,20 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             model.generate = timed
 
-    sections = []
-    for title, run in (("(a) GroundR1Trainer rollout, KV cache carried between rounds", lambda: ours("a")),
-                       ("(k) the same without the carry-over (every round prefills whole contexts)", lambda: ours("k")),
-                       ("(b) TRL GRPOTrainer, one single-turn call (whole rollout = TRL's generate and scoring)", trl_single_turn)):
-        runs, totals = [], []
-        for _ in range(args.repeats + 1):  # the first is a warm-up
+    loops = (("(a) GroundR1Trainer rollout, KV cache carried between rounds", lambda: ours("a")),
+             ("(k) the same without the carry-over (every round prefills whole contexts)", lambda: ours("k")),
+             ("(b) TRL GRPOTrainer, one single-turn call (whole rollout = TRL's generate and scoring)", trl_single_turn))
+    runs: dict[str, list] = {title: [] for title, _ in loops}
+    totals: dict[str, list] = {title: [] for title, _ in loops}
+    for repeat in range(args.repeats + 1):  # the first is a warm-up; loops interleaved so load hits all alike
+        for title, run in loops:
             calls.clear()
-            start = time.perf_counter()
+            start = _clock()
             run()
-            totals.append(1000 * (time.perf_counter() - start))
-            runs.append(summarise(calls))
-        sections.append(table(title, fastest(runs[1:]), min(totals[1:])))
+            if repeat:
+                totals[title].append(1000 * (_clock() - start))
+                runs[title].append(summarise(calls))
+    sections = [table(title, fastest(runs[title]), min(totals[title])) for title, _ in loops]
     header = (f"profile_rollout.py: tiny model, CPU, {bargs.questions} questions, N={bargs.num_generations}, "
               f"G1={bargs.g1}, {bargs.max_turns} turns of {bargs.max_new_tokens_per_turn} tokens ({bargs.policy}), "
               f"torch threads {torch.get_num_threads()}, fastest of {args.repeats}")
