@@ -87,6 +87,9 @@ def test_borrowed_trl_attributes_are_there():
     assert "cast_lm_head_to_fp32=args.cast_lm_head_to_fp32" in inspect.getsource(GRPOTrainer.__init__)
     assert "fused_lm_head=False" in inspect.getsource(utils.add_fused_lm_head)
     assert 'backbone_attr = "base_model"' in inspect.getsource(utils.add_fused_lm_head)
+    # benchmarks/perf/bench_rollout.py shares one frozen reference among its loops by standing in for the loader
+    # TRL builds the reference with.
+    assert "self.ref_model = create_model_from_path(" in inspect.getsource(GRPOTrainer.__init__)
 
 
 def _config(**overrides):

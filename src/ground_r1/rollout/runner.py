@@ -209,11 +209,14 @@ class Rollout:
         chunk = self.config.max_batch_rows or len(requests) or 1
         for start in range(0, len(live), chunk):
             part = live[start:start + chunk]
-            outs = self.generate_fn([requests[i] for i in part], sampling, max(budgets[i] for i in part))
+            call_budget = max(budgets[i] for i in part)
+            outs = self.generate_fn([requests[i] for i in part], sampling, call_budget)
             if len(outs) != len(part):
                 raise RuntimeError(f"generate function returned {len(outs)} turns for {len(part)} requests")
             for i, out in zip(part, outs):
-                results[i] = _cut_to_budget(out, budgets[i])
+                # Only a row with less budget than the call is cut: a turn is otherwise kept as the generate
+                # function returned it (a control's scripted first turn may be longer than the budget).
+                results[i] = _cut_to_budget(out, budgets[i]) if budgets[i] < call_budget else out
         return results  # type: ignore[return-value]
 
     def _dummy_call(self, seed: Trajectory | None, sampling: SamplingParams) -> None:
