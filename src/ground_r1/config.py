@@ -42,6 +42,14 @@ class GroundR1Config(GRPOConfig):
             inputs as `sampling_per_token_logps` (TRL's off-policy mask uses them; tests compare them with the
             loss path); costs memory of B x V per decoding step.
         generation_max_batch_rows (`int` or None): split a round's generate call into chunks of rows.
+    Loss batch (trainer/loss_batch.py; the loss, reference and old log-prob passes alike):
+        loss_batch_layout (`str`, "auto"): "bucketed" (trajectories of similar length share a forward, each
+            padded only to its bucket's longest), "packed" (padding-free: a chunk's trajectories in one row with
+            per-trajectory positions; needs flash-attention to pay, sdpa builds a [W x W] mask), "padded"
+            (TRL's own batch), "auto" (packed with flash-attention, else bucketed). Every layout but "padded"
+            scores only the loss-mask positions through the LM head (SPEC §10).
+        loss_bucket_min_fill (`float`, 0.9): "bucketed": the fewest buckets whose tokens fill at least this
+            share of their rows x longest row.
     Reporting:
         trajectory_log_steps (`int`, 0): log one question's trajectories every k steps (trajectories.jsonl).
         write_report (`bool`, True): curves.png and trajectories.html at the end of training (ground_r1.reporting).
@@ -67,6 +75,8 @@ class GroundR1Config(GRPOConfig):
     question_reward_log: bool = field(default=False, metadata={"help": "Write per-question rewards to question_rewards.jsonl."})
     record_sampling_logprobs: bool = field(default=True, metadata={"help": "Keep generate's per-token log-probs."})
     generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
+    loss_batch_layout: str = field(default="auto", metadata={"help": "Loss-pass layout: 'auto' (packed with flash-attention, else bucketed), 'bucketed', 'packed' (padding-free) or 'padded' (TRL's)."})
+    loss_bucket_min_fill: float = field(default=0.9, metadata={"help": "Bucketed layout: each bucket's tokens fill at least this share of rows x its longest row."})
     scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.rollout.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
     eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
@@ -111,6 +121,12 @@ class GroundR1Config(GRPOConfig):
             problems.append(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
         if self.letter_rule not in LETTER_RULES:
             problems.append(f"letter_rule must be one of {', '.join(LETTER_RULES)}, got {self.letter_rule!r}")
+        from ground_r1.trainer.loss_batch import LAYOUTS
+
+        if self.loss_batch_layout not in LAYOUTS:
+            problems.append(f"loss_batch_layout must be one of {', '.join(LAYOUTS)}, got {self.loss_batch_layout!r}")
+        if not 0.0 < self.loss_bucket_min_fill <= 1.0:
+            problems.append(f"loss_bucket_min_fill must be in (0, 1], got {self.loss_bucket_min_fill}")
         if self.min_pixels > self.max_pixels:
             problems.append(f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})")
         from ground_r1.trainer.nonfinite import policy_problem
