@@ -2,9 +2,12 @@
 
 One benchmark at a time, each in its own folder so that each resumes on its own:
 
-- **Items.** :func:`load_benchmarks` finds every requested benchmark's release file under the dataset root
-  (:func:`locate_benchmark`) and validates all of them, images included, before any inference: every
-  ``file:line:field`` problem of every file is listed at once.
+- **Items.** :func:`read_benchmarks` finds every requested benchmark's release file (:func:`locate_benchmark`:
+  our layout, ``DATASET_ROOT/{name}.jsonl`` with images in ``DATASET_ROOT/{name}/``, or the release's,
+  ``DATASET_ROOT`` = the JSONL folder and ``IMAGE_ROOT`` = its ``LVLM_benchmarks`` folder with
+  ``IMAGE_ROOT/{name}/``) and validates every record of each, images included, before any inference. A record
+  that cannot be evaluated is skipped (``file:line: field: why``, written to ``skipped_records.jsonl`` and
+  counted in the summary); a benchmark whose file cannot be read at all is reported and the others run.
 - **Protocols** (:data:`PROTOCOLS`): ``direct`` is the one-turn baseline with the benchmark's direct prompt
   (the question plus its answer-format suffix, e.g. "Respond with only the letter (A, B, C or D)."); ``ground_r1``
   is the multi-round rollout of training on the plain question (its template asks for ``<answer>`` tags);
@@ -24,10 +27,11 @@ import csv
 import io
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ground_r1.data.records import ValidationIssue
 from ground_r1.evaluation.benchmarks import (
     BenchmarkFileError,
     BenchmarkItem,
@@ -35,6 +39,7 @@ from ground_r1.evaluation.benchmarks import (
     get_benchmark,
     parse_mmvet_score,
 )
+from ground_r1.evaluation.benchmarks.choice import ChoiceSpec
 from ground_r1.evaluation.benchmarks.mme import MMESpec
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TRIES, MMVetSpec, mmvet_grader_temperature
 from ground_r1.evaluation.benchmarks.pope import PopeSpec
@@ -49,7 +54,10 @@ __all__ = [
     "PROTOCOLS",
     "BenchmarkData",
     "GeneralDataError",
+    "GeneralRead",
     "ScoredBenchmark",
+    "failed_row",
+    "file_line",
     "final_text",
     "SummaryRow",
     "render_summary_csv",
@@ -60,6 +68,7 @@ __all__ = [
     "load_benchmarks",
     "locate_benchmark",
     "mmvet_grading_items",
+    "read_benchmarks",
     "score_benchmark",
     "to_eval_items",
 ]
@@ -83,16 +92,31 @@ class GeneralDataError(ValueError):
 
 @dataclass
 class BenchmarkData:
-    """A benchmark ready to run: its spec, the file read, the image root used and its items."""
+    """A benchmark ready to run: its spec, the file read, the image root used, its items (after ``max_items``),
+    every skipped record's problems and how many records the whole file holds."""
 
     spec: BenchmarkSpec
     file: Path
     image_root: Path
     items: list[BenchmarkItem]
+    skipped: list[ValidationIssue] = field(default_factory=list)
+    records_read: int = 0
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def skipped_records(self) -> int:
+        return len({issue.line for issue in self.skipped})
+
+
+@dataclass
+class GeneralRead:
+    """What :func:`read_benchmarks` read: the benchmarks that can run, and why each other one cannot."""
+
+    loaded: list[BenchmarkData]
+    failed: dict[str, str] = field(default_factory=dict)  # benchmark -> why it cannot run
 
 
 def inference_protocol(protocol: str) -> str:
@@ -106,15 +130,18 @@ def inference_protocol(protocol: str) -> str:
     return _INFERENCE_PROTOCOL[protocol]
 
 
-def locate_benchmark(spec: BenchmarkSpec, dataset_root: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(release file, image root) of a benchmark under ``dataset_root``.
+def locate_benchmark(
+    spec: BenchmarkSpec, dataset_root: str | os.PathLike[str], image_root: str | os.PathLike[str] | None = None
+) -> tuple[Path, Path]:
+    """(release file, image root) of a benchmark.
 
-    The file is ``ROOT/{default_file}`` (e.g. ``MME.jsonl``), else ``ROOT/{name}/{default_file}``. Images
-    are resolved against ``ROOT/{name}/`` when that folder exists (the release's per-benchmark image folders:
-    POPE's and RealWorldQA's ``images/img_0.png`` are different files), else against the file's folder.
+    The file is ``DATASET_ROOT/{default_file}`` (e.g. ``MME.jsonl``), else ``DATASET_ROOT/{name}/{default_file}``.
+    Images: with ``image_root`` (the release's layout: the folder the ``LVLM_benchmarks`` zip unpacks to),
+    ``IMAGE_ROOT/{name}/``; else ``DATASET_ROOT/{name}/`` when that folder exists (the release's per-benchmark
+    image folders: POPE's and RealWorldQA's ``images/img_0.png`` are different files), else the file's folder.
 
     Raises:
-        FileNotFoundError: neither file exists (both paths are named).
+        FileNotFoundError: neither file exists, or ``IMAGE_ROOT/{name}/`` does not (the paths tried are named).
     """
     root = Path(dataset_root).expanduser()
     candidates = [root / spec.default_file, root / spec.name / spec.default_file]
@@ -124,39 +151,90 @@ def locate_benchmark(spec: BenchmarkSpec, dataset_root: str | os.PathLike[str]) 
             f"{spec.name}: benchmark file not found: tried {candidates[0]} and {candidates[1]} (put the release's "
             f"{spec.default_file} in DATASET_ROOT, or leave {spec.name} out of BENCHMARKS)"
         )
+    if image_root is not None:
+        folder = Path(image_root).expanduser() / spec.name
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{spec.name}: image folder not found: {folder} (IMAGE_ROOT holds one folder per benchmark, as the "
+                f"release's LVLM_benchmarks/{spec.name}/)"
+            )
+        return found, folder
     folder = root / spec.name
     return found, folder if folder.is_dir() else found.parent
+
+
+def _single_image(data: BenchmarkData) -> None:
+    """Skip the records with several images: the evaluation protocols show one image per question."""
+    kept = []
+    for item in data.items:
+        if isinstance(item.image, list):
+            data.skipped.append(ValidationIssue(item.source_file, item.line, "Image",
+                                                f"{len(item.image)} images; the evaluation protocols show one "
+                                                "image per question"))
+        else:
+            kept.append(item)
+    data.items = kept
+
+
+def read_benchmarks(
+    names: Iterable[str],
+    dataset_root: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    max_items: int | None = None,
+    check_images: bool = True,
+) -> GeneralRead:
+    """Locate, read and validate every record of every named benchmark (registry names or aliases), then keep
+    the first ``max_items`` items of each. One benchmark's bad file never stops the others: it is in
+    ``failed`` with why, and the others are read.
+
+    Raises:
+        UnknownBenchmarkError: a name that is no benchmark (a configuration error: check names first).
+    """
+    loaded: list[BenchmarkData] = []
+    failed: dict[str, str] = {}
+    for name in names:
+        spec = get_benchmark(name)
+        try:
+            file, images = locate_benchmark(spec, dataset_root, image_root)
+            result = spec.read(file, images, check_images=check_images)
+        except (FileNotFoundError, BenchmarkFileError, ValueError, OSError) as exc:
+            logger.error("%s CANNOT RUN: %s", spec.name, exc)
+            failed[spec.name] = str(exc)
+            continue
+        data = BenchmarkData(spec, file, images, result.items, list(result.skipped), result.records_read)
+        _single_image(data)
+        if max_items:
+            data.items = data.items[:max_items]
+        loaded.append(data)
+    return GeneralRead(loaded, failed)
 
 
 def load_benchmarks(
     names: Iterable[str],
     dataset_root: str | os.PathLike[str],
     *,
+    image_root: str | os.PathLike[str] | None = None,
     max_items: int | None = None,
     check_images: bool = True,
 ) -> list[BenchmarkData]:
-    """Locate, read and validate every named benchmark (registry names or aliases), first ``max_items`` each.
+    """:func:`read_benchmarks`, strict: any benchmark that cannot run or any skipped record raises.
 
     Raises:
-        GeneralDataError: an unknown name, a missing file or a malformed one; every problem found in every
-            file is listed (``file:line:field: why``), so one run reports them all before any inference.
+        GeneralDataError: an unknown name, a missing file or a malformed record; every problem found in every
+            file is listed (``file:line: field: why``).
     """
-    loaded: list[BenchmarkData] = []
     problems: list[str] = []
-    for name in names:
-        try:
-            spec = get_benchmark(name)
-            file, image_root = locate_benchmark(spec, dataset_root)
-            items = spec.load(file, image_root, check_images=check_images)
-        except (FileNotFoundError, BenchmarkFileError, ValueError) as exc:
-            problems.append(str(exc))
-            continue
-        if max_items:
-            items = items[:max_items]
-        loaded.append(BenchmarkData(spec, file, image_root, items))
+    try:
+        result = read_benchmarks(names, dataset_root, image_root=image_root, max_items=max_items,
+                                 check_images=check_images)
+    except ValueError as exc:  # an unknown benchmark name
+        raise GeneralDataError(f"cannot evaluate the general benchmarks:\n{exc}") from None
+    problems += list(result.failed.values())
+    problems += [str(issue) for data in result.loaded for issue in data.skipped]
     if problems:
         raise GeneralDataError("cannot evaluate the general benchmarks:\n" + "\n".join(problems))
-    return loaded
+    return result.loaded
 
 
 def _prompt(spec: BenchmarkSpec, item: BenchmarkItem, protocol: str) -> str:
@@ -175,7 +253,7 @@ def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
     for item in data.items:
         if isinstance(item.image, list):
             raise ValueError(
-                f"{item.source_file}:{item.line}:Image: {len(item.image)} images; the evaluation protocols show "
+                f"{item.source_file}:{item.line}: Image: {len(item.image)} images; the evaluation protocols show "
                 "one image per question: give this record a single Image"
             )
         fields = {"benchmark": data.name, "problem": item.question, "solution": item.answer,
@@ -276,9 +354,10 @@ def score_benchmark(
 class SummaryRow:
     """One line of the summary table: a benchmark's number in the paper's units.
 
-    ``items`` counts the scored records; ``unparsed`` those whose answer could not be read (scored wrong);
-    ``left_out`` the items excluded from the number (prediction errors, missing predictions, failed or absent
-    MM-Vet gradings).
+    ``items`` counts the scored records; ``skipped`` the file's records that could not be evaluated (named in
+    ``skipped_records.jsonl``); ``unparsed`` those whose answer could not be read (scored wrong); ``left_out``
+    the items excluded from the number (prediction errors, missing predictions, failed or absent MM-Vet
+    gradings).
     """
 
     benchmark: str
@@ -288,18 +367,22 @@ class SummaryRow:
     unparsed: int
     left_out: int
     notes: str = ""
+    skipped: int = 0
 
 
-def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark) -> list[SummaryRow]:
+def summary_rows(
+    spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark, skipped: int = 0
+) -> list[SummaryRow]:
     """The paper's numbers of one benchmark: MME the summed score (perception + cognition), POPE accuracy and
-    F1, MM-Vet the graded total, the others letter / exact-match accuracy (x100)."""
+    F1, MM-Vet the graded total, the others letter / exact-match accuracy (x100); a letter benchmark with rows
+    whose answer is past their options (MMMU) also gets the accuracy over the answerable rows, labelled."""
     records = scored.records
     unparsed = sum(1 for r in records if r.get("parsed") is None)
     left_out = scored.errors + scored.missing
 
     def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0) -> SummaryRow:
         value = float(score) if isinstance(score, (int, float)) else None
-        return SummaryRow(spec.name, metric, value, len(records), unparsed, left_out + extra_left_out, notes)
+        return SummaryRow(spec.name, metric, value, len(records), unparsed, left_out + extra_left_out, notes, skipped)
 
     if isinstance(spec, MMESpec):
         notes = f"perception {metrics['perception']:.1f}, cognition {metrics['cognition']:.1f}"
@@ -318,25 +401,56 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
             notes = f"graded {metrics['n_graded']}/{metrics['n_items']}"
             notes += f", {failed} grading(s) failed" if failed else ""
         return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed)]
+    past = metrics.get("n_answer_past_options", 0) if isinstance(spec, ChoiceSpec) else 0
+    if past:
+        answerable = metrics["n_answerable"]
+        return [
+            row("accuracy", spec.headline(dict(metrics)),
+                f"all rows, as the release: {past} whose answer is past the kept options are right only if the "
+                "model names that letter"),
+            SummaryRow(spec.name, f"accuracy over the {answerable} answerable rows", float(metrics["accuracy_answerable"]),
+                       answerable, sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None),
+                       left_out, f"the {past} rows past the kept options left out", skipped),
+        ]
     return [row("accuracy", spec.headline(dict(metrics)))]
 
 
-_COLUMNS = ("Benchmark", "Metric", "Score", "Items", "Unparsed", "Left out", "Notes")
+def failed_row(name: str, why: str) -> SummaryRow:
+    """The row of a benchmark that could not run (its reason's first line in the notes)."""
+    return SummaryRow(name, "could not run", None, 0, 0, 0, "COULD NOT RUN: " + why.splitlines()[0])
+
+
+_COLUMNS = ("Benchmark", "Metric", "Score", "Items", "Skipped", "Unparsed", "Left out", "Notes")
 
 
 def _fmt(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.1f}"
 
 
-def render_summary_markdown(rows: list[SummaryRow], label: str) -> str:
-    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800)."""
+def file_line(data: BenchmarkData) -> str:
+    """Per file: records read, evaluated, skipped and why (``FILE: 900 records read, 900 evaluated, 0 skipped``)."""
+    from ground_r1.evaluation.outcome import RecordsReport, reason_counts
+
+    return f"{data.name}: " + RecordsReport(
+        file=str(data.file), records_read=data.records_read, skipped=data.skipped_records,
+        skipped_by_field=reason_counts(data.skipped), evaluated=len(data.items)).line()
+
+
+def render_summary_markdown(rows: list[SummaryRow], label: str, files: Iterable[str] = ()) -> str:
+    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800), then one line per
+    file read (``files``, :func:`file_line`)."""
     lines = [f"## General benchmarks ({label})", "", "| " + " | ".join(_COLUMNS) + " |",
              "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in rows:
-        cells = (r.benchmark, r.metric, _fmt(r.score), str(r.items), str(r.unparsed), str(r.left_out), r.notes)
+        cells = (r.benchmark, r.metric, _fmt(r.score), str(r.items), str(r.skipped), str(r.unparsed),
+                 str(r.left_out), r.notes)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Unparsed answers count as wrong; left-out "
-              "items (prediction errors, failed MM-Vet gradings) are excluded and counted, never scored 0."]
+              "items (prediction errors, failed MM-Vet gradings) are excluded and counted, never scored 0; skipped "
+              "records could not be evaluated (skipped_records.jsonl names each as file:line: field: why)."]
+    files = list(files)
+    if files:
+        lines += ["", "Files read:", *(f"- {line}" for line in files)]
     return "\n".join(lines) + "\n"
 
 
@@ -344,8 +458,8 @@ def render_summary_csv(rows: list[SummaryRow]) -> str:
     """The same table as CSV (score empty when not available; full precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "score", "items", "unparsed", "left_out", "notes"])
+    writer.writerow(["benchmark", "metric", "score", "items", "skipped", "unparsed", "left_out", "notes"])
     for r in rows:
-        writer.writerow([r.benchmark, r.metric, "" if r.score is None else repr(r.score), r.items, r.unparsed,
-                         r.left_out, r.notes])
+        writer.writerow([r.benchmark, r.metric, "" if r.score is None else repr(r.score), r.items, r.skipped,
+                         r.unparsed, r.left_out, r.notes])
     return buffer.getvalue()

@@ -132,14 +132,40 @@ def test_mmmu_markers_and_single_image(write_benchmark, caplog) -> None:
     assert spec.question(items[0]).startswith("<image 1> What is the overhead?")
 
 
-def test_answer_outside_options_is_a_file_error(write_benchmark) -> None:
+def test_an_answer_that_is_no_letter_of_the_options_is_a_skipped_record(write_benchmark) -> None:
     from ground_r1.evaluation.benchmarks import BenchmarkFileError
 
     spec = get_benchmark("SEED_Bench")
-    path, root = write_benchmark("SEED_Bench.jsonl", [_seed("1", 5, "E")])
-    with pytest.raises(BenchmarkFileError) as err:
+    path, root = write_benchmark("SEED_Bench.jsonl", [_seed("1", 5, "A"), _seed("2", 5, "two")])
+    read = spec.read(path, root)
+    assert [it.key for it in read.items] == ["SEED_Bench.jsonl:1"] and read.records_read == 2
+    assert [str(i) for i in read.skipped] == [f"{path}:2: solution: 'two' is not one of the question's options ABCD"]
+    with pytest.raises(BenchmarkFileError) as err:  # the strict form
         spec.load(path, root)
-    assert err.value.problems == [f"{path}:1:solution: 'E' is not one of the question's options ABCD"]
+    assert err.value.problems == [f"{path}:2: solution: 'two' is not one of the question's options ABCD"]
+
+
+def test_answer_letters_past_the_kept_options_stay_and_are_counted(write_benchmark, caplog) -> None:
+    # Issue 15: 28 of MMMU_val's 900 rows answer E, F or I where the release kept A-D. They stay in the 900 as the
+    # release evaluated them (right only if the model's letter equals the answer), with a warning and their count,
+    # and the accuracy over the answerable rows is reported beside the accuracy over all rows.
+    spec = get_benchmark("MMMU_val")
+    row = {"Image": "images/a.png", "Question_Type": "multiple-choice", "Category": "Art", "Subtask": "Easy",
+           "Task": "MMMU_val", "problem": "<image 1> Which?\nA. one\nB. two\nC. three\nD. four"}
+    records = [dict(row, Question_id=str(i), solution=answer) for i, answer in enumerate("AEBF")]
+    path, root = write_benchmark("MMMU_val.jsonl", records)
+    with caplog.at_level("WARNING"):
+        items = spec.load(path, root)
+    assert len(items) == 4 and [it.extra.get("answer_past_options", False) for it in items] == [False, True, False, True]
+    assert ("MMMU_val: 2 row(s) have an answer letter past the options the file kept (EF; first: MMMU_val.jsonl:2)"
+            in caplog.text)
+    replies = ["A", "E", "C", "The answer is B"]  # right, right (names the unshown E), wrong, wrong
+    records = [spec.score_item(it, text) for it, text in zip(items, replies)]
+    assert [r["correct"] for r in records] == [True, True, False, False]
+    assert [r["answerable"] for r in records] == [True, False, True, False]
+    metrics = spec.aggregate(records)
+    assert (metrics["accuracy"], metrics["n"]) == (50.0, 4)
+    assert (metrics["accuracy_answerable"], metrics["n_answerable"], metrics["n_answer_past_options"]) == (50.0, 2, 2)
 
 
 def test_options_free_item_uses_exact_match(write_benchmark) -> None:

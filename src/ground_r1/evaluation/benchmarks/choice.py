@@ -15,6 +15,12 @@ official MMBench prompt does; the release dropped it) and loses the "nan" placeh
 two- and three-option questions; MMMU's ``<image k>`` markers stay in the text, as the release fed them
 with the single image its file provides (items whose markers name more images are counted in the log).
 An item without options (MMMU's open questions, if a file has them) is scored by normalised exact match.
+
+An answer that is a single letter past the options the file kept (28 rows of the release's MMMU_val: E, F or I
+where the release kept A-D) stays in the benchmark, as the release evaluated it: the row is right only if the
+model's letter equals that answer (the answer letter is readable from the reply, so a model that names it is
+right). Loading warns with their count, and :meth:`ChoiceSpec.aggregate` reports ``accuracy_answerable``
+beside the accuracy: over the rows whose answer is among their options (872 of MMMU's 900).
 """
 
 from __future__ import annotations
@@ -117,9 +123,12 @@ class ChoiceSpec(BenchmarkSpec):
         answer = item.answer.strip()
         if options:
             if answer.upper() not in options:
-                problems.append(
-                    ("solution", f"{answer!r} is not one of the question's options {''.join(options)}")
-                )
+                if re.fullmatch(r"[A-Za-z]", answer):  # past the kept options: evaluated (module docstring)
+                    item.extra["answer_past_options"] = True
+                else:
+                    problems.append(
+                        ("solution", f"{answer!r} is not one of the question's options {''.join(options)}")
+                    )
             item.answer = answer.upper()
 
         names = dict(self.category_names)
@@ -134,6 +143,15 @@ class ChoiceSpec(BenchmarkSpec):
             item.extra["image_markers"] = markers
 
     def _validate_items(self, items: list[BenchmarkItem]) -> list[str]:
+        past = [it for it in items if it.extra.get("answer_past_options")]
+        if past:
+            letters = "".join(sorted({it.answer for it in past}))
+            logger.warning(
+                "%s: %d row(s) have an answer letter past the options the file kept (%s; first: %s): kept, as the "
+                "release evaluated them (right only if the model's letter equals the answer); the accuracy over "
+                "the %d answerable row(s) is reported beside the accuracy over all %d",
+                self.name, len(past), letters, past[0].key, len(items) - len(past), len(items),
+            )  # fmt: skip
         short = [
             it for it in items
             if it.extra.get("image_markers")
@@ -147,9 +165,10 @@ class ChoiceSpec(BenchmarkSpec):
             )  # fmt: skip
         return []
 
-    def parse_answer(self, text: str, options: dict[str, str] | None = None) -> str | None:
-        """The option letter a prediction picks (any of ``valid_letters`` when options are unknown)."""
-        letters = "".join(options) if options else self.valid_letters
+    def parse_answer(self, text: str, options: dict[str, str] | None = None, extra_letters: str = "") -> str | None:
+        """The option letter a prediction picks (any of ``valid_letters`` when options are unknown, plus
+        ``extra_letters``: the answer letter of a row past its options)."""
+        letters = ("".join(options) if options else self.valid_letters) + extra_letters
         return extract_choice_letter(text, letters, options)
 
     def score_item(
@@ -159,7 +178,9 @@ class ChoiceSpec(BenchmarkSpec):
         options = item.extra.get("options") or {}
         extracted = extract_answer_span(prediction_text)
         if options:
-            parsed = self.parse_answer(prediction_text, options)
+            # A row past its options is right only if the model's letter is that (unshown) answer letter.
+            past = item.answer if item.extra.get("answer_past_options") else ""
+            parsed = self.parse_answer(prediction_text, options, extra_letters=past)
             correct = parsed == item.answer
             release = release_letter_match(prediction_text, item.answer)
         else:
@@ -168,6 +189,7 @@ class ChoiceSpec(BenchmarkSpec):
             release = extracted.lower() == item.answer.strip().lower()
         record.update(
             groups=item.extra.get("groups", {}),
+            answerable=not item.extra.get("answer_past_options", False),
             extracted=extracted,
             parsed=parsed,
             correct=correct,
@@ -179,6 +201,10 @@ class ChoiceSpec(BenchmarkSpec):
         """Overall metrics (:func:`choice_metrics`) plus ``per_category`` and ``per_<group field>``."""
         self._check_records(records)
         result = choice_metrics(records)
+        answerable = [r for r in records if r.get("answerable", True)]
+        result["n_answer_past_options"] = len(records) - len(answerable)
+        result["accuracy_answerable"] = percent(sum(bool(r["correct"]) for r in answerable), len(answerable))
+        result["n_answerable"] = len(answerable)
         result["per_category"] = _grouped(records, lambda r: r["category"])
         for field_name in self.group_fields:
             result[_group_key(field_name)] = _grouped(
