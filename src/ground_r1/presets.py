@@ -37,21 +37,24 @@ def _as_bool(value: Any) -> bool | None:
     return None
 
 
-def _flag_value(argv: Sequence[str], name: str) -> tuple[bool, Any]:
-    """(given, value) of ``--name`` on a command line in TRL's conventions: ``--name v``, ``--name=v``, or a
-    bare ``--name`` (True). The last occurrence wins, as in argparse."""
+def _flag_value(argv: Sequence[str], name: str, boolean: bool = True) -> tuple[bool, Any]:
+    """(given, value) of ``--name`` on a command line in TRL's conventions: ``--name v``, ``--name=v``, or, for
+    a ``boolean`` flag, a bare ``--name`` (True). The last occurrence wins, as in argparse."""
     found, value = False, None
     for i, token in enumerate(argv):
         if token == f"--{name}":
             nxt = argv[i + 1] if i + 1 < len(argv) else None
-            found, value = True, (nxt if nxt is not None and _as_bool(nxt) is not None else True)
+            if boolean:
+                found, value = True, (nxt if nxt is not None and _as_bool(nxt) is not None else True)
+            else:
+                found, value = True, nxt
         elif token.startswith(f"--{name}="):
             found, value = True, token.split("=", 1)[1]
     return found, value
 
 
 def _preset(argv: Sequence[str]) -> tuple[str | None, dict[str, Any]]:
-    given, path = _flag_value(argv, "config")
+    given, path = _flag_value(argv, "config", boolean=False)
     if not given or not isinstance(path, str):
         return None, {}
     import yaml
