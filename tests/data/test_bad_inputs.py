@@ -82,7 +82,7 @@ def test_every_bad_record_is_reported_with_file_line_field_and_reason(bad_data):
         assert sorted(by_line[line]) == sorted(expected), case  # exactly the expected fields
         for field_name, reason in expected.items():
             assert reason in by_line[line][field_name], (case, by_line[line][field_name])
-    # One message lists them all (25 bad records, one problem each: fewer than the 50 listed in full).
+    # One message lists them all (19 bad records, one problem each: fewer than the 50 listed in full).
     message = str(err.value)
     assert message.startswith(f"{len(bad_data.bad_lines)} problem(s) in {len(bad_data.bad_lines)} record(s):\n")
     assert all(str(issue) in message for issue in err.value.issues)
