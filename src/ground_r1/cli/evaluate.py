@@ -376,7 +376,8 @@ def incomplete_count(args: argparse.Namespace) -> int:
     out = Path(args.output_dir)
     report = outcome.load_report(out)
     skipped = report.skipped if report is not None else 0
-    errors = sum(1 for p in load_predictions(out) if p.get("status") != "ok") if (out / "predictions.jsonl").is_file() else 0
+    predicted = load_predictions(out) if (out / "predictions.jsonl").is_file() else []
+    errors = sum(1 for p in predicted if p.get("status") != "ok")
     if errors:
         logger.warning("%d prediction(s) failed (see their 'error' in predictions.jsonl); the table leaves them out",
                        errors)

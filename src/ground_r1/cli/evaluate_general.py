@@ -295,7 +295,8 @@ def check_configuration(args: argparse.Namespace, names: list[str]) -> None:
     """
     for name in names:
         get_benchmark(name)
-    for flag, folder in (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root)):
+    folders = (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root))
+    for flag, folder in folders:
         if folder is not None and not Path(folder).is_dir():
             raise ValueError(f"{flag} is not a folder: {folder}")
 

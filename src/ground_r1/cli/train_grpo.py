@@ -201,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.presets import PresetMachineError, check_preset_for_machine
 
     try:  # before the training arguments, which die on a GPU-only setting without saying which preset set it
-        check_preset_for_machine(argv, launcher=os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_grpo ..."),
+        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_grpo ...")
+        check_preset_for_machine(argv, launcher=launcher,
                                  cpu_preset="configs/grpo/tiny_cpu.yaml")
     except PresetMachineError as exc:
         logger.error("%s", exc)

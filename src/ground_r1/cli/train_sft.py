@@ -36,7 +36,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
     try:  # before the training arguments, which die on a GPU-only setting without saying which preset set it
-        check_preset_for_machine(argv, launcher=os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_sft ..."),
+        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_sft ...")
+        check_preset_for_machine(argv, launcher=launcher,
                                  cpu_preset="configs/sft/tiny_cpu.yaml")
     except PresetMachineError as exc:
         logger.error("%s", exc)
