@@ -26,11 +26,16 @@ class GroundR1Config(GRPOConfig):
         min_pixels / max_pixels (`int`): passed explicitly to the image processor (release 3136 / 401408).
         min_crop_size (`int`, 28), max_aspect_ratio (`float`, 200), crop_fallback (`str`, "full_image"): SPEC §2.
         no_crop (`bool`, False): control run, the crop is replaced by the original image.
+        box_parse (`str`, "tag_first"): how a turn's box is read (SPEC §2): "tag_first" (ours: inside `<box>` first,
+            then the release's rule) or "release" (the release's rule alone); reaches the rollout of training and
+            of both evaluation CLIs.
     Model:
         freeze_vision_tower (`bool`, True), freeze_projector (`bool`, True): SPEC §5.
     Rewards:
         reward_functions (`list[str]`): names ("format", "accuracy") or dotted paths `pkg.mod:func`.
         accuracy_default_handler (`str` or None): handler for dataset names with no rule (None: validation error).
+        letter_rule (`str`, "spec"): option-letter rule of v7w/gqa/openimages (SPEC §3): "spec" (the SPEC rule plus a
+            bare-letter fallback) or "release" (the release's full rule); the evaluation tables take the same value.
         question_reward_log (`bool`, False): write per-question rewards (the release's data-selection log).
     Generation:
         record_sampling_logprobs (`bool`, True): keep generate's per-token log-probs and pass them to the loss
@@ -53,10 +58,12 @@ class GroundR1Config(GRPOConfig):
     max_aspect_ratio: float = field(default=200.0, metadata={"help": "Boxes with aspect ratio >= this are rejected."})
     crop_fallback: str = field(default="full_image", metadata={"help": "No valid box: 'full_image' (release) or 'end'."})
     no_crop: bool = field(default=False, metadata={"help": "Control: feed the original image instead of the crop."})
+    box_parse: str = field(default="tag_first", metadata={"help": "Box rule (SPEC §2): 'tag_first' (ours: inside <box> first, then the release's rule) or 'release' (the release's rule alone)."})
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the vision tower (SPEC §5)."})
     freeze_projector: bool = field(default=True, metadata={"help": "Freeze the projector/merger too (SPEC §5)."})
     reward_functions: list[str] = field(default_factory=lambda: ["format", "accuracy"], metadata={"help": "Reward functions: names or dotted paths."})
     accuracy_default_handler: str | None = field(default=None, metadata={"help": "Handler for datasets without a rule."})
+    letter_rule: str = field(default="spec", metadata={"help": "Option-letter rule of v7w/gqa/openimages (SPEC §3): 'spec' (SPEC rule + bare-letter fallback) or 'release' (the release's full rule)."})
     question_reward_log: bool = field(default=False, metadata={"help": "Write per-question rewards to question_rewards.jsonl."})
     record_sampling_logprobs: bool = field(default=True, metadata={"help": "Keep generate's per-token log-probs."})
     generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
@@ -97,6 +104,13 @@ class GroundR1Config(GRPOConfig):
             problems.append(f"max_new_tokens_per_turn must be >= 1, got {self.max_new_tokens_per_turn}")
         if self.crop_fallback not in ("full_image", "end"):
             problems.append(f"crop_fallback must be 'full_image' or 'end', got {self.crop_fallback!r}")
+        from ground_r1.boxes import BOX_PARSE_RULES
+        from ground_r1.rewards.accuracy import LETTER_RULES
+
+        if self.box_parse not in BOX_PARSE_RULES:
+            problems.append(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
+        if self.letter_rule not in LETTER_RULES:
+            problems.append(f"letter_rule must be one of {', '.join(LETTER_RULES)}, got {self.letter_rule!r}")
         if self.min_pixels > self.max_pixels:
             problems.append(f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})")
         from ground_r1.trainer.nonfinite import policy_problem

@@ -178,18 +178,25 @@ def test_summary_table_in_the_papers_units(tmp_path):
         scored = general.score_benchmark(data, preds)
         rows += general.summary_rows(data.spec, data.spec.aggregate(scored.records), scored)
     markdown = general.render_summary_markdown(rows, "direct, tiny").splitlines()
+    mme_rule, pope_rule = get_benchmark("MME").rule, get_benchmark("POPE").rule
     # MME existence: 1/2 right (acc 50), its image not all right (acc+ 0) -> 50; count: 2/2 and 1/1 -> 200; sum 250.
-    assert "| MME | total (perception + cognition) | 250.0 | 4 | 0 | 0 | 0 | perception 250.0, cognition 0.0; only 2/14 tasks |" in markdown
-    # POPE: tp 1 (yes/yes), fp 1 (no/yes), tn 1, "maybe" unparsed: acc 2/4 = 50.0, P 1/2 = 50, R 1/1 = 100,
-    # F1 = 2*50*100/150 = 66.7, yes-ratio 2/3 parsed = 66.7.
-    pope_notes = "precision 50.0, recall 100.0, yes-ratio 66.7"
-    assert f"| POPE | accuracy | 50.0 | 4 | 0 | 1 | 0 | {pope_notes} |" in markdown
-    assert f"| POPE | F1 | 66.7 | 4 | 0 | 1 | 0 | {pope_notes} |" in markdown
-    assert "| RealworldQA | accuracy | 100.0 | 1 | 0 | 0 | 0 |  |" in markdown
+    assert (f"| MME | total (perception + cognition) | {mme_rule} | 250.0 | 4 | 0 | 0 | 0 | perception 250.0, "
+            "cognition 0.0; only 2/14 tasks |") in markdown
+    assert ("| MME | total (perception + cognition) | variant: release cal_MME.py: MME authors' rule (no bare y/n) "
+            "| 250.0 | 4 | 0 | 0 | 0 |  |") in markdown
+    # POPE (the POPE rule reads every answer; "maybe" holds no "no"/"not" -> yes): tp 2 (yes/yes, maybe/yes), fp 1
+    # (no/yes), tn 1: acc 3/4 = 75.0, P 2/3 = 66.7, R 2/2 = 100, F1 = 2*66.7*100/166.7 = 80.0, yes-ratio 3/4 = 75.0.
+    pope_notes = "precision 66.7, recall 100.0, yes-ratio 75.0"
+    assert f"| POPE | accuracy | {pope_rule} | 75.0 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
+    assert f"| POPE | F1 | {pope_rule} | 80.0 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
+    # lmms-eval's exact match: "yes" and "no" right, "yes" on a no and "maybe" wrong -> 50.0
+    assert "| POPE | accuracy | variant: lmms-eval 0.7.3 pope: exact yes/no after lower/strip | 50.0 | 4 | 0 | 0 | 0 |  |" \
+        in markdown
+    assert f"| RealworldQA | accuracy | {get_benchmark('RealworldQA').rule} | 100.0 | 1 | 0 | 0 | 0 |  |" in markdown
     assert markdown[0] == "## General benchmarks (direct, tiny)"
     csv_lines = general.render_summary_csv(rows).splitlines()
-    assert csv_lines[0] == "benchmark,metric,score,items,skipped,unparsed,left_out,notes"
-    assert csv_lines[3].startswith("POPE,F1,66.666666666666")
+    assert csv_lines[0] == "benchmark,metric,rule,variant,score,items,skipped,unparsed,left_out,notes"
+    assert csv_lines[4].startswith(f'POPE,F1,"{pope_rule}",no,') and float(csv_lines[4].split(",")[5]) == pytest.approx(80)
 
 
 # ------------------------------------------------------------------------------------------ MM-Vet grading
@@ -225,9 +232,15 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
     grades = load_judgments(out)
     assert {k: (g["status"], g["score"]) for k, g in grades.items()} == {
         "MMVet.jsonl:1": ("ok", 0.8), "MMVet.jsonl:2": ("unparseable", None), "MMVet.jsonl:3": ("ok", 0.3)}
-    metrics = data.spec.aggregate(general.score_benchmark(data, predictions, grades).records)
+    scored = general.score_benchmark(data, predictions, grades)
+    metrics = data.spec.aggregate(scored.records)
     assert metrics["total"] == pytest.approx(55.0)  # (0.8 + 0.3) / 2; the ungradable answer is not a 0
     assert metrics["n_failed"] == 1
+    # The table names the grader that graded (from the grading records) beside the official one.
+    (row,) = general.summary_rows(data.spec, metrics, scored)
+    assert row.rule == "MM-Vet official grader prompt (grader grader; official: gpt-4-0613)"
+    assert "| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) | 55.0 |" \
+        in general.render_summary_markdown([row], "x")
 
     # Another run (a new grades file) with the same cache: graded answers cost no request.
     fake_chat_server.reset()
@@ -297,5 +310,6 @@ def test_a_killed_run_resumes_per_benchmark(tmp_path, monkeypatch):
     for name in ("summary.md", "summary.csv", "MME/scores.jsonl", "POPE/scores.jsonl", "POPE/predictions.jsonl"):
         assert (killed / name).read_text() == (tmp_path / "full" / name).read_text()
     # Every answer is "Yes": MME count acc 50 + acc+ 0 = 50.0; POPE acc 1/2 = 50.0.
-    assert "| MME | total (perception + cognition) | 50.0 | 2 |" in (killed / "summary.md").read_text()
-    assert "| POPE | accuracy | 50.0 | 2 |" in (killed / "summary.md").read_text()
+    summary = (killed / "summary.md").read_text()
+    assert f"| MME | total (perception + cognition) | {get_benchmark('MME').rule} | 50.0 | 2 |" in summary
+    assert f"| POPE | accuracy | {get_benchmark('POPE').rule} | 50.0 | 2 |" in summary

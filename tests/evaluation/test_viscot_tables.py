@@ -63,8 +63,8 @@ def rows_of(run_dir: Path, judged: bool = True) -> list[dict]:
 
 def test_score_rows_put_judge_and_rule_side_by_side(tmp_path):
     rows = {r["key"]: r for r in rows_of(write_run(tmp_path))}
-    assert rows["d2"] == {"key": "d2", "dataset": "docvqa", "status": "ok", "rule_score": 0.5, "judge_score": 0.6,
-                          "judge_status": "ok", "box_score": None, "box_status": "no_grounding"}
+    assert rows["d2"] == {"key": "d2", "dataset": "docvqa", "status": "ok", "letter_rule": "spec", "rule_score": 0.5,
+                          "judge_score": 0.6, "judge_status": "ok", "box_score": None, "box_status": "no_grounding"}
     assert (rows["t2"]["rule_score"], rows["t2"]["judge_score"], rows["t2"]["judge_status"]) == (0.5, None, "unparseable")
     assert (rows["e1"]["rule_score"], rows["e1"]["judge_score"]) == (None, 0.7)  # emotic: no rule -> n/a
 
@@ -104,8 +104,8 @@ def test_inference_errors_are_failures_of_both_columns(tmp_path):
     with open(run_dir / "predictions.jsonl", "a") as handle:
         handle.write(json.dumps({"key": "d3", "status": "error", "dataset": "docvqa", "error": "cannot load"}) + "\n")
     rows = {r["key"]: r for r in rows_of(run_dir)}
-    assert rows["d3"] == {"key": "d3", "dataset": "docvqa", "status": "error", "rule_score": None,
-                          "judge_score": None, "judge_status": "missing", "box_score": None,
+    assert rows["d3"] == {"key": "d3", "dataset": "docvqa", "status": "error", "letter_rule": "spec",
+                          "rule_score": None, "judge_score": None, "judge_status": "missing", "box_score": None,
                           "box_status": "no_grounding"}
     run = tables.summarize(rows.values(), "ours", max_failure_share=0.5)
     # DocVQA means are unchanged (the error is excluded), and counted: judge failures 1, rule failures 1 of 7.

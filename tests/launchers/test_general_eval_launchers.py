@@ -101,11 +101,17 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
     assert v1_0.body["max_tokens"] == 3 and v1_0.body["model"] == "grader-test"
     assert sum(r.user_content.endswith(MMVET_RETRY_SUFFIX) for r in first_requests) == 4
     assert (metrics["MMVet"]["n_graded"], metrics["MMVet"]["n_failed"]) == (15, 1)
-    assert "| MMVet | total (LLM-graded) | 53.3 | 16 |" in summary and "graded 15/16, 1 grading(s) failed" in summary
+    # The table names the grader that graded (OPENAI_MODEL) and each number's rule; variants follow their headline.
+    assert ("| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader-test; official: gpt-4-0613) "
+            "| 53.3 | 16 |") in summary and "graded 15/16, 1 grading(s) failed" in summary
     assert "| MME | total (perception + cognition) |" in summary and "tasks" not in summary.split("| MME |")[1].split("\n")[0]
-    assert [line.split(" | ")[0][2:] for line in summary.splitlines() if line.startswith("| ") and " | " in line][1:] == [
-        "MME", "POPE", "POPE", "SEED_Bench", "MMBench_en_dev", "MMMU_val", "MME_RealWorld_Lite", "RealworldQA", "MMVet"]
-    assert (out / "summary.csv").read_text().startswith("benchmark,metric,score,items,skipped,unparsed,left_out,notes\n")
+    headline = [line for line in summary.splitlines() if line.startswith("| ") and " | " in line and "variant:" not in line]
+    assert [line.split(" | ")[0][2:] for line in headline][1:] == [
+        "MME", "POPE", "POPE", "SEED_Bench", "MMBench_en_dev", "MMBench_en_dev", "MMMU_val", "MME_RealWorld_Lite",
+        "RealworldQA", "MMVet"]
+    assert "| MMBench_en_dev | CircularEval accuracy | CircularEval (MMBench official" in summary
+    assert "| POPE | accuracy | POPE authors (first sentence; No/no/not -> no, else yes) |" in summary
+    assert (out / "summary.csv").read_text().startswith("benchmark,metric,rule,variant,score,items,skipped,unparsed,left_out,notes\n")
     texts = [p.read_text() for p in out.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     assert all(KEY not in text for text in texts)
 
@@ -122,7 +128,7 @@ def test_multi_sft_with_the_ground_sft_protocol(tmp_path, dataset_root, tiny_mod
     # Turn 1 asks for the box about the direct prompt: the question, its (A)..(E) options and the letter suffix.
     assert all("(E)" in p["prompt"] and "Respond with only the letter (A, B, C, D, or E)." in p["prompt"]
                and "Please only provide the bounding box" in p["prompt"] for p in predicted)
-    assert "MMVet" not in result.stdout and "| SEED_Bench | accuracy |" in result.stdout
+    assert "MMVet" not in result.stdout and "| SEED_Bench | accuracy | lmms-eval 0.7.3 seedbench" in result.stdout
     with pytest.raises(AssertionError, match="PROTOCOL must be direct or ground_sft"):
         launch("multi_SFT.sh", tmp_path, {**env, "PROTOCOL": "ground_r1"})
 

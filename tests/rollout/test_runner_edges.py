@@ -48,3 +48,18 @@ def test_no_crop_control_feeds_the_original_image_back(codec):
     assert uncropped.images[1].grid_thw.tolist() == uncropped.images[0].grid_thw.tolist() == [1, 6, 8]
     assert cropped.images[1].grid_thw.tolist() != [1, 6, 8]
     assert cropped.turns[0].crop_window is not None and not cropped.turns[0].crop_is_fallback
+
+
+def test_box_parse_release_reaches_the_crop(codec):
+    # box_parse (SPEC §2): the same turn crops where <box> says under ours, and around the first list under the
+    # release's rule. Input 112x84 of a 448x336 original (scale 4).
+    turn = "<think>[2, 2, 10, 10] is a guess</think> <box>[50,40,80,70]</box>"
+    gen = ScriptedGenerator(codec, lambda call: turn)
+    runs = {rule: Rollout(codec, gen, RolloutConfig(max_turns=2, box_parse=rule)).run(
+        [question()], TreePlan(1, 1), SamplingParams())[0] for rule in ("tag_first", "release")}
+    ours, release = runs["tag_first"].turns[0], runs["release"].turns[0]
+    assert (ours.box, ours.box_source, ours.crop_window) == ((50.0, 40.0, 80.0, 70.0), "box_tag", (200, 160, 320, 280))
+    assert (release.box, release.box_source) == ((2.0, 2.0, 10.0, 10.0), "release_regex")
+    assert release.crop_window == (8, 8, 40, 40) and not release.crop_is_fallback
+    with pytest.raises(ValueError, match="box_parse must be one of tag_first, release, got 'tags'"):
+        RolloutConfig(box_parse="tags")

@@ -73,7 +73,24 @@ def test_release_preset_sets_every_trl_default_that_differs(tmp_path):
     assert (args.max_new_tokens_per_turn, args.max_turns, args.max_pixels, args.min_pixels) == (512, 5, 401408, 3136)
     assert args.freeze_vision_tower and args.freeze_projector and args.gradient_checkpointing
     assert (script.max_train_questions, script.lr_schedule_span) == (8000, "epoch")
+    # The release's rules as named choices (SPEC §2, §3): its box parse reaches the rollout, its letter rule the reward.
+    assert (args.box_parse, args.letter_rule) == ("release", "release")
+    from ground_r1.cli.train_grpo import build_reward_functions
+    from ground_r1.trainer.grpo_trainer import rollout_config_from
+
+    assert rollout_config_from(args).box_parse == "release"
+    _, registry = build_reward_functions(args)
+    assert registry.letter_rule == "release"
+
     paper = paths.repo_root() / "configs" / "grpo" / "paper.yaml"
     _, pargs, _ = parser.parse_args_and_config(
         ["--config", str(paper), "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"])
     assert (pargs.num_first_round_samples, pargs.num_generations, pargs.beta) == (4, 8, 0.0)
+
+
+def test_box_parse_and_letter_rule_are_checked():
+    assert (_config().box_parse, _config().letter_rule) == ("tag_first", "spec")
+    with pytest.raises(ValueError) as err:
+        _config(box_parse="first", letter_rule="loose")
+    assert "box_parse must be one of tag_first, release, got 'first'" in str(err.value)
+    assert "letter_rule must be one of spec, release, got 'loose'" in str(err.value)

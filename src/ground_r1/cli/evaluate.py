@@ -42,6 +42,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from ground_r1.boxes import BOX_PARSE_RULES
 from ground_r1.data.images import (
     DEFAULT_MAX_PIXELS,
     DEFAULT_MIN_PIXELS,
@@ -52,6 +53,8 @@ from ground_r1.evaluation import inference, outcome, refcoco, scores, tables
 from ground_r1.evaluation.judge import Judge, JudgeAuthenticationError, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
 from ground_r1.prompt import BASELINE_TEMPLATES
+from ground_r1.rewards.accuracy import DEFAULT_LETTER_RULE, LETTER_RULES
+from ground_r1.rewards.registry import build_registry
 from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
 logger = logging.getLogger("ground_r1.evaluate")
@@ -100,6 +103,9 @@ def add_decoding_arguments(p) -> None:
                    "12544 for the demo model)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
     p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+    p.add_argument("--box_parse", default="tag_first", choices=BOX_PARSE_RULES,
+                   help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
+                        "release's rule) or release (the release's rule alone; the release preset's box_parse)")
 
 
 def init_distributed(timeout_minutes: float = 600.0) -> DistContext:
@@ -164,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip records that cannot be evaluated (each listed in OUTPUT_DIR/skipped_records.jsonl, "
                         "counted in the table; exit 4); --no-skip_bad_records stops with every problem listed")
     add_max_image_pixels_argument(p)
+    p.add_argument("--letter_rule", default=DEFAULT_LETTER_RULE, choices=LETTER_RULES,
+                   help="rule column's option-letter rule for v7w/gqa/openimages (SPEC §3), as the training config "
+                        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full rule)")
     p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
                    help="run the LLM judge when an endpoint is configured")
     p.add_argument("--judge_model", default=None, help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini)")
@@ -267,7 +276,7 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
     return inference.InferenceConfig(protocol=args.protocol, model=model,
                                      prompt_class=args.prompt_class, sampling=sampling,
                                      max_turns=args.max_turns, max_completion_length=args.max_completion_length,
-                                     batch_size=args.batch_size)
+                                     box_parse=args.box_parse, batch_size=args.batch_size)
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
@@ -321,7 +330,8 @@ def stage_score(args: argparse.Namespace) -> None:
         return
     judged = out / JUDGMENTS_NAME
     judgments = load_judgments(judged) if judged.is_file() else None
-    scores.write_scores(scores.score_predictions(predictions, judgments), out / scores.SCORES_NAME)
+    registry = build_registry(letter_rule=args.letter_rule)
+    scores.write_scores(scores.score_predictions(predictions, judgments, registry), out / scores.SCORES_NAME)
 
 
 def run_label(run_dir: Path, fallback: str) -> str:

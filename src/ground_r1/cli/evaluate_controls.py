@@ -4,7 +4,7 @@ random-box GIoU (`ground_r1.evaluation.controls`).
     python -m ground_r1.cli.evaluate_controls --model_path out/demo --output out/demo/heldout_eval.json
     python -m ground_r1.cli.evaluate_controls --model_path src/ground_r1/assets/tiny-instruct   # before RL
 
-Rollout settings (turns, per-turn tokens, pixels, crop rules) come from a GRPO preset (`--config`, default the
+Rollout settings (turns, per-turn tokens, pixels, crop and box rules, the letter rule) come from a GRPO preset (`--config`, default the
 CPU demo's configs/grpo/tiny_cpu.yaml), so the evaluation sees images and budgets exactly as training did.
 Data: any VisCoT records file whose datasets have a rule-based accuracy; default the built-in synthetic
 held-out split.
@@ -25,7 +25,7 @@ from ground_r1 import paths
 from ground_r1.data.images import add_max_image_pixels_argument
 
 ROLLOUT_KEYS = ("max_turns", "max_new_tokens_per_turn", "max_completion_length", "min_pixels", "max_pixels",
-                "min_crop_size", "max_aspect_ratio", "crop_fallback")
+                "min_crop_size", "max_aspect_ratio", "crop_fallback", "box_parse", "letter_rule")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
     if data_path is None:
         folder = ensure_default_dataset()
         data_path, image_root = str(folder / "eval.jsonl"), str(folder)
-    registry = build_registry()
+    registry = build_registry(letter_rule=settings.get("letter_rule", "spec"))
     loaded = load_viscot_records(data_path, image_root=image_root, min_pixels=min_px, max_pixels=max_px,
                                  known_datasets=[d for d in registry.known_datasets() if registry.has_rule(d)],
                                  limit=args.max_questions)
@@ -90,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
                            max_completion_length=settings.get("max_completion_length"),
                            min_crop_size=settings.get("min_crop_size", 28),
                            max_aspect_ratio=settings.get("max_aspect_ratio", 200.0),
-                           crop_fallback=settings.get("crop_fallback", "full_image"))
+                           crop_fallback=settings.get("crop_fallback", "full_image"),
+                           box_parse=settings.get("box_parse", "tag_first"))
     sampling = replace(EVAL_GREEDY_SAMPLING, repetition_penalty=args.repetition_penalty,
                        max_new_tokens=settings.get("max_new_tokens_per_turn", EVAL_GREEDY_SAMPLING.max_new_tokens))
     with torch.no_grad():

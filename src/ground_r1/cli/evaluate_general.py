@@ -132,11 +132,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", required=True, help="one subfolder per benchmark; reuse it to resume")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
-    p.add_argument("--max_items", type=int, default=0, help="first N items of each benchmark (0 = all)")
+    p.add_argument("--max_items", type=int, default=0,
+                   help="first N items of each benchmark (MMBench: the first N questions with all their rotated "
+                        "copies, for CircularEval); 0 = all")
     add_decoding_arguments(p)
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
                    help="grade MM-Vet when a grader endpoint is configured")
-    p.add_argument("--judge_model", default=None, help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini)")
+    p.add_argument("--judge_model", default=None,
+                   help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini); the summary names it. The "
+                        "official evaluator used gpt-4-0613, lmms-eval 0.7.3 gpt-4o-2024-11-20 (docs/metrics.md)")
     p.add_argument("--judge_base_url", default=None, help="grader endpoint (default: $OPENAI_BASE_URL)")
     p.add_argument("--judge_concurrency", type=int, default=None, help="grader requests in flight")
     p.add_argument("--judge_max_tokens", type=int, default=MMVET_GRADER_MAX_TOKENS,
@@ -192,7 +196,8 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
     model = str(local.resolve()) if local.exists() else str(args.model_path)
     return inference.InferenceConfig(protocol=general.inference_protocol(args.protocol), model=model,
                                      prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
-                                     max_completion_length=args.max_completion_length, batch_size=args.batch_size)
+                                     max_completion_length=args.max_completion_length, box_parse=args.box_parse,
+                                     batch_size=args.batch_size)
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general.BenchmarkData]) -> None:

@@ -155,7 +155,8 @@ def build_reward_functions(training_args):
     from ground_r1.rewards.registry import build_registry
     from ground_r1.rewards.trl_functions import load_reward_function, make_accuracy_reward
 
-    registry = build_registry(default_handler=training_args.accuracy_default_handler)
+    registry = build_registry(default_handler=training_args.accuracy_default_handler,
+                              letter_rule=training_args.letter_rule)
     funcs = []
     for spec in training_args.reward_functions:
         funcs.append(make_accuracy_reward(registry) if spec == "accuracy" else load_reward_function(spec))

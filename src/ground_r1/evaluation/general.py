@@ -40,8 +40,15 @@ from ground_r1.evaluation.benchmarks import (
     parse_mmvet_score,
 )
 from ground_r1.evaluation.benchmarks.choice import ChoiceSpec
+from ground_r1.evaluation.benchmarks.mmbench import MMBENCH_SINGLE_PASS_RULE, MMBenchSpec
 from ground_r1.evaluation.benchmarks.mme import MMESpec
-from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TRIES, MMVetSpec, mmvet_grader_temperature
+from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
+from ground_r1.evaluation.benchmarks.mmvet import (
+    MMVET_GRADER_MAX_TRIES,
+    MMVET_GRADER_MODEL,
+    MMVetSpec,
+    mmvet_grader_temperature,
+)
 from ground_r1.evaluation.benchmarks.pope import PopeSpec
 from ground_r1.evaluation.inference import EvalItem
 from ground_r1.evaluation.judge import AskPlan, Judge, JudgeConfig, JudgeReport, PromptItem
@@ -185,8 +192,9 @@ def read_benchmarks(
     check_images: bool = True,
 ) -> GeneralRead:
     """Locate, read and validate every record of every named benchmark (registry names or aliases), then keep
-    the first ``max_items`` items of each. One benchmark's bad file never stops the others: it is in
-    ``failed`` with why, and the others are read.
+    the first ``max_items`` items of each (``spec.first_items``: MMBench keeps the first ``max_items`` questions
+    with all their rotated copies). One benchmark's bad file never stops the others: it is in ``failed`` with
+    why, and the others are read.
 
     Raises:
         UnknownBenchmarkError: a name that is no benchmark (a configuration error: check names first).
@@ -205,7 +213,7 @@ def read_benchmarks(
         data = BenchmarkData(spec, file, images, result.items, list(result.skipped), result.records_read)
         _single_image(data)
         if max_items:
-            data.items = data.items[:max_items]
+            data.items = spec.first_items(data.items, max_items)  # MMBench: the first questions with all copies
         loaded.append(data)
     return GeneralRead(loaded, failed)
 
@@ -305,12 +313,14 @@ def grade_mmvet(
 
 @dataclass
 class ScoredBenchmark:
-    """Per-item records and what was left out: ``errors`` (prediction errors), ``missing`` (no prediction)."""
+    """Per-item records and what was left out: ``errors`` (prediction errors), ``missing`` (no prediction);
+    ``grader``: the MM-Vet grader model(s) named by the grading records used ("" when none)."""
 
     records: list[dict[str, Any]]
     errors: int = 0
     missing: int = 0
     graded: bool = False
+    grader: str = ""
 
 
 def score_benchmark(
@@ -325,6 +335,9 @@ def score_benchmark(
     """
     spec = data.spec
     scored = ScoredBenchmark(records=[], graded=grades is not None)
+    if grades is not None:
+        models = {str(g.get("model")) for g in grades.values() if g.get("status") == "ok" and g.get("model")}
+        scored.grader = ", ".join(sorted(models))
     for item in data.items:
         prediction = predictions.get(item.key)
         if prediction is None:
@@ -352,12 +365,14 @@ def score_benchmark(
 
 @dataclass
 class SummaryRow:
-    """One line of the summary table: a benchmark's number in the paper's units.
+    """One line of the summary table: a benchmark's number in the paper's units, and the rule that made it.
 
-    ``items`` counts the scored records; ``skipped`` the file's records that could not be evaluated (named in
-    ``skipped_records.jsonl``); ``unparsed`` those whose answer could not be read (scored wrong); ``left_out``
-    the items excluded from the number (prediction errors, missing predictions, failed or absent MM-Vet
-    gradings).
+    ``rule`` names the scoring rule (reference and version); ``variant`` marks a number made by another rule than
+    the headline one (ours where more lenient, the release's). ``items`` counts the scored records (MMBench
+    CircularEval: questions); ``skipped`` the file's records that could not be evaluated (named in
+    ``skipped_records.jsonl``; the same on every row of a benchmark); ``unparsed`` those whose answer the rule
+    could not read (scored wrong); ``left_out`` the items excluded from the number (prediction errors, missing
+    predictions, failed or absent MM-Vet gradings, MMBench questions with a copy missing).
     """
 
     benchmark: str
@@ -367,32 +382,62 @@ class SummaryRow:
     unparsed: int
     left_out: int
     notes: str = ""
+    rule: str = ""
+    variant: bool = False
     skipped: int = 0
 
 
 def summary_rows(
     spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark, skipped: int = 0
 ) -> list[SummaryRow]:
-    """The paper's numbers of one benchmark: MME the summed score (perception + cognition), POPE accuracy and
-    F1, MM-Vet the graded total, the others letter / exact-match accuracy (x100); a letter benchmark with rows
-    whose answer is past their options (MMMU) also gets the accuracy over the answerable rows, labelled."""
+    """The paper's numbers of one benchmark, each with its rule: MME the summed score (perception + cognition),
+    POPE accuracy and F1, MMBench CircularEval and single-pass accuracy, MM-Vet the graded total (its grader
+    named), the others letter / exact-match accuracy (x100); a letter benchmark with rows whose answer is past
+    their options (MMMU) also gets the headline rule's accuracy over the answerable rows, labelled; then each
+    variant rule's number, labelled. ``skipped`` (the file's skipped records) is carried on every row."""
     records = scored.records
     unparsed = sum(1 for r in records if r.get("parsed") is None)
     left_out = scored.errors + scored.missing
 
-    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0) -> SummaryRow:
+    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0, rule: str = spec.rule,
+            items: int | None = None, variant: bool = False) -> SummaryRow:
         value = float(score) if isinstance(score, (int, float)) else None
-        return SummaryRow(spec.name, metric, value, len(records), unparsed, left_out + extra_left_out, notes, skipped)
+        return SummaryRow(spec.name, metric, value, len(records) if items is None else items, unparsed,
+                          left_out + extra_left_out, notes, rule, variant, skipped)
+
+    def variant_rows(metric: str, values: Mapping[str, Any], items: int | None = None) -> list[SummaryRow]:
+        labels = dict(spec.variant_rules)
+        return [row(metric, values[key], rule=labels[key], items=items, variant=True)
+                for key in labels if key in values]
 
     if isinstance(spec, MMESpec):
         notes = f"perception {metrics['perception']:.1f}, cognition {metrics['cognition']:.1f}"
         if metrics["missing_tasks"]:
             notes += f"; only {14 - len(metrics['missing_tasks'])}/14 tasks"
-        return [row("total (perception + cognition)", metrics["overall"], notes)]
+        metric = "total (perception + cognition)"
+        return [row(metric, metrics["overall"], notes), *variant_rows(metric, metrics["variants"])]
     if isinstance(spec, PopeSpec):
         o = metrics["overall"]
         notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
-        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes)]
+        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes),
+                *variant_rows("accuracy", o["variants"])]
+    if isinstance(spec, MMBenchSpec):
+        incomplete = metrics["n_incomplete"]
+        notes = (f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows); unparsed: "
+                 "questions with an unread copy")
+        notes += f"; {incomplete} question(s) with a copy missing left out" if incomplete else ""
+        unread_questions = len({r["circular_group"] for r in records if r.get("parsed") is None})
+        unread_originals = sum(1 for r in records if r.get("parsed") is None and r["circular_copy"] == 0)
+        circular = row("CircularEval accuracy", metrics["circular_accuracy"], notes, extra_left_out=incomplete,
+                       items=metrics["n_questions"])
+        single = row("single-pass accuracy (originals only)", metrics["single_pass_accuracy"],
+                     f"Question_id < 1,000,000: {metrics['n_originals']} questions",
+                     rule=MMBENCH_SINGLE_PASS_RULE, items=metrics["n_originals"])
+        circular.unparsed, single.unparsed = unread_questions, unread_originals
+        (lenient,) = variant_rows("CircularEval accuracy", {"lenient": metrics["variants"]["lenient"]},
+                                  items=metrics["n_questions"])
+        (per_row,) = variant_rows("per-row accuracy", {"release": metrics["variants"]["release"]})
+        return [circular, single, lenient, per_row]
     if isinstance(spec, MMVetSpec):
         failed = metrics["n_failed"]
         if not scored.graded:
@@ -400,19 +445,26 @@ def summary_rows(
         else:
             notes = f"graded {metrics['n_graded']}/{metrics['n_items']}"
             notes += f", {failed} grading(s) failed" if failed else ""
-        return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed)]
+        grader = f"grader {scored.grader}" if scored.grader else "no grader ran"
+        rule = f"MM-Vet official grader prompt ({grader}; official: {MMVET_GRADER_MODEL})"
+        return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed, rule=rule)]
+    result = [row("accuracy", spec.headline(dict(metrics)))]
+    notes = []
     past = metrics.get("n_answer_past_options", 0) if isinstance(spec, ChoiceSpec) else 0
     if past:
+        notes.append(f"all rows, as the release: {past} whose answer is past the kept options are right only if "
+                     "the model names that letter")
+    if isinstance(spec, MMMUSpec) and metrics.get("n_random_guess"):
+        notes.append(f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
+                     f"expected {metrics['accuracy_expected_with_guess']:.1f})")
+    result[0].notes = "; ".join(notes)
+    if past:  # issue 15: the rows the model could answer, by the headline rule, labelled
         answerable = metrics["n_answerable"]
-        return [
-            row("accuracy", spec.headline(dict(metrics)),
-                f"all rows, as the release: {past} whose answer is past the kept options are right only if the "
-                "model names that letter"),
-            SummaryRow(spec.name, f"accuracy over the {answerable} answerable rows", float(metrics["accuracy_answerable"]),
-                       answerable, sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None),
-                       left_out, f"the {past} rows past the kept options left out", skipped),
-        ]
-    return [row("accuracy", spec.headline(dict(metrics)))]
+        subset = row(f"accuracy over the {answerable} answerable rows", metrics["accuracy_answerable"],
+                     f"the {past} rows past the kept options left out", items=answerable)
+        subset.unparsed = sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None)
+        result.append(subset)
+    return result + variant_rows("accuracy", metrics.get("variants", {}))
 
 
 def failed_row(name: str, why: str) -> SummaryRow:
@@ -420,7 +472,7 @@ def failed_row(name: str, why: str) -> SummaryRow:
     return SummaryRow(name, "could not run", None, 0, 0, 0, "COULD NOT RUN: " + why.splitlines()[0])
 
 
-_COLUMNS = ("Benchmark", "Metric", "Score", "Items", "Skipped", "Unparsed", "Left out", "Notes")
+_COLUMNS = ("Benchmark", "Metric", "Rule", "Score", "Items", "Skipped", "Unparsed", "Left out", "Notes")
 
 
 def _fmt(score: float | None) -> str:
@@ -437,17 +489,22 @@ def file_line(data: BenchmarkData) -> str:
 
 
 def render_summary_markdown(rows: list[SummaryRow], label: str, files: Iterable[str] = ()) -> str:
-    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800), then one line per
-    file read (``files``, :func:`file_line`)."""
+    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800); each number's rule
+    is named, variant rules' numbers follow their benchmark's headline, marked "variant:"; then one line per file
+    read (``files``, :func:`file_line`)."""
     lines = [f"## General benchmarks ({label})", "", "| " + " | ".join(_COLUMNS) + " |",
              "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in rows:
-        cells = (r.benchmark, r.metric, _fmt(r.score), str(r.items), str(r.skipped), str(r.unparsed),
+        rule = f"variant: {r.rule}" if r.variant else r.rule
+        cells = (r.benchmark, r.metric, rule, _fmt(r.score), str(r.items), str(r.skipped), str(r.unparsed),
                  str(r.left_out), r.notes)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Unparsed answers count as wrong; left-out "
-              "items (prediction errors, failed MM-Vet gradings) are excluded and counted, never scored 0; skipped "
-              "records could not be evaluated (skipped_records.jsonl names each as file:line: field: why)."]
+    lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
+              "reference and version, docs/metrics.md); rows marked \"variant:\" are the same predictions scored by "
+              "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
+              "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
+              "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
+              "field: why)."]
     files = list(files)
     if files:
         lines += ["", "Files read:", *(f"- {line}" for line in files)]
@@ -458,8 +515,10 @@ def render_summary_csv(rows: list[SummaryRow]) -> str:
     """The same table as CSV (score empty when not available; full precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "score", "items", "skipped", "unparsed", "left_out", "notes"])
+    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "items", "skipped", "unparsed", "left_out",
+                     "notes"])
     for r in rows:
-        writer.writerow([r.benchmark, r.metric, "" if r.score is None else repr(r.score), r.items, r.skipped,
-                         r.unparsed, r.left_out, r.notes])
+        writer.writerow([r.benchmark, r.metric, r.rule, "yes" if r.variant else "no",
+                         "" if r.score is None else repr(r.score), r.items, r.skipped, r.unparsed, r.left_out,
+                         r.notes])
     return buffer.getvalue()

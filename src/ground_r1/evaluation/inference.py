@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ground_r1.boxes import crop_image, crop_window, input_to_original, parse_box
+from ground_r1.boxes import BOX_PARSE_RULES, crop_image, crop_window, input_to_original, parse_turn_box
 from ground_r1.data.images import ImageLoadError, load_image
 from ground_r1.evaluation.predictions import PredictionWriter, done_keys, merge_predictions, shard_path
 from ground_r1.prompt import (
@@ -74,6 +74,7 @@ class InferenceConfig:
     max_turns: int = 5  # ground_r1 (SPEC §2: 5 assistant turns)
     max_completion_length: int | None = None  # ground_r1 total budget; None: per-turn budgets only
     min_crop_size: int = 28  # ground_r1 / ground_sft crops (SPEC §2, §8)
+    box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
     batch_size: int = 8
 
     def __post_init__(self) -> None:
@@ -81,12 +82,16 @@ class InferenceConfig:
             raise ValueError(f"unknown protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.box_parse not in BOX_PARSE_RULES:
+            raise ValueError(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
         baseline_text("", self.prompt_class)  # raises on an unknown prompt class, listing the valid ones
 
     def identity(self) -> dict[str, Any]:
         """What a resumed run must share with the run it continues."""
         out = asdict(self)
         out.pop("batch_size")
+        if self.box_parse == "tag_first" or self.protocol in ("baseline", "refcoco"):
+            out.pop("box_parse")  # the default (runs recorded before the key existed resume), or unused
         if self.protocol != "baseline":
             out.pop("prompt_class")
         return out
@@ -248,7 +253,8 @@ class Engine:
     def _ground_r1(self, items: list[EvalItem], images: list) -> list[Trajectory]:
         cfg = self.config
         rollout = Rollout(self.codec, self.generator, RolloutConfig(
-            max_turns=cfg.max_turns, max_completion_length=cfg.max_completion_length, min_crop_size=cfg.min_crop_size))
+            max_turns=cfg.max_turns, max_completion_length=cfg.max_completion_length, min_crop_size=cfg.min_crop_size,
+            box_parse=cfg.box_parse))
         questions = [RolloutQuestion(it.question, img) for it, img in zip(items, images)]
         return rollout.run(questions, TreePlan(1, 1), cfg.sampling)
 
@@ -256,7 +262,7 @@ class Engine:
         """SPEC §8 turn 2: crop around the turn-1 box (input pixels -> original), ask for the answer."""
         crops = []
         for first, enc, img in zip((t[0] for t in turns), encoded, images):
-            parsed = parse_box(first.text)
+            parsed = parse_turn_box(first.text, self.config.box_parse)
             if parsed is not None:
                 first.box, first.box_source = parsed.box, parsed.source
                 first.box_original = input_to_original(parsed.box, enc.size, img.size)

@@ -8,14 +8,19 @@ Released file format (one object, i.e. one referred object, per line)::
 Each expression is one item, keyed ``file:line:expression_index``, asked with Qwen's grounding prompt
 (:data:`ground_r1.prompt.REFCOCO_TEMPLATE`). Scoring: the first ``[a, b, c, d]`` of the final turn, negatives
 allowed (:func:`ground_r1.boxes.parse_first_box_signed`), rescaled from the model-input frame to original pixels
-(:func:`ground_r1.boxes.input_to_original`: clamped to the image, truncated as the rollout does), IoU against
-the ground truth converted to xyxy; a hit is IoU >= 0.5; no box is a miss.
+**in float and not clamped** (:func:`rescale_unclamped`: a box reaching outside the image keeps its size, as
+lmms-eval 0.7.3's ``refcoco_bbox_rec`` and the release score it), IoU against the ground truth converted to xyxy;
+a hit is IoU >= 0.5; no box is a miss. The clamp of :func:`ground_r1.boxes.input_to_original` stays where crops
+and the GIoU metric need a box inside the image; clamping here turned misses into hits (IoU 0.44 -> 1.0).
 
-Two protocols, each labelled in the table:
+Three numbers, each labelled in the table:
 
 - **standard**: every expression counts once (the usual RefCOCO protocol; reported first);
-- **any-expression** (the release's): an object counts as correct when *any* of its expressions hits; the paper's
-  RefCOCO numbers (SPEC §9) were computed this way.
+- **any-expression**: an object counts as correct when *any* of its expressions hits (the release's protocol; the
+  paper's RefCOCO numbers, SPEC §9, were computed this way);
+- **release**: the release's whole rule, any-expression with the release's box rescaling
+  (:func:`rescale_release`: ``int(x / input_width * width)`` truncation, not clamped; an inverted or empty box is
+  a miss, where the release's script crashed).
 """
 
 from __future__ import annotations
@@ -29,13 +34,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
-from ground_r1.boxes import input_to_original, iou, parse_first_box_signed, xywh_to_xyxy
+from ground_r1.boxes import Box, iou, parse_first_box_signed, xywh_to_xyxy
 from ground_r1.evaluation.inference import EvalItem, LoadedItems, limit_per_dataset
 
 IOU_THRESHOLD = 0.5
 PROTOCOL_LABELS = {
     "standard": "Acc@0.5 standard (per expression)",
-    "any_expression": "Acc@0.5 release (object hit by any of its expressions)",
+    "any_expression": "Acc@0.5 any expression (object hit by any of its expressions)",
+    "release": "Acc@0.5 release (any expression, int() boxes)",
 }
 SPLIT_ORDER = (
     "RefCOCO/val", "RefCOCO/testA", "RefCOCO/testB", "RefCOCOplus/val", "RefCOCOplus/testA", "RefCOCOplus/testB",
@@ -172,21 +178,48 @@ def load_refcoco_items(
 # ---------------------------------------------------------------------------------------------- scoring
 
 
+def rescale_unclamped(box: Box, input_size: tuple[int, int], original_size: tuple[int, int]) -> Box:
+    """Model-input pixels -> original pixels in float, not clamped (the RefCOCO headline, lmms-eval's reading)."""
+    (in_w, in_h), (orig_w, orig_h) = input_size, original_size
+    x1, y1, x2, y2 = box
+    return (x1 * orig_w / in_w, y1 * orig_h / in_h, x2 * orig_w / in_w, y2 * orig_h / in_h)
+
+
+def rescale_release(
+    box: Box, input_size: tuple[int, int], original_size: tuple[int, int]
+) -> tuple[int, int, int, int] | None:
+    """The release's rescaling (``cal_bbox_for_iou`` of ``multi_RefCOCO.py``): ``int(x / input_width * width)``,
+    truncation toward zero, not clamped; ``None`` (a miss) for a box with ``x1 >= x2`` or ``y1 >= y2``."""
+    (in_w, in_h), (orig_w, orig_h) = input_size, original_size
+    x1, y1, x2, y2 = box
+    if x1 >= x2 or y1 >= y2:
+        return None
+    return (int(x1 / in_w * orig_w), int(y1 / in_h * orig_h), int(x2 / in_w * orig_w), int(y2 / in_h * orig_h))
+
+
 def score_prediction(prediction: Mapping[str, Any]) -> dict[str, Any]:
-    """IoU and hit of one RefCOCO prediction (a failed prediction keeps ``status`` and no IoU)."""
+    """IoU and hit of one RefCOCO prediction under the headline rule (``box``, ``iou``, ``hit``: float, unclamped)
+    and the release's (``box_release``, ``iou_release``, ``hit_release``: int, unclamped). A failed prediction keeps
+    ``status`` and no IoU."""
     row = {"key": prediction["key"], "dataset": prediction["dataset"], "status": prediction.get("status"),
-           "object_key": prediction.get("object_key"), "box": None, "iou": None, "hit": None}
+           "object_key": prediction.get("object_key"), "box": None, "iou": None, "hit": None,
+           "box_release": None, "iou_release": None, "hit_release": None}
     if prediction.get("status") != "ok":
         return row
     trajectory = prediction["trajectory"]
     turns = prediction.get("turns") or [""]
     parsed = parse_first_box_signed(turns[-1])
+    row.update(iou=0.0, hit=False, iou_release=0.0, hit_release=False)
     if parsed is None:
-        row.update(iou=0.0, hit=False)
         return row
-    box = input_to_original(parsed, tuple(trajectory["input_size"]), tuple(trajectory["original_size"]))
+    sizes = (tuple(trajectory["input_size"]), tuple(trajectory["original_size"]))
+    box = rescale_unclamped(parsed, *sizes)
     value = iou(box, prediction["gt_box"])
     row.update(box=list(box), iou=value, hit=value >= IOU_THRESHOLD)
+    release = rescale_release(parsed, *sizes)
+    if release is not None:
+        release_iou = iou(release, prediction["gt_box"])
+        row.update(box_release=list(release), iou_release=release_iou, hit_release=release_iou >= IOU_THRESHOLD)
     return row
 
 
@@ -198,6 +231,8 @@ class SplitResult:
     any_expression: float | None  # objects with any hit / objects
     no_box: int  # expressions whose answer held no box (scored as misses)
     failures: int  # predictions that failed (excluded)
+    release: float | None = None  # objects with any release-rule hit / objects (None: rows without the release rule)
+    per_expression: dict[str, bool] | None = None  # key -> hit of each scored expression (error bars)
 
 
 def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResult]:
@@ -209,8 +244,12 @@ def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResul
     for split, split_rows in by_split.items():
         scored = [r for r in split_rows if r.get("status") == "ok"]
         objects: dict[str, bool] = {}
+        release: dict[str, bool] = {}
         for r in scored:
-            objects[str(r["object_key"])] = objects.get(str(r["object_key"]), False) or bool(r["hit"])
+            key = str(r["object_key"])
+            objects[key] = objects.get(key, False) or bool(r["hit"])
+            release[key] = release.get(key, False) or bool(r.get("hit_release"))
+        has_release = bool(scored) and all("hit_release" in r for r in scored)
         results[split] = SplitResult(
             expressions=len(scored),
             objects=len(objects),
@@ -218,6 +257,8 @@ def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResul
             any_expression=sum(objects.values()) / len(objects) if objects else None,
             no_box=sum(1 for r in scored if r["box"] is None),
             failures=len(split_rows) - len(scored),
+            release=sum(release.values()) / len(release) if has_release else None,
+            per_expression={str(r["key"]): bool(r["hit"]) for r in scored},
         )
     return results
 
@@ -234,23 +275,27 @@ def _pct(value: float | None, digits: int) -> str:
 
 
 _HEADER = ["split", "expressions", "objects", PROTOCOL_LABELS["standard"], PROTOCOL_LABELS["any_expression"],
-           "no box", "failures"]
+           PROTOCOL_LABELS["release"], "no box", "failures"]
 
 
 def _cells(split: str, r: SplitResult, digits: int) -> list[str]:
     return [split, str(r.expressions), str(r.objects), _pct(r.standard, digits), _pct(r.any_expression, digits),
-            str(r.no_box), str(r.failures)]
+            _pct(r.release, digits), str(r.no_box), str(r.failures)]
 
 
 def render_markdown(results: Mapping[str, SplitResult], label: str = "") -> str:
-    lines = [f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100", "",
+    lines = [f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100 (boxes rescaled in float, "
+             "not clamped)", "",
              "| " + " | ".join(_HEADER) + " |", "|---" + "|---:" * (len(_HEADER) - 1) + "|"]
     lines += ["| " + " | ".join(_cells(s, results[s], 1)) + " |" for s in _ordered(results)]
     lines += ["", f"- standard: each referring expression counts once (IoU >= {IOU_THRESHOLD} with the "
-              "ground-truth box); the usual protocol.",
-              "- release: an object counts as correct if any of its expressions hits; the paper's RefCOCO numbers "
-              "used this protocol.", "- no box: answers without a parsable box, scored as misses; failures: "
-              "predictions that failed, excluded."]
+              "ground-truth box); the usual protocol. The predicted box is rescaled to original pixels in float and "
+              "not clamped to the image (lmms-eval 0.7.3 refcoco_bbox_rec; the release did not clamp either).",
+              "- any expression: an object counts as correct if any of its expressions hits; the paper's RefCOCO "
+              "numbers used this protocol.",
+              "- release: the release's whole rule, any expression with int() truncated boxes (multi_RefCOCO.py).",
+              "- no box: answers without a parsable box, scored as misses; failures: predictions that failed, "
+              "excluded."]
     return "\n".join(lines) + "\n"
 
 

@@ -2,13 +2,15 @@
 
 One row per prediction (``scores.jsonl``)::
 
-    {"key", "dataset", "status": "ok"|"error", "rule_score": float|null, "judge_score": float|null,
-     "judge_status": "ok"|"failed"|"unparseable"|"missing"|"not_judged",
+    {"key", "dataset", "status": "ok"|"error", "rule_score": float|null, "letter_rule": "spec"|"release",
+     "judge_score": float|null, "judge_status": "ok"|"failed"|"unparseable"|"missing"|"not_judged",
      "box_score": float|null, "box_status": "ok"|"no_box"|"no_evidence_box"|"bad_evidence_box"|"no_grounding"}
 
 - ``rule_score``: the training accuracy handler of the record's ``dataset`` applied to the final turn
   (:func:`ground_r1.rewards.accuracy_score`); ``null`` (shown "n/a") when no rule applies: emotic, or a name
   with no handler (evaluation never fails on a dataset name; SPEC §3).
+- ``letter_rule``: which option-letter rule scored v7w/gqa/openimages letters (the registry's, from the same
+  ``letter_rule`` config value as training), so the table can say which rule made its rule column.
 - ``judge_status``: the judge record's status; ``missing`` when the judge ran but this key has no record (a
   run stopped early), ``not_judged`` when nothing was judged at all. Only ``ok`` carries a score: a failure is
   never a score (SPEC §7), tables exclude and count it.
@@ -85,7 +87,8 @@ def score_row(
 ) -> dict[str, Any]:
     """The score row of one prediction; ``judgments`` is None when nothing was judged."""
     key = str(prediction["key"])
-    row: dict[str, Any] = {"key": key, "dataset": prediction.get("dataset"), "status": prediction.get("status")}
+    row: dict[str, Any] = {"key": key, "dataset": prediction.get("dataset"), "status": prediction.get("status"),
+                           "letter_rule": registry.letter_rule}
     row["box_score"], row["box_status"] = box_score(prediction)
     if prediction.get("status") != "ok":
         row.update(rule_score=None, judge_score=None, judge_status="not_judged" if judgments is None else "missing")

@@ -93,6 +93,7 @@ class RunTable:
     judge_avg: Average
     rule_avg: Average
     avg_label: str
+    letter_rules: tuple[str, ...] = ()  # option-letter rule(s) of the rule column (rows without one: older runs)
 
 
 def dataset_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, DatasetStats]:
@@ -156,7 +157,8 @@ def summarize(
     judge_avg = (average(stats, "judge", max_failure_share, allow_failures) if judged
                  else Average(None, "not judged"))
     rule_avg = average(stats, "rule", max_failure_share, allow_failures)
-    return RunTable(label, stats, judged, judge_avg, rule_avg, avg_label)
+    letter_rules = tuple(sorted({str(r["letter_rule"]) for r in rows if r.get("letter_rule")}))
+    return RunTable(label, stats, judged, judge_avg, rule_avg, avg_label, letter_rules)
 
 
 def _row_order(runs: list[RunTable]) -> list[str]:
@@ -218,6 +220,18 @@ def _header(runs: list[RunTable]) -> list[str]:
     return ["dataset"] + [f"{r.label} {c}" for r in runs for c in columns]
 
 
+LETTER_RULE_LABELS = {
+    "spec": "`spec` (SPEC §3 letter after <answer>, else the first 'X.', else a bare letter)",
+    "release": "`release` (the release's full rule: also credits a bare letter and the first 'X.' of the turn)",
+}
+
+
+def _letter_rule_label(rules: tuple[str, ...]) -> str:
+    if not rules:
+        return "not recorded (scores written before letter rules were recorded)"
+    return " + ".join(LETTER_RULE_LABELS.get(r, r) for r in rules)
+
+
 def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores x100)") -> str:
     """The table as Markdown, with the notes a reader needs (what each column is, refused AVGs, no judge)."""
     avg_label = runs[0].avg_label
@@ -237,6 +251,8 @@ def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores
     lines += ["", "- judge: LLM judge score (SPEC §7), mean over judged items; rule: the training accuracy rule "
               "(SPEC §3), n/a where none applies; failures: items excluded from the means (failed, unparseable "
               "or missing judgments, inference errors).",
+              "- rule column's option-letter rule (v7w/gqa/openimages): "
+              + "; ".join(f"{r.label}: {_letter_rule_label(r.letter_rules)}" for r in runs) + ".",
               (f"- {avg_label}: plain mean of the per-sub-dataset means over the 12 VisCoT sub-datasets of the "
                "paper; emotic and other datasets are reported on their own rows."
                if "__avg__" in _row_order(runs) else

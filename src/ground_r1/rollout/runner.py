@@ -28,7 +28,7 @@ from typing import Callable
 
 from PIL import Image
 
-from ground_r1.boxes import CropWindow, crop_image, crop_window, input_to_original, parse_box
+from ground_r1.boxes import BOX_PARSE_RULES, CropWindow, crop_image, crop_window, input_to_original, parse_turn_box
 from ground_r1.prompt import crop_turn_message, first_turn_messages
 from ground_r1.rollout.answer import has_answer
 from ground_r1.rollout.conversation import ConversationCodec
@@ -55,6 +55,7 @@ class RolloutConfig:
     max_aspect_ratio: float = 200.0  # SPEC §2: reject boxes with aspect ratio >= 200
     crop_fallback: str = "full_image"  # SPEC §2: no valid box -> the full image is fed back (release)
     no_crop: bool = False  # control: the crop is replaced by the original image (issue: --no_crop)
+    box_parse: str = "tag_first"  # SPEC §2 box rule: "tag_first" (ours) or "release" (boxes.parse_turn_box)
     max_batch_rows: int | None = None  # split a round's generate call into chunks of this many rows
     # BENCHMARK ONLY (benchmarks/perf, "release-style" loop): the release's waste, switched back on. Never set
     # them for training: they change costs, not results (the turns kept are the same), and cost a lot.
@@ -68,6 +69,8 @@ class RolloutConfig:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
         if self.crop_fallback not in ("full_image", "end"):
             raise ValueError(f"crop_fallback must be 'full_image' or 'end', got {self.crop_fallback!r}")
+        if self.box_parse not in BOX_PARSE_RULES:
+            raise ValueError(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
 
 
 SyncAny = Callable[[bool], bool]
@@ -262,7 +265,7 @@ class Rollout:
 
     def _record_box(self, t: Trajectory, turn: Turn) -> None:
         cfg = self.config
-        parsed = parse_box(turn.text)
+        parsed = parse_turn_box(turn.text, cfg.box_parse)
         if parsed is not None:
             turn.box, turn.box_source = parsed.box, parsed.source
             turn.box_original = input_to_original(parsed.box, t.input_size, t.original_size)

@@ -55,6 +55,7 @@ def rollout_config_from(args: GroundR1Config) -> RolloutConfig:
         max_aspect_ratio=args.max_aspect_ratio,
         crop_fallback=args.crop_fallback,
         no_crop=args.no_crop,
+        box_parse=args.box_parse,
         max_batch_rows=args.generation_max_batch_rows,
     )
 

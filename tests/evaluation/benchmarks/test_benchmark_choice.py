@@ -1,4 +1,4 @@
-"""Letter benchmarks (SPEC §7): SEED-Bench, MMBench, MMMU, MME-RealWorld-Lite."""
+"""Letter benchmarks (SPEC §7): SEED-Bench, MMBench, MMMU, MME-RealWorld-Lite (headline rules and variants)."""
 
 from __future__ import annotations
 
@@ -20,22 +20,24 @@ def test_seed_accuracy_per_dimension(write_benchmark) -> None:
     records = [_seed("1", 5, "A"), _seed("2", 5, "B"), _seed("3", 5, "C"), _seed("4", 9, "D")]
     predictions = [
         "A",  # right
-        "<think>maybe A</think><answer>(B) Two</answer>",  # right
-        "The answer is D",  # wrong (gt C)
-        "I cannot tell",  # unparsed
+        "<think>maybe A</think><answer>(B) Two</answer>",  # lmms-eval: first character "(" -> wrong; ours: B
+        "The answer is D",  # "T" -> wrong (gt C); ours reads D -> wrong too
+        "I cannot tell",  # "I" -> wrong
     ]
     path, root = write_benchmark("SEED_Bench.jsonl", records)
     items = spec.load(path, root)
     assert [it.category for it in items] == ["Instances Counting"] * 3 + ["Text Understanding"]
-    result = spec.aggregate([spec.score_item(it, p) for it, p in zip(items, predictions)])
-    assert result["accuracy"] == pytest.approx(50.0)  # 2 of 4
-    assert (result["n"], result["n_correct"], result["n_unparsed"]) == (4, 2, 1)
-    assert result["per_category"]["Instances Counting"]["accuracy"] == pytest.approx(200 / 3)  # 2 of 3
+    scored = [spec.score_item(it, p) for it, p in zip(items, predictions)]
+    assert [r["parsed"] for r in scored] == ["A", "(", "T", "I"]  # lmms-eval's first character
+    result = spec.aggregate(scored)
+    assert result["accuracy"] == pytest.approx(25.0)  # 1 of 4
+    assert (result["n"], result["n_correct"], result["n_unparsed"]) == (4, 1, 0)
+    assert result["per_category"]["Instances Counting"]["accuracy"] == pytest.approx(100 / 3)  # 1 of 3
     assert result["per_category"]["Text Understanding"]["accuracy"] == 0.0
-    # release rule: first char of turn or of extracted answer: "A" ok; "(" and "<" -> no;
-    # "T" no; "I" no -> 1 of 4
-    assert result["accuracy_release_rule"] == pytest.approx(25.0)
-    assert spec.headline(result) == pytest.approx(50.0)
+    # lenient (ours): "A" and "(B) Two" -> 2 of 4; release: first char of turn or of extracted answer: "A" only
+    assert result["variants"] == {"lenient": pytest.approx(50.0), "release": pytest.approx(25.0)}
+    assert spec.headline(result) == pytest.approx(25.0)
+    assert spec.rule == "lmms-eval 0.7.3 seedbench (first character)"
 
 
 def test_direct_and_multi_round_prompts(write_benchmark) -> None:
@@ -74,17 +76,20 @@ def test_mmbench_hint_nan_options_and_groups(write_benchmark) -> None:
     assert items[1].question == "Is it crowded?\nA. yes\nB. no\nC. maybe"  # hint "nan" -> none
     assert spec.direct_prompt(items[1]).endswith("C. maybe\nRespond with only the letter (A, B, C or D).")
     predictions = [
-        "rubber",  # option text -> A, right
-        "D",  # D is a "nan" option: not a valid letter here -> unparsed
-        "C. anger",  # right
+        "rubber",  # MMBench's matcher: no letter token, one option text inside the answer -> A, right
+        "D",  # a letter token D (no such option here) -> read "D", wrong
+        "C. anger",  # the token "C." -> C, right
     ]
-    result = spec.aggregate([spec.score_item(it, p) for it, p in zip(items, predictions)])
-    assert result["accuracy"] == pytest.approx(200 / 3)
-    assert result["n_unparsed"] == 1
-    assert result["per_l2_category"]["coarse_perception"] == {
-        "accuracy": 50.0, "accuracy_release_rule": 50.0, "n": 2, "n_correct": 1, "n_unparsed": 1,
-    }  # fmt: skip
+    scored = [spec.score_item(it, p) for it, p in zip(items, predictions)]
+    assert [r["parsed"] for r in scored] == ["A", "D", "C"]
+    result = spec.aggregate(scored)
+    # each question is its own only copy here: CircularEval = single pass = 2 of 3
+    assert result["circular_accuracy"] == pytest.approx(200 / 3)
+    assert result["single_pass_accuracy"] == pytest.approx(200 / 3)
+    assert (result["n_questions"], result["n_originals"], result["n_unparsed"]) == (3, 3, 0)
+    assert result["per_l2_category"]["coarse_perception"] == {"accuracy": 50.0, "n": 2}
     assert result["per_l2_category"]["attribute_reasoning"]["accuracy"] == 100.0
+    assert result["circular_per_question"] == {"1": 1, "2": 0, "3": 1}
 
 
 def test_mme_realworld_lite_five_options(write_benchmark) -> None:

@@ -29,7 +29,10 @@ from ground_r1.evaluation.benchmarks.parsing import strip_answer_tags
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkRecords", "BenchmarkSpec", "percent"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkRecords", "BenchmarkSpec", "percent",
+    "variant_accuracies",
+]
 
 # Tried, in order, for an `Image` written without extension (SEED-Bench writes bare ids).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
@@ -123,6 +126,10 @@ class BenchmarkSpec:
         needs_judge: True when items are scored by an LLM grader (MM-Vet).
         headline_metric: dotted path into ``aggregate()``'s result of the number the paper reports.
         default_image_ext: extension assumed for an extension-less ``Image`` when images are not checked.
+        rule: the rule that makes the headline number, as every table prints it (reference and version).
+        variant_rules: ``(key, label)`` of the other rules each record is also scored by (ours where more lenient
+            than the reference, the release's); ``record["variants"][key]`` and the aggregate's
+            ``variants[key]`` hold them, and the tables print them as labelled variant rows.
     """
 
     name: str
@@ -134,6 +141,8 @@ class BenchmarkSpec:
     needs_judge: bool = False
     headline_metric: str = "accuracy"
     default_image_ext: str = ".jpg"
+    rule: str = ""
+    variant_rules: tuple[tuple[str, str], ...] = ()
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution")
 
@@ -294,6 +303,11 @@ class BenchmarkSpec:
             return str(base.with_name(base.name + self.default_image_ext))
         return str(base)
 
+    def first_items(self, items: list[BenchmarkItem], count: int) -> list[BenchmarkItem]:
+        """The items a ``--max_items count`` run keeps: the first ``count`` (a benchmark whose scoring needs whole
+        groups, MMBench's rotated copies, keeps whole groups)."""
+        return items[:count]
+
     def _finish_item(
         self, item: BenchmarkItem, record: dict[str, Any], problems: list[tuple[str, str]]
     ) -> None:
@@ -376,6 +390,11 @@ def _unreadable(path: Path) -> str | None:
     except ImageLoadError as exc:
         return f"unreadable image {path}: {exc.reason}"
     return None
+
+
+def variant_accuracies(records: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """Accuracy (x100) of each variant rule over ``records`` (their ``variants[key]`` flags)."""
+    return {key: percent(sum(bool(r["variants"][key]) for r in records), len(records)) for key in keys}
 
 
 def percent(numerator: float, denominator: float) -> float:
