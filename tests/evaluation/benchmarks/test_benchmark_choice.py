@@ -92,6 +92,30 @@ def test_mmbench_hint_nan_options_and_groups(write_benchmark) -> None:
     assert result["circular_per_question"] == {"1": 1, "2": 0, "3": 1}
 
 
+def test_a_skipped_mmbench_copy_leaves_its_question_out_of_circular_eval(write_benchmark) -> None:
+    # Issue 15 skips a record whose image is missing; issue 16's CircularEval counts a question only if every copy
+    # is right. Together: question 1's copy 1000001 is skipped, so question 1 is incomplete (left out, counted),
+    # never scored right from the one copy that remains.
+    from ground_r1.evaluation import general
+
+    spec = get_benchmark("MMBench")
+    problem = "Which?\nA. red\nB. blue\nC. nan\nD. nan\n"
+    records = [_mmbench(q, "nan", problem, answer, "color", "perception")
+               for q, answer in ((1, "A"), (2, "B"), (1000001, "B"), (1000002, "A"))]
+    path, root = write_benchmark("MMBench_en_dev.jsonl", records)
+    (root / "images/img_1000001.png").unlink()
+    read = spec.read(path, root)
+    assert [it.extra["Question_id"] for it in read.items] == [1, 2, 1000002] and read.skipped_records == 1
+    assert [it.extra["circular_size"] for it in read.items] == [2, 2, 2]  # the skipped copy still counts
+    scored = [spec.score_item(it, it.answer) for it in read.items]  # every copy read answered right
+    result = spec.aggregate(scored)
+    assert (result["circular_accuracy"], result["n_questions"], result["n_incomplete"]) == (100.0, 1, 1)
+    assert result["circular_per_question"] == {"2": 1}
+    (circular, *_rest) = general.summary_rows(spec, result, general.ScoredBenchmark(scored), skipped=1)
+    assert (circular.items, circular.left_out, circular.skipped) == (1, 1, 1)
+    assert "1 question(s) with a copy missing left out" in circular.notes
+
+
 def test_mme_realworld_lite_five_options(write_benchmark) -> None:
     spec = get_benchmark("mme-rwl")
     problem = "What is the number of vans?\n(A) 1\n(B) 2\n(C) 7\n(D) 9\n(E) The image does not feature the vans"
