@@ -123,7 +123,8 @@ def test_one_benchmarks_bad_file_never_stops_the_others(tmp_path, tiny_model_dir
     assert len((out / "RealworldQA" / "predictions.jsonl").read_text().splitlines()) == 1
     summary = (out / "summary.md").read_text()
     assert "| MME | total (perception + cognition) | " in summary and " | 2 | 1 | " in summary.split("| MME |")[1]
-    assert f"| POPE | could not run | n/a | 0 | 0 | 0 | 0 | COULD NOT RUN: POPE: benchmark file not found: tried {root / 'POPE.jsonl'}" in summary
+    # No rule made a number for a benchmark that could not run: its Rule cell is empty.
+    assert f"| POPE | could not run |  | n/a | 0 | 0 | 0 | 0 | COULD NOT RUN: POPE: benchmark file not found: tried {root / 'POPE.jsonl'}" in summary
     assert "- MME: MME.jsonl: 3 records read, 2 evaluated, 1 skipped (dataset: 1, solution: 1)" in summary
     assert "- RealworldQA: RealworldQA.jsonl: 1 records read, 1 evaluated, 0 skipped" in summary
     assert "POPE CANNOT RUN: POPE: benchmark file not found" in caplog.text
