@@ -72,3 +72,35 @@ def test_the_refcoco_subset_is_read_whole(layout):
     read = refcoco.read_refcoco_items(layout.release_dir / REFCOCO_FILE, image_root=layout.refcoco_images)
     assert (read.records_read, read.loaded.skipped) == (RECORDS["RefCOCO"], 0)
     assert len({it.fields["object_key"] for it in read.items}) == 8000 and len(read.items) == 20736
+
+
+def test_mmmu_whole_file_scored_by_the_official_rules_with_its_rows_past_d(layout):
+    # Issues 15 and 16 together: the 28 rows past D stay in the 900 and MMMU's official parser reads their letter
+    # (as one more choice), the 53 open rows go to the official open rule, and the summary shows the 900-row
+    # headline, the labelled 872-answerable-rows accuracy (the same rule) and the variant rows.
+    read = general.read_benchmarks(["MMMU_val"], layout.release_dir, image_root=layout.image_root)
+    (data,) = read.loaded
+    spec = data.spec
+    kinds = [it.extra["question_type"] for it in data.items]
+    assert (len(data.items), kinds.count("open")) == (900, 53)
+    # Every multiple-choice row answered "(X)" with its own answer letter, E/F/I included; every open row "zzz".
+    records = [spec.score_item(it, f"({it.answer})" if kind == "multiple-choice" else "zzz")
+               for it, kind in zip(data.items, kinds)]
+    assert sum(r["correct"] for r in records) == 847  # 900 - 53 open; the 28 past D are right
+    assert sum(not r["answerable"] and r["correct"] for r in records) == MMMU_PAST_OPTIONS
+    metrics = spec.aggregate(records)
+    assert (metrics["n_answerable"], metrics["n_answer_past_options"]) == (872, MMMU_PAST_OPTIONS)
+    assert metrics["accuracy"] == pytest.approx(100 * 847 / 900)
+    assert metrics["accuracy_answerable"] == pytest.approx(100 * 819 / 872)
+    rows = general.summary_rows(spec, metrics, general.ScoredBenchmark(records), skipped=data.skipped_records)
+    assert [(r.metric, r.items, r.variant, r.rule == spec.rule) for r in rows] == [
+        ("accuracy", 900, False, True),
+        ("accuracy over the 872 answerable rows", 872, False, True),
+        ("accuracy", 900, True, False),  # mmmu_official
+        ("accuracy", 900, True, False),  # lenient
+        ("accuracy", 900, True, False),  # release
+    ]
+    assert rows[0].notes.startswith("all rows, as the release: 28 whose answer is past the kept options")
+    assert [r.rule.split(":")[0] for r in rows[2:]] == ["MMMU official answer file", "ours", "release"]
+    markdown = general.render_summary_markdown(rows, "x")
+    assert f"| MMMU_val | accuracy over the 872 answerable rows | {spec.rule} | 93.9 | 872 | 0 | 0 | 0 |" in markdown
