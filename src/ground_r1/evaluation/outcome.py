@@ -91,7 +91,9 @@ class RecordsReport:
         """One line for logs and tables: ``FILE: 1,950 records read, 1,950 evaluated, 0 skipped``."""
         text = f"{Path(self.file).name}: {self.records_read:,} records read, {self.evaluated:,} evaluated"
         if self.evaluated < self.records_read - self.skipped:
-            text += f" (the first {self.evaluated:,} kept by the item limit)"
+            # not "the first N": MMBench keeps whole questions (rotated copies sit far down the file), VisCoT
+            # the first N of each sub-dataset
+            text += f" ({self.evaluated:,} kept by the item limit)"
         text += f", {self.skipped:,} skipped"
         if self.skipped_by_field:
             text += " (" + ", ".join(f"{name}: {n}" for name, n in self.skipped_by_field.items()) + ")"

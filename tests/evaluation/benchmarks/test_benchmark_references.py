@@ -71,6 +71,9 @@ def test_max_items_keeps_whole_mmbench_questions(release_full) -> None:
     (data,) = general.load_benchmarks(["MMBench"], release_full, max_items=3, check_images=False)
     ids = sorted(it.extra["Question_id"] for it in data.items)
     assert ids == [241, 252, 253, 1000241, 1000252, 1000253]
+    # The file line says how many the limit kept, not "the first 6" (the copies sit after the 1,164 originals).
+    assert general.file_line(data) == ("MMBench_en_dev: MMBench_en_dev.jsonl: 4,329 records read, 6 evaluated "
+                                       "(6 kept by the item limit), 0 skipped")
     (seed,) = general.load_benchmarks(["SEED"], release_full, max_items=3, check_images=False)
     assert len(seed.items) == 3  # the other benchmarks keep their first N rows
 
