@@ -149,6 +149,7 @@ class GroundR1ScriptArguments:
     image_root: str | None = field(default=None, metadata={"help": "Folder that relative (or rewritten) image paths resolve against."})
     image_path_prefix: str | None = field(default=None, metadata={"help": "Prefix of the records' absolute image paths to replace by image_root."})
     skip_bad_records: bool = field(default=False, metadata={"help": "Train on the valid records and write the skipped ones to OUTPUT_DIR/skipped_records.jsonl."})
+    max_image_pixels: int = field(default=178_956_970, metadata={"help": "Decompression-bomb limit of dataset images in pixels (default: PIL's own error threshold; 0: no limit)."})
     max_train_questions: int | None = field(default=None, metadata={"help": "Budget in questions (SPEC §5: the release consumed 8,000); sets max_steps."})
     lr_schedule_span: str = field(default="budget", metadata={"help": "'budget': the schedule ends with max_train_questions; 'epoch': it spans num_train_epochs and training stops at the budget (the release)."})
     max_eval_questions: int | None = field(default=64, metadata={"help": "Held-out questions used by periodic evaluation."})

@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from ground_r1 import paths
+from ground_r1.data.images import add_max_image_pixels_argument
 
 ROLLOUT_KEYS = ("max_turns", "max_new_tokens_per_turn", "max_completion_length", "min_pixels", "max_pixels",
                 "min_crop_size", "max_aspect_ratio", "crop_fallback", "box_parse", "letter_rule")
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetition_penalty", type=float, default=1.05, help="greedy decoding penalty (SPEC §2)")
     p.add_argument("--seed", type=int, default=0, help="random-box baseline seed")
     p.add_argument("--output", default=None, help="write the metrics JSON here")
+    add_max_image_pixels_argument(p)
     return p
 
 
@@ -56,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ground_r1.cli.train_grpo import default_model_path
-    from ground_r1.data.images import load_image
+    from ground_r1.data.images import load_image, set_max_image_pixels
     from ground_r1.data.records import load_viscot_records
     from ground_r1.data.synthetic import ensure_default_dataset
     from ground_r1.evaluation.controls import evaluate_controls, json_safe
@@ -65,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.rollout.runner import RolloutConfig
     from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
+    set_max_image_pixels(args.max_image_pixels)
     settings = rollout_settings(args.config)
     min_px, max_px = settings.get("min_pixels", 3136), settings.get("max_pixels", 401408)
     data_path, image_root = args.data_path, args.image_root

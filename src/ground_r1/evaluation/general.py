@@ -2,9 +2,12 @@
 
 One benchmark at a time, each in its own folder so that each resumes on its own:
 
-- **Items.** :func:`load_benchmarks` finds every requested benchmark's release file under the dataset root
-  (:func:`locate_benchmark`) and validates all of them, images included, before any inference: every
-  ``file:line:field`` problem of every file is listed at once.
+- **Items.** :func:`read_benchmarks` finds every requested benchmark's release file (:func:`locate_benchmark`:
+  our layout, ``DATASET_ROOT/{name}.jsonl`` with images in ``DATASET_ROOT/{name}/``, or the release's,
+  ``DATASET_ROOT`` = the JSONL folder and ``IMAGE_ROOT`` = its ``LVLM_benchmarks`` folder with
+  ``IMAGE_ROOT/{name}/``) and validates every record of each, images included, before any inference. A record
+  that cannot be evaluated is skipped (``file:line: field: why``, written to ``skipped_records.jsonl`` and
+  counted in the summary); a benchmark whose file cannot be read at all is reported and the others run.
 - **Protocols** (:data:`PROTOCOLS`): ``direct`` is the one-turn baseline with the benchmark's direct prompt
   (the question plus its answer-format suffix, e.g. "Respond with only the letter (A, B, C or D)."); ``ground_r1``
   is the multi-round rollout of training on the plain question (its template asks for ``<answer>`` tags);
@@ -24,10 +27,11 @@ import csv
 import io
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ground_r1.data.records import ValidationIssue
 from ground_r1.evaluation.benchmarks import (
     BenchmarkFileError,
     BenchmarkItem,
@@ -35,6 +39,7 @@ from ground_r1.evaluation.benchmarks import (
     get_benchmark,
     parse_mmvet_score,
 )
+from ground_r1.evaluation.benchmarks.choice import ChoiceSpec
 from ground_r1.evaluation.benchmarks.mmbench import MMBENCH_SINGLE_PASS_RULE, MMBenchSpec
 from ground_r1.evaluation.benchmarks.mme import MMESpec
 from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
@@ -56,7 +61,10 @@ __all__ = [
     "PROTOCOLS",
     "BenchmarkData",
     "GeneralDataError",
+    "GeneralRead",
     "ScoredBenchmark",
+    "failed_row",
+    "file_line",
     "final_text",
     "SummaryRow",
     "render_summary_csv",
@@ -67,6 +75,7 @@ __all__ = [
     "load_benchmarks",
     "locate_benchmark",
     "mmvet_grading_items",
+    "read_benchmarks",
     "score_benchmark",
     "to_eval_items",
 ]
@@ -90,16 +99,31 @@ class GeneralDataError(ValueError):
 
 @dataclass
 class BenchmarkData:
-    """A benchmark ready to run: its spec, the file read, the image root used and its items."""
+    """A benchmark ready to run: its spec, the file read, the image root used, its items (after ``max_items``),
+    every skipped record's problems and how many records the whole file holds."""
 
     spec: BenchmarkSpec
     file: Path
     image_root: Path
     items: list[BenchmarkItem]
+    skipped: list[ValidationIssue] = field(default_factory=list)
+    records_read: int = 0
 
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def skipped_records(self) -> int:
+        return len({issue.line for issue in self.skipped})
+
+
+@dataclass
+class GeneralRead:
+    """What :func:`read_benchmarks` read: the benchmarks that can run, and why each other one cannot."""
+
+    loaded: list[BenchmarkData]
+    failed: dict[str, str] = field(default_factory=dict)  # benchmark -> why it cannot run
 
 
 def inference_protocol(protocol: str) -> str:
@@ -113,15 +137,18 @@ def inference_protocol(protocol: str) -> str:
     return _INFERENCE_PROTOCOL[protocol]
 
 
-def locate_benchmark(spec: BenchmarkSpec, dataset_root: str | os.PathLike[str]) -> tuple[Path, Path]:
-    """(release file, image root) of a benchmark under ``dataset_root``.
+def locate_benchmark(
+    spec: BenchmarkSpec, dataset_root: str | os.PathLike[str], image_root: str | os.PathLike[str] | None = None
+) -> tuple[Path, Path]:
+    """(release file, image root) of a benchmark.
 
-    The file is ``ROOT/{default_file}`` (e.g. ``MME.jsonl``), else ``ROOT/{name}/{default_file}``. Images
-    are resolved against ``ROOT/{name}/`` when that folder exists (the release's per-benchmark image folders:
-    POPE's and RealWorldQA's ``images/img_0.png`` are different files), else against the file's folder.
+    The file is ``DATASET_ROOT/{default_file}`` (e.g. ``MME.jsonl``), else ``DATASET_ROOT/{name}/{default_file}``.
+    Images: with ``image_root`` (the release's layout: the folder the ``LVLM_benchmarks`` zip unpacks to),
+    ``IMAGE_ROOT/{name}/``; else ``DATASET_ROOT/{name}/`` when that folder exists (the release's per-benchmark
+    image folders: POPE's and RealWorldQA's ``images/img_0.png`` are different files), else the file's folder.
 
     Raises:
-        FileNotFoundError: neither file exists (both paths are named).
+        FileNotFoundError: neither file exists, or ``IMAGE_ROOT/{name}/`` does not (the paths tried are named).
     """
     root = Path(dataset_root).expanduser()
     candidates = [root / spec.default_file, root / spec.name / spec.default_file]
@@ -131,40 +158,91 @@ def locate_benchmark(spec: BenchmarkSpec, dataset_root: str | os.PathLike[str]) 
             f"{spec.name}: benchmark file not found: tried {candidates[0]} and {candidates[1]} (put the release's "
             f"{spec.default_file} in DATASET_ROOT, or leave {spec.name} out of BENCHMARKS)"
         )
+    if image_root is not None:
+        folder = Path(image_root).expanduser() / spec.name
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{spec.name}: image folder not found: {folder} (IMAGE_ROOT holds one folder per benchmark, as the "
+                f"release's LVLM_benchmarks/{spec.name}/)"
+            )
+        return found, folder
     folder = root / spec.name
     return found, folder if folder.is_dir() else found.parent
+
+
+def _single_image(data: BenchmarkData) -> None:
+    """Skip the records with several images: the evaluation protocols show one image per question."""
+    kept = []
+    for item in data.items:
+        if isinstance(item.image, list):
+            data.skipped.append(ValidationIssue(item.source_file, item.line, "Image",
+                                                f"{len(item.image)} images; the evaluation protocols show one "
+                                                "image per question"))
+        else:
+            kept.append(item)
+    data.items = kept
+
+
+def read_benchmarks(
+    names: Iterable[str],
+    dataset_root: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    max_items: int | None = None,
+    check_images: bool = True,
+) -> GeneralRead:
+    """Locate, read and validate every record of every named benchmark (registry names or aliases), then keep
+    the first ``max_items`` items of each (``spec.first_items``: MMBench keeps the first ``max_items`` questions
+    with all their rotated copies). One benchmark's bad file never stops the others: it is in ``failed`` with
+    why, and the others are read.
+
+    Raises:
+        UnknownBenchmarkError: a name that is no benchmark (a configuration error: check names first).
+    """
+    loaded: list[BenchmarkData] = []
+    failed: dict[str, str] = {}
+    for name in names:
+        spec = get_benchmark(name)
+        try:
+            file, images = locate_benchmark(spec, dataset_root, image_root)
+            result = spec.read(file, images, check_images=check_images)
+        except (FileNotFoundError, BenchmarkFileError, ValueError, OSError) as exc:
+            logger.error("%s CANNOT RUN: %s", spec.name, exc)
+            failed[spec.name] = str(exc)
+            continue
+        data = BenchmarkData(spec, file, images, result.items, list(result.skipped), result.records_read)
+        _single_image(data)
+        if max_items:
+            data.items = spec.first_items(data.items, max_items)  # MMBench: the first questions with all copies
+        loaded.append(data)
+    return GeneralRead(loaded, failed)
 
 
 def load_benchmarks(
     names: Iterable[str],
     dataset_root: str | os.PathLike[str],
     *,
+    image_root: str | os.PathLike[str] | None = None,
     max_items: int | None = None,
     check_images: bool = True,
 ) -> list[BenchmarkData]:
-    """Locate, read and validate every named benchmark (registry names or aliases), first ``max_items`` each
-    (``spec.first_items``: MMBench keeps the first ``max_items`` questions with all their rotated copies).
+    """:func:`read_benchmarks`, strict: any benchmark that cannot run or any skipped record raises.
 
     Raises:
-        GeneralDataError: an unknown name, a missing file or a malformed one; every problem found in every
-            file is listed (``file:line:field: why``), so one run reports them all before any inference.
+        GeneralDataError: an unknown name, a missing file or a malformed record; every problem found in every
+            file is listed (``file:line: field: why``).
     """
-    loaded: list[BenchmarkData] = []
     problems: list[str] = []
-    for name in names:
-        try:
-            spec = get_benchmark(name)
-            file, image_root = locate_benchmark(spec, dataset_root)
-            items = spec.load(file, image_root, check_images=check_images)
-        except (FileNotFoundError, BenchmarkFileError, ValueError) as exc:
-            problems.append(str(exc))
-            continue
-        if max_items:
-            items = spec.first_items(items, max_items)  # MMBench: the first questions with all their copies
-        loaded.append(BenchmarkData(spec, file, image_root, items))
+    try:
+        result = read_benchmarks(names, dataset_root, image_root=image_root, max_items=max_items,
+                                 check_images=check_images)
+    except ValueError as exc:  # an unknown benchmark name
+        raise GeneralDataError(f"cannot evaluate the general benchmarks:\n{exc}") from None
+    problems += list(result.failed.values())
+    problems += [str(issue) for data in result.loaded for issue in data.skipped]
     if problems:
         raise GeneralDataError("cannot evaluate the general benchmarks:\n" + "\n".join(problems))
-    return loaded
+    return result.loaded
 
 
 def _prompt(spec: BenchmarkSpec, item: BenchmarkItem, protocol: str) -> str:
@@ -183,7 +261,7 @@ def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
     for item in data.items:
         if isinstance(item.image, list):
             raise ValueError(
-                f"{item.source_file}:{item.line}:Image: {len(item.image)} images; the evaluation protocols show "
+                f"{item.source_file}:{item.line}: Image: {len(item.image)} images; the evaluation protocols show "
                 "one image per question: give this record a single Image"
             )
         fields = {"benchmark": data.name, "problem": item.question, "solution": item.answer,
@@ -291,9 +369,10 @@ class SummaryRow:
 
     ``rule`` names the scoring rule (reference and version); ``variant`` marks a number made by another rule than
     the headline one (ours where more lenient, the release's). ``items`` counts the scored records (MMBench
-    CircularEval: questions); ``unparsed`` those whose answer the rule could not read (scored wrong); ``left_out``
-    the items excluded from the number (prediction errors, missing predictions, failed or absent MM-Vet gradings,
-    MMBench questions with a copy missing).
+    CircularEval: questions); ``skipped`` the file's records that could not be evaluated (named in
+    ``skipped_records.jsonl``; the same on every row of a benchmark); ``unparsed`` those whose answer the rule
+    could not read (scored wrong); ``left_out`` the items excluded from the number (prediction errors, missing
+    predictions, failed or absent MM-Vet gradings, MMBench questions with a copy missing).
     """
 
     benchmark: str
@@ -305,12 +384,17 @@ class SummaryRow:
     notes: str = ""
     rule: str = ""
     variant: bool = False
+    skipped: int = 0
 
 
-def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark) -> list[SummaryRow]:
+def summary_rows(
+    spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark, skipped: int = 0
+) -> list[SummaryRow]:
     """The paper's numbers of one benchmark, each with its rule: MME the summed score (perception + cognition),
     POPE accuracy and F1, MMBench CircularEval and single-pass accuracy, MM-Vet the graded total (its grader
-    named), the others letter / exact-match accuracy (x100); then each variant rule's number, labelled."""
+    named), the others letter / exact-match accuracy (x100); a letter benchmark with rows whose answer is past
+    their options (MMMU) also gets the headline rule's accuracy over the answerable rows, labelled; then each
+    variant rule's number, labelled. ``skipped`` (the file's skipped records) is carried on every row."""
     records = scored.records
     unparsed = sum(1 for r in records if r.get("parsed") is None)
     left_out = scored.errors + scored.missing
@@ -319,7 +403,7 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
             items: int | None = None, variant: bool = False) -> SummaryRow:
         value = float(score) if isinstance(score, (int, float)) else None
         return SummaryRow(spec.name, metric, value, len(records) if items is None else items, unparsed,
-                          left_out + extra_left_out, notes, rule, variant)
+                          left_out + extra_left_out, notes, rule, variant, skipped)
 
     def variant_rows(metric: str, values: Mapping[str, Any], items: int | None = None) -> list[SummaryRow]:
         labels = dict(spec.variant_rules)
@@ -365,33 +449,65 @@ def summary_rows(spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: Scored
         rule = f"MM-Vet official grader prompt ({grader}; official: {MMVET_GRADER_MODEL})"
         return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed, rule=rule)]
     result = [row("accuracy", spec.headline(dict(metrics)))]
+    notes = []
+    past = metrics.get("n_answer_past_options", 0) if isinstance(spec, ChoiceSpec) else 0
+    if past:
+        notes.append(f"all rows, as the release: {past} whose answer is past the kept options are right only if "
+                     "the model names that letter")
     if isinstance(spec, MMMUSpec) and metrics.get("n_random_guess"):
-        result[0].notes = (f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
-                           f"expected {metrics['accuracy_expected_with_guess']:.1f})")
+        notes.append(f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
+                     f"expected {metrics['accuracy_expected_with_guess']:.1f})")
+    result[0].notes = "; ".join(notes)
+    if past:  # issue 15: the rows the model could answer, by the headline rule, labelled
+        answerable = metrics["n_answerable"]
+        subset = row(f"accuracy over the {answerable} answerable rows", metrics["accuracy_answerable"],
+                     f"the {past} rows past the kept options left out", items=answerable)
+        subset.unparsed = sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None)
+        result.append(subset)
     return result + variant_rows("accuracy", metrics.get("variants", {}))
 
 
-_COLUMNS = ("Benchmark", "Metric", "Rule", "Score", "Items", "Unparsed", "Left out", "Notes")
+def failed_row(name: str, why: str) -> SummaryRow:
+    """The row of a benchmark that could not run (its reason's first line in the notes)."""
+    return SummaryRow(name, "could not run", None, 0, 0, 0, "COULD NOT RUN: " + why.splitlines()[0])
+
+
+_COLUMNS = ("Benchmark", "Metric", "Rule", "Score", "Items", "Skipped", "Unparsed", "Left out", "Notes")
 
 
 def _fmt(score: float | None) -> str:
     return "n/a" if score is None else f"{score:.1f}"
 
 
-def render_summary_markdown(rows: list[SummaryRow], label: str) -> str:
+def file_line(data: BenchmarkData) -> str:
+    """Per file: records read, evaluated, skipped and why (``FILE: 900 records read, 900 evaluated, 0 skipped``)."""
+    from ground_r1.evaluation.outcome import RecordsReport, reason_counts
+
+    return f"{data.name}: " + RecordsReport(
+        file=str(data.file), records_read=data.records_read, skipped=data.skipped_records,
+        skipped_by_field=reason_counts(data.skipped), evaluated=len(data.items)).line()
+
+
+def render_summary_markdown(rows: list[SummaryRow], label: str, files: Iterable[str] = ()) -> str:
     """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800); each number's rule
-    is named, variant rules' numbers follow their benchmark's headline, marked "variant:"."""
+    is named, variant rules' numbers follow their benchmark's headline, marked "variant:"; then one line per file
+    read (``files``, :func:`file_line`)."""
     lines = [f"## General benchmarks ({label})", "", "| " + " | ".join(_COLUMNS) + " |",
              "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in rows:
         rule = f"variant: {r.rule}" if r.variant else r.rule
-        cells = (r.benchmark, r.metric, rule, _fmt(r.score), str(r.items), str(r.unparsed), str(r.left_out), r.notes)
+        cells = (r.benchmark, r.metric, rule, _fmt(r.score), str(r.items), str(r.skipped), str(r.unparsed),
+                 str(r.left_out), r.notes)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
               "reference and version, docs/metrics.md); rows marked \"variant:\" are the same predictions scored by "
               "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
               "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
-              "scored 0."]
+              "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
+              "field: why)."]
+    files = list(files)
+    if files:
+        lines += ["", "Files read:", *(f"- {line}" for line in files)]
     return "\n".join(lines) + "\n"
 
 
@@ -399,8 +515,10 @@ def render_summary_csv(rows: list[SummaryRow]) -> str:
     """The same table as CSV (score empty when not available; full precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "items", "unparsed", "left_out", "notes"])
+    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "items", "skipped", "unparsed", "left_out",
+                     "notes"])
     for r in rows:
         writer.writerow([r.benchmark, r.metric, r.rule, "yes" if r.variant else "no",
-                         "" if r.score is None else repr(r.score), r.items, r.unparsed, r.left_out, r.notes])
+                         "" if r.score is None else repr(r.score), r.items, r.skipped, r.unparsed, r.left_out,
+                         r.notes])
     return buffer.getvalue()

@@ -115,6 +115,57 @@ def limit_per_dataset(items: Sequence[Any], limit: int | None, dataset_of: Calla
     return kept
 
 
+EVAL_SKIP_HINT = (
+    "Fix these records, or evaluate without --no-skip_bad_records: the evaluation then skips them (each listed "
+    "in skipped_records.jsonl in the output folder, counted in the table) and exits 4."
+)
+
+
+@dataclass
+class LoadedItems:
+    """What :func:`read_viscot_items` read: the items to evaluate and the validation result of the whole file
+    (``loaded.issues``: why each skipped record was skipped; ``loaded.box_notes``: unusable evidence boxes)."""
+
+    items: list[EvalItem]
+    loaded: Any  # ground_r1.data.records.LoadedRecords
+
+    @property
+    def records_read(self) -> int:
+        return len(self.loaded.records) + self.loaded.skipped
+
+
+def read_viscot_items(
+    path: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    path_prefix: str | None = None,
+    max_items_per_dataset: int | None = 150,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    skip_bad_records: bool = True,
+) -> LoadedItems:
+    """VisCoT benchmark items (SPEC §6 records). Every record of the file is validated first; a record that
+    cannot be evaluated is skipped (``skip_bad_records``, the evaluation default) or, without it, every problem
+    is raised at once (:class:`ground_r1.data.records.RecordValidationError`). A record with an unusable
+    evidence box is evaluated (its box metric is n/a). Relative image paths are taken from ``image_root``, else
+    from the data file's folder; ``max_items_per_dataset`` keeps the first items of each sub-dataset."""
+    from ground_r1.data.records import load_viscot_records
+
+    sizes = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+    root = image_root if image_root is not None else Path(path).resolve().parent
+    loaded = load_viscot_records(path, image_root=root, path_prefix=path_prefix, skip_bad_records=skip_bad_records,
+                                 hint=EVAL_SKIP_HINT, **sizes)
+    records = limit_per_dataset(loaded.records, max_items_per_dataset, lambda r: r["dataset"])
+    keep = ("problem", "solution", "bboxs", "width", "height", "input_width", "input_height", "split", "problem_id",
+            "box_issues")
+    items = [
+        EvalItem(key=r["key"], dataset=r["dataset"], question=r["problem"], image=r["image"],
+                 fields={k: r.get(k) for k in keep if k != "box_issues" or r.get(k)})
+        for r in records
+    ]
+    return LoadedItems(items, loaded)
+
+
 def load_viscot_items(
     path: str | os.PathLike[str],
     *,
@@ -125,20 +176,10 @@ def load_viscot_items(
     max_pixels: int | None = None,
     skip_bad_records: bool = False,
 ) -> list[EvalItem]:
-    """VisCoT benchmark items (SPEC §6 records; every record validated first, all problems listed at once).
-    Relative image paths are taken from ``image_root``, else from the data file's folder."""
-    from ground_r1.data.records import load_viscot_records
-
-    sizes = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
-    root = image_root if image_root is not None else Path(path).resolve().parent
-    loaded = load_viscot_records(path, image_root=root, path_prefix=path_prefix, skip_bad_records=skip_bad_records, **sizes)
-    records = limit_per_dataset(loaded.records, max_items_per_dataset, lambda r: r["dataset"])
-    keep = ("problem", "solution", "bboxs", "width", "height", "input_width", "input_height", "split", "problem_id")
-    return [
-        EvalItem(key=r["key"], dataset=r["dataset"], question=r["problem"], image=r["image"],
-                 fields={k: r.get(k) for k in keep})
-        for r in records
-    ]
+    """The items of :func:`read_viscot_items` (strict by default: a bad record raises)."""
+    return read_viscot_items(path, image_root=image_root, path_prefix=path_prefix,
+                             max_items_per_dataset=max_items_per_dataset, min_pixels=min_pixels,
+                             max_pixels=max_pixels, skip_bad_records=skip_bad_records).items
 
 
 # ------------------------------------------------------------------------------------------- generation

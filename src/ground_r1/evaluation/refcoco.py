@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ground_r1.boxes import Box, iou, parse_first_box_signed, xywh_to_xyxy
-from ground_r1.evaluation.inference import EvalItem, limit_per_dataset
+from ground_r1.evaluation.inference import EvalItem, LoadedItems, limit_per_dataset
 
 IOU_THRESHOLD = 0.5
 PROTOCOL_LABELS = {
@@ -57,29 +57,109 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
-def _check_record(obj: Any) -> list[str]:
-    """Problems of one released record, as ``field: why``."""
+def _check_record(obj: Any) -> list[tuple[str, str]]:
+    """Problems of one released record, as ``(field, why)``. The box is the ground truth of the only metric
+    here: a record without a usable one cannot be evaluated."""
     if not isinstance(obj, dict):
-        return [f"record: expected a JSON object, got {type(obj).__name__}"]
+        return [("record", f"expected a JSON object, got {type(obj).__name__}")]
     problems = []
     for name in ("image", "dataset"):
         if not isinstance(obj.get(name), str) or not obj[name].strip():
-            problems.append(f"{name}: expected a non-empty string, got {obj.get(name)!r}")
+            problems.append((name, f"expected a non-empty string, got {obj.get(name)!r}"))
     for name in ("width", "height"):
         if not _positive_int(obj.get(name)):
-            problems.append(f"{name}: expected a positive integer, got {obj.get(name)!r}")
+            problems.append((name, f"expected a positive integer, got {obj.get(name)!r}"))
     boxes = obj.get("bboxs")
     box = boxes[0] if isinstance(boxes, list) and boxes else None
     if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
                                                              and math.isfinite(v) for v in box)):
-        problems.append(f"bboxs: expected [[x, y, w, h]] (COCO xywh), got {json.dumps(boxes)}")
+        problems.append(("bboxs", f"expected [[x, y, w, h]] (COCO xywh), got {json.dumps(boxes)}"))
     elif box[2] <= 0 or box[3] <= 0:
-        problems.append(f"bboxs[0]: width and height must be > 0 in COCO xywh, got {json.dumps(box)}")
+        problems.append(("bboxs[0]", f"width and height must be > 0 in COCO xywh, got {json.dumps(box)}"))
     solution = obj.get("solution")
     expressions = [solution] if isinstance(solution, str) else solution
     if not (isinstance(expressions, list) and expressions and all(isinstance(e, str) and e.strip() for e in expressions)):
-        problems.append(f"solution: expected a list of referring expressions, got {json.dumps(solution)}")
+        problems.append(("solution", f"expected a list of referring expressions, got {json.dumps(solution)}"))
     return problems
+
+
+def _check_image(path: Path) -> str | None:
+    """Why the image cannot be read (header and completeness, :func:`ground_r1.data.images.image_size`), or None."""
+    from ground_r1.data.images import ImageLoadError, image_size
+
+    try:
+        image_size(path, verify=True)
+    except ImageLoadError as exc:
+        return f"image file not found: '{path}'; check IMAGE_ROOT" if exc.reason == "file not found" else (
+            f"unreadable image '{path}': {exc.reason}")
+    return None
+
+
+def read_refcoco_items(
+    path: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    path_prefix: str | None = None,
+    max_objects_per_split: int | None = None,
+    skip_bad_records: bool = True,
+    check_images: bool = True,
+) -> LoadedItems:
+    """One item per referring expression of a released RefCOCO file (see the module docstring), and the
+    validation result of every record of the file.
+
+    Relative image paths are taken from ``image_root``, else from the file's folder. ``max_objects_per_split``
+    keeps the first objects (lines) of each split (``None``/0: all). ``check_images``: each image's header is
+    read (a missing or unreadable image is a problem of its record). A record with a problem is skipped
+    (``skip_bad_records``, the evaluation default; ``loaded.issues`` says why) or, without it, every problem is
+    raised at once.
+
+    Raises:
+        FileNotFoundError: no such file.
+        RecordValidationError: (a ValueError) without ``skip_bad_records``, listing every malformed record as
+            ``file:line: field: why``.
+    """
+    from ground_r1.data.records import LoadedRecords, RecordValidationError, ValidationIssue, resolve_image_path
+
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"RefCOCO file not found: '{p}'")
+    root = image_root if image_root is not None else p.resolve().parent
+    objects, issues, skipped = [], [], 0
+    for line, text in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
+        if not text.strip():
+            continue
+        try:
+            obj = json.loads(text)
+        except json.JSONDecodeError as exc:
+            found = [("json", f"invalid JSON ({exc.msg} at column {exc.colno})")]
+        else:
+            found = _check_record(obj)
+        image = None
+        if not found:
+            image = resolve_image_path(obj["image"], root, path_prefix)
+            why = _check_image(image) if check_images else None
+            if why is not None:
+                found = [("image", why)]
+        issues += [ValidationIssue(str(p), line, name, why) for name, why in found]
+        if found:
+            skipped += 1
+        else:
+            objects.append((line, obj, str(image)))
+    if issues and not skip_bad_records:
+        from ground_r1.evaluation.inference import EVAL_SKIP_HINT
+
+        raise RecordValidationError(issues, EVAL_SKIP_HINT)
+    loaded = LoadedRecords(records=[{"line": line} for line, _, _ in objects], issues=issues, skipped=skipped)
+    objects = limit_per_dataset(objects, max_objects_per_split, lambda o: o[1]["dataset"])
+    items = []
+    for line, obj, image in objects:
+        expressions = [obj["solution"]] if isinstance(obj["solution"], str) else obj["solution"]
+        for j, expression in enumerate(expressions):
+            fields = {"object_key": f"{p.name}:{line}", "expression_index": j, "num_expressions": len(expressions),
+                      "width": obj["width"], "height": obj["height"], "gt_box_xywh": list(obj["bboxs"][0]),
+                      "gt_box": list(xywh_to_xyxy(obj["bboxs"][0])), "problem_id": obj.get("problem_id")}
+            items.append(EvalItem(f"{p.name}:{line}:{j}", obj["dataset"], expression, image, fields))
+    return LoadedItems(items, loaded)
 
 
 def load_refcoco_items(
@@ -89,47 +169,10 @@ def load_refcoco_items(
     path_prefix: str | None = None,
     max_objects_per_split: int | None = None,
 ) -> list[EvalItem]:
-    """One item per referring expression of a released RefCOCO file (see the module docstring).
-
-    Relative image paths are taken from ``image_root``, else from the file's folder. ``max_objects_per_split``
-    keeps the first objects (lines) of each split (``None``/0: all).
-
-    Raises:
-        FileNotFoundError: no such file.
-        ValueError: listing every malformed record as ``file:line: field: why``.
-    """
-    from ground_r1.data.records import resolve_image_path
-
-    p = Path(path)
-    if not p.is_file():
-        raise FileNotFoundError(f"RefCOCO file not found: '{p}'")
-    root = image_root if image_root is not None else p.resolve().parent
-    objects, problems = [], []
-    for line, text in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not text.strip():
-            continue
-        try:
-            obj = json.loads(text)
-        except json.JSONDecodeError as exc:
-            problems.append(f"{p}:{line}: json: {exc.msg}")
-            continue
-        found = _check_record(obj)
-        problems += [f"{p}:{line}: {why}" for why in found]
-        if not found:
-            objects.append((line, obj))
-    if problems:
-        raise ValueError(f"{len(problems)} problem(s) in {p}:\n  " + "\n  ".join(problems[:50]))
-    objects = limit_per_dataset(objects, max_objects_per_split, lambda o: o[1]["dataset"])
-    items = []
-    for line, obj in objects:
-        expressions = [obj["solution"]] if isinstance(obj["solution"], str) else obj["solution"]
-        image = str(resolve_image_path(obj["image"], root, path_prefix))
-        for j, expression in enumerate(expressions):
-            fields = {"object_key": f"{p.name}:{line}", "expression_index": j, "num_expressions": len(expressions),
-                      "width": obj["width"], "height": obj["height"], "gt_box_xywh": list(obj["bboxs"][0]),
-                      "gt_box": list(xywh_to_xyxy(obj["bboxs"][0])), "problem_id": obj.get("problem_id")}
-            items.append(EvalItem(f"{p.name}:{line}:{j}", obj["dataset"], expression, image, fields))
-    return items
+    """The items of :func:`read_refcoco_items`, strict (a malformed record raises) and without image checks."""
+    return read_refcoco_items(path, image_root=image_root, path_prefix=path_prefix,
+                              max_objects_per_split=max_objects_per_split, skip_bad_records=False,
+                              check_images=False).items
 
 
 # ---------------------------------------------------------------------------------------------- scoring

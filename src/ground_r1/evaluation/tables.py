@@ -9,6 +9,8 @@
 - Other datasets (e.g. the synthetic one) get rows after emotic, outside the AVG.
 - Nothing judged: the judge cells read "not judged" and the Markdown says so in capitals (SPEC §7).
 - Two runs (e.g. baseline and Ground-R1) are shown side by side, one column group per run.
+- box: the mean box metric (:func:`ground_r1.evaluation.scores.box_score`) x100 of the protocols that ground;
+  items whose evidence box is unusable are evaluated with this metric n/a and counted in the notes.
 """
 
 from __future__ import annotations
@@ -50,6 +52,17 @@ class DatasetStats:
     judge_scores: list[float] = field(default_factory=list)
     rule_scores: list[float] = field(default_factory=list)
     rule_applies: bool = False
+    box_scores: list[float] = field(default_factory=list)
+    box_status: dict[str, int] = field(default_factory=dict)  # box_status -> items (scores.BOX_STATUSES)
+
+    @property
+    def box_mean(self) -> float | None:
+        return sum(self.box_scores) / len(self.box_scores) if self.box_scores else None
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the protocol produced boxes (any item not ``no_grounding``)."""
+        return any(n for status, n in self.box_status.items() if status != "no_grounding")
 
     @property
     def judge_mean(self) -> float | None:
@@ -98,6 +111,10 @@ def dataset_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, DatasetStats]:
         if row.get("rule_score") is not None:
             s.rule_scores.append(float(row["rule_score"]))
             s.rule_applies = True
+        status = row.get("box_status", "no_grounding")
+        s.box_status[status] = s.box_status.get(status, 0) + 1
+        if status == "ok":
+            s.box_scores.append(float(row["box_score"]))
     return stats
 
 
@@ -156,20 +173,35 @@ def _x100(value: float | None, digits: int) -> str | None:
     return None if value is None else f"{100 * value:.{digits}f}"
 
 
-def _cells(run: RunTable, dataset: str, digits: int) -> list[str]:
-    """items, judge, rule, failures of one run on one row."""
+def _box_cell(stats: list[DatasetStats], digits: int) -> str:
+    """Mean box metric over the rows' scored boxes; "-" for a protocol without boxes, "n/a" for none scored."""
+    if not any(s.grounded for s in stats):
+        return "-"
+    scores = [v for s in stats for v in s.box_scores]
+    return _x100(sum(scores) / len(scores), digits) if scores else "n/a"
+
+
+def _shows_box(runs: list[RunTable]) -> bool:
+    """The box column is shown when a run grounds (a protocol with boxes)."""
+    return any(s.grounded for run in runs for s in run.stats.values())
+
+
+def _cells(run: RunTable, dataset: str, digits: int, box: bool = False) -> list[str]:
+    """items, judge, rule, (box,) failures of one run on one row."""
     if dataset == "__avg__":
-        items = sum(run.stats[d].items for d in PAPER_DATASETS if d in run.stats)
-        fails = sum(run.stats[d].judge_failures if run.judged else run.stats[d].errors
-                    for d in PAPER_DATASETS if d in run.stats)
+        present = [run.stats[d] for d in PAPER_DATASETS if d in run.stats]
+        items = sum(s.items for s in present)
+        fails = sum(s.judge_failures if run.judged else s.errors for s in present)
         judge = run.judge_avg.cell(digits, "n/a" if run.judged else "not judged")
-        return [str(items), judge, run.rule_avg.cell(digits), str(fails)]
+        return [str(items), judge, run.rule_avg.cell(digits), *([_box_cell(present, digits)] if box else []),
+                str(fails)]
     s = run.stats.get(dataset)
     if s is None:
-        return ["0", "-", "-", "-"]
+        return ["0", "-", "-", *(["-"] if box else []), "-"]
     judge = _x100(s.judge_mean, digits) or ("not judged" if not run.judged else "n/a")
     rule = _x100(s.rule_mean, digits) or "n/a"
-    return [str(s.items), judge, rule, str(s.judge_failures if run.judged else s.errors)]
+    return [str(s.items), judge, rule, *([_box_cell([s], digits)] if box else []),
+            str(s.judge_failures if run.judged else s.errors)]
 
 
 def _row_name(dataset: str, avg_label: str) -> str:
@@ -182,7 +214,7 @@ def _row_name(dataset: str, avg_label: str) -> str:
 
 def _header(runs: list[RunTable]) -> list[str]:
     """One column group per run; the run's label prefixes its columns when there are several runs."""
-    columns = ("items", "judge", "rule", "failures")
+    columns = ("items", "judge", "rule", "box", "failures") if _shows_box(runs) else ("items", "judge", "rule", "failures")
     if len(runs) == 1:
         return ["dataset", *columns]
     return ["dataset"] + [f"{r.label} {c}" for r in runs for c in columns]
@@ -212,7 +244,7 @@ def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores
     lines.append("|---" + "|---:" * (len(header) - 1) + "|")
     for dataset in _row_order(runs):
         name = _row_name(dataset, avg_label)
-        cells = [c for run in runs for c in _cells(run, dataset, 1)]
+        cells = [c for run in runs for c in _cells(run, dataset, 1, _shows_box(runs))]
         if dataset == "__avg__":
             name, cells = f"**{name}**", [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join([name] + cells) + " |")
@@ -229,7 +261,25 @@ def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores
         for avg in (run.judge_avg, run.rule_avg):
             if avg.refused or (avg.value is None and "n/a" in avg.note):
                 lines.append(f"- {run.label}: {avg.note}")
+    lines += [note for note in (_box_note(run) for run in runs) if note]
     return "\n".join(lines) + "\n"
+
+
+def _box_note(run: RunTable) -> str:
+    """What the box column holds, and the items it leaves out (bad evidence boxes: n/a, counted)."""
+    counts: dict[str, int] = {}
+    for s in run.stats.values():
+        for status, n in s.box_status.items():
+            counts[status] = counts.get(status, 0) + n
+    if not any(n for status, n in counts.items() if status != "no_grounding"):
+        return ""
+    parts = [f"{counts.get('ok', 0)} scored"]
+    for status, text in (("bad_evidence_box", "n/a: evidence box unusable (the question is evaluated)"),
+                         ("no_evidence_box", "n/a: no evidence box"), ("no_box", "no box in the first turn")):
+        if counts.get(status):
+            parts.append(f"{counts[status]} {text}")
+    return (f"- {run.label}: box = GIoU score ((GIoU + 1) / 2, SPEC §3) of the first box against the first usable "
+            f"evidence box, x100; {', '.join(parts)}.")
 
 
 def render_csv(runs: list[RunTable]) -> str:
@@ -238,7 +288,7 @@ def render_csv(runs: list[RunTable]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_header(runs) + ["in_avg"])
     for dataset in _row_order(runs):
-        cells = [c for run in runs for c in _cells(run, dataset, 2)]
+        cells = [c for run in runs for c in _cells(run, dataset, 2, _shows_box(runs))]
         in_avg = "avg" if dataset == "__avg__" else ("yes" if dataset in PAPER_DATASETS else "no")
         writer.writerow([_row_name(dataset, runs[0].avg_label)] + cells + [in_avg])
     return buffer.getvalue()

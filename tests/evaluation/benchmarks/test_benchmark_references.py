@@ -71,6 +71,9 @@ def test_max_items_keeps_whole_mmbench_questions(release_full) -> None:
     (data,) = general.load_benchmarks(["MMBench"], release_full, max_items=3, check_images=False)
     ids = sorted(it.extra["Question_id"] for it in data.items)
     assert ids == [241, 252, 253, 1000241, 1000252, 1000253]
+    # The file line says how many the limit kept, not "the first 6" (the copies sit after the 1,164 originals).
+    assert general.file_line(data) == ("MMBench_en_dev: MMBench_en_dev.jsonl: 4,329 records read, 6 evaluated "
+                                       "(6 kept by the item limit), 0 skipped")
     (seed,) = general.load_benchmarks(["SEED"], release_full, max_items=3, check_images=False)
     assert len(seed.items) == 3  # the other benchmarks keep their first N rows
 
@@ -141,6 +144,37 @@ def test_mmmu_open_rows_from_the_release_file(release_full, write_benchmark) -> 
     # one unread letter among 4 options: the official random guess would add 1/4 in expectation
     assert (result["n_random_guess"], result["accuracy_expected_with_guess"]) == (1, pytest.approx(425 / 7))
     assert result["per_question_type"]["open"]["accuracy"] == pytest.approx(60.0)  # 3 of the 5 open rows
+
+
+def test_mmmu_rows_past_the_kept_options_read_by_the_official_parser(release_full, write_benchmark) -> None:
+    # Issue 15 with issue 16's parser: lines 32 (answer E) and 187 (answer I) of the release file keep only A-D.
+    # The official parser reads the answer letter as one more choice (never by text), so a model that names it
+    # is right; the answerable rows (line 1, answer B) are reported beside, by the same rule.
+    spec = get_benchmark("MMMU")
+    path, root = write_benchmark("MMMU_val.jsonl", release_lines(release_full, "MMMU_val.jsonl", [32, 187, 1, 32]))
+    items = spec.load(path, root)
+    assert [(it.answer, it.extra.get("answer_past_options", False)) for it in items] == [
+        ("E", True), ("I", True), ("B", False), ("E", True)]
+    predictions = ["The answer is (E).", "I", "(B)", "A"]
+    records = [spec.score_item(it, p) for it, p in zip(items, predictions)]
+    assert [r["parsed"] for r in records] == ["E", "I", "B", "A"]
+    assert [r["correct"] for r in records] == [True, True, True, False]
+    assert [r["answerable"] for r in records] == [False, False, True, False]
+    assert [r["variants"]["lenient"] for r in records] == [True, True, True, False]
+    assert [r["variants"]["release"] for r in records] == [False, True, False, False]  # first character: "T", "(", "("
+    assert mmmu_choice("(E)", {"A": "x", "B": "y"}) is None  # without the extra letter the parser cannot read E
+    assert mmmu_choice("(E)", {"A": "x", "B": "y"}, extra_letters="E") == "E"
+    result = spec.aggregate(records)
+    assert (result["accuracy"], result["accuracy_answerable"], result["n_answerable"]) == (75.0, 100.0, 1)
+    rows = general.summary_rows(spec, result, general.ScoredBenchmark(records=records), skipped=2)
+    assert [(r.metric, r.score, r.items, r.skipped, r.variant) for r in rows] == [
+        ("accuracy", 75.0, 4, 2, False),
+        ("accuracy over the 1 answerable rows", 100.0, 1, 2, False),
+        ("accuracy", 75.0, 4, 2, True),  # mmmu_official (no list ground truths here)
+        ("accuracy", 75.0, 4, 2, True),  # lenient
+        ("accuracy", 25.0, 4, 2, True),  # release
+    ]
+    assert rows[1].rule == rows[0].rule == spec.rule
 
 
 def test_mmmu_official_rules_by_hand() -> None:

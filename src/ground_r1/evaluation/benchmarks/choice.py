@@ -19,6 +19,13 @@ named by ``Question_Type`` (1-9); MMBench's question gets its ``hint`` ("Hint: .
 official MMBench prompt does; the release dropped it) and loses the "nan" placeholder options of
 two- and three-option questions; MMMU's ``<image k>`` markers stay in the text, as the release fed them
 with the single image its file provides (items whose markers name more images are counted in the log).
+
+An answer that is a single letter past the options the file kept (28 rows of the release's MMMU_val: E, F or I
+where the release kept A-D) stays in the benchmark, as the release evaluated it: the row is right only if the
+model's letter equals that answer. Every rule reads that letter as one more choice (a letter without option
+text: MMMU's official parser and our lenient reader take it as a letter, never by text), so a model that names
+it is right. Loading warns with their count, and :meth:`ChoiceSpec.aggregate` reports ``accuracy_answerable``
+beside the accuracy: the headline rule over the rows whose answer is among their options (872 of MMMU's 900).
 """
 
 from __future__ import annotations
@@ -70,11 +77,13 @@ SEED_DIMENSIONS: tuple[tuple[str, str], ...] = (
 )
 
 # Headline letter readers by name: reader(extracted answer, the item's options) -> letter or None.
-READERS: dict[str, Callable[[str, Mapping[str, str]], str | None]] = {
-    "first_character": lambda answer, options: seed_first_character(answer),
-    "mme_realworld": lambda answer, options: mme_realworld_letter(answer),
-    "mmbench": mmbench_can_infer,
-    "mmmu": mmmu_choice,
+# ``extra`` holds the answer letter of a row past its options (module docstring); the readers that look at any
+# letter (first character, MME-RealWorld's A-E) need no telling, the ones restricted to the options take it.
+READERS: dict[str, Callable[[str, Mapping[str, str], str], str | None]] = {
+    "first_character": lambda answer, options, extra: seed_first_character(answer),
+    "mme_realworld": lambda answer, options, extra: mme_realworld_letter(answer),
+    "mmbench": lambda answer, options, extra: mmbench_can_infer(answer, options, extra_letters=extra),
+    "mmmu": lambda answer, options, extra: mmmu_choice(answer, options, extra_letters=extra),
 }
 
 CHOICE_VARIANTS: tuple[tuple[str, str], ...] = (
@@ -151,9 +160,12 @@ class ChoiceSpec(BenchmarkSpec):
         answer = item.answer.strip()
         if options:
             if answer.upper() not in options:
-                problems.append(
-                    ("solution", f"{answer!r} is not one of the question's options {''.join(options)}")
-                )
+                if re.fullmatch(r"[A-Za-z]", answer):  # past the kept options: evaluated (module docstring)
+                    item.extra["answer_past_options"] = True
+                else:
+                    problems.append(
+                        ("solution", f"{answer!r} is not one of the question's options {''.join(options)}")
+                    )
             item.answer = answer.upper()
 
         names = dict(self.category_names)
@@ -168,6 +180,15 @@ class ChoiceSpec(BenchmarkSpec):
             item.extra["image_markers"] = markers
 
     def _validate_items(self, items: list[BenchmarkItem]) -> list[str]:
+        past = [it for it in items if it.extra.get("answer_past_options")]
+        if past:
+            letters = "".join(sorted({it.answer for it in past}))
+            logger.warning(
+                "%s: %d row(s) have an answer letter past the options the file kept (%s; first: %s): kept, as the "
+                "release evaluated them (right only if the model's letter equals the answer); the accuracy over "
+                "the %d answerable row(s) is reported beside the accuracy over all %d",
+                self.name, len(past), letters, past[0].key, len(items) - len(past), len(items),
+            )  # fmt: skip
         short = [
             it for it in items
             if it.extra.get("image_markers")
@@ -181,13 +202,25 @@ class ChoiceSpec(BenchmarkSpec):
             )  # fmt: skip
         return []
 
-    def read_letter(self, answer: str, options: Mapping[str, str]) -> str | None:
-        """The headline rule's letter for an extracted answer (the reference's reader)."""
-        return READERS[self.reader](answer, options)
+    def read_letter(self, answer: str, options: Mapping[str, str], extra_letters: str = "") -> str | None:
+        """The headline rule's letter for an extracted answer (the reference's reader); ``extra_letters``: the
+        answer letter of a row past its options, read as one more choice (module docstring)."""
+        return READERS[self.reader](answer, options, extra_letters)
 
-    def parse_answer(self, text: str, options: dict[str, str] | None = None) -> str | None:
+    def parse_answer(self, text: str, options: dict[str, str] | None = None, extra_letters: str = "") -> str | None:
         """The option letter the headline rule reads from a final turn (its extracted answer)."""
-        return self.read_letter(extract_answer_span(text), options or {})
+        return self.read_letter(extract_answer_span(text), options or {}, extra_letters)
+
+    def lenient_letter(self, text: str, options: Mapping[str, str], extra_letters: str = "") -> str | None:
+        """Our lenient reader's letter (the ``lenient`` variant) from a final turn, over the item's letters (any
+        of ``valid_letters`` when options are unknown) plus ``extra_letters``."""
+        letters = ("".join(options) or self.valid_letters) + extra_letters
+        return extract_choice_letter(text, letters, dict(options))
+
+    @staticmethod
+    def past_letter(item: BenchmarkItem) -> str:
+        """The answer letter of a row whose answer is past its options ("" for any other row)."""
+        return item.answer if item.extra.get("answer_past_options") else ""
 
     def score_item(
         self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
@@ -195,10 +228,12 @@ class ChoiceSpec(BenchmarkSpec):
         record = self._base_record(item, judge_score)
         options = item.extra.get("options") or {}
         extracted = extract_answer_span(prediction_text)
-        parsed = self.read_letter(extracted, options)
-        lenient = extract_choice_letter(prediction_text, "".join(options) or self.valid_letters, options)
+        past = self.past_letter(item)  # right only if the model names that (unshown) answer letter
+        parsed = self.read_letter(extracted, options, past)
+        lenient = self.lenient_letter(prediction_text, options, past)
         record.update(
             groups=item.extra.get("groups", {}),
+            answerable=not item.extra.get("answer_past_options", False),
             extracted=extracted,
             parsed=parsed,
             correct=parsed is not None and parsed.upper() == item.answer.upper(),
@@ -217,6 +252,10 @@ class ChoiceSpec(BenchmarkSpec):
         self._check_records(records)
         keys = self.variant_keys()
         result = choice_metrics(records, keys)
+        answerable = [r for r in records if r.get("answerable", True)]
+        result["n_answer_past_options"] = len(records) - len(answerable)
+        result["accuracy_answerable"] = percent(sum(bool(r["correct"]) for r in answerable), len(answerable))
+        result["n_answerable"] = len(answerable)
         result["per_category"] = grouped_metrics(records, lambda r: r["category"], keys)
         for field_name in self.group_fields:
             result[_group_key(field_name)] = grouped_metrics(

@@ -14,23 +14,21 @@ Reported, each labelled: ``circular_accuracy`` (the headline) with per-category 
 ``single_pass_accuracy`` (the same reader over the original questions only, ``Question_id < 1,000,000``), and the
 variants: CircularEval with our lenient reader, and the release's number (per row over every copy, the release's
 first-character rule). ``circular_per_question`` holds each question's 0/1 for error bars. A question some of
-whose copies have no scored record (a prediction error) is left out of CircularEval and counted
-(``n_incomplete``), never scored from the copies that remain.
+whose copies have no scored record (a prediction error, or a copy skipped at reading: a missing image) is left
+out of CircularEval and counted (``n_incomplete``), never scored from the copies that remain.
 """
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ground_r1.evaluation.benchmarks.choice import ChoiceSpec, choice_metrics
-from ground_r1.evaluation.benchmarks.parsing import (
-    extract_answer_span,
-    extract_choice_letter,
-    release_letter_match,
-)
-from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, percent
+from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, release_letter_match
+from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkRecords, percent
 
 __all__ = ["CIRCULAR_MODULUS", "MMBENCH_SINGLE_PASS_RULE", "MMBenchSpec", "circular_outcomes"]
 
@@ -71,6 +69,24 @@ def _circular_by(records: list[dict[str, Any]], key) -> dict[str, dict[str, Any]
             for name, flags in sorted(groups.items())}
 
 
+def _skipped_copies(file: Path, lines: set[int]) -> dict[int, int]:
+    """Per question (``Question_id % 1,000,000``), how many of its copies sit on the skipped ``lines`` of ``file``
+    (a skipped line without a readable integer ``Question_id`` names no question: the records report has it)."""
+    counts: dict[int, int] = defaultdict(int)
+    if not lines:
+        return counts
+    with file.open("rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            if line_no not in lines:
+                continue
+            try:
+                number = int(json.loads(raw)["Question_id"])
+            except (ValueError, TypeError, KeyError, UnicodeDecodeError):
+                continue
+            counts[number % CIRCULAR_MODULUS] += 1
+    return counts
+
+
 @dataclass(frozen=True)
 class MMBenchSpec(ChoiceSpec):
     """MMBench dev (en): CircularEval over ``Question_id % 1,000,000`` groups."""
@@ -106,6 +122,15 @@ class MMBenchSpec(ChoiceSpec):
             seen[key] = item
         return problems
 
+    def read(self, path, dataset_root, *, check_images: bool = True) -> BenchmarkRecords:
+        """:meth:`BenchmarkSpec.read`; a copy skipped there (e.g. its image missing) still counts in its question's
+        ``circular_size``, so that question is incomplete (``n_incomplete``), never scored from the other copies."""
+        result = super().read(path, dataset_root, check_images=check_images)
+        missing = _skipped_copies(result.file, {issue.line for issue in result.skipped})
+        for item in result.items:
+            item.extra["circular_size"] += missing.get(item.extra["circular_group"], 0)
+        return result
+
     def first_items(self, items: list[BenchmarkItem], count: int) -> list[BenchmarkItem]:
         """The first ``count`` questions (by first appearance) with **all** their rotated copies, wherever the
         copies sit in the file (the release file lists the 1,164 originals first, then the copies)."""
@@ -124,8 +149,9 @@ class MMBenchSpec(ChoiceSpec):
         record = self._base_record(item, judge_score)
         options = item.extra.get("options") or {}
         extracted = extract_answer_span(prediction_text)
-        parsed = self.read_letter(extracted, options)
-        lenient = extract_choice_letter(prediction_text, "".join(options) or self.valid_letters, options)
+        past = self.past_letter(item)
+        parsed = self.read_letter(extracted, options, past)
+        lenient = self.lenient_letter(prediction_text, options, past)
         record.update(
             groups=item.extra.get("groups", {}),
             circular_group=item.extra["circular_group"],

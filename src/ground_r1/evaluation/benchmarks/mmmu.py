@@ -13,6 +13,10 @@ every row with "Respond with only the letter" and scored exact matches, so an op
   ``accuracy_expected_with_guess`` adds their 1/options expectation, for comparison); open questions by the
   official open-answer rule (number normalisation, several candidate spans), the ground truth as the file writes
   it (lmms-eval's reading).
+- **Rows past the kept options** (28 multiple-choice rows of the release file answer E, F or I where it kept
+  A-D): kept in the 900 as the release scored them, their answer letter read by every rule as one more choice
+  (:class:`~ground_r1.evaluation.benchmarks.choice.ChoiceSpec`); the headline rule's accuracy over the 872
+  answerable rows is reported beside it, labelled.
 - **Variants**: ``mmmu_official`` (open ground truths written as lists, "['Tampa', 'Florida']", read as lists as
   MMMU's own answer file holds them: any element counts), ``lenient`` (ours, letters only) and ``release``.
 """
@@ -30,7 +34,6 @@ from ground_r1.evaluation.benchmarks.mmmu_rules import (
 )
 from ground_r1.evaluation.benchmarks.parsing import (
     extract_answer_span,
-    extract_choice_letter,
     release_letter_match,
 )
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, percent
@@ -70,7 +73,8 @@ class MMMUSpec(ChoiceSpec):
         record = self._base_record(item, judge_score)
         extracted = extract_answer_span(prediction_text)
         kind = item.extra["question_type"]
-        record.update(groups=item.extra.get("groups", {}), question_type=kind, extracted=extracted)
+        record.update(groups=item.extra.get("groups", {}), question_type=kind, extracted=extracted,
+                      answerable=not item.extra.get("answer_past_options", False))
         if kind == OPEN:
             candidates = mmmu_open_candidates(extracted)
             correct = mmmu_open_correct(candidates, item.answer)
@@ -86,8 +90,9 @@ class MMMUSpec(ChoiceSpec):
             )
             return record
         options = item.extra.get("options") or {}
-        parsed = self.read_letter(extracted, options)
-        lenient = extract_choice_letter(prediction_text, "".join(options) or self.valid_letters, options)
+        past = self.past_letter(item)  # a release row past its options: right only if the model names that letter
+        parsed = self.read_letter(extracted, options, past)
+        lenient = self.lenient_letter(prediction_text, options, past)
         correct = parsed == item.answer
         record.update(
             parsed=parsed,

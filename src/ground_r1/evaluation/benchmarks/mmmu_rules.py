@@ -31,14 +31,15 @@ __all__ = [
 Candidate = str | float
 
 
-def mmmu_choice(answer: str, options: Mapping[str, str]) -> str | None:
+def mmmu_choice(answer: str, options: Mapping[str, str], extra_letters: str = "") -> str | None:
     """The option letter the official MMMU parser reads (``parse_multi_choice_response``), ``None`` where it would
-    draw a random letter."""
+    draw a random letter. ``extra_letters``: choices without option text (the answer letter of a release row
+    past the options it kept, MMMU's own question having that option): read as letters, never by text."""
     response = answer
     for char in [",", ".", "!", "?", ";", ":", "'"]:
         response = response.strip(char)
     response = " " + response + " "
-    letters = list(options)
+    letters = list(options) + [ch for ch in extra_letters if ch not in options]
     by_index, bracketed = True, False
     candidates = [ch for ch in letters if f"({ch})" in response]
     if candidates:

@@ -182,14 +182,15 @@ def _mmbench_infer_text(answer: str, options: Mapping[str, str]) -> str | None:
     return hits[0] if len(hits) == 1 else None
 
 
-def mmbench_can_infer(answer: str, options: Mapping[str, str]) -> str | None:
+def mmbench_can_infer(answer: str, options: Mapping[str, str], extra_letters: str = "") -> str | None:
     """The letter MMBench's official prefetch reads (``can_infer``: a letter token, else a unique option text),
     then lmms-eval 0.7.3's static fallback (``mmbench_en_dev_static``: :func:`mcq_extract` over the question's
     option letters) where the official evaluator would ask GPT. ``options`` are the question's real options
     (MMBench's missing ones, "nan" in the release file, left out). A prefetched "E" (no such option) is a wrong
-    answer, as there."""
+    answer, as there. ``extra_letters``: choices without option text (a row's answer letter past its options),
+    added to the static fallback's letters."""
     letter = _mmbench_infer_option(answer) or _mmbench_infer_text(answer, options)
     if letter:
         return letter
-    return mcq_extract(answer, sorted(options))
+    return mcq_extract(answer, sorted(options) + [ch for ch in extra_letters if ch not in options])
 

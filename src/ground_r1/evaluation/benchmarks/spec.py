@@ -7,10 +7,13 @@ prediction into a JSON-ready record, and aggregates records into the metrics the
 Subclasses (one module per metric family) fill in the benchmark-specific parts; the registry holds one
 instance per benchmark, so adding a benchmark is adding one entry there.
 
-Loading validates the whole file before any inference: every missing or malformed field is reported
-as ``file:line:field`` and :class:`BenchmarkFileError` lists them all at once. Items are keyed by
-``"{file name}:{line}"`` because the release's ids (``Question_id``, ``problem_id``) repeat across
-tasks and splits (SPEC §6).
+Reading (:meth:`BenchmarkSpec.read`) validates every record of the file before any inference, images
+included (each header is read: a missing, empty or unreadable image is its record's problem). A record
+that cannot be evaluated is skipped and named as ``file:line: field: why`` (a
+:class:`ground_r1.data.records.ValidationIssue`); the rest are items. Only a file with no usable record
+at all is a :class:`BenchmarkFileError`. :meth:`BenchmarkSpec.load` is the strict form: any problem
+raises, all of them listed. Items are keyed by ``"{file name}:{line}"`` because the release's ids
+(``Question_id``, ``problem_id``) repeat across tasks and splits (SPEC §6).
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
+from ground_r1.data.records import ValidationIssue
 from ground_r1.evaluation.benchmarks.parsing import strip_answer_tags
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkSpec", "percent", "variant_accuracies",
+    "IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkRecords", "BenchmarkSpec", "percent",
+    "variant_accuracies",
 ]
 
 # Tried, in order, for an `Image` written without extension (SEED-Bench writes bare ids).
@@ -47,8 +52,8 @@ class BenchmarkFileError(ValueError):
         lines = "\n".join(f"  {p}" for p in listed)
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"{benchmark}: {len(problems)} problem(s) in {path}; fix the file (or point dataset_root at "
-            f"the folder holding its images) before running inference:\n{lines}{tail}"
+            f"{benchmark}: {len(problems)} problem(s) in {path}, no record left to evaluate; fix the file (or "
+            f"point DATASET_ROOT / IMAGE_ROOT at the folders holding it and its images):\n{lines}{tail}"
         )
 
 
@@ -77,6 +82,27 @@ class BenchmarkItem:
     extra: dict[str, Any] = field(default_factory=dict)
     source_file: str = ""
     line: int = 0
+
+
+@dataclass
+class BenchmarkRecords:
+    """What :meth:`BenchmarkSpec.read` read from a file: the items, and every skipped record's problems.
+
+    Attributes:
+        file: the file read.
+        items: the records that can be evaluated, in file order.
+        skipped: one issue per problem of a skipped record (``file:line: field: why``).
+        records_read: the records (non-blank lines) of the file, every one validated.
+    """
+
+    file: Path
+    items: list[BenchmarkItem]
+    skipped: list[ValidationIssue] = field(default_factory=list)
+    records_read: int = 0
+
+    @property
+    def skipped_records(self) -> int:
+        return len({issue.line for issue in self.skipped})
 
 
 class _ItemProblems(Exception):
@@ -137,48 +163,74 @@ class BenchmarkSpec:
             )
         return candidate
 
-    def load(
+    def read(
         self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True
-    ) -> list[BenchmarkItem]:
-        """Read and validate a release JSONL file; images are resolved against ``dataset_root``.
+    ) -> BenchmarkRecords:
+        """Read and validate every record of a release JSONL file; images are resolved against ``dataset_root``.
 
-        Blank lines are skipped. With ``check_images`` (default) a missing image is a problem like any
-        other, so a wrong ``dataset_root`` fails here rather than mid-run.
+        Blank lines are skipped. A record that cannot be evaluated is left out and named (module docstring);
+        with ``check_images`` (default) a missing or unreadable image is such a problem, so a wrong
+        ``dataset_root`` shows on every record rather than mid-run.
 
         Raises:
             FileNotFoundError: the file does not exist.
-            BenchmarkFileError: listing every ``file:line:field`` problem of the file.
+            BenchmarkFileError: the file holds no usable record (empty, or every record skipped: listed).
         """
         file = self.resolve_file(path)
         root = Path(dataset_root).expanduser()
         items: list[BenchmarkItem] = []
-        problems: list[str] = []
-        with file.open(encoding="utf-8") as handle:
-            for line_no, raw in enumerate(handle, start=1):
+        skipped: list[ValidationIssue] = []
+        read = 0
+        with file.open("rb") as handle:
+            for line_no, raw_bytes in enumerate(handle, start=1):
+                try:
+                    raw = raw_bytes.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    read += 1
+                    skipped.append(ValidationIssue(str(file), line_no, "json", f"not valid UTF-8 ({err.reason})"))
+                    continue
                 if not raw.strip():
                     continue
-                where = f"{file}:{line_no}"
+                read += 1
                 try:
                     record = json.loads(raw)
                 except json.JSONDecodeError as err:
-                    problems.append(f"{where}: invalid JSON ({err.msg} at column {err.colno})")
+                    skipped.append(ValidationIssue(str(file), line_no, "json",
+                                                   f"invalid JSON ({err.msg} at column {err.colno})"))
                     continue
                 if not isinstance(record, dict):
-                    problems.append(f"{where}: expected a JSON object, got {type(record).__name__}")
+                    skipped.append(ValidationIssue(str(file), line_no, "record",
+                                                   f"expected a JSON object, got {type(record).__name__}"))
                     continue
                 try:
                     item = self._build_item(record, file, line_no, root, check_images)
                 except _ItemProblems as found:
-                    problems.extend(f"{where}:{fld}: {why}" for fld, why in found.problems)
+                    skipped.extend(ValidationIssue(str(file), line_no, fld, why) for fld, why in found.problems)
                     continue
                 items.append(item)
-        if not items and not problems:
-            problems.append(f"{file}: no records (the file is empty)")
-        problems.extend(self._validate_items(items))
-        if problems:
-            raise BenchmarkFileError(self.name, file, problems)
+        problems = self._validate_items(items)
+        if not items or problems:
+            listed = problems or [str(i) for i in skipped] or [f"{file}: no records (the file is empty)"]
+            raise BenchmarkFileError(self.name, file, listed)
+        if skipped:
+            logger.warning("%s: %d of %d record(s) of %s cannot be evaluated and are skipped (first: %s)",
+                           self.name, len({i.line for i in skipped}), read, file, skipped[0])
         logger.info("%s: loaded %d items from %s", self.name, len(items), file)
-        return items
+        return BenchmarkRecords(file, items, skipped, read)
+
+    def load(
+        self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True
+    ) -> list[BenchmarkItem]:
+        """The items of :meth:`read`, strict: any skipped record raises.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            BenchmarkFileError: listing every ``file:line: field: why`` problem of the file.
+        """
+        result = self.read(path, dataset_root, check_images=check_images)
+        if result.skipped:
+            raise BenchmarkFileError(self.name, result.file, [str(issue) for issue in result.skipped])
+        return result.items
 
     def _build_item(
         self, record: dict[str, Any], file: Path, line: int, root: Path, check_images: bool
@@ -237,6 +289,9 @@ class BenchmarkSpec:
         if check:
             for candidate in candidates:
                 if candidate.is_file():
+                    why = _unreadable(candidate)
+                    if why is not None:
+                        problems.append(("Image", why))
                     return str(candidate)
             tried = f" (also tried {', '.join(IMAGE_EXTENSIONS)})" if len(candidates) > 1 else ""
             problems.append(("Image", f"image not found: {base}{tried}"))
@@ -323,6 +378,18 @@ class BenchmarkSpec:
                     f"{self.name}: record {index} ({record.get('key')!r}) belongs to "
                     f"{record.get('benchmark')!r}; aggregate each benchmark's records separately"
                 )
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why an existing image file cannot be used (empty, not an image, truncated, too large), or None; the
+    cheap check of :func:`ground_r1.data.images.image_size` (header and end marker, no decoding)."""
+    from ground_r1.data.images import ImageLoadError, image_size
+
+    try:
+        image_size(path, verify=True)
+    except ImageLoadError as exc:
+        return f"unreadable image {path}: {exc.reason}"
+    return None
 
 
 def variant_accuracies(records: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> dict[str, float]:
