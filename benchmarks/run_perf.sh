@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Speed and memory of one GRPO step, side by side, in one process: (a) GroundR1Trainer, (b) TRL's stock
-# GRPOTrainer single-turn on the same prompts, (c) the release-style multi-round loop. Prints a table and the
-# ratios (a)/(b), (c)/(a) with min/median/max over the repeats; writes every raw figure to OUT (JSON).
+# GRPOTrainer single-turn on the same prompts, (c) the release-style multi-round loop, and (a) with one saving
+# off: (n) vision reuse, (k) KV carry-over, (p) the loss batch (TRL's padded one). Prints a table and the ratios
+# (a)/(b), (c)/(a), (p)/(a), ... with min/median/max over the repeats; writes every raw figure to OUT (JSON).
 #
 #   bash benchmarks/run_perf.sh                          # tiny model on CPU, 3 repeats
 #   GEOMETRY=7b DEVICE=cuda bash benchmarks/run_perf.sh --max_new_tokens_per_turn 512 --max_turns 5 \
@@ -14,7 +15,7 @@
 #   OUT       JSON of every figure        (default benchmarks/perf/results/perf_<geometry>_<device>.json)
 # Extra arguments go to benchmarks/perf/bench_rollout.py (see its --help: --questions, --num_generations,
 # --max_turns, --policy, --profile DIR, ...). What the figures mean: benchmarks/perf/README.md.
-# Time: the default run took 3 min on 2 shared CPU cores, most of it in (c) (measured with `time`).
+# Time: the default run took 4 min 14 s on 2 shared CPU cores (load ~4), most of it in (c) (measured with `time`).
 set -euo pipefail
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/scripts/_env.sh"
 

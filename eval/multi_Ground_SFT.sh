@@ -21,6 +21,9 @@
 #   OPENAI_MODEL OPENAI_BASE_URL OPENAI_API_KEY   the judge; none set: NOTHING IS JUDGED (rule-based table)
 # Extra arguments go to `python -m ground_r1.cli.evaluate` (e.g. --max_items 10, --compare_to DIR).
 #
+# Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error (bad path, judge key refused);
+# 3 items left unjudged (rerun judges only those); 4 records skipped (OUTPUT_DIR/skipped_records.jsonl) or predictions failed.
+#
 # Time: the demo takes ~15 s on a 2-core CPU (measured). The full benchmark (1,950 items, two turns of up to 512
 # new tokens) with the 7B has not been timed in this project; judging sends 1,950 requests, 8 at a time.
 set -euo pipefail

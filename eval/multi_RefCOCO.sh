@@ -21,6 +21,9 @@
 #   OPENAI_MODEL OPENAI_BASE_URL OPENAI_API_KEY   not used (RefCOCO is scored by IoU)
 # Extra arguments go to `python -m ground_r1.cli.evaluate` (e.g. --max_items 100: objects per split).
 #
+# Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error (bad path, judge key refused);
+# 4 records skipped (OUTPUT_DIR/skipped_records.jsonl) or predictions failed.
+#
 # Time: the demo takes ~15 s on a 2-core CPU (measured). The full file (8,000 objects, ~3 expressions each) with
 # the 7B has not been timed in this project.
 set -euo pipefail

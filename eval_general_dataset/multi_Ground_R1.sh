@@ -9,6 +9,10 @@
 #   MODEL_PATH=outputs/grpo/checkpoint-1000 DATASET_ROOT=/data/Ground_R1_General_Eval NUM_GPUS=8 \
 #     OPENAI_API_KEY=... bash eval_general_dataset/multi_Ground_R1.sh
 #   BENCHMARKS=MME,POPE ... bash eval_general_dataset/multi_Ground_R1.sh --max_items 100
+#   DATASET_ROOT=Ground-R1/eval_general_dataset/dataset IMAGE_ROOT=/data/LVLM_benchmarks ... # the release's layout
+#
+# Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error; 3 MM-Vet items left ungraded (rerun);
+# 4 records skipped or a benchmark could not run (the rest finished; OUTPUT_DIR/skipped_records.jsonl).
 #
 # Variables (all optional):
 #   PROTOCOL        ground_r1 (default); direct for the base model's one-turn baseline (question + the
@@ -20,6 +24,9 @@
 #   DATASET_ROOT    folder holding the release files (MME.jsonl, POPE.jsonl, ... or {name}/{name}.jsonl) and
 #                   their images: DATASET_ROOT/{name}/ when that folder exists, else beside the file
 #                   (default: a built-in demo set of one or two items per benchmark)
+#   IMAGE_ROOT      the release's layout: DATASET_ROOT = the release's eval_general_dataset/dataset (the JSONL
+#                   files only) and IMAGE_ROOT = the folder its LVLM_benchmarks zip unpacks to, images of {name}
+#                   in IMAGE_ROOT/{name}/
 #   OUTPUT_DIR      default outputs/eval_general/ground_r1; one subfolder per benchmark; rerun to resume
 #   NUM_GPUS        processes, one per GPU (default: visible GPUs, else 1); > 1 launches torchrun
 #   BATCH_SIZE      items per generate call per process (default 8)
@@ -37,6 +44,7 @@ ARGS=(--protocol "$PROTOCOL" --benchmarks "${BENCHMARKS:-all}" --batch_size "${B
       --output_dir "${OUTPUT_DIR:-$REPO/outputs/eval_general/$PROTOCOL}")
 if [ -n "${MODEL_PATH:-}" ]; then ARGS+=(--model_path "$(resolve_model_path "$MODEL_PATH")"); fi
 if [ -n "${DATASET_ROOT:-}" ]; then ARGS+=(--dataset_root "$(abs_path "$DATASET_ROOT")"); fi
+if [ -n "${IMAGE_ROOT:-}" ]; then ARGS+=(--image_root "$(abs_path "$IMAGE_ROOT")"); fi
 
 cd "$REPO"
 launch_eval ground_r1.cli.evaluate_general "${ARGS[@]}" "$@"

@@ -23,11 +23,16 @@
 #   DATASET_ROOT    folder holding the release files (MME.jsonl, ... or {name}/{name}.jsonl) and their images:
 #                   DATASET_ROOT/{name}/ when that folder exists, else beside the file (default: a built-in demo
 #                   set, evaluated with 32 new tokens per turn)
+#   IMAGE_ROOT      the release's layout: DATASET_ROOT = the JSONL folder, images of {name} in IMAGE_ROOT/{name}/
+#                   (the release's LVLM_benchmarks folder)
 #   OUTPUT_DIR      default outputs/eval_general/sft_$PROTOCOL; one subfolder per benchmark; rerun to resume
 #   NUM_GPUS        processes, one per GPU (default: visible GPUs, else 1); > 1 launches torchrun
 #   BATCH_SIZE      items per generate call per process (default 8)
 #   OPENAI_MODEL OPENAI_BASE_URL OPENAI_API_KEY   MM-Vet's grader; none set: MM-Vet is NOT GRADED (n/a)
 # Extra arguments go to `python -m ground_r1.cli.evaluate_general` (e.g. --max_items 50).
+#
+# Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error; 3 MM-Vet items left ungraded (rerun);
+# 4 records skipped or a benchmark could not run (the rest finished; OUTPUT_DIR/skipped_records.jsonl).
 #
 # Time: the demo takes ~10 s on a 2-core CPU (measured). The full benchmarks with the 7B have not been timed.
 set -euo pipefail
@@ -36,13 +41,14 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/scripts/_env.sh"
 PROTOCOL="${PROTOCOL:-direct}"
 case "$PROTOCOL" in
   direct|ground_sft) ;;
-  *) echo "multi_SFT.sh: PROTOCOL must be direct or ground_sft, got '$PROTOCOL'" >&2; exit 2 ;;
+  *) echo "multi_SFT.sh: PROTOCOL must be direct or ground_sft, got '$PROTOCOL'" >&2; exit 1 ;;  # a configuration error
 esac
 OUTPUT_DIR="${OUTPUT_DIR:+$(abs_path "$OUTPUT_DIR")}"
 ARGS=(--protocol "$PROTOCOL" --benchmarks "${BENCHMARKS:-all}" --batch_size "${BATCH_SIZE:-8}"
       --output_dir "${OUTPUT_DIR:-$REPO/outputs/eval_general/sft_$PROTOCOL}")
 if [ -n "${MODEL_PATH:-}" ]; then ARGS+=(--model_path "$(resolve_model_path "$MODEL_PATH")"); fi
 if [ -n "${DATASET_ROOT:-}" ]; then ARGS+=(--dataset_root "$(abs_path "$DATASET_ROOT")"); fi
+if [ -n "${IMAGE_ROOT:-}" ]; then ARGS+=(--image_root "$(abs_path "$IMAGE_ROOT")"); fi
 
 cd "$REPO"
 launch_eval ground_r1.cli.evaluate_general "${ARGS[@]}" "$@"

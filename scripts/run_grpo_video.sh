@@ -11,7 +11,9 @@
 #   DATA_PATH    training JSONL (VisCoT records) (default: built-in synthetic zoom-in data)
 #   IMAGE_ROOT   folder image paths resolve against;  IMAGE_PATH_PREFIX: absolute prefix in the records to replace
 #   OUTPUT_DIR   run folder (checkpoints, metrics.jsonl, run_manifest.json)   (default: outputs/grpo)
-#   CONFIG       preset YAML                      (default: configs/grpo/tiny_cpu.yaml, or release.yaml with MODEL_PATH)
+#   CONFIG       preset YAML                      (default: configs/grpo/tiny_cpu.yaml, or release.yaml with MODEL_PATH
+#                or DATA_PATH; release.yaml trains in bf16: on a machine without a GPU the trainer refuses it before
+#                any work and says what runs on CPU: `--bf16 false`, or CONFIG=configs/grpo/tiny_cpu.yaml)
 #   NUM_GPUS     processes per node (default: visible GPUs, else 1);  NNODES, NODE_RANK, MASTER_ADDR, MASTER_PORT
 #   DEEPSPEED    DeepSpeed JSON (default: configs/deepspeed/zero3.json; zero3_cpu.json on CPU)
 #   MAX_STEPS    override the step count;  RESUME=1: resume from the last complete checkpoint of OUTPUT_DIR
@@ -36,6 +38,8 @@ else
 fi
 CONFIG="$(abs_path "${CONFIG:-$REPO/$DEFAULT_CONFIG}")"
 cd "$REPO"
+# Named in the trainer's refusal of a GPU-only preset (bf16) on a machine without a GPU, with the CPU fix.
+export GROUND_R1_LAUNCHER="${GROUND_R1_LAUNCHER:-bash scripts/run_grpo_video.sh}"
 
 ARGS=(--config "$CONFIG" --output_dir "$OUTPUT_DIR")
 [ -n "$MODEL_PATH" ] && ARGS+=(--model_name_or_path "$MODEL_PATH")

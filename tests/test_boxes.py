@@ -27,6 +27,7 @@ from ground_r1.boxes import (
     parse_box,
     parse_box_release,
     parse_first_box_signed,
+    parse_turn_box,
     widen_and_shift,
     xywh_to_xyxy,
 )
@@ -301,14 +302,32 @@ def test_crop_window_aspect_ratio_200_is_rejected() -> None:
         (0, 0, math.inf, 10),
         ("1", 2, 3, 4),
         (1, 2, 3),
-        (500, 400, 600, 500),  # entirely right of / below the 448x336 input: zero area after clamping
-        (10, 10, 10, 50),  # zero width
-        (-50, -50, -1, -1),  # entirely left of / above the input
     ],
 )
 def test_crop_window_invalid_box_falls_back_to_the_full_image(box: object) -> None:
     assert crop_window(box, (448, 336), (1000, 750)) == CropWindow((0, 0, 1000, 750), True)
     assert crop_window(box, (448, 336), (1000, 750), fallback="none") is None
+
+
+@pytest.mark.parametrize(
+    ("box", "window"),
+    [
+        # Entirely right of / below the 448x336 input: clamps to the point (448, 336) -> original (1000, 750);
+        # widened by 14 each side to [986, 1014] x [736, 764], shifted inside -> [972, 1000] x [722, 750].
+        ((500, 400, 600, 500), (972, 722, 1000, 750)),
+        # Zero width: x 10 -> int(22.3) = 22 widens to [8, 36]; y [10, 50] -> [22, 111] is already 89 px high.
+        ((10, 10, 10, 50), (8, 22, 36, 111)),
+        # A point inside: (224, 168) -> (500, 375), widened to [486, 514] x [361, 389].
+        ((224, 168, 224, 168), (486, 361, 514, 389)),
+        # Entirely left of / above the input: clamps to (0, 0, 0, 0), widened to [-14, 14], shifted to [0, 28].
+        ((-50, -50, -1, -1), (0, 0, 28, 28)),
+    ],
+)
+def test_crop_window_zero_area_box_is_widened_to_the_minimum_crop(box: tuple, window: tuple) -> None:
+    # SPEC §2: a box of zero area after clamping is widened to the 28-px minimum and shifted inside the image, as
+    # the release did; only an unparsed box or an aspect ratio >= 200 gets the full image.
+    assert crop_window(box, (448, 336), (1000, 750)) == CropWindow(window, False)
+    assert crop_window(box, (448, 336), (1000, 750), fallback="none") == CropWindow(window, False)
 
 
 def test_crop_window_partly_outside_box_is_clamped() -> None:
@@ -388,3 +407,19 @@ def test_best_giou_score_takes_the_max() -> None:
     assert best_giou_score(pred, [(20, 0, 30, 10), (5, 5, 15, 15)]) == pytest.approx(29 / 63, abs=1e-12)
     with pytest.raises(ValueError, match="no ground-truth boxes"):
         best_giou_score(pred, [])
+
+
+def test_parse_turn_box_follows_the_configured_rule() -> None:
+    # box_parse (SPEC §2): ours looks inside <box> first; the release's rule takes the first non-negative list anywhere.
+    text = "I compare [1, 2, 3, 4] first. <box>[40,30,10,20]</box>"
+    ours = parse_turn_box(text, "tag_first")
+    assert ours == ParsedBox((10.0, 20.0, 40.0, 30.0), "box_tag", "[40,30,10,20]")  # corners re-ordered
+    release = parse_turn_box(text, "release")
+    assert release == ParsedBox((1.0, 2.0, 3.0, 4.0), "release_regex", "[1, 2, 3, 4]")
+    # The release rule keeps values as written (an inverted box stays inverted) and skips negative lists.
+    assert parse_turn_box("<box>[-5,0,9,9]</box> [8,9,2,3]", "release").box == (8.0, 9.0, 2.0, 3.0)
+    assert parse_turn_box("<box>[-5,0,9,9]</box>", "release") is None
+    assert parse_turn_box("<box>[-5,0,9,9]</box>", "tag_first").box == (0.0, 0.0, 9.0, 9.0)
+    assert parse_turn_box(None, "release") is None
+    with pytest.raises(ValueError, match="unknown box_parse rule 'tag'; valid: tag_first, release"):
+        parse_turn_box(text, "tag")

@@ -1,26 +1,31 @@
 #!/usr/bin/env python
 """Speed and memory of one GRPO step, side by side, in one process: (a) our GroundR1Trainer, (b) TRL's stock
-GRPOTrainer single-turn on the same prompts (the cost floor of one phase), (c) the release-style multi-round loop.
+GRPOTrainer single-turn on the same prompts (the cost floor of one phase), (c) the release-style multi-round loop,
+and (a) with one of its savings switched off: (n) no vision-feature reuse, (k) no KV cache carried between
+rounds, (p) TRL's padded loss batch with the LM head on every position.
 
-    .venv/bin/python benchmarks/perf/bench_rollout.py                       # tiny model, CPU, 3 repeats (~1 min)
+    .venv/bin/python benchmarks/perf/bench_rollout.py                       # tiny model, CPU, 3 repeats
     .venv/bin/python benchmarks/perf/bench_rollout.py --geometry 7b --device cuda --questions 2 \\
         --num_generations 8 --max_new_tokens_per_turn 512 --max_turns 5 --max_pixels 401408 --out perf_7b.json
 
-Same model object, same questions (the built-in synthetic data), same N, same per-turn token budget and sampling
-settings for all three. Text is forced through the real `generate` (benchmarks/perf/forced.py): every decode
-step runs on the model, a logits processor picks the scripted token (`mixed_rounds`: trajectories finish in
-rounds 1, 2 and 3), each turn exactly `--max_new_tokens_per_turn` tokens. (c) is our rollout with its
+Same model object, same questions (the built-in synthetic data), same N, same per-turn token budget, sampling
+settings and beta for every loop. Text is forced through the real `generate` (benchmarks/perf/forced.py): every
+decode step runs on the model, a logits processor picks the scripted token (`mixed_rounds`: trajectories finish
+in rounds 1, 2 and 3), each turn exactly `--max_new_tokens_per_turn` tokens. (c) is our rollout with its
 benchmark-only `RolloutConfig.release_style_*` options on (all N trajectories regenerate every round; every
 conversation is re-rendered, re-tokenized and its images re-processed every round) and `generate` without a KV
 cache (every decode step re-runs the context and re-encodes every image), as the release's train-mode generate
 did. (a) and (c) keep the same turns, a check in the output says so.
 
-Each repeat runs one step of each loop, the order rotated per repeat; one untimed warm-up step per loop first.
+Each repeat runs one step of each loop, the order rotated per repeat; `--warmup` untimed steps per loop first.
 Figures per step: rollout time (a, c: the whole multi-round rollout; b: TRL's `_generate`), step time (the
-optimizer step, from the Trainer's step-begin to step-end callbacks), generated tokens (kept turns; a round-1
-turn shared by G2 trajectories counts once), decoded tokens (also the discarded ones of (c)), trained tokens
-(loss-mask ones), peak memory during the step (CPU: peak RSS, the kernel's high-water mark reset at step begin;
-CUDA: torch.cuda.max_memory_allocated). Ratios are computed per repeat and given as min/median/max.
+optimizer step, from the Trainer's step-begin to step-end callbacks), the loss pass (training_step minus the
+rollout and scoring inside it: forward and backward of the loss), generated tokens (kept turns; a round-1 turn
+shared by G2 trajectories counts once), decoded tokens (also the discarded ones of (c)), trained tokens
+(loss-mask ones), the loss batch (non-pad positions, positions processed, fill; and the fill TRL's padded layout
+would have), model FLOPs of the loss pass and MFU against named peaks, peak memory during the step (CPU: peak
+RSS, the kernel's high-water mark reset at step begin; CUDA: torch.cuda.max_memory_allocated). Ratios are
+computed per repeat and given as min/median/max.
 
 Writes every raw figure to --out (JSON). See benchmarks/perf/README.md for what the figures mean and results.
 """
@@ -57,12 +62,17 @@ from forced import ForcedScript  # noqa: E402
 
 logger = logging.getLogger("bench_rollout")
 
-MODES = ("a", "b", "c", "n")
+MODES = ("a", "b", "c", "n", "k", "p")
 MODE_NAMES = {"a": "GroundR1Trainer", "b": "TRL GRPOTrainer 1-turn", "c": "release-style loop",
-              "n": "(a), no vision reuse"}
+              "n": "(a), no vision reuse", "k": "(a), no KV carry-over", "p": "(a), TRL's padded loss"}
+# Named peaks for the MFU of the training forward/backward (`--peak_tflops NAME=TFLOPS`, dense bf16).
+H200_PEAKS = {"h200_spec_989": 989.0, "h200_measured_790": 790.0}
 # Figures that are positive for every step of every loop (the smoke test checks them).
 FIGURES = ("rollout_s", "step_s", "generated_tokens", "decoded_tokens", "trained_tokens",
-           "generated_tokens_per_s", "trained_tokens_per_s", "peak_memory_mib")
+           "generated_tokens_per_s", "trained_tokens_per_s", "peak_memory_mib", "loss_pass_s",
+           "loss_real_positions", "loss_batch_fill", "train_tflops_per_s")
+SUMMARY_EXTRA = ("peak_above_step_start_mib", "loss_batch_fill_padded", "loss_s_per_real_position")
+CPU_SECONDS = ("rollout_cpu_s", "step_cpu_s", "loss_pass_cpu_s")  # CPU runs only
 
 
 # -- arguments ------------------------------------------------------------------------------------------------------
@@ -84,14 +94,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--min_pixels", type=int, default=3136)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--policy", default="mixed_rounds", help="scripted policy of ground_r1.rollout.scripted")
-    p.add_argument("--modes", default="abcn",
-                   help="which loops to run, e.g. 'ab'; 'n' adds (a) without vision-feature reuse (the 'before')")
+    p.add_argument("--modes", default="abcnkp",
+                   help="which loops to run, e.g. 'ab'; 'n': (a) without vision-feature reuse, 'k': (a) without the KV "
+                        "cache carried from round to round, 'p': (a) with TRL's padded loss batch and LM head on "
+                        "every position (the 'befores' of issues 8 and 19)")
     p.add_argument("--no_vision_reuse", action="store_true", help="(a) itself re-encodes images every round")
+    p.add_argument("--no_kv_reuse", action="store_true", help="(a) itself prefills every context afresh each round")
     p.add_argument("--no_record_logprobs", action="store_true", help="(a)/(c) do not keep sampling log-probs")
     p.add_argument("--optim", default=None, help="HF optimizer name (default: adamw_torch on tiny, sgd on 3b/7b)")
     p.add_argument("--gradient_checkpointing", choices=("auto", "on", "off"), default="auto",
                    help="auto: off on tiny (tiny_cpu.yaml), on for 3b/7b")
     p.add_argument("--learning_rate", type=float, default=1e-5)
+    p.add_argument("--beta", type=float, default=0.0,
+                   help="KL coefficient of every loop; > 0 keeps one frozen reference model in memory (the release: 0.04)")
+    p.add_argument("--loss_batch_layout", default="auto", choices=("auto", "bucketed", "packed", "padded"),
+                   help="(a)'s loss batch (config loss_batch_layout); (p) is always 'padded'")
+    p.add_argument("--peak_tflops", action="append", default=[], metavar="NAME=TFLOPS",
+                   help="a peak for the MFU of the training forward/backward (repeatable); --device cuda on an H200 "
+                        "adds h200_spec_989 and h200_measured_790")
+    p.add_argument("--warmup", type=int, default=1, help="untimed steps of each loop before the repeats")
     p.add_argument("--threads", type=int, default=None,
                    help="torch CPU threads (default 1 on --device cpu: steadier timings on a shared machine)")
     p.add_argument("--seed", type=int, default=0)
@@ -119,6 +140,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.max_completion_length = args.max_turns * (args.max_new_tokens_per_turn + 1024)
     if args.optim is None:
         args.optim = "adamw_torch" if args.geometry == "tiny" else "sgd"
+    peaks = {}
+    for item in args.peak_tflops:
+        name, _, value = item.partition("=")
+        try:
+            peaks[name] = float(value)
+        except ValueError:
+            p.error(f"--peak_tflops takes NAME=TFLOPS, got {item!r}")
+    if args.device == "cuda" and "H200" in torch.cuda.get_device_name():
+        peaks = {**H200_PEAKS, **peaks}
+    args.peaks = peaks
     return args
 
 
@@ -211,18 +242,31 @@ class StepProbe:
             def on_step_begin(self, args, state, control, **kwargs):
                 probe.memory.reset()
                 probe._start_memory = probe.memory.current()
-                probe._t["step"] = probe._now()
+                probe._start("step")
 
             def on_step_end(self, args, state, control, **kwargs):
-                probe.record["step_s"] = probe._now() - probe._t["step"]
+                probe._stop("step", "step_s")
                 probe.record["peak_memory_mib"] = probe.memory.read()
                 probe.record["peak_above_step_start_mib"] = probe.record["peak_memory_mib"] - probe._start_memory
 
         trainer.add_callback(_StepTimes())
         rollout_method = "_generate" if mode == "b" else "_rollout"
         self.trajectories: list = []
+        self.trainer = trainer
         _wrap(trainer, rollout_method, lambda: self._start("rollout"), self._rollout_done)
         _wrap(trainer, "_generate_and_score_completions", lambda: self._start("score"), self._score_done)
+        # training_step = _prepare_inputs (the rollout and scoring, at a generation boundary) + loss forward and
+        # backward: the loss pass is the difference.
+        _wrap(trainer, "training_step", lambda: self._start("train"), self._train_done)
+        self._loss_inputs: list[dict] = []
+        original_loss = trainer._compute_loss
+
+        def compute_loss(model, inputs):
+            out = original_loss(model, inputs)
+            self._loss_inputs.append(self._loss_batch_figures(inputs))
+            return out
+
+        trainer._compute_loss = compute_loss
 
     def _now(self) -> float:
         if self.device == "cuda":
@@ -231,9 +275,21 @@ class StepProbe:
 
     def _start(self, what: str) -> None:
         self._t[what] = self._now()
+        self._t[what + "_cpu"] = time.process_time()
+
+    def _stop(self, what: str, key: str, accumulate: bool = False) -> None:
+        """Wall seconds into `key`, and the process's CPU seconds into `key` with `_s` -> `_cpu_s` (CPU only: on
+        a machine shared with other jobs, CPU time leaves out the time spent waiting for a core)."""
+        wall = self._now() - self._t[what]
+        cpu = time.process_time() - self._t[what + "_cpu"]
+        cpu_key = key[: -len("_s")] + "_cpu_s"
+        base = (self.record.get(key, 0.0), self.record.get(cpu_key, 0.0)) if accumulate else (0.0, 0.0)
+        self.record[key] = base[0] + wall
+        if self.device == "cpu":
+            self.record[cpu_key] = base[1] + cpu
 
     def _rollout_done(self, out) -> None:
-        self.record["rollout_s"] = self._now() - self._t["rollout"]
+        self._stop("rollout", "rollout_s")
         if self.mode == "b":
             completion_ids = out[1]
             self.record["generated_tokens"] = sum(len(c) for c in completion_ids)
@@ -252,24 +308,49 @@ class StepProbe:
         self.record["generate_calls"] = generator.calls
         self.record["finish_rounds"] = sorted(t.num_turns for t in trajectories)
         self.record["vision"] = dataclasses.asdict(generator.vision_stats)
+        # Context tokens served from the previous round's KV cache, and tokens prefilled by continued calls.
+        self.record["kv_reused_tokens"] = generator.kv_reused_tokens  # a fresh generator per rollout
+        self.record["kv_prefilled_tokens"] = generator.kv_prefilled_tokens
         self.trajectories = trajectories
 
     def _score_done(self, out) -> None:
-        self.record["rollout_and_scoring_s"] = self._now() - self._t["score"]
+        self._stop("score", "rollout_and_scoring_s", accumulate=True)
         mask = out["completion_mask"]
         if out.get("tool_mask") is not None:
             mask = mask * out["tool_mask"]
         self.record["trained_tokens"] = int(mask.sum().item())
-        # The loss forward's batch: positions that hold tokens, of all [rows x (prompt + completion width)].
-        real = int(out["prompt_mask"].sum().item() + out["completion_mask"].sum().item())
-        total = out["prompt_mask"].numel() + out["completion_mask"].numel()
-        self.record["loss_batch_positions"] = total
-        self.record["loss_batch_fill"] = real / total
+
+    def _train_done(self, out) -> None:
+        self._stop("train", "training_step_s", accumulate=True)
+
+    def _loss_batch_figures(self, inputs: dict) -> dict[str, int]:
+        """The loss pass's batch: positions holding tokens (`real`), positions processed (the layout's, or TRL's
+        [rows x (prompt + completion width)]), what TRL's padded layout would process, and image patch rows."""
+        real = int(inputs["prompt_mask"].sum().item() + inputs["completion_mask"].sum().item())
+        padded = inputs["prompt_mask"].numel() + inputs["completion_mask"].numel()
+        batch = getattr(self.trainer, "last_loss_batch", None)
+        pixels = inputs.get("pixel_values")
+        return {"real": real, "processed": batch.positions if batch is not None else padded, "padded": padded,
+                "forwards": len(batch.forwards) if batch is not None else 1,
+                "patch_rows": int(pixels.shape[0]) if pixels is not None else 0}
 
     def take(self) -> dict[str, Any]:
         rec, self.record = self.record, {}
+        passes, self._loss_inputs = self._loss_inputs, []
         rec["generated_tokens_per_s"] = rec["generated_tokens"] / rec["rollout_s"]
         rec["trained_tokens_per_s"] = rec["trained_tokens"] / rec["step_s"]
+        # The loss pass: forward and backward of every micro-batch of the step (the scoring part excluded).
+        rec["loss_pass_s"] = rec["training_step_s"] - rec["rollout_and_scoring_s"]
+        totals = {k: sum(p[k] for p in passes) for k in ("real", "processed", "padded", "forwards", "patch_rows")}
+        rec["loss_real_positions"] = totals["real"]
+        rec["loss_batch_positions"] = totals["processed"]
+        rec["loss_batch_forwards"] = totals["forwards"]
+        rec["loss_batch_fill"] = totals["real"] / totals["processed"]
+        rec["loss_batch_fill_padded"] = totals["real"] / totals["padded"]  # TRL's layout of the same batch
+        rec["loss_patch_rows"] = totals["patch_rows"]
+        rec["loss_s_per_real_position"] = rec["loss_pass_s"] / totals["real"]
+        if "training_step_cpu_s" in rec:
+            rec["loss_pass_cpu_s"] = rec["training_step_cpu_s"] - rec["rollout_and_scoring_cpu_s"]
         return rec
 
 
@@ -336,7 +417,7 @@ def common_settings(args, out_dir: str) -> dict:
     gc = {"auto": args.geometry != "tiny", "on": True, "off": False}[args.gradient_checkpointing]
     return dict(
         output_dir=out_dir, per_device_train_batch_size=args.questions * args.num_generations,
-        num_generations=args.num_generations, max_steps=1, beta=0.0, loss_type="grpo", num_iterations=1,
+        num_generations=args.num_generations, max_steps=1, beta=args.beta, loss_type="grpo", num_iterations=1,
         scale_rewards="group", learning_rate=args.learning_rate, lr_scheduler_type="constant", weight_decay=0.0,
         max_grad_norm=1.0, optim=args.optim, temperature=1.0, top_k=50, top_p=1.0, repetition_penalty=1.0,
         remove_unused_columns=False, logging_steps=1, report_to=[], save_strategy="no", use_cpu=not on_gpu,
@@ -363,30 +444,41 @@ def build_trainers(args, model, processor, records: list[dict], script: ForcedSc
     common = common_settings(args, out_dir)
     ours = dict(common, num_first_round_samples=args.g1, max_turns=args.max_turns, max_new_tokens_per_turn=budget,
                 max_completion_length=args.max_completion_length, min_pixels=args.min_pixels,
-                max_pixels=args.max_pixels, record_sampling_logprobs=not args.no_record_logprobs)
+                max_pixels=args.max_pixels, record_sampling_logprobs=not args.no_record_logprobs,
+                loss_batch_layout=args.loss_batch_layout)
 
-    def ground_trainer(release_style: bool, reuse: bool):
+    def ground_trainer(release_style: bool, reuse: bool, loss_batch_layout: str | None = None, kv: bool = True):
 
         class BenchGroundR1Trainer(GroundR1Trainer):
             def _make_generator(self, model):
                 return HFGenerator(model, self.codec, record_logprobs=self.args.record_sampling_logprobs,
-                                   reuse_vision_features=reuse, use_cache=not release_style,
+                                   reuse_vision_features=reuse, reuse_kv_cache=kv, use_cache=not release_style,
                                    extra_generate_kwargs=script.for_requests(budget))
 
-        trainer = BenchGroundR1Trainer(model=model, reward_funcs=rewards, args=GroundR1Config(**ours),
-                                       train_dataset=records_to_dataset(records), processing_class=processor)
+        settings = dict(ours, loss_batch_layout=loss_batch_layout or ours["loss_batch_layout"])
+        with shared_reference(reference):
+            trainer = BenchGroundR1Trainer(model=model, reward_funcs=rewards, args=GroundR1Config(**settings),
+                                           train_dataset=records_to_dataset(records), processing_class=processor)
         if release_style:
             trainer.rollout_config = dataclasses.replace(
                 trainer.rollout_config, release_style_regenerate_all=True, release_style_retokenize=True)
         return trainer
 
+    # beta > 0: one frozen reference (the policy as it is now) in memory, shared by every loop, as the release
+    # keeps one per process; TRL would otherwise load one per trainer from the checkpoint path.
+    reference = _frozen_copy(model) if args.beta != 0.0 else None
     trainers = {}
     if "a" in args.modes:
-        trainers["a"] = ground_trainer(release_style=False, reuse=not args.no_vision_reuse)
+        trainers["a"] = ground_trainer(release_style=False, reuse=not args.no_vision_reuse, kv=not args.no_kv_reuse)
     if "c" in args.modes:
         trainers["c"] = ground_trainer(release_style=True, reuse=False)
     if "n" in args.modes:
         trainers["n"] = ground_trainer(release_style=False, reuse=False)
+    if "k" in args.modes:
+        trainers["k"] = ground_trainer(release_style=False, reuse=not args.no_vision_reuse, kv=False)
+    if "p" in args.modes:
+        trainers["p"] = ground_trainer(release_style=False, reuse=not args.no_vision_reuse, loss_batch_layout="padded",
+                                       kv=not args.no_kv_reuse)
     if "b" in args.modes:
         # The same first user turn as ours (image, then the release template with the processor's input size).
         from ground_r1.rollout.conversation import ConversationCodec
@@ -399,12 +491,37 @@ def build_trainers(args, model, processor, records: list[dict], script: ForcedSc
             rows.append({"prompt": [{"role": "user", "content": grounding_text(r["problem"], w, h)}],
                          "image": image, "solution": r["solution"], "dataset": r["dataset"]})
         config = GRPOConfig(**common, max_completion_length=budget, chat_template_kwargs={"add_vision_id": True})
-        trainers["b"] = GRPOTrainer(model=model, reward_funcs=rewards, args=config,
-                                    train_dataset=Dataset.from_list(rows), processing_class=processor)
+        with shared_reference(reference):
+            trainers["b"] = GRPOTrainer(model=model, reward_funcs=rewards, args=config,
+                                        train_dataset=Dataset.from_list(rows), processing_class=processor)
     for trainer in trainers.values():
         for cb in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(cb)
     return trainers
+
+
+def _frozen_copy(model):
+    import copy
+
+    reference = copy.deepcopy(model).eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+@contextlib.contextmanager
+def shared_reference(reference):
+    """While a trainer is built, TRL's reference-model loader returns `reference` (None: left alone)."""
+    if reference is None:
+        yield
+        return
+    from trl.trainer import grpo_trainer
+
+    original = grpo_trainer.create_model_from_path
+    grpo_trainer.create_model_from_path = lambda *args, **kwargs: reference
+    try:
+        yield
+    finally:
+        grpo_trainer.create_model_from_path = original
 
 
 def run_step(mode: str, trainer, script: ForcedScript, args) -> None:
@@ -422,7 +539,8 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def summarise(steps: list[dict], modes: str) -> tuple[dict, dict]:
     by_mode = {m: [s for s in steps if s["mode"] == m] for m in modes}
-    summary = {m: {f: spread([s[f] for s in rows]) for f in (*FIGURES, "peak_above_step_start_mib")}
+    summary = {m: {f: spread([s[f] for s in rows]) for f in (*FIGURES, *SUMMARY_EXTRA, *CPU_SECONDS)
+                   if all(f in s for s in rows)}
                for m, rows in by_mode.items() if rows}
     ratios: dict[str, dict] = {}
     repeats = sorted({s["repeat"] for s in steps})
@@ -442,12 +560,25 @@ def summarise(steps: list[dict], modes: str) -> tuple[dict, dict]:
     per_repeat("a", "b", per_token, "a/b rollout s per generated token",
                "generation cost of our multi-round rollout per kept token, relative to TRL's single turn")
     per_repeat("a", "b", per_trained, "a/b step s per trained token", "whole optimizer step per loss token")
+    per_repeat("a", "b", lambda s: s["loss_s_per_real_position"], "a/b loss s per real position",
+               "loss forward/backward seconds per non-pad position of the loss batch (like with like)")
+    if all("step_cpu_s" in s for s in steps):  # CPU: the same ratios in CPU seconds of the process
+        per_repeat("a", "b", lambda s: s["rollout_cpu_s"] / s["generated_tokens"], "a/b rollout cpu-s per gen token",
+                   "as 'a/b rollout s per generated token', in process CPU seconds (waits for a shared core left out)")
+        per_repeat("a", "b", lambda s: s["step_cpu_s"] / s["trained_tokens"], "a/b step cpu-s per trained token", "")
+        per_repeat("a", "b", lambda s: s["loss_pass_cpu_s"] / s["loss_real_positions"], "a/b loss cpu-s per real position", "")
+        per_repeat("p", "a", lambda s: s["loss_pass_cpu_s"], "p/a loss-pass cpu-s", "")
+        per_repeat("k", "a", lambda s: s["rollout_cpu_s"], "k/a rollout cpu-s", "")
+    per_repeat("p", "a", lambda s: s["loss_pass_s"], "p/a loss-pass s",
+               "TRL's padded loss batch and full-position LM head over ours (same trajectories)")
+    per_repeat("p", "a", lambda s: s["step_s"], "p/a step s", "")
     per_repeat("c", "a", lambda s: s["rollout_s"], "c/a rollout s", "release-style rollout time over ours (same turns)")
     per_repeat("c", "a", lambda s: s["step_s"], "c/a step s", "release-style step time over ours (same turns)")
     per_repeat("c", "a", lambda s: s["peak_memory_mib"], "c/a peak memory", "")
     per_repeat("a", "b", lambda s: s["peak_memory_mib"], "a/b peak memory", "")
     per_repeat("n", "a", lambda s: s["rollout_s"], "n/a rollout s", "rollout without vision reuse over with it")
     per_repeat("n", "a", lambda s: s["step_s"], "n/a step s", "")
+    per_repeat("k", "a", lambda s: s["rollout_s"], "k/a rollout s", "rollout without the KV carry-over over with it")
     return summary, ratios
 
 
@@ -455,20 +586,55 @@ def format_table(summary: dict, ratios: dict, steps: list[dict], device: str) ->
     cols = [("rollout s", "rollout_s", "{:.3f}"), ("step s", "step_s", "{:.3f}"),
             ("gen tok", "generated_tokens", "{:.0f}"), ("decoded", "decoded_tokens", "{:.0f}"),
             ("trained tok", "trained_tokens", "{:.0f}"), ("gen tok/s", "generated_tokens_per_s", "{:.0f}"),
-            ("trained tok/s", "trained_tokens_per_s", "{:.0f}"), ("peak MiB", "peak_memory_mib", "{:.0f}")]
+            ("trained tok/s", "trained_tokens_per_s", "{:.0f}"), ("loss s", "loss_pass_s", "{:.3f}"),
+            ("loss fill", "loss_batch_fill", "{:.3f}"), ("peak MiB", "peak_memory_mib", "{:.0f}")]
     if device == "cuda":  # on CPU the allocator keeps freed pages, so RSS above the step's start says little
         cols.append(("peak-start MiB", "peak_above_step_start_mib", "{:.0f}"))
     lines = ["medians over repeats"]
-    header = f"{'loop':<30}" + "".join(f"{c[0]:>14}" for c in cols)
+    header = f"{'loop':<34}" + "".join(f"{c[0]:>14}" for c in cols)
     lines += [header, "-" * len(header)]
     for mode, figs in summary.items():
         rounds = next(s.get("rounds") for s in steps if s["mode"] == mode)
         label = f"({mode}) {MODE_NAMES[mode]} [{rounds} rnd]"
-        lines.append(f"{label:<30}" + "".join(f"{fmt.format(figs[key]['median']):>14}" for _, key, fmt in cols))
-    lines += ["", f"{'ratio':<40}{'min':>10}{'median':>10}{'max':>10}"]
+        lines.append(f"{label:<34}" + "".join(f"{fmt.format(figs[key]['median']):>14}" for _, key, fmt in cols))
+    lines += ["", f"{'ratio':<44}{'min':>10}{'median':>10}{'max':>10}"]
     for name, r in ratios.items():
-        lines.append(f"{name:<40}{r['min']:>10.3f}{r['median']:>10.3f}{r['max']:>10.3f}")
+        lines.append(f"{name:<44}{r['min']:>10.3f}{r['median']:>10.3f}{r['max']:>10.3f}")
     return "\n".join(lines)
+
+
+# -- model FLOPs of the training forward/backward ---------------------------------------------------------------------
+def parameter_counts(model) -> dict[str, int]:
+    """Trainable language-model parameters, and the frozen vision tower's (blocks and patch embedding, which see
+    every patch row; the merger, which sees the merged rows)."""
+    from ground_r1.models.loading import vision_tower
+
+    visual = vision_tower(model)
+    in_tower = {id(p) for p in visual.parameters()}
+    merger = getattr(visual, "merger", None)
+    in_merger = {id(p) for p in merger.parameters()} if merger is not None else set()
+    return {
+        "trainable_lm": sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in in_tower),
+        "frozen_tower": sum(p.numel() for p in visual.parameters() if not p.requires_grad and id(p) not in in_merger),
+        "frozen_merger": sum(p.numel() for p in (merger.parameters() if merger is not None else []) if not p.requires_grad),
+        "merge_unit": int(getattr(visual, "spatial_merge_size", 1)) ** 2,
+    }
+
+
+def training_flops(counts: dict[str, int], step: dict) -> float:
+    """Model FLOPs of the loss pass (issue 19's definition): 6 x trainable LM parameters x non-pad positions of
+    the loss batch + 2 x frozen parameters x the positions they process (vision patch rows; merged rows for the
+    merger). Attention scores, gradient-checkpointing recomputation and padding are not counted: padding is
+    work, not useful work. The LM head is counted at every non-pad position, as 6N does."""
+    rows = step["loss_patch_rows"]
+    frozen = counts["frozen_tower"] * rows + counts["frozen_merger"] * rows / counts["merge_unit"]
+    return 6.0 * counts["trainable_lm"] * step["loss_real_positions"] + 2.0 * frozen
+
+
+def add_flop_figures(step: dict, counts: dict[str, int], peaks: dict[str, float]) -> None:
+    step["train_flops"] = training_flops(counts, step)
+    step["train_tflops_per_s"] = step["train_flops"] / step["loss_pass_s"] / 1e12
+    step["mfu"] = {name: step["train_tflops_per_s"] / peak for name, peak in peaks.items()}
 
 
 # -- profiling ---------------------------------------------------------------------------------------------------------
@@ -544,16 +710,19 @@ def main(argv: list[str] | None = None) -> int:
         trainers = build_trainers(args, model, processor, records, script, out_dir)
         probes = {m: StepProbe(t, m, args.device, args.num_generations, args.g1) for m, t in trainers.items()}
         modes = [m for m in MODES if m in trainers]
-        logger.info("warm-up: one step of each loop (%s)", ", ".join(modes))
-        for m in modes:
-            run_step(m, trainers[m], script, args)
-            probes[m].take()
+        logger.info("warm-up: %d step(s) of each loop (%s)", args.warmup, ", ".join(modes))
+        for _ in range(args.warmup):
+            for m in modes:
+                run_step(m, trainers[m], script, args)
+                probes[m].take()
+        counts = parameter_counts(model)
         steps: list[dict] = []
         for r in range(args.repeats):
             order = modes[r % len(modes):] + modes[: r % len(modes)]
             for m in order:
                 run_step(m, trainers[m], script, args)
                 steps.append({"mode": m, "repeat": r, **probes[m].take()})
+                add_flop_figures(steps[-1], counts, args.peaks)
                 logger.info("repeat %d (%s): rollout %.3f s, step %.3f s", r, m, steps[-1]["rollout_s"], steps[-1]["step_s"])
         checks: dict[str, Any] = {}
         if "a" in probes and "c" in probes:
@@ -563,6 +732,10 @@ def main(argv: list[str] | None = None) -> int:
         if "a" in probes:
             finish = next(s["finish_rounds"] for s in steps if s["mode"] == "a")
             checks["a_finish_rounds"] = {str(k): finish.count(k) for k in sorted(set(finish))}
+            a_steps = [s for s in steps if s["mode"] == "a"]
+            # The same loss batch in TRL's padded layout (before) and in (a)'s (after).
+            checks["a_loss_batch_fill_before_after"] = [round(statistics.median(s["loss_batch_fill_padded"] for s in a_steps), 3),
+                                                        round(statistics.median(s["loss_batch_fill"] for s in a_steps), 3)]
         profile_files = profile_step(trainers["a"], script, args, records, Path(args.profile)) if args.profile and "a" in trainers else {}
 
     summary, ratios = summarise(steps, "".join(modes))
@@ -580,6 +753,8 @@ def main(argv: list[str] | None = None) -> int:
             "memory_method": probes[modes[0]].memory.method,
         },
         "modes": {m: MODE_NAMES[m] for m in modes},
+        "parameter_counts": counts,
+        "mfu_peaks_tflops": args.peaks,
         "steps": steps,
         "summary": summary,
         "ratios": ratios,

@@ -10,7 +10,9 @@
 #
 # Variables (all optional; relative paths are taken from the directory you run it from):
 #   MODEL_PATH    model folder or hub id (default: the tiny offline Qwen2.5-VL)
-#   CONFIG        preset YAML (default: configs/sft/ground.yaml with MODEL_PATH, else configs/sft/tiny_cpu.yaml)
+#   CONFIG        preset YAML (default: configs/sft/ground.yaml with MODEL_PATH, else configs/sft/tiny_cpu.yaml);
+#                 ground.yaml trains in bf16: without a GPU it is refused before any work, naming the CPU fix
+#                 (`--bf16 false`, or CONFIG=configs/sft/tiny_cpu.yaml); prepare_SFT_data.sh takes the same CONFIG
 #   SFT_DATA_DIR  folder written by prepare_SFT_data.sh (default with MODEL_PATH: outputs/sft_data, its default);
 #                 its box targets must use this preset's min/max pixels (checked)
 #   DATA_PATH     VisCoT records JSONL: prepared first into SFT_DATA_DIR (or OUTPUT_DIR/sft_data); with neither

@@ -16,6 +16,9 @@ else
 fi
 CONFIG="$(abs_path "${CONFIG:-$REPO/$DEFAULT_CONFIG}")"
 cd "$REPO"
+# Named in the trainer's refusal of a GPU-only preset (bf16) on a machine without a GPU, with the CPU fix.
+if [ "$SFT_KIND" = ground ]; then _launcher=Ground_SFT.sh; else _launcher=Vanilla_SFT.sh; fi
+export GROUND_R1_LAUNCHER="${GROUND_R1_LAUNCHER:-bash qwen-vl-finetune/scripts/$_launcher}"
 
 ARGS=(--config "$CONFIG" --sft_kind "$SFT_KIND" --output_dir "$OUTPUT_DIR")
 [ -n "$MODEL_PATH" ] && ARGS+=(--model_name_or_path "$MODEL_PATH")

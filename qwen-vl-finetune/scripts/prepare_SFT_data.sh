@@ -13,9 +13,11 @@
 #   IMAGE_PATH_PREFIX prefix of the records' absolute image paths to replace by IMAGE_ROOT (the release's files
 #                     carry /home/<author>/... paths)
 #   SFT_DATA_DIR      output folder (default: outputs/sft_data; Vanilla_SFT.sh / Ground_SFT.sh read it there)
-#   MODEL_PATH        only selects the preset whose pixel bounds define the box targets' input frame:
-#                     set -> configs/sft/ground.yaml (max_pixels 401408), unset -> configs/sft/tiny_cpu.yaml (12544)
-#   CONFIG            that preset, explicitly; MIN_PIXELS / MAX_PIXELS override it
+#   CONFIG            the SFT launcher's preset: its min_pixels / max_pixels define the box targets' input frame.
+#                     Give the same CONFIG to Vanilla_SFT.sh / Ground_SFT.sh: they refuse data prepared with other
+#                     limits. Default, as the launchers pick theirs: MODEL_PATH set -> configs/sft/ground.yaml
+#                     (= vanilla.yaml's 3136 / 401408), unset -> configs/sft/tiny_cpu.yaml (12544)
+#   MIN_PIXELS / MAX_PIXELS   override the preset's (then train with the same values)
 #   MAX_RECORDS       only the first N records; SKIP_BAD_RECORDS=1 skips bad records (listed in skipped_records.jsonl)
 # The unused NUM_GPUS, OUTPUT_DIR and MAX_STEPS of the training launchers are ignored here.
 # Default run (nothing set): 1,000 synthetic records (built once, ~5 s), crops cut and saved, ~10 s; a rerun reuses the crops.

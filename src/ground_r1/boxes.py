@@ -7,7 +7,8 @@ full-resolution image that crops are cut from and that the data's evidence boxes
 What lives here, in the order the rollout uses it:
 
 * parsing a box out of a model turn: :func:`parse_box` (ours), :func:`parse_box_release` (the release's
-  exact rule), :func:`parse_first_box_signed` (the RefCOCO rule, SPEC §7);
+  exact rule), :func:`parse_turn_box` (either, by the ``box_parse`` config value),
+  :func:`parse_first_box_signed` (the RefCOCO rule, SPEC §7);
 * frames: :func:`clamp_box`, :func:`input_to_original` (truncation, as the release),
   :func:`original_to_input` (rounding, for SFT targets), :func:`xywh_to_xyxy` (COCO boxes);
 * the crop: :func:`widen_and_shift` (28-px minimum, shifted inside the image, never padded),
@@ -85,7 +86,9 @@ class ParsedBox:
     """A box parsed from a model turn.
 
     Attributes:
-        box: ``(x1, y1, x2, y2)`` with ``x1 <= x2`` and ``y1 <= y2``, every value finite, in ``[0, 1e6]``.
+        box: ``(x1, y1, x2, y2)``. From :func:`parse_box`: ``x1 <= x2`` and ``y1 <= y2``, every value finite, in
+            ``[0, 1e6]``. From ``parse_turn_box(..., "release")``: the numbers exactly as written (maybe inverted,
+            maybe ``inf`` for an absurd digit run), as the release read them; the crop orders and checks them.
         source: ``"box_tag"`` (found inside the first ``<box>...</box>``) or ``"release_regex"`` (the
             release's rule anywhere in the turn).
         raw: the matched text, e.g. ``"[10, 20, 30, 40]"``.
@@ -130,7 +133,7 @@ def parse_box(text: object) -> Optional[ParsedBox]:
     Departures from the release (documented, SPEC §2): the ``<box>`` tag is looked into first; inside it
     negatives are accepted and clamp to 0; an inverted box (``x1 > x2`` or ``y1 > y2``) has its corners
     re-ordered, where the release turned it into a 28-px box around its midpoint. A zero-area box is still a
-    parsed box (the crop rejects it, the GIoU scores it 0).
+    parsed box (the crop widens it to the minimum size, the GIoU scores it 0).
 
     Example: ``parse_box("[1,2,3,4] <box>[-5, 20, 8, 10]</box>")`` -> box ``(0, 10, 8, 20)`` from the tag.
     """
@@ -164,6 +167,33 @@ def parse_box_release(text: object) -> Optional[Box]:
         return None
     x1, y1, x2, y2 = (float(v) for v in match.groups())
     return (x1, y1, x2, y2)
+
+
+BOX_PARSE_RULES = ("tag_first", "release")
+
+
+def parse_turn_box(text: object, rule: str = "tag_first") -> Optional[ParsedBox]:
+    """The box of one assistant turn under the configured rule (config key ``box_parse``, SPEC §2).
+
+    ``"tag_first"`` (ours, the default): :func:`parse_box`. ``"release"``: the release's rule alone
+    (:func:`parse_box_release`): the first ``[a,b,c,d]`` of non-negative numbers anywhere in the turn, values as
+    written (source ``"release_regex"``). The crop treats both the same way afterwards (corners ordered, clamped,
+    widened). Never raises for any text.
+
+    Raises:
+        ValueError: an unknown ``rule`` (the valid names are listed).
+    """
+    if rule == "tag_first":
+        return parse_box(text)
+    if rule != "release":
+        raise ValueError(f"unknown box_parse rule {rule!r}; valid: {', '.join(BOX_PARSE_RULES)}")
+    if not isinstance(text, str):
+        return None
+    match = _RELEASE_BOX_RE.search(text)
+    if match is None:
+        return None
+    box = parse_box_release(match.group(0))
+    return ParsedBox(box=box, source=SOURCE_RELEASE_REGEX, raw=match.group(0)) if box is not None else None
 
 
 def parse_first_box_signed(text: object) -> Optional[Box]:
@@ -383,8 +413,8 @@ def _valid_window(
     if box is None:
         return None, "not four finite numbers"
     x1, y1, x2, y2 = clamp_box(order_corners(box), *input_size)
-    if x2 <= x1 or y2 <= y1:
-        return None, "zero area after clamping to the input image"
+    # A box of zero area after clamping (a point, a line, a box past the right or bottom edge) is widened to the
+    # minimum crop like any small box and shifted inside the image, as the release did (SPEC §2).
     orig = input_to_original((x1, y1, x2, y2), input_size, original_size)
     # The release measured the aspect ratio after widening, on the widened box in original pixels (SPEC §2
     # lists "widen" before "reject"): a side shorter than min_size counts as min_size. Truncation can leave a
@@ -411,9 +441,12 @@ def crop_window(
     the box widened to ``min_size`` (as the release did, after widening); widen to ``min_size`` a side and
     shift inside the image (:func:`widen_and_shift`).
 
-    Invalid boxes: ``None``; anything that is not four finite real numbers (NaN, inf, strings); a box with
-    zero area after clamping (e.g. entirely right of or below the input image, or a point); the aspect-ratio
-    rejection. For those, ``fallback="full_image"`` (the release's, the faithful default) returns the whole
+    A box of zero area after clamping (a point, a line, a box entirely right of or below the input image) is
+    widened to ``min_size`` a side and shifted inside the image like any small box, as the release did (SPEC §2).
+
+    Invalid boxes, the only ones that get the fallback (SPEC §2: no box parsed, or an aspect ratio >= 200):
+    ``None``; anything that is not four finite real numbers (NaN, inf, strings); the aspect-ratio rejection.
+    For those, ``fallback="full_image"`` (the release's, the faithful default) returns the whole
     image with ``is_fallback=True``; ``fallback="none"`` returns ``None``.
 
     Raises (only for wrong arguments, never for any box):
@@ -527,6 +560,7 @@ def best_giou_score(pred: BoxLike, gts: Sequence[BoxLike]) -> float:
 __all__ = [
     "BOX_CLOSE",
     "BOX_OPEN",
+    "BOX_PARSE_RULES",
     "Box",
     "CropWindow",
     "FALLBACKS",
@@ -554,6 +588,7 @@ __all__ = [
     "parse_box",
     "parse_box_release",
     "parse_first_box_signed",
+    "parse_turn_box",
     "widen_and_shift",
     "xywh_to_xyxy",
 ]

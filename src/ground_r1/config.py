@@ -26,17 +26,30 @@ class GroundR1Config(GRPOConfig):
         min_pixels / max_pixels (`int`): passed explicitly to the image processor (release 3136 / 401408).
         min_crop_size (`int`, 28), max_aspect_ratio (`float`, 200), crop_fallback (`str`, "full_image"): SPEC §2.
         no_crop (`bool`, False): control run, the crop is replaced by the original image.
+        box_parse (`str`, "tag_first"): how a turn's box is read (SPEC §2): "tag_first" (ours: inside `<box>` first,
+            then the release's rule) or "release" (the release's rule alone); reaches the rollout of training and
+            of both evaluation CLIs.
     Model:
         freeze_vision_tower (`bool`, True), freeze_projector (`bool`, True): SPEC §5.
     Rewards:
         reward_functions (`list[str]`): names ("format", "accuracy") or dotted paths `pkg.mod:func`.
         accuracy_default_handler (`str` or None): handler for dataset names with no rule (None: validation error).
+        letter_rule (`str`, "spec"): option-letter rule of v7w/gqa/openimages (SPEC §3): "spec" (the SPEC rule plus a
+            bare-letter fallback) or "release" (the release's full rule); the evaluation tables take the same value.
         question_reward_log (`bool`, False): write per-question rewards (the release's data-selection log).
     Generation:
         record_sampling_logprobs (`bool`, True): keep generate's per-token log-probs and pass them to the loss
             inputs as `sampling_per_token_logps` (TRL's off-policy mask uses them; tests compare them with the
             loss path); costs memory of B x V per decoding step.
         generation_max_batch_rows (`int` or None): split a round's generate call into chunks of rows.
+    Loss batch (trainer/loss_batch.py; the loss, reference and old log-prob passes alike):
+        loss_batch_layout (`str`, "auto"): "bucketed" (trajectories of similar length share a forward, each
+            padded only to its bucket's longest), "packed" (padding-free: a chunk's trajectories in one row with
+            per-trajectory positions; needs flash-attention to pay, sdpa builds a [W x W] mask), "padded"
+            (TRL's own batch), "auto" (packed with flash-attention, else bucketed). Every layout but "padded"
+            scores only the loss-mask positions through the LM head (SPEC §10).
+        loss_bucket_min_fill (`float`, 0.9): "bucketed": the fewest buckets whose tokens fill at least this
+            share of their rows x longest row.
     Reporting:
         trajectory_log_steps (`int`, 0): log one question's trajectories every k steps (trajectories.jsonl).
         write_report (`bool`, True): curves.png and trajectories.html at the end of training (ground_r1.reporting).
@@ -55,13 +68,17 @@ class GroundR1Config(GRPOConfig):
     max_aspect_ratio: float = field(default=200.0, metadata={"help": "Boxes with aspect ratio >= this are rejected."})
     crop_fallback: str = field(default="full_image", metadata={"help": "No valid box: 'full_image' (release) or 'end'."})
     no_crop: bool = field(default=False, metadata={"help": "Control: feed the original image instead of the crop."})
+    box_parse: str = field(default="tag_first", metadata={"help": "Box rule (SPEC §2): 'tag_first' (ours: inside <box> first, then the release's rule) or 'release' (the release's rule alone)."})
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the vision tower (SPEC §5)."})
     freeze_projector: bool = field(default=True, metadata={"help": "Freeze the projector/merger too (SPEC §5)."})
     reward_functions: list[str] = field(default_factory=lambda: ["format", "accuracy"], metadata={"help": "Reward functions: names or dotted paths."})
     accuracy_default_handler: str | None = field(default=None, metadata={"help": "Handler for datasets without a rule."})
+    letter_rule: str = field(default="spec", metadata={"help": "Option-letter rule of v7w/gqa/openimages (SPEC §3): 'spec' (SPEC rule + bare-letter fallback) or 'release' (the release's full rule)."})
     question_reward_log: bool = field(default=False, metadata={"help": "Write per-question rewards to question_rewards.jsonl."})
     record_sampling_logprobs: bool = field(default=True, metadata={"help": "Keep generate's per-token log-probs."})
     generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
+    loss_batch_layout: str = field(default="auto", metadata={"help": "Loss-pass layout: 'auto' (packed with flash-attention, else bucketed), 'bucketed', 'packed' (padding-free) or 'padded' (TRL's)."})
+    loss_bucket_min_fill: float = field(default=0.9, metadata={"help": "Bucketed layout: each bucket's tokens fill at least this share of rows x its longest row."})
     scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.rollout.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
     eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
@@ -102,6 +119,19 @@ class GroundR1Config(GRPOConfig):
             problems.append(f"max_new_tokens_per_turn must be >= 1, got {self.max_new_tokens_per_turn}")
         if self.crop_fallback not in ("full_image", "end"):
             problems.append(f"crop_fallback must be 'full_image' or 'end', got {self.crop_fallback!r}")
+        from ground_r1.boxes import BOX_PARSE_RULES
+        from ground_r1.rewards.accuracy import LETTER_RULES
+
+        if self.box_parse not in BOX_PARSE_RULES:
+            problems.append(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
+        if self.letter_rule not in LETTER_RULES:
+            problems.append(f"letter_rule must be one of {', '.join(LETTER_RULES)}, got {self.letter_rule!r}")
+        from ground_r1.trainer.loss_batch import LAYOUTS
+
+        if self.loss_batch_layout not in LAYOUTS:
+            problems.append(f"loss_batch_layout must be one of {', '.join(LAYOUTS)}, got {self.loss_batch_layout!r}")
+        if not 0.0 < self.loss_bucket_min_fill <= 1.0:
+            problems.append(f"loss_bucket_min_fill must be in (0, 1], got {self.loss_bucket_min_fill}")
         if self.min_pixels > self.max_pixels:
             problems.append(f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})")
         from ground_r1.trainer.nonfinite import policy_problem
@@ -124,6 +154,7 @@ class GroundR1ScriptArguments:
     image_root: str | None = field(default=None, metadata={"help": "Folder that relative (or rewritten) image paths resolve against."})
     image_path_prefix: str | None = field(default=None, metadata={"help": "Prefix of the records' absolute image paths to replace by image_root."})
     skip_bad_records: bool = field(default=False, metadata={"help": "Train on the valid records and write the skipped ones to OUTPUT_DIR/skipped_records.jsonl."})
+    max_image_pixels: int = field(default=178_956_970, metadata={"help": "Decompression-bomb limit of dataset images in pixels (default: PIL's own error threshold; 0: no limit)."})
     max_train_questions: int | None = field(default=None, metadata={"help": "Budget in questions (SPEC §5: the release consumed 8,000); sets max_steps."})
     lr_schedule_span: str = field(default="budget", metadata={"help": "'budget': the schedule ends with max_train_questions; 'epoch': it spans num_train_epochs and training stops at the budget (the release)."})
     max_eval_questions: int | None = field(default=64, metadata={"help": "Held-out questions used by periodic evaluation."})

@@ -266,11 +266,17 @@ def test_corrupt_and_empty_image(tmp_path):
         ("10,10,50,40", "bboxs", "expected a list of [x1, y1, x2, y2] boxes, got str"),
     ],
 )
-def test_bad_boxes(tmp_path, boxes, field, message):
+def test_bad_boxes_are_dropped_and_named_and_the_record_kept(tmp_path, boxes, field, message):
+    # The evidence box only measures the model's boxes (SPEC §3): an unusable one is a metric n/a, not a bad
+    # record (issue 15); a usable box beside it stays.
     _img(tmp_path / "a.png", (100, 80))
     f = _write_jsonl(tmp_path / "r.jsonl", [_good("a.png", bboxs=boxes)])
-    (issue,) = _issues(f, image_root=tmp_path)
-    assert str(issue) == f"{f}:1: {field}: {message}"
+    loaded = load_viscot_records(f, image_root=tmp_path)
+    (note,) = loaded.box_notes
+    assert str(note) == f"{f}:1: {field}: {message}"
+    (record,) = loaded.records
+    assert record["box_issues"] == [f"{field}: {message}"]
+    assert record["bboxs"] == ([[10.0, 10.0, 50.0, 40.0]] if field == "bboxs[1]" else [])
 
 
 def test_partly_outside_and_empty_boxes_are_fine(tmp_path):
@@ -329,10 +335,10 @@ def test_all_issues_reported_at_once(tmp_path):
         load_viscot_records(f, image_root=tmp_path, known_datasets=["docvqa", "gqa"])
     issues = err.value.issues
     assert [(i.line, i.field) for i in issues] == [
-        (2, "json"), (3, "problem"), (5, "image"), (6, "image"), (7, "bboxs[0]"), (8, "dataset"),
-    ]
+        (2, "json"), (3, "problem"), (5, "image"), (6, "image"), (8, "dataset"),
+    ]  # line 7's inverted box is no problem of the record: it is dropped and named (a box note)
     message = str(err.value)
-    assert message.startswith("6 problem(s) in 6 record(s):\n")
+    assert message.startswith("5 problem(s) in 5 record(s):\n")
     assert "--skip_bad_records" in message
     assert f"{f}:8: dataset: unknown sub-dataset 'docvq'; did you mean 'docvqa'?" in message
 
@@ -340,10 +346,11 @@ def test_all_issues_reported_at_once(tmp_path):
 def test_skip_bad_records_returns_the_good_ones(tmp_path):
     f = _mixed_file(tmp_path)
     loaded = load_viscot_records(f, image_root=tmp_path, known_datasets=["docvqa", "gqa"], skip_bad_records=True)
-    assert loaded.skipped == 6
-    assert [r["line"] for r in loaded.records] == [1, 9]
-    assert [r["key"] for r in loaded.records] == ["r.jsonl:1", "r.jsonl:9"]
-    assert len(loaded.issues) == 6
+    assert loaded.skipped == 5
+    assert [r["line"] for r in loaded.records] == [1, 7, 9]
+    assert [r["key"] for r in loaded.records] == ["r.jsonl:1", "r.jsonl:7", "r.jsonl:9"]
+    assert len(loaded.issues) == 5
+    assert [(n.line, n.field) for n in loaded.box_notes] == [(7, "bboxs[0]")]
     out = write_issues(loaded.issues, tmp_path / "out" / "skipped.jsonl")
     rows = [json.loads(x) for x in out.read_text().splitlines()]
     assert [(r["line"], r["field"]) for r in rows] == [(i.line, i.field) for i in loaded.issues]

@@ -96,3 +96,22 @@ def test_json_safe_turns_nan_into_null_at_any_depth():
 
     assert json_safe({"a": {"giou_score": float("nan"), "accuracy": 0.5}, "n": 3}) == {
         "a": {"giou_score": None, "accuracy": 0.5}, "n": 3}
+
+
+def test_records_without_a_usable_evidence_box_sit_out_the_oracle_crop_only(tiny_model_dir, tmp_path):
+    # Issue 15: a record whose evidence box was unusable is kept (bboxs emptied, box_issues named); the held-out
+    # controls that end every training run must not index its missing box.
+    processor = load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544)
+    model = load_model(tiny_model_dir).eval()
+    Image.new("RGB", (448, 448), (200, 40, 40)).save(tmp_path / "a.png")
+    good = {"image": str(tmp_path / "a.png"), "problem": "What colour?", "solution": "red",
+            "dataset": "zoom_synthetic", "bboxs": [[40, 80, 200, 240]]}
+    records = [good, {**good, "bboxs": [], "box_issues": ["bboxs[0]: empty or inverted box [9, 9, 1, 1]"]}]
+    images = [Image.open(tmp_path / "a.png").convert("RGB")] * 2
+    sampling = EVAL_GREEDY_SAMPLING.__class__(do_sample=False, max_new_tokens=4)
+    out = evaluate_controls(model, processor, records, images, build_registry(), RolloutConfig(max_turns=2),
+                            conditions=["grounded", "gt_crop"], sampling=sampling)
+    assert (out["grounded"]["questions"], out["gt_crop"]["questions"]) == (2, 1)
+    assert out["gt_crop"]["giou_score"] == pytest.approx(1.0)
+    assert evaluate_controls(model, processor, records[1:], images[1:], build_registry(), RolloutConfig(max_turns=2),
+                             conditions=["gt_crop"], sampling=sampling) == {"gt_crop": {"questions": 0}}

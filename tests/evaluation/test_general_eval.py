@@ -86,20 +86,48 @@ def test_images_come_from_the_benchmark_folder_when_it_exists(tmp_path):
     assert f"tried {flat / 'MMVet.jsonl'} and {flat / 'MMVet' / 'MMVet.jsonl'}" in str(err.value)
 
 
-def test_bad_files_stop_the_run_before_any_model_is_loaded(tmp_path, monkeypatch, caplog):
-    root = write_root(tmp_path / "data", {"MME": [mme("count", "a.png", "Yes", 1), '{"Image": "a.png", "problem": "q?"}']})
+def test_an_unknown_benchmark_name_stops_the_run_before_any_work(tmp_path, monkeypatch, caplog):
+    root = write_root(tmp_path / "data", {"MME": [mme("count", "a.png", "Yes", 1)]})
     monkeypatch.setattr("ground_r1.models.loading.load_model", lambda *a, **k: pytest.fail("model loaded"))
     caplog.set_level(logging.ERROR)
     out = tmp_path / "out"
-    rc = evaluate_general.main(["--protocol", "direct", "--benchmarks", "MME,POPE,mmvtt", "--dataset_root", str(root),
+    rc = evaluate_general.main(["--protocol", "direct", "--benchmarks", "MME,mmvtt", "--dataset_root", str(root),
                                 "--model_path", "never-loaded", "--output_dir", str(out)])
-    assert rc == 1
-    # Every problem of every file in one report: file, line and field named.
-    assert f"{root / 'MME.jsonl'}:2:solution: missing field" in caplog.text
-    assert f"{root / 'MME.jsonl'}:2:dataset: missing field" in caplog.text
-    assert f"POPE: benchmark file not found: tried {root / 'POPE.jsonl'}" in caplog.text
+    assert rc == 1  # a configuration error
     assert "unknown benchmark 'mmvtt'; did you mean 'MMVet'?" in caplog.text
-    assert sorted(p.name for p in out.iterdir()) == []  # nothing predicted
+    assert not out.exists()
+    rc = evaluate_general.main(["--protocol", "direct", "--dataset_root", str(tmp_path / "nowhere"),
+                                "--model_path", "never-loaded", "--output_dir", str(out)])
+    assert rc == 1 and f"--dataset_root (DATASET_ROOT) is not a folder: {tmp_path / 'nowhere'}" in caplog.text
+
+
+def test_one_benchmarks_bad_file_never_stops_the_others(tmp_path, tiny_model_dir, caplog):
+    # Issue 15: one malformed record used to stop all benchmarks, and a missing file too. Now the bad record is
+    # skipped (named in skipped_records.jsonl, counted in the summary), the benchmark without a file is reported
+    # as one that could not run, the rest is evaluated, and the exit code says so: 4.
+    root = write_root(tmp_path / "data", {
+        "MME": [mme("count", "a.png", "Yes", 1), '{"Image": "a.png", "problem": "q?"}', mme("count", "a.png", "No", 3)],
+        "RealworldQA": [{"Image": "r.png", "problem": "Which?\nA. x\nB. y", "solution": "B"}],
+    })
+    caplog.set_level(logging.INFO)
+    out = tmp_path / "out"
+    rc = evaluate_general.main(["--protocol", "direct", "--benchmarks", "MME,POPE,RealworldQA", "--dataset_root",
+                                str(root), "--model_path", str(tiny_model_dir), "--max_new_tokens", "2",
+                                "--max_pixels", "12544", "--output_dir", str(out), "--no_progress"])
+    assert rc == 4
+    skipped = [json.loads(line) for line in (out / "skipped_records.jsonl").read_text().splitlines()]
+    assert [(r["benchmark"], r["key"], r["field"]) for r in skipped] == [
+        ("MME", "MME.jsonl:2", "solution"), ("MME", "MME.jsonl:2", "dataset")]
+    assert skipped[0]["text"] == f"{root / 'MME.jsonl'}:2: solution: missing field"
+    assert len((out / "MME" / "predictions.jsonl").read_text().splitlines()) == 2
+    assert len((out / "RealworldQA" / "predictions.jsonl").read_text().splitlines()) == 1
+    summary = (out / "summary.md").read_text()
+    assert "| MME | total (perception + cognition) | " in summary and " | 2 | 1 | " in summary.split("| MME |")[1]
+    # No rule made a number for a benchmark that could not run: its Rule cell is empty.
+    assert f"| POPE | could not run |  | n/a | 0 | 0 | 0 | 0 | COULD NOT RUN: POPE: benchmark file not found: tried {root / 'POPE.jsonl'}" in summary
+    assert "- MME: MME.jsonl: 3 records read, 2 evaluated, 1 skipped (dataset: 1, solution: 1)" in summary
+    assert "- RealworldQA: RealworldQA.jsonl: 1 records read, 1 evaluated, 0 skipped" in summary
+    assert "POPE CANNOT RUN: POPE: benchmark file not found" in caplog.text
 
 
 def test_the_demo_set_covers_every_benchmark(tmp_path):
@@ -151,24 +179,35 @@ def test_summary_table_in_the_papers_units(tmp_path):
         scored = general.score_benchmark(data, preds)
         rows += general.summary_rows(data.spec, data.spec.aggregate(scored.records), scored)
     markdown = general.render_summary_markdown(rows, "direct, tiny").splitlines()
+    mme_rule, pope_rule = get_benchmark("MME").rule, get_benchmark("POPE").rule
     # MME existence: 1/2 right (acc 50), its image not all right (acc+ 0) -> 50; count: 2/2 and 1/1 -> 200; sum 250.
     # Its error bar: a bootstrap over images within their task; one image per task here, so every resample is
-    # the data itself: 0.0.
-    assert "| MME | total (perception + cognition) | 250.0 ± 0.0 | 4 | 0 | 0 | perception 250.0, cognition 0.0; only 2/14 tasks |" in markdown
-    # POPE: tp 1 (yes/yes), fp 1 (no/yes), tn 1, "maybe" unparsed: acc 2/4 = 50.0, P 1/2 = 50, R 1/1 = 100,
-    # F1 = 2*50*100/150 = 66.7, yes-ratio 2/3 parsed = 66.7. Accuracy's SE: values 100, 0, 100, 0 -> s = 57.735,
-    # / sqrt(4) = 28.9. F1's: the seeded bootstrap over the 4 items, 40.2.
-    pope_notes = "precision 50.0, recall 100.0, yes-ratio 66.7"
-    assert f"| POPE | accuracy | 50.0 ± 28.9 | 4 | 1 | 0 | {pope_notes} |" in markdown
-    assert f"| POPE | F1 | 66.7 ± 40.2 | 4 | 1 | 0 | {pope_notes} |" in markdown
-    assert "| RealworldQA | accuracy | 100.0 ± n/a | 1 | 0 | 0 |  |" in markdown  # one item: no standard error
+    # the data itself: 0.0 (the release rule's variant row too).
+    assert (f"| MME | total (perception + cognition) | {mme_rule} | 250.0 ± 0.0 | 4 | 0 | 0 | 0 | perception 250.0, "
+            "cognition 0.0; only 2/14 tasks |") in markdown
+    assert ("| MME | total (perception + cognition) | variant: release cal_MME.py: MME authors' rule (no bare y/n) "
+            "| 250.0 ± 0.0 | 4 | 0 | 0 | 0 |  |") in markdown
+    # POPE (the POPE rule reads every answer; "maybe" holds no "no"/"not" -> yes): tp 2 (yes/yes, maybe/yes), fp 1
+    # (no/yes), tn 1: acc 3/4 = 75.0, P 2/3 = 66.7, R 2/2 = 100, F1 = 2*66.7*100/166.7 = 80.0, yes-ratio 3/4 = 75.0.
+    # Accuracy's SE: values 100, 0, 100, 100 -> s = 50, / sqrt(4) = 25.0. F1's: the seeded bootstrap over the 4
+    # items, 26.4.
+    pope_notes = "precision 66.7, recall 100.0, yes-ratio 75.0"
+    assert f"| POPE | accuracy | {pope_rule} | 75.0 ± 25.0 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
+    assert f"| POPE | F1 | {pope_rule} | 80.0 ± 26.4 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
+    # lmms-eval's exact match: "yes" and "no" right, "yes" on a no and "maybe" wrong -> 50.0; its SE: values 100, 0,
+    # 100, 0 -> s = 57.735, / sqrt(4) = 28.9 (a variant row carries its own error bar).
+    assert ("| POPE | accuracy | variant: lmms-eval 0.7.3 pope: exact yes/no after lower/strip | 50.0 ± 28.9 | 4 | 0 | 0 "
+            "| 0 |  |") in markdown
+    # One item: no standard error.
+    assert f"| RealworldQA | accuracy | {get_benchmark('RealworldQA').rule} | 100.0 ± n/a | 1 | 0 | 0 | 0 |  |" in markdown
     assert markdown[0] == "## General benchmarks (direct, tiny)"
     csv_lines = general.render_summary_csv(rows).splitlines()
-    assert csv_lines[0] == "benchmark,metric,score,se,items,unparsed,left_out,notes,error_bar"
-    assert csv_lines[2].startswith("POPE,accuracy,50.0,28.8675134594")
-    assert csv_lines[2].endswith(",standard error of the mean over 4 items")
-    assert csv_lines[3].startswith("POPE,F1,66.666666666666")
-    assert csv_lines[3].endswith("bootstrap standard error, 1000 resamples (seed 0) over 4 items\"")
+    assert csv_lines[0] == ("benchmark,metric,rule,variant,score,se,items,skipped,unparsed,left_out,notes,"
+                            "error_bar")
+    assert csv_lines[3].startswith(f'POPE,accuracy,"{pope_rule}",no,75.0,25.0,4,')
+    assert csv_lines[3].endswith(",standard error of the mean over 4 items")
+    assert csv_lines[4].startswith(f'POPE,F1,"{pope_rule}",no,') and float(csv_lines[4].split(",")[5]) == pytest.approx(80)
+    assert csv_lines[4].endswith("bootstrap standard error, 1000 resamples (seed 0) over 4 items\"")
 
 
 # ------------------------------------------------------------------------------------------ MM-Vet grading
@@ -204,9 +243,15 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
     grades = load_judgments(out)
     assert {k: (g["status"], g["score"]) for k, g in grades.items()} == {
         "MMVet.jsonl:1": ("ok", 0.8), "MMVet.jsonl:2": ("unparseable", None), "MMVet.jsonl:3": ("ok", 0.3)}
-    metrics = data.spec.aggregate(general.score_benchmark(data, predictions, grades).records)
+    scored = general.score_benchmark(data, predictions, grades)
+    metrics = data.spec.aggregate(scored.records)
     assert metrics["total"] == pytest.approx(55.0)  # (0.8 + 0.3) / 2; the ungradable answer is not a 0
     assert metrics["n_failed"] == 1
+    # The table names the grader that graded (from the grading records) beside the official one.
+    (row,) = general.summary_rows(data.spec, metrics, scored)
+    assert row.rule == "MM-Vet official grader prompt (grader grader; official: gpt-4-0613)"
+    assert "| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) | 55.0 |" \
+        in general.render_summary_markdown([row], "x")
 
     # Another run (a new grades file) with the same cache: graded answers cost no request.
     fake_chat_server.reset()
@@ -276,6 +321,7 @@ def test_a_killed_run_resumes_per_benchmark(tmp_path, monkeypatch):
     for name in ("summary.md", "summary.csv", "MME/scores.jsonl", "POPE/scores.jsonl", "POPE/predictions.jsonl"):
         assert (killed / name).read_text() == (tmp_path / "full" / name).read_text()
     # Every answer is "Yes": MME count acc 50 + acc+ 0 = 50.0; POPE acc 1/2 = 50.0.
+    summary = (killed / "summary.md").read_text()
     # One image: one bootstrap unit, so no standard error.
-    assert "| MME | total (perception + cognition) | 50.0 ± n/a | 2 |" in (killed / "summary.md").read_text()
-    assert "| POPE | accuracy | 50.0 ± 50.0 | 2 |" in (killed / "summary.md").read_text()
+    assert f"| MME | total (perception + cognition) | {get_benchmark('MME').rule} | 50.0 ± n/a | 2 |" in summary
+    assert f"| POPE | accuracy | {get_benchmark('POPE').rule} | 50.0 ± 50.0 | 2 |" in summary

@@ -175,6 +175,29 @@ def test_ground_sft_without_a_box_feeds_the_full_image(processor):
     assert trajectory.turns[0].crop_window == (0, 0, 448, 448) and trajectory.turns[0].crop_is_fallback
 
 
+def test_box_parse_reaches_both_protocols_and_both_clis(processor):
+    # box_parse (SPEC §2) travels from either evaluation CLI into InferenceConfig, the ground_sft crop and the
+    # ground_r1 rollout; it is part of a run's identity (a resume with the other rule is refused).
+    from ground_r1.cli import evaluate, evaluate_general
+
+    args = evaluate.build_parser().parse_args(["--protocol", "ground_sft", "--output_dir", "o", "--box_parse",
+                                               "release", "--model_path", "m", "--max_new_tokens", "8"])
+    assert evaluate.inference_config(args).box_parse == "release"
+    args = evaluate_general.build_parser().parse_args(["--protocol", "ground_r1", "--output_dir", "o", "--box_parse",
+                                                       "release", "--model_path", "m", "--max_new_tokens", "8"])
+    assert evaluate_general.inference_config(args).box_parse == "release"
+    assert InferenceConfig(protocol="ground_r1", box_parse="release").identity()["box_parse"] == "release"
+    assert "box_parse" not in InferenceConfig(protocol="ground_r1").identity()  # the default: older runs resume
+    turn1 = "[1,1,5,5] then <box>[10,20,50,60]</box>"
+    engine, _ = scripted_engine(processor, "ground_sft", {"Q?": [turn1, "red"]}, box_parse="release")
+    (trajectory,) = engine.run_batch([EvalItem("f:1", "vsr", "Q?", "-")], [gradient()])
+    # Input 112x112 of 448x448: (1,1,5,5) -> (4,4,20,20), widened to 28 px: (0,0,28,28) after the shift inside.
+    assert trajectory.turns[0].box == (1.0, 1.0, 5.0, 5.0) and trajectory.turns[0].crop_window == (0, 0, 28, 28)
+    engine, _ = scripted_engine(processor, "ground_r1", {"Q?": [turn1, "<answer>red</answer>"]}, box_parse="release")
+    (trajectory,) = engine.run_batch([EvalItem("f:1", "vsr", "Q?", "-")], [gradient()])
+    assert trajectory.turns[0].box_source == "release_regex" and trajectory.turns[0].crop_window == (0, 0, 28, 28)
+
+
 def test_ground_r1_uses_the_rollout_and_generates_only_unfinished_items(processor):
     scripts = {"Which A?": ["<think>look</think> <box>[10,20,50,60]</box>", "<think>ok</think> <answer>red</answer>"],
                "Which B?": ["<think>easy</think> <answer>blue</answer>"]}

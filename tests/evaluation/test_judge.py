@@ -20,6 +20,7 @@ from fake_chat_server import FakeChatServer, RecordedRequest
 from ground_r1.evaluation.judge import (
     SYSTEM_PROMPT,
     Judge,
+    JudgeAuthenticationError,
     JudgeCache,
     JudgeConfig,
     JudgeItem,
@@ -274,12 +275,36 @@ def test_garbage_forever_is_unparseable_not_zero(fake_chat_server: FakeChatServe
     assert report == expected
 
 
-def test_401_fails_at_once(fake_chat_server: FakeChatServer, tmp_path: Path) -> None:
-    fake_chat_server.script([("status", 401), ("score", 1.0)])
+def test_400_fails_the_item_at_once(fake_chat_server: FakeChatServer, tmp_path: Path) -> None:
+    fake_chat_server.script([("status", 400), ("score", 1.0)])
     record, report = run_one(fake_chat_server, tmp_path)
     assert (record["status"], record["score"], record["attempts"]) == ("failed", None, 1)
-    assert record["error"].startswith("HTTP 401:") and "scripted status 401" in record["error"]
+    assert record["error"].startswith("HTTP 400:") and "scripted status 400" in record["error"]
     assert (report.failed, report.requests) == (1, 1)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_stops_the_run_at_the_first_request(
+    fake_chat_server: FakeChatServer, tmp_path: Path, caplog: pytest.LogCaptureFixture, status: int
+) -> None:
+    # Issue 15: a wrong key used to fail each of 54 items with its own request, then exit 3 ("rerun"). Now the
+    # first 401/403 stops the run: nothing else is sent, and the error says authentication failed, without the key
+    # (the server's own text, which may quote it, is not kept).
+    fake_chat_server.set_policy(lambda req, n: ("status", status))
+    caplog.set_level(logging.DEBUG)
+    out = tmp_path / "o.jsonl"
+    with pytest.raises(JudgeAuthenticationError) as err:
+        make_judge(fake_chat_server, concurrency=1).judge_items(items(54), out)
+    assert len(fake_chat_server.chat_requests) == 1
+    assert str(err.value) == (
+        f"judge authentication failed: HTTP {status} from {fake_chat_server.base_url}/ (model 'gpt-4o-mini'); check "
+        "OPENAI_API_KEY (or OPENAI_API_KEY_FILE) and OPENAI_BASE_URL. Nothing more was sent; the key is not shown")
+    assert KEY not in caplog.text and not read_lines(out)
+    # With requests in flight at once, at most one wave (the concurrency) is ever sent.
+    fake_chat_server.reset()
+    with pytest.raises(JudgeAuthenticationError):
+        make_judge(fake_chat_server, concurrency=4).judge_items(items(54), tmp_path / "o4.jsonl")
+    assert len(fake_chat_server.chat_requests) <= 4
 
 
 def test_duplicate_keys_rejected(fake_chat_server: FakeChatServer, tmp_path: Path) -> None:
@@ -310,8 +335,8 @@ def mixed_plan(n: int, seed: int) -> tuple[dict[int, list[tuple]], dict[str, tup
         elif kind == "unparseable":  # 3 asks (max_unparseable_retries=2), all garbage
             scripts[i] = transient + [("garbage", "hmm")] * 3
             expected[f"k{i}"] = ("unparseable", None, len(transient) + 3)
-        else:  # a 401 after the transient errors ends the item at once
-            scripts[i] = transient + [("status", 401)]
+        else:  # a 400 after the transient errors ends the item at once
+            scripts[i] = transient + [("status", 400)]
             expected[f"k{i}"] = ("failed", None, len(transient) + 1)
     return scripts, expected
 
@@ -430,7 +455,7 @@ def test_api_key_never_written_or_logged(
         if i == 0:  # a hostile endpoint that echoes the Authorization header back
             return ("garbage", "you sent " + req.headers.get("authorization", ""))
         if i == 1:
-            return ("status", 401)
+            return ("status", 400)
         if i == 2 and n == 0:
             return ("status", 429, 0.001)
         return ("score", 0.5)

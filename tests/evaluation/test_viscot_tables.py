@@ -63,8 +63,8 @@ def rows_of(run_dir: Path, judged: bool = True) -> list[dict]:
 
 def test_score_rows_put_judge_and_rule_side_by_side(tmp_path):
     rows = {r["key"]: r for r in rows_of(write_run(tmp_path))}
-    assert rows["d2"] == {"key": "d2", "dataset": "docvqa", "status": "ok", "rule_score": 0.5, "judge_score": 0.6,
-                          "judge_status": "ok"}
+    assert rows["d2"] == {"key": "d2", "dataset": "docvqa", "status": "ok", "letter_rule": "spec", "rule_score": 0.5,
+                          "judge_score": 0.6, "judge_status": "ok", "box_score": None, "box_status": "no_grounding"}
     assert (rows["t2"]["rule_score"], rows["t2"]["judge_score"], rows["t2"]["judge_status"]) == (0.5, None, "unparseable")
     assert (rows["e1"]["rule_score"], rows["e1"]["judge_score"]) == (None, 0.7)  # emotic: no rule -> n/a
 
@@ -107,8 +107,9 @@ def test_inference_errors_are_failures_of_both_columns(tmp_path):
     with open(run_dir / "predictions.jsonl", "a") as handle:
         handle.write(json.dumps({"key": "d3", "status": "error", "dataset": "docvqa", "error": "cannot load"}) + "\n")
     rows = {r["key"]: r for r in rows_of(run_dir)}
-    assert rows["d3"] == {"key": "d3", "dataset": "docvqa", "status": "error", "rule_score": None,
-                          "judge_score": None, "judge_status": "missing"}
+    assert rows["d3"] == {"key": "d3", "dataset": "docvqa", "status": "error", "letter_rule": "spec",
+                          "rule_score": None, "judge_score": None, "judge_status": "missing", "box_score": None,
+                          "box_status": "no_grounding"}
     run = tables.summarize(rows.values(), "ours", max_failure_share=0.5)
     # DocVQA means are unchanged (the error is excluded), and counted: judge failures 1, rule failures 1 of 7.
     assert (run.stats["docvqa"].items, run.stats["docvqa"].judge_failures, run.stats["docvqa"].errors) == (3, 1, 1)
@@ -181,3 +182,44 @@ def test_cli_score_and_table_stages_put_the_baseline_beside_ground_r1(tmp_path, 
     assert evaluate.main(["--protocol", "ground_r1", "--output_dir", str(ours), "--stages", "table",
                           "--compare_to", str(baseline)]) == 0
     assert "| **6** | **refused** | **66.7 ± 14.4** | **1** |" in (ours / "table.md").read_text()
+
+
+def _grounded(key, dataset, first_box, bboxs, box_issues=None, answered_at_once=False):
+    """A ground_r1 prediction whose first turn gave ``first_box`` (original pixels) and whose record has ``bboxs``."""
+    turns = [{"text": "<answer>x</answer>", "is_answer": True, "box_original": None}] if answered_at_once else [
+        {"text": "<box>[1,2,3,4]</box>", "is_answer": False, "box_original": first_box},
+        {"text": "<answer>x</answer>", "is_answer": True, "box_original": None}]
+    record = {"key": key, "status": "ok", "protocol": "ground_r1", "dataset": dataset, "problem": "q?",
+              "solution": "x", "turns": [t["text"] for t in turns], "bboxs": bboxs, "trajectory": {"turns": turns}}
+    if box_issues:
+        record["box_issues"] = box_issues
+    return record
+
+
+def test_a_bad_evidence_box_keeps_the_question_with_its_box_metric_na_and_counted():
+    # Issue 15: the evidence box only measures box quality; a record whose box is unusable is evaluated (judge and
+    # rule as any other) with the box metric n/a, counted in the table's notes.
+    predictions = [
+        _grounded("a", "dude", [0, 0, 10, 10], [[0, 0, 10, 10]]),                 # GIoU 1 -> score 1
+        _grounded("b", "dude", [0, 0, 10, 10], [[10, 0, 20, 10]]),                # GIoU 0 (touching) -> 0.5
+        _grounded("c", "dude", [0, 0, 10, 10], [], ["bboxs[0]: box [1409, 2512, 1478, 2549] lies entirely "
+                                                    "outside the 1867x2401 image"]),
+        _grounded("d", "dude", None, [[0, 0, 10, 10]], answered_at_once=True),   # no box: left out, counted
+        _grounded("e", "dude", [0, 0, 10, 10], []),                                 # the record has no box at all
+    ]
+    rows = {r["key"]: r for r in scores.score_predictions(predictions, None)}
+    assert [(rows[k]["box_score"], rows[k]["box_status"]) for k in "abcde"] == [
+        (1.0, "ok"), (0.5, "ok"), (None, "bad_evidence_box"), (None, "no_box"), (None, "no_evidence_box")]
+    assert all(rows[k]["rule_score"] == 1.0 for k in "abcde")  # every question is evaluated
+    run = tables.summarize(rows.values(), "ours")
+    md = tables.render_markdown([run])
+    assert "| dataset | items | judge | rule | box | failures |" in md
+    # Each cell with its standard error (issue 17): rule 1, 1, 1, 1, 1 -> 0.0; box over the 2 scored boxes, 1.0 and
+    # 0.5 -> s 0.354 / sqrt(2) = 25.0.
+    assert "| DUDE | 5 | not judged | 100.0 ± 0.0 | 75.0 ± 25.0 | 0 |" in md
+    csv_lines = tables.render_csv([run]).splitlines()
+    assert csv_lines[0] == "dataset,items,judge,judge_se,rule,rule_se,box,box_se,failures,in_avg"
+    assert csv_lines[1] == "DUDE,5,not judged,,100.00,0.00,75.00,25.00,0,yes"
+    assert ("- ours: box = GIoU score ((GIoU + 1) / 2, SPEC §3) of the first box against the first usable evidence "
+            "box, x100; 2 scored, 1 n/a: evidence box unusable (the question is evaluated), 1 n/a: no evidence box, "
+            "1 no box in the first turn.") in md

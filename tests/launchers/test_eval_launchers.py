@@ -129,7 +129,8 @@ def test_multi_refcoco(tmp_path, release_format_dir, refcoco_images):
     assert len({r["object_key"] for r in records}) == 8  # one object per split
     table = (out / "table.md").read_text()
     assert table in result.stdout
-    assert "standard (per expression)" in table and "release (object hit by any of its expressions)" in table
+    assert "standard (per expression)" in table and "any expression (object hit by any of its expressions)" in table
+    assert "release (any expression, int() boxes)" in table and "not clamped" in table
     rows = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| RefCOCO")]
     assert rows == ["RefCOCO/val", "RefCOCO/testA", "RefCOCO/testB", "RefCOCOplus/val", "RefCOCOplus/testA",
                     "RefCOCOplus/testB", "RefCOCOg/val", "RefCOCOg/test"]

@@ -45,14 +45,14 @@ def dataset_root(release_format_dir, tmp_path_factory) -> Path:
     return root
 
 
-def launch(script: str, cwd: Path, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+def launch(script: str, cwd: Path, env: dict[str, str], *args: str, expect: int = 0) -> subprocess.CompletedProcess:
     full = {k: v for k, v in os.environ.items()
-            if not k.startswith("OPENAI_") and k not in ("MODEL_PATH", "DATASET_ROOT", "OUTPUT_DIR", "BENCHMARKS",
-                                                          "PROTOCOL", "REPO", "CALLER_DIR", "PY")}
+            if not k.startswith("OPENAI_") and k not in ("MODEL_PATH", "DATASET_ROOT", "IMAGE_ROOT", "OUTPUT_DIR",
+                                                          "BENCHMARKS", "PROTOCOL", "REPO", "CALLER_DIR", "PY")}
     full.update(NUM_GPUS="1", BATCH_SIZE="16", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", **env)
     result = subprocess.run(["bash", str(REPO / "eval_general_dataset" / script), "--no_progress", *args], cwd=cwd,
                             env=full, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    assert result.returncode == expect, result.stdout[-2000:] + result.stderr[-4000:]
     return result
 
 
@@ -74,10 +74,11 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
     args = ("--max_turns", "3", "--max_new_tokens", "8")
     with FakeChatServer(policy=grader) as server:
         env["OPENAI_BASE_URL"] = server.base_url
-        result = launch("multi_Ground_R1.sh", tmp_path, env, *args)
+        # v1_3 is never gradable: an item left ungraded exits 3 (rerun grades only it), as the VisCoT launchers.
+        result = launch("multi_Ground_R1.sh", tmp_path, env, *args, expect=3)
         first_requests = server.chat_requests
         server.reset()
-        again = launch("multi_Ground_R1.sh", tmp_path, env, *args)  # a rerun resumes: nothing left but v1_3
+        again = launch("multi_Ground_R1.sh", tmp_path, env, *args, expect=3)  # resumes: nothing left but v1_3
         assert len(server.chat_requests) == 5 and "0 to predict" in again.stderr
     out = tmp_path / "out"
     summary = (out / "summary.md").read_text()
@@ -100,11 +101,19 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
     assert v1_0.body["max_tokens"] == 3 and v1_0.body["model"] == "grader-test"
     assert sum(r.user_content.endswith(MMVET_RETRY_SUFFIX) for r in first_requests) == 4
     assert (metrics["MMVet"]["n_graded"], metrics["MMVet"]["n_failed"]) == (15, 1)
-    assert "| MMVet | total (LLM-graded) | 53.3 ± 3.3 | 16 |" in summary and "graded 15/16, 1 grading(s) failed" in summary
+    # The table names the grader that graded (OPENAI_MODEL) and each number's rule, with its error bar; variants
+    # follow their headline.
+    assert ("| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader-test; official: gpt-4-0613) "
+            "| 53.3 ± 3.3 | 16 |") in summary and "graded 15/16, 1 grading(s) failed" in summary
     assert "| MME | total (perception + cognition) |" in summary and "tasks" not in summary.split("| MME |")[1].split("\n")[0]
-    assert [line.split(" | ")[0][2:] for line in summary.splitlines() if line.startswith("| ") and " | " in line][1:] == [
-        "MME", "POPE", "POPE", "SEED_Bench", "MMBench_en_dev", "MMMU_val", "MME_RealWorld_Lite", "RealworldQA", "MMVet"]
-    assert (out / "summary.csv").read_text().startswith("benchmark,metric,score,se,items,unparsed,left_out,notes,error_bar\n")
+    headline = [line for line in summary.splitlines() if line.startswith("| ") and " | " in line and "variant:" not in line]
+    assert [line.split(" | ")[0][2:] for line in headline][1:] == [
+        "MME", "POPE", "POPE", "SEED_Bench", "MMBench_en_dev", "MMBench_en_dev", "MMMU_val", "MME_RealWorld_Lite",
+        "RealworldQA", "MMVet"]
+    assert "| MMBench_en_dev | CircularEval accuracy | CircularEval (MMBench official" in summary
+    assert "| POPE | accuracy | POPE authors (first sentence; No/no/not -> no, else yes) |" in summary
+    assert (out / "summary.csv").read_text().startswith(
+        "benchmark,metric,rule,variant,score,se,items,skipped,unparsed,left_out,notes,error_bar\n")
     texts = [p.read_text() for p in out.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     assert all(KEY not in text for text in texts)
 
@@ -121,6 +130,24 @@ def test_multi_sft_with_the_ground_sft_protocol(tmp_path, dataset_root, tiny_mod
     # Turn 1 asks for the box about the direct prompt: the question, its (A)..(E) options and the letter suffix.
     assert all("(E)" in p["prompt"] and "Respond with only the letter (A, B, C, D, or E)." in p["prompt"]
                and "Please only provide the bounding box" in p["prompt"] for p in predicted)
-    assert "MMVet" not in result.stdout and "| SEED_Bench | accuracy |" in result.stdout
+    assert "MMVet" not in result.stdout and "| SEED_Bench | accuracy | lmms-eval 0.7.3 seedbench" in result.stdout
     with pytest.raises(AssertionError, match="PROTOCOL must be direct or ground_sft"):
         launch("multi_SFT.sh", tmp_path, {**env, "PROTOCOL": "ground_r1"})
+
+
+def test_multi_sft_in_the_releases_folder_layout(tmp_path, dataset_root, tiny_model_dir):
+    # Issue 15: the release keeps the JSONL files in eval_general_dataset/dataset/ and the images in
+    # LVLM_benchmarks/{NAME}/; DATASET_ROOT = the JSONL folder alone used to give "image not found".
+    jsonl, images = tmp_path / "eval_general_dataset" / "dataset", tmp_path / "LVLM_benchmarks"
+    jsonl.mkdir(parents=True)
+    images.mkdir()
+    for name in ("POPE", "MMMU_val"):
+        (jsonl / f"{name}.jsonl").symlink_to(dataset_root / f"{name}.jsonl")
+        (images / name).symlink_to(dataset_root / name)
+    env = {"DATASET_ROOT": str(jsonl), "IMAGE_ROOT": str(images), "OUTPUT_DIR": str(tmp_path / "out"),
+           "MODEL_PATH": str(tiny_model_dir), "BENCHMARKS": "POPE,MMMU_val"}
+    result = launch("multi_SFT.sh", tmp_path, env, "--max_items", "2", "--max_new_tokens", "4", "--max_pixels", "12544")
+    predicted = records(tmp_path / "out" / "POPE" / "predictions.jsonl")
+    assert [p["image"] for p in predicted] == [str(images / "POPE" / "images" / f"img_{i}.png") for i in (0, 1)]
+    assert "- POPE: POPE.jsonl: 9 records read, 2 evaluated (2 kept by the item limit), 0 skipped" \
+        in result.stdout

@@ -15,8 +15,11 @@ from ground_r1.rewards.accuracy import (
     exact_or_substring_strict,
     is_option_letter,
     letter_or_wer,
+    letter_or_wer_release,
     multiple_choice_letter,
+    multiple_choice_letter_release,
     predicted_letter,
+    release_letter_credit,
     rouge_score,
     wer_score,
 )
@@ -52,6 +55,34 @@ def test_letter_rule_release_weakness_pinned():
     assert predicted_letter("<answer>Door</answer>") == "D"
     # No letter anywhere -> None -> 0.
     assert multiple_choice_letter("<answer>window</answer>", "C") == 0.0
+
+
+def test_bare_letter_fallback_of_the_default_rule():
+    # A final turn that is only a letter: neither SPEC regex fires, the bare-letter fallback reads it (the release
+    # scored it 1; the SPEC rule alone scored 0).
+    assert predicted_letter("C") == "C"
+    assert predicted_letter(" c\n") == "C"
+    assert multiple_choice_letter("C", "C") == 1.0
+    assert letter_or_wer("c", "C") == 1.0
+    # Not bare: a letter inside more text is not read by the fallback ("C" then text, a letter outside A-D).
+    assert predicted_letter("C is my guess") is None
+    assert predicted_letter("E") is None
+    assert predicted_letter("<think>t</think> C") is None
+
+
+def test_release_letter_rule_credits_a_dotted_letter_elsewhere():
+    # The release's rule (accuracy_reward_functions.py v7w): a wrong <answer> letter is still credited when the first
+    # "X." of the turn (here in the reasoning) is the ground truth; the default rule reads "B" and scores 0.
+    turn = "<think>C. looks right, but</think><answer>B</answer>"
+    assert release_letter_credit(turn, "C") and multiple_choice_letter_release(turn, "C") == 1.0
+    assert multiple_choice_letter(turn, "C") == 0.0
+    assert release_letter_credit(turn, "B")  # the <answer> letter itself, too
+    assert not release_letter_credit(turn, "A")
+    # Bare letters and "c." without tags, as the release compared the whole stripped turn.
+    assert release_letter_credit(" C ", "c") and release_letter_credit("C.", "C")
+    assert not release_letter_credit("C is my guess", "C")  # neither regex, and the turn is not "c"
+    assert letter_or_wer_release(turn, "C") == 1.0
+    assert letter_or_wer_release("<answer>On the pizza.</answer>", "On the pizza.") == 1.0  # free text: WER
 
 
 def test_is_option_letter():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ground_r1.rewards.format import format_score, turn_is_well_formed
+from ground_r1.rewards.format import final_turn_flags, format_score, turn_is_well_formed
 
 GROUND = "<think>The price tag is small.</think>\n<box>[10,20,110,220]</box>"
 ANSWER = "<think>The tag reads 3 dollars.</think> <answer>3 dollars</answer>"
@@ -121,14 +121,22 @@ def test_single_answer_turn():
     assert format_score([ANSWER]) == 2.0
 
 
-def test_trajectory_cut_without_answer_judges_all_turns_as_grounding():
-    # Cut at the turn limit: no final turn, so a well-formed box in the last turn still counts -> 2 * 2/2.
-    assert format_score([GROUND, GROUND]) == 2.0
+def test_never_answering_trajectory_judges_its_last_turn_as_final():
+    # SPEC §3: the last turn is always judged as the final turn. Five well-formed box turns cut by the turn cap:
+    # four good grounding turns, the fifth judged as an answer turn is malformed -> 2 * 4/5 = 1.6 (the release's
+    # value; judging it as a grounding turn paid 2.0 for never answering).
+    assert format_score([GROUND] * 5) == pytest.approx(1.6)
+    assert final_turn_flags([GROUND] * 5) == [False, False, False, False, True]
+    assert format_score([GROUND, GROUND]) == 1.0  # cut by the token budget after two box turns
+    assert format_score([GROUND]) == 0.0  # one box turn, then the budget ran out
+    assert final_turn_flags([]) == []
 
 
 def test_answer_before_last_turn_is_malformed():
-    # An answer ends the episode; one followed by more turns is judged as a grounding turn -> 2 * 1/2.
-    assert format_score([ANSWER, GROUND]) == 1.0
+    # An answer ends the episode; one followed by more turns is judged as a grounding turn (malformed), and the
+    # box turn after it is the last turn, judged as the final turn (malformed too) -> 0.
+    assert format_score([ANSWER, GROUND]) == 0.0
+    assert format_score([ANSWER, ANSWER]) == 1.0
 
 
 def test_last_turn_with_box_and_answer_ends_but_scores_zero_for_that_turn():

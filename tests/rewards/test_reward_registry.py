@@ -6,7 +6,7 @@ import textwrap
 
 import pytest
 
-from ground_r1.rewards.accuracy import letter_or_wer, no_rule
+from ground_r1.rewards.accuracy import accuracy_score, letter_or_wer, no_rule
 from ground_r1.rewards.registry import (
     DEFAULT_REGISTRY,
     NAMED_HANDLERS,
@@ -146,3 +146,18 @@ def test_import_object_never_evaluates():
         import_object("os:system('echo hi')")
     with pytest.raises(UnknownHandlerError, match="not a dotted path"):
         import_object(":handler")
+
+
+def test_letter_rule_picks_the_option_letter_handler():
+    # One config value (letter_rule) for training and the tables: "release" swaps the three letter datasets only.
+    release = build_registry(letter_rule="release")
+    assert release.letter_rule == "release" and DEFAULT_REGISTRY.letter_rule == "spec"
+    for dataset in ("v7w", "gqa", "openimages"):
+        assert release.get(dataset) is NAMED_HANDLERS["letter_or_wer_release"]
+        assert DEFAULT_REGISTRY.get(dataset) is NAMED_HANDLERS["letter_or_wer"]
+    assert release.get("docvqa") is NAMED_HANDLERS["wer"]
+    turn = "<think>C. looks right</think><answer>B</answer>"
+    assert accuracy_score(turn, "<answer>C</answer>", "gqa", release) == 1.0
+    assert accuracy_score(turn, "<answer>C</answer>", "gqa", DEFAULT_REGISTRY) == 0.0
+    with pytest.raises(ValueError, match="unknown letter_rule 'strict'; valid: spec, release"):
+        build_registry(letter_rule="strict")

@@ -69,7 +69,9 @@ def questions():
 
 
 def run(model, codec, qs, plan, max_turns, reuse):
-    gen = HFGenerator(model, codec, record_logprobs=True, reuse_vision_features=reuse)
+    # The KV cache is not carried between rounds here: each round feeds every image of its contexts, which is
+    # what these tests count (tests/rollout/test_kv_reuse.py covers the carried cache).
+    gen = HFGenerator(model, codec, record_logprobs=True, reuse_vision_features=reuse, reuse_kv_cache=False)
     rollout = Rollout(codec, gen, RolloutConfig(max_turns=max_turns))
     return rollout.run(qs, plan, GREEDY), rollout, gen
 

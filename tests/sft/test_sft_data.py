@@ -176,7 +176,8 @@ def _bad_records_file(tmp_path):
             record(bboxs=[]),                           # line 3: no evidence box (Ground SFT)
             record(image="images/missing.png"),         # line 4: image file not found (loader)
             record(image="images/truncated.png"),       # line 5: image does not decode (crop)
-        ],
+            record(bboxs=[[30, 20, 2, 2]]),             # line 6: inverted box: kept by the loader (a metric
+        ],                                              # there), bad here (the Ground SFT target)
     )
 
 
@@ -188,6 +189,8 @@ def test_bad_records_are_reported_by_file_and_line(tmp_path):
     text = str(err.value)
     for line, field in ((2, "json"), (3, "bboxs"), (4, "image"), (5, "image")):
         assert f"{records}:{line}: {field}:" in text
+    assert (f"{records}:6: bboxs[0]: empty or inverted box [30, 20, 2, 2]: need x2 > x1 and y2 > y1 (Ground SFT "
+            "trains on bboxs[0])") in text
     assert "--skip_bad_records" in text
     assert not (out / "ground.jsonl").exists() and not (out / "vanilla.jsonl").exists()
 
@@ -200,7 +203,7 @@ def test_skip_bad_records_keeps_the_good_ones_in_both_sets(tmp_path):
     assert [ex["id"] for ex in _lines(out / "ground.jsonl")] == ["records.jsonl:1"]
     assert [ex["id"] for ex in _lines(out / "vanilla.jsonl")] == ["records.jsonl:1"]
     skipped = _lines(out / "skipped_records.jsonl")
-    assert sorted({s["line"] for s in skipped}) == [2, 3, 4, 5]
+    assert sorted({s["line"] for s in skipped}) == [2, 3, 4, 5, 6]
     assert all(s["file"] == str(records) for s in skipped)
 
 

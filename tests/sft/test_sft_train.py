@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from ground_r1.sft.collator import IGNORE_INDEX, SFTCollator
-from ground_r1.sft.data import load_sft_examples, prepare_sft_data
+from ground_r1.sft.data import SFTDataMismatchError, load_sft_examples, prepare_sft_data
 from ground_r1.sft.train import (
     INFO_NAME,
     GroundR1SFTConfig,
@@ -106,13 +106,18 @@ def test_checkpoint_loads_with_from_pretrained_and_processor(tiny_model_dir, sft
     assert info["evaluate_with"][0] == f"MODEL_PATH={out} bash eval/multi_baseline.sh"
 
 
-def test_ground_data_prepared_for_other_pixel_bounds_is_refused(tiny_model_dir, sft_dir, tmp_path):
+def test_data_prepared_for_other_pixel_bounds_is_refused_by_both_kinds(tiny_model_dir, sft_dir, tmp_path):
+    # Issue 15: prepare_SFT_data.sh and the SFT launcher read the same CONFIG; data prepared with other limits is
+    # refused by Ground SFT (its box targets are in that frame) and, since this issue, by Vanilla SFT too (its set
+    # was validated and sized for that frame, and the two ablation sets must share it).
     config = _config(tmp_path, max_pixels=401408)
-    with pytest.raises(ValueError, match="prepared for min_pixels=3136, max_pixels=12544") as err:
-        resolve_sft_data(_args(tiny_model_dir, sft_dir, "ground"), config)
-    assert "--max_pixels 401408" in str(err.value)
-    # Vanilla SFT has no coordinates: the same folder is fine.
-    assert resolve_sft_data(_args(tiny_model_dir, sft_dir, "vanilla"), config) == sft_dir / "vanilla.jsonl"
+    for kind in ("ground", "vanilla"):
+        with pytest.raises(SFTDataMismatchError, match="prepared for min_pixels=3136, max_pixels=12544") as err:
+            resolve_sft_data(_args(tiny_model_dir, sft_dir, kind), config)
+        assert "--max_pixels 401408" in str(err.value) and str(err.value).startswith(kind.capitalize())
+    # The same limits: accepted.
+    same = _config(tmp_path, max_pixels=12544)
+    assert resolve_sft_data(_args(tiny_model_dir, sft_dir, "vanilla"), same) == sft_dir / "vanilla.jsonl"
 
 
 def test_missing_prepared_data_says_what_to_run(tiny_model_dir, tmp_path):

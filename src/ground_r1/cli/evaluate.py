@@ -15,9 +15,15 @@ Stages (``--stages``, default all; each reads the previous stage's file in ``--o
 - ``table``: ``table.md`` + ``table.csv``, and the Markdown printed on stdout. ``--compare_to RUN_DIR`` puts
   another run (e.g. the baseline) in the left column group.
 
-Exit status: 0 done; 1 bad input or configuration (the message names it); 3 every stage ran but some items
-could not be judged (endpoint down past its retries, unparseable replies): the table says so and refuses an AVG
-built on too few items; the same command again judges only those items.
+Every record of the data file is read and validated before inference. A record that cannot be evaluated is
+skipped (``skipped_records.jsonl`` in ``--output_dir`` names it as ``file:line: field: why``; the table counts
+it); a record whose evidence box is unusable is evaluated, its box metric n/a (``evidence_box_issues.jsonl``).
+
+Exit status (:mod:`ground_r1.evaluation.outcome`, README "Exit codes"): 0 every record evaluated (and judged
+where a judge is configured); 1 a configuration error (bad path, judge key refused with HTTP 401/403; the
+message names it); 3 some items could not be judged (endpoint down past its retries, unparseable replies): the
+table says so and refuses an AVG built on too few items, and the same command again judges only those items;
+4 records skipped or predictions failed (the rest is in the table). Several: the lowest non-zero code.
 
 Rollout settings (pixel limits, turns, tokens per turn, crop rules): a checkpoint saved by GRPO training carries
 the ones it was trained with (``rollout_settings.json``) and they are used unless a flag sets them
@@ -42,18 +48,26 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from ground_r1.evaluation import inference, refcoco, scores, tables
-from ground_r1.evaluation.judge import Judge, JudgeConfig, load_judgments
+from ground_r1.boxes import BOX_PARSE_RULES
+from ground_r1.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    add_max_image_pixels_argument,
+    set_max_image_pixels,
+)
+from ground_r1.evaluation import inference, outcome, refcoco, scores, tables
+from ground_r1.evaluation.judge import Judge, JudgeAuthenticationError, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
 from ground_r1.models.loading import check_model_path
 from ground_r1.prompt import BASELINE_TEMPLATES
+from ground_r1.rewards.accuracy import DEFAULT_LETTER_RULE, LETTER_RULES
+from ground_r1.rewards.registry import build_registry
 from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
 logger = logging.getLogger("ground_r1.evaluate")
 
 STAGES = ("infer", "judge", "score", "table")
-EXIT_UNJUDGED = 3  # every stage ran, but some items failed judging: a rerun completes them
+EXIT_UNJUDGED = outcome.EXIT_UNJUDGED  # every stage ran, but some items failed judging: a rerun completes them
 JUDGMENTS_NAME = "judgments.jsonl"
 DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.models.tiny)
 DEMO_MAX_NEW_TOKENS = 32
@@ -115,6 +129,9 @@ def add_decoding_arguments(p, demo_tokens: str = "the demo model") -> None:
                         "every flag above not given")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
     p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
+    p.add_argument("--box_parse", default="tag_first", choices=BOX_PARSE_RULES,
+                   help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
+                        "release's rule) or release (the release's rule alone; the release preset's box_parse)")
 
 
 def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tokens: bool) -> None:
@@ -197,7 +214,13 @@ def build_parser() -> argparse.ArgumentParser:
                         "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set. "
                         "--max_items_per_dataset is the old name")
     add_decoding_arguments(p, demo_tokens="the demo model (no --model_path)")
-    p.add_argument("--skip_bad_records", action="store_true", help="evaluate the valid records, list the others")
+    p.add_argument("--skip_bad_records", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip records that cannot be evaluated (each listed in OUTPUT_DIR/skipped_records.jsonl, "
+                        "counted in the table; exit 4); --no-skip_bad_records stops with every problem listed")
+    add_max_image_pixels_argument(p)
+    p.add_argument("--letter_rule", default=DEFAULT_LETTER_RULE, choices=LETTER_RULES,
+                   help="rule column's option-letter rule for v7w/gqa/openimages (SPEC §3), as the training config "
+                        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full rule)")
     p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
                    help="run the LLM judge when an endpoint is configured")
     p.add_argument("--judge_model", default=None, help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini)")
@@ -252,14 +275,42 @@ def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
     return str(folder / "refcoco_synthetic.jsonl")
 
 
-def load_items(args: argparse.Namespace) -> list[inference.EvalItem]:
+def read_items(args: argparse.Namespace) -> inference.LoadedItems:
+    """Every record of the data file read and validated; the items to evaluate (see the module docstring)."""
     limit = args.max_items
     if args.protocol == "refcoco":
-        return refcoco.load_refcoco_items(args.data_path, image_root=args.image_root,
-                                          path_prefix=args.image_path_prefix, max_objects_per_split=limit)
-    return inference.load_viscot_items(args.data_path, image_root=args.image_root, path_prefix=args.image_path_prefix,
+        return refcoco.read_refcoco_items(args.data_path, image_root=args.image_root,
+                                          path_prefix=args.image_path_prefix, max_objects_per_split=limit,
+                                          skip_bad_records=args.skip_bad_records)
+    return inference.read_viscot_items(args.data_path, image_root=args.image_root, path_prefix=args.image_path_prefix,
                                        max_items_per_dataset=limit, min_pixels=args.min_pixels,
                                        max_pixels=args.max_pixels, skip_bad_records=args.skip_bad_records)
+
+
+def load_items(args: argparse.Namespace) -> list[inference.EvalItem]:
+    return read_items(args).items
+
+
+def write_records_report(args: argparse.Namespace, read: inference.LoadedItems) -> outcome.RecordsReport:
+    """``skipped_records.jsonl`` (the skipped records, ``file:line: field: why``), ``evidence_box_issues.jsonl``
+    (records evaluated with their box metric n/a) and ``records_report.json`` (the counts the table shows)."""
+    from ground_r1.data.records import BOX_ISSUES_NAME, SKIPPED_RECORDS_NAME, write_issues
+
+    out = Path(args.output_dir)
+    loaded = read.loaded
+    for name, issues in ((SKIPPED_RECORDS_NAME, loaded.issues), (BOX_ISSUES_NAME, loaded.box_notes)):
+        if issues:
+            write_issues(issues, out / name)
+        elif (out / name).exists():
+            (out / name).unlink()  # a stale list from an earlier run of other data
+    evaluated = len({it.fields.get("object_key", it.key) for it in read.items})
+    report = outcome.RecordsReport(file=str(args.data_path), records_read=read.records_read, skipped=loaded.skipped,
+                                   skipped_by_field=outcome.reason_counts(loaded.issues), evaluated=evaluated,
+                                   box_issues=loaded.records_with_box_issues)
+    report.write(out)
+    log = logger.warning if loaded.skipped else logger.info
+    log("%s%s", report.line(), f"; skipped records listed in {out / SKIPPED_RECORDS_NAME}" if loaded.skipped else "")
+    return report
 
 
 def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
@@ -272,7 +323,7 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
                                      max_turns=args.max_turns, max_completion_length=args.max_completion_length,
                                      min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
                                      crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
-                                     max_pixels=args.max_pixels, batch_size=args.batch_size,
+                                     max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
                                      settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
 
 
@@ -280,7 +331,10 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
     from ground_r1.models.loading import load_model, load_processor
 
     config = inference_config(args)
-    items = load_items(args)
+    read = read_items(args)
+    items = read.items
+    if ctx.is_main:
+        write_records_report(args, read)
 
     def make_engine() -> inference.Engine:
         processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
@@ -324,7 +378,8 @@ def stage_score(args: argparse.Namespace) -> None:
         return
     judged = out / JUDGMENTS_NAME
     judgments = load_judgments(judged) if judged.is_file() else None
-    scores.write_scores(scores.score_predictions(predictions, judgments), out / scores.SCORES_NAME)
+    registry = build_registry(letter_rule=args.letter_rule)
+    scores.write_scores(scores.score_predictions(predictions, judgments, registry), out / scores.SCORES_NAME)
 
 
 def run_label(run_dir: Path, fallback: str) -> str:
@@ -335,6 +390,19 @@ def run_label(run_dir: Path, fallback: str) -> str:
     return config["protocol"] + (f"[{config['prompt_class']}]" if config.get("prompt_class") else "")
 
 
+def records_note(out: Path) -> str:
+    """The table's line on the data file: records read, evaluated, skipped (and why), box metric n/a."""
+    report = outcome.load_report(out)
+    if report is None:
+        return ""
+    note = f"- records: {report.line()}"
+    if report.skipped:
+        note += "; each skipped record is listed in skipped_records.jsonl"
+    if report.box_issues:
+        note += "; the unusable evidence boxes in evidence_box_issues.jsonl"
+    return note + "\n"
+
+
 def stage_table(args: argparse.Namespace) -> str:
     out = Path(args.output_dir)
     label = args.label or run_label(out, args.protocol)
@@ -343,7 +411,7 @@ def stage_table(args: argparse.Namespace) -> str:
     header = [line for line in (run_header(out),) if line]
     if args.protocol == "refcoco":
         results = refcoco.accuracy_by_split(scores.load_scores(out / refcoco.SCORES_NAME, required=("key", "dataset", "hit")))
-        markdown = refcoco.render_markdown(results, label, header=header)
+        markdown = refcoco.render_markdown(results, label, header=header) + records_note(out)
         (out / "table.md").write_text(markdown, encoding="utf-8")
         (out / "table.csv").write_text(refcoco.render_csv(results), encoding="utf-8")
         return markdown
@@ -360,7 +428,23 @@ def stage_table(args: argparse.Namespace) -> str:
         header = [f"{other_label}: {line}" for line in (run_header(other),) if line] + \
                  [f"{label}: {line}" for line in header]
     md_path, _ = tables.write_tables(runs, out, header=header)
+    note = records_note(out)
+    if note:
+        md_path.write_text(md_path.read_text(encoding="utf-8") + note, encoding="utf-8")
     return md_path.read_text(encoding="utf-8")
+
+
+def incomplete_count(args: argparse.Namespace) -> int:
+    """Skipped records (``records_report.json``) plus predictions that failed (an unreadable image mid-run)."""
+    out = Path(args.output_dir)
+    report = outcome.load_report(out)
+    skipped = report.skipped if report is not None else 0
+    predicted = load_predictions(out) if (out / "predictions.jsonl").is_file() else []
+    errors = sum(1 for p in predicted if p.get("status") != "ok")
+    if errors:
+        logger.warning("%d prediction(s) failed (see their 'error' in predictions.jsonl); the table leaves them out",
+                       errors)
+    return skipped + errors
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -370,7 +454,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
     try:
-        check_model_path(args.model_path)  # a missing local folder is named before anything loads
+        check_model_path(args.model_path)  # a missing local folder is named before anything loads (issue 17)
+        set_max_image_pixels(args.max_image_pixels)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         if "infer" in stages:
             apply_demo_defaults(args)
@@ -386,16 +471,23 @@ def main(argv: list[str] | None = None) -> int:
             stage_score(args)
         if "table" in stages:
             print(stage_table(args), flush=True)
-        if unjudged:
-            logger.error("%d item(s) could not be judged (endpoint down or unparseable replies): the table says "
-                         "so; rerun the same command to judge only those items (exit %d)", unjudged, EXIT_UNJUDGED)
-            return EXIT_UNJUDGED
+        incomplete = incomplete_count(args)
+    except JudgeAuthenticationError as exc:
+        logger.error("%s (exit %d)", exc, outcome.EXIT_CONFIG_ERROR)
+        return outcome.EXIT_CONFIG_ERROR
     except (FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)
-        return 1
+        return outcome.EXIT_CONFIG_ERROR
     finally:
         shutdown(ctx)
-    return 0
+    code = outcome.exit_code(unjudged=unjudged, incomplete=incomplete)
+    if unjudged:
+        logger.error("%d item(s) could not be judged (endpoint down or unparseable replies): the table says "
+                     "so; rerun the same command to judge only those items (exit %d)", unjudged, code)
+    if incomplete:
+        logger.warning("%d record(s) skipped or failed (records_report.json, skipped_records.jsonl); the rest is in "
+                       "the table%s", incomplete, f" (exit {code})" if code == outcome.EXIT_INCOMPLETE else "")
+    return code
 
 
 if __name__ == "__main__":

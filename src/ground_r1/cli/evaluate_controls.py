@@ -4,9 +4,10 @@ random-box GIoU (`ground_r1.evaluation.controls`).
     python -m ground_r1.cli.evaluate_controls --model_path out/demo --output out/demo/heldout_eval.json
     python -m ground_r1.cli.evaluate_controls --model_path src/ground_r1/assets/tiny-instruct   # before RL
 
-Rollout settings (turns, per-turn tokens, pixels, crop rules), so the evaluation sees images and budgets exactly as
-training did: a GRPO preset given with `--config`; else the checkpoint's own `rollout_settings.json` (every GRPO
-checkpoint carries one); else the CPU demo's configs/grpo/tiny_cpu.yaml (the shipped base was built for it).
+Rollout settings (turns, per-turn tokens, pixels, crop and box rules, the letter rule), so the evaluation sees images
+and budgets exactly as training did: a GRPO preset given with `--config`; else the checkpoint's own
+`rollout_settings.json` (every GRPO checkpoint carries one); else the CPU demo's configs/grpo/tiny_cpu.yaml (the
+shipped base was built for it).
 Data: any VisCoT records file whose datasets have a rule-based accuracy; default the built-in synthetic
 held-out split.
 """
@@ -21,7 +22,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ground_r1 import paths
-
+from ground_r1.data.images import add_max_image_pixels_argument
 from ground_r1.rollout_settings import ROLLOUT_KEYS, preset_settings, read_settings  # noqa: F401 (ROLLOUT_KEYS: the one list)
 
 DEMO_PRESET = paths.PACKAGE_DIR.parent.parent / "configs" / "grpo" / "tiny_cpu.yaml"
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repetition_penalty", type=float, default=1.05, help="greedy decoding penalty (SPEC §2)")
     p.add_argument("--seed", type=int, default=0, help="random-box baseline seed")
     p.add_argument("--output", default=None, help="write the metrics JSON here")
+    add_max_image_pixels_argument(p)
     return p
 
 
@@ -68,19 +70,18 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from ground_r1.cli.train_grpo import default_model_path
-    from ground_r1.data.images import load_image
+    from ground_r1.data.images import load_image, set_max_image_pixels
     from ground_r1.data.records import load_viscot_records
     from ground_r1.data.synthetic import ensure_default_dataset
     from ground_r1.evaluation.controls import CONDITION_MEANINGS, FIELD_MEANINGS, evaluate_controls, json_safe
-    from ground_r1.models.loading import load_model, load_processor
+    from ground_r1.models.loading import check_model_path, load_model, load_processor
     from ground_r1.rewards.registry import build_registry
     from ground_r1.rollout.runner import RolloutConfig
     from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
-    from ground_r1.models.loading import check_model_path
-
     model_path = args.model_path or default_model_path()
-    check_model_path(model_path)
+    check_model_path(model_path)  # a missing local folder is named before anything loads (issue 17)
+    set_max_image_pixels(args.max_image_pixels)
     settings, source = choose_settings(args.config, model_path)
     logging.getLogger("ground_r1.evaluate_controls").info("rollout settings from %s: %s", source, settings)
     min_px, max_px = settings.get("min_pixels", 3136), settings.get("max_pixels", 401408)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     if data_path is None:
         folder = ensure_default_dataset()
         data_path, image_root = str(folder / "eval.jsonl"), str(folder)
-    registry = build_registry()
+    registry = build_registry(letter_rule=settings.get("letter_rule", "spec"))
     loaded = load_viscot_records(data_path, image_root=image_root, min_pixels=min_px, max_pixels=max_px,
                                  known_datasets=[d for d in registry.known_datasets() if registry.has_rule(d)],
                                  limit=args.max_questions)
@@ -103,7 +104,8 @@ def main(argv: list[str] | None = None) -> int:
                            max_completion_length=settings.get("max_completion_length"),
                            min_crop_size=settings.get("min_crop_size", 28),
                            max_aspect_ratio=settings.get("max_aspect_ratio", 200.0),
-                           crop_fallback=settings.get("crop_fallback", "full_image"))
+                           crop_fallback=settings.get("crop_fallback", "full_image"),
+                           box_parse=settings.get("box_parse", "tag_first"))
     sampling = replace(EVAL_GREEDY_SAMPLING, repetition_penalty=args.repetition_penalty,
                        max_new_tokens=settings.get("max_new_tokens_per_turn", EVAL_GREEDY_SAMPLING.max_new_tokens))
     with torch.no_grad():

@@ -2,11 +2,25 @@
 
     python -m ground_r1.cli.evaluate_general --protocol ground_r1 --model_path CKPT \\
         --dataset_root /data/Ground_R1_General_Eval --output_dir out/general --benchmarks MME,POPE
+    python -m ground_r1.cli.evaluate_general ... --dataset_root Ground-R1/eval_general_dataset/dataset \\
+        --image_root /data/LVLM_benchmarks                                  # the release's folder layout
     torchrun --nproc_per_node 8 -m ground_r1.cli.evaluate_general ...          # data-parallel inference
 
+Layouts: ours, ``--dataset_root`` holding ``{name}.jsonl`` and the images of each benchmark in ``{name}/``;
+or the release's, ``--dataset_root`` = the folder of the JSONL files (its ``eval_general_dataset/dataset``)
+and ``--image_root`` = the folder its ``LVLM_benchmarks`` zip unpacks to, images of ``{name}`` in
+``IMAGE_ROOT/{name}/``.
+
 Each benchmark gets its own folder ``OUTPUT_DIR/{name}/`` (predictions, MM-Vet grades, ``scores.jsonl``,
-``metrics.json``), so each resumes on its own: rerun the same command after a kill. Every requested file is
-read and validated (images included) before any inference; all problems are listed at once.
+``metrics.json``), so each resumes on its own: rerun the same command after a kill. Every record of every
+requested file is read and validated (images included) before any inference. A record that cannot be
+evaluated is skipped (``OUTPUT_DIR/skipped_records.jsonl``: ``file:line: field: why``, and a count in the
+summary); a benchmark whose file cannot be read is reported and the others run.
+
+Exit status (README "Exit codes"): 0 everything evaluated; 1 a configuration error (unknown benchmark name,
+missing DATASET_ROOT / IMAGE_ROOT, no benchmark could run, the grader's key refused with HTTP 401/403); 3 MM-Vet
+items left ungraded (endpoint down, unparseable replies: the same command grades only those); 4 records skipped,
+predictions failed or a benchmark could not run (the others are in the summary). Several: the lowest non-zero.
 
 Stages (``--stages``, default all): ``infer`` (this process's share, rank 0 merges), ``grade`` (MM-Vet's
 official LLM grader over ``OPENAI_MODEL`` / ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; none set: MM-Vet is NOT
@@ -41,10 +55,11 @@ from ground_r1.cli.evaluate import (
     init_distributed,
     shutdown,
 )
-from ground_r1.evaluation import general, inference
-from ground_r1.evaluation.benchmarks import list_benchmarks
+from ground_r1.data.images import add_max_image_pixels_argument, set_max_image_pixels
+from ground_r1.evaluation import general, inference, outcome
+from ground_r1.evaluation.benchmarks import get_benchmark, list_benchmarks
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TOKENS
-from ground_r1.evaluation.judge import JudgeConfig, load_judgments
+from ground_r1.evaluation.judge import JudgeAuthenticationError, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
 from ground_r1.models.loading import check_model_path
 from ground_r1.rollout_settings import run_header
@@ -122,23 +137,30 @@ def build_parser() -> argparse.ArgumentParser:
                         "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8")
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
     p.add_argument("--dataset_root", default=None,
-                   help="folder holding the release files (MME.jsonl, ...) and the images (DATASET_ROOT/{name}/ "
-                        "when it exists, else beside the file); default: a built-in demo set")
+                   help="folder holding the release files (MME.jsonl, ...) and, without --image_root, the images "
+                        "(DATASET_ROOT/{name}/ when it exists, else beside the file); default: a built-in demo set")
+    p.add_argument("--image_root", default=None,
+                   help="the release's layout: the LVLM_benchmarks folder, images of each benchmark in "
+                        "IMAGE_ROOT/{name}/ (DATASET_ROOT then holds only the JSONL files)")
     p.add_argument("--output_dir", required=True, help="one subfolder per benchmark; reuse it to resume")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
     p.add_argument("--max_items", "--max_items_per_dataset", dest="max_items", type=int, default=0,
-                   help="at most N items per benchmark (0 = all); --max_items_per_dataset is accepted too")
+                   help="at most N items per benchmark (MMBench: the first N questions with all their rotated "
+                        "copies, for CircularEval); 0 = all. --max_items_per_dataset is accepted too")
     add_decoding_arguments(p, demo_tokens="the demo model or the built-in demo set")
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
                    help="grade MM-Vet when a grader endpoint is configured")
-    p.add_argument("--judge_model", default=None, help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini)")
+    p.add_argument("--judge_model", default=None,
+                   help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini); the summary names it. The "
+                        "official evaluator used gpt-4-0613, lmms-eval 0.7.3 gpt-4o-2024-11-20 (docs/metrics.md)")
     p.add_argument("--judge_base_url", default=None, help="grader endpoint (default: $OPENAI_BASE_URL)")
     p.add_argument("--judge_concurrency", type=int, default=None, help="grader requests in flight")
     p.add_argument("--judge_max_tokens", type=int, default=MMVET_GRADER_MAX_TOKENS,
                    help="grader reply budget (the official evaluator's 3)")
     p.add_argument("--judge_cache", default=None, help="grader cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
     p.add_argument("--label", default=None, help="the run's name in the summary (default: protocol and model)")
+    add_max_image_pixels_argument(p)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -187,7 +209,7 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
                                      max_completion_length=args.max_completion_length,
                                      min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
                                      crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
-                                     max_pixels=args.max_pixels, batch_size=args.batch_size,
+                                     max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
                                      settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
 
 
@@ -220,8 +242,10 @@ def _predictions(out: Path) -> dict[str, dict[str, Any]]:
     return {str(p["key"]): p for p in load_predictions(out)}
 
 
-def stage_grade(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -> None:
-    """MM-Vet's grader (SPEC §7) when it is among the benchmarks and an endpoint is configured."""
+def stage_grade(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -> int:
+    """MM-Vet's grader (SPEC §7) when it is among the benchmarks and an endpoint is configured; returns how many
+    items were left ungraded (failed or unparseable: a rerun grades only those)."""
+    ungraded = 0
     for data in (d for d in loaded if d.spec.needs_judge):
         if not args.grade:
             logger.warning("%s WAS NOT GRADED: grading skipped (--no-grade)", data.name)
@@ -237,36 +261,86 @@ def stage_grade(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -
         cache = args.judge_cache or Path(args.output_dir) / "judge_cache.jsonl"
         report = general.grade_mmvet(data, _predictions(out), out / general.GRADES_NAME, config, cache_path=cache)
         logger.info("%s: %s", data.name, report.summary())
+        ungraded += report.failed + report.unparseable
+    return ungraded
 
 
 def run_label(args: argparse.Namespace) -> str:
     return args.label or f"{args.protocol}, {Path(args.model_path).name if args.model_path else 'model'}"
 
 
-def stage_score(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -> str:
-    """Per-item records and metrics per benchmark, then the summary across benchmarks (Markdown + CSV)."""
+def stage_score(args: argparse.Namespace, read: general.GeneralRead) -> tuple[str, int]:
+    """Per-item records and metrics per benchmark, then the summary across benchmarks (Markdown + CSV), a row
+    for each benchmark that could not run, and one line per file read. Returns the Markdown and the number of
+    items left out (prediction errors, missing predictions)."""
     rows: list[general.SummaryRow] = []
-    for data in loaded:
+    left_out = 0
+    failed = dict(read.failed)
+    for data in read.loaded:
         out = Path(args.output_dir) / data.name
-        grades_path = out / general.GRADES_NAME
-        grades = load_judgments(grades_path) if data.spec.needs_judge and grades_path.is_file() else None
-        scored = general.score_benchmark(data, _predictions(out), grades)
-        metrics = data.spec.aggregate(scored.records)
+        try:
+            grades_path = out / general.GRADES_NAME
+            grades = load_judgments(grades_path) if data.spec.needs_judge and grades_path.is_file() else None
+            scored = general.score_benchmark(data, _predictions(out), grades)
+            metrics = data.spec.aggregate(scored.records)
+        except (ValueError, OSError) as exc:  # one benchmark's unreadable outputs never stop the others
+            logger.error("%s: cannot score: %s", data.name, exc)
+            failed[data.name] = f"cannot score: {exc}"
+            continue
         (out / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.records), encoding="utf-8")
         extra = {"benchmark": data.name, "version": data.spec.version, "protocol": args.protocol,
-                 "file": str(data.file), "errors": scored.errors, "missing": scored.missing}
-        summary = general.summary_rows(data.spec, metrics, scored)
-        uncertainty = {r.metric: {"value": r.score, "se": r.se, "items": r.items, "method": r.error_bar}
-                       for r in summary}
+                 "file": str(data.file), "records_read": data.records_read, "skipped": data.skipped_records,
+                 "errors": scored.errors, "missing": scored.missing}
+        summary = general.summary_rows(data.spec, metrics, scored, skipped=data.skipped_records)
+        # One entry per table row (a list: the headline and its variant rows may share a metric name).
+        uncertainty = [{"metric": r.metric, "rule": r.rule, "variant": r.variant, "value": r.score, "se": r.se,
+                        "items": r.items, "method": r.error_bar} for r in summary]
         (out / "metrics.json").write_text(json.dumps({**extra, "metrics": metrics, "uncertainty": uncertainty},
                                                      indent=2) + "\n", encoding="utf-8")
         rows.extend(summary)
+        left_out += scored.errors + scored.missing
+    rows.extend(general.failed_row(name, why) for name, why in failed.items())
+    files = [general.file_line(d) for d in read.loaded] + [f"{name}: COULD NOT RUN: {why.splitlines()[0]}"
+                                                          for name, why in failed.items()]
     out_dir = Path(args.output_dir)
-    header = [line for line in (run_header(out_dir / d.name) for d in loaded[:1]) if line]
-    markdown = general.render_summary_markdown(rows, run_label(args), header=header)
+    header = [line for line in (run_header(out_dir / d.name) for d in read.loaded[:1]) if line]
+    markdown = general.render_summary_markdown(rows, run_label(args), files, header=header)
     (out_dir / SUMMARY_MD).write_text(markdown, encoding="utf-8")
     (out_dir / SUMMARY_CSV).write_text(general.render_summary_csv(rows), encoding="utf-8")
-    return markdown
+    read.failed.update(failed)
+    return markdown, left_out
+
+
+def check_configuration(args: argparse.Namespace, names: list[str]) -> None:
+    """What must hold before any work (exit 1 otherwise): known benchmark names, existing folders.
+
+    Raises:
+        ValueError: an unknown benchmark name (with the closest match) or a folder that does not exist.
+    """
+    for name in names:
+        get_benchmark(name)
+    folders = (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root))
+    for flag, folder in folders:
+        if folder is not None and not Path(folder).is_dir():
+            raise ValueError(f"{flag} is not a folder: {folder}")
+
+
+def write_skipped(args: argparse.Namespace, read: general.GeneralRead) -> int:
+    """``OUTPUT_DIR/skipped_records.jsonl``: every skipped record of every benchmark (``file:line: field: why``
+    and its benchmark); the number of skipped records."""
+    from ground_r1.data.records import SKIPPED_RECORDS_NAME, write_issues
+
+    path = Path(args.output_dir) / SKIPPED_RECORDS_NAME
+    path.unlink(missing_ok=True)  # a stale list from an earlier run
+    for data in read.loaded:
+        if data.skipped:
+            write_issues(data.skipped, path, extra={"benchmark": data.name}, append=True)
+    for data in read.loaded:
+        logger.log(logging.WARNING if data.skipped else logging.INFO, "%s", general.file_line(data))
+    total = sum(d.skipped_records for d in read.loaded)
+    if total:
+        logger.warning("%d record(s) skipped in all; each is listed in %s", total, path)
+    return total
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -276,26 +350,49 @@ def main(argv: list[str] | None = None) -> int:
     ctx = init_distributed()
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
+    ungraded = incomplete = 0
     try:
-        check_model_path(args.model_path)  # a missing local folder is named before anything loads
+        check_model_path(args.model_path)  # a missing local folder is named before anything loads (issue 17)
+        set_max_image_pixels(args.max_image_pixels)
+        check_configuration(args, names)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         apply_demo_defaults(args, ctx)
-        loaded = general.load_benchmarks(names, args.dataset_root, max_items=args.max_items or None)
-        logger.info("benchmarks: %s", ", ".join(f"{d.name} ({len(d.items)} items, {d.file})" for d in loaded))
+        read = general.read_benchmarks(names, args.dataset_root, image_root=args.image_root,
+                                       max_items=args.max_items or None)
+        if not read.loaded:
+            raise ValueError("no benchmark could run (each one's reason is above): check DATASET_ROOT"
+                             + (" and IMAGE_ROOT" if args.image_root else ""))
+        skipped = write_skipped(args, read) if ctx.is_main else 0
+        logger.info("benchmarks: %s", ", ".join(f"{d.name} ({len(d.items)} items, {d.file})" for d in read.loaded))
         if "infer" in stages:
-            stage_infer(args, ctx, loaded)
+            stage_infer(args, ctx, read.loaded)
         if not ctx.is_main:
             return 0
         if "grade" in stages:
-            stage_grade(args, loaded)
+            ungraded = stage_grade(args, read.loaded)
+        left_out = 0
         if "score" in stages:
-            print(stage_score(args, loaded), flush=True)
+            markdown, left_out = stage_score(args, read)
+            print(markdown, flush=True)
+        incomplete = skipped + left_out + len(read.failed)
+    except JudgeAuthenticationError as exc:
+        logger.error("%s (exit %d)", exc, outcome.EXIT_CONFIG_ERROR)
+        return outcome.EXIT_CONFIG_ERROR
     except (FileNotFoundError, ValueError) as exc:
         logger.error("%s", exc)
-        return 1
+        return outcome.EXIT_CONFIG_ERROR
     finally:
         shutdown(ctx)
-    return 0
+    code = outcome.exit_code(unjudged=ungraded, incomplete=incomplete)
+    if ungraded:
+        logger.error("%d MM-Vet item(s) could not be graded (endpoint down or unparseable replies): the summary says "
+                     "so; rerun the same command to grade only those items (exit %d)", ungraded, code)
+    if read.failed:
+        logger.error("could not run: %s; the other benchmarks finished", ", ".join(read.failed))
+    if incomplete:
+        logger.warning("%d record(s) skipped or left out, or benchmark(s) that could not run: the summary counts "
+                       "them%s", incomplete, f" (exit {code})" if code == outcome.EXIT_INCOMPLETE else "")
+    return code
 
 
 if __name__ == "__main__":

@@ -19,7 +19,12 @@ import logging
 import sys
 from pathlib import Path
 
-from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from ground_r1.data.images import (
+    DEFAULT_MAX_PIXELS,
+    DEFAULT_MIN_PIXELS,
+    add_max_image_pixels_argument,
+    set_max_image_pixels,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max_records", type=int, default=None, help="only the first N records")
     parser.add_argument("--skip_bad_records", action="store_true", help="skip bad records instead of failing")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
+    add_max_image_pixels_argument(parser)
     return parser
 
 
@@ -71,6 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if image_root is None:
         image_root = str(Path(data_path).absolute().parent)
     try:
+        set_max_image_pixels(args.max_image_pixels)
         min_pixels, max_pixels = pixel_bounds(args)
         report = prepare_sft_data(
             data_path,

@@ -94,7 +94,13 @@ def default_model_path() -> str:
 def load_datasets(script_args, training_args, registry, special_tokens=()):
     """Validated train/eval records as `datasets.Dataset`s. Every bad record is reported at once, before any GPU
     time; with --skip_bad_records the rest is used and the skipped ones are written to OUTPUT_DIR."""
-    from ground_r1.data.records import load_viscot_records, records_to_dataset, write_issues
+    from ground_r1.data.records import (
+        BOX_ISSUES_NAME,
+        SKIPPED_RECORDS_NAME,
+        load_viscot_records,
+        records_to_dataset,
+        write_issues,
+    )
     from ground_r1.data.synthetic import ensure_default_dataset
 
     train_path, eval_path, image_root = script_args.data_path, script_args.eval_data_path, script_args.image_root
@@ -109,16 +115,25 @@ def load_datasets(script_args, training_args, registry, special_tokens=()):
                   min_pixels=training_args.min_pixels, max_pixels=training_args.max_pixels,
                   known_datasets=known, skip_bad_records=script_args.skip_bad_records,
                   special_tokens=special_tokens)
+    out_dir = Path(training_args.output_dir)
     train = load_viscot_records(train_path, **common)
     if train.issues:
-        out = write_issues(train.issues, Path(training_args.output_dir) / "skipped_records.jsonl")
+        out = write_issues(train.issues, out_dir / SKIPPED_RECORDS_NAME)
         logger.warning("skipped %d bad training record(s); list written to %s", train.skipped, out)
     if not train.records:
         raise ValueError(f"{train_path}: no valid training records")
     eval_ds = None
+    held_out_notes = []
     if eval_path:
         held_out = load_viscot_records(eval_path, limit=script_args.max_eval_questions, **common)
         eval_ds = records_to_dataset(held_out.records) if held_out.records else None
+        held_out_notes = held_out.box_notes
+    # The evidence box is only a metric (SPEC §3): records with an unusable one train as any other, listed here;
+    # the per-step metric giou/no_gt counts the trajectories left without a box to score against.
+    if train.box_notes or held_out_notes:
+        out = write_issues(train.box_notes + held_out_notes, out_dir / BOX_ISSUES_NAME)
+        logger.warning("%d training record(s) kept with unusable evidence boxes (their GIoU metric uses the boxes "
+                       "left, n/a when none): listed in %s", train.records_with_box_issues, out)
     return records_to_dataset(train.records), eval_ds
 
 
@@ -178,7 +193,8 @@ def build_reward_functions(training_args):
     from ground_r1.rewards.registry import build_registry
     from ground_r1.rewards.trl_functions import load_reward_function, make_accuracy_reward
 
-    registry = build_registry(default_handler=training_args.accuracy_default_handler)
+    registry = build_registry(default_handler=training_args.accuracy_default_handler,
+                              letter_rule=training_args.letter_rule)
     funcs = []
     for spec in training_args.reward_functions:
         funcs.append(make_accuracy_reward(registry) if spec == "accuracy" else load_reward_function(spec))
@@ -265,11 +281,24 @@ def main(argv: list[str] | None = None) -> int:
     # Multi-process on CPU (tests, laptops) needs the gloo state before the training args (ENVIRONMENT.md).
     # The training args must reuse that state, and GRPOConfig.__post_init__ already reads the world size, so the
     # flag goes in before parsing.
+    setup_logging(int(os.environ.get("RANK", "0")) == 0)
+    from ground_r1.presets import PresetMachineError, check_preset_for_machine
+
+    try:  # before the training arguments, which die on a GPU-only setting without saying which preset set it
+        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_grpo ...")
+        check_preset_for_machine(argv, launcher=launcher,
+                                 cpu_preset="configs/grpo/tiny_cpu.yaml")
+    except PresetMachineError as exc:
+        logger.error("%s", exc)
+        return 1
     if init_cpu_gloo_state() and "--accelerator_config" not in argv:
         argv = [*argv, "--accelerator_config", '{"use_configured_state": true}']
     script_args, training_args, model_args = parse_args(argv)
     is_main = int(os.environ.get("RANK", "0")) == 0
-    setup_logging(is_main)
+    setup_logging(is_main)  # again: building the training arguments reconfigures logging
+    from ground_r1.data.images import set_max_image_pixels
+
+    set_max_image_pixels(script_args.max_image_pixels)
 
     from ground_r1.trackers import TrackerError, check_trackers, tracker_environment
 
@@ -295,10 +324,16 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.trainer.heldout import HeldoutCallback, HeldoutEvaluation
     from trl import get_peft_config
 
+    from ground_r1.data.records import RecordValidationError
+
     reward_funcs, registry = build_reward_functions(training_args)
     processor = build_processor(model_args, training_args)
-    train_ds, eval_ds = load_datasets(script_args, training_args, registry,
-                                      special_tokens=processor.tokenizer.all_special_tokens)
+    try:
+        train_ds, eval_ds = load_datasets(script_args, training_args, registry,
+                                          special_tokens=processor.tokenizer.all_special_tokens)
+    except (FileNotFoundError, RecordValidationError) as exc:  # named for what they are, before any GPU time
+        logger.error("%s", exc)
+        return 1
     model = build_model(model_args, training_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     if is_main:

@@ -15,16 +15,33 @@ from __future__ import annotations
 import logging
 
 from ground_r1.distributed import exit_process, finish_distributed
+from ground_r1.sft.data import SFTDataMismatchError
+
+logger = logging.getLogger("ground_r1.train_sft")
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+    import sys
+
     from trl import SFTConfig
 
     from ground_r1.cli.parser import HelpSection, StrictTrlParser, field_names, own_fields
+    from ground_r1.data.images import set_max_image_pixels
+    from ground_r1.data.records import RecordValidationError
     from ground_r1.distributed import init_cpu_gloo_state
-    from ground_r1.models.loading import ModelPathError
+    from ground_r1.presets import PresetMachineError, check_preset_for_machine
     from ground_r1.sft.train import GroundR1SFTConfig, SFTScriptArguments, train_sft
 
+    argv = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:  # before the training arguments, which die on a GPU-only setting without saying which preset set it
+        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_sft ...")
+        check_preset_for_machine(argv, launcher=launcher, cpu_preset="configs/sft/tiny_cpu.yaml")
+    except PresetMachineError as exc:
+        logger.error("%s", exc)
+        return 1
     # Several processes on CPU need the gloo state before the training arguments (ENVIRONMENT.md).
     gloo = init_cpu_gloo_state()
     parser = StrictTrlParser(
@@ -35,15 +52,14 @@ def main(argv: list[str] | None = None) -> int:
                                                           "gradient_accumulation_steps", "bf16", "logging_steps",
                                                           "save_steps", "report_to", "seed"))],
         prog="python -m ground_r1.cli.train_sft")
-    script_args, config = parser.parse_args_and_config(argv)
+    script_args, config = parser.parse_args_and_config(argv)  # a usage error exits 2 (ground_r1.cli.parser)
     if gloo:
         config.accelerator_config.use_configured_state = True
-    logging.basicConfig(level=logging.INFO if config.process_index == 0 else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    set_max_image_pixels(script_args.max_image_pixels)
     try:
         train_sft(script_args, config)
-    except ModelPathError as exc:
-        logging.getLogger("ground_r1.sft").error("%s", exc)
+    except (FileNotFoundError, RecordValidationError, SFTDataMismatchError) as exc:  # named, before any training
+        logger.error("%s", exc)  # FileNotFoundError includes issue 17's ModelPathError
         return 1
     finish_distributed()
     return 0

@@ -19,10 +19,12 @@ What is a usable image (the policy data validation applies, so that nothing fail
   whole side (SPEC §2: widen to min(28, side));
 * **bad** (:class:`ImageLoadError` with the path and the reason): missing, a directory, empty, not an image,
   truncated or corrupt pixel data, an aspect ratio above 200 (smart_resize refuses it; reported by
-  :func:`input_size`), and more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (89,478,485 by default, the
-  decompression-bomb guard): PIL itself only *warns* between 1x and 2x that limit and would decode, say, a
-  10000x10000 image into 300 MB; we refuse at the header, before decoding anything. Raise
-  ``PIL.Image.MAX_IMAGE_PIXELS`` (or set it to None) for a data set of genuine giant images.
+  :func:`input_size`), and more pixels than the decompression-bomb limit of :func:`max_image_pixels`
+  (default 178,956,970: PIL's own *error* threshold, twice ``PIL.Image.MAX_IMAGE_PIXELS``), refused at the
+  header, before decoding anything. PIL only warns between its 89,478,485 and that threshold; genuine dataset
+  images live there (the VisCoT benchmark's 8400x11200 DUDE page, 94,080,000 pixels), so they are read and
+  resized like any other, while a real bomb (a 20000x20000 header) still stops. ``--max_image_pixels`` on
+  every CLI (:func:`set_max_image_pixels`) raises or lowers the limit; 0 removes it.
 
 :func:`image_size` with ``verify=True`` is the cheap up-front check that validation runs on every record: the
 header, and, for JPEG and PNG, whether the file is complete (its end marker / IEND chunk; a PNG is walked chunk
@@ -35,8 +37,10 @@ common case, cut the chunk list and are caught.
 
 from __future__ import annotations
 
+import math
 import os
 import struct
+import warnings
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,6 +51,10 @@ from PIL import Image, ImageOps
 DEFAULT_MIN_PIXELS = 3136  # 4 x 28 x 28: the release's (and Qwen's) minimum
 DEFAULT_MAX_PIXELS = 401408  # 512 x 28 x 28: the release's max_pixels (SPEC §2)
 PATCH_FACTOR = 28  # ViT patch 14 x spatial merge 2: input sides are multiples of 28
+# PIL's own error threshold (2 x its default MAX_IMAGE_PIXELS of 89,478,485): the decompression-bomb limit of
+# dataset images. PIL's 1x warning level would refuse the release's genuine 8400x11200 VisCoT page.
+DEFAULT_MAX_IMAGE_PIXELS = 178_956_970
+_max_image_pixels: int | None = DEFAULT_MAX_IMAGE_PIXELS
 
 # EXIF orientations 5..8 rotate by 90/270 degrees: width and height swap after exif_transpose.
 _EXIF_ORIENTATION_TAG = 0x0112
@@ -104,16 +112,56 @@ def input_size(
     return int(w), int(h)
 
 
+def max_image_pixels() -> int | None:
+    """The decompression-bomb limit of dataset images, in pixels (None: no limit)."""
+    return _max_image_pixels
+
+
+def set_max_image_pixels(limit: int | None) -> None:
+    """Set the decompression-bomb limit of dataset images (``--max_image_pixels``); None or 0: no limit.
+
+    The limit is ours, checked at the header (:func:`pixel_limit_reason`). PIL's own guard, which raises above
+    twice ``PIL.Image.MAX_IMAGE_PIXELS``, is raised with it when needed so that it never refuses first.
+
+    Raises:
+        ValueError: a negative limit.
+    """
+    global _max_image_pixels
+    if limit is not None and limit < 0:
+        raise ValueError(f"max_image_pixels must be >= 0 (0: no limit), got {limit}")
+    _max_image_pixels = limit or None
+    pil = Image.MAX_IMAGE_PIXELS
+    if _max_image_pixels is None:
+        Image.MAX_IMAGE_PIXELS = None
+    elif pil is not None and 2 * pil < _max_image_pixels:
+        Image.MAX_IMAGE_PIXELS = math.ceil(_max_image_pixels / 2)
+
+
+def add_max_image_pixels_argument(parser) -> None:
+    """The ``--max_image_pixels`` flag of every CLI that reads dataset images (argparse parsers)."""
+    parser.add_argument(
+        "--max_image_pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+        help="decompression-bomb limit of dataset images in pixels (default: PIL's own error threshold, "
+             "178956970; genuine images up to it are read and resized; 0: no limit)")
+
+
 def pixel_limit_reason(width: int, height: int) -> str | None:
     """Why a ``width`` x ``height`` image is refused by the decompression-bomb guard, or None when it is not
-    (``PIL.Image.MAX_IMAGE_PIXELS``, read at call time so a user's raised limit, or None, is honoured)."""
-    limit = Image.MAX_IMAGE_PIXELS
+    (:func:`max_image_pixels`, read at call time so a changed limit is honoured)."""
+    limit = _max_image_pixels
     if limit is None or width * height <= limit:
         return None
     return (
-        f"{width}x{height} = {width * height:,} pixels exceeds the decompression-bomb limit "
-        f"PIL.Image.MAX_IMAGE_PIXELS = {limit:,}; if the image is genuine, raise that limit (or downscale the file)"
+        f"{width}x{height} = {width * height:,} pixels exceeds the decompression-bomb limit of {limit:,} pixels "
+        "(--max_image_pixels); if the image is genuine, raise that limit (or downscale the file)"
     )
+
+
+def _open(path: Path) -> Image.Image:
+    """``Image.open`` without PIL's warning between its 1x and 2x levels: our own limit decides (module doc)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        return Image.open(path)
 
 
 def _failure_reason(path: Path, exc: BaseException) -> str:
@@ -131,8 +179,8 @@ def _failure_reason(path: Path, exc: BaseException) -> str:
         return "not a recognised image format (corrupt file or not an image)"
     if isinstance(exc, Image.DecompressionBombError):
         return (
-            f"image too large for PIL's decompression-bomb limit (PIL.Image.MAX_IMAGE_PIXELS = "
-            f"{Image.MAX_IMAGE_PIXELS:,}): {exc} If the image is genuine, raise that limit"
+            f"image too large for the decompression-bomb limit ({_max_image_pixels or 0:,} pixels, "
+            f"--max_image_pixels): {exc} If the image is genuine, raise that limit"
         )
     return f"corrupt or truncated image data ({type(exc).__name__}: {exc})"
 
@@ -198,7 +246,7 @@ def image_size(path: str | os.PathLike[str], *, verify: bool = False) -> tuple[i
     """(width, height) of the image *as load_image returns it*, without decoding its pixels.
 
     EXIF orientations 5-8 swap the two sides, exactly as :func:`load_image` does, so a record's size read
-    here matches the pixels the model sees. Images above ``PIL.Image.MAX_IMAGE_PIXELS`` are refused (module
+    here matches the pixels the model sees. Images above :func:`max_image_pixels` are refused (module
     docstring).
 
     ``verify=False``: the header only; a header that parses does not prove the pixel data is intact.
@@ -213,7 +261,7 @@ def image_size(path: str | os.PathLike[str], *, verify: bool = False) -> tuple[i
     """
     p = Path(path)
     try:
-        with Image.open(p) as im:
+        with _open(p) as im:
             width, height = im.size
             too_large = pixel_limit_reason(width, height)
             if too_large is not None:
@@ -279,13 +327,13 @@ def load_image(path: str | os.PathLike[str]) -> Image.Image:
 
     Grayscale, palette, CMYK, 16-bit and float images are converted; transparency is composited on white.
     Raises :class:`ImageLoadError` (with the path and the reason) for a missing, empty, unrecognised, corrupt,
-    truncated or too large (``PIL.Image.MAX_IMAGE_PIXELS``) file. (If some code sets
+    truncated or too large (:func:`max_image_pixels`) file. (If some code sets
     ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` globally, PIL pads truncated files silently and this check
     cannot see them.)
     """
     p = Path(path)
     try:
-        with Image.open(p) as im:
+        with _open(p) as im:
             too_large = pixel_limit_reason(*im.size)
             if too_large is not None:  # refuse before decoding (module docstring): no hang, no OOM
                 raise ImageLoadError(p, too_large)

@@ -32,14 +32,19 @@ What a valid record is (every other case is an issue with ``file:line: field: me
   stops the rollout);
 * optional fields of the right type, sizes within the decompression-bomb limit;
 * a usable image (see :mod:`ground_r1.data.images` for which modes, sizes and files are usable);
-* evidence boxes of four finite numbers with ``x2 > x1``, ``y2 > y1`` that overlap the image (a box partly
-  outside is kept as stored: the GIoU metric scores what is stored).
+* evidence boxes are *not* a validity condition: they only measure the model's boxes (the GIoU metric; SPEC
+  §3: no box labels in training). A usable box has four finite numbers with ``x2 > x1``, ``y2 > y1`` and
+  overlaps the image (a box partly outside is kept as stored: the GIoU metric scores what is stored). An
+  unusable one (inverted, outside the image, malformed; the release's VisCoT benchmark has ten) is dropped
+  from ``bboxs`` and named in the record's ``box_issues`` (``"bboxs[0]: why"``) and in
+  :attr:`LoadedRecords.box_notes`: the record is kept, its box metric is n/a when no usable box is left.
 
 A line that is not valid UTF-8, not JSON, or nested too deeply is reported as that line's problem, never
 raised.
 
 Each returned record carries ``key`` = ``"<file name>:<line>"`` (unique within a file) and ``uid`` (first 16
-hex digits of the SHA-1 of the record's text: identical lines share it), plus ``source_file`` and ``line``.
+hex digits of the SHA-1 of the record's text: identical lines share it), plus ``source_file`` and ``line``
+(and ``box_issues`` when an evidence box was dropped).
 """
 
 from __future__ import annotations
@@ -76,8 +81,10 @@ MAX_LISTED_ISSUES = 50
 MAX_SUFFIX_ATTEMPTS = 12
 SKIP_HINT = (
     "Fix these records, or pass --skip_bad_records to train on the rest (the skipped records and their "
-    "reasons are written to a JSONL file beside the output)."
+    "reasons are written to skipped_records.jsonl in the output folder)."
 )
+SKIPPED_RECORDS_NAME = "skipped_records.jsonl"
+BOX_ISSUES_NAME = "evidence_box_issues.jsonl"
 
 
 @dataclass
@@ -116,11 +123,18 @@ class RecordValidationError(ValueError):
 
 @dataclass
 class LoadedRecords:
-    """What :func:`load_viscot_records` returns: valid records, the issues found, and how many were skipped."""
+    """What :func:`load_viscot_records` returns: valid records, the issues found, how many records were
+    skipped, and ``box_notes``: the unusable evidence boxes of *kept* records (a metric n/a, not a bad record)."""
 
     records: list[dict[str, Any]]
     issues: list[ValidationIssue] = field(default_factory=list)
     skipped: int = 0
+    box_notes: list[ValidationIssue] = field(default_factory=list)
+
+    @property
+    def records_with_box_issues(self) -> int:
+        """Kept records that lost at least one evidence box."""
+        return len({(n.file, n.line) for n in self.box_notes})
 
 
 def _exists(path: Path) -> bool:
@@ -297,6 +311,7 @@ class _Checker:
         self.input_size_overridden = 0
         self.size_from_image = 0
         self.issues: list[ValidationIssue] = []
+        self.box_notes: list[ValidationIssue] = []
 
     def _issue(self, line: int, field_name: str, message: str) -> None:
         self.issues.append(ValidationIssue(self.file, line, field_name, message, self.unit))
@@ -392,10 +407,14 @@ class _Checker:
                 rec["input_width"], rec["input_height"] = in_w, in_h
             rec["width"], rec["height"] = width, height
 
+        notes_before = len(self.box_notes)
         rec["bboxs"] = self._check_boxes(line, obj.get("bboxs"), width, height)
 
         if len(self.issues) > before:
+            del self.box_notes[notes_before:]  # the record is skipped: its issues say why
             return None
+        if len(self.box_notes) > notes_before:
+            rec["box_issues"] = [f"{n.field}: {n.message}" for n in self.box_notes[notes_before:]]
         rec.setdefault("split", None)
         rec.setdefault("problem_id", None)
         rec["key"] = f"{self.file_name}:{line}"
@@ -427,29 +446,40 @@ class _Checker:
             self.size_from_image += 1
         return actual
 
+    def _box_note(self, line: int, field_name: str, message: str) -> None:
+        self.box_notes.append(ValidationIssue(self.file, line, field_name, message, self.unit))
+
     def _check_boxes(self, line: int, boxes: Any, width: int | None, height: int | None) -> list[list[float]]:
+        """The usable evidence boxes; each unusable one becomes a box note (module docstring), not an issue."""
         if boxes is None:
             return []
         if not isinstance(boxes, list):
-            self._issue(line, "bboxs", f"expected a list of [x1, y1, x2, y2] boxes, got {_type_name(boxes)}")
+            self._box_note(line, "bboxs", f"expected a list of [x1, y1, x2, y2] boxes, got {_type_name(boxes)}")
             return []
         out: list[list[float]] = []
         for i, box in enumerate(boxes):
             name = f"bboxs[{i}]"
             if not isinstance(box, list) or len(box) != 4 or not all(_is_number(v) for v in box):
-                self._issue(line, name, f"expected 4 finite numbers [x1, y1, x2, y2], got {json.dumps(box)}")
+                self._box_note(line, name, f"expected 4 finite numbers [x1, y1, x2, y2], got {json.dumps(box)}")
                 continue
             x1, y1, x2, y2 = (float(v) for v in box)
             if x2 <= x1 or y2 <= y1:
-                self._issue(line, name, f"empty or inverted box {json.dumps(box)}: need x2 > x1 and y2 > y1")
+                self._box_note(line, name, f"empty or inverted box {json.dumps(box)}: need x2 > x1 and y2 > y1")
                 continue
             if width is not None and height is not None and (x1 >= width or y1 >= height or x2 <= 0 or y2 <= 0):
-                self._issue(line, name, f"box {json.dumps(box)} lies entirely outside the {width}x{height} image")
+                self._box_note(line, name, f"box {json.dumps(box)} lies entirely outside the {width}x{height} image")
                 continue
             out.append([x1, y1, x2, y2])
         return out
 
     def log_summary(self) -> None:
+        if self.box_notes:
+            records = len({n.line for n in self.box_notes})
+            logger.warning(
+                "%s: %d record(s) kept with %d unusable evidence box(es) dropped (first: %s); their box metric "
+                "(GIoU) uses the usable boxes left, n/a when none is left",
+                self.file, records, len(self.box_notes), self.box_notes[0],
+            )
         if self.input_size_overridden:
             logger.warning(
                 "%s: %d record(s) carry input_width/input_height that differ from smart_resize(min_pixels=%d, "
@@ -477,6 +507,7 @@ def load_viscot_records(
     skip_bad_records: bool = False,
     limit: int | None = None,
     progress: bool = False,
+    hint: str = SKIP_HINT,
 ) -> LoadedRecords:
     """Load and validate a VisCoT records file (JSONL, or a ``.json`` list), reporting every problem at once.
 
@@ -486,7 +517,8 @@ def load_viscot_records(
     ``special_tokens``: strings that ``problem`` and ``solution`` must not contain (training and evaluation:
     the processor's ``tokenizer.all_special_tokens``; the module docstring says why). ``limit``: only
     the first ``limit`` non-blank records are read (and validated). Raises :class:`RecordValidationError`
-    listing every issue unless ``skip_bad_records``, in which case the bad records are left out and counted.
+    listing every issue (and ``hint``, what to do) unless ``skip_bad_records``, in which case the bad records
+    are left out and counted. Unusable evidence boxes never make a record bad (module docstring).
     """
     p = Path(path)
     if not p.is_file():
@@ -524,21 +556,29 @@ def load_viscot_records(
             records.append(rec)
     checker.log_summary()
     if checker.issues and not skip_bad_records:
-        raise RecordValidationError(checker.issues)
+        raise RecordValidationError(checker.issues, hint)
     if skipped:
         logger.warning("%s: skipped %d bad record(s) of %d (skip_bad_records)", p, skipped, seen)
-    return LoadedRecords(records=records, issues=checker.issues, skipped=skipped)
+    return LoadedRecords(records=records, issues=checker.issues, skipped=skipped, box_notes=checker.box_notes)
 
 
-def write_issues(issues: list[ValidationIssue], path: str | os.PathLike[str]) -> Path:
+def write_issues(
+    issues: list[ValidationIssue],
+    path: str | os.PathLike[str],
+    *,
+    extra: dict[str, Any] | None = None,
+    append: bool = False,
+) -> Path:
     """Write the issues as JSONL, one object per issue: file, line, unit, field, message, ``key`` (the
-    record's ``"<file name>:<line>"``, as loaded records carry it) and ``text`` (the printed form). A record
-    with several problems has several lines; ``{row["key"] for row in rows}`` is the set of skipped records."""
+    record's ``"<file name>:<line>"``, as loaded records carry it) and ``text`` (the printed form), plus the
+    ``extra`` fields (e.g. the benchmark). A record with several problems has several lines;
+    ``{row["key"] for row in rows}`` is the set of skipped records. ``append`` adds to an existing file."""
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", encoding="utf-8") as fh:
+    with out.open("a" if append else "w", encoding="utf-8") as fh:
         for issue in issues:
-            fh.write(json.dumps({**asdict(issue), "key": issue.key, "text": str(issue)}, ensure_ascii=False) + "\n")
+            row = {**asdict(issue), "key": issue.key, "text": str(issue), **(extra or {})}
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")
     return out
 
 

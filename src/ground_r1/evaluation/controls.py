@@ -192,9 +192,14 @@ def evaluate_controls(
                                   "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
             continue
         config = replace(rollout_config, no_crop=condition == "no_crop")
+        # gt_crop needs an evidence box: records without a usable one (a metric only, SPEC §3) sit it out.
+        order = [i for i, r in enumerate(records) if condition != "gt_crop" or r.get("bboxs")]
+        if not order:
+            results[condition] = {"questions": 0}
+            continue
         trajectories = []
-        for start in range(0, len(records), batch_size):
-            chunk = list(range(start, min(start + batch_size, len(records))))
+        for start in range(0, len(order), batch_size):
+            chunk = order[start:start + batch_size]
             questions = [RolloutQuestion(records[i]["problem"], images[i]) for i in chunk]
             generator = HFGenerator(model, codec, record_logprobs=False)
             if condition == "gt_crop":
@@ -207,6 +212,6 @@ def evaluate_controls(
             for t in batch:
                 t.question_index += start
             trajectories.extend(batch)
-        results[condition] = _summarise(trajectories, records, registry)
+        results[condition] = _summarise(trajectories, [records[i] for i in order], registry)
         logger.debug("controls %s: %s", condition, results[condition])
     return results

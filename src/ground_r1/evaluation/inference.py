@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ground_r1.boxes import crop_image, crop_window, input_to_original, parse_box
+from ground_r1.boxes import BOX_PARSE_RULES, crop_image, crop_window, input_to_original, parse_turn_box
 from ground_r1.data.images import ImageLoadError, load_image
 from ground_r1.evaluation.predictions import PredictionWriter, done_keys, merge_predictions, shard_path
 from ground_r1.prompt import (
@@ -78,6 +78,7 @@ class InferenceConfig:
     crop_fallback: str = "full_image"  # ground_r1: no valid box -> the full image (release) or "end"
     min_pixels: int | None = None  # the processor's pixel limits (recorded: predictions depend on them)
     max_pixels: int | None = None
+    box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
     batch_size: int = 8
     # Where each rollout setting came from ("flag", "checkpoint", "default"): recorded, not part of the identity.
     settings_sources: dict = field(default_factory=dict, compare=False, hash=False)
@@ -87,6 +88,8 @@ class InferenceConfig:
             raise ValueError(f"unknown protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
         if self.batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.box_parse not in BOX_PARSE_RULES:
+            raise ValueError(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
         baseline_text("", self.prompt_class)  # raises on an unknown prompt class, listing the valid ones
 
     def identity(self) -> dict[str, Any]:
@@ -97,6 +100,8 @@ class InferenceConfig:
         for key in ("min_pixels", "max_pixels"):  # not recorded by older runs: compared only when set
             if out[key] is None:
                 out.pop(key)
+        if self.box_parse == "tag_first" or self.protocol in ("baseline", "refcoco"):
+            out.pop("box_parse")  # the default (runs recorded before the key existed resume), or unused
         if self.protocol != "baseline":
             out.pop("prompt_class")
         return out
@@ -120,6 +125,57 @@ def limit_per_dataset(items: Sequence[Any], limit: int | None, dataset_of: Calla
     return kept
 
 
+EVAL_SKIP_HINT = (
+    "Fix these records, or evaluate without --no-skip_bad_records: the evaluation then skips them (each listed "
+    "in skipped_records.jsonl in the output folder, counted in the table) and exits 4."
+)
+
+
+@dataclass
+class LoadedItems:
+    """What :func:`read_viscot_items` read: the items to evaluate and the validation result of the whole file
+    (``loaded.issues``: why each skipped record was skipped; ``loaded.box_notes``: unusable evidence boxes)."""
+
+    items: list[EvalItem]
+    loaded: Any  # ground_r1.data.records.LoadedRecords
+
+    @property
+    def records_read(self) -> int:
+        return len(self.loaded.records) + self.loaded.skipped
+
+
+def read_viscot_items(
+    path: str | os.PathLike[str],
+    *,
+    image_root: str | os.PathLike[str] | None = None,
+    path_prefix: str | None = None,
+    max_items_per_dataset: int | None = 150,
+    min_pixels: int | None = None,
+    max_pixels: int | None = None,
+    skip_bad_records: bool = True,
+) -> LoadedItems:
+    """VisCoT benchmark items (SPEC §6 records). Every record of the file is validated first; a record that
+    cannot be evaluated is skipped (``skip_bad_records``, the evaluation default) or, without it, every problem
+    is raised at once (:class:`ground_r1.data.records.RecordValidationError`). A record with an unusable
+    evidence box is evaluated (its box metric is n/a). Relative image paths are taken from ``image_root``, else
+    from the data file's folder; ``max_items_per_dataset`` keeps the first items of each sub-dataset."""
+    from ground_r1.data.records import load_viscot_records
+
+    sizes = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
+    root = image_root if image_root is not None else Path(path).resolve().parent
+    loaded = load_viscot_records(path, image_root=root, path_prefix=path_prefix, skip_bad_records=skip_bad_records,
+                                 hint=EVAL_SKIP_HINT, **sizes)
+    records = limit_per_dataset(loaded.records, max_items_per_dataset, lambda r: r["dataset"])
+    keep = ("problem", "solution", "bboxs", "width", "height", "input_width", "input_height", "split", "problem_id",
+            "box_issues")
+    items = [
+        EvalItem(key=r["key"], dataset=r["dataset"], question=r["problem"], image=r["image"],
+                 fields={k: r.get(k) for k in keep if k != "box_issues" or r.get(k)})
+        for r in records
+    ]
+    return LoadedItems(items, loaded)
+
+
 def load_viscot_items(
     path: str | os.PathLike[str],
     *,
@@ -130,20 +186,10 @@ def load_viscot_items(
     max_pixels: int | None = None,
     skip_bad_records: bool = False,
 ) -> list[EvalItem]:
-    """VisCoT benchmark items (SPEC §6 records; every record validated first, all problems listed at once).
-    Relative image paths are taken from ``image_root``, else from the data file's folder."""
-    from ground_r1.data.records import load_viscot_records
-
-    sizes = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
-    root = image_root if image_root is not None else Path(path).resolve().parent
-    loaded = load_viscot_records(path, image_root=root, path_prefix=path_prefix, skip_bad_records=skip_bad_records, **sizes)
-    records = limit_per_dataset(loaded.records, max_items_per_dataset, lambda r: r["dataset"])
-    keep = ("problem", "solution", "bboxs", "width", "height", "input_width", "input_height", "split", "problem_id")
-    return [
-        EvalItem(key=r["key"], dataset=r["dataset"], question=r["problem"], image=r["image"],
-                 fields={k: r.get(k) for k in keep})
-        for r in records
-    ]
+    """The items of :func:`read_viscot_items` (strict by default: a bad record raises)."""
+    return read_viscot_items(path, image_root=image_root, path_prefix=path_prefix,
+                             max_items_per_dataset=max_items_per_dataset, min_pixels=min_pixels,
+                             max_pixels=max_pixels, skip_bad_records=skip_bad_records).items
 
 
 # ------------------------------------------------------------------------------------------- generation
@@ -218,7 +264,7 @@ class Engine:
         cfg = self.config
         rollout = Rollout(self.codec, self.generator, RolloutConfig(
             max_turns=cfg.max_turns, max_completion_length=cfg.max_completion_length, min_crop_size=cfg.min_crop_size,
-            max_aspect_ratio=cfg.max_aspect_ratio, crop_fallback=cfg.crop_fallback))
+            max_aspect_ratio=cfg.max_aspect_ratio, crop_fallback=cfg.crop_fallback, box_parse=cfg.box_parse))
         questions = [RolloutQuestion(it.question, img) for it, img in zip(items, images)]
         return rollout.run(questions, TreePlan(1, 1), cfg.sampling)
 
@@ -226,7 +272,7 @@ class Engine:
         """SPEC §8 turn 2: crop around the turn-1 box (input pixels -> original), ask for the answer."""
         crops = []
         for first, enc, img in zip((t[0] for t in turns), encoded, images):
-            parsed = parse_box(first.text)
+            parsed = parse_turn_box(first.text, self.config.box_parse)
             if parsed is not None:
                 first.box, first.box_source = parsed.box, parsed.source
                 first.box_original = input_to_original(parsed.box, enc.size, img.size)

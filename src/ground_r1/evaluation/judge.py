@@ -49,6 +49,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
 from ground_r1.evaluation.judge_client import (
     CallResult,
+    JudgeAuthenticationError,
     JudgeClient,
     JudgeConfig,
     JudgeNotConfiguredError,
@@ -60,6 +61,7 @@ __all__ = [
     "AskPlan",
     "Judge",
     "JudgeCache",
+    "JudgeAuthenticationError",
     "JudgeConfig",
     "JudgeItem",
     "JudgeNotConfiguredError",
@@ -349,6 +351,7 @@ class Judge:
         self._client = JudgeClient(self.config, client=client)
         self._clients_by_temperature: dict[float, JudgeClient] = {float(self.config.temperature): self._client}
         self._clients_lock = threading.Lock()
+        self._auth_failure: JudgeAuthenticationError | None = None  # set once: no thread sends another request
 
     def _client_for_ask(self, ask: int) -> JudgeClient:
         """The client of ask ``ask``: the configured one, or one at the plan's temperature (same settings else)."""
@@ -376,7 +379,13 @@ class Judge:
         total = CallResult(content=None, requests=0)
         reply: str | None = None
         for ask in range(asks):
-            result = self._client_for_ask(ask).complete(item.messages_for_ask(ask))
+            if self._auth_failure is not None:
+                raise self._auth_failure
+            try:
+                result = self._client_for_ask(ask).complete(item.messages_for_ask(ask))
+            except JudgeAuthenticationError as exc:
+                self._auth_failure = exc
+                raise
             total.requests += result.requests
             total.prompt_tokens += result.prompt_tokens
             total.completion_tokens += result.completion_tokens
@@ -424,6 +433,8 @@ class Judge:
 
         Raises:
             ValueError: two items share a key, or ``out_path`` holds a line that is not a judge record.
+            JudgeAuthenticationError: the endpoint refused the key (401/403); queued items are not sent, the
+                records already written stay (a rerun with the right key resumes).
         """
         items = list(items)
         seen: set[str] = set()

@@ -9,8 +9,10 @@ Two jobs, kept apart from the judging protocol in :mod:`ground_r1.evaluation.jud
   switched off (``max_retries=0``) so that every HTTP request is counted and the policy is visible here:
   429, 408/409, 5xx, timeouts and connection errors are retried with exponential backoff and full jitter
   (``uniform(0, min(cap, base * 2**k))``), or after the server's ``Retry-After`` when it sends one (capped);
-  any other 4xx (400, 401, 404, ...) fails at once. A failure is returned as data, never raised and never a
-  score (SPEC §7: "ours never scores a failure").
+  any other 4xx (400, 404, ...) fails at once. A failure is returned as data, never raised and never a
+  score (SPEC §7: "ours never scores a failure"). Except 401 and 403: a wrong key fails every item alike, so
+  :class:`JudgeAuthenticationError` is raised at once and the run stops (a configuration error, exit 1), instead
+  of sending one doomed request per item.
 
 The API key is never logged, written or put in an error message: every text that leaves this module passes
 through :func:`redact`.
@@ -41,8 +43,22 @@ NO_KEY_PLACEHOLDER = "EMPTY"
 RETRYABLE_STATUS = frozenset({408, 409, 429})
 
 
+AUTH_FAILURE_STATUS = frozenset({401, 403})
+
+
 class JudgeNotConfiguredError(RuntimeError):
     """No judge endpoint or key is configured: nothing can be judged (SPEC §7: say so loudly)."""
+
+
+class JudgeAuthenticationError(RuntimeError):
+    """The endpoint refused the key (HTTP 401 or 403): a configuration error; the key is never in the message."""
+
+    def __init__(self, status: int, endpoint: str, model: str) -> None:
+        self.status = status
+        super().__init__(
+            f"judge authentication failed: HTTP {status} from {endpoint} (model {model!r}); check OPENAI_API_KEY "
+            "(or OPENAI_API_KEY_FILE) and OPENAI_BASE_URL. Nothing more was sent; the key is not shown"
+        )
 
 
 @dataclass
@@ -291,7 +307,11 @@ class JudgeClient:
             return self._rng.uniform(0.0, ceiling)
 
     def complete(self, messages: list[dict[str, str]]) -> CallResult:
-        """Ask once, retrying transport errors up to ``config.max_retries`` times. Never raises openai errors."""
+        """Ask once, retrying transport errors up to ``config.max_retries`` times. Never raises openai errors.
+
+        Raises:
+            JudgeAuthenticationError: the endpoint answered 401 or 403 (module docstring).
+        """
         cfg = self.config
         requests = prompt_tokens = completion_tokens = 0
         for retry_index in range(cfg.max_retries + 1):
@@ -305,6 +325,8 @@ class JudgeClient:
                 )
             except openai.OpenAIError as exc:
                 retryable, retry_after, status, description = classify_error(exc)
+                if status in AUTH_FAILURE_STATUS:  # the server's text may quote part of the key: not kept
+                    raise JudgeAuthenticationError(status, self.endpoint, cfg.model) from None
                 description = self.redact(description) or ""
                 if not retryable:
                     logger.warning("judge request failed, not retrying: %s", description)

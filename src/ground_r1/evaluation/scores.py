@@ -2,15 +2,23 @@
 
 One row per prediction (``scores.jsonl``)::
 
-    {"key", "dataset", "status": "ok"|"error", "rule_score": float|null, "judge_score": float|null,
-     "judge_status": "ok"|"failed"|"unparseable"|"missing"|"not_judged"}
+    {"key", "dataset", "status": "ok"|"error", "rule_score": float|null, "letter_rule": "spec"|"release",
+     "judge_score": float|null, "judge_status": "ok"|"failed"|"unparseable"|"missing"|"not_judged",
+     "box_score": float|null, "box_status": "ok"|"no_box"|"no_evidence_box"|"bad_evidence_box"|"no_grounding"}
 
 - ``rule_score``: the training accuracy handler of the record's ``dataset`` applied to the final turn
   (:func:`ground_r1.rewards.accuracy_score`); ``null`` (shown "n/a") when no rule applies: emotic, or a name
   with no handler (evaluation never fails on a dataset name; SPEC §3).
+- ``letter_rule``: which option-letter rule scored v7w/gqa/openimages letters (the registry's, from the same
+  ``letter_rule`` config value as training), so the table can say which rule made its rule column.
 - ``judge_status``: the judge record's status; ``missing`` when the judge ran but this key has no record (a
   run stopped early), ``not_judged`` when nothing was judged at all. Only ``ok`` carries a score: a failure is
   never a score (SPEC §7), tables exclude and count it.
+- ``box_score``: the box metric, the GIoU score ``(GIoU + 1) / 2`` (SPEC §3, the training metric) of the
+  model's first box (turn 1, original pixels) against the record's first usable evidence box. ``box_status``
+  says why there is none: ``no_box`` (the model's first turn gave no box; counted, as ``giou/no_box_rate`` in
+  training), ``bad_evidence_box`` (the record's evidence box is unusable: n/a, counted; the question itself is
+  evaluated), ``no_evidence_box`` (the record has none), ``no_grounding`` (a protocol without boxes, or an error).
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
+from ground_r1.boxes import giou_score
 from ground_r1.evaluation.judge import JudgeItem, judge_inputs_from_prediction
 from ground_r1.rewards import DEFAULT_REGISTRY, AccuracyRegistry, accuracy_score
 
@@ -38,6 +47,25 @@ def rule_score(prediction: Mapping[str, Any], registry: AccuracyRegistry = DEFAU
     if not registry.has_rule(dataset):
         return None
     return accuracy_score(final_turn(prediction), str(prediction.get("solution", "")), dataset, registry)
+
+
+BOX_STATUSES = ("ok", "no_box", "bad_evidence_box", "no_evidence_box", "no_grounding")
+
+
+def box_score(prediction: Mapping[str, Any]) -> tuple[float | None, str]:
+    """(box metric, box status) of one prediction (module docstring)."""
+    turns = (prediction.get("trajectory") or {}).get("turns") or []
+    if prediction.get("status") != "ok" or prediction.get("protocol") not in ("ground_r1", "ground_sft"):
+        return None, "no_grounding"
+    evidence = prediction.get("bboxs") or []
+    if not evidence:
+        return None, "bad_evidence_box" if prediction.get("box_issues") else "no_evidence_box"
+    first = turns[0] if turns else {}
+    answered_at_once = len(turns) == 1 and first.get("is_answer")
+    box = None if answered_at_once else first.get("box_original")
+    if box is None:
+        return None, "no_box"
+    return giou_score(box, evidence[0]), "ok"
 
 
 def judge_items(predictions: Iterable[Mapping[str, Any]]) -> list[JudgeItem]:
@@ -59,7 +87,9 @@ def score_row(
 ) -> dict[str, Any]:
     """The score row of one prediction; ``judgments`` is None when nothing was judged."""
     key = str(prediction["key"])
-    row: dict[str, Any] = {"key": key, "dataset": prediction.get("dataset"), "status": prediction.get("status")}
+    row: dict[str, Any] = {"key": key, "dataset": prediction.get("dataset"), "status": prediction.get("status"),
+                           "letter_rule": registry.letter_rule}
+    row["box_score"], row["box_status"] = box_score(prediction)
     if prediction.get("status") != "ok":
         row.update(rule_score=None, judge_score=None, judge_status="not_judged" if judgments is None else "missing")
         return row

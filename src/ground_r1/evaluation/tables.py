@@ -9,6 +9,10 @@
 - Other datasets (e.g. the synthetic one) get rows after emotic, outside the AVG.
 - Nothing judged: the judge cells read "not judged" and the Markdown says so in capitals (SPEC §7).
 - Two runs (e.g. baseline and Ground-R1) are shown side by side, one column group per run.
+- box: the mean box metric (:func:`ground_r1.evaluation.scores.box_score`) x100 of the protocols that ground;
+  items whose evidence box is unusable are evaluated with this metric n/a and counted in the notes.
+- Every number carries its standard error (``value ± SE``; issue 17, docs/metrics.md "Error bars"): of the mean
+  over a row's items (box: its scored boxes), a seeded bootstrap for the AVG; the CSV gives each its own column.
 """
 
 from __future__ import annotations
@@ -51,6 +55,17 @@ class DatasetStats:
     judge_scores: list[float] = field(default_factory=list)
     rule_scores: list[float] = field(default_factory=list)
     rule_applies: bool = False
+    box_scores: list[float] = field(default_factory=list)
+    box_status: dict[str, int] = field(default_factory=dict)  # box_status -> items (scores.BOX_STATUSES)
+
+    @property
+    def box_mean(self) -> float | None:
+        return sum(self.box_scores) / len(self.box_scores) if self.box_scores else None
+
+    @property
+    def grounded(self) -> bool:
+        """Whether the protocol produced boxes (any item not ``no_grounding``)."""
+        return any(n for status, n in self.box_status.items() if status != "no_grounding")
 
     @property
     def judge_mean(self) -> float | None:
@@ -89,6 +104,7 @@ class RunTable:
     judge_avg: Average
     rule_avg: Average
     avg_label: str
+    letter_rules: tuple[str, ...] = ()  # option-letter rule(s) of the rule column (rows without one: older runs)
 
 
 def dataset_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, DatasetStats]:
@@ -106,6 +122,10 @@ def dataset_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, DatasetStats]:
         if row.get("rule_score") is not None:
             s.rule_scores.append(float(row["rule_score"]))
             s.rule_applies = True
+        status = row.get("box_status", "no_grounding")
+        s.box_status[status] = s.box_status.get(status, 0) + 1
+        if status == "ok":
+            s.box_scores.append(float(row["box_score"]))
     return stats
 
 
@@ -151,7 +171,8 @@ def summarize(
     judge_avg = (average(stats, "judge", max_failure_share, allow_failures) if judged
                  else Average(None, "not judged"))
     rule_avg = average(stats, "rule", max_failure_share, allow_failures)
-    return RunTable(label, stats, judged, judge_avg, rule_avg, avg_label)
+    letter_rules = tuple(sorted({str(r["letter_rule"]) for r in rows if r.get("letter_rule")}))
+    return RunTable(label, stats, judged, judge_avg, rule_avg, avg_label, letter_rules)
 
 
 def _row_order(runs: list[RunTable]) -> list[str]:
@@ -166,20 +187,35 @@ def _x100(value: float | None, digits: int) -> str | None:
     return None if value is None else f"{100 * value:.{digits}f}"
 
 
-def _cells(run: RunTable, dataset: str, digits: int) -> list[str]:
-    """items, judge, rule, failures of one run on one row."""
+def _box_cell(stats: list[DatasetStats], digits: int) -> str:
+    """Mean box metric over the rows' scored boxes with its standard error (over those boxes); "-" for a protocol
+    without boxes, "n/a" for none scored."""
+    if not any(s.grounded for s in stats):
+        return "-"
+    return _with_se(mean_estimate([v for s in stats for v in s.box_scores]), digits) or "n/a"
+
+
+def _shows_box(runs: list[RunTable]) -> bool:
+    """The box column is shown when a run grounds (a protocol with boxes)."""
+    return any(s.grounded for run in runs for s in run.stats.values())
+
+
+def _cells(run: RunTable, dataset: str, digits: int, box: bool = False) -> list[str]:
+    """items, judge, rule, (box,) failures of one run on one row."""
     if dataset == "__avg__":
-        items = sum(run.stats[d].items for d in PAPER_DATASETS if d in run.stats)
-        fails = sum(run.stats[d].judge_failures if run.judged else run.stats[d].errors
-                    for d in PAPER_DATASETS if d in run.stats)
+        present = [run.stats[d] for d in PAPER_DATASETS if d in run.stats]
+        items = sum(s.items for s in present)
+        fails = sum(s.judge_failures if run.judged else s.errors for s in present)
         judge = run.judge_avg.cell(digits, "n/a" if run.judged else "not judged")
-        return [str(items), judge, run.rule_avg.cell(digits), str(fails)]
+        return [str(items), judge, run.rule_avg.cell(digits), *([_box_cell(present, digits)] if box else []),
+                str(fails)]
     s = run.stats.get(dataset)
     if s is None:
-        return ["0", "-", "-", "-"]
+        return ["0", "-", "-", *(["-"] if box else []), "-"]
     judge = _with_se(s.estimate("judge"), digits) or ("not judged" if not run.judged else "n/a")
     rule = _with_se(s.estimate("rule"), digits) or "n/a"
-    return [str(s.items), judge, rule, str(s.judge_failures if run.judged else s.errors)]
+    return [str(s.items), judge, rule, *([_box_cell([s], digits)] if box else []),
+            str(s.judge_failures if run.judged else s.errors)]
 
 
 def _with_se(estimate: Estimate, digits: int) -> str | None:
@@ -199,12 +235,28 @@ def _row_name(dataset: str, avg_label: str) -> str:
 
 
 def _header(runs: list[RunTable], csv_columns: bool = False) -> list[str]:
-    """One column group per run; the run's label prefixes its columns when there are several runs. The CSV gives
-    each standard error its own column."""
-    columns = ("items", "judge", "judge_se", "rule", "rule_se", "failures") if csv_columns else ("items", "judge", "rule", "failures")
+    """One column group per run; the run's label prefixes its columns when there are several runs; the box column
+    when a run grounds. The CSV gives each standard error its own column."""
+    columns: tuple[str, ...] = ("items", "judge", "rule", "box", "failures")
+    if csv_columns:
+        columns = ("items", "judge", "judge_se", "rule", "rule_se", "box", "box_se", "failures")
+    if not _shows_box(runs):
+        columns = tuple(c for c in columns if c not in ("box", "box_se"))
     if len(runs) == 1:
         return ["dataset", *columns]
     return ["dataset"] + [f"{r.label} {c}" for r in runs for c in columns]
+
+
+LETTER_RULE_LABELS = {
+    "spec": "`spec` (SPEC §3 letter after <answer>, else the first 'X.', else a bare letter)",
+    "release": "`release` (the release's full rule: also credits a bare letter and the first 'X.' of the turn)",
+}
+
+
+def _letter_rule_label(rules: tuple[str, ...]) -> str:
+    if not rules:
+        return "not recorded (scores written before letter rules were recorded)"
+    return " + ".join(LETTER_RULE_LABELS.get(r, r) for r in rules)
 
 
 def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores x100)",
@@ -223,16 +275,18 @@ def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores
     lines.append("|---" + "|---:" * (len(header) - 1) + "|")
     for dataset in _row_order(runs):
         name = _row_name(dataset, avg_label)
-        cells = [c for run in runs for c in _cells(run, dataset, 1)]
+        cells = [c for run in runs for c in _cells(run, dataset, 1, _shows_box(runs))]
         if dataset == "__avg__":
             name, cells = f"**{name}**", [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join([name] + cells) + " |")
     lines += ["", "- judge: LLM judge score (SPEC §7), mean over judged items; rule: the training accuracy rule "
               "(SPEC §3), n/a where none applies; failures: items excluded from the means (failed, unparseable "
               "or missing judgments, inference errors).",
-              "- ± one standard error: of the mean over the row's items; for the AVG a seeded bootstrap (1,000 "
-              "resamples, seed 0, items resampled within their sub-dataset) of the mean of sub-dataset means "
-              "(docs/metrics.md, Error bars).",
+              "- ± one standard error: of the mean over the row's items (box: over its scored boxes); for the AVG "
+              "a seeded bootstrap (1,000 resamples, seed 0, items resampled within their sub-dataset) of the mean "
+              "of sub-dataset means (docs/metrics.md, Error bars).",
+              "- rule column's option-letter rule (v7w/gqa/openimages): "
+              + "; ".join(f"{r.label}: {_letter_rule_label(r.letter_rules)}" for r in runs) + ".",
               (f"- {avg_label}: plain mean of the per-sub-dataset means over the 12 VisCoT sub-datasets of the "
                "paper; emotic and other datasets are reported on their own rows."
                if "__avg__" in _row_order(runs) else
@@ -241,7 +295,25 @@ def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores
         for avg in (run.judge_avg, run.rule_avg):
             if avg.refused or (avg.value is None and "n/a" in avg.note):
                 lines.append(f"- {run.label}: {avg.note}")
+    lines += [note for note in (_box_note(run) for run in runs) if note]
     return "\n".join(lines) + "\n"
+
+
+def _box_note(run: RunTable) -> str:
+    """What the box column holds, and the items it leaves out (bad evidence boxes: n/a, counted)."""
+    counts: dict[str, int] = {}
+    for s in run.stats.values():
+        for status, n in s.box_status.items():
+            counts[status] = counts.get(status, 0) + n
+    if not any(n for status, n in counts.items() if status != "no_grounding"):
+        return ""
+    parts = [f"{counts.get('ok', 0)} scored"]
+    for status, text in (("bad_evidence_box", "n/a: evidence box unusable (the question is evaluated)"),
+                         ("no_evidence_box", "n/a: no evidence box"), ("no_box", "no box in the first turn")):
+        if counts.get(status):
+            parts.append(f"{counts[status]} {text}")
+    return (f"- {run.label}: box = GIoU score ((GIoU + 1) / 2, SPEC §3) of the first box against the first usable "
+            f"evidence box, x100; {', '.join(parts)}.")
 
 
 def render_csv(runs: list[RunTable]) -> str:
@@ -250,10 +322,12 @@ def render_csv(runs: list[RunTable]) -> str:
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(_header(runs, csv_columns=True) + ["in_avg"])
     for dataset in _row_order(runs):
+        box = _shows_box(runs)
         cells = []
         for run in runs:
-            items, judge, rule, failures = _cells(run, dataset, 2)
-            cells += [items, *_split_se(judge), *_split_se(rule), failures]
+            row = _cells(run, dataset, 2, box)
+            items, judge, rule, failures = row[0], row[1], row[2], row[-1]
+            cells += [items, *_split_se(judge), *_split_se(rule), *(_split_se(row[3]) if box else []), failures]
         in_avg = "avg" if dataset == "__avg__" else ("yes" if dataset in PAPER_DATASETS else "no")
         writer.writerow([_row_name(dataset, runs[0].avg_label)] + cells + [in_avg])
     return buffer.getvalue()

@@ -37,6 +37,15 @@ Handler = Callable[[str, str], Optional[float]]
 # SPEC §3: "<answer>\s*([A-Da-d])", else the first "\b([A-D])\." anywhere in the final turn.
 _LETTER_AFTER_ANSWER = re.compile(r"<answer>\s*([A-Da-d])")
 _LETTER_WITH_DOT = re.compile(r"\b([A-D])\.")
+# The bare-letter fallback of the default rule: the whole final turn is one option letter ("C", " c ").
+_BARE_LETTER = re.compile(r"([A-Da-d])")
+
+# The option-letter rule of v7w/gqa/openimages (SPEC §3), one choice for the training reward and the evaluation
+# tables alike (config key ``letter_rule``):
+#   "spec"    - the SPEC §3 rule plus a bare-letter fallback (:func:`predicted_letter`), the default;
+#   "release" - the release's full rule (:func:`release_letter_credit`), a named variant.
+LETTER_RULES = ("spec", "release")
+DEFAULT_LETTER_RULE = "spec"
 # A ground truth that is an option letter (release gqa/openimages store "<answer>C</answer>"; SPEC §6).
 _OPTION_LETTER = re.compile(r"[A-Da-d]")
 
@@ -134,21 +143,50 @@ def is_option_letter(ground_truth: str) -> bool:
 
 
 def predicted_letter(final_turn: str) -> str | None:
-    """The option letter a final turn chose (SPEC §3), upper-cased, or None.
+    """The option letter a final turn chose under the default rule (SPEC §3 plus a bare-letter fallback),
+    upper-cased, or None.
 
     First the letter right after ``<answer>`` (``<answer>\\s*([A-Da-d])``), else the first ``\\b([A-D])\\.``
-    anywhere in the turn ("B. blah"). Faithful to the release, including its weakness: the first rule reads
-    the first character of a word, so ``<answer>Door</answer>`` reads as "D".
+    anywhere in the turn ("B. blah"), else, when the whole turn is one letter A-D (either case, surrounding
+    whitespace ignored), that letter: a bare "C" (no tags, no dot) scores as the release scored it. Faithful
+    to the release's weakness: the first rule reads the first character of a word, so
+    ``<answer>Door</answer>`` reads as "D".
     """
     found = _LETTER_AFTER_ANSWER.search(final_turn) or _LETTER_WITH_DOT.search(final_turn)
+    if found is None:
+        found = _BARE_LETTER.fullmatch(final_turn.strip())
     return found.group(1).upper() if found else None
+
+
+def release_letter_credit(final_turn: str, ground_truth: str) -> bool:
+    """The release's full letter rule (``v7w`` in its ``accuracy_reward_functions.py``), the named variant
+    ``letter_rule: release``.
+
+    Two tries, either one credits: (1) the letter after ``<answer>``, or the whole stripped turn when there is
+    none, equals the ground truth (case-insensitive); (2) the first ``\\b([A-D])\\.`` of the turn, or the whole
+    stripped turn when there is none, equals it. So a bare "C" scores, and so does a wrong ``<answer>`` letter
+    when the first "X." elsewhere in the turn (e.g. in the reasoning) matches: ``<think>C. looks right</think>
+    <answer>B</answer>`` is credited for "C".
+    """
+    truth = ground_truth.strip().lower()
+    whole = final_turn.strip()
+    after_answer = _LETTER_AFTER_ANSWER.search(final_turn)
+    if (after_answer.group(1) if after_answer else whole).lower() == truth:
+        return True
+    with_dot = _LETTER_WITH_DOT.search(final_turn)
+    return (with_dot.group(1) if with_dot else whole).lower() == truth
 
 
 def multiple_choice_letter(final_turn: str, ground_truth: str) -> float:
     """1.0 when the letter of :func:`predicted_letter` equals the ground-truth letter (case-insensitive),
-    else 0 (SPEC §3, v7w/gqa/openimages multiple choice). Takes the whole final turn, not the answer."""
+    else 0 (SPEC §3, v7w/gqa/openimages multiple choice, ``letter_rule: spec``). Takes the whole final turn."""
     letter = predicted_letter(final_turn)
     return 1.0 if letter is not None and letter == ground_truth.strip().upper() else 0.0
+
+
+def multiple_choice_letter_release(final_turn: str, ground_truth: str) -> float:
+    """1.0 when :func:`release_letter_credit` credits the turn, else 0 (``letter_rule: release``)."""
+    return 1.0 if release_letter_credit(final_turn, ground_truth) else 0.0
 
 
 def letter_or_wer(final_turn: str, ground_truth: str) -> float:
@@ -157,6 +195,27 @@ def letter_or_wer(final_turn: str, ground_truth: str) -> float:
     if is_option_letter(ground_truth):
         return multiple_choice_letter(final_turn, ground_truth)
     return wer_score(extract_answer(final_turn), ground_truth)
+
+
+def letter_or_wer_release(final_turn: str, ground_truth: str) -> float:
+    """:func:`letter_or_wer` with the release's letter rule (``letter_rule: release``)."""
+    if is_option_letter(ground_truth):
+        return multiple_choice_letter_release(final_turn, ground_truth)
+    return wer_score(extract_answer(final_turn), ground_truth)
+
+
+def check_letter_rule(letter_rule: str) -> str:
+    """``letter_rule`` if it is one of :data:`LETTER_RULES`.
+
+    Raises:
+        ValueError: naming the valid rules.
+    """
+    if letter_rule not in LETTER_RULES:
+        raise ValueError(
+            f"unknown letter_rule {letter_rule!r}; valid: {', '.join(LETTER_RULES)} (spec: SPEC §3 plus a "
+            "bare-letter fallback, the default; release: the release's full rule)"
+        )
+    return letter_rule
 
 
 def no_rule(final_turn: str, ground_truth: str) -> None:

@@ -14,10 +14,12 @@ stripped first (a trailing newline after ``</box>`` is malformed, as in the rele
 A turn holding both a box and an answer ends the episode (it contains ``<answer>``) but is well formed as
 neither kind (SPEC §3).
 
-Which turn is final (decision, documented in :func:`format_score`): the last turn when it contains
-``<answer>``. A trajectory cut at the turn limit without an answer has no final turn: all its turns are judged
-as grounding turns, so a well-formed last box still counts (the accuracy reward gives such a trajectory 0:
-it has no final turn, see :mod:`ground_r1.rewards.trl_functions`).
+Which turn is final (SPEC §3): **the last turn of a trajectory, always**, also when the trajectory ended
+without answering (turn cap, token budget). Such a trajectory's last turn is a box turn judged as an answer
+turn, so it is malformed and the trajectory scores at most 2 x (T-1)/T: 1.6 for five well-formed box turns,
+as in the release. This is the penalty for never answering; judging that last box turn as a grounding turn
+would pay 2.0 for a trajectory that never answers (and the accuracy reward gives it 0 either way, see
+:mod:`ground_r1.rewards.trl_functions`).
 """
 
 from __future__ import annotations
@@ -26,7 +28,6 @@ import re
 from typing import Sequence
 
 from ground_r1.boxes import SAFE_RELEASE_BOX_PATTERN
-from ground_r1.rollout.answer import has_answer
 
 GROUNDING_TURN_PATTERN = re.compile(
     r"^<think>(.+?)</think>\s*<box>" + SAFE_RELEASE_BOX_PATTERN + r"</box>$", re.DOTALL
@@ -53,11 +54,12 @@ def turn_is_well_formed(text: str, is_final: bool) -> bool:
 
 
 def final_turn_flags(turns: Sequence[str]) -> list[bool]:
-    """Which turns are judged as the final (answer) turn: only the last one, and only if it contains
-    ``<answer>`` (which ends the episode, SPEC §2). An earlier turn with ``<answer>`` cannot occur in a
-    rollout; if given one, it is judged as a grounding turn and so is malformed."""
+    """Which turns are judged as the final (answer) turn: the last one, whether or not it holds ``<answer>``
+    (SPEC §3: a trajectory cut by the turn cap or the token budget has its last turn judged as the final
+    turn, the penalty for never answering). Every earlier turn is judged as a grounding turn, so an
+    ``<answer>`` before the last turn (impossible in a rollout: it ends the episode) is malformed."""
     flags = [False] * len(turns)
-    if turns and has_answer(turns[-1]):
+    if turns:
         flags[-1] = True
     return flags
 
@@ -65,7 +67,8 @@ def final_turn_flags(turns: Sequence[str]) -> list[bool]:
 def format_score(turns: Sequence[str]) -> float:
     """2 x the fraction of well-formed assistant turns of one trajectory (SPEC §3); 0.0 for no turns.
 
-    Example: a grounding turn, a malformed grounding turn and a well-formed answer turn -> 2 x 2/3 = 4/3.
+    Examples: a grounding turn, a malformed grounding turn and a well-formed answer turn -> 2 x 2/3 = 4/3;
+    five well-formed grounding turns and no answer (turn cap) -> 2 x 4/5 = 1.6.
     """
     if not turns:
         return 0.0

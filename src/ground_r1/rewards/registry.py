@@ -17,13 +17,17 @@ import importlib
 from typing import Iterable, Mapping
 
 from ground_r1.rewards.accuracy import (
+    DEFAULT_LETTER_RULE,
     Handler,
     OnAnswer,
+    check_letter_rule,
     exact_match,
     exact_or_substring,
     exact_or_substring_strict,
     letter_or_wer,
+    letter_or_wer_release,
     multiple_choice_letter,
+    multiple_choice_letter_release,
     no_rule,
     rouge_score,
     wer_score,
@@ -32,7 +36,9 @@ from ground_r1.rewards.accuracy import (
 # Handlers by name: usable as ``default_handler`` or in a user's mapping (``resolve_handler("wer")``).
 NAMED_HANDLERS: dict[str, Handler] = {
     "letter_or_wer": letter_or_wer,
+    "letter_or_wer_release": letter_or_wer_release,
     "multiple_choice_letter": multiple_choice_letter,
+    "multiple_choice_letter_release": multiple_choice_letter_release,
     "wer": OnAnswer(wer_score),
     "rouge": OnAnswer(rouge_score),
     "exact_or_substring": OnAnswer(exact_or_substring),
@@ -86,6 +92,8 @@ class AccuracyRegistry:
         default_handler: used for names that are not registered. ``None`` (the default) makes an unknown
             name an error, which is what training wants (SPEC §3: "fail early, at data validation"). Set it
             to score every unknown sub-dataset the same way, e.g. ``NAMED_HANDLERS["wer"]``.
+        letter_rule: which option-letter rule the handlers apply (``"spec"`` or ``"release"``), recorded so that
+            tables can say which rule made them (:func:`build_registry` sets it with the handlers).
 
     ``emotic`` is registered with :func:`~ground_r1.rewards.accuracy.no_rule`: it is *known* (no error)
     but has no rule (``has_rule`` is False, the score is ``None`` -> "n/a").
@@ -95,9 +103,11 @@ class AccuracyRegistry:
         self,
         handlers: Mapping[str, Handler] | None = None,
         default_handler: Handler | None = None,
+        letter_rule: str = DEFAULT_LETTER_RULE,
     ) -> None:
         self._handlers: dict[str, Handler] = {}
         self.default_handler = default_handler
+        self.letter_rule = check_letter_rule(letter_rule)  # which letter rule its handlers apply (for labels)
         for name, handler in (handlers or {}).items():
             self.register(name, handler)
 
@@ -151,13 +161,31 @@ class AccuracyRegistry:
         return f"AccuracyRegistry({self.known_datasets()}, default_handler={self.default_handler!r})"
 
 
-def build_registry(default_handler: str | Handler | None = None) -> AccuracyRegistry:
+# The handler a rule name stands for under ``letter_rule: release`` (SPEC §3; the release's full letter rule).
+_RELEASE_LETTER_HANDLERS = {"letter_or_wer": "letter_or_wer_release",
+                            "multiple_choice_letter": "multiple_choice_letter_release"}
+
+
+def build_registry(
+    default_handler: str | Handler | None = None, letter_rule: str = DEFAULT_LETTER_RULE
+) -> AccuracyRegistry:
     """A fresh registry with the SPEC §3 rules (:data:`DEFAULT_RULES`); ``default_handler`` may be a handler,
-    a handler name of :data:`NAMED_HANDLERS` or a dotted path (see :func:`resolve_handler`)."""
+    a handler name of :data:`NAMED_HANDLERS` or a dotted path (see :func:`resolve_handler`).
+
+    ``letter_rule`` (:data:`~ground_r1.rewards.accuracy.LETTER_RULES`) picks the option-letter rule of
+    v7w/gqa/openimages: ``"spec"`` (SPEC §3 plus a bare-letter fallback) or ``"release"`` (the release's full
+    rule). Training and the evaluation tables take it from the same config value.
+
+    Raises:
+        ValueError: an unknown ``letter_rule``.
+    """
+    check_letter_rule(letter_rule)
     default = resolve_handler(default_handler) if isinstance(default_handler, str) else default_handler
-    return AccuracyRegistry(
-        {name: NAMED_HANDLERS[rule] for name, rule in DEFAULT_RULES.items()}, default_handler=default
-    )
+    rules = dict(DEFAULT_RULES)
+    if letter_rule == "release":
+        rules = {name: _RELEASE_LETTER_HANDLERS.get(rule, rule) for name, rule in rules.items()}
+    return AccuracyRegistry({name: NAMED_HANDLERS[rule] for name, rule in rules.items()},
+                            default_handler=default, letter_rule=letter_rule)
 
 
 # Shared, read-mostly: build your own with build_registry() rather than registering into this one.

@@ -10,8 +10,8 @@ form (a list of messages) gives one turn per assistant message.
 Both functions are pure and cheap (no model, no judge: SPEC §3 "No GPT judge is used inside training").
 
 A trajectory that never answered (its last turn has no ``<answer>``: cut at the turn limit) has no final
-turn, so its accuracy is 0.0 (``require_answer=True``, the default; the format reward makes the same call:
-no final turn). Without this, SPEC §3's whole-turn extraction fallback, meant for untagged one-turn
+turn, so its accuracy is 0.0 (``require_answer=True``, the default; the format reward judges that last
+turn as a malformed final turn, SPEC §3, so such a trajectory scores at most 2 x (T-1)/T). Without this, SPEC §3's whole-turn extraction fallback, meant for untagged one-turn
 baselines in evaluation, would score the reasoning text of a grounding turn: on vsr/cub the substring rule
 pays 0.6 whenever "no" appears anywhere ("not", "know"). ``make_accuracy_reward(..., require_answer=False)``
 scores the last turn as it is, like :func:`~ground_r1.rewards.accuracy.accuracy_score` in evaluation.

@@ -8,7 +8,9 @@ special tokens are suppressed. Tests pass scripted functions with the same signa
 
 Inside ``HFGenerator.rollout_scope()`` (the rollout opens it around its rounds) an image already encoded in this
 rollout is not encoded again: its features are fed to ``generate`` as ``mm_encoder_outputs`` (SPEC §10;
-`vision_cache`). The scope ends with the rollout, and so does the cache.
+`vision_cache`), and a round continues from the previous round's KV cache, so only the new part of each
+context (the turn just sampled and the injected crop turn) is prefilled (`kv_reuse`). The scope ends with the
+rollout, and so do both caches.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any, Callable, Iterator, Protocol
 import torch
 
 from ground_r1.rollout.conversation import ConversationCodec, EncodedImage
+from ground_r1.rollout.kv_reuse import PrefixKVStore
 from ground_r1.rollout.sampling import SamplingParams
 from ground_r1.rollout.vision_cache import VisionFeatureCache, VisionReuseStats
 
@@ -79,6 +82,8 @@ class HFGenerator:
     Args:
         reuse_vision_features: inside `rollout_scope()`, encode each image once per rollout (`vision_cache`).
             Off by itself under ZeRO-3 without gathered parameters (`synced_gpus`).
+        reuse_kv_cache: inside `rollout_scope()` and with the vision features reused, continue each round from
+            the previous round's KV cache (`kv_reuse`): only the new tokens of a context are prefilled.
         use_cache: the KV cache of `generate`. Benchmark only: False reproduces the release, whose train-mode
             generate decoded without one (every step re-runs the whole context and re-encodes every image).
         extra_generate_kwargs: ``fn(requests, width) -> kwargs`` merged into each `generate` call (e.g. a
@@ -95,6 +100,7 @@ class HFGenerator:
         stop_token_ids: list[int] | None = None,
         model_for_generate: Callable[[], contextlib.AbstractContextManager] | None = None,
         reuse_vision_features: bool = True,
+        reuse_kv_cache: bool = True,
         use_cache: bool = True,
         extra_generate_kwargs: ExtraGenerateKwargs | None = None,
     ):
@@ -107,12 +113,16 @@ class HFGenerator:
         self.stop_token_ids = list(dict.fromkeys(stops))
         self.model_for_generate = model_for_generate
         self.reuse_vision_features = reuse_vision_features
+        self.reuse_kv_cache = reuse_kv_cache and use_cache
         self.use_cache = use_cache
         self.extra_generate_kwargs = extra_generate_kwargs
         self.calls = 0
         self.generated_tokens = 0
         self.vision_stats = VisionReuseStats()  # summed over the rollouts run with this generator
         self._vision_cache: VisionFeatureCache | None = None
+        self._kv_store: PrefixKVStore | None = None
+        self.kv_reused_tokens = 0  # context tokens served from the previous round's cache (summed over rollouts)
+        self.kv_prefilled_tokens = 0  # tokens the continued calls still prefilled
 
     @property
     def vision_cache(self) -> VisionFeatureCache | None:
@@ -128,13 +138,23 @@ class HFGenerator:
             yield
             return
         outer, cache = self._vision_cache, VisionFeatureCache()
-        self._vision_cache = cache
+        outer_kv, store = self._kv_store, (PrefixKVStore() if self.reuse_kv_cache else None)
+        self._vision_cache, self._kv_store = cache, store
         try:
             yield
         finally:
-            self._vision_cache = outer
+            self._vision_cache, self._kv_store = outer, outer_kv
             self.vision_stats.add(cache.stats)
             cache.clear()
+            if store is not None:
+                self.kv_reused_tokens += store.reused_tokens
+                self.kv_prefilled_tokens += store.prefilled_tokens
+                store.clear()
+
+    def start_round(self) -> None:
+        """The rollout starts a round: the previous round's KV cache is what this round continues from."""
+        if self._kv_store is not None:
+            self._kv_store.start_round()
 
     def generation_config(self, sampling: SamplingParams, max_new_tokens: int):
         from transformers import GenerationConfig
@@ -176,14 +196,25 @@ class HFGenerator:
             device = next(model.parameters()).device
             extra: dict[str, Any] = {}
             images = [img for r in requests for img in r.images]
+            continued = None
+            if self._kv_store is not None and self._vision_cache is not None and self._vision_cache.usable(model):
+                continued = self._kv_store.continue_batch(requests, self.codec.pad_token_id,
+                                                          self.codec.image_token_id, device)
+            if continued is not None:
+                # Only the suffixes run through the model: only their images (each row's last ones) are fed.
+                images = [img for r, k in zip(requests, continued.new_image_counts) for img in r.images[len(r.images) - k:]]
+                extra["past_key_values"] = continued.cache
             features = self._vision_cache.features(model, images) if self._vision_cache is not None and images else None
             if features is not None:
                 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
                 extra["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
-            batch = collate_requests(
-                requests, self.codec.pad_token_id, self.codec.image_token_id, device, with_pixels=features is None
-            )
+            if continued is not None:
+                batch = _continued_inputs(continued, requests, self.codec.image_token_id, device)
+            else:
+                batch = collate_requests(
+                    requests, self.codec.pad_token_id, self.codec.image_token_id, device, with_pixels=features is None
+                )
             if "pixel_values" in batch:
                 batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
             if self.extra_generate_kwargs is not None:
@@ -213,4 +244,19 @@ class HFGenerator:
             logps = step_logps[row][: len(ids)] if step_logps is not None else []
             results.append(GeneratedTurn(ids=ids, logps=logps, hit_token_limit=end is None))
             self.generated_tokens += len(ids)
+        if self._kv_store is not None and getattr(out, "past_key_values", None) is not None:
+            self._kv_store.record(out.past_key_values, out.sequences, batch["attention_mask"],
+                                  [len(r.ids) for r in results], [r.key for r in requests])
         return results
+
+
+def _continued_inputs(continued, requests: list[GenerationRequest], image_token_id: int, device) -> dict:
+    """`collate_requests`' layout for a call continued from a cache: the full inputs (cached prefix, masked gap,
+    suffix), image tokens marked, and every image's grid (M-RoPE positions are computed over the whole input)."""
+    input_ids, attention_mask = continued.input_ids, continued.attention_mask
+    batch = {"input_ids": input_ids, "attention_mask": attention_mask,
+             "mm_token_type_ids": (input_ids == image_token_id).long() * attention_mask}
+    grids = [img.grid_thw for r in requests for img in r.images]
+    if grids:
+        batch["image_grid_thw"] = torch.stack(grids, dim=0).to(device)
+    return batch

@@ -28,7 +28,7 @@ from typing import Callable
 
 from PIL import Image
 
-from ground_r1.boxes import CropWindow, crop_image, crop_window, input_to_original, parse_box
+from ground_r1.boxes import BOX_PARSE_RULES, CropWindow, crop_image, crop_window, input_to_original, parse_turn_box
 from ground_r1.prompt import crop_turn_message, first_turn_messages
 from ground_r1.rollout.answer import has_answer
 from ground_r1.rollout.conversation import ConversationCodec
@@ -55,6 +55,7 @@ class RolloutConfig:
     max_aspect_ratio: float = 200.0  # SPEC §2: reject boxes with aspect ratio >= 200
     crop_fallback: str = "full_image"  # SPEC §2: no valid box -> the full image is fed back (release)
     no_crop: bool = False  # control: the crop is replaced by the original image (issue: --no_crop)
+    box_parse: str = "tag_first"  # SPEC §2 box rule: "tag_first" (ours) or "release" (boxes.parse_turn_box)
     max_batch_rows: int | None = None  # split a round's generate call into chunks of this many rows
     # BENCHMARK ONLY (benchmarks/perf, "release-style" loop): the release's waste, switched back on. Never set
     # them for training: they change costs, not results (the turns kept are the same), and cost a lot.
@@ -68,6 +69,8 @@ class RolloutConfig:
             raise ValueError(f"max_turns must be >= 1, got {self.max_turns}")
         if self.crop_fallback not in ("full_image", "end"):
             raise ValueError(f"crop_fallback must be 'full_image' or 'end', got {self.crop_fallback!r}")
+        if self.box_parse not in BOX_PARSE_RULES:
+            raise ValueError(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
 
 
 SyncAny = Callable[[bool], bool]
@@ -75,6 +78,13 @@ SyncAny = Callable[[bool], bool]
 
 def _local_only(flag: bool) -> bool:
     return flag
+
+
+def _cut_to_budget(turn: GeneratedTurn, budget: int) -> GeneratedTurn:
+    """The turn as a call with max_new_tokens=budget would have returned it."""
+    if len(turn.ids) <= budget:
+        return turn
+    return GeneratedTurn(ids=turn.ids[:budget], logps=turn.logps[:budget], hit_token_limit=True)
 
 
 class Rollout:
@@ -109,6 +119,10 @@ class Rollout:
     ) -> list[Trajectory]:
         cfg = self.config
         seeds = [self._start(q_idx, q) for q_idx, q in enumerate(questions)]
+        # A generate function that carries state from round to round (HFGenerator's KV cache) is told where
+        # rounds begin.
+        start_round = getattr(self.generate_fn, "start_round", None) or (lambda: None)
+        start_round()
 
         # Round 1: g1 samples per question, each forked into g2 trajectories (the tree, SPEC §2).
         requests = [self._request(s, (q_idx, b * plan.g2), questions[q_idx])
@@ -130,6 +144,7 @@ class Rollout:
             if not sync_any(bool(pending)):
                 break
             self.rounds_run += 1
+            start_round()
             if not pending:
                 self._dummy_call(seeds[0] if seeds else None, sampling)
                 continue
@@ -182,24 +197,29 @@ class Rollout:
         return max(0, min(sampling.max_new_tokens, self.config.max_completion_length - len(t.completion_ids) - 1))
 
     def _generate(self, requests: list[GenerationRequest], sampling: SamplingParams, budgets: list[int]) -> list[GeneratedTurn]:
-        """One round. Rows with no budget left get an empty turn; the rest are generated in one call per distinct
-        budget (usually one), chunked by max_batch_rows."""
+        """One round: ONE generate call for every row with budget left (chunked only by max_batch_rows), run to
+        the largest budget; each row's turn is then cut to its own budget. Cutting is exact: the first b tokens
+        of a longer sample are a sample of b tokens (each token depends only on the ones before it). A decode
+        step costs about the same for 2 rows as for 16 (benchmarks/perf/README.md), so one call of the round's
+        rows beats one call per distinct budget. Rows with no budget left get an empty turn."""
         results: list[GeneratedTurn | None] = [None] * len(requests)
-        by_budget: dict[int, list[int]] = {}
+        live = []
         for i, b in enumerate(budgets):
             if b <= 0:
                 results[i] = GeneratedTurn(ids=[], logps=[], hit_token_limit=True)
             else:
-                by_budget.setdefault(b, []).append(i)
+                live.append(i)
         chunk = self.config.max_batch_rows or len(requests) or 1
-        for budget, rows in sorted(by_budget.items()):
-            for start in range(0, len(rows), chunk):
-                part = rows[start:start + chunk]
-                outs = self.generate_fn([requests[i] for i in part], sampling, budget)
-                if len(outs) != len(part):
-                    raise RuntimeError(f"generate function returned {len(outs)} turns for {len(part)} requests")
-                for i, out in zip(part, outs):
-                    results[i] = out
+        for start in range(0, len(live), chunk):
+            part = live[start:start + chunk]
+            call_budget = max(budgets[i] for i in part)
+            outs = self.generate_fn([requests[i] for i in part], sampling, call_budget)
+            if len(outs) != len(part):
+                raise RuntimeError(f"generate function returned {len(outs)} turns for {len(part)} requests")
+            for i, out in zip(part, outs):
+                # Only a row with less budget than the call is cut: a turn is otherwise kept as the generate
+                # function returned it (a control's scripted first turn may be longer than the budget).
+                results[i] = _cut_to_budget(out, budgets[i]) if budgets[i] < call_budget else out
         return results  # type: ignore[return-value]
 
     def _dummy_call(self, seed: Trajectory | None, sampling: SamplingParams) -> None:
@@ -262,7 +282,7 @@ class Rollout:
 
     def _record_box(self, t: Trajectory, turn: Turn) -> None:
         cfg = self.config
-        parsed = parse_box(turn.text)
+        parsed = parse_turn_box(turn.text, cfg.box_parse)
         if parsed is not None:
             turn.box, turn.box_source = parsed.box, parsed.source
             turn.box_original = input_to_original(parsed.box, t.input_size, t.original_size)

@@ -98,6 +98,10 @@ class VisionFeatureCache:
                 )
         return self._core
 
+    def usable(self, model: torch.nn.Module) -> bool:
+        """Whether `features` can serve this model (it has a vision core that takes precomputed features)."""
+        return self._core_of(model) is not None
+
     @torch.no_grad()
     def features(self, model: torch.nn.Module, images: Sequence[EncodedImage]) -> tuple[torch.Tensor, ...] | None:
         """Per-image features ``[tokens_i, hidden]`` of `images` in order, encoding in one vision-tower call only

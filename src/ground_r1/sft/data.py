@@ -79,6 +79,10 @@ SKIPPED_NAME = "skipped_records.jsonl"
 REBUILD_HINT = "Re-create the file with `bash qwen-vl-finetune/scripts/prepare_SFT_data.sh` (ground_r1.cli.prepare_sft_data)."
 
 
+class SFTDataMismatchError(ValueError):
+    """A prepared SFT folder made with other min/max pixels than the run that would train on it."""
+
+
 def sft_file_name(kind: str) -> str:
     """``vanilla.jsonl`` or ``ground.jsonl``.
 
@@ -305,7 +309,18 @@ def prepare_sft_data(
     ground: list[dict[str, Any]] = []
     written = reused = 0
     file_unit = "item" if Path(data_path).suffix.lower() == ".json" else "line"
+    # In Ground SFT the evidence box is the turn-1 target, not only a metric: a record that lost one is bad here.
+    box_notes = {(n.file, n.line): [] for n in loaded.box_notes}
+    for note in loaded.box_notes:
+        box_notes[(note.file, note.line)].append(note)
     for record in tqdm(loaded.records, desc="SFT examples", unit="rec", disable=not progress):
+        notes = box_notes.get((str(record["source_file"]), record["line"]))
+        if notes:
+            issues.extend(
+                ValidationIssue(n.file, n.line, n.field, f"{n.message} (Ground SFT trains on bboxs[0])", n.unit)
+                for n in notes
+            )
+            continue
         try:
             crop_box, target = ground_box_target(record, min_crop_size)
             crop_path, was_written = ensure_crop(record["image"], crop_box, crops_dir)

@@ -4,8 +4,9 @@ The recipe, top to bottom (:func:`train_sft`):
 
 1. data: a prepared folder (``sft_data_dir``, from ``prepare_SFT_data.sh``), or a VisCoT records file
    (``data_path``; the built-in synthetic zoom data when neither is given) prepared first into
-   ``sft_data_dir`` or ``<output_dir>/sft_data`` (idempotent; main process first, the others wait). A Ground
-   SFT folder must have been prepared for this run's min/max pixels: its box targets live in that input frame.
+   ``sft_data_dir`` or ``<output_dir>/sft_data`` (idempotent; main process first, the others wait). A prepared
+   folder must have been made with this run's min/max pixels (``prepare_SFT_data.sh`` reads them from the same
+   ``CONFIG``): Ground SFT's box targets live in that input frame, and both sets were validated and sized for it.
 2. processor with explicit min/max pixels (SPEC §10), and the model in ``model_dtype`` (default fp32 master
    weights: at lr 2e-7 an AdamW update is ~1e-7, far below bf16's resolution of ~1e-4 at typical weight
    magnitudes, so bf16 weights would not move; ``bf16: true`` still computes in bf16 (autocast, or DeepSpeed,
@@ -34,7 +35,14 @@ from trl import SFTConfig, SFTTrainer
 from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
 from ground_r1.models.loading import check_model_path, freeze_vision_tower, load_model, load_processor, parameter_size
 from ground_r1.sft.collator import SFTCollator
-from ground_r1.sft.data import KINDS, load_sft_examples, prepare_sft_data, read_sft_metadata, sft_file_name
+from ground_r1.sft.data import (
+    KINDS,
+    SFTDataMismatchError,
+    load_sft_examples,
+    prepare_sft_data,
+    read_sft_metadata,
+    sft_file_name,
+)
 from ground_r1.trainer.resume import ResumeFixesMixin
 
 if TYPE_CHECKING:
@@ -110,6 +118,7 @@ class SFTScriptArguments:
     skip_bad_records: bool = field(default=False, metadata={"help": "Prepare the good records and list the bad ones in sft_data_dir/skipped_records.jsonl."})
     max_records: int | None = field(default=None, metadata={"help": "Prepare only the first N records of data_path."})
     max_train_examples: int | None = field(default=None, metadata={"help": "Train on the first N examples of the prepared set."})
+    max_image_pixels: int = field(default=178_956_970, metadata={"help": "Decompression-bomb limit of dataset images in pixels (default: PIL's own error threshold; 0: no limit)."})
 
 
 def examples_to_dataset(examples: list[dict[str, Any]]) -> "datasets.Dataset":
@@ -135,7 +144,7 @@ def resolve_sft_data(script_args: SFTScriptArguments, config: GroundR1SFTConfig)
 
     Raises:
         FileNotFoundError: ``sft_data_dir`` holds no prepared data and no ``data_path`` was given.
-        ValueError: Ground SFT data prepared for other min/max pixels than this run's.
+        SFTDataMismatchError: data prepared for other min/max pixels than this run's.
     """
     kind = script_args.sft_kind
     sft_dir = Path(script_args.sft_data_dir or Path(config.output_dir) / "sft_data").absolute()
@@ -165,17 +174,17 @@ def resolve_sft_data(script_args: SFTScriptArguments, config: GroundR1SFTConfig)
             f"SFT_DATA_DIR={sft_dir}, or give DATA_PATH (--data_path) to prepare it now"
         )
     metadata = read_sft_metadata(sft_dir)
-    if kind == "ground":
-        if metadata is None:
-            logger.warning("%s has no sft_data.json: cannot check that its box targets use this run's pixel bounds", sft_dir)
-        elif (metadata["min_pixels"], metadata["max_pixels"]) != (config.min_pixels, config.max_pixels):
-            raise ValueError(
-                f"Ground SFT data in '{sft_dir}' was prepared for min_pixels={metadata['min_pixels']}, "
-                f"max_pixels={metadata['max_pixels']} (its box targets are pixels of that input size), but this run "
-                f"uses min_pixels={config.min_pixels}, max_pixels={config.max_pixels}. Prepare it again with "
-                f"--min_pixels {config.min_pixels} --max_pixels {config.max_pixels} (or set DATA_PATH), or train "
-                "with the data's values."
-            )
+    if metadata is None:
+        logger.warning("%s has no sft_data.json: cannot check that it was prepared for this run's pixel bounds", sft_dir)
+    elif (metadata["min_pixels"], metadata["max_pixels"]) != (config.min_pixels, config.max_pixels):
+        why = " (its box targets are pixels of that input size)" if kind == "ground" else ""
+        raise SFTDataMismatchError(
+            f"{kind.capitalize()} SFT data in '{sft_dir}' was prepared for min_pixels={metadata['min_pixels']}, "
+            f"max_pixels={metadata['max_pixels']}{why}, but this run uses min_pixels={config.min_pixels}, "
+            f"max_pixels={config.max_pixels}. Prepare it again with the training preset "
+            f"(CONFIG=<the same preset> bash qwen-vl-finetune/scripts/prepare_SFT_data.sh, or --min_pixels "
+            f"{config.min_pixels} --max_pixels {config.max_pixels}; or set DATA_PATH), or train with the data's values."
+        )
     return path
 
 

@@ -6,8 +6,13 @@ What it overrides, and why (a test pins the signatures of these TRL methods):
   from the prompt images only (crops made during a rollout never reach the loss). Ours runs the tree rollout
   (`ground_r1.rollout`), builds the batch from the sampled token ids (`trainer.batch`: every image of every
   trajectory, injected turns masked via `tool_mask`), scores with TRL's `_calculate_rewards`, computes group
-  advantages (`trainer.advantages`) and the reference / old log-probs through TRL's
-  `_get_per_token_logps_and_entropies`. The loss is TRL's `_compute_loss`, untouched.
+  advantages (`trainer.advantages`) and the reference / old log-probs through `_get_per_token_logps_and_entropies`.
+- `_get_per_token_logps_and_entropies(...)`: TRL's signature and return values, our loss batch
+  (`trainer.loss_batch`, config `loss_batch_layout`): the padded ``[B, P + C]`` batch is laid out without its
+  padding (length buckets, or padding-free packing with flash-attention) and only the loss-mask positions go
+  through the LM head (`trainer.completion_head`); the log-probs come back in TRL's ``[B, C]`` layout.
+- `_compute_loss(model, inputs)`: TRL's, untouched, run with the loss mask as the positions to score (and the
+  loss batch's fill logged as `loss_batch/fill`).
 
 Everything else (optimizer, schedule, accumulation, checkpoints, logging, KL, loss types) is TRL's, with three
 fault hooks (docs/reliability.md): `compute_loss` / `training_step` run the non-finite guard
@@ -25,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from accelerate.utils import gather_object
+from accelerate.utils import gather_object, is_peft_model
 from trl import GRPOTrainer
 from trl.models.utils import unwrap_model_for_generation
 
@@ -38,6 +43,8 @@ from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
 from ground_r1.rollout.sampling import SamplingParams, TreePlan
 from ground_r1.trainer.advantages import group_advantages
 from ground_r1.trainer.batch import build_training_batch
+from ground_r1.trainer.completion_head import ScoredHead, add_scored_head, unsupported_reason
+from ground_r1.trainer.loss_batch import LossBatch, build_loss_batch, is_varlen_attention, resolve_layout, score_loss_batch
 from ground_r1.trainer.metrics import aggregate_rollout_stats, trajectory_stats
 from ground_r1.trainer.nonfinite import LOG_NAME as NONFINITE_LOG_NAME
 from ground_r1.trainer.nonfinite import NonFiniteGuard
@@ -55,6 +62,7 @@ def rollout_config_from(args: GroundR1Config) -> RolloutConfig:
         max_aspect_ratio=args.max_aspect_ratio,
         crop_fallback=args.crop_fallback,
         no_crop=args.no_crop,
+        box_parse=args.box_parse,
         max_batch_rows=args.generation_max_batch_rows,
     )
 
@@ -100,6 +108,32 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         self.preemption = Preemption() if config.checkpoint_on_sigterm else None
         if self.preemption is not None:
             self.add_callback(preemption_callback(self.preemption, self._sync_any))
+        self.loss_layout = self._setup_loss_layout(config)
+        self.last_loss_batch: LossBatch | None = None  # of the latest log-prob pass (benchmarks, tests)
+        self._score_mask: torch.Tensor | None = None  # [B, C] positions to score in the pass being run
+
+    def _setup_loss_layout(self, config: GroundR1Config) -> str:
+        """The loss batch's layout (`trainer.loss_batch`) and, unless it is TRL's padded one, the scored LM head
+        on the policy (and reference) model, wrapped over the fused head TRL installed."""
+        policy = self.model.get_base_model() if is_peft_model(self.model) else self.model  # as TRL patches it
+        attn = getattr(policy.config, "_attn_implementation", None)
+        layout = resolve_layout(config.loss_batch_layout, attn)
+        if layout == "padded":
+            return layout
+        reason = unsupported_reason(policy)
+        if reason is not None:
+            if config.loss_batch_layout != "auto":
+                raise ValueError(f"loss_batch_layout={config.loss_batch_layout!r} cannot be used: {reason}. Set "
+                                 "loss_batch_layout: padded")
+            logger.warning("loss batch: TRL's padded layout (%s)", reason)
+            return "padded"
+        if layout == "packed" and not is_varlen_attention(attn):
+            logger.warning("loss_batch_layout=packed without flash-attention: attention builds a [W x W] mask per "
+                           "packed row (correct, slow and memory-hungry); 'bucketed' is the layout for sdpa/eager")
+        add_scored_head(policy)
+        if self.ref_model is not None:
+            add_scored_head(self.accelerator.unwrap_model(self.ref_model))
+        return layout
 
     # -- distributed helpers ---------------------------------------------------------------------------------
     def _sync_any(self, local: bool) -> bool:
@@ -211,7 +245,7 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         logits_to_keep = batch["completion_ids"].size(1)
         batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
         output: dict[str, Any] = {}
-        with torch.no_grad():
+        with torch.no_grad(), self._scoring(batch["completion_mask"] * batch["tool_mask"]):
             generate_every = self.args.steps_per_generation * self.num_iterations
             if self.args.gradient_accumulation_steps % generate_every != 0:
                 output["old_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
@@ -259,6 +293,80 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if self.args.record_sampling_logprobs:
             output["sampling_per_token_logps"] = batch["sampling_per_token_logps"]
         return output
+
+    # -- the loss batch (trainer/loss_batch.py) -------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _scoring(self, mask: torch.Tensor | None):
+        """The [B, C] positions the log-prob passes inside score (the loss mask); the others come back as 0,
+        which TRL's loss never reads (every term is multiplied by the same mask)."""
+        outer, self._score_mask = self._score_mask, mask
+        try:
+            yield
+        finally:
+            self._score_mask = outer
+
+    def _compute_loss(self, model, inputs):
+        """TRL's loss, untouched; its log-prob pass scores only the loss-mask positions."""
+        mask = inputs["completion_mask"] * inputs["tool_mask"] if "tool_mask" in inputs else inputs["completion_mask"]
+        self.last_loss_batch = None
+        with self._scoring(mask):
+            loss = super()._compute_loss(model, inputs)
+        mode = "train" if self.model.training else "eval"
+        if self.last_loss_batch is not None:
+            self._metrics[mode]["loss_batch/fill"].append(self.last_loss_batch.fill)
+        else:  # TRL's padded batch
+            att = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
+            self._metrics[mode]["loss_batch/fill"].append(att.float().mean().item())
+        return loss
+
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
+        compute_aux_loss=False, pixel_values=None, image_grid_thw=None, num_images=None, pixel_attention_mask=None,
+        spatial_shapes=None, num_tiles=None, image_sizes=None, token_type_ids=None, mm_token_type_ids=None,
+        image_position_ids=None,
+    ):
+        """TRL's method (same signature, same ``[B, C]`` log-probs and entropies at the scored positions), run
+        on our loss batch: `batch_size` caps the trajectories per forward as in TRL. Inputs of other model
+        families (tiles, token types, MoE aux loss) and `loss_batch_layout: padded` take TRL's own path."""
+        other_family = (pixel_attention_mask, spatial_shapes, num_tiles, image_sizes, token_type_ids, image_position_ids)
+        if self.loss_layout == "padded" or compute_aux_loss or any(x is not None for x in other_family):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
+                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, pixel_values=pixel_values,
+                image_grid_thw=image_grid_thw, num_images=num_images, pixel_attention_mask=pixel_attention_mask,
+                spatial_shapes=spatial_shapes, num_tiles=num_tiles, image_sizes=image_sizes,
+                token_type_ids=token_type_ids, mm_token_type_ids=mm_token_type_ids,
+                image_position_ids=image_position_ids,
+            )
+        rows = input_ids.size(0)
+        score_mask = self._score_mask
+        if score_mask is not None and tuple(score_mask.shape) != (rows, logits_to_keep):
+            score_mask = None  # a pass over another batch than the one being scored: score every completion token
+
+        def lay_out(min_forwards: int = 0) -> LossBatch:
+            return build_loss_batch(
+                input_ids, attention_mask, logits_to_keep, layout=self.loss_layout, position_ids=positions,
+                score_mask=score_mask, mm_token_type_ids=mm_token_type_ids, pixel_values=pixel_values,
+                image_grid_thw=image_grid_thw, num_images=num_images, max_rows=batch_size,
+                min_fill=self.args.loss_bucket_min_fill, pad_token_id=self.codec.pad_token_id,
+                min_forwards=min_forwards,
+            )
+
+        positions = _rope_positions(self.accelerator.unwrap_model(model), input_ids, attention_mask,
+                                    mm_token_type_ids, image_grid_thw)
+        batch = lay_out()
+        if self.accelerator.num_processes > 1:
+            # Every rank runs as many forwards (and backwards) as the one with the most buckets: under ZeRO-3
+            # each gathers parameters collectively, and a rank with fewer would leave the others waiting.
+            count = torch.tensor([len(batch.forwards)], device=self.accelerator.device)
+            most = int(self.accelerator.gather(count).max().item())
+            if most > len(batch.forwards):
+                batch = lay_out(most)
+        self.last_loss_batch = batch
+        head = ScoredHead(temperature=self.temperature, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
+                          outputs=("log_probs", "entropy") if compute_entropy else ("log_probs",))
+        logps, entropies = score_loss_batch(model, batch, head, autocast=self.accelerator.autocast)
+        return logps, entropies, None
 
     # -- non-finite guard ----------------------------------------------------------------------------------------
     def training_step(self, model, inputs, num_items_in_batch):
@@ -396,6 +504,21 @@ def _record_image(record: dict) -> Any:
     except ImageLoadError as exc:
         raise ImageLoadError(exc.path, f"{exc.reason} (record {record.get('key', '?')}: it passed validation at "
                              "startup; fix or remove the file, or drop the record, then resume)") from exc
+
+
+def _rope_positions(model, input_ids, attention_mask, mm_token_type_ids, image_grid_thw) -> torch.Tensor | None:
+    """The padded batch's M-RoPE positions [3, B, L], from the model's own `get_rope_index` (what its forward
+    computes from these inputs); None for a model without one (1-D positions over the real tokens)."""
+    if is_peft_model(model):
+        model = model.get_base_model()
+    backbone = getattr(model, "base_model", model)
+    get_rope_index = getattr(backbone, "get_rope_index", None)
+    if get_rope_index is None or mm_token_type_ids is None or image_grid_thw is None:
+        return None
+    with torch.no_grad():
+        positions, _ = get_rope_index(input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw,
+                                      attention_mask=attention_mask)
+    return positions
 
 
 def _nanstd(x: torch.Tensor) -> float:

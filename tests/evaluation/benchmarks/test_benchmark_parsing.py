@@ -5,13 +5,14 @@ from __future__ import annotations
 import pytest
 
 from ground_r1.evaluation.benchmarks.parsing import (
+    extract_answer_span,
     extract_choice_letter,
     normalize_text,
     parse_options,
-    parse_yes_no,
     parse_yes_no_mme_official,
     release_letter_match,
 )
+from ground_r1.evaluation.benchmarks.reference import mme_yes_no, pope_yes_no
 
 OPTIONS = {"A": "red", "B": "blue", "C": "green", "D": "a cat"}
 
@@ -134,22 +135,26 @@ def test_parse_options_drops_mmbench_nan() -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "robust", "official"),
+    ("text", "pope", "lmms_mme", "official"),
     [
-        ("Yes.", "yes", "yes"),
-        ("No, there is none.", "no", "no"),
-        ("<think>hmm</think><answer>yes</answer>", "yes", "yes"),
-        ("**Yes**", "yes", None),  # official: the first 4 characters "**ye" hold neither word
-        ("The answer is yes", "yes", None),  # official looks at the first 4 characters only
-        ("There is no dog.", "no", None),
-        ("yes and no", "yes", "yes"),
-        ("Not sure", None, "no"),  # official: "not " contains "no"
-        ("Yesterday", None, "yes"),
-        ("", None, None),
+        ("Yes.", "yes", "yes", "yes"),
+        ("No, there is none.", "no", "no", "no"),
+        ("<think>hmm</think><answer>yes</answer>", "yes", "yes", "yes"),
+        ("**Yes**", "yes", None, None),  # MME rules: the first 4 characters "**ye" hold neither word
+        ("The answer is yes", "yes", None, None),  # MME rules look at the first 4 characters only
+        ("There is no dog.", "no", None, None),  # POPE: "no" among the first sentence's words
+        ("There is not a dog in the image.", "no", None, None),
+        ("yes and no", "no", "yes", "yes"),  # POPE: any "no" word wins
+        ("Not sure", "yes", "no", "no"),  # POPE looks for "not", not "Not"; MME: "not " contains "no"
+        ("Yesterday", "yes", "yes", "yes"),
+        ("y", "yes", "yes", None),  # lmms-eval reads a bare y/n; the MME authors' rule does not
+        ("n.", "yes", "no", None),  # lmms-eval drops the dot first
+        ("", "yes", None, None),  # POPE: never unread
     ],
 )
-def test_yes_no_parsers(text: str, robust: str | None, official: str | None) -> None:
-    assert parse_yes_no(text) == robust
+def test_yes_no_parsers(text: str, pope: str, lmms_mme: str | None, official: str | None) -> None:
+    assert pope_yes_no(extract_answer_span(text)) == pope
+    assert mme_yes_no(extract_answer_span(text)) == lmms_mme
     assert parse_yes_no_mme_official(text) == official
 
 

@@ -95,7 +95,7 @@ def test_seed_ids_without_extension(release_format_dir, tmp_path, placeholder_im
     with pytest.raises(BenchmarkFileError) as err:
         spec.load(path, tmp_path)
     assert len(err.value.problems) == 8  # 9 items, the first one now exists
-    assert err.value.problems[0].startswith(f"{path}:2:Image: image not found: {tmp_path / '1307737_3736205576'}")
+    assert err.value.problems[0].startswith(f"{path}:2: Image: image not found: {tmp_path / '1307737_3736205576'}")
     assert "also tried .jpg, .jpeg, .png" in err.value.problems[0]
 
 
@@ -141,18 +141,22 @@ def test_malformed_file_lists_every_problem(write_benchmark) -> None:
     with pytest.raises(BenchmarkFileError) as err:
         get_benchmark("MME").load(path, root)
     problems = err.value.problems
-    assert problems[0] == f"{path}:2:solution: missing field"
-    assert problems[1].startswith(f"{path}:3: invalid JSON")
-    assert problems[2].startswith(f"{path}:4:dataset: unknown MME task 'smell'")
-    assert problems[3] == f"{path}:5:solution: expected Yes or No, got 'Maybe'"
-    assert problems[4] == f"{path}:6: expected a JSON object, got list"
+    assert problems[0] == f"{path}:2: solution: missing field"
+    assert problems[1].startswith(f"{path}:3: json: invalid JSON")
+    assert problems[2].startswith(f"{path}:4: dataset: unknown MME task 'smell'")
+    assert problems[3] == f"{path}:5: solution: expected Yes or No, got 'Maybe'"
+    assert problems[4] == f"{path}:6: record: expected a JSON object, got list"
     assert len(problems) == 5
     assert f"5 problem(s) in {path}" in str(err.value)
+    # Read (what evaluation does): the good record is evaluated, the 5 others skipped and named.
+    read = get_benchmark("MME").read(path, root)
+    assert ([it.line for it in read.items], read.records_read, read.skipped_records) == ([1], 6, 5)
+    assert [str(i) for i in read.skipped] == problems
 
 
 def test_missing_image_field_and_missing_file(write_benchmark, tmp_path) -> None:
     path, root = write_benchmark("POPE.jsonl", [{"problem": "Is there a dog?", "solution": "yes", "Category": "random"}])
-    with pytest.raises(BenchmarkFileError, match=r"POPE.jsonl:1:Image: missing field"):
+    with pytest.raises(BenchmarkFileError, match=r"POPE.jsonl:1: Image: missing field"):
         get_benchmark("POPE").load(path, root)
     with pytest.raises(FileNotFoundError, match=r"expected the release's 'POPE.jsonl'"):
         get_benchmark("POPE").load(tmp_path / "nope.jsonl", root)

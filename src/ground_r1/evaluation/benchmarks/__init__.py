@@ -12,7 +12,9 @@ Typical use::
 from __future__ import annotations
 
 from ground_r1.evaluation.benchmarks.choice import ChoiceSpec
+from ground_r1.evaluation.benchmarks.mmbench import MMBenchSpec
 from ground_r1.evaluation.benchmarks.mme import MMESpec
+from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
 from ground_r1.evaluation.benchmarks.mmvet import (
     MMVetSpec,
     mmvet_grader_messages,
@@ -22,7 +24,6 @@ from ground_r1.evaluation.benchmarks.parsing import (
     extract_answer_span,
     extract_choice_letter,
     parse_options,
-    parse_yes_no,
     parse_yes_no_mme_official,
 )
 from ground_r1.evaluation.benchmarks.pope import PopeSpec
@@ -40,7 +41,9 @@ __all__ = [
     "BenchmarkItem",
     "BenchmarkSpec",
     "ChoiceSpec",
+    "MMBenchSpec",
     "MMESpec",
+    "MMMUSpec",
     "MMVetSpec",
     "PopeSpec",
     "RealWorldQASpec",
@@ -52,7 +55,6 @@ __all__ = [
     "mmvet_grader_messages",
     "parse_mmvet_score",
     "parse_options",
-    "parse_yes_no",
     "parse_yes_no_mme_official",
     "register_benchmark",
 ]

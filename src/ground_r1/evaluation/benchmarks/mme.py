@@ -5,8 +5,10 @@ Each MME image carries one "yes" and one "no" question. Per task: accuracy over 
 (max 200). Perception sums 10 tasks (max 2000), cognition 4 (max 800); the paper's MME number is the
 overall sum (perception + cognition, e.g. 2327.0 -> 2360.9).
 
-Answers are read with the MME authors' rule, which the release's `cal_MME.py` also used
-(:func:`parse_yes_no_mme_official` on the extracted answer), so totals compare with published ones.
+**The headline** reads answers as lmms-eval 0.7.3 does (:func:`~ground_r1.evaluation.benchmarks.reference.
+mme_yes_no` on the extracted answer: lower case, dots removed, "yes"/"no", a bare "y"/"n", else the first four
+characters). **Variant** ``release``: the MME authors' rule as the release's ``cal_MME.py`` applied it
+(:func:`parse_yes_no_mme_official`: no dot removal, no bare "y"/"n"), its total reported beside the headline.
 Images are grouped by ``(task, Image)``: the same file name appears under several tasks.
 """
 
@@ -17,10 +19,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, parse_yes_no_mme_official
 import numpy as np
 
-from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent
+from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, parse_yes_no_mme_official
+from ground_r1.evaluation.benchmarks.reference import mme_yes_no
+from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent, variant_key
 from ground_r1.evaluation.uncertainty import Estimate, bootstrap_estimate
 
 logger = logging.getLogger(__name__)
@@ -42,6 +45,10 @@ class MMESpec(BenchmarkSpec):
     """MME: task from ``dataset``, yes/no ground truth, questions already end "Please answer yes or no."."""
 
     headline_metric: str = "overall"
+    rule: str = "lmms-eval 0.7.3 mme (yes/no, bare y/n, first 4 characters)"
+    variant_rules: tuple[tuple[str, str], ...] = (
+        ("release", "release cal_MME.py: MME authors' rule (no bare y/n)"),
+    )
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution", "dataset")
 
@@ -70,7 +77,8 @@ class MMESpec(BenchmarkSpec):
         return []
 
     def parse_answer(self, text: str) -> str | None:
-        return parse_yes_no_mme_official(text)
+        """The headline rule's yes/no for a final turn (its extracted answer), None for "other"."""
+        return mme_yes_no(extract_answer_span(text))
 
     def score_item(
         self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
@@ -83,6 +91,7 @@ class MMESpec(BenchmarkSpec):
             extracted=extract_answer_span(prediction_text),
             parsed=parsed,
             correct=parsed is not None and parsed == item.answer.lower(),
+            variants={"release": parse_yes_no_mme_official(prediction_text) == item.answer.lower()},
         )
         return record
 
@@ -90,58 +99,29 @@ class MMESpec(BenchmarkSpec):
         """Per task ``acc``, ``acc_plus``, ``score`` (x100) and totals; tasks absent are listed.
 
         Returns keys ``per_task``, ``perception``, ``cognition``, ``overall``, ``missing_tasks``,
-        ``complete`` (all 14 tasks present), ``n_items``, ``n_unparsed``.
+        ``complete`` (all 14 tasks present), ``n_items``, ``n_unparsed``, and the release rule's total and
+        per-task scores (``variants["release"]``, ``variants_per_task["release"]``).
         """
         self._check_records(records)
-        by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
-        for record in records:
-            if record["task"] not in _ALL_TASKS:
-                raise ValueError(f"MME: record {record['key']!r} has unknown task {record['task']!r}")
-            by_task[record["task"]].append(record)
-        per_task = {}
-        for task in _ALL_TASKS:
-            task_records = by_task.get(task)
-            if not task_records:
-                continue
-            images: dict[str, list[bool]] = defaultdict(list)
-            for record in task_records:
-                images[record["image_group"]].append(bool(record["correct"]))
-            n_correct = sum(bool(r["correct"]) for r in task_records)
-            n_images_all_right = sum(all(flags) for flags in images.values())
-            acc = percent(n_correct, len(task_records))
-            acc_plus = percent(n_images_all_right, len(images))
-            per_task[task] = {
-                "acc": acc,
-                "acc_plus": acc_plus,
-                "score": acc + acc_plus,
-                "n": len(task_records),
-                "n_images": len(images),
-                "n_unparsed": sum(r["parsed"] is None for r in task_records),
-            }
-        perception = sum(per_task[t]["score"] for t in MME_PERCEPTION_TASKS if t in per_task)
-        cognition = sum(per_task[t]["score"] for t in MME_COGNITION_TASKS if t in per_task)
-        missing = [t for t in _ALL_TASKS if t not in per_task]
-        return {
-            "per_task": per_task,
-            "perception": perception,
-            "cognition": cognition,
-            "overall": perception + cognition,
-            "missing_tasks": missing,
-            "complete": not missing,
-            "n_items": len(records),
-            "n_unparsed": sum(r["parsed"] is None for r in records),
-        }
+        result = _mme_totals(records, lambda r: bool(r["correct"]))
+        release = _mme_totals(records, lambda r: bool(r["variants"]["release"]))
+        result["variants"] = {"release": release["overall"]}
+        result["variants_per_task"] = {"release": {t: v["score"] for t, v in release["per_task"].items()}}
+        result["n_unparsed"] = sum(r["parsed"] is None for r in records)
+        return result
 
     def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> Estimate:
         """The total (perception + cognition) with its bootstrap standard error: units are the images of each
-        task (acc+ needs both of an image's questions), resampled within their task, 1,000 times, seed 0."""
+        task (acc+ needs both of an image's questions), resampled within their task, 1,000 times, seed 0.
+        ``metric="variant:release"``: the same for the release rule's total (``variants["release"]``)."""
+        key = variant_key(metric)
         tasks = {t: i for i, t in enumerate(_ALL_TASKS)}
         groups: dict[tuple[str, str], list[bool]] = defaultdict(list)
         for record in records:
-            groups[(record["task"], record["image_group"])].append(bool(record["correct"]))
+            right = record["correct"] if key is None else record["variants"][key]
+            groups[(record["task"], record["image_group"])].append(bool(right))
         keys = list(groups)
-        rows = [(tasks[t], sum(flags), len(flags), float(all(flags))) for (t, _), flags in
-                ((k, groups[k]) for k in keys)]
+        rows = [(tasks[k[0]], sum(groups[k]), len(groups[k]), float(all(groups[k]))) for k in keys]
         codes = np.asarray([r[0] for r in rows], dtype=np.int64)
         present = np.unique(codes)
 
@@ -154,3 +134,44 @@ class MMESpec(BenchmarkSpec):
 
         return bootstrap_estimate(rows, total, items=len(records), strata=[k[0] for k in keys],
                                   unit="images (each with its questions, resampled within its task)")
+
+
+def _mme_totals(records: list[dict[str, Any]], right) -> dict[str, Any]:
+    """Per task acc / acc+ / score and the totals, a record counting as right when ``right(record)``."""
+    by_task: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in records:
+        if record["task"] not in _ALL_TASKS:
+            raise ValueError(f"MME: record {record['key']!r} has unknown task {record['task']!r}")
+        by_task[record["task"]].append(record)
+    per_task = {}
+    for task in _ALL_TASKS:
+        task_records = by_task.get(task)
+        if not task_records:
+            continue
+        images: dict[str, list[bool]] = defaultdict(list)
+        for record in task_records:
+            images[record["image_group"]].append(right(record))
+        n_correct = sum(right(r) for r in task_records)
+        n_images_all_right = sum(all(flags) for flags in images.values())
+        acc = percent(n_correct, len(task_records))
+        acc_plus = percent(n_images_all_right, len(images))
+        per_task[task] = {
+            "acc": acc,
+            "acc_plus": acc_plus,
+            "score": acc + acc_plus,
+            "n": len(task_records),
+            "n_images": len(images),
+            "n_unparsed": sum(r["parsed"] is None for r in task_records),
+        }
+    perception = sum(per_task[t]["score"] for t in MME_PERCEPTION_TASKS if t in per_task)
+    cognition = sum(per_task[t]["score"] for t in MME_COGNITION_TASKS if t in per_task)
+    missing = [t for t in _ALL_TASKS if t not in per_task]
+    return {
+        "per_task": per_task,
+        "perception": perception,
+        "cognition": cognition,
+        "overall": perception + cognition,
+        "missing_tasks": missing,
+        "complete": not missing,
+        "n_items": len(records),
+    }

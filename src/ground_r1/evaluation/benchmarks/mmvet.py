@@ -13,6 +13,12 @@ Metrics (x100): the total is the mean score; each capability (``Category`` is a 
 rec, ocr, know, gen, spat, math) averages the items that need it, so one item counts in each of its
 capabilities; capability sets ("integrations") average the items with exactly that set.
 The release had no MM-Vet grader; the paper reports 67.1 -> 69.8.
+
+Grader model: ours is the user's judge endpoint (``OPENAI_MODEL``, default gpt-4o-mini), and every summary table
+names the model that graded (from the grading records). The official evaluator used ``gpt-4-0613``
+(:data:`MMVET_GRADER_MODEL`); lmms-eval 0.7.3 uses ``gpt-4o-2024-11-20`` (:data:`MMVET_LMMS_EVAL_GRADER_MODEL`, its
+``MODEL_VERSION``, with ``max_tokens`` 128 and a "gpt_query_prompt" header in place of "Question"). Scores from
+different graders are not comparable: set ``OPENAI_MODEL`` (or ``--judge_model``) to the one you compare with.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "MMVET_GRADER_MAX_TOKENS",
     "MMVET_GRADER_MAX_TRIES",
     "MMVET_GRADER_MODEL",
+    "MMVET_LMMS_EVAL_GRADER_MODEL",
     "MMVET_GRADER_PROMPT",
     "MMVET_RETRY_SUFFIX",
     "MMVetSpec",
@@ -42,6 +49,7 @@ __all__ = [
 MMVET_CAPABILITIES: tuple[str, ...] = ("rec", "ocr", "know", "gen", "spat", "math")
 
 MMVET_GRADER_MODEL = "gpt-4-0613"  # the official evaluator's default grader
+MMVET_LMMS_EVAL_GRADER_MODEL = "gpt-4o-2024-11-20"  # lmms-eval 0.7.3 mmvet's MODEL_VERSION default
 MMVET_GRADER_MAX_TOKENS = 3
 MMVET_GRADER_MAX_TRIES = 5
 MMVET_RETRY_SUFFIX = "\nPredict the correctness of the answer (digit): "
@@ -114,6 +122,7 @@ class MMVetSpec(BenchmarkSpec):
 
     needs_judge: bool = True
     headline_metric: str = "total"
+    rule: str = "MM-Vet official grader prompt"
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution", "Category")
 

@@ -35,7 +35,6 @@ __all__ = [
     "extract_choice_letter",
     "normalize_text",
     "parse_options",
-    "parse_yes_no",
     "parse_yes_no_mme_official",
     "release_letter_match",
     "strip_answer_tags",
@@ -67,15 +66,18 @@ def normalize_text(text: str) -> str:
     return re.sub(r"\s+", " ", text).strip()
 
 
-# Option lines as the release files write them: "A. text" (SEED, MMBench, MMMU, RealWorldQA) or
-# "(A) text" (MME-RealWorld-Lite). Letters up to H are accepted; a benchmark narrows them.
-_OPTION_LINE = re.compile(r"^\s*(?:\(([A-H])\)|([A-H])[.)])\s*(.*?)\s*$")
+# Option lines as the release files write them: "A. text" (SEED, MMBench, MMMU, RealWorldQA), "A: text" (eleven
+# RealWorldQA questions) or "(A) text" (MME-RealWorld-Lite). Letters up to H are accepted; a benchmark narrows
+# them. A label without punctuation ("B text", one RealWorldQA question) only counts where it continues a run.
+_OPTION_LINE = re.compile(r"^\s*(?:\(([A-H])\)|([A-H])[.):])\s*(.*?)\s*$")
+_BARE_OPTION_LINE = re.compile(r"^\s*([B-H])\s+(\S.*?)\s*$")
 
 
 def parse_options(problem: str, *, drop_nan: bool = False) -> dict[str, str]:
     """Options written one per line inside a question: ``{"A": "text", ...}`` in order.
 
-    An option block is a sequence of label lines A, B, C, ... (``A. text`` or ``(A) text``); lines
+    An option block is a sequence of label lines A, B, C, ... (``A. text``, ``A: text`` or ``(A) text``; a later
+    label may be bare, ``B text``, when it is the next letter of a block already started); lines
     between two labels continue the earlier option (MMBench has multi-line options), while lines
     after the last label are not part of it (they are usually an instruction such as "Please answer
     directly ..."). The last block of two or more options wins, so a question line that happens to
@@ -87,9 +89,13 @@ def parse_options(problem: str, *, drop_nan: bool = False) -> dict[str, str]:
     current: list[tuple[int, str, str]] = []
     for index, line in enumerate(lines):
         match = _OPTION_LINE.match(line)
-        if match is None:
-            continue
-        letter, text = match.group(1) or match.group(2), match.group(3)
+        if match is not None:
+            letter, text = match.group(1) or match.group(2), match.group(3)
+        else:
+            bare = _BARE_OPTION_LINE.match(line)
+            if bare is None or not current or bare.group(1) != chr(ord(current[-1][1]) + 1):
+                continue
+            letter, text = bare.group(1), bare.group(2)
         if letter == "A":
             if len(current) >= 2:
                 runs.append(current)
@@ -237,22 +243,4 @@ def parse_yes_no_mme_official(text: str) -> str | None:
         return "yes"
     if "no" in prefix:
         return "no"
-    return None
-
-
-def parse_yes_no(text: str) -> str | None:
-    """Yes/no from free text: the first word if it is yes/no, else the only one of the two words used.
-
-    "Yes.", "**No**, there is none", "<answer>yes</answer>" read directly; "I think the answer is
-    yes" reads "yes"; a text using both words, or neither, gives ``None``.
-    """
-    answer = normalize_text(_strip_markup(extract_answer_span(text)))
-    words = answer.split()
-    if not words:
-        return None
-    if words[0] in ("yes", "no"):
-        return words[0]
-    found = {w for w in words if w in ("yes", "no")}
-    if len(found) == 1:
-        return found.pop()
     return None

@@ -16,7 +16,9 @@ from ground_r1.evaluation.benchmarks.choice import (
     SEED_DIMENSIONS,
     ChoiceSpec,
 )
+from ground_r1.evaluation.benchmarks.mmbench import MMBenchSpec
 from ground_r1.evaluation.benchmarks.mme import MMESpec
+from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
 from ground_r1.evaluation.benchmarks.mmvet import MMVetSpec
 from ground_r1.evaluation.benchmarks.pope import PopeSpec
 from ground_r1.evaluation.benchmarks.realworldqa import RealWorldQASpec
@@ -32,59 +34,65 @@ class UnknownBenchmarkError(ValueError):
 _BUILTIN: tuple[BenchmarkSpec, ...] = (
     MMESpec(
         name="MME",
-        version="1",
+        version="2",
         default_file="MME.jsonl",
         description="MME: 14 yes/no tasks, acc + acc+ per task summed (perception 10, cognition 4)",
     ),
     PopeSpec(
         name="POPE",
-        version="1",
+        version="2",
         default_file="POPE.jsonl",
         description="POPE: object hallucination yes/no; acc/P/R/F1/yes-ratio per split",
     ),
     ChoiceSpec(
         name="SEED_Bench",
-        version="1",
+        version="2",
         default_file="SEED_Bench.jsonl",
         aliases=("seed", "seedbench", "seed-bench-image"),
         description="SEED-Bench (image): 4-option letter accuracy per dimension",
         direct_suffix=LETTER_SUFFIX_ABCD,
         category_field="Question_Type",
         category_names=SEED_DIMENSIONS,
+        reader="first_character",
+        rule="lmms-eval 0.7.3 seedbench (first character)",
     ),
-    ChoiceSpec(
+    MMBenchSpec(
         name="MMBench_en_dev",
-        version="1",
+        version="2",
         default_file="MMBench_en_dev.jsonl",
         aliases=("mmbench", "mmbench_en", "mmbench_dev"),
-        description="MMBench (en, dev): letter accuracy per ability, hint included, nan options dropped",
+        description="MMBench (en, dev): CircularEval per question, hint included, nan options dropped",
         direct_suffix=LETTER_SUFFIX_ABCD,
         group_fields=("L2-category",),
         include_hint=True,
         drop_nan_options=True,
+        rule="CircularEval (MMBench official; lmms-eval 0.7.3 mmbench_en_dev_static matcher)",
     ),
-    ChoiceSpec(
+    MMMUSpec(
         name="MMMU_val",
-        version="1",
+        version="2",
         default_file="MMMU_val.jsonl",
         aliases=("mmmu", "mmmu-validation"),
-        description="MMMU (validation): letter accuracy per subfield and difficulty",
+        description="MMMU (validation): official parser (letters; open answers), per subfield and difficulty",
         direct_suffix=LETTER_SUFFIX_ABCD,
         group_fields=("Subtask",),
+        rule="lmms-eval 0.7.3 mmmu_val (MMMU official parser; no random guess)",
     ),
     ChoiceSpec(
         name="MME_RealWorld_Lite",
-        version="1",
+        version="2",
         default_file="MME_RealWorld_Lite.jsonl",
         aliases=("mme-rwl", "mmerwl", "mme-realworld", "mme_realworld_lite"),
         description="MME-RealWorld-Lite: 5-option letter accuracy per category, domain and task",
         direct_suffix=LETTER_SUFFIX_ABCDE,
         valid_letters="ABCDE",
         group_fields=("Subtask", "Task"),
+        reader="mme_realworld",
+        rule="lmms-eval 0.7.3 mme_realworld (first capital A-E)",
     ),
     RealWorldQASpec(
         name="RealworldQA",
-        version="1",
+        version="2",
         default_file="RealworldQA.jsonl",
         aliases=("rwqa", "realworld-qa"),
         description="RealWorldQA: exact match (letters for its multiple-choice items)",

@@ -7,10 +7,13 @@ prediction into a JSON-ready record, and aggregates records into the metrics the
 Subclasses (one module per metric family) fill in the benchmark-specific parts; the registry holds one
 instance per benchmark, so adding a benchmark is adding one entry there.
 
-Loading validates the whole file before any inference: every missing or malformed field is reported
-as ``file:line:field`` and :class:`BenchmarkFileError` lists them all at once. Items are keyed by
-``"{file name}:{line}"`` because the release's ids (``Question_id``, ``problem_id``) repeat across
-tasks and splits (SPEC §6).
+Reading (:meth:`BenchmarkSpec.read`) validates every record of the file before any inference, images
+included (each header is read: a missing, empty or unreadable image is its record's problem). A record
+that cannot be evaluated is skipped and named as ``file:line: field: why`` (a
+:class:`ground_r1.data.records.ValidationIssue`); the rest are items. Only a file with no usable record
+at all is a :class:`BenchmarkFileError`. :meth:`BenchmarkSpec.load` is the strict form: any problem
+raises, all of them listed. Items are keyed by ``"{file name}:{line}"`` because the release's ids
+(``Question_id``, ``problem_id``) repeat across tasks and splits (SPEC §6).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
+from ground_r1.data.records import ValidationIssue
 from ground_r1.evaluation.benchmarks.parsing import strip_answer_tags
 
 if TYPE_CHECKING:
@@ -28,7 +32,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkSpec", "percent"]
+__all__ = [
+    "IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkRecords", "BenchmarkSpec", "percent",
+    "variant_accuracies", "variant_key",
+]
 
 # Tried, in order, for an `Image` written without extension (SEED-Bench writes bare ids).
 IMAGE_EXTENSIONS: tuple[str, ...] = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif")
@@ -48,8 +55,8 @@ class BenchmarkFileError(ValueError):
         lines = "\n".join(f"  {p}" for p in listed)
         tail = f"\n  ... and {more} more" if more > 0 else ""
         super().__init__(
-            f"{benchmark}: {len(problems)} problem(s) in {path}; fix the file (or point dataset_root at "
-            f"the folder holding its images) before running inference:\n{lines}{tail}"
+            f"{benchmark}: {len(problems)} problem(s) in {path}, no record left to evaluate; fix the file (or "
+            f"point DATASET_ROOT / IMAGE_ROOT at the folders holding it and its images):\n{lines}{tail}"
         )
 
 
@@ -80,6 +87,27 @@ class BenchmarkItem:
     line: int = 0
 
 
+@dataclass
+class BenchmarkRecords:
+    """What :meth:`BenchmarkSpec.read` read from a file: the items, and every skipped record's problems.
+
+    Attributes:
+        file: the file read.
+        items: the records that can be evaluated, in file order.
+        skipped: one issue per problem of a skipped record (``file:line: field: why``).
+        records_read: the records (non-blank lines) of the file, every one validated.
+    """
+
+    file: Path
+    items: list[BenchmarkItem]
+    skipped: list[ValidationIssue] = field(default_factory=list)
+    records_read: int = 0
+
+    @property
+    def skipped_records(self) -> int:
+        return len({issue.line for issue in self.skipped})
+
+
 class _ItemProblems(Exception):
     """Raised inside record parsing to collect ``(field, why)`` problems of one line."""
 
@@ -101,6 +129,10 @@ class BenchmarkSpec:
         needs_judge: True when items are scored by an LLM grader (MM-Vet).
         headline_metric: dotted path into ``aggregate()``'s result of the number the paper reports.
         default_image_ext: extension assumed for an extension-less ``Image`` when images are not checked.
+        rule: the rule that makes the headline number, as every table prints it (reference and version).
+        variant_rules: ``(key, label)`` of the other rules each record is also scored by (ours where more lenient
+            than the reference, the release's); ``record["variants"][key]`` and the aggregate's
+            ``variants[key]`` hold them, and the tables print them as labelled variant rows.
     """
 
     name: str
@@ -112,6 +144,8 @@ class BenchmarkSpec:
     needs_judge: bool = False
     headline_metric: str = "accuracy"
     default_image_ext: str = ".jpg"
+    rule: str = ""
+    variant_rules: tuple[tuple[str, str], ...] = ()
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution")
 
@@ -132,48 +166,74 @@ class BenchmarkSpec:
             )
         return candidate
 
-    def load(
+    def read(
         self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True
-    ) -> list[BenchmarkItem]:
-        """Read and validate a release JSONL file; images are resolved against ``dataset_root``.
+    ) -> BenchmarkRecords:
+        """Read and validate every record of a release JSONL file; images are resolved against ``dataset_root``.
 
-        Blank lines are skipped. With ``check_images`` (default) a missing image is a problem like any
-        other, so a wrong ``dataset_root`` fails here rather than mid-run.
+        Blank lines are skipped. A record that cannot be evaluated is left out and named (module docstring);
+        with ``check_images`` (default) a missing or unreadable image is such a problem, so a wrong
+        ``dataset_root`` shows on every record rather than mid-run.
 
         Raises:
             FileNotFoundError: the file does not exist.
-            BenchmarkFileError: listing every ``file:line:field`` problem of the file.
+            BenchmarkFileError: the file holds no usable record (empty, or every record skipped: listed).
         """
         file = self.resolve_file(path)
         root = Path(dataset_root).expanduser()
         items: list[BenchmarkItem] = []
-        problems: list[str] = []
-        with file.open(encoding="utf-8") as handle:
-            for line_no, raw in enumerate(handle, start=1):
+        skipped: list[ValidationIssue] = []
+        read = 0
+        with file.open("rb") as handle:
+            for line_no, raw_bytes in enumerate(handle, start=1):
+                try:
+                    raw = raw_bytes.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    read += 1
+                    skipped.append(ValidationIssue(str(file), line_no, "json", f"not valid UTF-8 ({err.reason})"))
+                    continue
                 if not raw.strip():
                     continue
-                where = f"{file}:{line_no}"
+                read += 1
                 try:
                     record = json.loads(raw)
                 except json.JSONDecodeError as err:
-                    problems.append(f"{where}: invalid JSON ({err.msg.removesuffix(' at')} at column {err.colno})")
+                    why = f"invalid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
+                    skipped.append(ValidationIssue(str(file), line_no, "json", why))
                     continue
                 if not isinstance(record, dict):
-                    problems.append(f"{where}: expected a JSON object, got {type(record).__name__}")
+                    skipped.append(ValidationIssue(str(file), line_no, "record",
+                                                   f"expected a JSON object, got {type(record).__name__}"))
                     continue
                 try:
                     item = self._build_item(record, file, line_no, root, check_images)
                 except _ItemProblems as found:
-                    problems.extend(f"{where}:{fld}: {why}" for fld, why in found.problems)
+                    skipped.extend(ValidationIssue(str(file), line_no, fld, why) for fld, why in found.problems)
                     continue
                 items.append(item)
-        if not items and not problems:
-            problems.append(f"{file}: no records (the file is empty)")
-        problems.extend(self._validate_items(items))
-        if problems:
-            raise BenchmarkFileError(self.name, file, problems)
+        problems = self._validate_items(items)
+        if not items or problems:
+            listed = problems or [str(i) for i in skipped] or [f"{file}: no records (the file is empty)"]
+            raise BenchmarkFileError(self.name, file, listed)
+        if skipped:
+            logger.warning("%s: %d of %d record(s) of %s cannot be evaluated and are skipped (first: %s)",
+                           self.name, len({i.line for i in skipped}), read, file, skipped[0])
         logger.info("%s: loaded %d items from %s", self.name, len(items), file)
-        return items
+        return BenchmarkRecords(file, items, skipped, read)
+
+    def load(
+        self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True
+    ) -> list[BenchmarkItem]:
+        """The items of :meth:`read`, strict: any skipped record raises.
+
+        Raises:
+            FileNotFoundError: the file does not exist.
+            BenchmarkFileError: listing every ``file:line: field: why`` problem of the file.
+        """
+        result = self.read(path, dataset_root, check_images=check_images)
+        if result.skipped:
+            raise BenchmarkFileError(self.name, result.file, [str(issue) for issue in result.skipped])
+        return result.items
 
     def _build_item(
         self, record: dict[str, Any], file: Path, line: int, root: Path, check_images: bool
@@ -232,6 +292,9 @@ class BenchmarkSpec:
         if check:
             for candidate in candidates:
                 if candidate.is_file():
+                    why = _unreadable(candidate)
+                    if why is not None:
+                        problems.append(("Image", why))
                     return str(candidate)
             tried = f" (also tried {', '.join(IMAGE_EXTENSIONS)})" if len(candidates) > 1 else ""
             problems.append(("Image", f"image not found: {base}{tried}"))
@@ -242,6 +305,11 @@ class BenchmarkSpec:
                     return str(candidate)
             return str(base.with_name(base.name + self.default_image_ext))
         return str(base)
+
+    def first_items(self, items: list[BenchmarkItem], count: int) -> list[BenchmarkItem]:
+        """The items a ``--max_items count`` run keeps: the first ``count`` (a benchmark whose scoring needs whole
+        groups, MMBench's rotated copies, keeps whole groups)."""
+        return items[:count]
 
     def _finish_item(
         self, item: BenchmarkItem, record: dict[str, Any], problems: list[tuple[str, str]]
@@ -288,10 +356,16 @@ class BenchmarkSpec:
         By default the number is the mean over items of 100 x ``correct``, so its standard error. A spec whose
         number is not a plain mean over independent items (a sum over tasks, an F1, a score over groups of items)
         overrides this and feeds one row per unit (item or group) and its statistic to ``bootstrap_estimate``.
-        ``metric`` names the row of the summary table when a spec reports several (POPE: "accuracy", "f1").
+        ``metric`` names the row of the summary table when a spec reports several: ``"headline"``, a spec's own
+        (POPE ``"f1"``, MMBench ``"single_pass"``, a choice benchmark's ``"answerable"``), or ``"variant:KEY"``, the
+        number of the variant rule ``KEY`` (issue 16's ``variant_rules``; by default the mean of
+        ``record["variants"][KEY]``, the same estimator as the headline's).
         """
         from ground_r1.evaluation.uncertainty import mean_estimate
 
+        key = variant_key(metric)
+        if key is not None:
+            return mean_estimate([100.0 * bool(r["variants"][key]) for r in records])
         return mean_estimate([100.0 * bool(r["correct"]) for r in records])
 
     def headline(self, metrics: dict[str, Any]) -> float | None:
@@ -325,6 +399,28 @@ class BenchmarkSpec:
                     f"{self.name}: record {index} ({record.get('key')!r}) belongs to "
                     f"{record.get('benchmark')!r}; aggregate each benchmark's records separately"
                 )
+
+
+def _unreadable(path: Path) -> str | None:
+    """Why an existing image file cannot be used (empty, not an image, truncated, too large), or None; the
+    cheap check of :func:`ground_r1.data.images.image_size` (header and end marker, no decoding)."""
+    from ground_r1.data.images import ImageLoadError, image_size
+
+    try:
+        image_size(path, verify=True)
+    except ImageLoadError as exc:
+        return f"unreadable image {path}: {exc.reason}"
+    return None
+
+
+def variant_key(metric: str) -> str | None:
+    """The variant rule an ``estimate`` metric names (``"variant:release"`` -> ``"release"``), else None."""
+    return metric.removeprefix("variant:") if metric.startswith("variant:") else None
+
+
+def variant_accuracies(records: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> dict[str, float]:
+    """Accuracy (x100) of each variant rule over ``records`` (their ``variants[key]`` flags)."""
+    return {key: percent(sum(bool(r["variants"][key]) for r in records), len(records)) for key in keys}
 
 
 def percent(numerator: float, denominator: float) -> float:
