@@ -250,8 +250,9 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
     # The table names the grader that graded (from the grading records) beside the official one.
     (row,) = general.summary_rows(data.spec, metrics, scored)
     assert row.rule == "MM-Vet official grader prompt (grader grader; official: gpt-4-0613)"
-    assert "| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) | 55.0 |" \
-        in general.render_summary_markdown([row], "x")
+    # Its error bar (issue 17): the graded scores 80 and 30 -> s = 35.36, / sqrt(2) = 25.0.
+    assert ("| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) "
+            "| 55.0 ± 25.0 |") in general.render_summary_markdown([row], "x")
 
     # Another run (a new grades file) with the same cache: graded answers cost no request.
     fake_chat_server.reset()

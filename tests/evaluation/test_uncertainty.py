@@ -65,7 +65,8 @@ def _mme_records(pattern):
         for i, pair in enumerate(images):
             for j, correct in enumerate(pair):
                 out.append({"key": f"{task}{i}{j}", "benchmark": "MME", "task": task,
-                            "image_group": f"{task}/{i}.png", "correct": correct, "parsed": "yes"})
+                            "image_group": f"{task}/{i}.png", "correct": correct, "parsed": "yes",
+                            "variants": {"release": correct}})
     return spec, out
 
 
