@@ -326,3 +326,39 @@ def test_a_killed_run_resumes_per_benchmark(tmp_path, monkeypatch):
     # One image: one bootstrap unit, so no standard error.
     assert f"| MME | total (perception + cognition) | {get_benchmark('MME').rule} | 50.0 ± n/a | 2 |" in summary
     assert f"| POPE | accuracy | {get_benchmark('POPE').rule} | 50.0 ± 50.0 | 2 |" in summary
+
+
+def test_the_item_limit_keeps_whole_mmbench_questions_skips_bad_copies_and_every_row_has_its_error_bar(
+        tmp_path, tiny_model_dir):
+    # Issues 15 + 16 + 17 through the CLI: the old flag name (an alias of --max_items) keeps the first 2 questions
+    # with all their rotated copies (listed after the originals, as in the release file); a copy whose image is
+    # missing is skipped, named and counted, and its question left out of CircularEval; the rows carry their rule,
+    # the skipped count and an error bar.
+    problem = "Which colour?\nA. red\nB. blue\nC. nan\nD. nan\n"
+    records = [{"Question_id": q, "hint": "nan", "solution": answer, "Category": "color",
+                "L2-category": "attribute_reasoning", "Image": f"images/img_{q}.png", "problem": problem}
+               for q, answer in ((1, "A"), (2, "B"), (3, "A"), (1000001, "B"), (1000002, "A"), (1000003, "B"))]
+    root = write_root(tmp_path / "data", {"MMBench_en_dev": records})
+    (root / "MMBench_en_dev" / "images" / "img_1000002.png").unlink()
+    out = tmp_path / "out"
+    rc = evaluate_general.main(["--protocol", "direct", "--benchmarks", "MMBench", "--dataset_root", str(root),
+                                "--model_path", str(tiny_model_dir), "--max_new_tokens", "2", "--max_pixels", "12544",
+                                "--max_items_per_dataset", "2", "--output_dir", str(out), "--no_progress"])
+    assert rc == 4  # a record skipped: the rest finished
+    predicted = [json.loads(line)["key"] for line in (out / "MMBench_en_dev" / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(predicted) == ["MMBench_en_dev.jsonl:1", "MMBench_en_dev.jsonl:2", "MMBench_en_dev.jsonl:4"]
+    summary = (out / "summary.md").read_text()
+    circular = next(line for line in summary.splitlines() if "| CircularEval accuracy | CircularEval" in line)
+    cells = [c.strip() for c in circular.strip("|").split("|")]
+    # Items 1 (question 1; question 2 lost its copy), Skipped 1, Left out 1; one question: no standard error.
+    assert cells[3].endswith("± n/a") and cells[4:8] == ["1", "1", cells[6], "1"]
+    single = next(line for line in summary.splitlines() if "| single-pass accuracy (originals only) |" in line)
+    assert " ± " in single and "| 2 | 1 |" in single  # the two originals kept, the skipped count
+    assert ("- MMBench_en_dev: MMBench_en_dev.jsonl: 6 records read, 3 evaluated (3 kept by the item limit), 1 "
+            "skipped (Image: 1)") in summary
+    metrics = json.loads((out / "MMBench_en_dev" / "metrics.json").read_text())
+    assert [(u["metric"], u["variant"]) for u in metrics["uncertainty"]] == [
+        ("CircularEval accuracy", False), ("single-pass accuracy (originals only)", False),
+        ("CircularEval accuracy", True), ("per-row accuracy", True)]
+    assert metrics["uncertainty"][0]["method"].startswith("bootstrap standard error, 1000 resamples (seed 0) over 1 "
+                                                          "questions")

@@ -111,3 +111,70 @@ def test_a_spec_can_feed_its_own_groups_into_the_generic_bootstrap():
     assert row.items == 6 and row.error_bar == ("bootstrap standard error, 1000 resamples (seed 0) over 3 questions "
                                                 "(6 items)")
     assert row.se == pytest.approx(spec.estimate(records).se) and row.se > 0
+
+
+def _mmbench_records(outcomes, incomplete=0):
+    """MMBench records (issue 16's fields) of questions with two rotated copies each: outcomes[q] = (copy 0 right,
+    copy 1 right, copy 1 right by the lenient reader); ``incomplete`` more questions whose copy 1 has no record."""
+    out = []
+    for q, (first, second, lenient) in enumerate(outcomes):
+        for copy, right, loose in ((0, first, first), (1, second, lenient)):
+            out.append({"key": f"q{q}c{copy}", "benchmark": "MMBench_en_dev", "circular_group": q,
+                        "circular_copy": copy, "circular_size": 2, "correct": right, "parsed": "A", "category": "color",
+                        "variants": {"lenient": loose, "release": right}})
+    for q in range(len(outcomes), len(outcomes) + incomplete):
+        out.append({"key": f"q{q}c0", "benchmark": "MMBench_en_dev", "circular_group": q, "circular_copy": 0,
+                    "circular_size": 2, "correct": True, "parsed": "A", "category": "color",
+                    "variants": {"lenient": True, "release": True}})
+    return out
+
+
+def test_mmbench_circular_eval_is_bootstrapped_over_questions_each_with_its_copies():
+    """Issues 16 + 17: CircularEval's unit is the question (its copies stand or fall together), so its error bar is a
+    bootstrap over questions, one 0/1 row per complete question; a question with a copy missing is left out of the
+    error bar as it is of the number."""
+    from ground_r1.evaluation import general
+
+    spec = get_benchmark("MMBench")
+    # 40 questions: 30 right on both copies, 10 right on copy 0 only (the lenient reader rescues 5 of those); one
+    # more question with its copy 1 missing.
+    outcomes = [(True, True, True)] * 30 + [(True, False, True)] * 5 + [(True, False, False)] * 5
+    records = _mmbench_records(outcomes, incomplete=1)
+    metrics = spec.aggregate(records)
+    assert (metrics["circular_accuracy"], metrics["n_questions"], metrics["n_incomplete"]) == (75.0, 40, 1)
+    est = spec.estimate(records)
+    assert (est.value, est.n, est.units, est.method) == (75.0, 80, 40, "bootstrap")
+    assert est.describe() == ("bootstrap standard error, 1000 resamples (seed 0) over 40 questions (each with its "
+                              "rotated copies) (80 items)")
+    # The bootstrap SE of a 0/1 mean over 40 questions: about sqrt(0.75 x 0.25 / 40) = 6.85 points, where 80 copies
+    # counted as independent items would claim about 4.
+    assert est.se == pytest.approx(100 * math.sqrt(0.75 * 0.25 / 40), rel=0.15)
+    lenient = spec.estimate(records, "variant:lenient")
+    assert (lenient.value, lenient.units) == (87.5, 40) and lenient.se < est.se  # 35 of 40: less spread
+    single = spec.estimate(records, "single_pass")  # the 41 originals, all right: a mean with no spread
+    assert (single.value, single.n, single.se, single.method) == (100.0, 41, 0.0, "mean")
+    per_row = spec.estimate(records, "variant:release")  # the release's per-row number: every one of the 81 rows
+    assert (per_row.value, per_row.n, per_row.method) == (pytest.approx(100 * 71 / 81), 81, "mean")
+    # The summary rows carry them: CircularEval and its lenient variant over questions, the others over rows.
+    rows = general.summary_rows(spec, metrics, general.ScoredBenchmark(records=records))
+    assert [(r.metric, r.variant, r.se) for r in rows] == [
+        ("CircularEval accuracy", False, est.se), ("single-pass accuracy (originals only)", False, 0.0),
+        ("CircularEval accuracy", True, lenient.se), ("per-row accuracy", True, per_row.se)]
+    assert "75.0 ± " + f"{est.se:.1f}" in general.render_summary_markdown(rows, "x")
+
+
+def test_a_variant_rule_gets_the_same_estimator_as_its_headline():
+    # MME's release-rule total: the bootstrap over images within their task, on the variant's flags.
+    spec, records = _mme_records({"existence": [(True, True), (True, False), (False, False), (True, True)],
+                                  "count": [(True, True), (True, True), (False, True), (True, False)]})
+    for r in records:  # the release rule reads one answer differently: existence image 1's second question right
+        r["variants"]["release"] = r["correct"] or r["key"] == "existence11"
+    metrics = spec.aggregate(records)
+    release = spec.estimate(records, "variant:release")
+    assert release.value == pytest.approx(metrics["variants"]["release"]) != pytest.approx(metrics["overall"])
+    assert (release.units, release.method) == (8, "bootstrap") and release.se > 0
+    # A mean-scored benchmark's variant: the standard error of the mean of its flags.
+    pope = get_benchmark("POPE")
+    flags = [True, False, True, True]
+    recs = [{"correct": True, "variants": {"lmms_eval": f}} for f in flags]
+    assert pope.estimate(recs, "variant:lmms_eval").se == pytest.approx(mean_estimate([100.0 * f for f in flags]).se)

@@ -519,8 +519,9 @@ def render_summary_markdown(
               "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
               "field: why).",
               "± is one standard error: of the mean over the Items for accuracies and MM-Vet; a seeded bootstrap "
-              "(1,000 resamples, seed 0) for the MME total (over images within their task) and POPE's F1 (over "
-              "items); n/a with fewer than two items (docs/metrics.md, Error bars)."]
+              "(1,000 resamples, seed 0) for the MME total (over images within their task), POPE's F1 (over items) "
+              "and MMBench's CircularEval (over questions); n/a with fewer than two items (docs/metrics.md, Error "
+              "bars)."]
     files = list(files)
     if files:
         lines += ["", "Files read:", *(f"- {line}" for line in files)]
