@@ -19,7 +19,8 @@ from ground_r1.rollout_settings import (
 )
 
 TINY = dict(max_turns=3, max_new_tokens_per_turn=48, max_completion_length=1024, min_pixels=12544, max_pixels=12544,
-            min_crop_size=28, max_aspect_ratio=200.0, crop_fallback="full_image")
+            min_crop_size=28, max_aspect_ratio=200.0, crop_fallback="full_image", box_parse="tag_first",
+            letter_rule="spec")
 
 
 def config(**overrides) -> GroundR1Config:
@@ -131,3 +132,42 @@ def test_the_table_header_names_each_settings_source(tmp_path):
     assert "from flags: max_new_tokens_per_turn=512" in header
     # The sources are notes: a resume with the same settings from other sources is the same run.
     check_run_config(tmp_path, cfg.identity(), {"settings_sources": {}})
+
+
+def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_says_otherwise(tmp_path, caplog):
+    """Issues 16 + 17: a run trained with the release's box rule and letter rule (the release preset) carries both in
+    rollout_settings.json; evaluation crops with that box rule and scores the rule column with that letter rule,
+    each from the checkpoint unless its flag is given, and says where each came from."""
+    from ground_r1.cli import evaluate, evaluate_general
+    from ground_r1.cli.evaluate import DistContext
+
+    model = tmp_path / "release-run"
+    write_settings(model, config(box_parse="release", letter_rule="release"))
+    assert read_settings(model)["box_parse"] == "release" and read_settings(model)["letter_rule"] == "release"
+    caplog.set_level(logging.INFO)
+    base = ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "e")]
+    args = evaluate.build_parser().parse_args(base)
+    evaluate.apply_demo_defaults(args)
+    assert (args.box_parse, args.letter_rule) == ("release", "release")
+    assert (args.settings_sources["box_parse"], args.settings_sources["letter_rule"]) == ("checkpoint", "checkpoint")
+    assert "box_parse=release (checkpoint)" in caplog.text and "letter_rule=release (checkpoint)" in caplog.text
+    used = evaluate.inference_config(args)
+    assert used.box_parse == "release" and used.identity()["box_parse"] == "release"
+    flagged = evaluate.build_parser().parse_args([*base, "--box_parse", "tag_first", "--letter_rule", "spec"])
+    evaluate.apply_demo_defaults(flagged)
+    assert (flagged.box_parse, flagged.letter_rule, flagged.settings_sources["box_parse"]) == ("tag_first", "spec",
+                                                                                               "flag")
+    ignored = evaluate.build_parser().parse_args([*base, "--no-checkpoint_settings"])
+    evaluate.apply_demo_defaults(ignored)
+    assert (ignored.box_parse, ignored.letter_rule) == ("tag_first", "spec")  # the defaults
+    # A score stage run alone (no inference, so no resolution there) scores with the checkpoint's letter rule too.
+    alone = evaluate.build_parser().parse_args([*base, "--stages", "score"])
+    assert evaluate.letter_rule(alone) == "release"
+    # The general benchmarks take the box rule (their rollout crops with it); their scorers are the references', so
+    # the letter rule is neither a flag there nor in their header.
+    general_args = evaluate_general.build_parser().parse_args(
+        ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "g")])
+    caplog.clear()
+    evaluate_general.apply_demo_defaults(general_args, DistContext())
+    assert general_args.box_parse == "release" and not hasattr(general_args, "letter_rule")
+    assert "box_parse=release (checkpoint)" in caplog.text and "letter_rule=" not in caplog.text

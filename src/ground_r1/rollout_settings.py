@@ -27,20 +27,26 @@ logger = logging.getLogger(__name__)
 SETTINGS_NAME = "rollout_settings.json"
 COORDINATES = "input_pixels"  # boxes in absolute pixels of the model's (smart-resized) input image, SPEC §2
 
-# The rollout settings that decide what a policy sees and may write (GroundR1Config field names).
+# The rollout settings that decide what a policy sees and may write (GroundR1Config field names), and the rules
+# training read its turns with (issue 16): ``box_parse``, how a turn's box is read (it decides the crop), and
+# ``letter_rule``, the option-letter rule the accuracy reward used (it decides what VisCoT's rule column scores).
 ROLLOUT_KEYS = ("max_turns", "max_new_tokens_per_turn", "max_completion_length", "min_pixels", "max_pixels",
-                "min_crop_size", "max_aspect_ratio", "crop_fallback")
+                "min_crop_size", "max_aspect_ratio", "crop_fallback", "box_parse", "letter_rule")
 
-# Evaluation's values when neither a checkpoint nor a flag gives one (SPEC §2, the release's settings).
+# Evaluation's values when neither a checkpoint nor a flag gives one (SPEC §2, the release's settings; issue 16's
+# default rules).
 EVAL_DEFAULTS: dict[str, Any] = {"max_turns": 5, "max_new_tokens_per_turn": 512, "max_completion_length": None,
                                  "min_pixels": 3136, "max_pixels": 401408, "min_crop_size": 28,
-                                 "max_aspect_ratio": 200.0, "crop_fallback": "full_image"}
+                                 "max_aspect_ratio": 200.0, "crop_fallback": "full_image", "box_parse": "tag_first",
+                                 "letter_rule": "spec"}
 
-# Evaluation CLI flag (argparse dest) -> rollout key.
+# Evaluation CLI flag (argparse dest) -> rollout key (``--letter_rule``: the VisCoT CLI only; the general
+# benchmarks score by their references' rules).
 EVAL_FLAGS: dict[str, str] = {"max_turns": "max_turns", "max_new_tokens": "max_new_tokens_per_turn",
                               "max_completion_length": "max_completion_length", "min_pixels": "min_pixels",
                               "max_pixels": "max_pixels", "min_crop_size": "min_crop_size",
-                              "max_aspect_ratio": "max_aspect_ratio", "crop_fallback": "crop_fallback"}
+                              "max_aspect_ratio": "max_aspect_ratio", "crop_fallback": "crop_fallback",
+                              "box_parse": "box_parse", "letter_rule": "letter_rule"}
 
 
 class RolloutSettingsError(ValueError):
@@ -115,16 +121,18 @@ def preset_settings(config_path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def resolve_eval_settings(
-    flags: Mapping[str, Any], checkpoint: Mapping[str, Any] | None, fallback: Mapping[str, Any] | None = None
+    flags: Mapping[str, Any], checkpoint: Mapping[str, Any] | None, fallback: Mapping[str, Any] | None = None,
+    keys: tuple[str, ...] = ROLLOUT_KEYS,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Each rollout key's value and its source: a flag that was given (``flags``, None = not given) wins, then the
     checkpoint's settings, then ``fallback`` (e.g. the demo model's budgets), then :data:`EVAL_DEFAULTS`.
+    ``keys``: the keys the calling CLI has flags for (default all).
 
     Returns ``(values, sources)``, sources being "flag", "checkpoint", "demo default" / "default".
     """
     values, sources = {}, {}
     fallback = fallback or {}
-    for key in ROLLOUT_KEYS:
+    for key in keys:
         if flags.get(key) is not None:
             values[key], sources[key] = flags[key], "flag"
         elif checkpoint is not None and key in checkpoint:
@@ -138,7 +146,7 @@ def resolve_eval_settings(
 
 def describe(values: Mapping[str, Any], sources: Mapping[str, str], model_path: str | None = None) -> str:
     """One header line: ``max_turns=3 (checkpoint), max_new_tokens_per_turn=48 (checkpoint), ...``."""
-    parts = ", ".join(f"{k}={values[k]} ({sources[k]})" for k in ROLLOUT_KEYS)
+    parts = ", ".join(f"{k}={values[k]} ({sources[k]})" for k in ROLLOUT_KEYS if k in values)
     origin = (f"; 'checkpoint' = {Path(model_path) / SETTINGS_NAME}, the settings the model was trained with"
               if model_path and "checkpoint" in sources.values() else "")
     return f"rollout settings: {parts}{origin}"
@@ -157,6 +165,8 @@ def run_header(run_dir: str | os.PathLike[str]) -> str | None:
               "max_completion_length": config.get("max_completion_length"), "min_pixels": config.get("min_pixels"),
               "max_pixels": config.get("max_pixels"), "min_crop_size": config.get("min_crop_size"),
               "max_aspect_ratio": config.get("max_aspect_ratio"), "crop_fallback": config.get("crop_fallback")}
+    if config.get("protocol") in ("ground_r1", "ground_sft"):  # the identity leaves out the default box rule
+        values["box_parse"] = config.get("box_parse", EVAL_DEFAULTS["box_parse"])
     by_source: dict[str, list[str]] = {}
     for key, value in values.items():
         if value is not None or key in sources:

@@ -25,10 +25,11 @@ message names it); 3 some items could not be judged (endpoint down past its retr
 table says so and refuses an AVG built on too few items, and the same command again judges only those items;
 4 records skipped or predictions failed (the rest is in the table). Several: the lowest non-zero code.
 
-Rollout settings (pixel limits, turns, tokens per turn, crop rules): a checkpoint saved by GRPO training carries
-the ones it was trained with (``rollout_settings.json``) and they are used unless a flag sets them
-(``--no-checkpoint_settings`` ignores the file); the log's first lines and the table say where each value came
-from. Without such a file: the SPEC §2 values (max_pixels 401408, 512 new tokens per turn, 5 turns).
+Rollout settings (pixel limits, turns, tokens per turn, crop and box rules) and the rule column's letter rule: a
+checkpoint saved by GRPO training carries the ones it was trained with (``rollout_settings.json``) and they are used
+unless a flag sets them (``--no-checkpoint_settings`` ignores the file); the log's first lines and the table say
+where each value came from. Without such a file: the SPEC §2 values (max_pixels 401408, 512 new tokens per turn,
+5 turns, box_parse tag_first, letter_rule spec).
 
 Defaults with nothing given: the tiny random model (max_pixels 12544, 32 new tokens per turn) and a built-in
 synthetic set (8 VisCoT-format items, or 4 RefCOCO-format objects x 2 expressions) — a CPU demo of every stage.
@@ -124,14 +125,15 @@ def add_decoding_arguments(p, demo_tokens: str = "the demo model") -> None:
                    help=f"ground_r1: boxes at this aspect ratio or more are rejected (default: {CHECKPOINT_DEFAULT} 200)")
     p.add_argument("--crop_fallback", choices=("full_image", "end"), default=None,
                    help=f"ground_r1: no valid box -> full_image or end (default: {CHECKPOINT_DEFAULT} full_image)")
+    p.add_argument("--box_parse", default=None, choices=BOX_PARSE_RULES,
+                   help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
+                        "release's rule) or release (the release's rule alone; the release preset's box_parse) "
+                        f"(default: {CHECKPOINT_DEFAULT} tag_first)")
     p.add_argument("--checkpoint_settings", action=argparse.BooleanOptionalAction, default=True,
                    help="use the rollout settings a GRPO checkpoint was trained with (rollout_settings.json) for "
-                        "every flag above not given")
+                        "every flag above not given (and --letter_rule, where the CLI has it)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
     p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
-    p.add_argument("--box_parse", default="tag_first", choices=BOX_PARSE_RULES,
-                   help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
-                        "release's rule) or release (the release's rule alone; the release preset's box_parse)")
 
 
 def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tokens: bool) -> None:
@@ -147,9 +149,10 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
     checkpoint = read_settings(args.model_path) if args.checkpoint_settings else None
     demo = {**({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
             **({"max_new_tokens_per_turn": DEMO_MAX_NEW_TOKENS} if demo_tokens else {})}
-    flags = {key: getattr(args, flag) for flag, key in EVAL_FLAGS.items()}
-    values, sources = resolve_eval_settings(flags, checkpoint, demo)
-    for flag, key in EVAL_FLAGS.items():
+    mine = {flag: key for flag, key in EVAL_FLAGS.items() if hasattr(args, flag)}  # letter_rule: VisCoT's CLI only
+    flags = {key: getattr(args, flag) for flag, key in mine.items()}
+    values, sources = resolve_eval_settings(flags, checkpoint, demo, keys=tuple(mine.values()))
+    for flag, key in mine.items():
         setattr(args, flag, values[key])
     args.settings_sources = sources
     logger.info("%s", describe(values, sources, args.model_path))
@@ -218,9 +221,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip records that cannot be evaluated (each listed in OUTPUT_DIR/skipped_records.jsonl, "
                         "counted in the table; exit 4); --no-skip_bad_records stops with every problem listed")
     add_max_image_pixels_argument(p)
-    p.add_argument("--letter_rule", default=DEFAULT_LETTER_RULE, choices=LETTER_RULES,
+    p.add_argument("--letter_rule", default=None, choices=LETTER_RULES,
                    help="rule column's option-letter rule for v7w/gqa/openimages (SPEC §3), as the training config "
-                        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full rule)")
+                        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full "
+                        f"rule) (default: {CHECKPOINT_DEFAULT} {DEFAULT_LETTER_RULE})")
     p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
                    help="run the LLM judge when an endpoint is configured")
     p.add_argument("--judge_model", default=None, help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini)")
@@ -378,8 +382,20 @@ def stage_score(args: argparse.Namespace) -> None:
         return
     judged = out / JUDGMENTS_NAME
     judgments = load_judgments(judged) if judged.is_file() else None
-    registry = build_registry(letter_rule=args.letter_rule)
+    registry = build_registry(letter_rule=letter_rule(args))
     scores.write_scores(scores.score_predictions(predictions, judgments, registry), out / scores.SCORES_NAME)
+
+
+def letter_rule(args: argparse.Namespace) -> str:
+    """The rule column's option-letter rule: ``--letter_rule``, else the checkpoint's (the one training rewarded
+    with, rollout_settings.json), else the default; resolved here too so a score stage run alone agrees with a
+    whole run."""
+    if args.letter_rule is None:
+        from ground_r1.rollout_settings import read_settings
+
+        settings = read_settings(args.model_path) if args.checkpoint_settings else None
+        args.letter_rule = (settings or {}).get("letter_rule", DEFAULT_LETTER_RULE)
+    return args.letter_rule
 
 
 def run_label(run_dir: Path, fallback: str) -> str:

@@ -27,7 +27,7 @@ official LLM grader over ``OPENAI_MODEL`` / ``OPENAI_BASE_URL`` / ``OPENAI_API_K
 GRADED, said loudly, and its row shows n/a), ``score`` (per-item records, metrics, then ``summary.md`` and
 ``summary.csv`` in OUTPUT_DIR, the Markdown printed on stdout).
 
-Rollout settings (pixel limits, turns, tokens per turn, crop rules): a checkpoint saved by GRPO training carries
+Rollout settings (pixel limits, turns, tokens per turn, crop and box rules): a checkpoint saved by GRPO training carries
 the ones it was trained with (``rollout_settings.json``) and they are used unless a flag sets them; the log and
 summary.md say where each value came from (``ground_r1.cli.evaluate``).
 

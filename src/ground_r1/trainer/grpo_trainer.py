@@ -410,7 +410,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
 
     def save_model(self, output_dir=None, _internal_call=False):
         """HF's save (weights, processor), plus rollout_settings.json: the final folder and every checkpoint-N
-        carry the pixel limits, turn and token budgets and box convention evaluation must reuse (issue 17)."""
+        carry the pixel limits, turn and token budgets, box convention and box / letter rules evaluation must reuse
+        (issue 17; the rules are issue 16's ``box_parse`` and ``letter_rule``)."""
         super().save_model(output_dir, _internal_call=_internal_call)
         if self.args.should_save:
             from ground_r1.rollout_settings import write_settings
