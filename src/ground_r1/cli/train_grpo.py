@@ -9,8 +9,9 @@ given in the YAML and overridden on the command line, by its whole name (``groun
 ``--help`` shows the method's options, ``--help_all`` every one). With no model or data given, the tiny offline
 model and the built-in synthetic data are used, and the log says so.
 
-The recipe, top to bottom: parse and check (a missing local model folder and a tracker that cannot start stop the
-run here, exit 1) -> data (validated up front, before any GPU time) -> model and processor -> reward functions ->
+The recipe, top to bottom: check before the arguments are built (a missing local model folder, then a preset that
+needs a GPU on a machine without one: exit 1) -> parse and check (a tracker that cannot start stops the run here,
+exit 1; an unknown flag or YAML key exits 2) -> data (validated up front, before any GPU time) -> model and processor -> reward functions ->
 trainer (one console line per step; the held-out figure before step 1 and every ``heldout_eval_steps``) -> resume
 point -> train -> save (with rollout_settings.json) -> held-out controls -> curves, gallery, model card.
 """
@@ -267,13 +268,18 @@ def flag_value(argv: list[str], flag: str) -> str | None:
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging(int(os.environ.get("RANK", "0")) == 0)
     from ground_r1.models.loading import ModelPathError, check_model_path
+    from ground_r1.presets import PresetMachineError, check_preset_for_machine
 
-    # A missing local model folder first, by name: before the preset's own checks, before anything loads.
+    # Before the training arguments (which die on a GPU-only setting without saying which preset set it) and before
+    # anything loads: a missing local model folder first, by name (issue 17), then a preset this machine cannot
+    # run (issue 15). Both are configuration errors: exit 1.
     try:
         check_model_path(flag_value(argv, "--model_name_or_path"))
-    except ModelPathError as exc:
-        setup_logging(int(os.environ.get("RANK", "0")) == 0)
+        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_grpo ...")
+        check_preset_for_machine(argv, launcher=launcher, cpu_preset="configs/grpo/tiny_cpu.yaml")
+    except (ModelPathError, PresetMachineError) as exc:
         logger.error("%s", exc)
         return 1
     from ground_r1.distributed import init_cpu_gloo_state
@@ -281,16 +287,6 @@ def main(argv: list[str] | None = None) -> int:
     # Multi-process on CPU (tests, laptops) needs the gloo state before the training args (ENVIRONMENT.md).
     # The training args must reuse that state, and GRPOConfig.__post_init__ already reads the world size, so the
     # flag goes in before parsing.
-    setup_logging(int(os.environ.get("RANK", "0")) == 0)
-    from ground_r1.presets import PresetMachineError, check_preset_for_machine
-
-    try:  # before the training arguments, which die on a GPU-only setting without saying which preset set it
-        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_grpo ...")
-        check_preset_for_machine(argv, launcher=launcher,
-                                 cpu_preset="configs/grpo/tiny_cpu.yaml")
-    except PresetMachineError as exc:
-        logger.error("%s", exc)
-        return 1
     if init_cpu_gloo_state() and "--accelerator_config" not in argv:
         argv = [*argv, "--accelerator_config", '{"use_configured_state": true}']
     script_args, training_args, model_args = parse_args(argv)
