@@ -20,8 +20,9 @@ skipped (``skipped_records.jsonl`` in ``--output_dir`` names it as ``file:line: 
 it); a record whose evidence box is unusable is evaluated, its box metric n/a (``evidence_box_issues.jsonl``).
 
 Exit status (:mod:`ground_r1.evaluation.outcome`, README "Exit codes"): 0 every record evaluated (and judged
-where a judge is configured); 1 a configuration error (bad path, judge key refused with HTTP 401/403; the
-message names it); 3 some items could not be judged (endpoint down past its retries, unparseable replies): the
+where a judge is configured); 1 a configuration error (bad path, a local MODEL_PATH that is not there, judge key
+refused with HTTP 401/403; the message names it); 2 a usage error (an unknown or misspelt flag: no prefix
+matching); 3 some items could not be judged (endpoint down past its retries, unparseable replies): the
 table says so and refuses an AVG built on too few items, and the same command again judges only those items;
 4 records skipped or predictions failed (the rest is in the table). Several: the lowest non-zero code.
 

@@ -17,8 +17,9 @@ requested file is read and validated (images included) before any inference. A r
 evaluated is skipped (``OUTPUT_DIR/skipped_records.jsonl``: ``file:line: field: why``, and a count in the
 summary); a benchmark whose file cannot be read is reported and the others run.
 
-Exit status (README "Exit codes"): 0 everything evaluated; 1 a configuration error (unknown benchmark name,
-missing DATASET_ROOT / IMAGE_ROOT, no benchmark could run, the grader's key refused with HTTP 401/403); 3 MM-Vet
+Exit status (README "Exit codes"): 0 everything evaluated; 1 a configuration error (a local MODEL_PATH that is
+not there, unknown benchmark name, missing DATASET_ROOT / IMAGE_ROOT, no benchmark could run, the grader's key
+refused with HTTP 401/403); 2 a usage error (an unknown or misspelt flag: no prefix matching); 3 MM-Vet
 items left ungraded (endpoint down, unparseable replies: the same command grades only those); 4 records skipped,
 predictions failed or a benchmark could not run (the others are in the summary). Several: the lowest non-zero.
 
