@@ -217,3 +217,19 @@ def test_the_multi_process_hint_names_the_run_not_a_placeholder(tmp_path):
     assert "<" not in hint
     assert hint == (f"python -m ground_r1.cli.evaluate_controls --model_path {tmp_path / 'run'} --max_questions 64 "
                     f"--output {tmp_path / 'run' / 'heldout_eval.json'}")
+
+
+def test_the_held_out_summary_survives_a_held_out_set_without_evidence_boxes(tmp_path, caplog):
+    """Issue 15's gt_crop sits out questions without a usable evidence box; with none left its result holds no
+    accuracy, and issue 17's end-of-training line must still be written (it indexed the accuracy and crashed)."""
+    import json
+    from types import SimpleNamespace
+
+    results = {"grounded": {"accuracy": 0.5, "accuracy_se": 0.1, "giou_score": 0.4}, "no_crop": {"accuracy": 0.25},
+               "gt_crop": {"questions": 0}, "random_box": {"giou_score": 0.2}}
+    evaluation = SimpleNamespace(records=[{}] * 4, run=lambda model, processor, conditions: results)
+    trainer = SimpleNamespace(accelerator=SimpleNamespace(unwrap_model=lambda m: m), model=None, processing_class=None)
+    caplog.set_level(logging.INFO)
+    train_grpo.heldout_controls(trainer, evaluation, SimpleNamespace(output_dir=str(tmp_path)), base={})
+    assert "accuracy 0.500 ± 0.100 (no-crop 0.250, ground-truth crop nan)" in caplog.text
+    assert json.loads((tmp_path / "heldout_eval.json").read_text())["results"]["gt_crop"] == {"questions": 0}

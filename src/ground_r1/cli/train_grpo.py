@@ -220,9 +220,10 @@ def heldout_controls(trainer, evaluation, training_args, base: dict | None = Non
     path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     g, lo, hi = results["grounded"], results["no_crop"], results["gt_crop"]
     se = g.get("accuracy_se")
+    # gt_crop sits out questions without a usable evidence box (issue 15): with none left it holds no accuracy.
     logger.info("held-out (greedy, %d questions): accuracy %.3f%s (no-crop %.3f, ground-truth crop %.3f%s), GIoU "
                 "%.3f (random box %.3f) -> %s", len(evaluation.records), g["accuracy"],
-                f" ± {se:.3f}" if se is not None else "", lo["accuracy"], hi["accuracy"],
+                f" ± {se:.3f}" if se is not None else "", lo["accuracy"], hi.get("accuracy", float("nan")),
                 f"; before RL {base['accuracy']:.3f}" if base and base.get("accuracy") is not None else "",
                 g["giou_score"], results["random_box"]["giou_score"], path)
 
