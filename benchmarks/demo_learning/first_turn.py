@@ -41,7 +41,7 @@ def box_target(text: str, scene, ref, view: tuple[int, int]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("model", nargs="?", default=str(tiny_instruct_dir()))
     parser.add_argument("--questions", type=int, default=80)
     parser.add_argument("--samples", type=int, default=8)

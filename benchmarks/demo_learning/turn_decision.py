@@ -38,7 +38,7 @@ def generate(model, processor, chats, images, max_new_tokens=40, **sampling):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("model", nargs="?", default=str(tiny_instruct_dir()))
     parser.add_argument("--questions", type=int, default=40)
     args = parser.parse_args()

@@ -77,7 +77,8 @@ CPU_SECONDS = ("rollout_cpu_s", "step_cpu_s", "loss_pass_cpu_s")  # CPU runs onl
 
 # -- arguments ------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--geometry", choices=("tiny", "3b", "7b"), default="tiny",
                    help="tiny: the offline test model; 3b/7b: the real sizes, random init (needs a GPU)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")

@@ -100,7 +100,7 @@ def table(title: str, rows: list[dict], total_ms: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None, help="also write the tables to this file")
     args, rest = p.parse_known_args(argv)

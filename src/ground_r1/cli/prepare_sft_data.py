@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ground_r1.cli.prepare_sft_data",
         description="Build Vanilla SFT and Ground SFT data (SPEC §8) from VisCoT records.",
+        allow_abbrev=False,
     )
     parser.add_argument("--data_path", default=None, help="VisCoT records JSONL (default: the built-in synthetic zoom data)")
     parser.add_argument("--output_dir", required=True, help="folder for vanilla.jsonl, ground.jsonl, crops/, sft_data.json")

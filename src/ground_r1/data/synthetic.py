@@ -466,7 +466,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = SyntheticConfig()
     p = argparse.ArgumentParser(
         prog="python -m ground_r1.data.synthetic",
-        description="Write the synthetic zoom-in dataset (train.jsonl, eval.jsonl, images/) to OUT_DIR.")
+        description="Write the synthetic zoom-in dataset (train.jsonl, eval.jsonl, images/) to OUT_DIR.",
+        allow_abbrev=False)
     p.add_argument("out_dir", help="folder to write; image paths in the JSONL are relative to it")
     p.add_argument("--num_train", type=int, default=1000, help="train records (default 1000)")
     p.add_argument("--num_eval", type=int, default=100, help="eval records (default 100)")

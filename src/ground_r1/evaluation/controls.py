@@ -28,6 +28,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ground_r1.boxes import giou_score, original_to_input
+from ground_r1.evaluation.uncertainty import mean_estimate
 from ground_r1.rewards.giou import giou_metrics
 from ground_r1.rewards.registry import AccuracyRegistry
 from ground_r1.rewards.trl_functions import format_reward, make_accuracy_reward
@@ -80,8 +81,9 @@ class OracleFirstTurn:
         return turns
 
 
-def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> float:
-    """Mean GIoU score of uniformly random boxes (two x's and two y's uniform over the image, sorted)."""
+def random_box_scores(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> list[float]:
+    """GIoU scores of uniformly random boxes (two x's and two y's uniform over the image, sorted), one per record
+    with an evidence box."""
     rng = np.random.default_rng(seed)
     scores = []
     for record, (w, h) in zip(records, sizes):
@@ -89,7 +91,38 @@ def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int
             continue
         xs, ys = np.sort(rng.uniform(0, w, 2)), np.sort(rng.uniform(0, h, 2))
         scores.append(giou_score((xs[0], ys[0], xs[1], ys[1]), record["bboxs"][0]))
+    return scores
+
+
+def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> float:
+    """Mean GIoU score of uniformly random boxes (:func:`random_box_scores`)."""
+    scores = random_box_scores(records, sizes, seed)
     return fmean(scores) if scores else float("nan")
+
+
+# What each field of a condition's results measures (written into heldout_eval.json beside the numbers).
+FIELD_MEANINGS = {
+    "accuracy": "share of questions whose final answer is right under the training accuracy rule (no answer: wrong)",
+    "format": "mean format reward per trajectory, 2 x well-formed turns / turns (SPEC §3), in [0, 2]",
+    "giou_score": "mean (GIoU + 1) / 2 of the FIRST grounding box of each trajectory against the evidence box "
+                  "bboxs[0] (a metric, never a reward). Only the first box, which every condition gets from the "
+                  "model before any crop is fed back, so grounded and no_crop give the same value by design; "
+                  "gt_crop scores the evidence box itself (~1); random_box a uniformly random box",
+    "no_box_rate": "share of trajectories whose first grounding turn held no parsable box",
+    "turns_mean": "mean assistant turns per trajectory",
+    "answered_frac": "share of trajectories that ended with an <answer> turn",
+    "questions": "held-out questions evaluated",
+    "giou_boxes": "first boxes scored by giou_score (trajectories with a box and a record with an evidence box)",
+    "*_se": "standard error of the mean over questions (accuracy, format) or scored boxes (giou_score)",
+}
+CONDITION_MEANINGS = {
+    "grounded": "the method as trained: each box is cropped from the original image and fed back",
+    "no_crop": "lower bound: every crop replaced by the original image (the model may still box, it never sees more)",
+    "gt_crop": "upper bound: the box of the model's first turn replaced by the evidence box, so it answers from the "
+               "right crop; what is left is reading it",
+    "random_box": "GIoU of a uniformly random box per question (no model)",
+    "base": "the model before RL (the run's starting point), grounded; written by training runs only",
+}
 
 
 def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: AccuracyRegistry) -> dict[str, float]:
@@ -101,11 +134,18 @@ def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: Accura
     fmt = format_reward(prompts=None, completions=["\n".join(t) for t in turns], turns=turns)
     first_boxes = [grounding_boxes(t)[:1] for t in trajectories]
     giou = giou_metrics(first_boxes, [r.get("bboxs") or [] for r in records])
+    box_scores = [giou_score(boxes[0], r["bboxs"][0]) for boxes, r in zip(first_boxes, records)
+                  if boxes and boxes[0] is not None and r.get("bboxs")]
     scored = [a for a in accuracy if a is not None]
+    acc, fmt_est, giou_est = mean_estimate(scored), mean_estimate(fmt), mean_estimate(box_scores)
     return {
         "accuracy": fmean(scored) if scored else float("nan"),
+        "accuracy_se": acc.se,
         "format": fmean(fmt),
+        "format_se": fmt_est.se,
         "giou_score": giou.get("giou/score", float("nan")),
+        "giou_score_se": giou_est.se,
+        "giou_boxes": len(box_scores),
         "no_box_rate": giou.get("giou/no_box_rate", float("nan")),
         "turns_mean": fmean(len(t) for t in turns),
         "answered_frac": fmean(t.finish_reason == "answer" for t in trajectories),
@@ -146,8 +186,10 @@ def evaluate_controls(
     results: dict[str, dict[str, float]] = {}
     for condition in conditions:
         if condition == "random_box":
-            results[condition] = {"giou_score": random_box_giou(records, [im.size for im in images], seed),
-                                  "questions": len(records)}
+            scores = random_box_scores(records, [im.size for im in images], seed)
+            estimate = mean_estimate(scores)
+            results[condition] = {"giou_score": estimate.value if scores else float("nan"),
+                                  "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
             continue
         config = replace(rollout_config, no_crop=condition == "no_crop")
         # gt_crop needs an evidence box: records without a usable one (a metric only, SPEC §3) sit it out.
@@ -171,5 +213,5 @@ def evaluate_controls(
                 t.question_index += start
             trajectories.extend(batch)
         results[condition] = _summarise(trajectories, [records[i] for i in order], registry)
-        logger.info("controls %s: %s", condition, results[condition])
+        logger.debug("controls %s: %s", condition, results[condition])
     return results

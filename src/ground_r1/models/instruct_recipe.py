@@ -710,7 +710,7 @@ def _config_dict(cfg: RecipeConfig) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--config", default=str(paths.repo_root() / "configs" / "sft" / "tiny_instruct.yaml"))
     parser.add_argument("--output_dir", default=str(paths.tiny_instruct_dir()))
     parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")

@@ -304,6 +304,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m ground_r1.models.tiny",
         description="Build a tiny random-weight Qwen2.5-VL (real architecture, local tokenizer) offline.",
+        allow_abbrev=False,
     )
     parser.add_argument("out_dir", nargs="?", help="folder to write (omit with --default)")
     parser.add_argument("--default", action="store_true", help="build into the project cache (ground_r1.paths.tiny_model_dir()) unless already built")

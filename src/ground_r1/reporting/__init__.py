@@ -1,5 +1,6 @@
-"""Run reports written after training: `curves.png` (the paper's training-figure panels) and the trajectory
-gallery `trajectories.html`. `python -m ground_r1.reporting OUTPUT_DIR` rebuilds both from the run's logs."""
+"""Run reports written after training: `curves.png` (the paper's training-figure panels), the trajectory
+gallery `trajectories.html` and the model card `README.md`. `python -m ground_r1.reporting OUTPUT_DIR` rebuilds
+them from the run's logs."""
 
 from ground_r1.reporting.curves import CURVE_PANELS, plot_curves, read_metrics
 from ground_r1.reporting.gallery import render_gallery
@@ -17,4 +18,8 @@ def write_report(output_dir, image_root=None) -> dict:
         written["curves"] = plot_curves(out / "metrics.jsonl", out / "curves.png")
     if (out / "trajectories.jsonl").is_file():
         written["gallery"] = render_gallery(out / "trajectories.jsonl", out / "trajectories.html", image_root=image_root)
+    if (out / "run_manifest.json").is_file():
+        from ground_r1.reporting.model_card import write_model_card
+
+        written["model card"] = write_model_card(out)
     return written

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from trl import SFTConfig, SFTTrainer
 
 from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from ground_r1.models.loading import freeze_vision_tower, load_model, load_processor
+from ground_r1.models.loading import check_model_path, freeze_vision_tower, load_model, load_processor, parameter_size
 from ground_r1.sft.collator import SFTCollator
 from ground_r1.sft.data import (
     KINDS,
@@ -190,6 +190,7 @@ def resolve_sft_data(script_args: SFTScriptArguments, config: GroundR1SFTConfig)
 
 def _resolve_model_path(name: str | None) -> str:
     if name:
+        check_model_path(name)  # a missing local folder is named before anything loads
         return name
     from ground_r1.models.tiny import ensure_tiny_model
 
@@ -202,11 +203,8 @@ def trainable_summary(model) -> dict[str, int]:
     """Parameter counts: trainable / frozen (logged). Under ZeRO-3 a partitioned parameter holds 0 elements
     locally; its full size is ``ds_numel``."""
 
-    def size(p) -> int:
-        return int(getattr(p, "ds_numel", p.numel()))
-
-    trainable = sum(size(p) for p in model.parameters() if p.requires_grad)
-    frozen = sum(size(p) for p in model.parameters() if not p.requires_grad)
+    trainable = sum(parameter_size(p) for p in model.parameters() if p.requires_grad)
+    frozen = sum(parameter_size(p) for p in model.parameters() if not p.requires_grad)
     return {"trainable": trainable, "frozen": frozen}
 
 
