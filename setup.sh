@@ -86,6 +86,6 @@ else
 fi
 
 step "building the tiny offline Qwen2.5-VL (skipped when it is already built)"
-"$PY" -m ground_r1.models.tiny --default || fail "build tiny model" "run '$PY -m ground_r1.models.tiny --default' to see the full error"
+"$PY" -m ground_r1.demo.tiny --default || fail "build tiny model" "run '$PY -m ground_r1.demo.tiny --default' to see the full error"
 
 step "ready. Next: bash scripts/run_grpo_video.sh (CPU demo) or bash scripts/test.sh (tests)"

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ground_r1.boxes import original_to_input
-from ground_r1.data.synthetic import SyntheticConfig, generate_scene, record_rng, zoom_question
-from ground_r1.models.instruct_recipe import grounding_answer
+from ground_r1.demo.synthetic import SyntheticConfig, generate_scene, record_rng, zoom_question
+from ground_r1.demo.instruct_recipe import grounding_answer
 from ground_r1.models.loading import load_model, load_processor
 from ground_r1.paths import tiny_instruct_dir
 from ground_r1.prompt import grounding_text

@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(bargs.seed)
     from ground_r1.data.images import load_image
     from ground_r1.models.loading import load_processor
-    from ground_r1.models.tiny import ensure_tiny_model
+    from ground_r1.demo.tiny import ensure_tiny_model
     from ground_r1.rollout.conversation import ConversationCodec
     from ground_r1.rollout.runner import RolloutQuestion
 

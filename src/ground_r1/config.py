@@ -79,7 +79,7 @@ class GroundR1Config(GRPOConfig):
     generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
     loss_batch_layout: str = field(default="auto", metadata={"help": "Loss-pass layout: 'auto' (packed with flash-attention, else bucketed), 'bucketed', 'packed' (padding-free) or 'padded' (TRL's)."})
     loss_bucket_min_fill: float = field(default=0.9, metadata={"help": "Bucketed layout: each bucket's tokens fill at least this share of rows x its longest row."})
-    scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.rollout.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
+    scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.demo.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
     eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
     nonfinite_policy: str = field(default="skip", metadata={"help": "Non-finite loss/gradient: 'skip' the optimizer step (logged with the record ids), 'raise', or 'ignore'."})

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ground_r1.models import loading, tiny
+from ground_r1.demo import tiny
+from ground_r1.models import loading
 from ground_r1.prompt import crop_turn_message, first_turn_messages
 
 

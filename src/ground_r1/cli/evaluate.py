@@ -71,7 +71,7 @@ logger = logging.getLogger("ground_r1.evaluate")
 STAGES = ("infer", "judge", "score", "table")
 EXIT_UNJUDGED = outcome.EXIT_UNJUDGED  # every stage ran, but some items failed judging: a rerun completes them
 JUDGMENTS_NAME = "judgments.jsonl"
-DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.models.tiny)
+DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.demo.tiny)
 DEMO_MAX_NEW_TOKENS = 32
 DEMO_VISCOT_ITEMS = 8
 DEMO_REFCOCO_OBJECTS = 4
@@ -255,7 +255,7 @@ def apply_demo_defaults(args: argparse.Namespace) -> None:
     """Resolve the defaults that depend on whether the demo model / built-in data are used."""
     demo_model = args.model_path is None
     if demo_model:
-        from ground_r1.models.tiny import ensure_tiny_model
+        from ground_r1.demo.tiny import ensure_tiny_model
 
         args.model_path = str(ensure_tiny_model())
         logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)
@@ -270,7 +270,7 @@ def apply_demo_defaults(args: argparse.Namespace) -> None:
 def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
     """The built-in synthetic set's path (RefCOCO format written by rank 0 into the output folder)."""
     if args.protocol != "refcoco":
-        from ground_r1.data.synthetic import ensure_default_dataset
+        from ground_r1.demo.synthetic import ensure_default_dataset
 
         return str(ensure_default_dataset() / "eval.jsonl")
     folder = Path(args.output_dir) / "builtin_refcoco"

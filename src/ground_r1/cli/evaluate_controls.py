@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.cli.train_grpo import default_model_path
     from ground_r1.data.images import load_image, set_max_image_pixels
     from ground_r1.data.records import load_viscot_records
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
     from ground_r1.evaluation.controls import CONDITION_MEANINGS, FIELD_MEANINGS, evaluate_controls, json_safe
     from ground_r1.models.loading import check_model_path, load_model, load_processor
     from ground_r1.rewards.registry import build_registry

@@ -186,7 +186,7 @@ def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
     """Tiny model and/or the built-in demo set when none is given; small budgets for either."""
     demo_model, demo_data = args.model_path is None, args.dataset_root is None
     if demo_model:
-        from ground_r1.models.tiny import ensure_tiny_model
+        from ground_r1.demo.tiny import ensure_tiny_model
 
         args.model_path = str(ensure_tiny_model())
         logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)

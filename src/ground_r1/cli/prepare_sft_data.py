@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data_path, image_root = args.data_path, args.image_root
     if data_path is None:
-        from ground_r1.data.synthetic import ensure_default_dataset
+        from ground_r1.demo.synthetic import ensure_default_dataset
 
         folder = ensure_default_dataset()
         data_path = str(folder / "train.jsonl")

@@ -84,7 +84,7 @@ def setup_logging(is_main: bool) -> None:
 def default_model_path() -> str:
     """The tiny instruct checkpoint shipped with the project when present, else the random tiny model."""
     from ground_r1 import paths
-    from ground_r1.models.tiny import ensure_tiny_model
+    from ground_r1.demo.tiny import ensure_tiny_model
 
     shipped = paths.PACKAGE_DIR / "assets" / "tiny-instruct"
     if (shipped / "config.json").is_file():
@@ -102,7 +102,7 @@ def load_datasets(script_args, training_args, registry, special_tokens=()):
         records_to_dataset,
         write_issues,
     )
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     train_path, eval_path, image_root = script_args.data_path, script_args.eval_data_path, script_args.image_root
     if train_path is None:

@@ -337,7 +337,7 @@ def render_csv(results: Mapping[str, SplitResult]) -> str:
 def write_synthetic_refcoco(out_dir: str | os.PathLike[str], num_objects: int = 4, seed: int = 0) -> Path:
     """A small RefCOCO-format file of synthetic scenes (cards of distinct colours; "the {colour} card"), for the
     launchers' default run. Images are written beside it. Deterministic for a seed. Returns the file's path."""
-    from ground_r1.data.synthetic import SyntheticConfig, make_grounding_example, record_rng
+    from ground_r1.demo.synthetic import SyntheticConfig, make_grounding_example, record_rng
 
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)

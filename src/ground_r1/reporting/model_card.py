@@ -68,7 +68,7 @@ def render_model_card(output_dir: str | os.PathLike[str]) -> str:
     model_args, script_args = manifest.get("model_args") or {}, manifest.get("script_args") or {}
     training = manifest.get("training_args") or {}
     base = model_args.get("model_name_or_path") or "unknown"
-    data = script_args.get("data_path") or "the built-in synthetic zoom-in data (ground_r1.data.synthetic)"
+    data = script_args.get("data_path") or "the built-in synthetic zoom-in data (ground_r1.demo.synthetic)"
     preset = _preset(manifest.get("command") or []) or "none (flags only)"
     steps = _last_step(out / "metrics.jsonl")
     local_base = base.startswith(("/", ".", "~"))

@@ -133,7 +133,7 @@ def examples_to_dataset(examples: list[dict[str, Any]]) -> "datasets.Dataset":
 
 
 def _synthetic_records() -> tuple[str, str]:
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     folder = ensure_default_dataset()
     return str(folder / "train.jsonl"), str(folder)
@@ -192,7 +192,7 @@ def _resolve_model_path(name: str | None) -> str:
     if name:
         check_model_path(name)  # a missing local folder is named before anything loads
         return name
-    from ground_r1.models.tiny import ensure_tiny_model
+    from ground_r1.demo.tiny import ensure_tiny_model
 
     path = str(ensure_tiny_model())
     logger.info("no model given: the tiny offline Qwen2.5-VL (%s)", path)

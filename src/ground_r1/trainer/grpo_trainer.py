@@ -171,7 +171,7 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
     def _make_generator(self, model):
         """The per-round generate function: the model's, or a scripted policy (config `scripted_policy`)."""
         if self.args.scripted_policy:
-            from ground_r1.rollout.scripted import ScriptedGenerator, resolve_policy
+            from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
 
             return ScriptedGenerator(self.codec, resolve_policy(self.args.scripted_policy), model=model)
         return HFGenerator(

@@ -1,6 +1,6 @@
 """The tiny *instruct* base: the project's own recipe that gives the tiny Qwen2.5-VL perception and grounding.
 
-    python -m ground_r1.models.instruct_recipe --config configs/sft/tiny_instruct.yaml --output_dir OUT
+    python -m ground_r1.demo.instruct_recipe --config configs/sft/tiny_instruct.yaml --output_dir OUT
     bash scripts/build_tiny_instruct.sh                      # the same, into src/ground_r1/assets/tiny-instruct
 
 Why (issue 4, and SPEC §1): Ground-R1 starts RL from an instruct model that already perceives and grounds
@@ -77,8 +77,8 @@ from ground_r1 import paths
 from ground_r1.boxes import iou, original_to_input, parse_box
 from ground_r1.prompt import grounding_text
 from ground_r1.data.images import input_size
-from ground_r1.models import instruct_heads as heads
-from ground_r1.data.synthetic import (
+from ground_r1.demo import instruct_heads as heads
+from ground_r1.demo.synthetic import (
     DETAIL_PALETTE,
     SyntheticConfig,
     generate_scene,
@@ -538,7 +538,7 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     import torch
 
     from ground_r1.models.loading import load_model, load_processor, save_processor
-    from ground_r1.models.tiny import build_tiny_model
+    from ground_r1.demo.tiny import build_tiny_model
 
     output_dir = Path(output_dir).resolve()
     output_dir.parent.mkdir(parents=True, exist_ok=True)

@@ -43,7 +43,7 @@ Also here, for a later instruct-model recipe (not the zoom questions): `make_gro
 the {kind} card ..." -> its box) and `make_crop_reading_example` (a native-resolution crop of one card ->
 its dot colour). Both return `(PIL.Image, dict)` so a recipe can stream them.
 
-CLI: ``python -m ground_r1.data.synthetic OUT_DIR [--num_train N --num_eval M --seed S ...]``.
+CLI: ``python -m ground_r1.demo.synthetic OUT_DIR [--num_train N --num_eval M --seed S ...]``.
 """
 
 from __future__ import annotations
@@ -465,7 +465,7 @@ def ensure_default_dataset(root: str | os.PathLike | None = None, num_train: int
 def build_parser() -> argparse.ArgumentParser:
     d = SyntheticConfig()
     p = argparse.ArgumentParser(
-        prog="python -m ground_r1.data.synthetic",
+        prog="python -m ground_r1.demo.synthetic",
         description="Write the synthetic zoom-in dataset (train.jsonl, eval.jsonl, images/) to OUT_DIR.",
         allow_abbrev=False)
     p.add_argument("out_dir", help="folder to write; image paths in the JSONL are relative to it")
