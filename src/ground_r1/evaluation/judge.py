@@ -21,8 +21,9 @@ Output file (``out_path``, JSONL, one record per item, written as each item fini
 with the same ``out_path`` skips every key whose record is ``ok`` (for the same prompt), and retries keys
 whose record is ``failed`` or ``unparseable`` (or ``ok`` for a prompt that has since changed): their old
 records are removed from the file (atomic rewrite) and the new record appended, so a finished run holds
-exactly one record per key. A truncated last line (a killed run) is cut off. Readers should still take the
-last record per key (:func:`load_judgments`), which is robust to any append-only history.
+exactly one record per key. The file is a :mod:`ground_r1.evaluation.jsonl` file (a killed write's last line is
+cut off before appending). Readers take the last record per key (:func:`load_judgments`), which is robust to
+any append-only history.
 
 Cache (``cache_path``, JSONL): successful judgments keyed by sha256 of (judge model, exact messages JSON),
 shared across runs and benchmarks; a hit costs no request.
@@ -47,6 +48,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence, Union
 
+from ground_r1.evaluation.jsonl import JsonlAppender, read_records, repair_tail, write_atomic
 from ground_r1.evaluation.judge_client import (
     CallResult,
     JudgeAuthenticationError,
@@ -156,50 +158,19 @@ def prompt_hash(model: str, messages: list[dict[str, str]]) -> str:
     return hashlib.sha256(payload.encode("utf-8")).hexdigest()
 
 
-def _read_jsonl_tail_safe(path: Path, strict: bool = True) -> list[tuple[int, dict[str, Any]]]:
-    """(line number, object) of each complete line; a final line without newline (a kill) is cut off the file.
-
-    Raises:
-        ValueError: (``strict`` only) a complete line that is not a JSON object, named by file:line (the file
-            is not ours or was edited by hand). Without ``strict`` such lines are skipped with a warning.
-    """
-    if not path.exists():
-        return []
-    data = path.read_bytes()
-    end = data.rfind(b"\n") + 1  # 0 when there is no complete line at all
-    if end < len(data):
-        logger.warning(
-            "%s: dropping a truncated last line (%d bytes) left by an interrupted run", path, len(data) - end
-        )
-        with open(path, "r+b") as handle:
-            handle.truncate(end)
-    rows = []
-    for number, line in enumerate(data[:end].decode("utf-8", "replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-            problem = None if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}"
-        except json.JSONDecodeError as exc:
-            problem = f"not a JSON line ({exc.msg})"
-        if problem is None:
-            rows.append((number, obj))
-        elif strict:
-            raise ValueError(f"{path}:{number}: {problem}; remove the line or the file")
-        else:
-            logger.warning("%s:%d: %s; skipped", path, number, problem)
-    return rows
+def _judge_record_problem(record: Any) -> str | None:
+    if not isinstance(record, dict) or "key" not in record or record.get("status") not in STATUSES:
+        return f"not a judge record (needs 'key' and a status in {STATUSES})"
+    return None
 
 
 def load_judgments(out_path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
-    """The last record per key of a judge output file (what tables should read). Missing file -> {}."""
-    latest: dict[str, dict[str, Any]] = {}
-    path = Path(out_path)
-    for number, record in _read_jsonl_tail_safe(path):
-        if "key" not in record or record.get("status") not in STATUSES:
-            raise ValueError(f"{path}:{number}: not a judge record (needs 'key' and a status in {STATUSES})")
-        latest[str(record["key"])] = record
-    return latest
+    """The last record per key of a judge output file (what tables should read). Missing file -> {}.
+
+    Raises:
+        ValueError: a line that is not a judge record (``file:line``).
+    """
+    return {str(record["key"]): record for _, record in read_records(out_path, _judge_record_problem)}
 
 
 class JudgeCache:
@@ -211,11 +182,10 @@ class JudgeCache:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._entries: dict[str, dict[str, Any]] = {}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        rows = _read_jsonl_tail_safe(self.path, strict=False)
-        for _, entry in rows:
+        for _, entry in read_records(self.path, strict=False):
             if isinstance(entry.get("hash"), str) and isinstance(entry.get("score"), (int, float)):
                 self._entries[entry["hash"]] = entry
+        self._appender: JsonlAppender | None = None  # opened on the first new entry
 
     def __len__(self) -> int:
         with self._lock:
@@ -231,9 +201,13 @@ class JudgeCache:
             if key_hash in self._entries:
                 return
             self._entries[key_hash] = entry
-            with open(self.path, "a", encoding="utf-8") as handle:
-                handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-                handle.flush()
+            if self._appender is None:
+                self._appender = JsonlAppender(self.path)
+            self._appender.write(entry)
+
+    def close(self) -> None:
+        if self._appender is not None:
+            self._appender.close()
 
 
 @dataclass(frozen=True)
@@ -443,7 +417,6 @@ class Judge:
                 raise ValueError(f"duplicate judge item key {item.key!r}: keys must be unique within a run")
             seen.add(item.key)
         out = Path(out_path)
-        out.parent.mkdir(parents=True, exist_ok=True)
         cache = JudgeCache(cache_path) if cache_path is not None else None
         report = JudgeReport()
         model = self.config.model
@@ -459,11 +432,10 @@ class Judge:
             self._client.endpoint,
             self.config.concurrency,
         )
-        with open(out, "a", encoding="utf-8") as handle:
+        with JsonlAppender(out, _judge_record_problem) as appender:
 
             def write(record: dict[str, Any]) -> None:
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-                handle.flush()
+                appender.write(record)
                 setattr(report, record["status"], getattr(report, record["status"]) + 1)
 
             pending = []
@@ -492,6 +464,8 @@ class Judge:
                     write(record)
             finally:
                 pool.shutdown(wait=True, cancel_futures=True)
+                if cache is not None:
+                    cache.close()
         logger.info("%s", report.summary())
         return report
 
@@ -499,12 +473,9 @@ class Judge:
         self, out: Path, items: list[AnyJudgeItem], hashes: dict[str, str], report: JudgeReport
     ) -> list[AnyJudgeItem]:
         """Items still to judge; drops from ``out`` the records of keys that will be judged again."""
-        rows = _read_jsonl_tail_safe(out)
-        latest = {}
-        for number, record in rows:
-            if "key" not in record or record.get("status") not in STATUSES:
-                raise ValueError(f"{out}:{number}: not a judge record (needs 'key' and a status in {STATUSES})")
-            latest[str(record["key"])] = record
+        repair_tail(out)  # this process appends to ``out``: a killed write's last line goes
+        rows = list(read_records(out, _judge_record_problem))
+        latest = {str(record["key"]): record for _, record in rows}
         done = set()
         for key, record in latest.items():
             if key not in hashes or record["status"] != "ok":
@@ -517,11 +488,7 @@ class Judge:
         redo = {item.key for item in items if item.key not in done}
         if any(str(record["key"]) in redo for _, record in rows):
             kept = [record for _, record in rows if str(record["key"]) not in redo]
-            tmp = out.with_name(out.name + ".tmp")
-            with open(tmp, "w", encoding="utf-8") as handle:
-                for record in kept:
-                    handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            os.replace(tmp, out)
+            write_atomic(out, kept)
             logger.info("%s: %d earlier records replaced by this run", out, len(rows) - len(kept))
         return [item for item in items if item.key not in done]
 

@@ -10,18 +10,19 @@ Layout in ``output_dir`` (DESIGN "Evaluation": each stage writes a file the next
 Keys are the record ``key`` (``file:line``; ``file:line:expression`` for RefCOCO): ids repeat in the real
 files (SPEC §6). Every record has ``key`` and ``status`` (``"ok"``, or ``"error"`` with an ``error`` text:
 an item whose image could not be read). Resume rule: an item is done when the last record of its key, over
-the merged file and every shard, has status ``ok``; an ``error`` item is tried again. A kill can leave a half
-written last line: a reader ignores it, and the process that owns the shard cuts it off before appending
-(:func:`repair_truncated_tail`); the resumed run then writes that item again.
+the merged file and every shard, has status ``ok``; an ``error`` item is tried again. Each shard is a
+:mod:`ground_r1.evaluation.jsonl` file: a half-written last line left by a kill is ignored by readers and cut off
+by the process that owns the shard before it appends; the resumed run then writes that item again.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from ground_r1.evaluation.jsonl import JsonlAppender, read_records, write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -46,20 +47,10 @@ def prediction_files(output_dir: str | os.PathLike[str]) -> list[Path]:
     return ([merged] if merged.is_file() else []) + shards
 
 
-def repair_truncated_tail(path: str | os.PathLike[str]) -> int:
-    """Cut a last line without its newline (a killed write) off ``path``; the number of bytes removed.
-    Only the process that appends to ``path`` may call this."""
-    p = Path(path)
-    if not p.is_file():
-        return 0
-    data = p.read_bytes()
-    end = data.rfind(b"\n") + 1
-    if end == len(data):
-        return 0
-    logger.warning("%s: dropping a truncated last line (%d bytes) left by an interrupted run", p, len(data) - end)
-    with open(p, "r+b") as handle:
-        handle.truncate(end)
-    return len(data) - end
+def _prediction_problem(record: Any) -> str | None:
+    if not isinstance(record, dict) or "key" not in record or record.get("status") not in STATUSES:
+        return f"not a prediction record (needs 'key' and a status in {STATUSES})"
+    return None
 
 
 def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
@@ -69,20 +60,7 @@ def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
         ValueError: a complete line that is not a prediction record, named as ``file:line`` (the file was
             edited by hand or is not a prediction file: remove the line or the file).
     """
-    p = Path(path)
-    if not p.is_file():
-        return
-    data = p.read_bytes()
-    data = data[: data.rfind(b"\n") + 1]
-    for number, line in enumerate(data.decode("utf-8", "replace").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise ValueError(f"{p}:{number}: not a JSON line ({exc.msg}); remove the line or the file") from None
-        if not isinstance(record, dict) or "key" not in record or record.get("status") not in STATUSES:
-            raise ValueError(f"{p}:{number}: not a prediction record (needs 'key' and a status in {STATUSES})")
+    for _, record in read_records(path, _prediction_problem):
         yield record
 
 
@@ -101,31 +79,11 @@ def done_keys(output_dir: str | os.PathLike[str]) -> set[str]:
     return {key for key, record in latest.items() if record["status"] == "ok"}
 
 
-class PredictionWriter:
-    """Appends records to one shard, flushing each (a kill loses at most the line being written)."""
+class PredictionWriter(JsonlAppender):
+    """Appends prediction records to one shard, flushing each (a kill loses at most the line being written)."""
 
     def __init__(self, path: str | os.PathLike[str]):
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        repair_truncated_tail(self.path)
-        self._handle = open(self.path, "a", encoding="utf-8")
-        self.written = 0
-
-    def write(self, record: dict[str, Any]) -> None:
-        if "key" not in record or record.get("status") not in STATUSES:
-            raise ValueError(f"a prediction record needs 'key' and a status in {STATUSES}: {sorted(record)}")
-        self._handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        self._handle.flush()
-        self.written += 1
-
-    def close(self) -> None:
-        self._handle.close()
-
-    def __enter__(self) -> "PredictionWriter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+        super().__init__(path, _prediction_problem)
 
 
 def merge_predictions(output_dir: str | os.PathLike[str], key_order: list[str] | None = None) -> Path:
@@ -137,12 +95,7 @@ def merge_predictions(output_dir: str | os.PathLike[str], key_order: list[str] |
     order = [k for k in (key_order or []) if k in latest]
     listed = set(order)
     order += sorted(k for k in latest if k not in listed)
-    target = merged_path(out)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for key in order:
-            handle.write(json.dumps(latest[key], ensure_ascii=False) + "\n")
-    os.replace(tmp, target)
+    target = write_atomic(merged_path(out), (latest[key] for key in order))
     errors = sum(1 for k in order if latest[k]["status"] != "ok")
     logger.info("merged %d predictions (%d errors) into %s", len(order), errors, target)
     return target
