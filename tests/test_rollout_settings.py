@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import json
 import logging
 
@@ -77,7 +79,7 @@ def test_evaluate_uses_a_checkpoints_settings_unless_a_flag_says_otherwise_and_s
     evaluate.apply_demo_defaults(args)
     assert (args.max_pixels, args.min_pixels, args.max_new_tokens, args.max_turns, args.max_completion_length) == (
         12544, 12544, 48, 3, 1024)
-    assert f"max_pixels=12544 (checkpoint)" in caplog.text and str(model / SETTINGS_NAME) in caplog.text
+    assert "max_pixels=12544 (checkpoint)" in caplog.text and str(model / SETTINGS_NAME) in caplog.text
     config_used = evaluate.inference_config(args)
     assert (config_used.sampling.max_new_tokens, config_used.max_turns, config_used.crop_fallback) == (48, 3, "full_image")
     assert config_used.settings_sources["max_pixels"] == "checkpoint"
@@ -119,19 +121,20 @@ def test_the_controls_cli_prefers_the_checkpoints_settings_to_the_demo_preset(tm
 
 
 def test_the_table_header_names_each_settings_source(tmp_path):
-    from ground_r1.evaluation.inference import InferenceConfig, check_run_config
+    from ground_r1.evaluation.identity import InferenceConfig, check_identity
     from ground_r1.rollout_settings import run_header
 
     cfg = InferenceConfig(protocol="ground_r1", model="/m", max_turns=3, min_pixels=12544, max_pixels=12544,
                           settings_sources={"max_turns": "checkpoint", "min_pixels": "checkpoint",
                                             "max_pixels": "checkpoint", "max_new_tokens_per_turn": "flag"})
-    check_run_config(tmp_path, cfg.identity(), {"settings_sources": cfg.settings_sources})
+    check_identity(tmp_path, cfg)
     header = run_header(tmp_path)
     assert header.startswith("Rollout settings (ground_r1 protocol, model /m): from the checkpoint's "
                              "rollout_settings.json (as trained): max_turns=3, min_pixels=12544, max_pixels=12544")
     assert "from flags: max_new_tokens_per_turn=512" in header
     # The sources are notes: a resume with the same settings from other sources is the same run.
-    check_run_config(tmp_path, cfg.identity(), {"settings_sources": {}})
+    (tmp_path / "predictions.jsonl").write_text('{"key": "a", "status": "ok"}\n')
+    check_identity(tmp_path, dataclasses.replace(cfg, settings_sources={}))
 
 
 def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_says_otherwise(tmp_path, caplog):

@@ -165,7 +165,7 @@ def run_header(run_dir: str | os.PathLike[str]) -> str | None:
               "max_completion_length": config.get("max_completion_length"), "min_pixels": config.get("min_pixels"),
               "max_pixels": config.get("max_pixels"), "min_crop_size": config.get("min_crop_size"),
               "max_aspect_ratio": config.get("max_aspect_ratio"), "crop_fallback": config.get("crop_fallback")}
-    if config.get("protocol") in ("ground_r1", "ground_sft"):  # the identity leaves out the default box rule
+    if config.get("protocol") in ("ground_r1", "ground_sft"):  # runs recorded before box_parse was recorded: the default
         values["box_parse"] = config.get("box_parse", EVAL_DEFAULTS["box_parse"])
     by_source: dict[str, list[str]] = {}
     for key, value in values.items():

@@ -187,7 +187,8 @@ def test_box_parse_reaches_both_protocols_and_both_clis(processor):
                                                        "release", "--model_path", "m", "--max_new_tokens", "8"])
     assert evaluate_general.inference_config(args).box_parse == "release"
     assert InferenceConfig(protocol="ground_r1", box_parse="release").identity()["box_parse"] == "release"
-    assert "box_parse" not in InferenceConfig(protocol="ground_r1").identity()  # the default: older runs resume
+    assert InferenceConfig(protocol="ground_r1").identity()["box_parse"] == "tag_first"  # recorded even as default
+    assert "box_parse" not in InferenceConfig(protocol="baseline").identity()  # a one-turn run parses no box
     turn1 = "[1,1,5,5] then <box>[10,20,50,60]</box>"
     engine, _ = scripted_engine(processor, "ground_sft", {"Q?": [turn1, "red"]}, box_parse="release")
     (trajectory,) = engine.run_batch([EvalItem("f:1", "vsr", "Q?", "-")], [gradient()])
@@ -232,7 +233,8 @@ def test_batched_greedy_equals_one_at_a_time(tmp_path, model, processor, protoco
     for batch_size in (1, 3):
         config = InferenceConfig(protocol=protocol, sampling=sampling, batch_size=batch_size, max_turns=2)
         out = tmp_path / f"b{batch_size}"
-        inference.run_inference(items, lambda: Engine(model, processor, config), out, config, progress=False)
+        inference.run_inference(items, lambda: Engine(model, processor, config), out, config,  # noqa: B023 - called now
+                                progress=False)
         texts[batch_size] = inference.finish(out, items).read_text()
     assert texts[1] == texts[3]  # left padding + attention mask + M-RoPE positions: batch-invariant
     records = [json.loads(line) for line in texts[1].splitlines()]

@@ -40,7 +40,6 @@ A model given with the built-in set keeps its own settings (512 new tokens per t
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 import difflib
 import json
@@ -57,7 +56,7 @@ from ground_r1.data.images import (
     add_max_image_pixels_argument,
     set_max_image_pixels,
 )
-from ground_r1.evaluation import inference, outcome, refcoco, scores, tables
+from ground_r1.evaluation import identity, inference, outcome, refcoco, scores, tables
 from ground_r1.evaluation.judge import Judge, JudgeAuthenticationError, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
 from ground_r1.models.loading import check_model_path
@@ -198,7 +197,7 @@ def shutdown(ctx: DistContext) -> None:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
-    p.add_argument("--protocol", required=True, choices=inference.PROTOCOLS,
+    p.add_argument("--protocol", required=True, choices=tuple(identity.PROTOCOLS),
                    help="ground_r1: multi-round rollout (SPEC §2); baseline: one turn; ground_sft: the two turns of "
                         "SPEC §8; refcoco: grounding Acc@0.5")
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
@@ -318,18 +317,12 @@ def write_records_report(args: argparse.Namespace, read: inference.LoadedItems) 
     return report
 
 
-def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
-    sampling = dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=args.max_new_tokens,
-                                   repetition_penalty=args.repetition_penalty)
-    local = Path(args.model_path)  # a local folder is recorded absolute, so a resume from elsewhere matches
-    model = str(local.resolve()) if local.exists() else str(args.model_path)
-    return inference.InferenceConfig(protocol=args.protocol, model=model,
-                                     prompt_class=args.prompt_class, sampling=sampling,
-                                     max_turns=args.max_turns, max_completion_length=args.max_completion_length,
-                                     min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
-                                     crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
-                                     max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
-                                     settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
+def inference_config(args: argparse.Namespace) -> identity.InferenceConfig:
+    """The run's settings (:func:`ground_r1.evaluation.identity.inference_config`): VisCoT's or RefCOCO's."""
+    benchmark, version = ((refcoco.REFCOCO_BENCHMARK, refcoco.REFCOCO_VERSION) if args.protocol == "refcoco"
+                          else (inference.VISCOT_BENCHMARK, inference.VISCOT_VERSION))
+    return identity.inference_config(args, protocol=args.protocol, benchmark=benchmark, benchmark_version=version,
+                                     prompt_class=args.prompt_class)
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
@@ -400,7 +393,7 @@ def letter_rule(args: argparse.Namespace) -> str:
 
 
 def run_label(run_dir: Path, fallback: str) -> str:
-    config_file = run_dir / inference.RUN_CONFIG_NAME
+    config_file = run_dir / identity.RUN_CONFIG_NAME
     if not config_file.is_file():
         return fallback
     config = json.loads(config_file.read_text())

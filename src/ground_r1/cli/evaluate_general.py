@@ -40,7 +40,6 @@ or two items per benchmark, written into OUTPUT_DIR/builtin_general) with small 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import difflib
 import json
 import logging
@@ -57,14 +56,13 @@ from ground_r1.cli.evaluate import (
     shutdown,
 )
 from ground_r1.data.images import add_max_image_pixels_argument, set_max_image_pixels
-from ground_r1.evaluation import general, inference, outcome
+from ground_r1.evaluation import general, identity, inference, outcome
 from ground_r1.evaluation.benchmarks import get_benchmark, list_benchmarks
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TOKENS
 from ground_r1.evaluation.judge import JudgeAuthenticationError, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
 from ground_r1.models.loading import check_model_path
 from ground_r1.rollout_settings import run_header
-from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
 logger = logging.getLogger("ground_r1.evaluate_general")
 
@@ -200,18 +198,12 @@ def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
     apply_rollout_settings(args, demo_pixels=demo_model, demo_tokens=demo_model or demo_data)
 
 
-def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
-    sampling = dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=args.max_new_tokens,
-                                   repetition_penalty=args.repetition_penalty)
-    local = Path(args.model_path)
-    model = str(local.resolve()) if local.exists() else str(args.model_path)
-    return inference.InferenceConfig(protocol=general.inference_protocol(args.protocol), model=model,
-                                     prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
-                                     max_completion_length=args.max_completion_length,
-                                     min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
-                                     crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
-                                     max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
-                                     settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
+def inference_config(args: argparse.Namespace, spec: Any = None) -> identity.InferenceConfig:
+    """The run's settings for one benchmark (:func:`ground_r1.evaluation.identity.inference_config`); ``spec``:
+    the benchmark's spec, whose name and version are part of the identity."""
+    return identity.inference_config(args, protocol=general.inference_protocol(args.protocol),
+                                     benchmark=spec.name if spec is not None else "",
+                                     benchmark_version=spec.version if spec is not None else "")
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general.BenchmarkData]) -> None:
@@ -231,8 +223,8 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general
     for data in loaded:
         items = general.to_eval_items(data, args.protocol)
         out = Path(args.output_dir) / data.name
-        summary = inference.run_inference(items, make_engine, out, config, rank=ctx.rank, world_size=ctx.world_size,
-                                          progress=not args.no_progress)
+        summary = inference.run_inference(items, make_engine, out, inference_config(args, data.spec), rank=ctx.rank,
+                                          world_size=ctx.world_size, progress=not args.no_progress)
         logger.info("%s rank %d: %s", data.name, ctx.rank, summary)
         barrier(ctx)
         if ctx.is_main:

@@ -21,15 +21,15 @@ finishes. Rank 0 merges the shards after a barrier.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ground_r1.boxes import BOX_PARSE_RULES, crop_image, crop_window, input_to_original, parse_turn_box
+from ground_r1.boxes import crop_image, crop_window, input_to_original, parse_turn_box
 from ground_r1.data.images import ImageLoadError, load_image
+from ground_r1.evaluation.identity import InferenceConfig, check_identity
 from ground_r1.evaluation.predictions import PredictionWriter, done_keys, merge_predictions, shard_path
 from ground_r1.prompt import (
     baseline_text,
@@ -42,13 +42,11 @@ from ground_r1.rollout.answer import extract_answer, has_answer, strip_answer_ta
 from ground_r1.rollout.conversation import ConversationCodec, EncodedImage
 from ground_r1.rollout.generation import GeneratedTurn, GenerationRequest, HFGenerator
 from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
-from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING, SamplingParams, TreePlan
+from ground_r1.rollout.sampling import TreePlan
 from ground_r1.rollout.trajectory import Trajectory, Turn
 
 logger = logging.getLogger(__name__)
 
-PROTOCOLS = ("ground_r1", "baseline", "ground_sft", "refcoco")
-RUN_CONFIG_NAME = "inference_config.json"
 
 
 @dataclass
@@ -61,50 +59,6 @@ class EvalItem:
     question: str
     image: str
     fields: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class InferenceConfig:
-    """How predictions are made. Everything but ``batch_size`` must match when a run is resumed."""
-
-    protocol: str
-    model: str = ""  # the checkpoint evaluated (recorded, and checked on resume)
-    prompt_class: str = "only_question"  # baseline only
-    sampling: SamplingParams = EVAL_GREEDY_SAMPLING  # max_new_tokens is the per-turn budget (SPEC §2)
-    max_turns: int = 5  # ground_r1 (SPEC §2: 5 assistant turns)
-    max_completion_length: int | None = None  # ground_r1 total budget; None: per-turn budgets only
-    min_crop_size: int = 28  # ground_r1 / ground_sft crops (SPEC §2, §8)
-    max_aspect_ratio: float = 200.0  # ground_r1: boxes at or above this aspect ratio are rejected (SPEC §2)
-    crop_fallback: str = "full_image"  # ground_r1: no valid box -> the full image (release) or "end"
-    min_pixels: int | None = None  # the processor's pixel limits (recorded: predictions depend on them)
-    max_pixels: int | None = None
-    box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
-    batch_size: int = 8
-    # Where each rollout setting came from ("flag", "checkpoint", "default"): recorded, not part of the identity.
-    settings_sources: dict = field(default_factory=dict, compare=False, hash=False)
-
-    def __post_init__(self) -> None:
-        if self.protocol not in PROTOCOLS:
-            raise ValueError(f"unknown protocol {self.protocol!r}; valid: {', '.join(PROTOCOLS)}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.box_parse not in BOX_PARSE_RULES:
-            raise ValueError(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
-        baseline_text("", self.prompt_class)  # raises on an unknown prompt class, listing the valid ones
-
-    def identity(self) -> dict[str, Any]:
-        """What a resumed run must share with the run it continues."""
-        out = asdict(self)
-        out.pop("batch_size")
-        out.pop("settings_sources")
-        for key in ("min_pixels", "max_pixels"):  # not recorded by older runs: compared only when set
-            if out[key] is None:
-                out.pop(key)
-        if self.box_parse == "tag_first" or self.protocol in ("baseline", "refcoco"):
-            out.pop("box_parse")  # the default (runs recorded before the key existed resume), or unused
-        if self.protocol != "baseline":
-            out.pop("prompt_class")
-        return out
 
 
 # ------------------------------------------------------------------------------------------------ items
@@ -124,6 +78,10 @@ def limit_per_dataset(items: Sequence[Any], limit: int | None, dataset_of: Calla
             kept.append(item)
     return kept
 
+
+# The VisCoT benchmark as a run's identity names it: bump the version when its items or prompts change.
+VISCOT_BENCHMARK = "viscot"
+VISCOT_VERSION = "1"
 
 EVAL_SKIP_HINT = (
     "Fix these records, or evaluate without --no-skip_bad_records: the evaluation then skips them (each listed "
@@ -325,35 +283,6 @@ class InferenceSummary:
     errors: int
 
 
-NOTES_KEY = "notes"  # recorded beside the identity (e.g. where each setting came from), never compared
-
-
-def check_run_config(output_dir: Path, identity: dict[str, Any], notes: dict[str, Any] | None = None) -> None:
-    """Refuse to resume a run made with other settings; record the settings when first run (every process
-    writes the same content atomically, so concurrent first writes are harmless).
-
-    Raises:
-        ValueError: ``output_dir`` holds predictions made with different settings (they are listed).
-    """
-    path = output_dir / RUN_CONFIG_NAME
-    current = json.loads(json.dumps(identity))
-    if path.is_file():
-        earlier = json.loads(path.read_text())
-        earlier.pop(NOTES_KEY, None)
-        diff = sorted(k for k in set(earlier) | set(current) if earlier.get(k) != current.get(k))
-        if diff:
-            detail = "; ".join(f"{k}: {earlier.get(k)!r} -> {current.get(k)!r}" for k in diff)
-            raise ValueError(
-                f"{output_dir} holds predictions made with other settings ({detail}); use another --output_dir, "
-                "or remove its predictions to start over"
-            )
-    else:
-        output_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps({**current, **({NOTES_KEY: notes} if notes else {})}, indent=2, sort_keys=True) + "\n")
-        os.replace(tmp, path)
-
-
 def _load_images(batch: list[EvalItem], config: InferenceConfig, writer: PredictionWriter):
     ready, images, errors = [], [], 0
     for item in batch:
@@ -393,7 +322,7 @@ def run_inference(
         dup = next(k for k in keys if keys.count(k) > 1)
         raise ValueError(f"duplicate item key {dup!r}: keys must be unique within a run")
     out = Path(output_dir)
-    check_run_config(out, config.identity(), {"settings_sources": config.settings_sources} if config.settings_sources else None)
+    check_identity(out, config)
     mine = items[rank::world_size]
     done = done_keys(out)
     todo = [it for it in mine if it.key not in done]

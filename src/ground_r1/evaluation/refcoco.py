@@ -38,6 +38,10 @@ from ground_r1.boxes import Box, iou, parse_first_box_signed, xywh_to_xyxy
 from ground_r1.evaluation.inference import EvalItem, LoadedItems, limit_per_dataset
 from ground_r1.evaluation.uncertainty import mean_estimate
 
+# RefCOCO as a run's identity names it: bump the version when its items or prompt change.
+REFCOCO_BENCHMARK = "refcoco"
+REFCOCO_VERSION = "1"
+
 IOU_THRESHOLD = 0.5
 PROTOCOL_LABELS = {
     "standard": "Acc@0.5 standard (per expression)",

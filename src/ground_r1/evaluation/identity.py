@@ -1,0 +1,213 @@
+"""What a prediction depends on: the protocols, the settings of a run, and the identity a resumed run must share.
+
+A killed evaluation resumes at the item where it stopped by appending to the predictions it left
+(:mod:`ground_r1.evaluation.predictions`). That is only sound when the new predictions are made exactly as the old
+ones: a rerun with another ``--max_pixels`` would otherwise append predictions made at a second resolution to the
+first's, and the table would average both. So every setting that changes a prediction is in
+:meth:`InferenceConfig.identity`, computed here and nowhere else (both evaluation CLIs build their config with
+:func:`inference_config`), and :func:`check_identity` refuses a run whose identity differs from the one recorded in
+the folder, naming each differing key with its recorded and its new value.
+
+The identity holds, for every protocol (:data:`COMMON_IDENTITY_KEYS`): the benchmark and its spec's version
+(prompts, item fields and parsing change with it), the protocol, the model, its family (the model config's
+``model_type``: the family owns the image geometry and the box convention), the weights' dtype, the pixel limits and
+the sampling (the per-turn token budget included); and the settings the protocol itself uses (:data:`PROTOCOLS`):
+the prompt class of a one-turn run, the turn budget, crop and box rules of the grounding protocols. What changes
+only a score is not in it (the VisCoT rule column's ``letter_rule``, a judge or grader model): the score stages are
+recomputed from the predictions on every run, and each score row records its rule. ``batch_size`` is not in it
+either: batches are left-padded and generated greedily (tested equal across batch sizes).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ground_r1.boxes import BOX_PARSE_RULES
+from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING, SamplingParams
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "COMMON_IDENTITY_KEYS",
+    "PROTOCOLS",
+    "RUN_CONFIG_NAME",
+    "InferenceConfig",
+    "Protocol",
+    "check_identity",
+    "inference_config",
+    "model_family",
+    "protocol",
+]
+
+RUN_CONFIG_NAME = "inference_config.json"
+NOTES_KEY = "notes"  # recorded beside the identity (where each setting came from, every setting), never compared
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the model is asked (SPEC §7, §8): ``turns`` says what it sees; ``settings`` are the
+    :class:`InferenceConfig` fields its predictions depend on beyond :data:`COMMON_IDENTITY_KEYS`."""
+
+    name: str
+    turns: str
+    settings: tuple[str, ...]
+
+
+# The protocols of evaluation. The general benchmarks' CLI calls the one-turn protocol "direct" (its prompt is the
+# benchmark's direct prompt) and runs it as "baseline" with the plain prompt class.
+PROTOCOLS: dict[str, Protocol] = {
+    p.name: p
+    for p in (
+        Protocol("ground_r1", "the multi-round rollout of training (SPEC §2): box -> crop of the original image -> "
+                 "next round, up to max_turns assistant turns",
+                 ("max_turns", "max_completion_length", "min_crop_size", "max_aspect_ratio", "crop_fallback",
+                  "box_parse")),
+        Protocol("baseline", "one turn: [image, prompt] with a prompt class of ground_r1.prompt.BASELINE_TEMPLATES",
+                 ("prompt_class",)),
+        Protocol("ground_sft", "the fixed two turns of SPEC §8: ask for a box, then answer from the crop around it",
+                 ("min_crop_size", "box_parse")),
+        Protocol("refcoco", "one turn: Qwen's grounding prompt per referring expression", ()),
+    )
+}
+
+# Every protocol's predictions depend on these.
+COMMON_IDENTITY_KEYS = ("benchmark", "benchmark_version", "protocol", "model", "model_family", "dtype", "min_pixels",
+                        "max_pixels", "sampling")
+
+
+def protocol(name: str) -> Protocol:
+    """The protocol called ``name``.
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed).
+    """
+    if name not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {name!r}; valid: {', '.join(PROTOCOLS)}")
+    return PROTOCOLS[name]
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """How predictions are made: everything :meth:`identity` holds, ``batch_size`` and where each setting came
+    from (neither changes a prediction)."""
+
+    protocol: str
+    benchmark: str = ""  # the benchmark's name (viscot, refcoco, a general benchmark's spec name)
+    benchmark_version: str = ""  # its version: bumped when its prompts, item fields or parsing change
+    model: str = ""  # the checkpoint evaluated (a local folder absolute, so a resume from elsewhere matches)
+    model_family: str = ""  # the model config's model_type (:func:`model_family`)
+    dtype: str = ""  # the weights' dtype as loaded ("float32", "bfloat16"; "" when not recorded)
+    prompt_class: str = "only_question"  # baseline only
+    sampling: SamplingParams = EVAL_GREEDY_SAMPLING  # max_new_tokens is the per-turn budget (SPEC §2)
+    max_turns: int = 5  # ground_r1 (SPEC §2: 5 assistant turns)
+    max_completion_length: int | None = None  # ground_r1 total budget; None: per-turn budgets only
+    min_crop_size: int = 28  # ground_r1 / ground_sft crops (SPEC §2, §8)
+    max_aspect_ratio: float = 200.0  # ground_r1: boxes at or above this aspect ratio are rejected (SPEC §2)
+    crop_fallback: str = "full_image"  # ground_r1: no valid box -> the full image (release) or "end"
+    min_pixels: int | None = None  # the processor's pixel limits (None: the processor's own)
+    max_pixels: int | None = None
+    box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
+    batch_size: int = 8
+    # Where each rollout setting came from ("flag", "checkpoint", "default"): recorded, not part of the identity.
+    settings_sources: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def __post_init__(self) -> None:
+        from ground_r1.prompt import baseline_text
+
+        protocol(self.protocol)  # raises on an unknown protocol, listing the valid ones
+        if self.batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.box_parse not in BOX_PARSE_RULES:
+            raise ValueError(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
+        baseline_text("", self.prompt_class)  # raises on an unknown prompt class, listing the valid ones
+
+    def identity(self) -> dict[str, Any]:
+        """Every setting that changes this run's predictions (module docstring): the common keys and the
+        protocol's own, JSON-ready. A resumed run must have the same."""
+        values = asdict(self)
+        return {key: values[key] for key in COMMON_IDENTITY_KEYS + PROTOCOLS[self.protocol].settings}
+
+    def notes(self) -> dict[str, Any] | None:
+        """Recorded beside the identity, never compared: where each setting came from."""
+        return {"settings_sources": dict(self.settings_sources)} if self.settings_sources else None
+
+
+def model_family(model_path: str | os.PathLike[str] | None) -> str:
+    """The family of a checkpoint: its config's ``model_type`` (``qwen2_5_vl``), read from the local folder's
+    ``config.json``, else through transformers (a hub id, from its cache); "" when none can be read (the model
+    loader then reports why, with its context)."""
+    if not model_path:
+        return ""
+    config_file = Path(model_path).expanduser() / "config.json"
+    try:
+        if config_file.is_file():
+            return str(json.loads(config_file.read_text(encoding="utf-8")).get("model_type", ""))
+        from transformers import AutoConfig
+
+        return str(AutoConfig.from_pretrained(str(model_path)).model_type)
+    except Exception as exc:  # noqa: BLE001 - the loader raises this with its context when it loads the model
+        logger.warning("cannot read the model type of %s (%s): the identity records no model family", model_path,
+                       exc)
+        return ""
+
+
+def inference_config(args: Any, *, protocol: str, benchmark: str = "", benchmark_version: str = "",
+                     prompt_class: str = "only_question") -> InferenceConfig:
+    """The config of an evaluation run from its CLI arguments (the flags both evaluation CLIs share), the one
+    place an evaluation CLI turns flags into the settings its predictions depend on."""
+    import dataclasses
+
+    from ground_r1.models.loading import resolve_dtype
+
+    sampling = dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=args.max_new_tokens,
+                                   repetition_penalty=args.repetition_penalty)
+    local = Path(args.model_path)  # a local folder is recorded absolute, so a resume from elsewhere matches
+    model = str(local.resolve()) if local.exists() else str(args.model_path)
+    dtype = str(resolve_dtype(getattr(args, "dtype", "auto"))).removeprefix("torch.")
+    return InferenceConfig(protocol=protocol, benchmark=benchmark, benchmark_version=benchmark_version, model=model,
+                           model_family=model_family(args.model_path), dtype=dtype, prompt_class=prompt_class,
+                           sampling=sampling, max_turns=args.max_turns,
+                           max_completion_length=args.max_completion_length, min_crop_size=args.min_crop_size,
+                           max_aspect_ratio=args.max_aspect_ratio, crop_fallback=args.crop_fallback,
+                           min_pixels=args.min_pixels, max_pixels=args.max_pixels, box_parse=args.box_parse,
+                           batch_size=args.batch_size,
+                           settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
+
+
+def check_identity(output_dir: str | os.PathLike[str], config: InferenceConfig) -> None:
+    """Refuse to add predictions to a folder holding predictions made with other settings; record the settings
+    otherwise (every process writes the same content atomically, so concurrent first writes are harmless). A
+    folder whose recorded settings have no predictions yet (a run killed before its first batch) takes the new
+    ones.
+
+    Raises:
+        ValueError: ``output_dir`` holds predictions made with different settings; each differing key is named
+            with its recorded and its new value.
+    """
+    from ground_r1.evaluation.predictions import prediction_files
+
+    out = Path(output_dir)
+    path = out / RUN_CONFIG_NAME
+    current = json.loads(json.dumps(config.identity()))
+    if path.is_file() and prediction_files(out):
+        earlier = json.loads(path.read_text(encoding="utf-8"))
+        earlier.pop(NOTES_KEY, None)
+        diff = sorted(k for k in set(earlier) | set(current) if earlier.get(k) != current.get(k))
+        if diff:
+            detail = "; ".join(f"{k}: {earlier.get(k)!r} -> {current.get(k)!r}" for k in diff)
+            raise ValueError(
+                f"{out} holds predictions made with other settings ({detail}); use another --output_dir, "
+                "or remove its predictions to start over"
+            )
+        return
+    out.mkdir(parents=True, exist_ok=True)
+    notes = config.notes()
+    tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps({**current, **({NOTES_KEY: notes} if notes else {})}, indent=2, sort_keys=True) + "\n",
+                   encoding="utf-8")
+    os.replace(tmp, path)
