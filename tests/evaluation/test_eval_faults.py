@@ -17,7 +17,6 @@ import socket
 import time
 from pathlib import Path
 
-import pytest
 from fake_chat_server import FakeChatServer
 
 from ground_r1.cli import evaluate

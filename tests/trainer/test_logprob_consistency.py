@@ -31,7 +31,7 @@ def test_sampling_logprobs_match_the_loss_path(make_trainer, tmp_path):
     trajectories = trainer.last_trajectories
     assert max(t.num_turns for t in trajectories) >= 2  # multi-round: the random model rarely answers
     sampled = batch["completion_mask"] * batch["tool_mask"]
-    assert len({int(l) for l in batch["prompt_mask"].sum(1)}) > 1  # prompts of different lengths: real padding
+    assert len({int(n) for n in batch["prompt_mask"].sum(1)}) > 1  # prompts of different lengths: real padding
 
     ours = loss_path_logps(trainer, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"],
                            batch["completion_mask"], batch)

@@ -3,7 +3,7 @@
     python -m ground_r1.cli.train_sft --config configs/sft/ground.yaml --sft_kind ground \\
         --model_name_or_path Qwen/Qwen2.5-VL-7B-Instruct --sft_data_dir outputs/sft_data --output_dir outputs/sft/ground
     accelerate launch --config_file configs/accelerate/single_node.yaml --num_processes 8 \\
-        --deepspeed_config_file configs/deepspeed/zero3.json -m ground_r1.cli.train_sft --config ... 
+        --deepspeed_config_file configs/deepspeed/zero3.json -m ground_r1.cli.train_sft --config ...
 
 ``--config`` is a YAML preset (configs/sft/*.yaml); every flag of ``GroundR1SFTConfig`` (TRL's SFTConfig) and
 ``SFTScriptArguments`` can be set there or on the command line (the command line wins). With no model and no

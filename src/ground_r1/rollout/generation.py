@@ -232,8 +232,8 @@ class HFGenerator:
             temperature = sampling.temperature if sampling.do_sample else 1.0
             chosen = out.sequences[:, width:width + len(out.logits)]
             step_logps = torch.stack(
-                [torch.log_softmax(l.float() / temperature, dim=-1).gather(-1, chosen[:, s:s + 1]).squeeze(-1)
-                 for s, l in enumerate(out.logits)],
+                [torch.log_softmax(logits.float() / temperature, dim=-1).gather(-1, chosen[:, s:s + 1]).squeeze(-1)
+                 for s, logits in enumerate(out.logits)],
                 dim=1,
             ).tolist()
         stops = set(self.stop_token_ids)
