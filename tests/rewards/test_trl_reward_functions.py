@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from ground_r1.rewards.registry import UnknownDatasetError, UnknownHandlerError, build_registry
+from ground_r1.rewards.registry import DEFAULT_REGISTRY, UnknownDatasetError, UnknownHandlerError, build_registry
 from ground_r1.rewards.trl_functions import (
     REWARD_FUNCTIONS,
     accuracy_reward,
@@ -79,7 +79,8 @@ def test_accuracy_reward_needs_columns():
 
 def test_reward_function_signature_matches_trl_call():
     # TRL calls reward_func(prompts=..., completions=..., completion_ids=..., **columns): keyword-only use.
-    for func in REWARD_FUNCTIONS.values():
+    for make in REWARD_FUNCTIONS.values():
+        func = make(DEFAULT_REGISTRY)
         params = inspect.signature(func).parameters
         assert list(params)[:2] == ["prompts", "completions"]
         assert any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
@@ -87,7 +88,14 @@ def test_reward_function_signature_matches_trl_call():
 
 def test_load_reward_function():
     assert load_reward_function("format") is format_reward
-    assert load_reward_function("accuracy") is accuracy_reward
+    # "accuracy" is built with the run's accuracy registry: its letter rule and default handler (no special case
+    # in the training CLI).
+    default = load_reward_function("accuracy")
+    assert default(prompts=["p"], completions=["<answer>B</answer>"], solution=["B"], dataset=["gqa"]) == [1.0]
+    with pytest.raises(UnknownDatasetError):
+        default(prompts=["p"], completions=["<answer>x</answer>"], solution=["x"], dataset=["mydata"])
+    lenient = load_reward_function("accuracy", build_registry(default_handler="exact_match"))
+    assert lenient(prompts=["p"], completions=["<answer>x</answer>"], solution=["x"], dataset=["mydata"]) == [1.0]
     assert load_reward_function("ground_r1.rewards.trl_functions:format_reward") is format_reward
     assert load_reward_function("ground_r1.rewards.trl_functions.accuracy_reward") is accuracy_reward
     with pytest.raises(UnknownHandlerError) as info:

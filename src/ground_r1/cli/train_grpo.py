@@ -192,14 +192,11 @@ def build_model(model_args, training_args):
 
 def build_reward_functions(training_args):
     from ground_r1.rewards.registry import build_registry
-    from ground_r1.rewards.trl_functions import load_reward_function, make_accuracy_reward
+    from ground_r1.rewards.trl_functions import load_reward_function
 
     registry = build_registry(default_handler=training_args.accuracy_default_handler,
                               letter_rule=training_args.letter_rule)
-    funcs = []
-    for spec in training_args.reward_functions:
-        funcs.append(make_accuracy_reward(registry) if spec == "accuracy" else load_reward_function(spec))
-    return funcs, registry
+    return [load_reward_function(spec, registry) for spec in training_args.reward_functions], registry
 
 
 def heldout_controls(trainer, evaluation, training_args, base: dict | None = None) -> None:

@@ -221,30 +221,46 @@ def import_object(path: str) -> object:
     return obj
 
 
+def resolve_named(spec: str, named: Mapping[str, object], what: str, also: Mapping[str, object] | None = None,
+                  known: str = "") -> object:
+    """The one resolver of reward names: ``named[spec]``, else ``also[spec]``, else the callable at the dotted path
+    ``package.module:function`` / ``package.module.function`` (imported with importlib, never eval).
+
+    ``what`` names the kind in errors ("accuracy handler", "reward function"); ``known`` is the list of valid names
+    the error shows (default: ``named``'s).
+
+    Raises:
+        UnknownHandlerError: ``spec`` is no name and no dotted path (the closest names are suggested), or the path
+            is not importable or not callable.
+    """
+    if spec in named:
+        return named[spec]
+    if also is not None and spec in also:
+        return also[spec]
+    if "." not in spec and ":" not in spec:
+        names = [*named, *(also or {})]
+        raise UnknownHandlerError(
+            f"unknown {what} {spec!r}.{did_you_mean(spec, names)} Known: {known or ', '.join(sorted(named))}; or "
+            "give a dotted path 'package.module:function'."
+        )
+    obj = import_object(spec)
+    if not callable(obj):
+        raise UnknownHandlerError(f"{what} {spec!r} resolved to {obj!r}, which is not callable")
+    return obj
+
+
 def resolve_handler(spec: str, registry: AccuracyRegistry | None = None) -> Handler:
     """A handler from a spec: a handler name (:data:`NAMED_HANDLERS`, e.g. "wer"), a dataset name of
     ``registry`` (its handler, e.g. "docvqa"), or a dotted path to a user function
-    ``handler(final_turn, ground_truth) -> float | None``.
+    ``handler(final_turn, ground_truth) -> float | None`` (:func:`resolve_named`).
 
     Raises:
         UnknownHandlerError: the spec is none of these, or the dotted path is not importable or not callable.
     """
-    if spec in NAMED_HANDLERS:
-        return NAMED_HANDLERS[spec]
     registry = DEFAULT_REGISTRY if registry is None else registry
-    if spec in registry:
-        return registry.get(spec)
-    if "." not in spec and ":" not in spec:
-        names = sorted(NAMED_HANDLERS) + registry.known_datasets()
-        raise UnknownHandlerError(
-            f"unknown accuracy handler {spec!r}.{did_you_mean(spec, names)} Known handlers: "
-            f"{', '.join(sorted(NAMED_HANDLERS))}; datasets: {', '.join(registry.known_datasets())}; or give a "
-            "dotted path 'package.module:function'."
-        )
-    handler = import_object(spec)
-    if not callable(handler):
-        raise UnknownHandlerError(f"{spec!r} resolved to {handler!r}, which is not callable")
-    return handler  # type: ignore[return-value]
+    datasets = {name: registry.get(name) for name in registry.known_datasets()}
+    known = f"handlers {', '.join(sorted(NAMED_HANDLERS))}; datasets {', '.join(registry.known_datasets())}"
+    return resolve_named(spec, NAMED_HANDLERS, "accuracy handler", also=datasets, known=known)  # type: ignore[return-value]
 
 
 __all__ = [
@@ -259,4 +275,5 @@ __all__ = [
     "did_you_mean",
     "import_object",
     "resolve_handler",
+    "resolve_named",
 ]

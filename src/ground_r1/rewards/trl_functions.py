@@ -23,13 +23,7 @@ from typing import Any, Callable, Sequence
 
 from ground_r1.rewards.accuracy import accuracy_score
 from ground_r1.rewards.format import format_score
-from ground_r1.rewards.registry import (
-    DEFAULT_REGISTRY,
-    AccuracyRegistry,
-    UnknownHandlerError,
-    did_you_mean,
-    import_object,
-)
+from ground_r1.rewards.registry import DEFAULT_REGISTRY, AccuracyRegistry, resolve_named
 from ground_r1.rollout.answer import has_answer
 
 RewardFunction = Callable[..., list]
@@ -133,24 +127,23 @@ def make_accuracy_reward(registry: AccuracyRegistry, require_answer: bool = True
 
 accuracy_reward = make_accuracy_reward(DEFAULT_REGISTRY)
 
-REWARD_FUNCTIONS: dict[str, RewardFunction] = {"format": format_reward, "accuracy": accuracy_reward}
+# The one table of training rewards: name -> the reward function of a run, built from the run's accuracy registry
+# (its letter rule and default handler, ``build_registry``). ``reward_functions`` in a config names these, or gives
+# a dotted path to a user function with TRL's signature.
+REWARD_FUNCTIONS: dict[str, Callable[[AccuracyRegistry], RewardFunction]] = {
+    "format": lambda registry: format_reward,
+    "accuracy": make_accuracy_reward,
+}
 
 
-def load_reward_function(spec: str) -> RewardFunction:
-    """A reward function by name (:data:`REWARD_FUNCTIONS`: "format", "accuracy") or by dotted path
-    ``package.module:function`` / ``package.module.function`` (imported with importlib, never eval).
+def load_reward_function(spec: str, registry: AccuracyRegistry | None = None) -> RewardFunction:
+    """The reward function ``spec`` names (:data:`REWARD_FUNCTIONS`, built with ``registry``, default
+    :data:`~ground_r1.rewards.registry.DEFAULT_REGISTRY`), or the function at a dotted path ``package.module:function``
+    / ``package.module.function`` (:func:`~ground_r1.rewards.registry.resolve_named`).
 
     Raises:
         UnknownHandlerError: an unknown name, an unimportable path, or an object that is not callable.
     """
     if spec in REWARD_FUNCTIONS:
-        return REWARD_FUNCTIONS[spec]
-    if "." not in spec and ":" not in spec:
-        raise UnknownHandlerError(
-            f"unknown reward function {spec!r}.{did_you_mean(spec, REWARD_FUNCTIONS)} Known: "
-            f"{', '.join(sorted(REWARD_FUNCTIONS))}; or give a dotted path 'package.module:function'."
-        )
-    func = import_object(spec)
-    if not callable(func):
-        raise UnknownHandlerError(f"reward function {spec!r} resolved to {func!r}, which is not callable")
-    return func  # type: ignore[return-value]
+        return REWARD_FUNCTIONS[spec](DEFAULT_REGISTRY if registry is None else registry)
+    return resolve_named(spec, REWARD_FUNCTIONS, "reward function")  # type: ignore[return-value]
