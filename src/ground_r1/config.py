@@ -13,82 +13,53 @@ from trl import GRPOConfig
 
 @dataclass
 class GroundR1Config(GRPOConfig):
-    r"""GRPOConfig plus the Ground-R1 rollout (SPEC §2-§5).
+    """GRPOConfig plus the Ground-R1 rollout (SPEC §2-§5).
 
-    Tree sampling:
-        num_first_round_samples (`int`, defaults to 2): G1, grounding samples per question in round 1; each is
-            shared by G2 = num_generations / G1 trajectories (release: N=8, G1=2; paper: G1=4, G2=2).
-    Rounds and budgets:
-        max_turns (`int`, defaults to 5): assistant turns per trajectory (4 crops at most).
-        max_new_tokens_per_turn (`int`, defaults to 512): per-turn budget (the release's per-round limit).
-            `max_completion_length` stays the total budget of a trajectory, sampled and injected tokens alike.
-    Images and crops:
-        min_pixels / max_pixels (`int`): passed explicitly to the image processor (release 3136 / 401408).
-        min_crop_size (`int`, 28), max_aspect_ratio (`float`, 200), crop_fallback (`str`, "full_image"): SPEC §2.
-        no_crop (`bool`, False): control run, the crop is replaced by the original image.
-        box_parse (`str`, "tag_first"): how a turn's box is read (SPEC §2): "tag_first" (ours: inside `<box>` first,
-            then the release's rule) or "release" (the release's rule alone); reaches the rollout of training and
-            of both evaluation CLIs.
-    Model:
-        freeze_vision_tower (`bool`, True), freeze_projector (`bool`, True): SPEC §5.
-    Rewards:
-        reward_functions (`list[str]`): names ("format", "accuracy") or dotted paths `pkg.mod:func`.
-        accuracy_default_handler (`str` or None): handler for dataset names with no rule (None: validation error).
-        letter_rule (`str`, "spec"): option-letter rule of v7w/gqa/openimages (SPEC §3): "spec" (the SPEC rule plus a
-            bare-letter fallback) or "release" (the release's full rule); the evaluation tables take the same value.
-        question_reward_log (`bool`, False): write per-question rewards (the release's data-selection log).
-    Generation:
-        record_sampling_logprobs (`bool`, True): keep generate's per-token log-probs and pass them to the loss
-            inputs as `sampling_per_token_logps` (TRL's off-policy mask uses them; tests compare them with the
-            loss path); costs memory of B x V per decoding step.
-        generation_max_batch_rows (`int` or None): split a round's generate call into chunks of rows.
-    Loss batch (trainer/loss_batch.py; the loss, reference and old log-prob passes alike):
-        loss_batch_layout (`str`, "auto"): "bucketed" (trajectories of similar length share a forward, each
-            padded only to its bucket's longest), "packed" (padding-free: a chunk's trajectories in one row with
-            per-trajectory positions; needs flash-attention to pay, sdpa builds a [W x W] mask), "padded"
-            (TRL's own batch), "auto" (packed with flash-attention, else bucketed). Every layout but "padded"
-            scores only the loss-mask positions through the LM head (SPEC §10).
-        loss_bucket_min_fill (`float`, 0.9): "bucketed": the fewest buckets whose tokens fill at least this
-            share of their rows x longest row.
-    Reporting:
-        trajectory_log_steps (`int`, 0): log one question's trajectories every k steps (trajectories.jsonl).
-        write_report (`bool`, True): curves.png and trajectories.html at the end of training (ground_r1.reporting).
-        heldout_eval_questions (`int`, 0): after training, `ground_r1.evaluation.controls` on that many held-out
-            questions (heldout_eval.json): grounded, no-crop lower bound, ground-truth-crop upper bound, random box.
-        heldout_eval_steps (`int`, 0): the grounded held-out accuracy also before step 1 (the base model) and every
-            k steps (`heldout/*` metrics; the first figure of a run comes within a minute).
+    Each field is documented once, in its ``help`` (what ``--help`` prints and what
+    ``tests/trainer/test_trl_contract.py`` checks is there); the presets in configs/grpo/*.yaml give each value with
+    its SPEC source. Groups: tree sampling, rounds and budgets, images and crops, model, rewards, generation, loss
+    batch (trainer/loss_batch.py), faults, reporting.
     """
 
-    num_first_round_samples: int = field(default=2, metadata={"help": "G1: first-round grounding samples per question (SPEC §2)."})
-    max_turns: int = field(default=5, metadata={"help": "Assistant turns per trajectory (SPEC §2: 5)."})
-    max_new_tokens_per_turn: int = field(default=512, metadata={"help": "New tokens per turn (SPEC §2: 512)."})
-    min_pixels: int = field(default=3136, metadata={"help": "Image processor min_pixels (SPEC §2: 3136)."})
-    max_pixels: int = field(default=401408, metadata={"help": "Image processor max_pixels (SPEC §2: 401408)."})
-    min_crop_size: int = field(default=28, metadata={"help": "Crops are widened to at least this many pixels per side."})
-    max_aspect_ratio: float = field(default=200.0, metadata={"help": "Boxes with aspect ratio >= this are rejected."})
-    crop_fallback: str = field(default="full_image", metadata={"help": "No valid box: 'full_image' (release) or 'end'."})
-    no_crop: bool = field(default=False, metadata={"help": "Control: feed the original image instead of the crop."})
-    box_parse: str = field(default="tag_first", metadata={"help": "Box rule (SPEC §2): 'tag_first' (ours: inside <box> first, then the release's rule) or 'release' (the release's rule alone)."})
+    # Tree sampling
+    num_first_round_samples: int = field(default=2, metadata={"help": "G1: grounding samples per question in round 1, each shared by G2 = num_generations / G1 trajectories (SPEC §2; release N=8, G1=2; paper G1=4, G2=2)."})
+    # Rounds and budgets
+    max_turns: int = field(default=5, metadata={"help": "Assistant turns per trajectory, 4 crops at most (SPEC §2: 5)."})
+    max_new_tokens_per_turn: int = field(default=512, metadata={"help": "New tokens per turn (SPEC §2: 512, the release's per-round limit); max_completion_length stays the total budget of a trajectory, sampled and injected tokens alike."})
+    # Images and crops
+    min_pixels: int = field(default=3136, metadata={"help": "Image processor min_pixels, passed explicitly (SPEC §2: 3136)."})
+    max_pixels: int = field(default=401408, metadata={"help": "Image processor max_pixels, passed explicitly (SPEC §2: 401408)."})
+    min_crop_size: int = field(default=28, metadata={"help": "Crops are widened to at least this many pixels per side (SPEC §2)."})
+    max_aspect_ratio: float = field(default=200.0, metadata={"help": "Boxes with aspect ratio >= this are rejected (SPEC §2)."})
+    crop_fallback: str = field(default="full_image", metadata={"help": "No valid box: 'full_image' (release) or 'end' (SPEC §2)."})
+    no_crop: bool = field(default=False, metadata={"help": "Control run: feed the original image instead of the crop."})
+    box_parse: str = field(default="tag_first", metadata={"help": "Box rule (SPEC §2): 'tag_first' (ours: inside <box> first, then the release's rule) or 'release' (the release's rule alone); reaches the rollout of training and of both evaluation CLIs."})
+    # Model
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the vision tower (SPEC §5)."})
     freeze_projector: bool = field(default=True, metadata={"help": "Freeze the projector/merger too (SPEC §5)."})
-    reward_functions: list[str] = field(default_factory=lambda: ["format", "accuracy"], metadata={"help": "Reward functions: names or dotted paths."})
-    accuracy_default_handler: str | None = field(default=None, metadata={"help": "Handler for datasets without a rule."})
-    letter_rule: str = field(default="spec", metadata={"help": "Option-letter rule of v7w/gqa/openimages (SPEC §3): 'spec' (SPEC rule + bare-letter fallback) or 'release' (the release's full rule)."})
-    question_reward_log: bool = field(default=False, metadata={"help": "Write per-question rewards to question_rewards.jsonl."})
-    record_sampling_logprobs: bool = field(default=True, metadata={"help": "Keep generate's per-token log-probs."})
-    generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
-    loss_batch_layout: str = field(default="auto", metadata={"help": "Loss-pass layout: 'auto' (packed with flash-attention, else bucketed), 'bucketed', 'packed' (padding-free) or 'padded' (TRL's)."})
-    loss_bucket_min_fill: float = field(default=0.9, metadata={"help": "Bucketed layout: each bucket's tokens fill at least this share of rows x its longest row."})
+    # Rewards
+    reward_functions: list[str] = field(default_factory=lambda: ["format", "accuracy"], metadata={"help": "Reward functions: names of ground_r1.rewards.trl_functions.REWARD_FUNCTIONS ('format', 'accuracy') or dotted paths 'pkg.mod:func'."})
+    accuracy_default_handler: str | None = field(default=None, metadata={"help": "Accuracy handler for dataset names with no rule (a handler name, a dataset name or 'pkg.mod:func'); None: such a name is a validation error."})
+    letter_rule: str = field(default="spec", metadata={"help": "Option-letter rule of v7w/gqa/openimages (SPEC §3): 'spec' (SPEC rule + bare-letter fallback) or 'release' (the release's full rule); the evaluation tables take the same value."})
+    question_reward_log: bool = field(default=False, metadata={"help": "Write per-question rewards to question_rewards.jsonl (the release's data-selection log)."})
+    # Generation
+    record_sampling_logprobs: bool = field(default=True, metadata={"help": "Keep generate's per-token log-probs and pass them to the loss inputs as sampling_per_token_logps (TRL's off-policy mask uses them); costs B x V memory per decoding step."})
+    generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Split each round's generate call into chunks of this many rows (None: one call)."})
     scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.demo.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
     eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
+    # Loss batch (the loss, reference and old log-prob passes alike)
+    loss_batch_layout: str = field(default="auto", metadata={"help": "Loss-pass layout: 'bucketed' (trajectories of similar length share a forward, each padded to its bucket's longest), 'packed' (padding-free, per-trajectory positions; pays with flash-attention, sdpa builds a [W x W] mask), 'padded' (TRL's own batch), 'auto' (packed with flash-attention, else bucketed). All but 'padded' score only loss-mask positions through the LM head (SPEC §10)."})
+    loss_bucket_min_fill: float = field(default=0.9, metadata={"help": "Bucketed layout: the fewest buckets whose tokens fill at least this share of their rows x longest row."})
+    # Faults
     nonfinite_policy: str = field(default="skip", metadata={"help": "Non-finite loss/gradient: 'skip' the optimizer step (logged with the record ids), 'raise', or 'ignore'."})
     max_consecutive_nonfinite_steps: int = field(default=5, metadata={"help": "Stop after more consecutive non-finite steps than this (0 = no limit)."})
     checkpoint_on_sigterm: bool = field(default=True, metadata={"help": "On SIGTERM: finish the step, save a complete checkpoint, exit 143."})
+    # Reporting
     trajectory_log_steps: int = field(default=0, metadata={"help": "Every this many steps (and at step 1), append one question's trajectories to OUTPUT_DIR/trajectories.jsonl (the gallery's input); 0: off."})
-    write_report: bool = field(default=True, metadata={"help": "At the end of training write curves.png (and trajectories.html when trajectories were logged) to OUTPUT_DIR."})
-    heldout_eval_questions: int = field(default=0, metadata={"help": "After training: greedy held-out evaluation with controls (no-crop, ground-truth crop, random box) on this many eval questions, written to OUTPUT_DIR/heldout_eval.json; 0: off."})
-    heldout_eval_steps: int = field(default=0, metadata={"help": "With heldout_eval_questions: the greedy held-out accuracy (grounded) before step 1 and every this many steps, logged as heldout/* (metrics.jsonl, trackers, console, curves.png); 0: only after training."})
+    write_report: bool = field(default=True, metadata={"help": "At the end of training write curves.png (and trajectories.html when trajectories were logged) to OUTPUT_DIR (ground_r1.reporting)."})
+    heldout_eval_questions: int = field(default=0, metadata={"help": "After training: greedy held-out evaluation with controls (grounded, no-crop lower bound, ground-truth-crop upper bound, random box) on this many eval questions, written to OUTPUT_DIR/heldout_eval.json; 0: off."})
+    heldout_eval_steps: int = field(default=0, metadata={"help": "With heldout_eval_questions: the greedy held-out accuracy (grounded) before step 1 (the base model) and every this many steps, logged as heldout/* (metrics.jsonl, trackers, console, curves.png); 0: only after training."})
 
     def __post_init__(self):
         # Our checks first: GRPOConfig's own would otherwise stop at its first problem with a less useful message.

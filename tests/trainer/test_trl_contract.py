@@ -151,3 +151,19 @@ def test_box_parse_and_letter_rule_are_checked():
         _config(box_parse="first", letter_rule="loose")
     assert "box_parse must be one of tag_first, release, got 'first'" in str(err.value)
     assert "letter_rule must be one of spec, release, got 'loose'" in str(err.value)
+
+
+def test_each_ground_r1_config_field_is_documented_once_in_its_help():
+    # Issue 22: six of 25 fields were missing from the docstring that repeated the helps; now the help is the one place.
+    import dataclasses
+
+    from trl import GRPOConfig
+
+    from ground_r1.config import GroundR1Config
+
+    ours = [f for f in dataclasses.fields(GroundR1Config) if f.name not in {g.name for g in dataclasses.fields(GRPOConfig)}]
+    assert len(ours) == 30
+    undocumented = [f.name for f in ours if len(f.metadata.get("help", "")) < 20]
+    assert not undocumented, f"fields without a help: {undocumented}"
+    named_in_docstring = [f.name for f in ours if f.name in (GroundR1Config.__doc__ or "")]
+    assert not named_in_docstring, f"documented twice (docstring and help): {named_in_docstring}"
