@@ -3,7 +3,7 @@
     python -m ground_r1.demo.instruct_recipe --config configs/sft/tiny_instruct.yaml --output_dir OUT
     bash scripts/build_tiny_instruct.sh                      # the same, into src/ground_r1/assets/tiny-instruct
 
-Why (issue 4, and SPEC §1): Ground-R1 starts RL from an instruct model that already perceives and grounds
+Why (SPEC §1): Ground-R1 starts RL from an instruct model that already perceives and grounds
 (Qwen2.5-VL was pretrained on grounding data such as RefCOCO). RL from a random tiny model learns nothing, so the
 CPU demo starts from a base built here, on synthetic scenes of the zoom task's *generator* but never on the
 zoom task itself:
@@ -19,7 +19,7 @@ questions ("What colour is the dot inside the orange card?"), the Ground-R1 prom
 box-then-crop chain, or an evidence box as the answer to a question. RL must connect the question to a
 region, a crop to an answer, and learn to stop.
 
-Two facts measured before this recipe (issue 4) shape it:
+Two facts, measured on the tiny model (docs/demo.md), shape it:
 
 - **auxiliary head**: at init the LM's attention is spread evenly, so almost no gradient reaches the vision tower
   to make a target stand out, and localisation never starts. A throwaway linear head on the *mean of the image
@@ -29,8 +29,8 @@ Two facts measured before this recipe (issue 4) shape it:
   targets make the tower encode *which* colour is *where*;
 - **curriculum**: stages from one large card to the target distribution (3 cards of 48-96 px on 448).
 
-Session 3 (docs/demo.md) took grounding apart hop by hop, each hop with its own throwaway head, all off by
-default so that older recipes reproduce bit for bit:
+Grounding is also taken apart hop by hop (docs/demo.md), each hop with its own throwaway head, all off by
+default so that a recipe config that does not ask for one reproduces bit for bit:
 
 - ``aux_token_weight``: a head on *each* image token (``token_targets``: its card's kind and box), trained first
   in a ``vision_only`` stage; the mean-pooled head above cannot say which card is where once a scene holds
@@ -40,7 +40,7 @@ default so that older recipes reproduce bit for bit:
   that card's tokens) the digits are written from;
 - ``head_diagnostics`` measures each hop at every evaluation.
 
-Session 4: ``continue_from`` starts a recipe from the model another recipe builds (the shipped base is two phases:
+Phases: ``continue_from`` starts a recipe from the model another recipe builds (the shipped base is two phases:
 ``tiny_instruct_grounding.yaml``, then ``tiny_instruct.yaml``); ``named_reading_fraction`` asks crop reading
 about the pictured card by its kind (``NAMED_READING_QUESTIONS``: the phase-1 model read a crop near chance once the
 question named a kind); ``open_reading_fraction`` asks the generic dot question on whole scenes, answered by a
@@ -94,10 +94,10 @@ CROP_READING_PROMPT = "What colour is the dot in this image?"
 # follow the tag format of a long instruction, which the tiny model cannot do without having seen one.
 TEMPLATE_GROUNDING_QUESTION = "Where is the {kind} card?"
 TEMPLATE_READING_QUESTION = "What colour is the dot?"
-# Crop reading asked about the pictured card by its kind (Stage.named_reading_fraction). Measured (docs/demo.md,
-# session 4): a base that only ever read crops under kind-free questions read a crop at chance once a kind word was
-# in the question (0.25-0.45 correct, 1.00 without it), so RL's box-then-answer earned no more than answering at
-# once. None of these is the zoom question, and the picture is always the card's crop, never a scene.
+# Crop reading asked about the pictured card by its kind (Stage.named_reading_fraction). Measured (docs/demo.md): a
+# base that only ever read crops under kind-free questions read a crop at chance once a kind word was in the question
+# (0.25-0.45 correct, 1.00 without it), so RL's box-then-answer earned no more than answering at once. None of these
+# is the zoom question, and the picture is always the card's crop, never a scene.
 NAMED_READING_QUESTIONS = (
     "What colour is the dot on this {kind} card?",
     "This is the {kind} card. What colour is its dot?",
