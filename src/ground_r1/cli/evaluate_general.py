@@ -71,57 +71,7 @@ DEMO_MAX_PIXELS = 12544
 DEMO_MAX_NEW_TOKENS = 32
 SUMMARY_MD, SUMMARY_CSV = "summary.md", "summary.csv"
 
-# The built-in demo set: release-format records (SPEC §7 formats), images drawn by write_demo_dataset.
-_DEMO_RECORDS: dict[str, list[dict[str, Any]]] = {
-    "MME": [
-        {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "Yes",
-         "problem": "Is there a red square in the image? Please answer yes or no."},
-        {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "No",
-         "problem": "Is there a blue circle in the image? Please answer yes or no."},
-    ],
-    "POPE": [
-        {"Question_id": "1", "Image": "images/img_0.png", "problem": "Is there a square in the image?",
-         "solution": "yes", "Category": "random"},
-        {"Question_id": "2", "Image": "images/img_0.png", "problem": "Is there a dog in the image?",
-         "solution": "no", "Category": "popular"},
-    ],
-    "SEED_Bench": [{"Question_id": "1", "Image": "demo_1", "Question_Type": 5, "solution": "A", "Category": "",
-                    "problem": "How many squares are in the image?\nA. One\nB. Two\nC. Three\nD. Four"}],
-    "MMBench_en_dev": [{"Question_id": 1, "hint": "nan", "solution": "A", "Category": "color",
-                        "L2-category": "attribute_reasoning", "Image": "images/img_0.png",
-                        "problem": "What color is the square?\nA. red\nB. blue\nC. nan\nD. nan\n"}],
-    "MMMU_val": [{"Question_id": "validation_Demo_1", "Image": "images/img_0_image_1.png", "solution": "A",
-                  "problem": "<image 1> What shape is drawn?\nA. square\nB. circle\nC. triangle\nD. star",
-                  "Category": "Demo", "Subtask": "Easy", "Task": "MMMU_val"}],
-    "MME_RealWorld_Lite": [{"Question_id": "perception/demo/color/1", "Image": "demo.png", "solution": "A",
-                            "problem": "What color is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow\n"
-                                       "(E) The image does not feature the color.",
-                            "Category": "color", "Subtask": "Demo", "Task": "Perception"}],
-    "RealworldQA": [{"Image": "images/img_0.png", "solution": "square",
-                     "problem": "What shape is in the picture?\nPlease answer directly with a single word or number."}],
-    "MMVet": [{"Question_id": "v1_0", "Image": "v1_0.png", "solution": "red<AND>square", "Category": "rec",
-               "problem": "What shape and color is the object?", "Task": "demo"}],
-}
-
-
-def write_demo_dataset(folder: str | Path) -> Path:
-    """Write the built-in demo set (``{name}.jsonl`` + ``{name}/`` images: a red square on white) into
-    ``folder``; the folder, usable as a dataset root."""
-    from PIL import Image, ImageDraw
-
-    root = Path(folder)
-    for name, records in _DEMO_RECORDS.items():
-        root.mkdir(parents=True, exist_ok=True)
-        (root / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
-        for record in records:
-            path = root / name / record["Image"]
-            path = path if path.suffix else path.with_name(path.name + ".jpg")
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                image = Image.new("RGB", (112, 112), "white")
-                ImageDraw.Draw(image).rectangle((32, 40, 80, 88), fill=(220, 30, 30))
-                image.save(path)
-    return root
+write_demo_dataset = general.write_demo_dataset  # the built-in demo set: each spec's demo_records
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -252,7 +202,7 @@ def stage_grade(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -
             continue
         out = Path(args.output_dir) / data.name
         cache = args.judge_cache or Path(args.output_dir) / "judge_cache.jsonl"
-        report = general.grade_mmvet(data, _predictions(out), out / general.GRADES_NAME, config, cache_path=cache)
+        report = general.grade(data, _predictions(out), out / general.GRADES_NAME, config, cache_path=cache)
         logger.info("%s: %s", data.name, report.summary())
         ungraded += report.failed + report.unparseable
     return ungraded

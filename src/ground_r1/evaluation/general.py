@@ -14,17 +14,19 @@ One benchmark at a time, each in its own folder so that each resumes on its own:
   ``ground_sft`` is the fixed two turns of SPEC §8 around the direct prompt (the SFT model answers in plain
   text, so the answer-format suffix is kept; our choice, the release's general SFT script was not public).
   In every protocol the answer is read from the final turn by the benchmark's own parser.
-- **MM-Vet grading** (:func:`grade_mmvet`): the official grader's messages and retry rule
-  (:data:`MMVET_ASK_PLAN`) through the judge client of Evaluation I (its retries, cache and resume). A
-  grading that fails stays a failure: the item is excluded from the means and counted, never scored 0.
+- **Grading** (:func:`grade`): for a spec with ``needs_judge`` (MM-Vet), its grader messages and its
+  ``judge_plan`` (the official retry rule) through the judge client of Evaluation I (its retries, cache and
+  resume). A grading that fails stays a failure: the item is excluded from the means and counted, never scored 0.
 - **Records** (:func:`score_benchmark`): ``spec.score_item`` per predicted item; an item whose prediction
-  is an error (unreadable image) is left out and counted.
+  is an error (unreadable image) is left out and counted; ``spec.summary_rows`` makes the summary table's rows.
+
+Everything benchmark-specific is the spec's (:mod:`ground_r1.evaluation.benchmarks.spec`, "How to add a
+benchmark"): this module never asks which class a spec is.
 """
 
 from __future__ import annotations
 
-import csv
-import io
+import json
 import logging
 import os
 from dataclasses import dataclass, field
@@ -37,27 +39,22 @@ from ground_r1.evaluation.benchmarks import (
     BenchmarkItem,
     BenchmarkSpec,
     get_benchmark,
-    parse_mmvet_score,
+    list_benchmarks,
 )
-from ground_r1.evaluation.benchmarks.choice import ChoiceSpec
-from ground_r1.evaluation.benchmarks.mmbench import MMBENCH_SINGLE_PASS_RULE, MMBenchSpec
-from ground_r1.evaluation.benchmarks.mme import MMESpec
-from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
-from ground_r1.evaluation.benchmarks.mmvet import (
-    MMVET_GRADER_MAX_TRIES,
-    MMVET_GRADER_MODEL,
-    MMVetSpec,
-    mmvet_grader_temperature,
-)
-from ground_r1.evaluation.benchmarks.pope import PopeSpec
 from ground_r1.evaluation.inference import EvalItem
-from ground_r1.evaluation.judge import AskPlan, Judge, JudgeConfig, JudgeReport, PromptItem
+from ground_r1.evaluation.judge import Judge, JudgeConfig, JudgeReport, PromptItem
+from ground_r1.evaluation.summary import (
+    ScoredBenchmark,
+    SummaryRow,
+    failed_row,
+    render_summary_csv,
+    render_summary_markdown,
+)
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "GRADES_NAME",
-    "MMVET_ASK_PLAN",
     "PROTOCOLS",
     "BenchmarkData",
     "GeneralDataError",
@@ -70,27 +67,21 @@ __all__ = [
     "render_summary_csv",
     "render_summary_markdown",
     "summary_rows",
+    "grade",
     "grade_mmvet",
+    "grading_items",
     "inference_protocol",
     "load_benchmarks",
     "locate_benchmark",
-    "mmvet_grading_items",
     "read_benchmarks",
     "score_benchmark",
     "to_eval_items",
+    "write_demo_dataset",
 ]
 
 PROTOCOLS = ("direct", "ground_r1", "ground_sft")
 _INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft"}
-GRADES_NAME = "mmvet_grades.jsonl"
-
-# The official MM-Vet evaluator: up to 5 asks, the retry message after the first, temperature +0.5 per ask.
-MMVET_ASK_PLAN = AskPlan(
-    parse=parse_mmvet_score,
-    max_asks=MMVET_GRADER_MAX_TRIES,
-    temperature=mmvet_grader_temperature,
-    expects="score in [0, 1]",
-)
+GRADES_NAME = "mmvet_grades.jsonl"  # the grader's records in a benchmark's folder (the name MM-Vet's runs have)
 
 
 class GeneralDataError(ValueError):
@@ -168,6 +159,30 @@ def locate_benchmark(
         return found, folder
     folder = root / spec.name
     return found, folder if folder.is_dir() else found.parent
+
+
+def write_demo_dataset(folder: str | os.PathLike[str]) -> Path:
+    """Write the built-in demo set into ``folder``: ``{name}.jsonl`` of each registered spec's ``demo_records``
+    and their images in ``{name}/`` (a red square on white, 112 x 112); returns the folder, usable as a dataset
+    root."""
+    from PIL import Image, ImageDraw
+
+    root = Path(folder)
+    for spec in (get_benchmark(name) for name in list_benchmarks()):
+        if not spec.demo_records:
+            continue
+        root.mkdir(parents=True, exist_ok=True)
+        (root / spec.default_file).write_text("".join(json.dumps(r) + "\n" for r in spec.demo_records),
+                                              encoding="utf-8")
+        for record in spec.demo_records:
+            path = root / spec.name / record["Image"]
+            path = path if path.suffix else path.with_name(path.name + spec.default_image_ext)
+            if not path.exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                image = Image.new("RGB", (112, 112), "white")
+                ImageDraw.Draw(image).rectangle((32, 40, 80, 88), fill=(220, 30, 30))
+                image.save(path)
+    return root
 
 
 def _single_image(data: BenchmarkData) -> None:
@@ -277,10 +292,10 @@ def final_text(prediction: Mapping[str, Any]) -> str:
     return turns[-1] if turns else ""
 
 
-def mmvet_grading_items(
+def grading_items(
     spec: BenchmarkSpec, items: list[BenchmarkItem], predictions: Mapping[str, Mapping[str, Any]]
 ) -> list[PromptItem]:
-    """One grading item per predicted MM-Vet item: the official messages, then the retry messages."""
+    """One grading item per predicted item: the spec's grader messages, then its retry messages."""
     out = []
     for item in items:
         prediction = predictions.get(item.key)
@@ -292,7 +307,7 @@ def mmvet_grading_items(
     return out
 
 
-def grade_mmvet(
+def grade(
     data: BenchmarkData,
     predictions: Mapping[str, Mapping[str, Any]],
     out_path: str | os.PathLike[str],
@@ -301,26 +316,22 @@ def grade_mmvet(
     cache_path: str | os.PathLike[str] | None = None,
     client: Any = None,
 ) -> JudgeReport:
-    """Grade MM-Vet predictions into ``out_path`` (resumable; cached by exact messages when ``cache_path``).
+    """Grade a benchmark's predictions with its spec's grader (``judge_plan``, ``grader_messages``) into
+    ``out_path`` (resumable; cached by exact messages when ``cache_path``).
 
     Raises:
+        ValueError: the benchmark is scored by rule (its spec has no judge plan).
         JudgeNotConfiguredError: no endpoint and no key in ``config``.
     """
-    items = mmvet_grading_items(data.spec, data.items, predictions)
-    logger.info("MM-Vet: grading %d answers with %s", len(items), config.describe())
-    return Judge(config, client=client, plan=MMVET_ASK_PLAN).judge_items(items, out_path, cache_path=cache_path)
+    plan = data.spec.judge_plan()
+    if plan is None:
+        raise ValueError(f"{data.name} is scored by rule: it has no grader")
+    items = grading_items(data.spec, data.items, predictions)
+    logger.info("%s: grading %d answers with %s", data.name, len(items), config.describe())
+    return Judge(config, client=client, plan=plan).judge_items(items, out_path, cache_path=cache_path)
 
 
-@dataclass
-class ScoredBenchmark:
-    """Per-item records and what was left out: ``errors`` (prediction errors), ``missing`` (no prediction);
-    ``grader``: the MM-Vet grader model(s) named by the grading records used ("" when none)."""
-
-    records: list[dict[str, Any]]
-    errors: int = 0
-    missing: int = 0
-    graded: bool = False
-    grader: str = ""
+grade_mmvet = grade  # the name of Evaluation II's first release
 
 
 def score_benchmark(
@@ -363,130 +374,11 @@ def score_benchmark(
 # ------------------------------------------------------------------------------------------ summary table
 
 
-@dataclass
-class SummaryRow:
-    """One line of the summary table: a benchmark's number in the paper's units, the rule that made it and its
-    error bar.
-
-    ``rule`` names the scoring rule (reference and version); ``variant`` marks a number made by another rule than
-    the headline one (ours where more lenient, the release's). ``items`` counts the scored records (MMBench
-    CircularEval: questions); ``skipped`` the file's records that could not be evaluated (named in
-    ``skipped_records.jsonl``; the same on every row of a benchmark); ``unparsed`` those whose answer the rule
-    could not read (scored wrong); ``left_out`` the items excluded from the number (prediction errors, missing
-    predictions, failed or absent MM-Vet gradings, MMBench questions with a copy missing); ``se`` the number's
-    standard error and ``error_bar`` how it was estimated (``BenchmarkSpec.estimate``, docs/metrics.md "Error
-    bars").
-    """
-
-    benchmark: str
-    metric: str
-    score: float | None
-    items: int
-    unparsed: int
-    left_out: int
-    notes: str = ""
-    rule: str = ""
-    variant: bool = False
-    skipped: int = 0
-    se: float | None = None
-    error_bar: str = ""
-
-
 def summary_rows(
     spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark, skipped: int = 0
 ) -> list[SummaryRow]:
-    """The paper's numbers of one benchmark, each with its rule and standard error: MME the summed score
-    (perception + cognition), POPE accuracy and F1, MMBench CircularEval and single-pass accuracy, MM-Vet the
-    graded total (its grader named), the others letter / exact-match accuracy (x100); a letter benchmark with rows
-    whose answer is past their options (MMMU) also gets the headline rule's accuracy over the answerable rows,
-    labelled; then each variant rule's number, labelled. ``skipped`` (the file's skipped records) is carried on
-    every row. Each row's error bar is ``spec.estimate(records, which)`` of the statistic the row prints."""
-    records = scored.records
-    unparsed = sum(1 for r in records if r.get("parsed") is None)
-    left_out = scored.errors + scored.missing
-
-    def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0, rule: str = spec.rule,
-            items: int | None = None, variant: bool = False, which: str = "headline") -> SummaryRow:
-        value = float(score) if isinstance(score, (int, float)) else None
-        estimate = spec.estimate(records, which)
-        return SummaryRow(spec.name, metric, value, len(records) if items is None else items, unparsed,
-                          left_out + extra_left_out, notes, rule, variant, skipped,
-                          estimate.se if value is not None else None, estimate.describe())
-
-    def variant_rows(metric: str, values: Mapping[str, Any], items: int | None = None) -> list[SummaryRow]:
-        labels = dict(spec.variant_rules)
-        return [row(metric, values[key], rule=labels[key], items=items, variant=True, which=f"variant:{key}")
-                for key in labels if key in values]
-
-    if isinstance(spec, MMESpec):
-        notes = f"perception {metrics['perception']:.1f}, cognition {metrics['cognition']:.1f}"
-        if metrics["missing_tasks"]:
-            notes += f"; only {14 - len(metrics['missing_tasks'])}/14 tasks"
-        metric = "total (perception + cognition)"
-        return [row(metric, metrics["overall"], notes), *variant_rows(metric, metrics["variants"])]
-    if isinstance(spec, PopeSpec):
-        o = metrics["overall"]
-        notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
-        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes, which="f1"),
-                *variant_rows("accuracy", o["variants"])]
-    if isinstance(spec, MMBenchSpec):
-        incomplete = metrics["n_incomplete"]
-        notes = (f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows); unparsed: "
-                 "questions with an unread copy")
-        notes += f"; {incomplete} question(s) with a copy missing left out" if incomplete else ""
-        unread_questions = len({r["circular_group"] for r in records if r.get("parsed") is None})
-        unread_originals = sum(1 for r in records if r.get("parsed") is None and r["circular_copy"] == 0)
-        circular = row("CircularEval accuracy", metrics["circular_accuracy"], notes, extra_left_out=incomplete,
-                       items=metrics["n_questions"])
-        single = row("single-pass accuracy (originals only)", metrics["single_pass_accuracy"],
-                     f"Question_id < 1,000,000: {metrics['n_originals']} questions",
-                     rule=MMBENCH_SINGLE_PASS_RULE, items=metrics["n_originals"], which="single_pass")
-        circular.unparsed, single.unparsed = unread_questions, unread_originals
-        (lenient,) = variant_rows("CircularEval accuracy", {"lenient": metrics["variants"]["lenient"]},
-                                  items=metrics["n_questions"])
-        (per_row,) = variant_rows("per-row accuracy", {"release": metrics["variants"]["release"]})
-        return [circular, single, lenient, per_row]
-    if isinstance(spec, MMVetSpec):
-        failed = metrics["n_failed"]
-        if not scored.graded:
-            notes = "NOT GRADED: no grader endpoint configured (OPENAI_*)"
-        else:
-            notes = f"graded {metrics['n_graded']}/{metrics['n_items']}"
-            notes += f", {failed} grading(s) failed" if failed else ""
-        grader = f"grader {scored.grader}" if scored.grader else "no grader ran"
-        rule = f"MM-Vet official grader prompt ({grader}; official: {MMVET_GRADER_MODEL})"
-        return [row("total (LLM-graded)", metrics["total"], notes, extra_left_out=failed, rule=rule)]
-    result = [row("accuracy", spec.headline(dict(metrics)))]
-    notes = []
-    past = metrics.get("n_answer_past_options", 0) if isinstance(spec, ChoiceSpec) else 0
-    if past:
-        notes.append(f"all rows, as the release: {past} whose answer is past the kept options are right only if "
-                     "the model names that letter")
-    if isinstance(spec, MMMUSpec) and metrics.get("n_random_guess"):
-        notes.append(f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
-                     f"expected {metrics['accuracy_expected_with_guess']:.1f})")
-    result[0].notes = "; ".join(notes)
-    if past:  # issue 15: the rows the model could answer, by the headline rule, labelled
-        answerable = metrics["n_answerable"]
-        subset = row(f"accuracy over the {answerable} answerable rows", metrics["accuracy_answerable"],
-                     f"the {past} rows past the kept options left out", items=answerable, which="answerable")
-        subset.unparsed = sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None)
-        result.append(subset)
-    return result + variant_rows("accuracy", metrics.get("variants", {}))
-
-
-def failed_row(name: str, why: str) -> SummaryRow:
-    """The row of a benchmark that could not run (its reason's first line in the notes)."""
-    return SummaryRow(name, "could not run", None, 0, 0, 0, "COULD NOT RUN: " + why.splitlines()[0])
-
-
-_COLUMNS = ("Benchmark", "Metric", "Rule", "Score ± SE", "Items", "Skipped", "Unparsed", "Left out", "Notes")
-
-
-def _fmt(score: float | None, se: float | None = None) -> str:
-    if score is None:
-        return "n/a"
-    return f"{score:.1f}" + (f" ± {se:.1f}" if se is not None else " ± n/a")
+    """The summary table's rows of one benchmark: its spec's (``BenchmarkSpec.summary_rows``)."""
+    return spec.summary_rows(dict(metrics), scored, skipped)
 
 
 def file_line(data: BenchmarkData) -> str:
@@ -496,46 +388,3 @@ def file_line(data: BenchmarkData) -> str:
     return f"{data.name}: " + RecordsReport(
         file=str(data.file), records_read=data.records_read, skipped=data.skipped_records,
         skipped_by_field=reason_counts(data.skipped), evaluated=len(data.items)).line()
-
-
-def render_summary_markdown(
-    rows: list[SummaryRow], label: str, files: Iterable[str] = (), header: list[str] | None = None
-) -> str:
-    """The summary across benchmarks as a Markdown table (scores x100 with their standard errors; MME summed, max
-    2800); each number's rule is named, variant rules' numbers follow their benchmark's headline, marked
-    "variant:"; then one line per file read (``files``, :func:`file_line`). ``header``: lines under the title
-    (the run's rollout settings and their source)."""
-    lines = [f"## General benchmarks ({label})", "", *(header or []), *([""] if header else []),
-             "| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
-    for r in rows:
-        rule = f"variant: {r.rule}" if r.variant else r.rule
-        cells = (r.benchmark, r.metric, rule, _fmt(r.score, r.se), str(r.items), str(r.skipped), str(r.unparsed),
-                 str(r.left_out), r.notes)
-        lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
-              "reference and version, docs/metrics.md); rows marked \"variant:\" are the same predictions scored by "
-              "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
-              "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
-              "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
-              "field: why).",
-              "± is one standard error: of the mean over the Items for accuracies and MM-Vet; a seeded bootstrap "
-              "(1,000 resamples, seed 0) for the MME total (over images within their task), POPE's F1 (over items) "
-              "and MMBench's CircularEval (over questions); n/a with fewer than two items (docs/metrics.md, Error "
-              "bars)."]
-    files = list(files)
-    if files:
-        lines += ["", "Files read:", *(f"- {line}" for line in files)]
-    return "\n".join(lines) + "\n"
-
-
-def render_summary_csv(rows: list[SummaryRow]) -> str:
-    """The same table as CSV (score empty when not available; full precision)."""
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "se", "items", "skipped", "unparsed",
-                     "left_out", "notes", "error_bar"])
-    for r in rows:
-        writer.writerow([r.benchmark, r.metric, r.rule, "yes" if r.variant else "no",
-                         "" if r.score is None else repr(r.score), "" if r.se is None else repr(r.se), r.items,
-                         r.skipped, r.unparsed, r.left_out, r.notes, r.error_bar])
-    return buffer.getvalue()

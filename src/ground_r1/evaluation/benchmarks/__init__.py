@@ -33,6 +33,7 @@ from ground_r1.evaluation.benchmarks.registry import (
     get_benchmark,
     list_benchmarks,
     register_benchmark,
+    unregister_benchmark,
 )
 from ground_r1.evaluation.benchmarks.spec import BenchmarkFileError, BenchmarkItem, BenchmarkSpec
 
@@ -57,4 +58,5 @@ __all__ = [
     "parse_options",
     "parse_yes_no_mme_official",
     "register_benchmark",
+    "unregister_benchmark",
 ]

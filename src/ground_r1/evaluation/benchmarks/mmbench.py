@@ -30,6 +30,7 @@ from typing import Any
 from ground_r1.evaluation.benchmarks.choice import ChoiceSpec, choice_metrics
 from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, release_letter_match
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkRecords, percent, variant_key
+from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 from ground_r1.evaluation.uncertainty import Estimate, bootstrap_estimate, mean_estimate
 
 __all__ = ["CIRCULAR_MODULUS", "MMBENCH_SINGLE_PASS_RULE", "MMBenchSpec", "circular_outcomes"]
@@ -189,6 +190,29 @@ class MMBenchSpec(ChoiceSpec):
                                       items=sum(1 for r in records if r["circular_group"] in questions),
                                       unit="questions (each with its rotated copies)")
         return super().estimate(records, metric)
+
+    def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
+        """CircularEval accuracy over questions (a question with a copy missing left out and counted), the
+        single-pass accuracy of the originals, the lenient CircularEval and the release's per-row accuracy."""
+        records = scored.records
+        incomplete = metrics["n_incomplete"]
+        notes = (f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows); unparsed: "
+                 "questions with an unread copy")
+        notes += f"; {incomplete} question(s) with a copy missing left out" if incomplete else ""
+        unread_questions = len({r["circular_group"] for r in records if r.get("parsed") is None})
+        unread_originals = sum(1 for r in records if r.get("parsed") is None and r["circular_copy"] == 0)
+        circular = self.summary_row(scored, skipped, "CircularEval accuracy", metrics["circular_accuracy"], notes,
+                                    extra_left_out=incomplete, items=metrics["n_questions"])
+        single = self.summary_row(scored, skipped, "single-pass accuracy (originals only)",
+                                  metrics["single_pass_accuracy"],
+                                  f"Question_id < 1,000,000: {metrics['n_originals']} questions",
+                                  rule=MMBENCH_SINGLE_PASS_RULE, items=metrics["n_originals"], which="single_pass")
+        circular.unparsed, single.unparsed = unread_questions, unread_originals
+        (lenient,) = self.variant_summary_rows(scored, skipped, "CircularEval accuracy",
+                                               {"lenient": metrics["variants"]["lenient"]}, items=metrics["n_questions"])
+        (per_row,) = self.variant_summary_rows(scored, skipped, "per-row accuracy",
+                                               {"release": metrics["variants"]["release"]})
+        return [circular, single, lenient, per_row]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """``circular_accuracy`` (headline), ``single_pass_accuracy`` (originals), per-group CircularEval, the

@@ -24,6 +24,7 @@ import numpy as np
 from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, parse_yes_no_mme_official
 from ground_r1.evaluation.benchmarks.reference import mme_yes_no
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent, variant_key
+from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 from ground_r1.evaluation.uncertainty import Estimate, bootstrap_estimate
 
 logger = logging.getLogger(__name__)
@@ -94,6 +95,15 @@ class MMESpec(BenchmarkSpec):
             variants={"release": parse_yes_no_mme_official(prediction_text) == item.answer.lower()},
         )
         return record
+
+    def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
+        """The summed score (perception + cognition, max 2800) and its variant rules' sums."""
+        notes = f"perception {metrics['perception']:.1f}, cognition {metrics['cognition']:.1f}"
+        if metrics["missing_tasks"]:
+            notes += f"; only {14 - len(metrics['missing_tasks'])}/14 tasks"
+        metric = "total (perception + cognition)"
+        return [self.summary_row(scored, skipped, metric, metrics["overall"], notes),
+                *self.variant_summary_rows(scored, skipped, metric, metrics["variants"])]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Per task ``acc``, ``acc_plus``, ``score`` (x100) and totals; tasks absent are listed.

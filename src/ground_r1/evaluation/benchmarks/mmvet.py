@@ -26,11 +26,15 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ground_r1.evaluation.benchmarks.parsing import extract_answer_span
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent
+from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 from ground_r1.evaluation.uncertainty import Estimate, mean_estimate
+
+if TYPE_CHECKING:
+    from ground_r1.evaluation.judge import AskPlan
 
 __all__ = [
     "MMVET_CAPABILITIES",
@@ -164,6 +168,27 @@ class MMVetSpec(BenchmarkSpec):
             graded=judge_score is not None,
         )
         return record
+
+    def judge_plan(self) -> AskPlan:
+        """The official MM-Vet evaluator: up to 5 asks, the retry message after the first, temperature +0.5 per
+        ask; a reply is a score in [0, 1]."""
+        from ground_r1.evaluation.judge import AskPlan
+
+        return AskPlan(parse=parse_mmvet_score, max_asks=MMVET_GRADER_MAX_TRIES, temperature=mmvet_grader_temperature,
+                       expects="score in [0, 1]")
+
+    def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
+        """The graded total; failed gradings are left out and counted, and the grader that ran is named."""
+        failed = metrics["n_failed"]
+        if not scored.graded:
+            notes = "NOT GRADED: no grader endpoint configured (OPENAI_*)"
+        else:
+            notes = f"graded {metrics['n_graded']}/{metrics['n_items']}"
+            notes += f", {failed} grading(s) failed" if failed else ""
+        grader = f"grader {scored.grader}" if scored.grader else "no grader ran"
+        rule = f"MM-Vet official grader prompt ({grader}; official: {MMVET_GRADER_MODEL})"
+        return [self.summary_row(scored, skipped, "total (LLM-graded)", metrics["total"], notes,
+                                 extra_left_out=failed, rule=rule)]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """``total``, ``per_capability``, ``per_capability_set`` (x100) over graded items; counts.

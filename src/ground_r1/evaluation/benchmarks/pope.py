@@ -22,6 +22,7 @@ import numpy as np
 from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, parse_yes_no_mme_official
 from ground_r1.evaluation.benchmarks.reference import pope_yes_no
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent, variant_accuracies
+from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 from ground_r1.evaluation.uncertainty import Estimate, bootstrap_estimate
 
 __all__ = ["POPE_SPLITS", "PopeSpec", "pope_metrics"]
@@ -106,6 +107,15 @@ class PopeSpec(BenchmarkSpec):
             },
         )
         return record
+
+    def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
+        """Accuracy and F1 over all splits (precision, recall and yes-ratio in the notes), then the variant rules'
+        accuracies."""
+        o = metrics["overall"]
+        notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
+        return [self.summary_row(scored, skipped, "accuracy", o["accuracy"], notes),
+                self.summary_row(scored, skipped, "F1", o["f1"], notes, which="f1"),
+                *self.variant_summary_rows(scored, skipped, "accuracy", o["variants"])]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """``{"per_split": {split: metrics}, "overall": metrics}`` (see :func:`pope_metrics`)."""

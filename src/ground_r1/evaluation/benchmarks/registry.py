@@ -1,4 +1,6 @@
-"""The general benchmarks by name (SPEC §7); adding a benchmark is adding one entry to ``_BUILTIN``.
+"""The general benchmarks by name (SPEC §7); adding a benchmark is adding one entry to ``_BUILTIN`` (or calling
+:func:`register_benchmark` from your own code): see "How to add a benchmark" in
+:mod:`ground_r1.evaluation.benchmarks.spec`.
 
 Names are the release's file stems (``MME``, ``MME_RealWorld_Lite``, ...). Lookups ignore case and
 punctuation, so "mme-realworld-lite", "MME_RWL" and "mmerwl" all find the same spec; an unknown name
@@ -24,7 +26,7 @@ from ground_r1.evaluation.benchmarks.pope import PopeSpec
 from ground_r1.evaluation.benchmarks.realworldqa import RealWorldQASpec
 from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
 
-__all__ = ["UnknownBenchmarkError", "get_benchmark", "list_benchmarks", "register_benchmark"]
+__all__ = ["UnknownBenchmarkError", "get_benchmark", "list_benchmarks", "register_benchmark", "unregister_benchmark"]
 
 
 class UnknownBenchmarkError(ValueError):
@@ -37,12 +39,24 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         version="2",
         default_file="MME.jsonl",
         description="MME: 14 yes/no tasks, acc + acc+ per task summed (perception 10, cognition 4)",
+        demo_records=(
+            {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "Yes",
+             "problem": "Is there a red square in the image? Please answer yes or no."},
+            {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "No",
+             "problem": "Is there a blue circle in the image? Please answer yes or no."},
+        ),
     ),
     PopeSpec(
         name="POPE",
         version="2",
         default_file="POPE.jsonl",
         description="POPE: object hallucination yes/no; acc/P/R/F1/yes-ratio per split",
+        demo_records=(
+            {"Question_id": "1", "Image": "images/img_0.png", "problem": "Is there a square in the image?",
+             "solution": "yes", "Category": "random"},
+            {"Question_id": "2", "Image": "images/img_0.png", "problem": "Is there a dog in the image?",
+             "solution": "no", "Category": "popular"},
+        ),
     ),
     ChoiceSpec(
         name="SEED_Bench",
@@ -55,6 +69,10 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         category_names=SEED_DIMENSIONS,
         reader="first_character",
         rule="lmms-eval 0.7.3 seedbench (first character)",
+        demo_records=(
+            {"Question_id": "1", "Image": "demo_1", "Question_Type": 5, "solution": "A", "Category": "",
+             "problem": "How many squares are in the image?\nA. One\nB. Two\nC. Three\nD. Four"},
+        ),
     ),
     MMBenchSpec(
         name="MMBench_en_dev",
@@ -67,6 +85,11 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         include_hint=True,
         drop_nan_options=True,
         rule="CircularEval (MMBench official; lmms-eval 0.7.3 mmbench_en_dev_static matcher)",
+        demo_records=(
+            {"Question_id": 1, "hint": "nan", "solution": "A", "Category": "color",
+             "L2-category": "attribute_reasoning", "Image": "images/img_0.png",
+             "problem": "What color is the square?\nA. red\nB. blue\nC. nan\nD. nan\n"},
+        ),
     ),
     MMMUSpec(
         name="MMMU_val",
@@ -77,6 +100,11 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         direct_suffix=LETTER_SUFFIX_ABCD,
         group_fields=("Subtask",),
         rule="lmms-eval 0.7.3 mmmu_val (MMMU official parser; no random guess)",
+        demo_records=(
+            {"Question_id": "validation_Demo_1", "Image": "images/img_0_image_1.png", "solution": "A",
+             "problem": "<image 1> What shape is drawn?\nA. square\nB. circle\nC. triangle\nD. star",
+             "Category": "Demo", "Subtask": "Easy", "Task": "MMMU_val"},
+        ),
     ),
     ChoiceSpec(
         name="MME_RealWorld_Lite",
@@ -89,6 +117,12 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         group_fields=("Subtask", "Task"),
         reader="mme_realworld",
         rule="lmms-eval 0.7.3 mme_realworld (first capital A-E)",
+        demo_records=(
+            {"Question_id": "perception/demo/color/1", "Image": "demo.png", "solution": "A",
+             "problem": "What color is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow\n"
+                        "(E) The image does not feature the color.",
+             "Category": "color", "Subtask": "Demo", "Task": "Perception"},
+        ),
     ),
     RealWorldQASpec(
         name="RealworldQA",
@@ -96,6 +130,10 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         default_file="RealworldQA.jsonl",
         aliases=("rwqa", "realworld-qa"),
         description="RealWorldQA: exact match (letters for its multiple-choice items)",
+        demo_records=(
+            {"Image": "images/img_0.png", "solution": "square",
+             "problem": "What shape is in the picture?\nPlease answer directly with a single word or number."},
+        ),
     ),
     MMVetSpec(
         name="MMVet",
@@ -103,6 +141,10 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         default_file="MMVet.jsonl",
         aliases=("mm-vet",),
         description="MM-Vet: LLM-graded open answers (official few-shot grader), per capability",
+        demo_records=(
+            {"Question_id": "v1_0", "Image": "v1_0.png", "solution": "red<AND>square", "Category": "rec",
+             "problem": "What shape and color is the object?", "Task": "demo"},
+        ),
     ),
 )
 
@@ -131,6 +173,19 @@ def register_benchmark(spec: BenchmarkSpec) -> BenchmarkSpec:
     _REGISTRY[spec.name] = spec
     for key in keys:
         _LOOKUP[key] = spec.name
+    return spec
+
+
+def unregister_benchmark(name: str) -> BenchmarkSpec:
+    """Remove a registered spec (its name and aliases); returns it.
+
+    Raises:
+        UnknownBenchmarkError: no benchmark is registered under ``name``.
+    """
+    spec = get_benchmark(name)
+    del _REGISTRY[spec.name]
+    for key in [k for k, v in _LOOKUP.items() if v == spec.name]:
+        del _LOOKUP[key]
     return spec
 
 

@@ -1,24 +1,39 @@
-"""What a general benchmark is (SPEC §7): data -> prompt -> per-item record -> aggregate.
+"""What a benchmark is (SPEC §7): data -> prompt -> per-item record -> aggregate -> summary rows.
 
-A :class:`BenchmarkSpec` reads the release's JSONL file into :class:`BenchmarkItem` s, builds the
-prompts of both protocols (the direct single-turn one, with the benchmark's answer-format suffix, and
-the plain question the Ground-R1 multi-round protocol wraps in its template), parses and scores one
-prediction into a JSON-ready record, and aggregates records into the metrics the paper reports.
-Subclasses (one module per metric family) fill in the benchmark-specific parts; the registry holds one
-instance per benchmark, so adding a benchmark is adding one entry there.
+A :class:`BenchmarkSpec` is everything the general-benchmark pipeline (:mod:`ground_r1.evaluation.general`, run by
+``python -m ground_r1.cli.evaluate_general``) knows about a benchmark: the pipeline calls the methods below and
+never asks which class a spec is. The contract, in the order the pipeline uses it:
 
-Reading (:meth:`BenchmarkSpec.read`) validates every record of the file before any inference, images
-included (each header is read: a missing, empty or unreadable image is its record's problem). A record
-that cannot be evaluated is skipped and named as ``file:line: field: why`` (a
-:class:`ground_r1.data.records.ValidationIssue`); the rest are items. Only a file with no usable record
-at all is a :class:`BenchmarkFileError`. :meth:`BenchmarkSpec.load` is the strict form: any problem
-raises, all of them listed. Items are keyed by ``"{file name}:{line}"`` because the release's ids
-(``Question_id``, ``problem_id``) repeat across tasks and splits (SPEC §6).
+- **Data.** :meth:`~BenchmarkSpec.read` reads the file with the reader of the spec's ``layout``
+  (:mod:`~ground_r1.evaluation.benchmarks.readers`: what a line holds, or why it cannot be read) and validates
+  each record (:meth:`~BenchmarkSpec._build_item`, :meth:`~BenchmarkSpec._finish_item`), images included, before
+  any inference. A record that cannot be evaluated is skipped and named as ``file:line: field: why`` (a
+  :class:`ground_r1.data.records.ValidationIssue`); only a file with no usable record at all is a
+  :class:`BenchmarkFileError`; :meth:`~BenchmarkSpec.load` is the strict form. :meth:`~BenchmarkSpec.first_items`
+  keeps what ``--max_items`` keeps. Items are keyed by ``"{file name}:{line}"``: the release's ids
+  (``Question_id``, ``problem_id``) repeat across tasks and splits (SPEC §6).
+- **Prompts.** :meth:`~BenchmarkSpec.direct_prompt` (the one-turn protocol: the question and the benchmark's
+  answer-format suffix) and :meth:`~BenchmarkSpec.question` (what the grounding protocols wrap in their template).
+- **Scores.** :meth:`~BenchmarkSpec.score_item` makes one JSON-ready record per predicted item,
+  :meth:`~BenchmarkSpec.aggregate` the metrics in the paper's units, :meth:`~BenchmarkSpec.estimate` each
+  number's error bar, :meth:`~BenchmarkSpec.summary_rows` the rows of the summary table (each number with its
+  rule and error bar; the default: accuracy, its variant rules, the answerable rows of a letter benchmark).
+- **Judge.** :meth:`~BenchmarkSpec.judge_plan` (None for a rule-scored benchmark) and
+  :meth:`~BenchmarkSpec.grader_messages`: what an LLM grader is asked per prediction and how its replies are read
+  (MM-Vet's official grader).
+- **Demo.** ``demo_records``: the release-format records of the built-in demo set a run with no data evaluates
+  (:func:`ground_r1.evaluation.general.write_demo_dataset` draws their images).
+
+How to add a benchmark: subclass :class:`BenchmarkSpec` (or :class:`~ground_r1.evaluation.benchmarks.choice.ChoiceSpec`
+for lettered options) in a module of this package, fill in ``parse_answer``, ``score_item`` and ``aggregate`` (and
+``_finish_item`` for its own fields, ``summary_rows`` when its table is not an accuracy), then register one
+instance in :mod:`~ground_r1.evaluation.benchmarks.registry` (``_BUILTIN``, or ``register_benchmark`` from your own
+code). No other file changes: ``tests/evaluation/test_benchmark_contract.py`` registers a toy spec from the test
+file alone and runs it end to end through the CLI.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,8 +41,12 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ground_r1.data.records import ValidationIssue
 from ground_r1.evaluation.benchmarks.parsing import strip_answer_tags
+from ground_r1.evaluation.benchmarks.readers import reader
+
+from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 
 if TYPE_CHECKING:
+    from ground_r1.evaluation.judge import AskPlan
     from ground_r1.evaluation.uncertainty import Estimate
 
 logger = logging.getLogger(__name__)
@@ -133,6 +152,9 @@ class BenchmarkSpec:
         variant_rules: ``(key, label)`` of the other rules each record is also scored by (ours where more lenient
             than the reference, the release's); ``record["variants"][key]`` and the aggregate's
             ``variants[key]`` hold them, and the tables print them as labelled variant rows.
+        layout: how the file is laid out (:data:`~ground_r1.evaluation.benchmarks.readers.READERS`: "jsonl").
+        demo_records: release-format records of the built-in demo set (``Image`` relative to the benchmark's
+            image folder; each image is drawn as a red square on white).
     """
 
     name: str
@@ -146,6 +168,8 @@ class BenchmarkSpec:
     default_image_ext: str = ".jpg"
     rule: str = ""
     variant_rules: tuple[tuple[str, str], ...] = ()
+    layout: str = "jsonl"
+    demo_records: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution")
 
@@ -169,7 +193,8 @@ class BenchmarkSpec:
     def read(
         self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True
     ) -> BenchmarkRecords:
-        """Read and validate every record of a release JSONL file; images are resolved against ``dataset_root``.
+        """Read every record of the file with the reader of :attr:`layout`, then validate each; images are resolved
+        against ``dataset_root``.
 
         Blank lines are skipped. A record that cannot be evaluated is left out and named (module docstring);
         with ``check_images`` (default) a missing or unreadable image is such a problem, so a wrong
@@ -184,33 +209,17 @@ class BenchmarkSpec:
         items: list[BenchmarkItem] = []
         skipped: list[ValidationIssue] = []
         read = 0
-        with file.open("rb") as handle:
-            for line_no, raw_bytes in enumerate(handle, start=1):
-                try:
-                    raw = raw_bytes.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    read += 1
-                    skipped.append(ValidationIssue(str(file), line_no, "json", f"not valid UTF-8 ({err.reason})"))
-                    continue
-                if not raw.strip():
-                    continue
-                read += 1
-                try:
-                    record = json.loads(raw)
-                except json.JSONDecodeError as err:
-                    why = f"invalid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
-                    skipped.append(ValidationIssue(str(file), line_no, "json", why))
-                    continue
-                if not isinstance(record, dict):
-                    skipped.append(ValidationIssue(str(file), line_no, "record",
-                                                   f"expected a JSON object, got {type(record).__name__}"))
-                    continue
-                try:
-                    item = self._build_item(record, file, line_no, root, check_images)
-                except _ItemProblems as found:
-                    skipped.extend(ValidationIssue(str(file), line_no, fld, why) for fld, why in found.problems)
-                    continue
-                items.append(item)
+        for raw in reader(self.layout)(file):
+            read += 1
+            if raw.problem is not None:
+                skipped.append(ValidationIssue(raw.file, raw.line, *raw.problem))
+                continue
+            try:
+                item = self._build_item(raw.record, file, raw.line, root, check_images)
+            except _ItemProblems as found:
+                skipped.extend(ValidationIssue(raw.file, raw.line, fld, why) for fld, why in found.problems)
+                continue
+            items.append(item)
         problems = self._validate_items(items)
         if not items or problems:
             listed = problems or [str(i) for i in skipped] or [f"{file}: no records (the file is empty)"]
@@ -376,6 +385,65 @@ class BenchmarkSpec:
                 return None
             value = value[part]
         return value if isinstance(value, (int, float)) else None
+
+    # ------------------------------------------------------------------ summary rows
+
+    def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
+        """The rows of this benchmark in the summary table: by default the accuracy by :attr:`rule` (x100); for a
+        letter benchmark with rows whose answer is past their options (MMMU), the headline rule's accuracy over the
+        answerable rows too, labelled; then each variant rule's accuracy, labelled. ``skipped`` (the file's
+        skipped records) is carried on every row. Specs whose number is not an accuracy override this."""
+        records = scored.records
+        result = [self.summary_row(scored, skipped, "accuracy", self.headline(dict(metrics)))]
+        notes = []
+        past = metrics.get("n_answer_past_options", 0)
+        if past:
+            notes.append(f"all rows, as the release: {past} whose answer is past the kept options are right only if "
+                         "the model names that letter")
+        if metrics.get("n_random_guess"):
+            notes.append(f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
+                         f"expected {metrics['accuracy_expected_with_guess']:.1f})")
+        result[0].notes = "; ".join(notes)
+        if past:  # the rows the model could answer, by the headline rule, labelled
+            answerable = metrics["n_answerable"]
+            subset = self.summary_row(scored, skipped, f"accuracy over the {answerable} answerable rows",
+                                      metrics["accuracy_answerable"], f"the {past} rows past the kept options left out",
+                                      items=answerable, which="answerable")
+            subset.unparsed = sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None)
+            result.append(subset)
+        return result + self.variant_summary_rows(scored, skipped, "accuracy", metrics.get("variants", {}))
+
+    def summary_row(self, scored: ScoredBenchmark, skipped: int, metric: str, score: Any, notes: str = "", *,
+                    extra_left_out: int = 0, rule: str | None = None, items: int | None = None,
+                    variant: bool = False, which: str = "headline") -> SummaryRow:
+        """One row: ``score`` (None when not a number) with the error bar of ``estimate(records, which)``; items
+        default to the scored records, unparsed to those whose answer could not be read, left out to prediction
+        errors and missing predictions (+ ``extra_left_out``)."""
+        records = scored.records
+        value = float(score) if isinstance(score, (int, float)) else None
+        estimate = self.estimate(records, which)
+        return SummaryRow(self.name, metric, value, len(records) if items is None else items,
+                          sum(1 for r in records if r.get("parsed") is None),
+                          scored.errors + scored.missing + extra_left_out, notes, self.rule if rule is None else rule,
+                          variant, skipped, estimate.se if value is not None else None, estimate.describe())
+
+    def variant_summary_rows(self, scored: ScoredBenchmark, skipped: int, metric: str, values: dict[str, Any],
+                             items: int | None = None) -> list[SummaryRow]:
+        """One labelled row per variant rule with a value in ``values``, in :attr:`variant_rules` order."""
+        labels = dict(self.variant_rules)
+        return [self.summary_row(scored, skipped, metric, values[key], rule=labels[key], items=items, variant=True,
+                                 which=f"variant:{key}") for key in labels if key in values]
+
+    # ------------------------------------------------------------------ judge
+
+    def judge_plan(self) -> AskPlan | None:
+        """How an LLM grader is asked and its replies read (:class:`ground_r1.evaluation.judge.AskPlan`), for a
+        benchmark with ``needs_judge``; None for a rule-scored one."""
+        return None
+
+    def grader_messages(self, item: BenchmarkItem, prediction_text: str, *, retry: bool = False) -> list[dict]:
+        """The chat messages the grader gets for one prediction (``retry``: the messages of a second ask)."""
+        raise NotImplementedError(f"{type(self).__name__} is scored by rule: it has no grader messages")
 
     # ------------------------------------------------------------------ helpers for subclasses
 
