@@ -158,8 +158,10 @@ def run_header(run_dir: str | os.PathLike[str]) -> str | None:
     path = Path(run_dir) / "inference_config.json"
     if not path.is_file():
         return None
-    config = json.loads(path.read_text(encoding="utf-8"))
-    sources = (config.get("notes") or {}).get("settings_sources") or {}
+    recorded = json.loads(path.read_text(encoding="utf-8"))
+    notes = recorded.get("notes") or {}
+    sources = notes.get("settings_sources") or {}
+    config = notes.get("settings") or recorded  # every setting (the identity holds only those the protocol uses)
     values = {"max_turns": config.get("max_turns"),
               "max_new_tokens_per_turn": (config.get("sampling") or {}).get("max_new_tokens"),
               "max_completion_length": config.get("max_completion_length"), "min_pixels": config.get("min_pixels"),

@@ -188,3 +188,18 @@ def test_a_rerun_with_another_max_pixels_refuses_to_resume(tmp_path, tiny_model_
     assert (out / "predictions.jsonl").read_text() == before
     assert sorted(p.name for p in out.glob("predictions*.jsonl")) == ["predictions.jsonl", "predictions.rank0.jsonl"]
     assert evaluate.main([*common, "--max_pixels", "12544"]) == 0  # the same settings resume (nothing left to do)
+
+
+def test_every_setting_is_recorded_beside_the_identity_and_the_table_header_reads_it(tmp_path):
+    # A one-turn run's identity leaves the turn budget out, but its table header prints every rollout setting, as
+    # it did before the identity was narrowed to what each protocol uses.
+    from ground_r1.rollout_settings import run_header
+
+    config = dataclasses.replace(BASE, protocol="baseline", settings_sources={"max_pixels": "flag"})
+    check_identity(tmp_path, config)
+    recorded = json.loads((tmp_path / RUN_CONFIG_NAME).read_text())
+    assert "max_turns" not in recorded and recorded["notes"]["settings"]["max_turns"] == 5
+    assert recorded["notes"]["settings_sources"] == {"max_pixels": "flag"}
+    assert run_header(tmp_path) == ("Rollout settings (baseline protocol, model /m): as recorded: max_turns=5, "
+                                    "max_new_tokens_per_turn=512, min_pixels=3136, min_crop_size=28, "
+                                    "max_aspect_ratio=200.0, crop_fallback=full_image; from flags: max_pixels=12544")

@@ -132,9 +132,14 @@ class InferenceConfig:
         values = asdict(self)
         return {key: values[key] for key in COMMON_IDENTITY_KEYS + PROTOCOLS[self.protocol].settings}
 
-    def notes(self) -> dict[str, Any] | None:
-        """Recorded beside the identity, never compared: where each setting came from."""
-        return {"settings_sources": dict(self.settings_sources)} if self.settings_sources else None
+    def notes(self) -> dict[str, Any]:
+        """Recorded beside the identity, never compared: every setting of the run (the table header prints the
+        rollout settings, those its protocol does not use included) and where each came from."""
+        values = json.loads(json.dumps(asdict(self)))
+        values.pop("settings_sources")
+        values.pop("batch_size")
+        return {"settings": values, **({"settings_sources": dict(self.settings_sources)} if self.settings_sources
+                                       else {})}
 
 
 def model_family(model_path: str | os.PathLike[str] | None) -> str:
@@ -208,6 +213,5 @@ def check_identity(output_dir: str | os.PathLike[str], config: InferenceConfig) 
     out.mkdir(parents=True, exist_ok=True)
     notes = config.notes()
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-    tmp.write_text(json.dumps({**current, **({NOTES_KEY: notes} if notes else {})}, indent=2, sort_keys=True) + "\n",
-                   encoding="utf-8")
+    tmp.write_text(json.dumps({**current, NOTES_KEY: notes}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
