@@ -137,3 +137,18 @@ def test_the_demo_set_holds_each_registered_specs_demo_records(toy, tmp_path):
                                                                     "solution": "red"}
     assert Image.open(root / "ToyColours" / "a.png").size == (112, 112)
     assert (root / "MME.jsonl").is_file()
+
+
+def test_the_demo_runs_every_spec_with_demo_records_and_leaves_out_one_without(toy):
+    from ground_r1.cli.evaluate_general import benchmark_names
+    from ground_r1.evaluation.benchmarks import list_benchmarks
+
+    register_benchmark(ToyColourSpec(name="ToyBare", version="1", default_file="ToyBare.jsonl"))
+    try:
+        assert "ToyBare" in benchmark_names("all") and "ToyColours" in benchmark_names("all")
+        demo = benchmark_names("all", demo_data=True)
+        assert "ToyBare" not in demo and "ToyColours" in demo and "MMVet" in demo
+        assert benchmark_names("ToyBare", demo_data=True) == ["ToyBare"]  # named: run it (and say why it cannot)
+        assert len(demo) == len(list_benchmarks()) - 1
+    finally:
+        unregister_benchmark("ToyBare")

@@ -124,10 +124,13 @@ def _parse_list(text: str, valid: tuple[str, ...] | None, what: str) -> list[str
     return names
 
 
-def benchmark_names(text: str) -> list[str]:
-    """``all`` (or empty) -> every registered benchmark; else the listed names (checked at load)."""
+def benchmark_names(text: str, demo_data: bool = False) -> list[str]:
+    """``all`` (or empty) -> every registered benchmark (with ``demo_data``, the built-in demo set: every one with
+    ``demo_records``); else the listed names (checked at load)."""
     names = _parse_list(text, None, "benchmark")
-    return list_benchmarks() if not names or [n.lower() for n in names] == ["all"] else names
+    if names and [n.lower() for n in names] != ["all"]:
+        return names
+    return [n for n in list_benchmarks() if not demo_data or get_benchmark(n).demo_records]
 
 
 def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
@@ -289,7 +292,7 @@ def write_skipped(args: argparse.Namespace, read: general.GeneralRead) -> int:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stages = _parse_list(args.stages, STAGES, "stage")
-    names = benchmark_names(args.benchmarks)
+    names = benchmark_names(args.benchmarks, demo_data=args.dataset_root is None)
     ctx = init_distributed()
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")

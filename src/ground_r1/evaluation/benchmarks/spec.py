@@ -22,7 +22,8 @@ never asks which class a spec is. The contract, in the order the pipeline uses i
   :meth:`~BenchmarkSpec.grader_messages`: what an LLM grader is asked per prediction and how its replies are read
   (MM-Vet's official grader).
 - **Demo.** ``demo_records``: the release-format records of the built-in demo set a run with no data evaluates
-  (:func:`ground_r1.evaluation.general.write_demo_dataset` draws their images).
+  (:func:`ground_r1.evaluation.general.write_demo_dataset` draws their images); a spec without them is left out
+  of that run's ``all``.
 
 How to add a benchmark: subclass :class:`BenchmarkSpec` (or :class:`~ground_r1.evaluation.benchmarks.choice.ChoiceSpec`
 for lettered options) in a module of this package, fill in ``parse_answer``, ``score_item`` and ``aggregate`` (and
