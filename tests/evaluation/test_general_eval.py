@@ -227,7 +227,7 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
     fake_chat_server.set_policy(grader_policy)
     config = JudgeConfig(model="grader", base_url=fake_chat_server.base_url, max_tokens=3, backoff_base=0.0)
     out, cache = tmp_path / "grades.jsonl", tmp_path / "cache.jsonl"
-    report = general.grade_mmvet(data, predictions, out, config, cache_path=cache)
+    report = general.grade(data, predictions, out, config, cache_path=cache)
     assert (report.ok, report.unparseable, report.requests) == (2, 1, 1 + 5 + 1)
 
     requests = fake_chat_server.chat_requests
@@ -256,7 +256,7 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
 
     # Another run (a new grades file) with the same cache: graded answers cost no request.
     fake_chat_server.reset()
-    again = general.grade_mmvet(data, predictions, tmp_path / "again.jsonl", config, cache_path=cache)
+    again = general.grade(data, predictions, tmp_path / "again.jsonl", config, cache_path=cache)
     assert (again.cached_hits, again.requests) == (2, 5)
 
 

@@ -68,7 +68,6 @@ __all__ = [
     "render_summary_markdown",
     "summary_rows",
     "grade",
-    "grade_mmvet",
     "grading_items",
     "inference_protocol",
     "load_benchmarks",
@@ -329,9 +328,6 @@ def grade(
     items = grading_items(data.spec, data.items, predictions)
     logger.info("%s: grading %d answers with %s", data.name, len(items), config.describe())
     return Judge(config, client=client, plan=plan).judge_items(items, out_path, cache_path=cache_path)
-
-
-grade_mmvet = grade  # the name of Evaluation II's first release
 
 
 def score_benchmark(
