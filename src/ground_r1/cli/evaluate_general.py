@@ -131,8 +131,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--benchmarks", default="all",
-                   help="comma-separated names (case and punctuation ignored), or 'all': "
-                        + ",".join(list_benchmarks()))
+                   help="comma-separated names (case and punctuation ignored), or 'all' (SPEC §7's set): "
+                        + ",".join(list_benchmarks()) + "; or 'zoom', the zoom-in benchmarks (issue 18; DATASET_ROOT "
+                        "= the benchmark's folder): " + ",".join(list_benchmarks("zoom")))
     p.add_argument("--protocol", required=True, choices=general.PROTOCOLS,
                    help="direct: one turn, the question + the benchmark's answer-format suffix; ground_r1: the "
                         "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8")
@@ -177,8 +178,11 @@ def _parse_list(text: str, valid: tuple[str, ...] | None, what: str) -> list[str
 
 
 def benchmark_names(text: str) -> list[str]:
-    """``all`` (or empty) -> every registered benchmark; else the listed names (checked at load)."""
+    """``all`` (or empty) -> SPEC §7's general set; ``zoom`` -> the zoom-in benchmarks (issue 18); else the listed
+    names (checked at load)."""
     names = _parse_list(text, None, "benchmark")
+    if [n.lower() for n in names] == ["zoom"]:
+        return list_benchmarks("zoom")
     return list_benchmarks() if not names or [n.lower() for n in names] == ["all"] else names
 
 

@@ -151,6 +151,9 @@ def locate_benchmark(
         FileNotFoundError: neither file exists, or ``IMAGE_ROOT/{name}/`` does not (the paths tried are named).
     """
     root = Path(dataset_root).expanduser()
+    own = spec.locate(root, Path(image_root) if image_root is not None else None)  # issue 18 layouts
+    if own is not None:
+        return own
     candidates = [root / spec.default_file, root / spec.name / spec.default_file]
     found = next((c for c in candidates if c.is_file()), None)
     if found is None:
@@ -257,6 +260,7 @@ def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
             file:line).
     """
     inference_protocol(protocol)
+    data.spec.prepare_images(data.items)  # images embedded in a TSV/parquet are decoded once, here (issue 18)
     out = []
     for item in data.items:
         if isinstance(item.image, list):
@@ -351,7 +355,7 @@ def score_benchmark(
             grade = grades.get(item.key)
             if grade is not None and grade.get("status") == "ok" and grade.get("score") is not None:
                 judge_score = float(grade["score"])
-        record = spec.score_item(item, final_text(prediction), judge_score=judge_score)
+        record = spec.score_prediction(item, prediction, judge_score=judge_score)
         record["protocol"] = prediction.get("protocol")
         scored.records.append(record)
     if scored.errors or scored.missing:
@@ -401,6 +405,9 @@ def summary_rows(
     whose answer is past their options (MMMU) also gets the headline rule's accuracy over the answerable rows,
     labelled; then each variant rule's number, labelled. ``skipped`` (the file's skipped records) is carried on
     every row. Each row's error bar is ``spec.estimate(records, which)`` of the statistic the row prints."""
+    own = spec.summary_rows(dict(metrics), scored, skipped)  # issue 18: the zoom-in specs own their rows
+    if own is not None:
+        return own
     records = scored.records
     unparsed = sum(1 for r in records if r.get("parsed") is None)
     left_out = scored.errors + scored.missing

@@ -146,6 +146,7 @@ class BenchmarkSpec:
     default_image_ext: str = ".jpg"
     rule: str = ""
     variant_rules: tuple[tuple[str, str], ...] = ()
+    suite: str = "general"  # "general": SPEC §7's set (BENCHMARKS=all); "zoom": issue 18's zoom-in benchmarks
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution")
 
@@ -305,6 +306,29 @@ class BenchmarkSpec:
                     return str(candidate)
             return str(base.with_name(base.name + self.default_image_ext))
         return str(base)
+
+    # ---- issue 18 hooks (zoom-in benchmarks, evaluation/benchmarks/zoom.py); the defaults keep the JSONL path.
+
+    def locate(self, dataset_root: Path, image_root: Path | None) -> tuple[Path, Path] | None:
+        """(file or folder to read, image root) when the spec finds its own input; None: the release's JSONL
+        layout (:func:`ground_r1.evaluation.general.locate_benchmark`)."""
+        return None
+
+    def prepare_images(self, items: list[BenchmarkItem]) -> int:
+        """Make the items' image files exist before inference (images embedded in a TSV); returns files written."""
+        return 0
+
+    def score_prediction(
+        self, item: BenchmarkItem, prediction: dict[str, Any], *, judge_score: float | None = None
+    ) -> dict[str, Any]:
+        """The per-item record of a whole prediction record; by default :meth:`score_item` of its final turn (a
+        spec scoring the trajectory's boxes overrides it)."""
+        turns = prediction.get("turns") or []
+        return self.score_item(item, turns[-1] if turns else "", judge_score=judge_score)
+
+    def summary_rows(self, metrics: dict[str, Any], scored: Any, skipped: int = 0) -> list[Any] | None:
+        """The spec's own summary-table rows (``general.SummaryRow``), or None for the general table's rule."""
+        return None
 
     def first_items(self, items: list[BenchmarkItem], count: int) -> list[BenchmarkItem]:
         """The items a ``--max_items count`` run keeps: the first ``count`` (a benchmark whose scoring needs whole

@@ -1,0 +1,153 @@
+"""V* Bench (penghao-wu/vstar @ 4ede664; HF craigwu/vstar_bench): 191 questions, 115 direct attributes, 76
+relative position (issue 18; ``../shared/data/thinking-with-images/README.md`` §1).
+
+Two inputs, two specs:
+
+- ``vstar`` (default) reads the official folder: ``direct_attributes/`` and ``relative_position/``, one JSON per
+  image (``target_object``, ``bbox`` xywh original pixels, ``question``, ``options`` as sentences, **the correct
+  one first**). The options are shown in a seeded per-item order (:func:`.zoom.shuffled_order`, seed and order in
+  every record) and lettered A, B, ...; the gold letter is where option 0 landed. The boxes feed box quality
+  (xywh -> xyxy; never checked against an unread image size).
+- ``vstar_hf`` reads the HF ``test_questions.jsonl`` (PR #3): ``text`` holds the question and the *short*
+  options already lettered and shuffled by the authors, ``label`` the letter. It has no boxes. Its numbers are
+  labelled with that input: they are not the folder's (other option texts, another order).
+
+Generative scoring: the letter is read by the zoom benchmarks' one rule (:func:`.zoom.zoom_letter`); accuracy is
+the micro mean over items (the official ``np.mean`` over 191), with per-category accuracy. The official
+**likelihood** scoring (lowest mean option-token loss; :mod:`ground_r1.evaluation.likelihood`) is a separate
+protocol and is labelled so.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ground_r1.evaluation.benchmarks.layouts import RawRecord
+from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, percent
+from ground_r1.evaluation.benchmarks.zoom import LETTER_RULE, ZoomSpec, letter_options, shuffled_order, zoom_letter
+from ground_r1.evaluation.box_quality import BOX_FRAME_NOTE, box_quality_record, box_quality_summary, prediction_boxes
+
+__all__ = ["VSTAR_SUFFIX", "VStarSpec", "parse_lettered_text"]
+
+# The instruction of the HF test_questions.jsonl `text` (also lmms-eval's); our direct protocol's suffix.
+VSTAR_SUFFIX = "Answer with the option's letter from the given choices directly."
+_LETTERED = re.compile(r"^\(([A-J])\)\s*(.*)$")
+
+
+def parse_lettered_text(text: str) -> tuple[str, dict[str, str]]:
+    """(question, options) of a ``test_questions.jsonl`` ``text``: the lines before the first ``(A) x`` line,
+    then each ``(X) x`` line; the trailing instruction line is dropped (lmms-eval's regex swallowed it into the
+    last option)."""
+    question_lines: list[str] = []
+    options: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _LETTERED.match(line.strip())
+        if match:
+            options[match.group(1)] = match.group(2).strip()
+        elif not options:
+            question_lines.append(line)
+    return "\n".join(question_lines).strip(), options
+
+
+@dataclass(frozen=True)
+class VStarSpec(ZoomSpec):
+    """V* Bench; ``hf_questions``: the spec reads ``test_questions.jsonl`` (``vstar_hf``) instead of the folder."""
+
+    hf_questions: bool = False
+    box_form: str = "xywh"
+
+    def validate(self, raw: RawRecord, layout: str, root: Path, check_images: bool,
+                 problems: list[tuple[str, str]]) -> list[BenchmarkItem]:
+        fields = raw.fields
+        key = f"{raw.source.parent.name}/{raw.source.name}" if layout == "vstar_folder" else f"{raw.source.name}:{raw.line}"
+        notes: list[str] = []
+        if self.hf_questions:
+            text = self.text_field(fields, "text", problems)
+            label = self.text_field(fields, "label", problems).upper()
+            category = str(fields.get("category", "")).strip()
+            question, options = parse_lettered_text(text)
+            if text and len(options) < 2:
+                problems.append(("text", "expected the question then at least two '(A) option' lines"))
+            if label and options and label not in options:
+                problems.append(("label", f"{label!r} is not one of the options {''.join(options)}"))
+            image, _ = self.image_of(raw, fields.get("image"), root, check_images, problems)
+            extra: dict[str, Any] = {"options": options, "input": "test_questions.jsonl (HF, authors' order)"}
+            targets: list[list[float]] = []
+            answer = label
+        else:
+            question = self.text_field(fields, "question", problems)
+            sentences = fields.get("options")
+            if not isinstance(sentences, list) or len(sentences) < 2 or not all(
+                    isinstance(s, str) and s.strip() for s in sentences):
+                problems.append(("options", f"expected at least two option sentences, got {sentences!r}"))
+                sentences = []
+            objects = fields.get("target_object")
+            image, size = self.image_of(raw, None, root, check_images, problems)
+            targets = self.target_boxes(fields.get("bbox"), "bbox", size, problems, notes)
+            if isinstance(objects, list) and isinstance(fields.get("bbox"), list) and len(objects) != len(fields["bbox"]):
+                problems.append(("bbox", f"{len(fields['bbox'])} boxes for {len(objects)} target_object(s)"))
+            order = shuffled_order(len(sentences), self.option_seed, key)
+            options = letter_options([sentences[i].strip() for i in order])
+            answer = "ABCDEFGHIJ"[order.index(0)] if sentences else ""
+            category = str(fields.get("category", ""))
+            extra = {"options": options, "option_order": order, "option_seed": self.option_seed,
+                     "target_object": objects, "targets": targets, "input": "per-image JSON folder (official)"}
+        if problems:
+            return []
+        if notes:
+            extra["box_notes"] = notes
+        item = BenchmarkItem(key=key, benchmark=self.name, image=image, question=question, answer=answer,
+                             category=category, extra=extra, source_file=str(raw.source), line=raw.line)
+        return [item]
+
+    # ------------------------------------------------------------------ prompts
+
+    def question(self, item: BenchmarkItem) -> str:
+        """The question then ``(A) option`` lines (the HF file's own layout)."""
+        return f"{item.question}\n" + self.options_block(item.extra["options"], "paren")
+
+    # ------------------------------------------------------------------ scoring
+
+    def score_item(self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None) -> dict[str, Any]:
+        record = self._base_record(item, judge_score)
+        options = item.extra["options"]
+        parsed = zoom_letter(prediction_text, options)
+        record.update(extracted=self.first_answer(prediction_text), parsed=parsed,
+                      correct=parsed is not None and parsed == item.answer, options=options)
+        if "option_order" in item.extra:
+            record.update(option_order=item.extra["option_order"], option_seed=item.extra["option_seed"])
+        return record
+
+    def score_prediction(self, item: BenchmarkItem, prediction: dict[str, Any], *,
+                         judge_score: float | None = None) -> dict[str, Any]:
+        record = super().score_prediction(item, prediction, judge_score=judge_score)
+        targets = item.extra.get("targets") or []
+        if targets:
+            record["box_quality"] = box_quality_record(prediction_boxes(prediction), targets)
+        return record
+
+    def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
+        self._check_records(records)
+        per_category: dict[str, list[dict[str, Any]]] = {}
+        for r in records:
+            per_category.setdefault(r["category"] or "all", []).append(r)
+        return {
+            "accuracy": percent(sum(bool(r["correct"]) for r in records), len(records)),
+            "n": len(records),
+            "n_unparsed": sum(r["parsed"] is None for r in records),
+            "per_category": {c: {"accuracy": percent(sum(bool(r["correct"]) for r in rs), len(rs)), "n": len(rs)}
+                             for c, rs in sorted(per_category.items())},
+            "box_quality": box_quality_summary(records),
+        }
+
+    def summary_rows(self, metrics: dict[str, Any], scored: Any, skipped: int = 0) -> list[Any]:
+        from ground_r1.evaluation.benchmarks.zoom_rows import accuracy_rows, box_rows
+
+        seed = (f"options shuffled per item, seed {self.option_seed}" if not self.hf_questions
+                else "options as lettered in test_questions.jsonl")
+        rule = f"{LETTER_RULE}; {seed}"
+        rows = accuracy_rows(self, metrics, scored, skipped, rule)
+        return rows + box_rows(self, metrics, scored, skipped, BOX_FRAME_NOTE)
