@@ -162,6 +162,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grader reply budget (the official evaluator's 3)")
     p.add_argument("--judge_cache", default=None, help="grader cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
     p.add_argument("--label", default=None, help="the run's name in the summary (default: protocol and model)")
+    p.add_argument("--scripted_policy", default=None,
+                   help="tests and demos only: every turn comes from this scripted policy of ground_r1.demo.scripted "
+                        "(e.g. ground_until_limit, which writes boxes) instead of the model's generate; recorded in "
+                        "the run's model name, so a real run never resumes from it")
     add_max_image_pixels_argument(p)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
@@ -209,6 +213,8 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
                                    repetition_penalty=args.repetition_penalty)
     local = Path(args.model_path)
     model = str(local.resolve()) if local.exists() else str(args.model_path)
+    if args.scripted_policy:
+        model += f" [scripted policy {args.scripted_policy}]"
     return inference.InferenceConfig(protocol=general.inference_protocol(args.protocol), model=model,
                                      prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
                                      max_completion_length=args.max_completion_length,
@@ -230,6 +236,10 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general
             processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
             model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
             engine.append(inference.Engine(model.to(ctx.device()).eval(), processor, config))
+            if args.scripted_policy:  # issue 18: box-quality rows need boxes a random model never writes
+                from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
+
+                engine[0].generator = ScriptedGenerator(engine[0].codec, resolve_policy(args.scripted_policy))
         return engine[0]
 
     for data in loaded:

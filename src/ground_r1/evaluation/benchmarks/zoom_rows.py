@@ -43,4 +43,5 @@ def box_rows(spec: Any, metrics: dict[str, Any], scored: Any, skipped: int, fram
         rows.append(make_row(spec, scored, skipped, f"box IoU, round {r['round']} (best target)", r["iou_best"],
                              "ours: box quality (no reference; issue 18)", notes=notes, items=r["items"],
                              se=False))
+        rows[-1].unparsed = 0  # a box row reads boxes, not answers
     return rows
