@@ -18,7 +18,8 @@ layout of a benchmark. Layouts (``../shared/data/thinking-with-images/README.md`
 - :func:`read_parquet`: the HF parquet twins (needs pyarrow); an image column of bytes or ``{"bytes": ...}``.
 
 :func:`materialize_images` writes the embedded images the evaluation needs to image files, in one more pass,
-only those not already written (VLMEvalKit's ``dump_image``: ``images/<file stem>/<index>.<ext>``).
+only those not already written (VLMEvalKit's ``dump_image`` layout, ``images/<file stem>/<row>.<ext>`` beside the data file, the row being the
+one that holds the bytes).
 """
 
 from __future__ import annotations
@@ -278,8 +279,9 @@ def materialize_images(wanted: Iterable[tuple[EmbeddedImage, Path]], image_colum
     """
     by_source: dict[str, dict[int, list[Path]]] = {}
     for image, target in wanted:
-        if not target.is_file():
-            by_source.setdefault(image.source, {}).setdefault(image.row, []).append(target)
+        targets = by_source.setdefault(image.source, {}).setdefault(image.row, [])
+        if not target.is_file() and target not in targets:
+            targets.append(target)
     written = 0
     for source, rows in by_source.items():
         path = Path(source)
