@@ -1,0 +1,71 @@
+"""V*'s official likelihood scoring (penghao-wu/vstar @ 4ede664, ``vstar_bench_eval.py``; issue 18).
+
+The official score is generation-free: the user turn is the image and the question **without** options; for each
+option sentence the assistant turn is set to that sentence, and the option's loss is the **mean token
+cross-entropy of the assistant tokens** (the option and its closing end-of-turn token: "everything after the
+question prompt"). The option with the lowest loss is chosen; the item is right when it is option 0 (the file
+puts the correct one first), so option order does not matter. Ties go to the earliest option (``np.argmin``).
+
+:func:`mean_token_loss` and :func:`choose_option` are the rule; :func:`option_losses` runs it with a Qwen2.5-VL
+model through the rollout's chat codec (its chat template, ``add_vision_id``), one forward pass per option.
+Scoring after the crop loop (the options given the trajectory's final context) is not wired yet.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Sequence
+
+__all__ = ["LIKELIHOOD_RULE", "choose_option", "mean_token_loss", "option_losses"]
+
+LIKELIHOOD_RULE = "V* official likelihood (vstar_bench_eval.py @ 4ede664: lowest mean option-token loss)"
+
+
+def mean_token_loss(logits: Any, ids: Sequence[int], start: int) -> float:
+    """Mean cross-entropy (nats) of ``ids[start:]``, each predicted by the logits of the position before it.
+
+    ``logits``: ``[len(ids), vocab]`` (a torch tensor). Raises ValueError when there is no token to score.
+    """
+    import torch
+
+    if not 0 < start < len(ids):
+        raise ValueError(f"no option token to score: start {start} of {len(ids)} ids")
+    targets = torch.as_tensor(list(ids[start:]), dtype=torch.long, device=logits.device)
+    predicted = logits[start - 1 : len(ids) - 1].float()
+    return float(torch.nn.functional.cross_entropy(predicted, targets, reduction="mean"))
+
+
+def choose_option(losses: Sequence[float]) -> int:
+    """The index of the lowest loss (the earliest on ties, as ``np.argmin``).
+
+    Raises:
+        ValueError: no losses, or a non-finite one (a failure is never a choice).
+    """
+    if not losses:
+        raise ValueError("no option losses")
+    if not all(math.isfinite(x) for x in losses):
+        raise ValueError(f"non-finite option loss in {list(losses)}")
+    return min(range(len(losses)), key=lambda i: (losses[i], i))
+
+
+def option_losses(model: Any, codec: Any, image: Any, question: str, options: Sequence[str]) -> list[float]:
+    """The mean token loss of each option as the assistant's reply to ``[image, question]`` (module doc)."""
+    import torch
+
+    from ground_r1.rollout.generation import collate_requests, GenerationRequest
+
+    (encoded,) = codec.encode_images([image])
+    prompt = codec.encode_chat([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
+                               [encoded])
+    losses = []
+    for option in options:
+        reply = codec.tokenizer(option, add_special_tokens=False)["input_ids"] + [codec.eos_token_id]
+        ids = list(prompt) + reply
+        device = next(model.parameters()).device
+        batch = collate_requests([GenerationRequest(ids, [encoded])], codec.pad_token_id, codec.image_token_id, device)
+        if "pixel_values" in batch:
+            batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
+        with torch.no_grad():
+            logits = model(**batch).logits[0]
+        losses.append(mean_token_loss(logits[-len(ids):], ids, len(prompt)))
+    return losses
