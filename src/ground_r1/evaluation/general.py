@@ -115,7 +115,7 @@ class BenchmarkData:
 
     @property
     def skipped_records(self) -> int:
-        return len({issue.line for issue in self.skipped})
+        return len({(issue.file, issue.line) for issue in self.skipped})  # V*: one file per record
 
 
 @dataclass

@@ -105,7 +105,7 @@ class BenchmarkRecords:
 
     @property
     def skipped_records(self) -> int:
-        return len({issue.line for issue in self.skipped})
+        return len({(issue.file, issue.line) for issue in self.skipped})
 
 
 class _ItemProblems(Exception):

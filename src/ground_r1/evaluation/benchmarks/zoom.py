@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import math
 import random
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, ClassVar, Iterable, Mapping
@@ -282,5 +281,3 @@ class ZoomSpec(BenchmarkSpec):
     def parse_answer(self, text: str, options: Mapping[str, str] | None = None) -> str | None:
         return zoom_letter(text, options or {})
 
-
-_BOX_TAG = re.compile(r"<box>(.*?)</box>", re.DOTALL)
