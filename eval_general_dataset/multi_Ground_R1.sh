@@ -16,7 +16,8 @@
 #
 # Variables (all optional):
 #   PROTOCOL        ground_r1 (default); direct for the base model's one-turn baseline (question + the
-#                   benchmark's answer-format suffix), to put beside it
+#                   benchmark's answer-format suffix), to put beside it; likelihood: V*'s official scoring (no
+#                   generation: the option sentence with the lowest mean token loss; BENCHMARKS=vstar only)
 #   BENCHMARKS      comma list (default all): MME,POPE,SEED_Bench,MMBench_en_dev,MMMU_val,MME_RealWorld_Lite,
 #                   RealworldQA,MMVet (case and punctuation ignored; aliases such as mmbench, mme-rwl work)
 #                   zoom-in benchmarks (issue 18; named, not in "all"; "zoom" = all five): vstar (the official

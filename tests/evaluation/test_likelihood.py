@@ -43,3 +43,59 @@ def test_option_losses_on_the_tiny_model(tiny) -> None:
     assert losses[0] != losses[1]
     again = option_losses(model, codec, image, "What color is the square?", ["It is blue."])
     assert again[0] == pytest.approx(losses[1], rel=1e-5)  # each option scored on its own
+
+
+def _vstar(tmp_path):
+    import json
+
+    from ground_r1.evaluation.benchmarks import get_benchmark
+
+    record = {"target_object": ["flag"], "bbox": [[4, 4, 20, 20]], "question": "Is the flag red or white?",
+              "options": ["The flag is white.", "The flag is red.", "The flag is blue."]}
+    for name in ("sa_1", "sa_2"):
+        path = tmp_path / "direct_attributes" / f"{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(record))
+        Image.new("RGB", (64, 48), (200, 200, 200)).save(path.with_suffix(".jpg"))
+    spec = get_benchmark("vstar")
+    return spec, spec.load(tmp_path, tmp_path)
+
+
+def test_likelihood_scores_the_file_order_whatever_the_shown_order(tmp_path) -> None:
+    spec, items = _vstar(tmp_path)
+    question, options, gold = spec.likelihood_options(items[0])
+    assert question == "Is the flag red or white?" and gold == 0
+    assert options == ["The flag is white.", "The flag is red.", "The flag is blue."]  # un-shuffled
+    right = spec.score_prediction(items[0], {"protocol": "likelihood", "chosen": 0, "option_losses": [1.0, 2.0, 3.0]})
+    wrong = spec.score_prediction(items[0], {"protocol": "likelihood", "chosen": 2, "option_losses": [3.0, 2.0, 1.0]})
+    assert right["correct"] and not wrong["correct"] and wrong["parsed"] == "The flag is blue."
+    from ground_r1.evaluation.general import ScoredBenchmark
+
+    rows = spec.summary_rows(spec.aggregate([right, wrong]), ScoredBenchmark([right, wrong]))
+    assert rows[0].score == 50.0 and rows[0].rule.startswith("V* official likelihood")
+
+
+def test_run_likelihood_writes_resumable_records(tmp_path, tiny) -> None:
+    from ground_r1.evaluation.likelihood import run_likelihood
+    from ground_r1.evaluation.predictions import load_predictions, merge_predictions
+
+    spec, items = _vstar(tmp_path / "data")
+    model, processor = tiny
+    out = tmp_path / "out"
+    identity = {"protocol": "likelihood", "model": "tiny"}
+    assert run_likelihood(spec, items[:1], model, processor, out, identity) == 1
+    assert run_likelihood(spec, items, model, processor, out, identity) == 1  # only the item left
+    merge_predictions(out, [it.key for it in items])
+    records = load_predictions(out)
+    assert [r["key"] for r in records] == [it.key for it in items]
+    assert all(len(r["option_losses"]) == 3 and r["chosen"] == choose_option(r["option_losses"]) for r in records)
+    with pytest.raises(ValueError, match="other settings"):
+        run_likelihood(spec, items, model, processor, out, {"protocol": "likelihood", "model": "other"})
+
+
+def test_likelihood_protocol_refuses_a_benchmark_without_it() -> None:
+    from ground_r1.cli import evaluate_general
+
+    args = evaluate_general.build_parser().parse_args(["--protocol", "likelihood", "--output_dir", "x"])
+    with pytest.raises(ValueError, match="MME has no likelihood scoring"):
+        evaluate_general.check_configuration(args, ["vstar", "MME"])

@@ -136,7 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "= the benchmark's folder): " + ",".join(list_benchmarks("zoom")))
     p.add_argument("--protocol", required=True, choices=general.PROTOCOLS,
                    help="direct: one turn, the question + the benchmark's answer-format suffix; ground_r1: the "
-                        "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8")
+                        "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8; likelihood: V*'s "
+                        "official scoring (no generation: the option with the lowest mean token loss; vstar, vstar_hf)")
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
     p.add_argument("--dataset_root", default=None,
                    help="folder holding the release files (MME.jsonl, ...) and, without --image_root, the images "
@@ -243,8 +244,22 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general
         return engine[0]
 
     for data in loaded:
-        items = general.to_eval_items(data, args.protocol)
         out = Path(args.output_dir) / data.name
+        if args.protocol == "likelihood":  # issue 18: V*'s official scoring, no generation
+            from ground_r1.evaluation.likelihood import run_likelihood
+
+            processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+            model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
+            identity = {"protocol": "likelihood", "model": config.model, "min_pixels": args.min_pixels,
+                        "max_pixels": args.max_pixels}
+            written = run_likelihood(data.spec, data.items, model.to(ctx.device()).eval(), processor, out, identity,
+                                     rank=ctx.rank, world_size=ctx.world_size)
+            logger.info("%s rank %d: %d item(s) scored by option likelihood", data.name, ctx.rank, written)
+            barrier(ctx)
+            if ctx.is_main:
+                inference.finish(out, data.items)
+            continue
+        items = general.to_eval_items(data, args.protocol)
         summary = inference.run_inference(items, make_engine, out, config, rank=ctx.rank, world_size=ctx.world_size,
                                           progress=not args.no_progress)
         logger.info("%s rank %d: %s", data.name, ctx.rank, summary)
@@ -333,7 +348,10 @@ def check_configuration(args: argparse.Namespace, names: list[str]) -> None:
         ValueError: an unknown benchmark name (with the closest match) or a folder that does not exist.
     """
     for name in names:
-        get_benchmark(name)
+        spec = get_benchmark(name)
+        if args.protocol == "likelihood" and not hasattr(spec, "likelihood_options"):
+            raise ValueError(f"--protocol likelihood is V*'s official option-likelihood scoring (vstar, vstar_hf); "
+                             f"{spec.name} has no likelihood scoring: use direct or ground_r1")
     folders = (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root))
     for flag, folder in folders:
         if folder is not None and not Path(folder).is_dir():

@@ -80,8 +80,11 @@ __all__ = [
     "to_eval_items",
 ]
 
-PROTOCOLS = ("direct", "ground_r1", "ground_sft")
-_INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft"}
+PROTOCOLS = ("direct", "ground_r1", "ground_sft", "likelihood")
+# "likelihood" (V*'s official option-loss scoring, evaluation/likelihood.py) generates nothing: its processor and
+# pixel limits are the one-turn protocol's.
+_INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft",
+                       "likelihood": "baseline"}
 GRADES_NAME = "mmvet_grades.jsonl"
 
 # The official MM-Vet evaluator: up to 5 asks, the retry message after the first, temperature +0.5 per ask.

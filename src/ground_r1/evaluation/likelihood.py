@@ -7,8 +7,10 @@ question prompt"). The option with the lowest loss is chosen; the item is right 
 puts the correct one first), so option order does not matter. Ties go to the earliest option (``np.argmin``).
 
 :func:`mean_token_loss` and :func:`choose_option` are the rule; :func:`option_losses` runs it with a Qwen2.5-VL
-model through the rollout's chat codec (its chat template, ``add_vision_id``), one forward pass per option.
-Scoring after the crop loop (the options given the trajectory's final context) is not wired yet.
+model through the rollout's chat codec (its chat template, ``add_vision_id``), one forward pass per option;
+:func:`run_likelihood` scores a benchmark's items into resumable prediction shards (``--protocol likelihood`` of
+``ground_r1.cli.evaluate_general``, V* only). Scoring after the crop loop (the options given the trajectory's final
+context) is not wired yet.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["LIKELIHOOD_RULE", "choose_option", "mean_token_loss", "option_losses"]
+__all__ = ["LIKELIHOOD_RULE", "choose_option", "likelihood_record", "mean_token_loss", "option_losses", "run_likelihood"]
 
 LIKELIHOOD_RULE = "V* official likelihood (vstar_bench_eval.py @ 4ede664: lowest mean option-token loss)"
 
@@ -69,3 +71,55 @@ def option_losses(model: Any, codec: Any, image: Any, question: str, options: Se
             logits = model(**batch).logits[0]
         losses.append(mean_token_loss(logits[-len(ids):], ids, len(prompt)))
     return losses
+
+
+def likelihood_record(key: str, losses: Sequence[float], gold: int) -> dict[str, Any]:
+    """The prediction record of one likelihood-scored item (options in the file's order, ``gold`` its index)."""
+    chosen = choose_option(losses)
+    return {"key": key, "status": "ok", "protocol": "likelihood", "option_losses": [float(x) for x in losses],
+            "chosen": chosen, "gold": gold, "turns": []}
+
+
+def run_likelihood(
+    spec: Any,
+    items: Sequence[Any],
+    model: Any,
+    processor: Any,
+    output_dir: Any,
+    identity: dict[str, Any],
+    *,
+    rank: int = 0,
+    world_size: int = 1,
+) -> int:
+    """Score this process's share of ``items`` (``items[rank::world_size]``) by :func:`option_losses` into its
+    prediction shard, skipping done keys (resumable, as the generative protocols); returns records written. An
+    unreadable image is an error record, never a choice. ``spec.likelihood_options(item)`` gives (question,
+    options in the file's order, gold index).
+
+    Raises:
+        ValueError: the output folder holds predictions made with other settings.
+    """
+    from pathlib import Path
+
+    from ground_r1.data.images import ImageLoadError, load_image
+    from ground_r1.evaluation.inference import check_run_config
+    from ground_r1.evaluation.predictions import PredictionWriter, done_keys, shard_path
+    from ground_r1.rollout.conversation import ConversationCodec
+
+    out = Path(output_dir)
+    check_run_config(out, identity)
+    done = done_keys(out)
+    todo = [it for it in list(items)[rank::world_size] if it.key not in done]
+    if not todo:
+        return 0
+    codec = ConversationCodec(processor, add_vision_id=True)
+    with PredictionWriter(shard_path(out, rank)) as writer:
+        for item in todo:
+            question, options, gold = spec.likelihood_options(item)
+            try:
+                image = load_image(item.image)
+            except ImageLoadError as exc:
+                writer.write({"key": item.key, "status": "error", "protocol": "likelihood", "error": str(exc)})
+                continue
+            writer.write(likelihood_record(item.key, option_losses(model, codec, image, question, options), gold))
+        return writer.written

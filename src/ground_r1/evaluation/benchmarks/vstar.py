@@ -28,6 +28,7 @@ from typing import Any
 from ground_r1.evaluation.benchmarks.layouts import RawRecord
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, percent
 from ground_r1.evaluation.benchmarks.zoom import LETTER_RULE, ZoomSpec, letter_options, shuffled_order, zoom_letter
+from ground_r1.evaluation.likelihood import LIKELIHOOD_RULE
 from ground_r1.evaluation.box_quality import BOX_FRAME_NOTE, box_quality_record, box_quality_summary, prediction_boxes
 
 __all__ = ["VSTAR_SUFFIX", "VStarSpec", "parse_lettered_text"]
@@ -121,8 +122,27 @@ class VStarSpec(ZoomSpec):
             record.update(option_order=item.extra["option_order"], option_seed=item.extra["option_seed"])
         return record
 
+    def likelihood_options(self, item: BenchmarkItem) -> tuple[str, list[str], int]:
+        """(question without options, options in the file's order, index of the correct one) for the official
+        likelihood scoring: the folder's sentences with the correct one first (0), or the HF file's letters."""
+        shown = list(item.extra["options"].values())
+        order = item.extra.get("option_order")
+        if order is None:
+            return item.question, shown, list(item.extra["options"]).index(item.answer)
+        in_file = [""] * len(order)
+        for position, index in enumerate(order):
+            in_file[index] = shown[position]
+        return item.question, in_file, 0
+
     def score_prediction(self, item: BenchmarkItem, prediction: dict[str, Any], *,
                          judge_score: float | None = None) -> dict[str, Any]:
+        if prediction.get("protocol") == "likelihood":  # the official rule: lowest mean option loss, no letters
+            record = self._base_record(item, judge_score)
+            _, options, gold = self.likelihood_options(item)
+            chosen = int(prediction["chosen"])
+            record.update(parsed=options[chosen], extracted=options[chosen], correct=chosen == gold,
+                          option_losses=prediction["option_losses"], chosen=chosen, gold=gold)
+            return record
         record = super().score_prediction(item, prediction, judge_score=judge_score)
         targets = item.extra.get("targets") or []
         if targets:
@@ -149,5 +169,7 @@ class VStarSpec(ZoomSpec):
         seed = (f"options shuffled per item, seed {self.option_seed}" if not self.hf_questions
                 else "options as lettered in test_questions.jsonl")
         rule = f"{LETTER_RULE}; {seed}"
+        if scored.records and all(r.get("option_losses") is not None for r in scored.records):
+            rule = LIKELIHOOD_RULE + ("" if not self.hf_questions else "; options of test_questions.jsonl")
         rows = accuracy_rows(self, metrics, scored, skipped, rule)
         return rows + box_rows(self, metrics, scored, skipped, BOX_FRAME_NOTE)
