@@ -99,3 +99,38 @@ def test_likelihood_protocol_refuses_a_benchmark_without_it() -> None:
     args = evaluate_general.build_parser().parse_args(["--protocol", "likelihood", "--output_dir", "x"])
     with pytest.raises(ValueError, match="MME has no likelihood scoring"):
         evaluate_general.check_configuration(args, ["vstar", "MME"])
+
+
+def test_final_context_drops_the_last_turn_and_its_end_token() -> None:
+    from ground_r1.evaluation.likelihood import final_context
+    from ground_r1.rollout.trajectory import Trajectory, Turn
+
+    eos = 99
+    # prompt [1, 2]; turn 1 [5, 6, eos]; injected crop turn [7, 8]; turn 2 [9, eos]
+    t = Trajectory(0, 0, [1, 2], (28, 28), (56, 56), completion_ids=[5, 6, eos, 7, 8, 9, eos],
+                   turns=[Turn("a", [5, 6, eos]), Turn("b", [9, eos])])
+    assert final_context(t, eos) == [1, 2, 5, 6, eos, 7, 8]
+    # a last turn cut by the token limit: its eos was injected after it, and goes too
+    cut = Trajectory(0, 0, [1, 2], (28, 28), (56, 56), completion_ids=[5, 6, eos, 7, 8, 9, 10, eos],
+                     turns=[Turn("a", [5, 6, eos]), Turn("b", [9, 10], hit_token_limit=True)])
+    assert final_context(cut, eos) == [1, 2, 5, 6, eos, 7, 8]
+
+
+def test_likelihood_after_the_crop_loop_keeps_the_trajectory(tmp_path, tiny) -> None:
+    from ground_r1.demo.scripted import ScriptedGenerator
+    from ground_r1.evaluation.inference import Engine, InferenceConfig
+    from ground_r1.evaluation.likelihood import run_likelihood
+    from ground_r1.evaluation.predictions import load_predictions, merge_predictions
+
+    spec, items = _vstar(tmp_path / "data")
+    model, processor = tiny
+    engine = Engine(model, processor, InferenceConfig(protocol="ground_r1", max_turns=2))
+    engine.generator = ScriptedGenerator(engine.codec, lambda call: "<think>x</think> <box>[4,4,20,20]</box>")
+    out = tmp_path / "out"
+    assert run_likelihood(spec, items[:1], model, processor, out, {"protocol": "gl"}, rollout=engine) == 1
+    merge_predictions(out, [items[0].key])
+    (record,) = load_predictions(out)
+    assert record["after"] == "ground_r1" and record["trajectory"]["num_turns"] == 2
+    assert len(record["option_losses"]) == 3 and all(math.isfinite(x) for x in record["option_losses"])
+    scored = spec.score_prediction(items[0], record)
+    assert [r["box"] is not None for r in scored["box_quality"]] == [True, True]

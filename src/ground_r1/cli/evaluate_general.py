@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--protocol", required=True, choices=general.PROTOCOLS,
                    help="direct: one turn, the question + the benchmark's answer-format suffix; ground_r1: the "
                         "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8; likelihood: V*'s "
-                        "official scoring (no generation: the option with the lowest mean token loss; vstar, vstar_hf)")
+                        "official scoring (no generation: the option with the lowest mean token loss; vstar, vstar_hf); "
+                        "ground_r1_likelihood: the crop loop, then the same scoring given its final context")
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
     p.add_argument("--dataset_root", default=None,
                    help="folder holding the release files (MME.jsonl, ...) and, without --image_root, the images "
@@ -245,15 +246,21 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general
 
     for data in loaded:
         out = Path(args.output_dir) / data.name
-        if args.protocol == "likelihood":  # issue 18: V*'s official scoring, no generation
+        if args.protocol in ("likelihood", "ground_r1_likelihood"):  # issue 18: V*'s official scoring
             from ground_r1.evaluation.likelihood import run_likelihood
 
+            rollout = make_engine() if args.protocol == "ground_r1_likelihood" else None
             processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
-            model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
+            model = getattr(rollout.generator, "model", None) if rollout is not None else None  # scripted: none
+            if model is None:
+                model = load_model(args.model_path, dtype=args.dtype,
+                                   attn_implementation=args.attn_implementation).to(ctx.device())
             identity = {"protocol": "likelihood", "model": config.model, "min_pixels": args.min_pixels,
                         "max_pixels": args.max_pixels}
-            written = run_likelihood(data.spec, data.items, model.to(ctx.device()).eval(), processor, out, identity,
-                                     rank=ctx.rank, world_size=ctx.world_size)
+            if rollout is not None:
+                identity = {**config.identity(), "scoring": "likelihood after the crop loop"}
+            written = run_likelihood(data.spec, data.items, model.eval(), processor, out, identity,
+                                     rank=ctx.rank, world_size=ctx.world_size, rollout=rollout)
             logger.info("%s rank %d: %d item(s) scored by option likelihood", data.name, ctx.rank, written)
             barrier(ctx)
             if ctx.is_main:
@@ -349,7 +356,7 @@ def check_configuration(args: argparse.Namespace, names: list[str]) -> None:
     """
     for name in names:
         spec = get_benchmark(name)
-        if args.protocol == "likelihood" and not hasattr(spec, "likelihood_options"):
+        if args.protocol in ("likelihood", "ground_r1_likelihood") and not hasattr(spec, "likelihood_options"):
             raise ValueError(f"--protocol likelihood is V*'s official option-likelihood scoring (vstar, vstar_hf); "
                              f"{spec.name} has no likelihood scoring: use direct or ground_r1")
     folders = (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root))

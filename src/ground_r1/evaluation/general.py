@@ -80,11 +80,11 @@ __all__ = [
     "to_eval_items",
 ]
 
-PROTOCOLS = ("direct", "ground_r1", "ground_sft", "likelihood")
-# "likelihood" (V*'s official option-loss scoring, evaluation/likelihood.py) generates nothing: its processor and
-# pixel limits are the one-turn protocol's.
+PROTOCOLS = ("direct", "ground_r1", "ground_sft", "likelihood", "ground_r1_likelihood")
+# V*'s official option-loss scoring (evaluation/likelihood.py): "likelihood" generates nothing (the one-turn
+# protocol's processor and pixel limits); "ground_r1_likelihood" runs the crop loop first (its rollout settings).
 _INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft",
-                       "likelihood": "baseline"}
+                       "likelihood": "baseline", "ground_r1_likelihood": "ground_r1"}
 GRADES_NAME = "mmvet_grades.jsonl"
 
 # The official MM-Vet evaluator: up to 5 asks, the retry message after the first, temperature +0.5 per ask.

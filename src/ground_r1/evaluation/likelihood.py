@@ -9,8 +9,9 @@ puts the correct one first), so option order does not matter. Ties go to the ear
 :func:`mean_token_loss` and :func:`choose_option` are the rule; :func:`option_losses` runs it with a Qwen2.5-VL
 model through the rollout's chat codec (its chat template, ``add_vision_id``), one forward pass per option;
 :func:`run_likelihood` scores a benchmark's items into resumable prediction shards (``--protocol likelihood`` of
-``ground_r1.cli.evaluate_general``, V* only). Scoring after the crop loop (the options given the trajectory's final
-context) is not wired yet.
+``ground_r1.cli.evaluate_general``, V* only). After the crop loop
+(``--protocol ground_r1_likelihood``): the rollout runs on the question, then each option replaces its last
+assistant turn, scored given the final context (the original image and every crop fed back), labelled so.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["LIKELIHOOD_RULE", "choose_option", "likelihood_record", "mean_token_loss", "option_losses", "run_likelihood"]
+__all__ = ["LIKELIHOOD_RULE", "choose_option", "crop_loop_option_losses", "final_context", "likelihood_record", "mean_token_loss", "option_losses", "run_likelihood"]
 
 LIKELIHOOD_RULE = "V* official likelihood (vstar_bench_eval.py @ 4ede664: lowest mean option-token loss)"
 
@@ -52,25 +53,44 @@ def choose_option(losses: Sequence[float]) -> int:
 
 def option_losses(model: Any, codec: Any, image: Any, question: str, options: Sequence[str]) -> list[float]:
     """The mean token loss of each option as the assistant's reply to ``[image, question]`` (module doc)."""
-    import torch
-
-    from ground_r1.rollout.generation import collate_requests, GenerationRequest
-
     (encoded,) = codec.encode_images([image])
     prompt = codec.encode_chat([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
                                [encoded])
+    return _losses_of(model, codec, prompt, [encoded], options)
+
+def _losses_of(model: Any, codec: Any, context: list[int], images: list, options: Sequence[str]) -> list[float]:
+    """Mean token loss of each option appended (with its end-of-turn token) to ``context`` ids and its images."""
+    import torch
+
+    from ground_r1.rollout.generation import GenerationRequest, collate_requests
+
+    device = next(model.parameters()).device
     losses = []
     for option in options:
-        reply = codec.tokenizer(option, add_special_tokens=False)["input_ids"] + [codec.eos_token_id]
-        ids = list(prompt) + reply
-        device = next(model.parameters()).device
-        batch = collate_requests([GenerationRequest(ids, [encoded])], codec.pad_token_id, codec.image_token_id, device)
+        ids = list(context) + codec.tokenizer(option, add_special_tokens=False)["input_ids"] + [codec.eos_token_id]
+        batch = collate_requests([GenerationRequest(ids, list(images))], codec.pad_token_id, codec.image_token_id,
+                                 device)
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
         with torch.no_grad():
             logits = model(**batch).logits[0]
-        losses.append(mean_token_loss(logits[-len(ids):], ids, len(prompt)))
+        losses.append(mean_token_loss(logits[-len(ids):], ids, len(context)))
     return losses
+
+
+def final_context(trajectory: Any, eos_token_id: int) -> list[int]:
+    """The ids the crop loop's last assistant turn was generated from: every id of the trajectory before that turn
+    (its sampled ids and the end-of-turn token closing them, sampled or injected, are removed)."""
+    last = trajectory.turns[-1]
+    closed = bool(last.ids) and last.ids[-1] == eos_token_id
+    ids = trajectory.context_ids()
+    return ids[: len(ids) - len(last.ids) - (0 if closed else 1)]
+
+
+def crop_loop_option_losses(model: Any, codec: Any, trajectory: Any, options: Sequence[str]) -> list[float]:
+    """The mean token loss of each option in place of the crop loop's last turn, given the final context (the
+    original image and every crop fed back)."""
+    return _losses_of(model, codec, final_context(trajectory, codec.eos_token_id), trajectory.images, options)
 
 
 def likelihood_record(key: str, losses: Sequence[float], gold: int) -> dict[str, Any]:
@@ -90,11 +110,15 @@ def run_likelihood(
     *,
     rank: int = 0,
     world_size: int = 1,
+    rollout: Any = None,
 ) -> int:
     """Score this process's share of ``items`` (``items[rank::world_size]``) by :func:`option_losses` into its
     prediction shard, skipping done keys (resumable, as the generative protocols); returns records written. An
     unreadable image is an error record, never a choice. ``spec.likelihood_options(item)`` gives (question,
-    options in the file's order, gold index).
+    options in the file's order, gold index). With ``rollout`` (an :class:`ground_r1.evaluation.inference.Engine` of
+the ``ground_r1`` protocol) the crop loop runs first on the question (greedy, as the generative protocol) and the
+options are scored given its final context (:func:`crop_loop_option_losses`); the record keeps the trajectory, so
+its boxes are scored too.
 
     Raises:
         ValueError: the output folder holds predictions made with other settings.
@@ -121,5 +145,14 @@ def run_likelihood(
             except ImageLoadError as exc:
                 writer.write({"key": item.key, "status": "error", "protocol": "likelihood", "error": str(exc)})
                 continue
-            writer.write(likelihood_record(item.key, option_losses(model, codec, image, question, options), gold))
+            if rollout is None:
+                writer.write(likelihood_record(item.key, option_losses(model, codec, image, question, options), gold))
+                continue
+            from ground_r1.evaluation.inference import EvalItem
+
+            (trajectory,) = rollout.run_batch([EvalItem(item.key, spec.name, question, str(item.image))], [image])
+            record = likelihood_record(item.key, crop_loop_option_losses(model, rollout.codec, trajectory, options),
+                                       gold)
+            record.update(after="ground_r1", turns=trajectory.turn_texts, trajectory=trajectory.to_record())
+            writer.write(record)
         return writer.written

@@ -141,7 +141,11 @@ class VStarSpec(ZoomSpec):
             _, options, gold = self.likelihood_options(item)
             chosen = int(prediction["chosen"])
             record.update(parsed=options[chosen], extracted=options[chosen], correct=chosen == gold,
-                          option_losses=prediction["option_losses"], chosen=chosen, gold=gold)
+                          option_losses=prediction["option_losses"], chosen=chosen, gold=gold,
+                          after=prediction.get("after"))
+            targets = item.extra.get("targets") or []
+            if targets and prediction.get("trajectory"):  # after the crop loop: its boxes too
+                record["box_quality"] = box_quality_record(prediction_boxes(prediction), targets)
             return record
         record = super().score_prediction(item, prediction, judge_score=judge_score)
         targets = item.extra.get("targets") or []
@@ -171,5 +175,7 @@ class VStarSpec(ZoomSpec):
         rule = f"{LETTER_RULE}; {seed}"
         if scored.records and all(r.get("option_losses") is not None for r in scored.records):
             rule = LIKELIHOOD_RULE + ("" if not self.hf_questions else "; options of test_questions.jsonl")
+            if any(r.get("after") for r in scored.records):
+                rule += "; after the Ground-R1 crop loop (options given its final context)"
         rows = accuracy_rows(self, metrics, scored, skipped, rule)
         return rows + box_rows(self, metrics, scored, skipped, BOX_FRAME_NOTE)
