@@ -314,8 +314,9 @@ def grade_mmvet(
         JudgeNotConfiguredError: no endpoint and no key in ``config``.
     """
     items = mmvet_grading_items(data.spec, data.items, predictions)
-    logger.info("MM-Vet: grading %d answers with %s", len(items), config.describe())
-    return Judge(config, client=client, plan=MMVET_ASK_PLAN).judge_items(items, out_path, cache_path=cache_path)
+    logger.info("%s: grading %d answers with %s", data.name, len(items), config.describe())
+    plan = getattr(data.spec, "ask_plan", MMVET_ASK_PLAN)  # issue 18: HR-Bench's official yes/no judge
+    return Judge(config, client=client, plan=plan).judge_items(items, out_path, cache_path=cache_path)
 
 
 @dataclass

@@ -252,7 +252,7 @@ def test_hrbench_scores_rows_and_labels_the_vlmevalkit_variant(tmp_path) -> None
     rows = spec.summary_rows(metrics, general.ScoredBenchmark(records))
     assert [r.metric for r in rows] == ["accuracy (avg over cycles)", "single (avg over cycles)",
                                         "cross (avg over cycles)", "accuracy (avg over cycles)"]
-    assert "mean over 2 cycle_category group(s)" in rows[0].rule and "LLM judge (not run)" in rows[0].rule
+    assert "mean over 2 cycle_category group(s)" in rows[0].rule and "LLM judge (its own row" in rows[0].rule
     assert rows[3].variant and rows[3].rule.startswith("VLMEvalKit can_infer")
 
 
@@ -348,3 +348,43 @@ def test_prediction_boxes_maps_a_direct_turn_from_the_input_frame() -> None:
     prediction = {"trajectory": {"input_size": [56, 28], "original_size": [560, 280],
                                  "turns": [{"text": "The object is at <box>[28,0,56,14]</box>"}]}}
     assert prediction_boxes(prediction) == [[280, 0, 560, 140]]
+
+
+def test_hrbench_official_judge_through_the_judge_client(tmp_path, fake_chat_server) -> None:
+    from ground_r1.evaluation.benchmarks.hrbench import hrbench_judge_messages, parse_hrbench_judgement
+    from ground_r1.evaluation.judge import JudgeConfig, load_judgments
+
+    assert parse_hrbench_judgement(" Yes, it does.") == 1.0 and parse_hrbench_judgement("no") == 0.0
+    assert parse_hrbench_judgement("Sure: yes") == 0.0  # the official rule reads only the start
+    (text,) = hrbench_judge_messages("What color?", {"A": "red", "B": "green"}, "B", "green")
+    assert text["content"] == (
+        "You are a helpful and precise assistant for checking the quality of the answer. Please answer in only yes "
+        "or no. Given the following question: What color?\nOptions:\nA. red\nB. green\nPlease select the correct "
+        "answer from the options above. \n, the correct answer is: B. green. Does the following answer correctly "
+        "answers the question, answer:green?")
+    image = _jpeg_b64()
+    tsv = _hr_tsv(tmp_path / "hr_bench_4k.tsv", [
+        ["0", "Q?", "A", "single", "red", "green", "blue", "black", "0", image],
+        ["1", "Q?", "B", "cross", "green", "red", "blue", "black", "1", "0"],
+        ["2", "Q?", "C", "cross", "green", "blue", "red", "black", "2", "0"]])  # fmt: skip
+    (data,) = general.load_benchmarks(["hrbench_4k"], tsv.parent)
+    texts = {data.items[0].key: "A", data.items[1].key: "it is red", data.items[2].key: "no idea"}
+    predictions = {k: {"key": k, "status": "ok", "turns": [t]} for k, t in texts.items()}
+
+    def policy(request, n):
+        content = request.user_content
+        if content.endswith("answer:no idea?"):
+            return ("status", 500)  # a grading that fails: left out and counted, never 0
+        return ("reply", "Yes" if content.endswith("answer:A?") else "No.")
+
+    fake_chat_server.set_policy(policy)
+    config = JudgeConfig(model="judge-x", base_url=fake_chat_server.base_url, max_tokens=3, backoff_base=0.0,
+                         max_retries=0)
+    report = general.grade_mmvet(data, predictions, tmp_path / "grades.jsonl", config)
+    assert report.ok == 2 and {r.body["temperature"] for r in fake_chat_server.chat_requests} == {0.2}
+    scored = general.score_benchmark(data, predictions, load_judgments(tmp_path / "grades.jsonl"))
+    metrics = data.spec.aggregate(scored.records)
+    assert metrics["n_judged"] == 2 and metrics["judge"]["avg"]["all"] == 50.0  # cycle 0: 100, cycle 1: 0
+    judge_row = general.summary_rows(data.spec, metrics, scored)[-1]
+    assert judge_row.rule.startswith("HR-Bench official LLM judge (yes/no; grader judge-x")
+    assert (judge_row.items, judge_row.left_out) == (2, 1) and "1 grading(s) failed" in judge_row.notes

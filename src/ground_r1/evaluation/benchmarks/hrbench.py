@@ -15,8 +15,14 @@ Prompt: VLMEvalKit's ``build_prompt`` (``Question: ...\\nOptions:\\nA. ...\\nPle
 the options above. \\n``) in both protocols. Scoring: each row on its own, by the zoom benchmarks' one letter
 rule; rows grouped by ``cycle_category``; each group's accuracy over all / single / cross; the reported number is
 the **mean over the groups** (``HRBenchDataset.evaluate``'s ``avg``): not MMBench's CircularEval. The official
-scorer asks an LLM judge (yes/no) per row instead of reading a letter: not run here, and said so in the rule.
+scorer asks an LLM judge (yes/no) per row instead of reading a letter: below, optional.
 Variant: VLMEvalKit's ``can_infer`` (MMBench's matcher) with no GPT fallback, an unread answer wrong.
+
+**The official judge**, optional: with a grader endpoint configured (``OPENAI_*``, as MM-Vet's), every row is asked
+the official yes/no question (:func:`hrbench_judge_messages`, the official text; temperature 0.2) through the
+judge client (retries, cache, resume); the row is right iff the reply starts with "yes" (lower-cased, the official
+rule). Its number is a labelled row naming the grader (the official used a local LLM at ``llm_path``); a grading
+that fails is left out and counted, never scored 0.
 """
 
 from __future__ import annotations
@@ -31,12 +37,39 @@ from ground_r1.evaluation.benchmarks.parsing import parse_options
 from ground_r1.evaluation.benchmarks.reference import mmbench_can_infer
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, percent
 from ground_r1.evaluation.benchmarks.zoom import LETTER_RULE, ZoomSpec, zoom_letter
+from ground_r1.evaluation.judge import AskPlan
 from ground_r1.evaluation.uncertainty import Estimate, mean_of_group_means
 
-__all__ = ["HRBENCH_CATEGORIES", "HRBenchSpec", "cycle_metrics"]
+__all__ = ["HRBENCH_CATEGORIES", "HRBENCH_JUDGE_PLAN", "HRBenchSpec", "cycle_metrics", "hrbench_judge_messages",
+           "parse_hrbench_judgement"]
 
 HRBENCH_CATEGORIES = ("single", "cross")
 _OPTION_LETTERS = "ABCD"
+
+
+def hrbench_judge_messages(question: str, options: dict[str, str], answer: str, prediction: str) -> list[dict]:
+    """The official judge input (``HRBenchDataset.evaluate`` @ b17b199), one user message."""
+    block = "".join(f"{k}. {v}\n" for k, v in options.items())
+    text = ("You are a helpful and precise assistant for checking the quality of the answer. Please answer in only "
+            f"yes or no. Given the following question: {question}\nOptions:\n{block}Please select the correct answer "
+            f"from the options above. \n, the correct answer is: {answer}. {options.get(answer, '')}. Does the "
+            f"following answer correctly answers the question, answer:{prediction}?")
+    return [{"role": "user", "content": text}]
+
+
+def parse_hrbench_judgement(reply: str | None) -> float | None:
+    """1.0 iff the lower-cased, stripped reply starts with "yes" (the official rule), else 0.0; None: no reply."""
+    if reply is None:
+        return None
+    return 1.0 if reply.strip().lower().startswith("yes") else 0.0
+
+
+def _judge_temperature(ask: int) -> float:
+    return 0.2  # the official GenerationConfig(top_p=0.8, top_k=40, temperature=0.2)
+
+
+HRBENCH_JUDGE_PLAN = AskPlan(parse=parse_hrbench_judgement, max_asks=1, temperature=_judge_temperature,
+                             expects="yes or no")
 
 
 def cycle_metrics(records: list[dict[str, Any]], flag: str = "correct") -> dict[str, Any]:
@@ -73,6 +106,15 @@ class HRBenchSpec(ZoomSpec):
     """HR-Bench at one resolution (``hrbench_4k``, ``hrbench_8k``)."""
 
     headline_metric: str = "avg.all"
+    needs_judge: bool = True  # optional: graded when an endpoint is configured, else the judge row is absent
+
+    @property
+    def ask_plan(self) -> Any:
+        """How the official judge is asked and read (the judge client's :class:`AskPlan`)."""
+        return HRBENCH_JUDGE_PLAN
+
+    def grader_messages(self, item: BenchmarkItem, prediction_text: str, *, retry: bool = False) -> list[dict]:
+        return hrbench_judge_messages(item.question, item.extra["options"], item.answer, prediction_text)
 
     def validate(self, raw: RawRecord, layout: str, root: Path, check_images: bool,
                  problems: list[tuple[str, str]]) -> list[BenchmarkItem]:
@@ -151,6 +193,8 @@ class HRBenchSpec(ZoomSpec):
 
     def score_item(self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None) -> dict[str, Any]:
         record = self._base_record(item, judge_score)
+        if judge_score is not None and judge_score not in (0.0, 1.0):
+            raise ValueError(f"{self.name}: the official judge scores 0 or 1, got {judge_score!r} for {item.key}")
         options = item.extra["options"]
         parsed = zoom_letter(prediction_text, options)
         vlmevalkit = mmbench_can_infer(self.first_answer(prediction_text), options)
@@ -158,7 +202,8 @@ class HRBenchSpec(ZoomSpec):
                       correct=parsed is not None and parsed == item.answer,
                       cycle_category=item.extra["cycle_category"],
                       cycle_category_inferred=bool(item.extra.get("cycle_category_inferred")),
-                      index=item.extra["index"], variants={"vlmevalkit": vlmevalkit == item.answer})
+                      index=item.extra["index"], variants={"vlmevalkit": vlmevalkit == item.answer},
+                      judge=judge_score)
         return record
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -167,6 +212,10 @@ class HRBenchSpec(ZoomSpec):
         result.update(n=len(records), n_unparsed=sum(r["parsed"] is None for r in records),
                       cycle_category_inferred=any(r.get("cycle_category_inferred") for r in records),
                       variants={"vlmevalkit": cycle_metrics(records, "variants.vlmevalkit")})
+        judged = [r for r in records if r.get("judge") is not None]
+        result["n_judged"] = len(judged)
+        if judged:
+            result["judge"] = cycle_metrics(judged, "judge")
         return result
 
     def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> Estimate:
@@ -175,6 +224,9 @@ class HRBenchSpec(ZoomSpec):
         rows = records
         if metric in HRBENCH_CATEGORIES:
             rows = [r for r in records if r["category"] == metric]
+        if metric == "judge":
+            rows = [r for r in records if r.get("judge") is not None]
+            return mean_of_group_means([r["cycle_category"] for r in rows], [100.0 * r["judge"] for r in rows])
         if metric.startswith("variant:"):
             key = metric.split(":", 1)[1]
             values = [100.0 * bool(r["variants"][key]) for r in rows]
@@ -187,8 +239,8 @@ class HRBenchSpec(ZoomSpec):
 
         groups = metrics["n_groups"]
         inferred = " (cycle_category inferred from ZoomEye's rotation order)" if metrics["cycle_category_inferred"] else ""
-        rule = (f"{LETTER_RULE}; HR-Bench official mean over {groups} cycle_category group(s){inferred}; official "
-                "per-row scorer is an LLM judge (not run)")
+        rule = (f"{LETTER_RULE}; HR-Bench official mean over {groups} cycle_category group(s){inferred}; the official "
+                "per-row scorer is an LLM judge (its own row when a grader endpoint is configured)")
         per_cycle = ", ".join(f"cycle {g}: {v['all']:.1f} (n={v['n']})" for g, v in metrics["per_cycle"].items())
         rows = [make_row(self, scored, skipped, "accuracy (avg over cycles)", metrics["avg"]["all"], rule,
                          notes=per_cycle)]
@@ -200,6 +252,15 @@ class HRBenchSpec(ZoomSpec):
         rows.append(make_row(self, scored, skipped, "accuracy (avg over cycles)", variant["avg"]["all"],
                              "VLMEvalKit can_infer (MMBench matcher), no GPT fallback", variant=True,
                              which="variant:vlmevalkit"))
+        if metrics.get("judge"):  # the official scorer, when a grader endpoint was configured
+            failed = len(scored.records) - metrics["n_judged"]
+            judge = make_row(self, scored, skipped, "accuracy (avg over cycles)", metrics["judge"]["avg"]["all"],
+                             f"HR-Bench official LLM judge (yes/no; grader {scored.grader or 'unknown'}; official: a "
+                             "local LLM at llm_path)", variant=True, which="judge", items=metrics["n_judged"],
+                             notes=f"judged {metrics['n_judged']}/{len(scored.records)}"
+                                   + (f", {failed} grading(s) failed: left out" if failed else ""))
+            judge.left_out += failed
+            rows.append(judge)
         return rows
 
 
