@@ -75,6 +75,16 @@ def test_one_letter_rule_on_the_sentences_that_trip_lmms_eval(text: str, letter:
     assert zoom_letter(text, options) == letter
 
 
+@pytest.mark.parametrize(("text", "letter"), [
+    ("Based on the image, the answer is C.", "B"), ("leather", "A"), ("<answer>C</answer>", None),
+    ("Definitely A", "D"), ("(B) cotton", "B"), ("The answer is C", "C"),
+])  # fmt: skip
+def test_lmms_eval_variant_keeps_its_quirks(text: str, letter: str | None) -> None:
+    from ground_r1.evaluation.benchmarks.vstar import lmms_eval_vstar_letter
+
+    assert lmms_eval_vstar_letter(text) == letter  # the README's checked outputs of lmms-eval 0.7.3
+
+
 # ------------------------------------------------------------------------------------------------------- V*
 
 

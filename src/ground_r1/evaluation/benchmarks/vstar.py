@@ -31,11 +31,31 @@ from ground_r1.evaluation.benchmarks.zoom import LETTER_RULE, ZoomSpec, letter_o
 from ground_r1.evaluation.likelihood import LIKELIHOOD_RULE
 from ground_r1.evaluation.box_quality import BOX_FRAME_NOTE, box_quality_record, box_quality_summary, prediction_boxes
 
-__all__ = ["VSTAR_SUFFIX", "VStarSpec", "parse_lettered_text"]
+__all__ = ["LMMS_EVAL_VSTAR_RULE", "VSTAR_SUFFIX", "VStarSpec", "lmms_eval_vstar_letter", "parse_lettered_text"]
+
+LMMS_EVAL_VSTAR_RULE = "lmms-eval 0.7.3 vstar_bench extract_answer_letter (first matching pattern)"
+_LMMS_PATTERNS = (r"^([A-D])\s*[\.)\]]*", r"(?:THE\s+)?(?:ANSWER|CHOICE|OPTION)(?:\s+IS)?[\s:]+([A-D])", r"\(([A-D])\)",
+                  r"([A-D])\s*(?:\.|\)|])", r"(?:^|\s)([A-D])(?:\s|$)")
 
 # The instruction of the HF test_questions.jsonl `text` (also lmms-eval's); our direct protocol's suffix.
 VSTAR_SUFFIX = "Answer with the option's letter from the given choices directly."
 _LETTERED = re.compile(r"^\(([A-J])\)\s*(.*)$")
+
+
+def lmms_eval_vstar_letter(response: str) -> str | None:
+    """lmms-eval 0.7.3's V* reader, as its ``extract_answer_letter`` reads the whole reply: upper-cased, the first
+    of five patterns that matches (a leading A-D, "ANSWER IS X", "(X)", "X." / "X)" / "X]", a lone letter), else
+    the only A-D character, else a leading A-D. Kept as a labelled variant: "Based on the image, the answer is C."
+    reads B and "leather" reads A here."""
+    text = response.strip().upper()
+    for pattern in _LMMS_PATTERNS:
+        match = re.search(pattern, text, re.IGNORECASE)
+        if match:
+            return match.group(1).upper()
+    letters = re.findall(r"[A-D]", text)
+    if len(letters) == 1:
+        return letters[0]
+    return text[0] if text and text[0] in "ABCD" else None
 
 
 def parse_lettered_text(text: str) -> tuple[str, dict[str, str]]:
@@ -117,7 +137,8 @@ class VStarSpec(ZoomSpec):
         options = item.extra["options"]
         parsed = zoom_letter(prediction_text, options)
         record.update(extracted=self.first_answer(prediction_text), parsed=parsed,
-                      correct=parsed is not None and parsed == item.answer, options=options)
+                      correct=parsed is not None and parsed == item.answer, options=options,
+                      variants={"lmms_eval": lmms_eval_vstar_letter(prediction_text) == item.answer})
         if "option_order" in item.extra:
             record.update(option_order=item.extra["option_order"], option_seed=item.extra["option_seed"])
         return record
@@ -165,6 +186,8 @@ class VStarSpec(ZoomSpec):
             "per_category": {c: {"accuracy": percent(sum(bool(r["correct"]) for r in rs), len(rs)), "n": len(rs)}
                              for c, rs in sorted(per_category.items())},
             "box_quality": box_quality_summary(records),
+            "variants": {"lmms_eval": percent(sum(bool(r["variants"]["lmms_eval"]) for r in records), len(records))}
+            if records and all("variants" in r for r in records) else {},
         }
 
     def summary_rows(self, metrics: dict[str, Any], scored: Any, skipped: int = 0) -> list[Any]:
@@ -178,4 +201,11 @@ class VStarSpec(ZoomSpec):
             if any(r.get("after") for r in scored.records):
                 rule += "; after the Ground-R1 crop loop (options given its final context)"
         rows = accuracy_rows(self, metrics, scored, skipped, rule)
+        if "lmms_eval" in metrics["variants"]:
+            from ground_r1.evaluation.benchmarks.zoom_rows import make_row
+
+            rows.append(make_row(self, scored, skipped, "accuracy", metrics["variants"]["lmms_eval"],
+                                 LMMS_EVAL_VSTAR_RULE + (" (lmms-eval reads test_questions.jsonl; here the folder's "
+                                                         "shuffled sentences)" if not self.hf_questions else ""),
+                                 variant=True, which="variant:lmms_eval"))
         return rows + box_rows(self, metrics, scored, skipped, BOX_FRAME_NOTE)
