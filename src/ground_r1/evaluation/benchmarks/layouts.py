@@ -214,17 +214,14 @@ def read_parquet(path: Path, image_column: str = "image") -> list[RawRecord]:
         import pyarrow.parquet as pq
     except ImportError as exc:  # pragma: no cover - pyarrow is a transformers/datasets dependency here
         raise ImportError(f"reading {path} needs pyarrow (pip install pyarrow), or give the benchmark's TSV") from exc
-    table = pq.read_table(path, columns=[c for c in pq.read_schema(path).names if c != image_column])
+    names = pq.read_schema(path).names
+    table = pq.read_table(path, columns=[c for c in names if c != image_column])
     records = []
     for row_no, fields in enumerate(table.to_pylist()):
-        fields = {k: v for k, v in fields.items()}
-        image = None
-        if image_column in pq.read_schema(path).names:
-            image = EmbeddedImage(str(path), row_no, str(fields.get("index", row_no)))
+        image = EmbeddedImage(str(path), row_no, str(fields.get("index", row_no))) if image_column in names else None
         records.append(RawRecord(path, row_no + 1, fields, [], image))
-    if records and records[0].image is not None:
-        heads = _parquet_image_heads(path, image_column)
-        for record, head in zip(records, heads):
+    if image_column in names:
+        for record, head in zip(records, _parquet_image_heads(path, image_column)):
             image = record.image
             if isinstance(head, str) and len(head.strip()) <= _REFERENCE_MAX_CHARS and head.strip().isdigit():
                 image.reference = head.strip()
