@@ -261,7 +261,9 @@ def test_hrbench_scores_rows_and_labels_the_vlmevalkit_variant(tmp_path) -> None
     assert metrics["avg"]["all"] == 50.0 and metrics["avg"]["single"] == 100.0 and metrics["avg"]["cross"] == 0.0
     rows = spec.summary_rows(metrics, general.ScoredBenchmark(records))
     assert [r.metric for r in rows] == ["accuracy (avg over cycles)", "single (avg over cycles)",
-                                        "cross (avg over cycles)", "accuracy (avg over cycles)"]
+                                        "cross (avg over cycles)", "accuracy (avg over cycles)",
+                                        "accuracy (avg over cycles)"]
+    assert rows[4].score is None and rows[4].notes.startswith("NOT GRADED")  # the official judge: no endpoint
     assert "mean over 2 cycle_category group(s)" in rows[0].rule and "LLM judge (its own row" in rows[0].rule
     assert rows[3].variant and rows[3].rule.startswith("VLMEvalKit can_infer")
 

@@ -252,8 +252,14 @@ class HRBenchSpec(ZoomSpec):
         rows.append(make_row(self, scored, skipped, "accuracy (avg over cycles)", variant["avg"]["all"],
                              "VLMEvalKit can_infer (MMBench matcher), no GPT fallback", variant=True,
                              which="variant:vlmevalkit"))
-        if metrics.get("judge"):  # the official scorer, when a grader endpoint was configured
-            failed = len(scored.records) - metrics["n_judged"]
+        failed = len(scored.records) - metrics["n_judged"]
+        if not metrics.get("judge"):  # the official scorer did not run (no endpoint) or every grading failed
+            why = (f"all {failed} grading(s) failed" if scored.graded else
+                   "NOT GRADED: no grader endpoint configured (OPENAI_*)")
+            rows.append(make_row(self, scored, skipped, "accuracy (avg over cycles)", None,
+                                 "HR-Bench official LLM judge (yes/no)", variant=True, which="judge", items=0,
+                                 notes=why, se=False))
+        else:  # the official scorer, when a grader endpoint was configured
             judge = make_row(self, scored, skipped, "accuracy (avg over cycles)", metrics["judge"]["avg"]["all"],
                              f"HR-Bench official LLM judge (yes/no; grader {scored.grader or 'unknown'}; official: a "
                              "local LLM at llm_path)", variant=True, which="judge", items=metrics["n_judged"],
