@@ -16,9 +16,14 @@
 #
 # Variables (all optional):
 #   PROTOCOL        ground_r1 (default); direct for the base model's one-turn baseline (question + the
-#                   benchmark's answer-format suffix), to put beside it
+#                   benchmark's answer-format suffix), to put beside it; likelihood: V*'s official scoring (no
+#                   generation: the option sentence with the lowest mean token loss; BENCHMARKS=vstar only);
+#                   ground_r1_likelihood: the crop loop first, then that scoring given its final context
 #   BENCHMARKS      comma list (default all): MME,POPE,SEED_Bench,MMBench_en_dev,MMMU_val,MME_RealWorld_Lite,
 #                   RealworldQA,MMVet (case and punctuation ignored; aliases such as mmbench, mme-rwl work)
+#                   zoom-in benchmarks (issue 18; named, not in "all"; "zoom" = all five): vstar (the official
+#                   per-image JSON folder), vstar_hf (HF test_questions.jsonl), hrbench_4k, hrbench_8k, treebench;
+#                   DATASET_ROOT = that benchmark's folder (docs/metrics.md "Zoom-in benchmarks")
 #   MODEL_PATH      checkpoint folder or hub id (default: the tiny random model, a demo, not a result); a GRPO
 #                   checkpoint's rollout_settings.json sets pixels, turns and tokens unless a flag does
 #   DATASET_ROOT    folder holding the release files (MME.jsonl, POPE.jsonl, ... or {name}/{name}.jsonl) and

@@ -18,6 +18,9 @@
 #   PROTOCOL        direct (default) or ground_sft, as above
 #   BENCHMARKS      comma list (default all): MME,POPE,SEED_Bench,MMBench_en_dev,MMMU_val,MME_RealWorld_Lite,
 #                   RealworldQA,MMVet (case and punctuation ignored)
+#                   zoom-in benchmarks (issue 18; named, not in "all"; "zoom" = all five): vstar (the official
+#                   per-image JSON folder), vstar_hf (HF test_questions.jsonl), hrbench_4k, hrbench_8k, treebench;
+#                   DATASET_ROOT = that benchmark's folder (docs/metrics.md "Zoom-in benchmarks")
 #   MODEL_PATH      checkpoint folder or hub id (default: the tiny random model, a demo, not a result); a GRPO
 #                   checkpoint's rollout_settings.json sets pixels, turns and tokens unless a flag does
 #   DATASET_ROOT    folder holding the release files (MME.jsonl, ... or {name}/{name}.jsonl) and their images:

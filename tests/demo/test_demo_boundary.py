@@ -16,6 +16,7 @@ ENTRY_POINTS = {
     ("cli/evaluate.py", "apply_demo_defaults"),  # no --model_path: the tiny model
     ("cli/evaluate.py", "builtin_data"),  # no --data_path: the synthetic VisCoT set
     ("cli/evaluate_general.py", "apply_demo_defaults"),  # no --model_path: the tiny model
+    ("cli/evaluate_general.py", "stage_infer.make_engine"),  # scripted_policy (tests only)
     ("cli/evaluate_controls.py", "main"),  # no data: the synthetic held-out set
     ("cli/prepare_sft_data.py", "main"),  # no data: the synthetic records
     ("cli/train_grpo.py", "default_model_path"),  # no MODEL_PATH: the tiny model

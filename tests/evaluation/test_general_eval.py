@@ -69,7 +69,8 @@ def test_each_protocol_poses_its_prompt_and_keeps_the_item_fields(tmp_path):
     assert direct.image == str(root / "SEED_Bench" / "seed_7.jpg")  # an id without extension, found as .jpg
     assert direct.fields == {"benchmark": "SEED_Bench", "problem": question, "solution": "B",
                              "category": "Instances Counting", "line": 1}
-    assert [general.inference_protocol(p) for p in general.PROTOCOLS] == ["baseline", "ground_r1", "ground_sft"]
+    assert [general.inference_protocol(p) for p in general.PROTOCOLS] == [
+        "baseline", "ground_r1", "ground_sft", "baseline", "ground_r1"]  # + V* likelihood, both forms (issue 18)
     with pytest.raises(ValueError, match="unknown general-benchmark protocol 'refcoco'; valid: direct, ground_r1"):
         general.to_eval_items(data, "refcoco")
 

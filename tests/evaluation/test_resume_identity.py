@@ -39,6 +39,8 @@ OTHER = {
     "crop_fallback": "end",
     "box_parse": "release",
     "prompt_class": "simply_answer",
+    "option_seed": 1,
+    "scripted_policy": "ground_until_limit",
 }
 
 CASES = [(name, key) for name, p in PROTOCOLS.items() for key in COMMON_IDENTITY_KEYS + p.settings

@@ -20,13 +20,14 @@ summary); a benchmark whose file cannot be read is reported and the others run.
 Exit status (README "Exit codes"): 0 everything evaluated; 1 a configuration error (a local MODEL_PATH that is
 not there, unknown benchmark name, missing DATASET_ROOT / IMAGE_ROOT, no benchmark could run, the grader's key
 refused with HTTP 401/403); 2 a usage error (an unknown or misspelt flag: no prefix matching); 3 MM-Vet
-items left ungraded (endpoint down, unparseable replies: the same command grades only those); 4 records skipped,
-predictions failed or a benchmark could not run (the others are in the summary). Several: the lowest non-zero.
+(or HR-Bench judge) items left ungraded (endpoint down, unparseable replies: the same command grades only those);
+4 records skipped, predictions failed or a benchmark could not run (the others are in the summary). Several: the
+lowest non-zero.
 
 Stages (``--stages``, default all): ``infer`` (this process's share, rank 0 merges), ``grade`` (MM-Vet's
-official LLM grader over ``OPENAI_MODEL`` / ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; none set: MM-Vet is NOT
-GRADED, said loudly, and its row shows n/a), ``score`` (per-item records, metrics, then ``summary.md`` and
-``summary.csv`` in OUTPUT_DIR, the Markdown printed on stdout).
+official LLM grader over ``OPENAI_MODEL`` / ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``, and HR-Bench's optional
+official yes/no judge; none set: MM-Vet is NOT GRADED, said loudly, and its row shows n/a), ``score`` (per-item
+records, metrics, then ``summary.md`` and ``summary.csv`` in OUTPUT_DIR, the Markdown printed on stdout).
 
 Rollout settings (pixel limits, turns, tokens per turn, crop and box rules): a checkpoint saved by GRPO training carries
 the ones it was trained with (``rollout_settings.json``) and they are used unless a flag sets them; the log and
@@ -40,6 +41,7 @@ or two items per benchmark, written into OUTPUT_DIR/builtin_general) with small 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import difflib
 import json
 import logging
@@ -79,11 +81,14 @@ def build_parser() -> argparse.ArgumentParser:
                                 description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--benchmarks", default="all",
-                   help="comma-separated names (case and punctuation ignored), or 'all': "
-                        + ",".join(list_benchmarks()))
+                   help="comma-separated names (case and punctuation ignored), or 'all' (SPEC §7's set): "
+                        + ",".join(list_benchmarks()) + "; or 'zoom', the zoom-in benchmarks (DATASET_ROOT = the "
+                        "benchmark's folder): " + ",".join(list_benchmarks("zoom")))
     p.add_argument("--protocol", required=True, choices=general.PROTOCOLS,
                    help="direct: one turn, the question + the benchmark's answer-format suffix; ground_r1: the "
-                        "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8")
+                        "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8; likelihood: V*'s "
+                        "official scoring (no generation: the option with the lowest mean token loss; vstar, vstar_hf); "
+                        "ground_r1_likelihood: the crop loop, then the same scoring given its final context")
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
     p.add_argument("--dataset_root", default=None,
                    help="folder holding the release files (MME.jsonl, ...) and, without --image_root, the images "
@@ -109,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="grader reply budget (the official evaluator's 3)")
     p.add_argument("--judge_cache", default=None, help="grader cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
     p.add_argument("--label", default=None, help="the run's name in the summary (default: protocol and model)")
+    p.add_argument("--scripted_policy", default=None,
+                   help="tests and demos only: every turn comes from this scripted policy of ground_r1.demo.scripted "
+                        "(e.g. ground_until_limit, which writes boxes) instead of the model's generate; part of the "
+                        "predictions' identity, so a real run never resumes from it")
     add_max_image_pixels_argument(p)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
@@ -125,9 +134,12 @@ def _parse_list(text: str, valid: tuple[str, ...] | None, what: str) -> list[str
 
 
 def benchmark_names(text: str, demo_data: bool = False) -> list[str]:
-    """``all`` (or empty) -> every registered benchmark (with ``demo_data``, the built-in demo set: every one with
-    ``demo_records``); else the listed names (checked at load)."""
+    """``all`` (or empty) -> SPEC §7's general set (with ``demo_data``, the built-in demo set: every one with
+    ``demo_records``); ``zoom`` -> the zoom-in benchmarks (V*, HR-Bench, TreeBench); else the listed names (checked
+    at load)."""
     names = _parse_list(text, None, "benchmark")
+    if [n.lower() for n in names] == ["zoom"]:
+        return list_benchmarks("zoom")
     if names and [n.lower() for n in names] != ["all"]:
         return names
     return [n for n in list_benchmarks() if not demo_data or get_benchmark(n).demo_records]
@@ -152,18 +164,29 @@ def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
 
 
 def inference_config(args: argparse.Namespace, spec: Any = None) -> identity.InferenceConfig:
-    """The run's settings for one benchmark (:func:`ground_r1.evaluation.identity.inference_config`); ``spec``:
-    the benchmark's spec, whose name and version are part of the identity."""
-    return identity.inference_config(args, protocol=general.inference_protocol(args.protocol),
+    """The settings one benchmark's predictions depend on (:func:`ground_r1.evaluation.identity.inference_config`);
+    ``spec``: the benchmark's spec, whose name, version and option seed are part of the identity. A likelihood
+    protocol's predictions carry their own protocol; the engine running a protocol is built with
+    ``general.inference_protocol`` (:func:`engine_config`)."""
+    protocol = args.protocol if args.protocol in general.LIKELIHOOD_PROTOCOLS else general.inference_protocol(
+        args.protocol)
+    return identity.inference_config(args, protocol=protocol,
                                      benchmark=spec.name if spec is not None else "",
-                                     benchmark_version=spec.version if spec is not None else "")
+                                     benchmark_version=spec.version if spec is not None else "",
+                                     option_seed=spec.option_seed if spec is not None else None)
+
+
+def engine_config(args: argparse.Namespace) -> identity.InferenceConfig:
+    """The settings of the engine that runs ``--protocol`` (the one-turn ``baseline`` for ``direct``, the
+    ``ground_r1`` rollout for ``ground_r1_likelihood``)."""
+    return dataclasses.replace(inference_config(args), protocol=general.inference_protocol(args.protocol))
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general.BenchmarkData]) -> None:
     """Predict every benchmark into its folder; the model is loaded once, and only if something is left."""
     from ground_r1.models.loading import load_model, load_processor
 
-    config = inference_config(args)
+    config = engine_config(args)
     engine: list[inference.Engine] = []
 
     def make_engine() -> inference.Engine:
@@ -171,11 +194,33 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general
             processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
             model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
             engine.append(inference.Engine(model.to(ctx.device()).eval(), processor, config))
+            if args.scripted_policy:  # tests: box-quality rows need boxes a random model never writes
+                from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
+
+                engine[0].generator = ScriptedGenerator(engine[0].codec, resolve_policy(args.scripted_policy))
         return engine[0]
 
     for data in loaded:
-        items = general.to_eval_items(data, args.protocol)
         out = Path(args.output_dir) / data.name
+        if args.protocol in general.LIKELIHOOD_PROTOCOLS:  # V*'s official scoring: no answer is generated
+            from ground_r1.evaluation.likelihood import run_likelihood
+
+            data.spec.prepare_images(data.items)
+            rollout = make_engine() if args.protocol == "ground_r1_likelihood" else None
+            processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+            model = getattr(rollout.generator, "model", None) if rollout is not None else None  # scripted: none
+            if model is None:
+                model = load_model(args.model_path, dtype=args.dtype,
+                                   attn_implementation=args.attn_implementation).to(ctx.device())
+            written = run_likelihood(data.spec, data.items, model.eval(), processor, out,
+                                     inference_config(args, data.spec), rank=ctx.rank, world_size=ctx.world_size,
+                                     rollout=rollout)
+            logger.info("%s rank %d: %d item(s) scored by option likelihood", data.name, ctx.rank, written)
+            barrier(ctx)
+            if ctx.is_main:
+                inference.finish(out, data.items)
+            continue
+        items = general.to_eval_items(data, args.protocol)
         summary = inference.run_inference(items, make_engine, out, inference_config(args, data.spec), rank=ctx.rank,
                                           world_size=ctx.world_size, progress=not args.no_progress)
         logger.info("%s rank %d: %s", data.name, ctx.rank, summary)
@@ -189,8 +234,9 @@ def _predictions(out: Path) -> dict[str, dict[str, Any]]:
 
 
 def stage_grade(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -> int:
-    """MM-Vet's grader (SPEC §7) when it is among the benchmarks and an endpoint is configured; returns how many
-    items were left ungraded (failed or unparseable: a rerun grades only those)."""
+    """Each judged benchmark's grader (``spec.judge_plan``: MM-Vet's, SPEC §7; HR-Bench's official yes/no judge)
+    when an endpoint is configured; returns how many items were left ungraded (failed or unparseable: a rerun
+    grades only those)."""
     ungraded = 0
     for data in (d for d in loaded if d.spec.needs_judge):
         if not args.grade:
@@ -264,7 +310,11 @@ def check_configuration(args: argparse.Namespace, names: list[str]) -> None:
         ValueError: an unknown benchmark name (with the closest match) or a folder that does not exist.
     """
     for name in names:
-        get_benchmark(name)
+        spec = get_benchmark(name)
+        if args.protocol in general.LIKELIHOOD_PROTOCOLS and not spec.likelihood_rule:
+            scored = ", ".join(n for n in list_benchmarks(None) if get_benchmark(n).likelihood_rule)
+            raise ValueError(f"--protocol {args.protocol} scores options by their likelihood ({scored}); "
+                             f"{spec.name} has no likelihood scoring: use direct or ground_r1")
     folders = (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root))
     for flag, folder in folders:
         if folder is not None and not Path(folder).is_dir():
@@ -331,8 +381,9 @@ def main(argv: list[str] | None = None) -> int:
         shutdown(ctx)
     code = outcome.exit_code(unjudged=ungraded, incomplete=incomplete)
     if ungraded:
-        logger.error("%d MM-Vet item(s) could not be graded (endpoint down or unparseable replies): the summary says "
-                     "so; rerun the same command to grade only those items (exit %d)", ungraded, code)
+        logger.error("%d judged item(s) (MM-Vet, HR-Bench's judge) could not be graded (endpoint down or "
+                     "unparseable replies): the summary says so; rerun the same command to grade only those items "
+                     "(exit %d)", ungraded, code)
     if read.failed:
         logger.error("could not run: %s; the other benchmarks finished", ", ".join(read.failed))
     if incomplete:

@@ -5,7 +5,8 @@ One benchmark at a time, each in its own folder so that each resumes on its own:
 - **Items.** :func:`read_benchmarks` finds every requested benchmark's release file (:func:`locate_benchmark`:
   our layout, ``DATASET_ROOT/{name}.jsonl`` with images in ``DATASET_ROOT/{name}/``, or the release's,
   ``DATASET_ROOT`` = the JSONL folder and ``IMAGE_ROOT`` = its ``LVLM_benchmarks`` folder with
-  ``IMAGE_ROOT/{name}/``) and validates every record of each, images included, before any inference. A record
+  ``IMAGE_ROOT/{name}/``; a zoom-in benchmark's own folder or file, ``BenchmarkSpec.locate``) and validates every
+  record of each, images included, before any inference. A record
   that cannot be evaluated is skipped (``file:line: field: why``, written to ``skipped_records.jsonl`` and
   counted in the summary); a benchmark whose file cannot be read at all is reported and the others run.
 - **Protocols** (:data:`PROTOCOLS`): ``direct`` is the one-turn baseline with the benchmark's direct prompt
@@ -13,11 +14,13 @@ One benchmark at a time, each in its own folder so that each resumes on its own:
   is the multi-round rollout of training on the plain question (its template asks for ``<answer>`` tags);
   ``ground_sft`` is the fixed two turns of SPEC §8 around the direct prompt (the SFT model answers in plain
   text, so the answer-format suffix is kept; our choice, the release's general SFT script was not public).
-  In every protocol the answer is read from the final turn by the benchmark's own parser.
-- **Grading** (:func:`grade`): for a spec with ``needs_judge`` (MM-Vet), its grader messages and its
-  ``judge_plan`` (the official retry rule) through the judge client of Evaluation I (its retries, cache and
+  In every protocol the answer is read from the final turn by the benchmark's own parser. ``likelihood`` and
+  ``ground_r1_likelihood`` score the options of a spec with a ``likelihood_rule`` (V*'s official rule,
+  :mod:`ground_r1.evaluation.likelihood`) instead of reading a generated answer.
+- **Grading** (:func:`grade`): for a spec with ``needs_judge`` (MM-Vet; HR-Bench's optional official judge), its
+  grader messages and its ``judge_plan`` (the official asks and reply rule) through the judge client of Evaluation I (its retries, cache and
   resume). A grading that fails stays a failure: the item is excluded from the means and counted, never scored 0.
-- **Records** (:func:`score_benchmark`): ``spec.score_item`` per predicted item; an item whose prediction
+- **Records** (:func:`score_benchmark`): ``spec.score_prediction`` per predicted item; an item whose prediction
   is an error (unreadable image) is left out and counted; ``spec.summary_rows`` makes the summary table's rows.
 
 Everything benchmark-specific is the spec's (:mod:`ground_r1.evaluation.benchmarks.spec`, "How to add a
@@ -55,6 +58,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "GRADES_NAME",
+    "LIKELIHOOD_PROTOCOLS",
     "PROTOCOLS",
     "BenchmarkData",
     "GeneralDataError",
@@ -78,8 +82,13 @@ __all__ = [
     "write_demo_dataset",
 ]
 
-PROTOCOLS = ("direct", "ground_r1", "ground_sft")
-_INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft"}
+PROTOCOLS = ("direct", "ground_r1", "ground_sft", "likelihood", "ground_r1_likelihood")
+# V*'s official option-loss scoring (evaluation/likelihood.py): "likelihood" generates nothing (the one-turn
+# protocol's processor and pixel limits); "ground_r1_likelihood" runs the crop loop first (its rollout settings).
+# Their predictions' identity is their own protocol's (evaluation/identity.py); this is the engine each one runs.
+_INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft",
+                       "likelihood": "baseline", "ground_r1_likelihood": "ground_r1"}
+LIKELIHOOD_PROTOCOLS = ("likelihood", "ground_r1_likelihood")
 GRADES_NAME = "mmvet_grades.jsonl"  # the grader's records in a benchmark's folder (the name MM-Vet's runs have)
 
 
@@ -105,7 +114,7 @@ class BenchmarkData:
 
     @property
     def skipped_records(self) -> int:
-        return len({issue.line for issue in self.skipped})
+        return len({(issue.file, issue.line) for issue in self.skipped})  # V*: one file per record
 
 
 @dataclass
@@ -130,34 +139,13 @@ def inference_protocol(protocol: str) -> str:
 def locate_benchmark(
     spec: BenchmarkSpec, dataset_root: str | os.PathLike[str], image_root: str | os.PathLike[str] | None = None
 ) -> tuple[Path, Path]:
-    """(release file, image root) of a benchmark.
-
-    The file is ``DATASET_ROOT/{default_file}`` (e.g. ``MME.jsonl``), else ``DATASET_ROOT/{name}/{default_file}``.
-    Images: with ``image_root`` (the release's layout: the folder the ``LVLM_benchmarks`` zip unpacks to),
-    ``IMAGE_ROOT/{name}/``; else ``DATASET_ROOT/{name}/`` when that folder exists (the release's per-benchmark
-    image folders: POPE's and RealWorldQA's ``images/img_0.png`` are different files), else the file's folder.
+    """(file to read, image root) of a benchmark: :meth:`BenchmarkSpec.locate` (the release's layout, or a zoom-in
+    benchmark's own folders).
 
     Raises:
-        FileNotFoundError: neither file exists, or ``IMAGE_ROOT/{name}/`` does not (the paths tried are named).
+        FileNotFoundError: nothing found (the paths tried are named).
     """
-    root = Path(dataset_root).expanduser()
-    candidates = [root / spec.default_file, root / spec.name / spec.default_file]
-    found = next((c for c in candidates if c.is_file()), None)
-    if found is None:
-        raise FileNotFoundError(
-            f"{spec.name}: benchmark file not found: tried {candidates[0]} and {candidates[1]} (put the release's "
-            f"{spec.default_file} in DATASET_ROOT, or leave {spec.name} out of BENCHMARKS)"
-        )
-    if image_root is not None:
-        folder = Path(image_root).expanduser() / spec.name
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{spec.name}: image folder not found: {folder} (IMAGE_ROOT holds one folder per benchmark, as the "
-                f"release's LVLM_benchmarks/{spec.name}/)"
-            )
-        return found, folder
-    folder = root / spec.name
-    return found, folder if folder.is_dir() else found.parent
+    return spec.locate(dataset_root, image_root)
 
 
 def write_demo_dataset(folder: str | os.PathLike[str]) -> Path:
@@ -271,6 +259,7 @@ def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
             file:line).
     """
     inference_protocol(protocol)
+    data.spec.prepare_images(data.items)  # images embedded in a TSV/parquet are decoded once, here
     out = []
     for item in data.items:
         if isinstance(item.image, list):
@@ -358,7 +347,7 @@ def score_benchmark(
             grade = grades.get(item.key)
             if grade is not None and grade.get("status") == "ok" and grade.get("score") is not None:
                 judge_score = float(grade["score"])
-        record = spec.score_item(item, final_text(prediction), judge_score=judge_score)
+        record = spec.score_prediction(item, prediction, judge_score=judge_score)
         record["protocol"] = prediction.get("protocol")
         scored.records.append(record)
     if scored.errors or scored.missing:

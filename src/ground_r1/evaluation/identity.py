@@ -9,9 +9,10 @@ first's, and the table would average both. So every setting that changes a predi
 the folder, naming each differing key with its recorded and its new value.
 
 The identity holds, for every protocol (:data:`COMMON_IDENTITY_KEYS`): the benchmark and its spec's version
-(prompts, item fields and parsing change with it), the protocol, the model, its family (the model config's
-``model_type``: the family owns the image geometry and the box convention), the weights' dtype, the pixel limits and
-the sampling (the per-turn token budget included); and the settings the protocol itself uses (:data:`PROTOCOLS`):
+(prompts, item fields and parsing change with it), the seed of the order a benchmark shows its options in (V*'s
+folder: the prompt changes with it), the protocol, the scripted policy of a test or demo run (none in a real one),
+the model, its family (the model config's ``model_type``: the family owns the image geometry and the box
+convention), the weights' dtype, the pixel limits and the sampling (the per-turn token budget included); and the settings the protocol itself uses (:data:`PROTOCOLS`):
 the prompt class of a one-turn run, the turn budget, crop and box rules of the grounding protocols. What changes
 only a score is not in it (the VisCoT rule column's ``letter_rule``, a judge or grader model): the score stages are
 recomputed from the predictions on every run, and each score row records its rule. ``batch_size`` is not in it
@@ -72,12 +73,18 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("ground_sft", "the fixed two turns of SPEC §8: ask for a box, then answer from the crop around it",
                  ("min_crop_size", "box_parse")),
         Protocol("refcoco", "one turn: Qwen's grounding prompt per referring expression", ()),
+        Protocol("likelihood", "no generation: [image, question] then each option as the reply, the option with the "
+                 "lowest mean token loss chosen (V*'s official rule, ground_r1.evaluation.likelihood)", ()),
+        Protocol("ground_r1_likelihood", "the ground_r1 rollout, then each option in place of its last turn, scored "
+                 "given the final context (the original image and every crop)",
+                 ("max_turns", "max_completion_length", "min_crop_size", "max_aspect_ratio", "crop_fallback",
+                  "box_parse")),
     )
 }
 
 # Every protocol's predictions depend on these.
-COMMON_IDENTITY_KEYS = ("benchmark", "benchmark_version", "protocol", "model", "model_family", "dtype", "min_pixels",
-                        "max_pixels", "sampling")
+COMMON_IDENTITY_KEYS = ("benchmark", "benchmark_version", "option_seed", "protocol", "model", "model_family", "dtype",
+                        "min_pixels", "max_pixels", "sampling", "scripted_policy")
 
 
 def protocol(name: str) -> Protocol:
@@ -99,6 +106,7 @@ class InferenceConfig:
     protocol: str
     benchmark: str = ""  # the benchmark's name (viscot, refcoco, a general benchmark's spec name)
     benchmark_version: str = ""  # its version: bumped when its prompts, item fields or parsing change
+    option_seed: int | None = None  # the seed of the per-item option order (V*: the prompt shows options shuffled)
     model: str = ""  # the checkpoint evaluated (a local folder absolute, so a resume from elsewhere matches)
     model_family: str = ""  # the model config's model_type (:func:`model_family`)
     dtype: str = ""  # the weights' dtype as loaded ("float32", "bfloat16"; "" when not recorded)
@@ -112,6 +120,7 @@ class InferenceConfig:
     min_pixels: int | None = None  # the processor's pixel limits (None: the processor's own)
     max_pixels: int | None = None
     box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
+    scripted_policy: str = ""  # tests and demos: the scripted policy of ground_r1.demo.scripted writing every turn
     batch_size: int = 8
     # Where each rollout setting came from ("flag", "checkpoint", "default"): recorded, not part of the identity.
     settings_sources: dict = field(default_factory=dict, compare=False, hash=False)
@@ -162,7 +171,7 @@ def model_family(model_path: str | os.PathLike[str] | None) -> str:
 
 
 def inference_config(args: Any, *, protocol: str, benchmark: str = "", benchmark_version: str = "",
-                     prompt_class: str = "only_question") -> InferenceConfig:
+                     option_seed: int | None = None, prompt_class: str = "only_question") -> InferenceConfig:
     """The config of an evaluation run from its CLI arguments (the flags both evaluation CLIs share), the one
     place an evaluation CLI turns flags into the settings its predictions depend on."""
     import dataclasses
@@ -174,7 +183,9 @@ def inference_config(args: Any, *, protocol: str, benchmark: str = "", benchmark
     local = Path(args.model_path)  # a local folder is recorded absolute, so a resume from elsewhere matches
     model = str(local.resolve()) if local.exists() else str(args.model_path)
     dtype = str(resolve_dtype(getattr(args, "dtype", "auto"))).removeprefix("torch.")
-    return InferenceConfig(protocol=protocol, benchmark=benchmark, benchmark_version=benchmark_version, model=model,
+    return InferenceConfig(protocol=protocol, benchmark=benchmark, benchmark_version=benchmark_version,
+                           option_seed=option_seed, scripted_policy=getattr(args, "scripted_policy", None) or "",
+                           model=model,
                            model_family=model_family(args.model_path), dtype=dtype, prompt_class=prompt_class,
                            sampling=sampling, max_turns=args.max_turns,
                            max_completion_length=args.max_completion_length, min_crop_size=args.min_crop_size,

@@ -25,8 +25,10 @@ from ground_r1.evaluation.benchmarks.mmvet import MMVetSpec
 from ground_r1.evaluation.benchmarks.pope import PopeSpec
 from ground_r1.evaluation.benchmarks.realworldqa import RealWorldQASpec
 from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
+from ground_r1.evaluation.benchmarks.zoom_registry import ZOOM_BENCHMARKS
 
-__all__ = ["UnknownBenchmarkError", "get_benchmark", "list_benchmarks", "register_benchmark", "unregister_benchmark"]
+__all__ = ["SUITES", "UnknownBenchmarkError", "get_benchmark", "list_benchmarks", "register_benchmark",
+           "unregister_benchmark"]
 
 
 class UnknownBenchmarkError(ValueError):
@@ -189,13 +191,17 @@ def unregister_benchmark(name: str) -> BenchmarkSpec:
     return spec
 
 
-for _spec in _BUILTIN:
+for _spec in (*_BUILTIN, *ZOOM_BENCHMARKS):
     register_benchmark(_spec)
 
+SUITES = ("general", "zoom")
 
-def list_benchmarks() -> list[str]:
-    """Canonical names of the registered benchmarks, in registration order."""
-    return list(_REGISTRY)
+
+def list_benchmarks(suite: str | None = "general") -> list[str]:
+    """Canonical names of the registered benchmarks of ``suite``, in registration order: ``"general"`` (default)
+    SPEC §7's set, what ``BENCHMARKS=all`` runs; ``"zoom"`` the zoom-in benchmarks (V*, HR-Bench,
+    TreeBench), run when named; None every registered one."""
+    return [name for name, spec in _REGISTRY.items() if suite is None or spec.suite == suite]
 
 
 def get_benchmark(name: str) -> BenchmarkSpec:
@@ -210,6 +216,6 @@ def get_benchmark(name: str) -> BenchmarkSpec:
     close = difflib.get_close_matches(key, list(_LOOKUP), n=1, cutoff=0.5)
     hint = f"; did you mean {_LOOKUP[close[0]]!r}?" if close else ""
     raise UnknownBenchmarkError(
-        f"unknown benchmark {name!r}{hint} Valid names: {', '.join(list_benchmarks())} "
+        f"unknown benchmark {name!r}{hint} Valid names: {', '.join(list_benchmarks(None))} "
         f"(case and punctuation are ignored)"
     )

@@ -4,23 +4,28 @@ A :class:`BenchmarkSpec` is everything the general-benchmark pipeline (:mod:`gro
 ``python -m ground_r1.cli.evaluate_general``) knows about a benchmark: the pipeline calls the methods below and
 never asks which class a spec is. The contract, in the order the pipeline uses it:
 
-- **Data.** :meth:`~BenchmarkSpec.read` reads the file with the reader of the spec's ``layout``
+- **Data.** :meth:`~BenchmarkSpec.locate` finds the file (and the image folder) under ``DATASET_ROOT``;
+  :meth:`~BenchmarkSpec.read` reads it with the reader of the spec's ``layout`` (:meth:`~BenchmarkSpec.layout_of`)
   (:mod:`~ground_r1.evaluation.benchmarks.readers`: what a line holds, or why it cannot be read) and validates
-  each record (:meth:`~BenchmarkSpec._build_item`, :meth:`~BenchmarkSpec._finish_item`), images included, before
-  any inference. A record that cannot be evaluated is skipped and named as ``file:line: field: why`` (a
+  each record (:meth:`~BenchmarkSpec._build_items`, :meth:`~BenchmarkSpec._finish_item`), images included, before
+  any inference; :meth:`~BenchmarkSpec.prepare_images` writes images embedded in the file (a TSV's base64 cells)
+  to files before inference. A record that cannot be evaluated is skipped and named as ``file:line: field: why`` (a
   :class:`ground_r1.data.records.ValidationIssue`); only a file with no usable record at all is a
   :class:`BenchmarkFileError`; :meth:`~BenchmarkSpec.load` is the strict form. :meth:`~BenchmarkSpec.first_items`
   keeps what ``--max_items`` keeps. Items are keyed by ``"{file name}:{line}"``: the release's ids
   (``Question_id``, ``problem_id``) repeat across tasks and splits (SPEC §6).
 - **Prompts.** :meth:`~BenchmarkSpec.direct_prompt` (the one-turn protocol: the question and the benchmark's
   answer-format suffix) and :meth:`~BenchmarkSpec.question` (what the grounding protocols wrap in their template).
-- **Scores.** :meth:`~BenchmarkSpec.score_item` makes one JSON-ready record per predicted item,
+- **Scores.** :meth:`~BenchmarkSpec.score_prediction` makes one JSON-ready record per predicted item (by
+  default :meth:`~BenchmarkSpec.score_item` of its final turn; the zoom-in specs also score the trajectory's boxes),
   :meth:`~BenchmarkSpec.aggregate` the metrics in the paper's units, :meth:`~BenchmarkSpec.estimate` each
   number's error bar, :meth:`~BenchmarkSpec.summary_rows` the rows of the summary table (each number with its
   rule and error bar; the default: accuracy, its variant rules, the answerable rows of a letter benchmark).
 - **Judge.** :meth:`~BenchmarkSpec.judge_plan` (None for a rule-scored benchmark) and
   :meth:`~BenchmarkSpec.grader_messages`: what an LLM grader is asked per prediction and how its replies are read
-  (MM-Vet's official grader).
+  (MM-Vet's official grader; HR-Bench's official yes/no judge).
+- **Likelihood.** ``likelihood_rule`` and :meth:`~BenchmarkSpec.likelihood_options` for a benchmark scored by
+  option likelihood (``--protocol likelihood``, V*'s official rule; :mod:`ground_r1.evaluation.likelihood`).
 - **Demo.** ``demo_records``: the release-format records of the built-in demo set a run with no data evaluates
   (:func:`ground_r1.evaluation.general.write_demo_dataset` draws their images); a spec without them is left out
   of that run's ``all``.
@@ -42,7 +47,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from ground_r1.data.records import ValidationIssue
 from ground_r1.evaluation.benchmarks.parsing import strip_answer_tags
-from ground_r1.evaluation.benchmarks.readers import reader
+from ground_r1.evaluation.benchmarks.readers import RawRecord, reader
 
 from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 
@@ -125,7 +130,7 @@ class BenchmarkRecords:
 
     @property
     def skipped_records(self) -> int:
-        return len({issue.line for issue in self.skipped})
+        return len({(issue.file, issue.line) for issue in self.skipped})
 
 
 class _ItemProblems(Exception):
@@ -153,7 +158,15 @@ class BenchmarkSpec:
         variant_rules: ``(key, label)`` of the other rules each record is also scored by (ours where more lenient
             than the reference, the release's); ``record["variants"][key]`` and the aggregate's
             ``variants[key]`` hold them, and the tables print them as labelled variant rows.
-        layout: how the file is laid out (:data:`~ground_r1.evaluation.benchmarks.readers.READERS`: "jsonl").
+        layout: how the file is laid out (:data:`~ground_r1.evaluation.benchmarks.readers.READERS`: "jsonl", or a
+            zoom-in benchmark's "tsv", "parquet", "vstar_folder"); a spec reading several layouts says which one a
+            path is in with :meth:`layout_of`.
+        suite: "general", SPEC §7's set (what ``BENCHMARKS=all`` runs), or "zoom", the zoom-in benchmarks (V*,
+            HR-Bench, TreeBench: run when named, or with ``BENCHMARKS=zoom``).
+        option_seed: seeds the per-item order a benchmark shows its options in (V*: the file puts the correct one
+            first); None when options are shown as the file orders them. Part of the prediction identity.
+        likelihood_rule: the rule of the benchmark's option-likelihood scoring (``--protocol likelihood``; V*'s
+            official one), "" when it has none; such a spec defines :meth:`likelihood_options`.
         demo_records: release-format records of the built-in demo set (``Image`` relative to the benchmark's
             image folder; each image is drawn as a red square on white).
     """
@@ -170,6 +183,9 @@ class BenchmarkSpec:
     rule: str = ""
     variant_rules: tuple[tuple[str, str], ...] = ()
     layout: str = "jsonl"
+    suite: str = "general"
+    option_seed: int | None = None
+    likelihood_rule: str = ""
     demo_records: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution")
@@ -206,28 +222,29 @@ class BenchmarkSpec:
             BenchmarkFileError: the file holds no usable record (empty, or every record skipped: listed).
         """
         file = self.resolve_file(path)
+        layout = self.layout_of(file)
         root = Path(dataset_root).expanduser()
         items: list[BenchmarkItem] = []
         skipped: list[ValidationIssue] = []
         read = 0
-        for raw in reader(self.layout)(file):
+        for raw in reader(layout)(file):
             read += 1
             if raw.problem is not None:
                 skipped.append(ValidationIssue(raw.file, raw.line, *raw.problem))
                 continue
             try:
-                item = self._build_item(raw.record, file, raw.line, root, check_images)
+                built = self._build_items(raw, layout, root, check_images)
             except _ItemProblems as found:
                 skipped.extend(ValidationIssue(raw.file, raw.line, fld, why) for fld, why in found.problems)
                 continue
-            items.append(item)
+            items.extend(built)
         problems = self._validate_items(items)
         if not items or problems:
             listed = problems or [str(i) for i in skipped] or [f"{file}: no records (the file is empty)"]
             raise BenchmarkFileError(self.name, file, listed)
         if skipped:
             logger.warning("%s: %d of %d record(s) of %s cannot be evaluated and are skipped (first: %s)",
-                           self.name, len({i.line for i in skipped}), read, file, skipped[0])
+                           self.name, len({(i.file, i.line) for i in skipped}), read, file, skipped[0])
         logger.info("%s: loaded %d items from %s", self.name, len(items), file)
         return BenchmarkRecords(file, items, skipped, read)
 
@@ -244,6 +261,20 @@ class BenchmarkSpec:
         if result.skipped:
             raise BenchmarkFileError(self.name, result.file, [str(issue) for issue in result.skipped])
         return result.items
+
+    def layout_of(self, file: Path) -> str:
+        """The layout ``file`` is read with (a key of :data:`~ground_r1.evaluation.benchmarks.readers.READERS`):
+        :attr:`layout`; a spec reading several layouts (HR-Bench's TSV, parquet and ZoomEye JSONL) says which."""
+        return self.layout
+
+    def _build_items(self, raw: RawRecord, layout: str, root: Path, check_images: bool) -> list[BenchmarkItem]:
+        """The items of one record read by the reader of ``layout`` (one for a release-format record; HR-Bench's
+        ZoomEye record unfolds to its 4 rotations).
+
+        Raises:
+            _ItemProblems: the record's ``(field, why)`` problems (it is skipped and they are named).
+        """
+        return [self._build_item(raw.record or {}, Path(raw.file), raw.line, root, check_images)]
 
     def _build_item(
         self, record: dict[str, Any], file: Path, line: int, root: Path, check_images: bool
@@ -316,6 +347,42 @@ class BenchmarkSpec:
             return str(base.with_name(base.name + self.default_image_ext))
         return str(base)
 
+    def locate(self, dataset_root: str | Path, image_root: str | Path | None = None) -> tuple[Path, Path]:
+        """(file to read, image root) of the benchmark under ``DATASET_ROOT``.
+
+        The file is ``DATASET_ROOT/{default_file}`` (e.g. ``MME.jsonl``), else ``DATASET_ROOT/{name}/{default_file}``.
+        Images: with ``image_root`` (the release's layout: the folder the ``LVLM_benchmarks`` zip unpacks to),
+        ``IMAGE_ROOT/{name}/``; else ``DATASET_ROOT/{name}/`` when that folder exists (the release's per-benchmark
+        image folders: POPE's and RealWorldQA's ``images/img_0.png`` are different files), else the file's folder.
+        A spec with its own folder layouts (the zoom-in benchmarks) overrides this.
+
+        Raises:
+            FileNotFoundError: neither file exists, or ``IMAGE_ROOT/{name}/`` does not (the paths tried are named).
+        """
+        root = Path(dataset_root).expanduser()
+        candidates = [root / self.default_file, root / self.name / self.default_file]
+        found = next((c for c in candidates if c.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(
+                f"{self.name}: benchmark file not found: tried {candidates[0]} and {candidates[1]} (put the "
+                f"release's {self.default_file} in DATASET_ROOT, or leave {self.name} out of BENCHMARKS)"
+            )
+        if image_root is not None:
+            folder = Path(image_root).expanduser() / self.name
+            if not folder.is_dir():
+                raise FileNotFoundError(
+                    f"{self.name}: image folder not found: {folder} (IMAGE_ROOT holds one folder per benchmark, as "
+                    f"the release's LVLM_benchmarks/{self.name}/)"
+                )
+            return found, folder
+        folder = root / self.name
+        return found, folder if folder.is_dir() else found.parent
+
+    def prepare_images(self, items: list[BenchmarkItem]) -> int:
+        """Make the items' image files exist before inference (images embedded in a TSV or parquet file are
+        decoded once, here); returns how many files were written (0: every image is a file already)."""
+        return 0
+
     def first_items(self, items: list[BenchmarkItem], count: int) -> list[BenchmarkItem]:
         """The items a ``--max_items count`` run keeps: the first ``count`` (a benchmark whose scoring needs whole
         groups, MMBench's rotated copies, keeps whole groups)."""
@@ -355,6 +422,20 @@ class BenchmarkSpec:
         ``judge_score`` is only for benchmarks with ``needs_judge``; rule-scored ones reject it.
         """
         raise NotImplementedError(f"{type(self).__name__} must define score_item")
+
+    def score_prediction(
+        self, item: BenchmarkItem, prediction: dict[str, Any], *, judge_score: float | None = None
+    ) -> dict[str, Any]:
+        """The per-item record of a whole prediction record (what the pipeline calls): by default
+        :meth:`score_item` of its final turn; a spec that scores the trajectory (its boxes, every turn) or another
+        protocol's record (option likelihoods) overrides this."""
+        turns = prediction.get("turns") or []
+        return self.score_item(item, turns[-1] if turns else "", judge_score=judge_score)
+
+    def likelihood_options(self, item: BenchmarkItem) -> tuple[str, list[str], int]:
+        """(question without options, options in the file's order, index of the correct one) for the
+        option-likelihood scoring of a spec with :attr:`likelihood_rule`."""
+        raise NotImplementedError(f"{self.name} has no option-likelihood scoring")
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Metrics in the paper's units (x100) from per-item records."""
@@ -416,17 +497,19 @@ class BenchmarkSpec:
 
     def summary_row(self, scored: ScoredBenchmark, skipped: int, metric: str, score: Any, notes: str = "", *,
                     extra_left_out: int = 0, rule: str | None = None, items: int | None = None,
-                    variant: bool = False, which: str = "headline") -> SummaryRow:
-        """One row: ``score`` (None when not a number) with the error bar of ``estimate(records, which)``; items
-        default to the scored records, unparsed to those whose answer could not be read, left out to prediction
-        errors and missing predictions (+ ``extra_left_out``)."""
+                    variant: bool = False, which: str = "headline", error_bar: bool = True) -> SummaryRow:
+        """One row: ``score`` (None when not a number) with the error bar of ``estimate(records, which)`` (none when
+        not ``error_bar``: a number no estimator covers); items default to the scored records, unparsed to those
+        whose answer could not be read, left out to prediction errors and missing predictions (+
+        ``extra_left_out``)."""
         records = scored.records
         value = float(score) if isinstance(score, (int, float)) else None
-        estimate = self.estimate(records, which)
+        estimate = self.estimate(records, which) if error_bar else None
         return SummaryRow(self.name, metric, value, len(records) if items is None else items,
                           sum(1 for r in records if r.get("parsed") is None),
                           scored.errors + scored.missing + extra_left_out, notes, self.rule if rule is None else rule,
-                          variant, skipped, estimate.se if value is not None else None, estimate.describe())
+                          variant, skipped, estimate.se if estimate is not None and value is not None else None,
+                          estimate.describe() if estimate is not None else "")
 
     def variant_summary_rows(self, scored: ScoredBenchmark, skipped: int, metric: str, values: dict[str, Any],
                              items: int | None = None) -> list[SummaryRow]:
