@@ -145,7 +145,8 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
     Raises:
         RolloutSettingsError: the checkpoint's settings file cannot be used (named).
     """
-    from ground_r1.rollout_settings import EVAL_FLAGS, describe, read_settings, resolve_eval_settings
+    from ground_r1.rollout_settings import (EVAL_FLAGS, checkpoint_coordinates, describe, read_settings,
+                                            resolve_eval_settings)
 
     checkpoint = read_settings(args.model_path) if args.checkpoint_settings else None
     demo = {**({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
@@ -156,6 +157,8 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
     for flag, key in mine.items():
         setattr(args, flag, values[key])
     args.settings_sources = sources
+    # The box convention training used (a checkpoint written with a model family records it); None: the family's.
+    args.coordinates = checkpoint_coordinates(args.model_path) if checkpoint is not None else None
     logger.info("%s", describe(values, sources, args.model_path))
 
 
@@ -327,6 +330,7 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
                                      prompt_class=args.prompt_class, sampling=sampling,
                                      max_turns=args.max_turns, max_completion_length=args.max_completion_length,
                                      min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
+                                     coordinates=getattr(args, "coordinates", None),
                                      crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
                                      max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
                                      settings_sources=dict(getattr(args, "settings_sources", {}) or {}))

@@ -209,6 +209,7 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
                                      prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
                                      max_completion_length=args.max_completion_length,
                                      min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
+                                     coordinates=getattr(args, "coordinates", None),
                                      crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
                                      max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
                                      settings_sources=dict(getattr(args, "settings_sources", {}) or {}))

@@ -28,7 +28,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ground_r1.boxes import BOX_PARSE_RULES, crop_image, crop_window, input_to_original, parse_turn_box
+from ground_r1.boxes import BOX_PARSE_RULES, crop_image, parse_turn_box
 from ground_r1.data.images import ImageLoadError, load_image
 from ground_r1.evaluation.predictions import PredictionWriter, done_keys, merge_predictions, shard_path
 from ground_r1.prompt import (
@@ -79,6 +79,8 @@ class InferenceConfig:
     min_pixels: int | None = None  # the processor's pixel limits (recorded: predictions depend on them)
     max_pixels: int | None = None
     box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
+    # The box coordinate convention (models.families.coordinates); None: the model family's default.
+    coordinates: str | None = None
     batch_size: int = 8
     # Where each rollout setting came from ("flag", "checkpoint", "default"): recorded, not part of the identity.
     settings_sources: dict = field(default_factory=dict, compare=False, hash=False)
@@ -100,6 +102,8 @@ class InferenceConfig:
         for key in ("min_pixels", "max_pixels"):  # not recorded by older runs: compared only when set
             if out[key] is None:
                 out.pop(key)
+        if self.coordinates is None:
+            out.pop("coordinates")  # the family's default (the model is part of the identity): older runs resume
         if self.box_parse == "tag_first" or self.protocol in ("baseline", "refcoco"):
             out.pop("box_parse")  # the default (runs recorded before the key existed resume), or unused
         if self.protocol != "baseline":
@@ -214,12 +218,13 @@ def _turn(codec: ConversationCodec, generated: GeneratedTurn) -> Turn:
     return Turn(text=text, ids=list(generated.ids), hit_token_limit=generated.hit_token_limit, is_answer=has_answer(text))
 
 
-def _trajectory(turns: list[Turn], input_size: tuple[int, int], original_size: tuple[int, int]) -> Trajectory:
+def _trajectory(turns: list[Turn], input_size: tuple[int, int], original_size: tuple[int, int],
+                coordinates: str) -> Trajectory:
     """A fixed-turn conversation as a :class:`Trajectory`, so every protocol's record has one shape."""
     sampled = sum(len(t.ids) for t in turns)
     return Trajectory(
         question_index=0, branch=0, prompt_ids=[], input_size=input_size, original_size=original_size,
-        completion_mask=[1] * sampled, turns=turns,
+        completion_mask=[1] * sampled, turns=turns, coordinates=coordinates,
         finish_reason="token_limit" if turns[-1].hit_token_limit else "stop",
     )
 
@@ -229,7 +234,7 @@ class Engine:
 
     def __init__(self, model, processor, config: InferenceConfig):
         self.config = config
-        self.codec = ConversationCodec(processor, add_vision_id=True)
+        self.codec = ConversationCodec(processor, add_vision_id=True, coordinates=config.coordinates)
         self.generator = HFGenerator(model, self.codec, record_logprobs=False)
 
     def prompt_text(self, item: EvalItem, input_size: tuple[int, int] | None = None) -> str:
@@ -243,7 +248,7 @@ class Engine:
             return refcoco_text(item.question)
         if input_size is None:
             return item.question
-        return grounding_text(item.question, *input_size)
+        return grounding_text(item.question, *input_size, self.codec.coordinates)
 
     def run_batch(self, items: list[EvalItem], images: list) -> list[Trajectory]:
         """One trajectory per item (same order). ``images`` are the original RGB images."""
@@ -255,7 +260,7 @@ class Engine:
         turns = [[_turn(self.codec, g)] for g in first]
         if self.config.protocol == "ground_sft":
             self._ground_sft_second_turn(items, images, encoded, turns)
-        return [_trajectory(t, enc.size, img.size) for t, enc, img in zip(turns, encoded, images)]
+        return [_trajectory(t, enc.size, img.size, self.codec.coordinates) for t, enc, img in zip(turns, encoded, images)]
 
     def _generate(self, requests: list[GenerationRequest]) -> list[GeneratedTurn]:
         return self.generator(requests, self.config.sampling, self.config.sampling.max_new_tokens)
@@ -269,14 +274,15 @@ class Engine:
         return rollout.run(questions, TreePlan(1, 1), cfg.sampling)
 
     def _ground_sft_second_turn(self, items, images, encoded, turns: list[list[Turn]]) -> None:
-        """SPEC §8 turn 2: crop around the turn-1 box (input pixels -> original), ask for the answer."""
+        """SPEC §8 turn 2: crop around the turn-1 box (the family's frame -> original), ask for the answer."""
         crops = []
         for first, enc, img in zip((t[0] for t in turns), encoded, images):
+            frame = self.codec.frame(enc.size)
             parsed = parse_turn_box(first.text, self.config.box_parse)
             if parsed is not None:
                 first.box, first.box_source = parsed.box, parsed.source
-                first.box_original = input_to_original(parsed.box, enc.size, img.size)
-            window = crop_window(parsed.box if parsed else None, enc.size, img.size, min_size=self.config.min_crop_size)
+                first.box_original = frame.to_original(parsed.box, img.size)
+            window = frame.crop_window(parsed.box if parsed else None, img.size, min_size=self.config.min_crop_size)
             first.crop_window, first.crop_is_fallback = tuple(window.box), window.is_fallback
             crops.append(crop_image(img, window))
         crop_encoded = self.codec.encode_images(crops)

@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping
 from ground_r1.boxes import Box, iou, parse_first_box_signed, xywh_to_xyxy
 from ground_r1.evaluation.inference import EvalItem, LoadedItems, limit_per_dataset
 from ground_r1.evaluation.uncertainty import mean_estimate
+from ground_r1.models.families.coordinates import frame_of_record
 
 IOU_THRESHOLD = 0.5
 PROTOCOL_LABELS = {
@@ -213,11 +214,13 @@ def score_prediction(prediction: Mapping[str, Any]) -> dict[str, Any]:
     row.update(iou=0.0, hit=False, iou_release=0.0, hit_release=False)
     if parsed is None:
         return row
-    sizes = (tuple(trajectory["input_size"]), tuple(trajectory["original_size"]))
-    box = rescale_unclamped(parsed, *sizes)
+    # The frame the model's box is written in: the input pixels (Qwen2.5-VL) or the 0-1000 grid (Qwen2-VL,
+    # Qwen3-VL), as recorded with the prediction (models.families.coordinates).
+    frame, original_size = frame_of_record(trajectory), tuple(trajectory["original_size"])
+    box = frame.to_original_unclamped(parsed, original_size)
     value = iou(box, prediction["gt_box"])
     row.update(box=list(box), iou=value, hit=value >= IOU_THRESHOLD)
-    release = rescale_release(parsed, *sizes)
+    release = frame.to_original_release(parsed, original_size)
     if release is not None:
         release_iou = iou(release, prediction["gt_box"])
         row.update(box_release=list(release), iou_release=release_iou, hit_release=release_iou >= IOU_THRESHOLD)

@@ -95,7 +95,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if not isinstance(config, GroundR1Config):
             raise TypeError("GroundR1Trainer needs args=GroundR1Config(...)")
         super().__init__(*args, **kwargs)
-        self.codec = ConversationCodec(self.processing_class)
+        # The family (from the processor) gives geometry and the default box convention (models.families).
+        self.codec = ConversationCodec(self.processing_class, coordinates=config.coordinates)
         self.tree_plan = TreePlan.from_group(self.num_generations, config.num_first_round_samples)
         self.rollout_config = rollout_config_from(config)
         self.train_sampling = train_sampling_from(config)
@@ -416,7 +417,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if self.args.should_save:
             from ground_r1.rollout_settings import write_settings
 
-            write_settings(output_dir or self.args.output_dir, self.args)
+            write_settings(output_dir or self.args.output_dir, self.args, coordinates=self.codec.coordinates,
+                           model_family=self.codec.family.name)
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):
         """OUTPUT_DIR/README.md: our card (what was trained, on what, the preset, held-out figures) in place of
