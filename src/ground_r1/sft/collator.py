@@ -108,7 +108,7 @@ def encode_example(
     processor, messages: list[dict[str, Any]], images: list[Any], add_vision_id: bool = True
 ) -> dict[str, torch.Tensor]:
     """One conversation -> ``input_ids``, ``attention_mask``, ``labels``, ``mm_token_type_ids`` (each ``[L]``),
-    ``pixel_values`` (``[sum t*h*w, C*14*14*2]``), ``image_grid_thw`` (``[n_images, 3]``).
+    ``pixel_values`` (``[sum t*h*w, C*patch*patch*temporal]``), ``image_grid_thw`` (``[n_images, 3]``).
 
     Raises:
         ValueError: see :func:`render_with_assistant_spans`; a token straddles a span edge; no assistant token.
@@ -121,7 +121,9 @@ def encode_example(
     input_ids = enc["input_ids"][0]
     offsets = enc.pop("offset_mapping")[0].tolist()
     grid = enc.get("image_grid_thw")
-    merge = int(getattr(processor.image_processor, "merge_size", 2)) ** 2
+    from ground_r1.models.families import family_of_processor
+
+    merge = family_of_processor(processor).geometry(processor).merge_size ** 2  # read from the processor, checked
     per_image = [int(g.prod()) // merge for g in grid] if grid is not None else []
     spans = _expanded_spans(text, spans, processor.image_token, per_image)
 

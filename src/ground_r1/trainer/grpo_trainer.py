@@ -128,6 +128,18 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
                                  "loss_batch_layout: padded")
             logger.warning("loss batch: TRL's padded layout (%s)", reason)
             return "padded"
+        if layout == "packed":
+            from ground_r1.models.families import family_of_model
+
+            family = family_of_model(policy)
+            if family.packed_loss_problem is not None:
+                # Qwen3.5: packing is not exact for this family (models/families/qwen3_5.py says why).
+                if config.loss_batch_layout == "packed":
+                    raise ValueError(f"loss_batch_layout='packed' cannot be used with {family.title}: "
+                                     f"{family.packed_loss_problem}. Set loss_batch_layout: bucketed")
+                logger.warning("loss batch: bucketed, not packed, for %s (%s)", family.title,
+                               family.packed_loss_problem)
+                layout = "bucketed"
         if layout == "packed" and not is_varlen_attention(attn):
             logger.warning("loss_batch_layout=packed without flash-attention: attention builds a [W x W] mask per "
                            "packed row (correct, slow and memory-hungry); 'bucketed' is the layout for sdpa/eager")
