@@ -34,3 +34,24 @@ def tiny_model_dir() -> Path:
     from ground_r1.demo import tiny
 
     return tiny.ensure_tiny_model(paths.tiny_model_dir())
+
+
+# Every model family's tiny model (ground_r1.models.families): built once (cached in the project cache like the
+# default one, ~10 s each on first use) and shared by the per-family tests.
+FAMILY_NAMES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_5")
+OTHER_FAMILIES = ("qwen2_vl", "qwen3_vl", "qwen3_5")  # the default family is covered by the rest of the suite
+
+
+@pytest.fixture(scope="session")
+def family_model_dirs():
+    """family name -> its tiny model folder, built on first request."""
+    from ground_r1.demo import tiny
+
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            built[family] = tiny.ensure_tiny_model(paths.tiny_model_dir(family), family=family)
+        return built[family]
+
+    return get
