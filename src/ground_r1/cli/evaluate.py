@@ -240,6 +240,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow_failures", action="store_true", help="print the AVG whatever the failure share")
     p.add_argument("--compare_to", default=None, help="another run's output_dir, shown beside this one")
     p.add_argument("--label", default=None, help="column label of this run (default: from its settings)")
+    p.add_argument("--scripted_policy", default=None,
+                   help="tests only: turns come from a scripted policy (a name of ground_r1.demo.scripted.POLICIES or "
+                        "pkg.mod:func) instead of sampling, so boxes, crops and later turns happen on a random model; "
+                        "recorded in the run's identity (predictions say so)")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -326,6 +330,8 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
                                    repetition_penalty=args.repetition_penalty)
     local = Path(args.model_path)  # a local folder is recorded absolute, so a resume from elsewhere matches
     model = str(local.resolve()) if local.exists() else str(args.model_path)
+    if getattr(args, "scripted_policy", None):  # never mixed with, or mistaken for, the model's own predictions
+        model += f" (scripted policy {args.scripted_policy})"
     return inference.InferenceConfig(protocol=args.protocol, model=model,
                                      prompt_class=args.prompt_class, sampling=sampling,
                                      max_turns=args.max_turns, max_completion_length=args.max_completion_length,
@@ -348,7 +354,12 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
     def make_engine() -> inference.Engine:
         processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
         model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
-        return inference.Engine(model.to(ctx.device()).eval(), processor, config)
+        engine = inference.Engine(model.to(ctx.device()).eval(), processor, config)
+        if args.scripted_policy:
+            from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
+
+            engine.generator = ScriptedGenerator(engine.codec, resolve_policy(args.scripted_policy), model=engine.generator.model)
+        return engine
 
     summary = inference.run_inference(items, make_engine, args.output_dir, config, rank=ctx.rank,
                                       world_size=ctx.world_size, progress=not args.no_progress)
