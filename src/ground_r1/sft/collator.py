@@ -36,6 +36,19 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 
 
+def training_chat_template(processor) -> str | None:
+    """The template SFT renders with when the processor's family names a training template, else None (the
+    processor's own)."""
+    from ground_r1.models.families import family_of_processor
+
+    name = family_of_processor(processor).training_chat_template
+    if name is None:
+        return None
+    import trl.chat_template_utils as templates
+
+    return getattr(templates, name)
+
+
 def render_with_assistant_spans(
     processor, messages: list[dict[str, Any]], add_vision_id: bool = True
 ) -> tuple[str, list[tuple[int, int]]]:
@@ -47,9 +60,14 @@ def render_with_assistant_spans(
             token, or the conversation starts with an assistant turn.
     """
 
+    # A family whose chat template rewrites earlier turns (Qwen3.5 drops their reasoning) trains through its
+    # prefix-stable training template (TRL's, same text for the last turn: models/families/qwen3_5.py).
+    template = training_chat_template(processor)
+
     def render(msgs: list[dict[str, Any]], generation_prompt: bool) -> str:
         return processor.apply_chat_template(
-            msgs, tokenize=False, add_generation_prompt=generation_prompt, add_vision_id=add_vision_id
+            msgs, tokenize=False, add_generation_prompt=generation_prompt, add_vision_id=add_vision_id,
+            **({"chat_template": template} if template is not None else {}),
         )
 
     eos = processor.tokenizer.eos_token

@@ -82,6 +82,9 @@ class ModelFamily:
     coordinates_evidence: ClassVar[str]  # where the default comes from (docs/model_families.md repeats it)
     reference_geometry: ClassVar[Geometry]  # the released checkpoints' (docs, tiny builder); never a default
     chat_template: ClassVar[str]  # trl.chat_template_utils name used when a checkpoint ships no template
+    # SFT renders with this trl.chat_template_utils template when the stock one is not prefix-stable (None: the
+    # checkpoint's own template)
+    training_chat_template: ClassVar[Optional[str]] = None
     projector_prefixes: ClassVar[tuple[str, ...]] = ("merger.",)  # names under the vision tower = the projector
     packed_loss_problem: ClassVar[Optional[str]] = None  # why padding-free packing is not exact (None: it is)
     native_box_pattern: ClassVar[Optional[str]] = None  # RefCOCO: a free-form box syntax besides [x1,y1,x2,y2]

@@ -7,7 +7,11 @@
 - Chat template: Qwen3.5's own (TRL ``qwen3_5_think_chat_template``; ``qwen3_5_nothink_chat_template`` is the
   no-thinking flavour): no default system prompt, ``Picture k:`` with ``add_vision_id``; the generation prompt
   OPENS ``<think>`` and the template drops the reasoning of assistant turns before the last user turn (not
-  prefix-preserving). How Ground-R1's ``<think>`` meets it: ``families.chat``.
+  prefix-preserving). How Ground-R1's ``<think>`` meets it: the generation prompt's ``<think>\n`` is the start of
+  every turn's text (``rollout.conversation``); sampled turns are kept as ids, never re-rendered, so the model sees
+  its whole trajectory. SFT renders through TRL's ``qwen3_5_think_training_chat_template`` (prefix-stable: every
+  assistant turn as ``<think>\n\n</think>\n\n`` + content), whose supervised part of a turn follows the same
+  ``<think>\n`` generation prompt the model meets in evaluation.
 - Layers: Gated-DeltaNet linear-attention layers beside full-attention ones. Under left padding (generation) the
   linear layers zero the padded inputs, so the recurrent and conv states start from zero at the first real token,
   as in the right-padded loss pass: the log-prob consistency test holds. PACKING trajectories into one row would
@@ -34,6 +38,7 @@ class Qwen3_5Family(ModelFamily):
                             "not verified on a released checkpoint here")
     reference_geometry = Geometry(patch_size=16, merge_size=2)
     chat_template = "qwen3_5_think_chat_template"
+    training_chat_template = "qwen3_5_think_training_chat_template"
     packed_loss_problem = ("its linear-attention (Gated-DeltaNet) layers would carry their recurrent state across "
                            "the trajectories packed into one row")
 

@@ -7,7 +7,7 @@
   ``norm_bbox = 'norm1000'`` from its Qwen2-VL template.
 - Chat template (TRL ``qwen3_vl_chat_template``, the Instruct one): no default system prompt, ``Picture k:`` only
   with ``add_vision_id``, prefix-preserving, no reasoning block (the Thinking checkpoints' template opens
-  ``<think>`` in the generation prompt: see ``families.chat``).
+  ``<think>`` in the generation prompt: the codec then treats it as Qwen3.5's, ``rollout.conversation``).
 - Forward: interleaved M-RoPE (``mrope_interleaved``) computed by the model's own ``get_rope_index``; the vision
   tower also returns DEEPSTACK features (added to the first LM layers' hidden states at image positions), so
   precomputed image features must carry them (:meth:`image_features`).
