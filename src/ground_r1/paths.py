@@ -34,7 +34,9 @@ def cache_dir() -> Path:
 def tiny_model_dir(family: str | None = None) -> Path:
     """The random-weight tiny model of ``family`` (default: the Qwen2.5-VL that `bash setup.sh` builds; tests use
     every family's)."""
-    if family in (None, "qwen2_5_vl"):
+    from ground_r1.models.families import DEFAULT_FAMILY
+
+    if family in (None, DEFAULT_FAMILY):
         return cache_dir() / "tiny-qwen2.5-vl"
     return cache_dir() / f"tiny-{family}"
 

@@ -195,7 +195,6 @@ def build_processor(tokenizer, min_pixels: int = TINY_MIN_PIXELS, max_pixels: in
     """The family's processor: its chat template (TRL's copy), a PIL image processor with the family's released
     patch / merge size (``reference_geometry``), no video processor."""
     import trl.chat_template_utils as templates
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from ground_r1.models.families import attach_family, get_family
     from ground_r1.models.loading import make_processor
@@ -203,7 +202,7 @@ def build_processor(tokenizer, min_pixels: int = TINY_MIN_PIXELS, max_pixels: in
     fam = get_family(family)
     geometry = fam.reference_geometry
     template = getattr(templates, fam.chat_template)
-    image_processor = Qwen2VLImageProcessorPil(
+    image_processor = fam.image_processor_class()(
         min_pixels=min_pixels, max_pixels=max_pixels, patch_size=geometry.patch_size,
         merge_size=geometry.merge_size, temporal_patch_size=geometry.temporal_patch_size)
     tokenizer.chat_template = template

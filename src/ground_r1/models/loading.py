@@ -114,7 +114,6 @@ def load_processor(
         FamilyError: config.json names no supported family (the message lists them).
     """
     from transformers import AutoTokenizer
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
 
     from ground_r1.models.families import family_of_checkpoint
 
@@ -123,7 +122,7 @@ def load_processor(
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=bool(trust_remote_code))
     # Left padding: generation appends on the right of every row of a batch.
     tokenizer.padding_side = "left"
-    image_processor = Qwen2VLImageProcessorPil.from_pretrained(
+    image_processor = family.image_processor_class().from_pretrained(
         model_path, size={"shortest_edge": int(min_pixels), "longest_edge": int(max_pixels)}
     )
     chat_template = getattr(tokenizer, "chat_template", None)

@@ -104,6 +104,14 @@ class ModelFamily:
 
         return getattr(transformers, self.model_classes[model_type or self.name])
 
+    def image_processor_class(self):
+        """The PIL image processor every family here uses (Qwen2-VL's; patch, merge and temporal patch size come
+        from the checkpoint's preprocessor_config.json: Qwen3-VL's says 16). PIL, not the torchvision one: no
+        torchvision on CPU machines (ENVIRONMENT.md)."""
+        from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+        return Qwen2VLImageProcessorPil
+
     def processor_class(self):
         """The family's processor class, accepting ``video_processor=None`` (no torchvision on CPU machines,
         ENVIRONMENT.md) and saving its parts one by one."""
