@@ -63,7 +63,7 @@ def _allowed(rel: str, table: dict) -> bool:
 
 
 def test_family_names_live_only_in_the_family_adapters():
-    assert len(list(PACKAGE.rglob("*.py"))) > 100  # the whole package is read
+    assert len(list(PACKAGE.rglob("*.py"))) > 80  # the whole package is read
     found = []
     for path in sorted(PACKAGE.rglob("*.py")):
         rel = path.relative_to(PACKAGE).as_posix()
