@@ -176,8 +176,10 @@ def evaluate_controls(
     sampling: SamplingParams = EVAL_GREEDY_SAMPLING,
     batch_size: int = 32,
     seed: int = 0,
+    coordinates: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics per condition (module doc). ``images`` are the records' original images (PIL, RGB).
+    ``coordinates``: the box convention (None: the model family's, as training's default).
 
     Raises:
         ValueError: an unknown condition (the valid ones are listed).
@@ -185,7 +187,7 @@ def evaluate_controls(
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise ValueError(f"unknown control condition(s) {unknown}; valid: {', '.join(CONDITIONS)}")
-    codec = ConversationCodec(processor)
+    codec = ConversationCodec(processor, coordinates=coordinates)
     results: dict[str, dict[str, float]] = {}
     for condition in conditions:
         if condition == "random_box":
