@@ -109,3 +109,27 @@ def test_a_0_1000_box_from_text_to_crop_to_giou_to_a_refcoco_hit_hand_derived():
     legacy = score_prediction({**prediction, "trajectory": {"input_size": [128, 96], "original_size": [640, 480]}})
     assert legacy["box"] == pytest.approx([1250.0, 500.0, 3750.0, 3000.0]) and not legacy["hit"]
     assert frame_of_record({"input_size": [128, 96]}).convention == INPUT_PIXELS
+
+
+def test_a_checkpoint_records_its_convention_and_family_and_evaluation_checks_them(tmp_path, family_model_dirs):
+    from ground_r1.config import GroundR1Config
+    from ground_r1.rollout_settings import (SETTINGS_NAME, RolloutSettingsError, checkpoint_coordinates,
+                                            read_settings, write_settings)
+
+    config = GroundR1Config(output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, num_generations=4,
+                            per_device_train_batch_size=4, remove_unused_columns=False, report_to=[])
+    folder = tmp_path / "ckpt"
+    shutil.copytree(family_model_dirs("qwen3_vl"), folder)
+    write_settings(folder, config, coordinates=RELATIVE_1000, model_family="qwen3_vl")
+    assert read_settings(folder) is not None and checkpoint_coordinates(folder) == RELATIVE_1000
+    content = json.loads((folder / SETTINGS_NAME).read_text())
+    (folder / SETTINGS_NAME).write_text(json.dumps({**content, "model_family": "qwen2_5_vl"}))
+    with pytest.raises(RolloutSettingsError, match=r"model_family: 'qwen2_5_vl', but the checkpoint's config.json "
+                                                   r"is 'qwen3_vl'"):
+        read_settings(folder)
+    # A settings file written before families (no model_family) leaves the family's default in force.
+    (folder / SETTINGS_NAME).write_text(json.dumps({k: v for k, v in content.items() if k != "model_family"}))
+    assert checkpoint_coordinates(folder) is None
+    with pytest.raises(ValueError, match=r"coordinates must be one of input_pixels, relative_1000 or unset"):
+        GroundR1Config(output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, num_generations=4,
+                       per_device_train_batch_size=4, remove_unused_columns=False, report_to=[], coordinates="norm")
