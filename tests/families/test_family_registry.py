@@ -133,3 +133,16 @@ def test_a_checkpoint_records_its_convention_and_family_and_evaluation_checks_th
     with pytest.raises(ValueError, match=r"coordinates must be one of input_pixels, relative_1000 or unset"):
         GroundR1Config(output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, num_generations=4,
                        per_device_train_batch_size=4, remove_unused_columns=False, report_to=[], coordinates="norm")
+
+
+def test_refcoco_reads_qwen2_vls_native_box_syntax_only_for_its_family():
+    """Qwen2-VL grounds as <|box_start|>(x1,y1),(x2,y2)<|box_end|>; decoded without special tokens the pair syntax is
+    left, read on the 0-1000 grid: (250,100),(750,600) on 640 x 480 -> (160, 48, 480, 288) as above."""
+    prediction = {"key": "k", "dataset": "refcoco_val", "status": "ok", "gt_box": [160, 48, 400, 288],
+                  "turns": ["the cat(250,100),(750,600)"],
+                  "trajectory": {"input_size": [112, 84], "original_size": [640, 480], "coordinates": RELATIVE_1000,
+                                 "model_family": "qwen2_vl"}}
+    row = score_prediction(prediction)
+    assert row["box"] == pytest.approx([160.0, 48.0, 480.0, 288.0]) and row["hit"]
+    other = {**prediction, "trajectory": {**prediction["trajectory"], "model_family": "qwen3_vl"}}
+    assert score_prediction(other)["box"] is None and not score_prediction(other)["hit"]  # not Qwen3-VL's syntax

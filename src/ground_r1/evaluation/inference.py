@@ -219,12 +219,12 @@ def _turn(codec: ConversationCodec, generated: GeneratedTurn) -> Turn:
 
 
 def _trajectory(turns: list[Turn], input_size: tuple[int, int], original_size: tuple[int, int],
-                coordinates: str) -> Trajectory:
+                codec: ConversationCodec) -> Trajectory:
     """A fixed-turn conversation as a :class:`Trajectory`, so every protocol's record has one shape."""
     sampled = sum(len(t.ids) for t in turns)
     return Trajectory(
         question_index=0, branch=0, prompt_ids=[], input_size=input_size, original_size=original_size,
-        completion_mask=[1] * sampled, turns=turns, coordinates=coordinates,
+        completion_mask=[1] * sampled, turns=turns, coordinates=codec.coordinates, model_family=codec.family.name,
         finish_reason="token_limit" if turns[-1].hit_token_limit else "stop",
     )
 
@@ -260,7 +260,7 @@ class Engine:
         turns = [[_turn(self.codec, g)] for g in first]
         if self.config.protocol == "ground_sft":
             self._ground_sft_second_turn(items, images, encoded, turns)
-        return [_trajectory(t, enc.size, img.size, self.codec.coordinates) for t, enc, img in zip(turns, encoded, images)]
+        return [_trajectory(t, enc.size, img.size, self.codec) for t, enc, img in zip(turns, encoded, images)]
 
     def _generate(self, requests: list[GenerationRequest]) -> list[GeneratedTurn]:
         return self.generator(requests, self.config.sampling, self.config.sampling.max_new_tokens)

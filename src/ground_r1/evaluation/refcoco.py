@@ -37,6 +37,7 @@ from typing import Any, Iterable, Mapping
 from ground_r1.boxes import Box, iou, parse_first_box_signed, xywh_to_xyxy
 from ground_r1.evaluation.inference import EvalItem, LoadedItems, limit_per_dataset
 from ground_r1.evaluation.uncertainty import mean_estimate
+from ground_r1.models.families import get_family
 from ground_r1.models.families.coordinates import frame_of_record
 
 IOU_THRESHOLD = 0.5
@@ -211,6 +212,10 @@ def score_prediction(prediction: Mapping[str, Any]) -> dict[str, Any]:
     trajectory = prediction["trajectory"]
     turns = prediction.get("turns") or [""]
     parsed = parse_first_box_signed(turns[-1])
+    if parsed is None and trajectory.get("model_family"):
+        # The family's own grounding syntax, if it has one (Qwen2-VL: "(x1,y1),(x2,y2)" once its box tokens are
+        # decoded away; models/families/qwen2_vl.py).
+        parsed = get_family(trajectory["model_family"]).parse_native_box(turns[-1])
     row.update(iou=0.0, hit=False, iou_release=0.0, hit_release=False)
     if parsed is None:
         return row

@@ -189,6 +189,7 @@ class Rollout:
             original_size=q.image.size,
             images=list(prompt.images),
             coordinates=self.codec.coordinates,
+            model_family=self.codec.family.name,
         )
 
     def _turn_budget(self, t: Trajectory, sampling: SamplingParams) -> int:

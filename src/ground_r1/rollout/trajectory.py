@@ -48,6 +48,7 @@ class Trajectory:
     turns: list[Turn] = field(default_factory=list)
     finish_reason: str | None = None  # "answer" | "max_turns" | "budget" | "no_box" | "vision_token"
     coordinates: str = INPUT_PIXELS  # the convention its boxes are written in (models.families.coordinates)
+    model_family: str | None = None  # the family of the model that wrote it (models.families; RefCOCO's native syntax)
 
     @property
     def frame(self) -> BoxFrame:
@@ -97,6 +98,7 @@ class Trajectory:
             "input_size": list(self.input_size),
             "original_size": list(self.original_size),
             "coordinates": self.coordinates,
+            **({"model_family": self.model_family} if self.model_family else {}),
             "num_turns": self.num_turns,
             "num_sampled_tokens": self.num_sampled_tokens,
             "turns": [
