@@ -38,10 +38,6 @@ def tiny_model_dir() -> Path:
 
 # Every model family's tiny model (ground_r1.models.families): built once (cached in the project cache like the
 # default one, ~10 s each on first use) and shared by the per-family tests.
-FAMILY_NAMES = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl", "qwen3_5")
-OTHER_FAMILIES = ("qwen2_vl", "qwen3_vl", "qwen3_5")  # the default family is covered by the rest of the suite
-
-
 @pytest.fixture(scope="session")
 def family_model_dirs():
     """family name -> its tiny model folder, built on first request."""

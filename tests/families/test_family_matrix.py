@@ -10,13 +10,17 @@ import torch
 from datasets import Dataset
 from PIL import Image
 
-from conftest import FAMILY_NAMES, OTHER_FAMILIES
 from ground_r1.demo.scripted import ScriptedGenerator
+from ground_r1.models.families import DEFAULT_FAMILY, FAMILIES
 from ground_r1.models.loading import load_model, load_processor
 from ground_r1.prompt import grounding_text
 from ground_r1.rollout.conversation import ConversationCodec
 from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
 from ground_r1.rollout.sampling import SamplingParams, TreePlan
+
+FAMILY_NAMES = tuple(FAMILIES)
+OTHER_FAMILIES = tuple(f for f in FAMILIES if f != DEFAULT_FAMILY)  # the default runs through the whole suite
+
 
 PIXELS = dict(min_pixels=3136, max_pixels=12544)
 # The released checkpoints' geometry and box convention, per family (docs/model_families.md).

@@ -12,8 +12,11 @@ import subprocess
 
 import pytest
 
-from conftest import OTHER_FAMILIES
 from ground_r1 import paths
+from ground_r1.models.families import DEFAULT_FAMILY, FAMILIES
+
+OTHER_FAMILIES = tuple(f for f in FAMILIES if f != DEFAULT_FAMILY)  # the default runs through the whole suite
+
 
 REPO = paths.repo_root()
 pytestmark = pytest.mark.slow
