@@ -34,3 +34,20 @@ def tiny_model_dir() -> Path:
     from ground_r1.demo import tiny
 
     return tiny.ensure_tiny_model(paths.tiny_model_dir())
+
+
+# Every model family's tiny model (ground_r1.models.families): built once (cached in the project cache like the
+# default one, ~10 s each on first use) and shared by the per-family tests.
+@pytest.fixture(scope="session")
+def family_model_dirs():
+    """family name -> its tiny model folder, built on first request."""
+    from ground_r1.demo import tiny
+
+    built: dict[str, Path] = {}
+
+    def get(family: str) -> Path:
+        if family not in built:
+            built[family] = tiny.ensure_tiny_model(paths.tiny_model_dir(family), family=family)
+        return built[family]
+
+    return get

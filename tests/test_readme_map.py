@@ -31,3 +31,12 @@ def test_the_readme_module_map_names_every_evaluation_and_cli_module():
         assert not missing, f"README 'Where things are' misses {folder}/: {missing}"
     for folder in (p.name for p in (ROOT / "benchmarks").iterdir() if p.is_dir()):
         assert f"{folder}/" in text, f"README 'Where things are' misses benchmarks/{folder}/"
+
+
+def test_the_readme_module_map_names_every_subpackage():
+    # evaluation/benchmarks/, models/families/: a package inside a package is named with its slash.
+    text = module_map()
+    nested = [p.parent for p in PACKAGE.glob("*/*/__init__.py")]
+    assert {p.name for p in nested} >= {"benchmarks", "families"}  # the glob reads the package
+    missing = [f"{p.parent.name}/{p.name}/" for p in nested if not re.search(rf"\b{p.name}/", text)]
+    assert not missing, f"README 'Where things are' misses: {missing}"

@@ -258,6 +258,11 @@ def test_load_processor_and_load_model_pass_trust_remote_code_only_when_asked(mo
 
         return from_pretrained
 
+    def config_from_pretrained(*args, **kwargs):  # the family is read from the config first (models.families)
+        seen.setdefault("config", []).append(kwargs.get("trust_remote_code"))
+        return transformers.Qwen2_5_VLConfig()
+
+    monkeypatch.setattr(transformers.AutoConfig, "from_pretrained", config_from_pretrained)
     monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", record("tokenizer"))
     monkeypatch.setattr(transformers.Qwen2_5_VLForConditionalGeneration, "from_pretrained", record("model"))
     kwargs = {} if asked is None else {"trust_remote_code": True}
@@ -266,7 +271,7 @@ def test_load_processor_and_load_model_pass_trust_remote_code_only_when_asked(mo
     with pytest.raises(_Stop):
         loading.load_model("some/model", attn_implementation="sdpa", dtype="float32", **kwargs)
     expected = asked is True  # default: False, passed explicitly
-    assert seen == {"tokenizer": expected, "model": expected}
+    assert seen == {"config": [expected, expected], "tokenizer": expected, "model": expected}
 
 
 def test_the_trainer_cli_defaults_to_no_remote_code():

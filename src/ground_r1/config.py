@@ -33,6 +33,7 @@ class GroundR1Config(GRPOConfig):
     max_aspect_ratio: float = field(default=200.0, metadata={"help": "Boxes with aspect ratio >= this are rejected (SPEC §2)."})
     crop_fallback: str = field(default="full_image", metadata={"help": "No valid box: 'full_image' (release) or 'end' (SPEC §2)."})
     no_crop: bool = field(default=False, metadata={"help": "Control run: feed the original image instead of the crop."})
+    coordinates: str | None = field(default=None, metadata={"help": "Box convention of the prompt and of every box mapping (crops, the trajectory log, evaluation): 'input_pixels' (absolute pixels of the resized input, SPEC §2) or 'relative_1000' (a 0-1000 grid); None: the model family's (Qwen2.5-VL: input_pixels; Qwen2-VL, Qwen3-VL, Qwen3.5: relative_1000; docs/model_families.md). Recorded in rollout_settings.json, so evaluation maps boxes in the convention training used."})
     box_parse: str = field(default="tag_first", metadata={"help": "Box rule (SPEC §2): 'tag_first' (ours: inside <box> first, then the release's rule) or 'release' (the release's rule alone); reaches the rollout of training and of both evaluation CLIs."})
     # Model
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the vision tower (SPEC §5)."})
@@ -93,6 +94,11 @@ class GroundR1Config(GRPOConfig):
         from ground_r1.boxes import BOX_PARSE_RULES
         from ground_r1.rewards.accuracy import LETTER_RULES
 
+        from ground_r1.models.families.coordinates import CONVENTIONS
+
+        if self.coordinates is not None and self.coordinates not in CONVENTIONS:
+            problems.append(f"coordinates must be one of {', '.join(CONVENTIONS)} or unset (the model family's), "
+                            f"got {self.coordinates!r}")
         if self.box_parse not in BOX_PARSE_RULES:
             problems.append(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
         if self.letter_rule not in LETTER_RULES:

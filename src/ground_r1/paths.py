@@ -31,9 +31,14 @@ def cache_dir() -> Path:
     return Path.home() / ".cache" / "ground_r1"
 
 
-def tiny_model_dir() -> Path:
-    """The random-weight tiny Qwen2.5-VL that `bash setup.sh` builds (tests use it)."""
-    return cache_dir() / "tiny-qwen2.5-vl"
+def tiny_model_dir(family: str | None = None) -> Path:
+    """The random-weight tiny model of ``family`` (default: the Qwen2.5-VL that `bash setup.sh` builds; tests use
+    every family's)."""
+    from ground_r1.models.families import DEFAULT_FAMILY
+
+    if family in (None, DEFAULT_FAMILY):
+        return cache_dir() / "tiny-qwen2.5-vl"
+    return cache_dir() / f"tiny-{family}"
 
 
 def shared_dir() -> Path | None:

@@ -3,11 +3,17 @@
 The template is ONE string: ``"Question: {question}\\n"`` followed by five parts joined with no separator
 at all (the release concatenated them; a golden-string test pins it). ``input_width``/``input_height`` are
 the size of the *resized model input* image (Qwen's smart_resize), never the original size.
+
+Part 2 (the size sentence) is the coordinate convention's (``ground_r1.models.families.coordinates``): the
+release's pixel-size sentence for ``input_pixels`` (Qwen2.5-VL, byte-identical to the release), a 0-1000 grid
+sentence for ``relative_1000`` (Qwen2-VL, Qwen3-VL, Qwen3.5), which never ground in pixels of the input.
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from ground_r1.models.families.coordinates import INPUT_PIXELS, size_sentence
 
 # The five parts of the release's instruction, joined with "" (no space, no newline), exactly as released.
 _TEMPLATE_PARTS = (
@@ -26,22 +32,23 @@ _TEMPLATE_PARTS = (
 )
 
 GROUNDING_TEMPLATE = "Question: {question}\n" + "".join(_TEMPLATE_PARTS)
+_SIZE_PART = _TEMPLATE_PARTS[1]
 
 DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 
 
-def grounding_text(question: str, input_width: int, input_height: int) -> str:
+def grounding_text(question: str, input_width: int, input_height: int, coordinates: str = INPUT_PIXELS) -> str:
     """The user text of every grounding turn: the first one and every injected crop turn (SPEC §2: the
-    crop turn repeats the same question and the *original* input size)."""
-    # str.format would choke on braces inside a question; substitute the three fields explicitly.
-    return (
-        GROUNDING_TEMPLATE.replace("{question}", question)
-        .replace("{input_width}", str(int(input_width)))
-        .replace("{input_height}", str(int(input_height)))
-    )
+    crop turn repeats the same question and the *original* input size). ``coordinates``: the convention whose
+    size sentence is part 2 (``input_pixels``: the release's text, byte for byte)."""
+    # str.format would choke on braces inside a question; substitute the fields explicitly. The size sentence
+    # goes in first, so that a question holding "{input_width}" stays as written.
+    template = GROUNDING_TEMPLATE.replace(_SIZE_PART, size_sentence(coordinates, input_width, input_height))
+    return template.replace("{question}", question)
 
 
-def first_turn_messages(question: str, input_width: int, input_height: int) -> list[dict[str, Any]]:
+def first_turn_messages(question: str, input_width: int, input_height: int,
+                        coordinates: str = INPUT_PIXELS) -> list[dict[str, Any]]:
     """Chat messages of the prompt: one user turn holding the original image, then the template text.
 
     The system turn is not listed: Qwen2.5-VL's chat template adds its default system prompt
@@ -52,19 +59,20 @@ def first_turn_messages(question: str, input_width: int, input_height: int) -> l
             "role": "user",
             "content": [
                 {"type": "image"},
-                {"type": "text", "text": grounding_text(question, input_width, input_height)},
+                {"type": "text", "text": grounding_text(question, input_width, input_height, coordinates)},
             ],
         }
     ]
 
 
-def crop_turn_message(question: str, input_width: int, input_height: int) -> dict[str, Any]:
+def crop_turn_message(question: str, input_width: int, input_height: int,
+                      coordinates: str = INPUT_PIXELS) -> dict[str, Any]:
     """The injected user turn after a grounding turn: the crop image, then the same template text."""
     return {
         "role": "user",
         "content": [
             {"type": "image"},
-            {"type": "text", "text": grounding_text(question, input_width, input_height)},
+            {"type": "text", "text": grounding_text(question, input_width, input_height, coordinates)},
         ],
     }
 

@@ -4,13 +4,15 @@ A policy trained at a 112-px view, 48 tokens and 3 turns per trajectory and eval
 shown images and budgets it never met (its turns come out as digit strings). So every folder a GRPO run saves (the
 final folder and each ``checkpoint-N``) holds ``rollout_settings.json``:
 
-    {"coordinates": "input_pixels", "settings": {"max_turns": 3, "max_new_tokens_per_turn": 48, ...},
+    {"coordinates": "input_pixels", "model_family": "qwen2_5_vl",
+     "settings": {"max_turns": 3, "max_new_tokens_per_turn": 48, ...},
      "eval_max_new_tokens_per_turn": null, "eval_repetition_penalty": 1.05, "written_by": "ground_r1 ..."}
 
 ``settings`` holds the values of :data:`ROLLOUT_KEYS` (the one list of rollout settings; the CLIs map their flags
-onto it with :data:`EVAL_FLAGS`); ``coordinates`` names the frame the model writes its boxes in (absolute pixels of
-the smart-resized input image, SPEC §2; ``ground_r1.boxes``), checked on read so that a checkpoint of another
-convention is refused rather than mis-cropped. Evaluation reads the file and uses each value unless a flag sets it
+onto it with :data:`EVAL_FLAGS`); ``coordinates`` names the frame the model writes its boxes in (``input_pixels``,
+absolute pixels of the smart-resized input image, SPEC §2; ``relative_1000``, the 0-1000 grid of Qwen2-VL /
+Qwen3-VL / Qwen3.5; ``ground_r1.models.families.coordinates``): evaluation maps boxes in the convention training
+used. ``model_family`` (absent in files written before families) must match the checkpoint's config.json. Evaluation reads the file and uses each value unless a flag sets it
 (:func:`resolve_eval_settings`), and says where each value came from.
 """
 
@@ -25,7 +27,7 @@ from typing import Any, Mapping
 logger = logging.getLogger(__name__)
 
 SETTINGS_NAME = "rollout_settings.json"
-COORDINATES = "input_pixels"  # boxes in absolute pixels of the model's (smart-resized) input image, SPEC §2
+COORDINATES = "input_pixels"  # files written before families: boxes in absolute pixels of the input (SPEC §2)
 
 # The rollout settings that decide what a policy sees and may write (GroundR1Config field names), and the rules
 # training read its turns with (issue 16): ``box_parse``, how a turn's box is read (it decides the crop), and
@@ -59,14 +61,17 @@ def settings_of(config: Any) -> dict[str, Any]:
     return {key: get(key) for key in ROLLOUT_KEYS}
 
 
-def write_settings(folder: str | os.PathLike[str], config: Any) -> Path:
-    """Write ``folder/rollout_settings.json`` (atomically) from a GroundR1Config."""
+def write_settings(folder: str | os.PathLike[str], config: Any, coordinates: str = COORDINATES,
+                   model_family: str | None = None) -> Path:
+    """Write ``folder/rollout_settings.json`` (atomically) from a GroundR1Config, the box convention training
+    used and the model family (the trainer's codec's)."""
     from ground_r1 import __version__
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     content = {
-        "coordinates": COORDINATES,
+        "coordinates": coordinates,
+        **({"model_family": model_family} if model_family else {}),
         "settings": settings_of(config),
         "eval_max_new_tokens_per_turn": getattr(config, "eval_max_new_tokens_per_turn", None),
         "eval_repetition_penalty": getattr(config, "eval_repetition_penalty", None),
@@ -98,10 +103,22 @@ def read_settings(model_path: str | os.PathLike[str] | None) -> dict[str, Any] |
         raise RolloutSettingsError(f"{path}: not readable as JSON ({exc}); delete it to evaluate with flags only") from None
     if not isinstance(content, dict) or not isinstance(content.get("settings"), dict):
         raise RolloutSettingsError(f"{path}: expected an object with a 'settings' object")
-    if content.get("coordinates") != COORDINATES:
+    from ground_r1.models.families import FamilyError, family_of_checkpoint
+    from ground_r1.models.families.coordinates import CONVENTIONS
+
+    if content.get("coordinates") not in CONVENTIONS:
         raise RolloutSettingsError(
-            f"{path}: coordinates: {content.get('coordinates')!r}; this version evaluates boxes written in "
-            f"{COORDINATES!r} (absolute pixels of the model's input image)")
+            f"{path}: coordinates: {content.get('coordinates')!r}; expected one of {', '.join(CONVENTIONS)}")
+    recorded_family = content.get("model_family")
+    if recorded_family is not None:
+        try:
+            family = family_of_checkpoint(model_path).name
+        except FamilyError as exc:
+            raise RolloutSettingsError(f"{path}: model_family {recorded_family!r} cannot be checked: {exc}") from None
+        if family != recorded_family:
+            raise RolloutSettingsError(
+                f"{path}: model_family: {recorded_family!r}, but the checkpoint's config.json is {family!r}; the "
+                "settings belong to another model")
     settings = content["settings"]
     unknown = sorted(set(settings) - set(ROLLOUT_KEYS))
     if unknown:
@@ -110,6 +127,20 @@ def read_settings(model_path: str | os.PathLike[str] | None) -> dict[str, Any] |
     if content.get("eval_max_new_tokens_per_turn"):
         out["max_new_tokens_per_turn"] = content["eval_max_new_tokens_per_turn"]
     return out
+
+
+def checkpoint_coordinates(model_path: str | os.PathLike[str] | None) -> str | None:
+    """The box convention a checkpoint was trained in, when its settings file records its model family (files
+    written before families: None, i.e. the family's default, which was ``input_pixels`` for every one of them).
+    The file is checked by :func:`read_settings` first.
+
+    Raises:
+        RolloutSettingsError: as :func:`read_settings`.
+    """
+    if read_settings(model_path) is None:
+        return None
+    content = json.loads((Path(model_path).expanduser() / SETTINGS_NAME).read_text(encoding="utf-8"))
+    return content["coordinates"] if content.get("model_family") else None
 
 
 def preset_settings(config_path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -176,4 +207,7 @@ def run_header(run_dir: str | os.PathLike[str]) -> str | None:
     names = {"checkpoint": f"from the checkpoint's {SETTINGS_NAME} (as trained)", "flag": "from flags",
              "default": "SPEC §2 defaults", "demo default": "demo defaults", "recorded": "as recorded"}
     parts = [f"{names.get(src, src)}: {', '.join(items)}" for src, items in by_source.items()]
-    return f"Rollout settings ({config.get('protocol')} protocol, model {config.get('model')}): " + "; ".join(parts)
+    model = str(config.get("model"))
+    if config.get("scripted_policy"):  # tests only: a scripted run's table is never taken for the model's
+        model += f" (scripted policy {config['scripted_policy']})"
+    return f"Rollout settings ({config.get('protocol')} protocol, model {model}): " + "; ".join(parts)

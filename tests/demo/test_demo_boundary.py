@@ -25,6 +25,7 @@ ENTRY_POINTS = {
     ("sft/train.py", "_synthetic_records"),  # no data: the synthetic records
     ("evaluation/refcoco.py", "write_synthetic_refcoco"),  # no RefCOCO file: synthetic scenes in its format
     ("trainer/grpo_trainer.py", "GroundR1Trainer._make_generator"),  # scripted_policy (tests and benchmarks only)
+    ("cli/evaluate.py", "stage_infer.make_engine"),  # evaluate --scripted_policy (tests only)
 }
 
 

@@ -40,6 +40,7 @@ OTHER = {
     "box_parse": "release",
     "prompt_class": "simply_answer",
     "option_seed": 1,
+    "coordinates": "relative_1000",
     "scripted_policy": "ground_until_limit",
 }
 
@@ -54,7 +55,7 @@ def finished_run(folder: Path, config: InferenceConfig) -> None:
 
 def test_every_protocol_names_its_own_settings_and_every_key_has_another_value_here():
     assert set(OTHER) == {k for _, k in CASES}  # a new identity key needs a case here
-    assert PROTOCOLS["refcoco"].settings == () and PROTOCOLS["baseline"].settings == ("prompt_class",)
+    assert PROTOCOLS["refcoco"].settings == ("coordinates",) and PROTOCOLS["baseline"].settings == ("prompt_class",)
 
 
 @pytest.mark.parametrize(("protocol", "key"), CASES, ids=[f"{p}-{k}" for p, k in CASES])
@@ -98,6 +99,23 @@ def test_a_run_recorded_before_the_full_identity_is_refused_naming_the_missing_k
         check_identity(tmp_path, BASE)
 
 
+def test_a_run_recorded_before_conventions_and_scripted_policies_resumes_while_both_are_unset(tmp_path):
+    # main after issue 22, before issue 20, recorded neither key: every box was then in input pixels, every turn the
+    # model's. Unset (the family's convention, no policy) they match; a checkpoint convention does not.
+    config = dataclasses.replace(BASE, protocol="ground_sft")
+    (tmp_path / RUN_CONFIG_NAME).write_text(json.dumps({k: v for k, v in json.loads(json.dumps(config.identity())).items()
+                                                        if k not in ("coordinates", "scripted_policy")}))
+    (tmp_path / "predictions.jsonl").write_text(json.dumps({"key": "f:1", "status": "ok"}) + "\n")
+    check_identity(tmp_path, config)
+    with pytest.raises(ValueError, match=r"other settings \(coordinates: None -> 'relative_1000'\)"):
+        check_identity(tmp_path, dataclasses.replace(config, coordinates="relative_1000"))
+
+
+def test_an_unknown_convention_is_refused_naming_the_valid_ones():
+    with pytest.raises(ValueError, match=r"unknown coordinate convention 'norm'; valid: 'input_pixels'"):
+        dataclasses.replace(BASE, coordinates="norm")
+
+
 def test_model_family_is_the_checkpoint_config_model_type(tmp_path, tiny_model_dir):
     assert model_family(tiny_model_dir) == "qwen2_5_vl"
     assert model_family(None) == ""
@@ -118,6 +136,7 @@ FLAGS = [
     ("--crop_fallback", "end", "crop_fallback"),
     ("--box_parse", "release", "box_parse"),
     ("--dtype", "bf16", "dtype"),
+    ("--scripted_policy", "mixed_rounds", "scripted_policy"),
 ]
 BASE_FLAGS = ["--max_pixels", "12544", "--min_pixels", "3136", "--max_new_tokens", "8", "--max_turns", "5",
               "--min_crop_size", "28", "--max_aspect_ratio", "200", "--crop_fallback", "full_image", "--box_parse",
@@ -139,7 +158,6 @@ def test_both_clis_put_every_prediction_flag_in_the_identity(cli, flag, value, k
     from ground_r1.cli import evaluate, evaluate_general
 
     module = evaluate if cli == "evaluate" else evaluate_general
-
     def identity(flags: list[str]) -> dict:
         args = module.build_parser().parse_args(["--protocol", "ground_r1", "--output_dir", "o", "--model_path",
                                                  str(tiny_model_dir), *flags])
@@ -148,6 +166,35 @@ def test_both_clis_put_every_prediction_flag_in_the_identity(cli, flag, value, k
     before, after = identity(BASE_FLAGS), identity(_with(BASE_FLAGS, flag, value))
     assert before["model_family"] == "qwen2_5_vl" and before["model"] == str(Path(tiny_model_dir).resolve())
     assert sorted(k for k in before if before[k] != after[k]) == [key]
+
+
+@pytest.mark.parametrize("cli", ["evaluate", "evaluate_general"])
+def test_both_clis_put_the_checkpoints_box_convention_in_the_identity(cli, tmp_path, tiny_model_dir):
+    # Not a flag: the convention comes from the checkpoint's rollout_settings.json (a file written with a model
+    # family records it; one written before families leaves the family's default, None).
+    from ground_r1.cli import evaluate, evaluate_general
+    from ground_r1.config import GroundR1Config
+    from ground_r1.rollout_settings import write_settings
+
+    module = evaluate if cli == "evaluate" else evaluate_general
+    checkpoint = tmp_path / "ckpt"
+    checkpoint.mkdir()
+    (checkpoint / "config.json").write_text((Path(tiny_model_dir) / "config.json").read_text())
+    training = GroundR1Config(output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, num_generations=4,
+                              per_device_train_batch_size=4, remove_unused_columns=False, report_to=[])
+
+    def identity(**recorded) -> dict:
+        write_settings(checkpoint, training, **recorded)
+        args = module.build_parser().parse_args(["--protocol", "ground_r1", "--output_dir", "o", "--model_path",
+                                                 str(checkpoint), *BASE_FLAGS])
+        evaluate.apply_rollout_settings(args, demo_pixels=False, demo_tokens=False)
+        return json.loads(json.dumps(module.inference_config(args).identity()))
+
+    before = identity(coordinates="input_pixels")  # no model_family: written before families
+    after = identity(coordinates="relative_1000", model_family="qwen2_5_vl")
+    assert before["coordinates"] is None and before["model_family"] == "qwen2_5_vl"
+    assert sorted(k for k in before if before[k] != after[k]) == ["coordinates"]
+    assert after["coordinates"] == "relative_1000"
 
 
 def test_the_viscot_cli_names_the_benchmark_and_the_prompt_class(tiny_model_dir):
@@ -205,3 +252,11 @@ def test_every_setting_is_recorded_beside_the_identity_and_the_table_header_read
     assert run_header(tmp_path) == ("Rollout settings (baseline protocol, model /m): as recorded: max_turns=5, "
                                     "max_new_tokens_per_turn=512, min_pixels=3136, min_crop_size=28, "
                                     "max_aspect_ratio=200.0, crop_fallback=full_image; from flags: max_pixels=12544")
+
+
+def test_a_scripted_runs_table_header_names_the_policy(tmp_path):
+    from ground_r1.rollout_settings import run_header
+
+    check_identity(tmp_path, dataclasses.replace(BASE, scripted_policy="mixed_rounds"))
+    assert run_header(tmp_path).startswith("Rollout settings (ground_r1 protocol, model /m (scripted policy "
+                                           "mixed_rounds)): ")

@@ -144,7 +144,8 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
     Raises:
         RolloutSettingsError: the checkpoint's settings file cannot be used (named).
     """
-    from ground_r1.rollout_settings import EVAL_FLAGS, describe, read_settings, resolve_eval_settings
+    from ground_r1.rollout_settings import (EVAL_FLAGS, checkpoint_coordinates, describe, read_settings,
+                                            resolve_eval_settings)
 
     checkpoint = read_settings(args.model_path) if args.checkpoint_settings else None
     demo = {**({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
@@ -155,6 +156,8 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
     for flag, key in mine.items():
         setattr(args, flag, values[key])
     args.settings_sources = sources
+    # The box convention training used (a checkpoint written with a model family records it); None: the family's.
+    args.coordinates = checkpoint_coordinates(args.model_path) if checkpoint is not None else None
     logger.info("%s", describe(values, sources, args.model_path))
 
 
@@ -236,6 +239,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--allow_failures", action="store_true", help="print the AVG whatever the failure share")
     p.add_argument("--compare_to", default=None, help="another run's output_dir, shown beside this one")
     p.add_argument("--label", default=None, help="column label of this run (default: from its settings)")
+    p.add_argument("--scripted_policy", default=None,
+                   help="tests only: turns come from a scripted policy (a name of ground_r1.demo.scripted.POLICIES or "
+                        "pkg.mod:func) instead of sampling, so boxes, crops and later turns happen on a random model; "
+                        "a key of the run's identity (never mixed with a model's predictions) and named in the table "
+                        "header")
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -337,7 +345,12 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
     def make_engine() -> inference.Engine:
         processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
         model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
-        return inference.Engine(model.to(ctx.device()).eval(), processor, config)
+        engine = inference.Engine(model.to(ctx.device()).eval(), processor, config)
+        if args.scripted_policy:
+            from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
+
+            engine.generator = ScriptedGenerator(engine.codec, resolve_policy(args.scripted_policy), model=engine.generator.model)
+        return engine
 
     summary = inference.run_inference(items, make_engine, args.output_dir, config, rank=ctx.rank,
                                       world_size=ctx.world_size, progress=not args.no_progress)

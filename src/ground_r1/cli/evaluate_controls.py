@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     model_path = args.model_path or default_model_path()
     check_model_path(model_path)  # a missing local folder is named before anything loads (issue 17)
     set_max_image_pixels(args.max_image_pixels)
+    from ground_r1.rollout_settings import checkpoint_coordinates
+
     settings, source = choose_settings(args.config, model_path)
     logging.getLogger("ground_r1.evaluate_controls").info("rollout settings from %s: %s", source, settings)
     min_px, max_px = settings.get("min_pixels", 3136), settings.get("max_pixels", 401408)
@@ -111,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     with torch.no_grad():
         results = evaluate_controls(model, processor, records, images, registry, config,
                                     conditions=[c for c in args.conditions.split(",") if c],
-                                    sampling=sampling, batch_size=args.batch_size, seed=args.seed)
+                                    sampling=sampling, batch_size=args.batch_size, seed=args.seed,
+                                    coordinates=checkpoint_coordinates(model_path))
     report = {"model_path": str(model_path), "data_path": str(data_path), "rollout": settings,
               "rollout_source": source, "questions": len(records), "results": results,
               "conditions": CONDITION_MEANINGS, "fields": FIELD_MEANINGS}

@@ -41,6 +41,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--min_pixels", type=int, default=None, help=f"image processor min_pixels (default: the preset's, else {DEFAULT_MIN_PIXELS})")
     parser.add_argument("--max_pixels", type=int, default=None, help=f"image processor max_pixels (default: the preset's, else {DEFAULT_MAX_PIXELS})")
     parser.add_argument("--min_crop_size", type=int, default=28, help="crops are widened to at least this many pixels a side (SPEC §8: 28)")
+    parser.add_argument("--coordinates", choices=("input_pixels", "relative_1000"), default=None,
+                        help="box convention of the Ground SFT targets (default: the family of --model_path, else "
+                             "input_pixels, Qwen2.5-VL's); relative_1000 for Qwen2-VL / Qwen3-VL / Qwen3.5")
+    parser.add_argument("--model_path", default=None,
+                        help="the checkpoint the data is for: its config.json model_type gives the default --coordinates")
     parser.add_argument("--max_records", type=int, default=None, help="only the first N records")
     parser.add_argument("--skip_bad_records", action="store_true", help="skip bad records instead of failing")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
@@ -79,6 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         set_max_image_pixels(args.max_image_pixels)
         min_pixels, max_pixels = pixel_bounds(args)
+        coordinates = args.coordinates
+        if coordinates is None:
+            from ground_r1.models.families import family_of_checkpoint
+
+            coordinates = family_of_checkpoint(args.model_path).coordinates if args.model_path else "input_pixels"
         report = prepare_sft_data(
             data_path,
             args.output_dir,
@@ -90,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
             skip_bad_records=args.skip_bad_records,
             max_records=args.max_records,
             progress=not args.no_progress,
+            coordinates=coordinates,
         )
     except RecordValidationError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -99,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
-    print(f"min_pixels={min_pixels} max_pixels={max_pixels}: train Ground SFT with the same values")
+    print(f"min_pixels={min_pixels} max_pixels={max_pixels}, boxes in {coordinates}: train Ground SFT with the same values")
     return 0
 
 

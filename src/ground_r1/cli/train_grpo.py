@@ -338,7 +338,8 @@ def main(argv: list[str] | None = None) -> int:
     if training_args.heldout_eval_questions and eval_ds is not None and world == 1:
         records = [eval_ds[i] for i in range(min(training_args.heldout_eval_questions, len(eval_ds)))]
         evaluation = HeldoutEvaluation(records, registry, rollout_config_from(training_args),
-                                       eval_sampling_from(training_args), seed=training_args.seed)
+                                       eval_sampling_from(training_args), seed=training_args.seed,
+                                       coordinates=training_args.coordinates)
     heldout_callback = HeldoutCallback(evaluation, training_args.heldout_eval_steps) if evaluation else None
 
     trainer = GroundR1Trainer(

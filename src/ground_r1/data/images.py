@@ -50,7 +50,10 @@ from PIL import Image, ImageOps
 
 DEFAULT_MIN_PIXELS = 3136  # 4 x 28 x 28: the release's (and Qwen's) minimum
 DEFAULT_MAX_PIXELS = 401408  # 512 x 28 x 28: the release's max_pixels (SPEC §2)
-PATCH_FACTOR = 28  # ViT patch 14 x spatial merge 2: input sides are multiples of 28
+# The release's (Qwen2.5-VL's) factor, patch 14 x merge 2: the records' input_width/height, which only the
+# input_pixels convention uses (Ground SFT targets). The rollout reads each model's own from its processor
+# (models.families); a relative_1000 family never uses these sizes.
+PATCH_FACTOR = 28
 # PIL's own error threshold (2 x its default MAX_IMAGE_PIXELS of 89,478,485): the decompression-bomb limit of
 # dataset images. PIL's 1x warning level would refuse the release's genuine 8400x11200 VisCoT page.
 DEFAULT_MAX_IMAGE_PIXELS = 178_956_970

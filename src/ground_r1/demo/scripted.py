@@ -50,6 +50,11 @@ class ScriptedGenerator:
         out = []
         for row, r in enumerate(requests):
             text = self.policy(ScriptedCall(self.calls, row, len(r.images), list(r.ids)))
+            # A policy writes a whole turn as the rewards read it. Where the template's generation prompt already
+            # opened it ("<think>\n", Qwen3.5), a model samples only what follows: so does this generator.
+            opening = self.codec.turn_opening.strip()
+            if opening and text.lstrip().startswith(opening):
+                text = text.lstrip()[len(opening):]
             ids = self.codec.tokenizer(text, add_special_tokens=False)["input_ids"]
             hit = len(ids) >= max_new_tokens
             ids = ids[:max_new_tokens]

@@ -27,7 +27,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ground_r1.boxes import giou_score, original_to_input
+from ground_r1.boxes import giou_score
+from ground_r1.models.families.coordinates import INPUT_PIXELS, box_frame
 from ground_r1.evaluation.uncertainty import mean_estimate
 from ground_r1.rewards.giou import giou_metrics
 from ground_r1.rewards.registry import AccuracyRegistry
@@ -43,9 +44,11 @@ logger = logging.getLogger(__name__)
 CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box")
 
 
-def evidence_box_text(record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int]) -> str:
-    """The evidence box of ``gt_crop`` in the model's input frame, as the box tags hold it: ``[x1,y1,x2,y2]``."""
-    box = original_to_input(record["bboxs"][0], original_size, input_size)
+def evidence_box_text(record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int],
+                      coordinates: str = INPUT_PIXELS) -> str:
+    """The evidence box of ``gt_crop`` in the model's box frame (its input pixels, or the 0-1000 grid of a
+    ``relative_1000`` family), as the box tags hold it: ``[x1,y1,x2,y2]``."""
+    box = box_frame(coordinates, input_size).from_original(record["bboxs"][0], original_size)
     return f"[{','.join(str(v) for v in box)}]"
 
 
@@ -173,8 +176,10 @@ def evaluate_controls(
     sampling: SamplingParams = EVAL_GREEDY_SAMPLING,
     batch_size: int = 32,
     seed: int = 0,
+    coordinates: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Metrics per condition (module doc). ``images`` are the records' original images (PIL, RGB).
+    ``coordinates``: the box convention (None: the model family's, as training's default).
 
     Raises:
         ValueError: an unknown condition (the valid ones are listed).
@@ -182,7 +187,7 @@ def evaluate_controls(
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown:
         raise ValueError(f"unknown control condition(s) {unknown}; valid: {', '.join(CONDITIONS)}")
-    codec = ConversationCodec(processor)
+    codec = ConversationCodec(processor, coordinates=coordinates)
     results: dict[str, dict[str, float]] = {}
     for condition in conditions:
         if condition == "random_box":
@@ -206,7 +211,8 @@ def evaluate_controls(
                 firsts = []
                 for i, q in zip(chunk, questions):
                     prompt = codec.encode_prompt(q.question, q.image)
-                    firsts.append(evidence_box_text(records[i], prompt.images[0].size, q.image.size))
+                    firsts.append(evidence_box_text(records[i], prompt.images[0].size, q.image.size,
+                                                    codec.coordinates))
                 generator = OracleFirstTurn(codec, generator, firsts)
             batch = Rollout(codec, generator, config).run(questions, TreePlan(1, 1), sampling)
             for t in batch:

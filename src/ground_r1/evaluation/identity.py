@@ -10,10 +10,15 @@ the folder, naming each differing key with its recorded and its new value.
 
 The identity holds, for every protocol (:data:`COMMON_IDENTITY_KEYS`): the benchmark and its spec's version
 (prompts, item fields and parsing change with it), the seed of the order a benchmark shows its options in (V*'s
-folder: the prompt changes with it), the protocol, the scripted policy of a test or demo run (none in a real one),
-the model, its family (the model config's ``model_type``: the family owns the image geometry and the box
-convention), the weights' dtype, the pixel limits and the sampling (the per-turn token budget included); and the settings the protocol itself uses (:data:`PROTOCOLS`):
-the prompt class of a one-turn run, the turn budget, crop and box rules of the grounding protocols. What changes
+folder: the prompt changes with it), the protocol, the model, its family (the model config's ``model_type``: the
+family owns the image geometry and the default box convention), the weights' dtype, the pixel limits, the sampling
+(the per-turn token budget included) and the scripted policy a test or demo put in the model's place
+(``--scripted_policy``; None for every real run, so its predictions are never mixed with, or taken for, a
+model's); and the settings the protocol itself uses (:data:`PROTOCOLS`): the prompt class of a one-turn run, the turn
+budget, crop and box rules of the grounding protocols, and the box convention (``coordinates``) of every protocol
+that reads or records a box. ``coordinates`` is the checkpoint's recorded convention (its ``rollout_settings.json``)
+or None, the family's default: the family is in the identity, so None names one convention, and folders recorded
+before conventions existed (every box then in input pixels) resume. What changes
 only a score is not in it (the VisCoT rule column's ``letter_rule``, a judge or grader model): the score stages are
 recomputed from the predictions on every run, and each score row records its rule. ``batch_size`` is not in it
 either: batches are left-padded and generated greedily (tested equal across batch sizes).
@@ -67,18 +72,19 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol("ground_r1", "the multi-round rollout of training (SPEC §2): box -> crop of the original image -> "
                  "next round, up to max_turns assistant turns",
                  ("max_turns", "max_completion_length", "min_crop_size", "max_aspect_ratio", "crop_fallback",
-                  "box_parse")),
+                  "box_parse", "coordinates")),
         Protocol("baseline", "one turn: [image, prompt] with a prompt class of ground_r1.prompt.BASELINE_TEMPLATES",
                  ("prompt_class",)),
         Protocol("ground_sft", "the fixed two turns of SPEC §8: ask for a box, then answer from the crop around it",
-                 ("min_crop_size", "box_parse")),
-        Protocol("refcoco", "one turn: Qwen's grounding prompt per referring expression", ()),
+                 ("min_crop_size", "box_parse", "coordinates")),
+        # The prompt does not name a convention, but the record does and its box is scored in it (refcoco.py).
+        Protocol("refcoco", "one turn: Qwen's grounding prompt per referring expression", ("coordinates",)),
         Protocol("likelihood", "no generation: [image, question] then each option as the reply, the option with the "
                  "lowest mean token loss chosen (V*'s official rule, ground_r1.evaluation.likelihood)", ()),
         Protocol("ground_r1_likelihood", "the ground_r1 rollout, then each option in place of its last turn, scored "
                  "given the final context (the original image and every crop)",
                  ("max_turns", "max_completion_length", "min_crop_size", "max_aspect_ratio", "crop_fallback",
-                  "box_parse")),
+                  "box_parse", "coordinates")),
     )
 }
 
@@ -120,7 +126,9 @@ class InferenceConfig:
     min_pixels: int | None = None  # the processor's pixel limits (None: the processor's own)
     max_pixels: int | None = None
     box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
-    scripted_policy: str = ""  # tests and demos: the scripted policy of ground_r1.demo.scripted writing every turn
+    # The box convention (models.families.coordinates.CONVENTIONS); None: the model family's default.
+    coordinates: str | None = None
+    scripted_policy: str | None = None  # tests only: a scripted policy writes the turns (ground_r1.demo.scripted)
     batch_size: int = 8
     # Where each rollout setting came from ("flag", "checkpoint", "default"): recorded, not part of the identity.
     settings_sources: dict = field(default_factory=dict, compare=False, hash=False)
@@ -134,6 +142,10 @@ class InferenceConfig:
         if self.box_parse not in BOX_PARSE_RULES:
             raise ValueError(f"box_parse must be one of {', '.join(BOX_PARSE_RULES)}, got {self.box_parse!r}")
         baseline_text("", self.prompt_class)  # raises on an unknown prompt class, listing the valid ones
+        if self.coordinates is not None:
+            from ground_r1.models.families.coordinates import check_convention
+
+            check_convention(self.coordinates)  # raises on an unknown convention, listing the valid ones
 
     def identity(self) -> dict[str, Any]:
         """Every setting that changes this run's predictions (module docstring): the common keys and the
@@ -184,14 +196,14 @@ def inference_config(args: Any, *, protocol: str, benchmark: str = "", benchmark
     model = str(local.resolve()) if local.exists() else str(args.model_path)
     dtype = str(resolve_dtype(getattr(args, "dtype", "auto"))).removeprefix("torch.")
     return InferenceConfig(protocol=protocol, benchmark=benchmark, benchmark_version=benchmark_version,
-                           option_seed=option_seed, scripted_policy=getattr(args, "scripted_policy", None) or "",
-                           model=model,
+                           option_seed=option_seed, model=model,
                            model_family=model_family(args.model_path), dtype=dtype, prompt_class=prompt_class,
                            sampling=sampling, max_turns=args.max_turns,
                            max_completion_length=args.max_completion_length, min_crop_size=args.min_crop_size,
                            max_aspect_ratio=args.max_aspect_ratio, crop_fallback=args.crop_fallback,
                            min_pixels=args.min_pixels, max_pixels=args.max_pixels, box_parse=args.box_parse,
-                           batch_size=args.batch_size,
+                           coordinates=getattr(args, "coordinates", None),  # the checkpoint's (apply_rollout_settings)
+                           scripted_policy=getattr(args, "scripted_policy", None), batch_size=args.batch_size,
                            settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ground_r1.boxes import crop_image, crop_window, input_to_original, parse_turn_box
+from ground_r1.boxes import crop_image, parse_turn_box
 from ground_r1.data.images import ImageLoadError, load_image
 from ground_r1.evaluation.identity import InferenceConfig, check_identity
 from ground_r1.evaluation.predictions import PredictionWriter, done_keys, merge_predictions, shard_path
@@ -172,12 +172,13 @@ def _turn(codec: ConversationCodec, generated: GeneratedTurn) -> Turn:
     return Turn(text=text, ids=list(generated.ids), hit_token_limit=generated.hit_token_limit, is_answer=has_answer(text))
 
 
-def _trajectory(turns: list[Turn], input_size: tuple[int, int], original_size: tuple[int, int]) -> Trajectory:
+def _trajectory(turns: list[Turn], input_size: tuple[int, int], original_size: tuple[int, int],
+                codec: ConversationCodec) -> Trajectory:
     """A fixed-turn conversation as a :class:`Trajectory`, so every protocol's record has one shape."""
     sampled = sum(len(t.ids) for t in turns)
     return Trajectory(
         question_index=0, branch=0, prompt_ids=[], input_size=input_size, original_size=original_size,
-        completion_mask=[1] * sampled, turns=turns,
+        completion_mask=[1] * sampled, turns=turns, coordinates=codec.coordinates, model_family=codec.family.name,
         finish_reason="token_limit" if turns[-1].hit_token_limit else "stop",
     )
 
@@ -187,7 +188,7 @@ class Engine:
 
     def __init__(self, model, processor, config: InferenceConfig):
         self.config = config
-        self.codec = ConversationCodec(processor, add_vision_id=True)
+        self.codec = ConversationCodec(processor, add_vision_id=True, coordinates=config.coordinates)
         self.generator = HFGenerator(model, self.codec, record_logprobs=False)
 
     def prompt_text(self, item: EvalItem, input_size: tuple[int, int] | None = None) -> str:
@@ -201,7 +202,7 @@ class Engine:
             return refcoco_text(item.question)
         if input_size is None:
             return item.question
-        return grounding_text(item.question, *input_size)
+        return grounding_text(item.question, *input_size, self.codec.coordinates)
 
     def run_batch(self, items: list[EvalItem], images: list) -> list[Trajectory]:
         """One trajectory per item (same order). ``images`` are the original RGB images."""
@@ -213,7 +214,7 @@ class Engine:
         turns = [[_turn(self.codec, g)] for g in first]
         if self.config.protocol == "ground_sft":
             self._ground_sft_second_turn(items, images, encoded, turns)
-        return [_trajectory(t, enc.size, img.size) for t, enc, img in zip(turns, encoded, images)]
+        return [_trajectory(t, enc.size, img.size, self.codec) for t, enc, img in zip(turns, encoded, images)]
 
     def _generate(self, requests: list[GenerationRequest]) -> list[GeneratedTurn]:
         return self.generator(requests, self.config.sampling, self.config.sampling.max_new_tokens)
@@ -227,14 +228,15 @@ class Engine:
         return rollout.run(questions, TreePlan(1, 1), cfg.sampling)
 
     def _ground_sft_second_turn(self, items, images, encoded, turns: list[list[Turn]]) -> None:
-        """SPEC §8 turn 2: crop around the turn-1 box (input pixels -> original), ask for the answer."""
+        """SPEC §8 turn 2: crop around the turn-1 box (the family's frame -> original), ask for the answer."""
         crops = []
         for first, enc, img in zip((t[0] for t in turns), encoded, images):
+            frame = self.codec.frame(enc.size)
             parsed = parse_turn_box(first.text, self.config.box_parse)
             if parsed is not None:
                 first.box, first.box_source = parsed.box, parsed.source
-                first.box_original = input_to_original(parsed.box, enc.size, img.size)
-            window = crop_window(parsed.box if parsed else None, enc.size, img.size, min_size=self.config.min_crop_size)
+                first.box_original = frame.to_original(parsed.box, img.size)
+            window = frame.crop_window(parsed.box if parsed else None, img.size, min_size=self.config.min_crop_size)
             first.crop_window, first.crop_is_fallback = tuple(window.box), window.is_fallback
             crops.append(crop_image(img, window))
         crop_encoded = self.codec.encode_images(crops)

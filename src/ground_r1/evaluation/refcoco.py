@@ -37,6 +37,8 @@ from typing import Any, Iterable, Mapping
 from ground_r1.boxes import Box, iou, parse_first_box_signed, xywh_to_xyxy
 from ground_r1.evaluation.inference import EvalItem, LoadedItems, limit_per_dataset
 from ground_r1.evaluation.uncertainty import mean_estimate
+from ground_r1.models.families import get_family
+from ground_r1.models.families.coordinates import frame_of_record
 
 # RefCOCO as a run's identity names it: bump the version when its items or prompt change.
 REFCOCO_BENCHMARK = "refcoco"
@@ -214,14 +216,20 @@ def score_prediction(prediction: Mapping[str, Any]) -> dict[str, Any]:
     trajectory = prediction["trajectory"]
     turns = prediction.get("turns") or [""]
     parsed = parse_first_box_signed(turns[-1])
+    if parsed is None and trajectory.get("model_family"):
+        # The family's own grounding syntax, if it has one (Qwen2-VL: "(x1,y1),(x2,y2)" once its box tokens are
+        # decoded away; models/families/qwen2_vl.py).
+        parsed = get_family(trajectory["model_family"]).parse_native_box(turns[-1])
     row.update(iou=0.0, hit=False, iou_release=0.0, hit_release=False)
     if parsed is None:
         return row
-    sizes = (tuple(trajectory["input_size"]), tuple(trajectory["original_size"]))
-    box = rescale_unclamped(parsed, *sizes)
+    # The frame the model's box is written in: the input pixels (Qwen2.5-VL) or the 0-1000 grid (Qwen2-VL,
+    # Qwen3-VL), as recorded with the prediction (models.families.coordinates).
+    frame, original_size = frame_of_record(trajectory), tuple(trajectory["original_size"])
+    box = frame.to_original_unclamped(parsed, original_size)
     value = iou(box, prediction["gt_box"])
     row.update(box=list(box), iou=value, hit=value >= IOU_THRESHOLD)
-    release = rescale_release(parsed, *sizes)
+    release = frame.to_original_release(parsed, original_size)
     if release is not None:
         release_iou = iou(release, prediction["gt_box"])
         row.update(box_release=list(release), iou_release=release_iou, hit_release=release_iou >= IOU_THRESHOLD)

@@ -1,4 +1,8 @@
-"""Model and processor loading: the one place that knows how a Qwen2.5-VL is loaded in this project.
+"""Model and processor loading: the one place that loads a checkpoint of any supported family in this project.
+
+- the family (``ground_r1.models.families``) is read from the checkpoint's ``config.json`` ``model_type``, never
+  from its folder name; it picks the model and processor classes, the fallback chat template, and the projector
+  to freeze, and is recorded on the processor (``family_of_processor``);
 
 - attention: ``flash_attention_2`` when the package is importable (GPU), else ``sdpa`` (logged);
 - dtype: bf16 on GPU, fp32 on CPU (overridable);
@@ -59,30 +63,17 @@ def check_model_path(model_path: str | Path | None) -> None:
             "has one '/' (Qwen/Qwen2.5-VL-7B-Instruct)")
 
 
-def _processor_class():
-    from transformers import Qwen2_5_VLProcessor
+def make_processor(tokenizer, image_processor, video_processor=None, chat_template: str | None = None,
+                   family=None):
+    """Assemble ``family``'s processor (default: Qwen2.5-VL) from its parts (video processor optional); the family
+    is recorded on it."""
+    from ground_r1.models.families import DEFAULT_FAMILY, attach_family, get_family
 
-    class GroundR1Qwen2_5_VLProcessor(Qwen2_5_VLProcessor):
-        """Qwen2.5-VL processor that accepts ``video_processor=None`` (no torchvision on CPU machines) and
-        saves its parts one by one. Behaviour on images and text is the stock processor's."""
-
-        def check_argument_for_proper_class(self, argument_name, argument):
-            if argument_name == "video_processor" and argument is None:
-                return type(None)
-            return super().check_argument_for_proper_class(argument_name, argument)
-
-        def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-            save_processor(self, save_directory)
-            return []
-
-    return GroundR1Qwen2_5_VLProcessor
-
-
-def make_processor(tokenizer, image_processor, video_processor=None, chat_template: str | None = None):
-    """Assemble a Qwen2.5-VL processor from its parts (video processor optional)."""
-    cls = _processor_class()
+    fam = family if family is not None and not isinstance(family, str) else get_family(family or DEFAULT_FAMILY)
     template = chat_template or getattr(tokenizer, "chat_template", None)
-    return cls(image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=template)
+    processor = fam.processor_class()(image_processor=image_processor, tokenizer=tokenizer,
+                                      video_processor=video_processor, chat_template=template)
+    return attach_family(processor, fam)
 
 
 def save_processor(processor, directory: str | Path) -> None:
@@ -111,20 +102,27 @@ def load_processor(
     *,
     trust_remote_code: bool = False,
 ):
-    """Processor of a Qwen2.5-VL checkpoint with min/max pixels set explicitly on the image processor.
+    """Processor of a checkpoint of any supported family (read from its config.json) with min/max pixels set
+    explicitly on the image processor. Patch, merge and temporal patch size come from the checkpoint's
+    preprocessor_config.json (every family here uses Qwen2-VL's image processor: Qwen3-VL's says patch 16).
 
     Uses the PIL image processor and no video processor when torchvision is absent (CPU machines).
-    ``trust_remote_code``: let the tokenizer run code shipped with the checkpoint; off unless asked (Qwen2.5-VL
-    needs none: transformers has it built in).
+    ``trust_remote_code``: let the tokenizer run code shipped with the checkpoint; off unless asked (the families
+    here need none: transformers has them built in).
+
+    Raises:
+        FamilyError: config.json names no supported family (the message lists them).
     """
     from transformers import AutoTokenizer
-    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from ground_r1.models.families import family_of_checkpoint
 
     model_path = str(model_path)
+    family = family_of_checkpoint(model_path, trust_remote_code=bool(trust_remote_code))
     tokenizer = AutoTokenizer.from_pretrained(model_path, trust_remote_code=bool(trust_remote_code))
     # Left padding: generation appends on the right of every row of a batch.
     tokenizer.padding_side = "left"
-    image_processor = Qwen2VLImageProcessorPil.from_pretrained(
+    image_processor = family.image_processor_class().from_pretrained(
         model_path, size={"shortest_edge": int(min_pixels), "longest_edge": int(max_pixels)}
     )
     chat_template = getattr(tokenizer, "chat_template", None)
@@ -132,11 +130,11 @@ def load_processor(
     if template_file.is_file():
         chat_template = template_file.read_text()
     if not chat_template:
-        from trl.chat_template_utils import qwen2_5_vl_chat_template
+        import trl.chat_template_utils as templates
 
-        logger.warning("%s has no chat template: using the stock Qwen2.5-VL template", model_path)
-        chat_template = qwen2_5_vl_chat_template
-    processor = make_processor(tokenizer, image_processor, chat_template=chat_template)
+        logger.warning("%s has no chat template: using TRL's %s (%s)", model_path, family.chat_template, family.title)
+        chat_template = getattr(templates, family.chat_template)
+    processor = make_processor(tokenizer, image_processor, chat_template=chat_template, family=family)
     processor.min_pixels, processor.max_pixels = int(min_pixels), int(max_pixels)
     return processor
 
@@ -200,16 +198,25 @@ def load_model(
     device_map: Any = None,
     trust_remote_code: bool = False,
 ):
-    """Load a Qwen2.5-VL for conditional generation with the project's conventions (see module docstring).
+    """Load a checkpoint of any supported family for conditional generation with the project's conventions (see
+    module docstring); the class is the family's, from config.json's ``model_type``.
 
-    ``trust_remote_code``: run modelling code shipped with the checkpoint; off unless asked (the class is
-    transformers' own Qwen2.5-VL, which needs none)."""
-    from transformers import Qwen2_5_VLForConditionalGeneration
+    ``trust_remote_code``: run modelling code shipped with the checkpoint; off unless asked (the classes are
+    transformers' own, which need none).
+
+    Raises:
+        FamilyError: config.json names no supported family (the message lists them).
+    """
+    from ground_r1.models.families import family_of_config
+    from transformers import AutoConfig
 
     attn = choose_attention(attn_implementation)
     torch_dtype = resolve_dtype(dtype)
-    logger.info("loading %s (attention=%s, dtype=%s)", model_path, attn, torch_dtype)
-    model = Qwen2_5_VLForConditionalGeneration.from_pretrained(
+    config = AutoConfig.from_pretrained(str(model_path), trust_remote_code=bool(trust_remote_code))
+    family = family_of_config(config, where=f"{model_path} (config.json)")
+    logger.info("loading %s (%s, model_type %s; attention=%s, dtype=%s)", model_path, family.title,
+                config.model_type, attn, torch_dtype)
+    model = family.model_class(config.model_type).from_pretrained(
         str(model_path),
         dtype=torch_dtype,
         attn_implementation=attn,
@@ -234,12 +241,10 @@ def load_model(
 
 
 def vision_tower(model):
-    """The vision encoder module (``model.model.visual`` in transformers 5)."""
-    inner = getattr(model, "model", model)
-    visual = getattr(inner, "visual", None) or getattr(model, "visual", None)
-    if visual is None:
-        raise AttributeError(f"{type(model).__name__} has no vision tower (`.model.visual`)")
-    return visual
+    """The vision encoder module of ``model``'s family (``model.model.visual`` in transformers 5)."""
+    from ground_r1.models.families import family_of_model
+
+    return family_of_model(model).vision_tower(model)
 
 
 def parameter_size(param) -> int:
@@ -249,12 +254,16 @@ def parameter_size(param) -> int:
 
 
 def freeze_vision_tower(model, freeze_projector: bool = True) -> int:
-    """Freeze the vision tower (SPEC §5), and its patch merger (the projector) unless told otherwise.
-    Returns the number of frozen parameters (their full size, partitioned or not)."""
-    visual = vision_tower(model)
+    """Freeze the vision tower (SPEC §5), and its projector (the patch merger; Qwen3-VL's deepstack mergers too,
+    as its family says) unless told otherwise. Returns the number of frozen parameters (their full size,
+    partitioned or not)."""
+    from ground_r1.models.families import family_of_model
+
+    family = family_of_model(model)
+    visual = family.vision_tower(model)
     frozen = 0
     for name, param in visual.named_parameters():
-        if not freeze_projector and name.startswith("merger."):
+        if not freeze_projector and family.is_projector(name):
             continue
         param.requires_grad_(False)
         frozen += parameter_size(param)

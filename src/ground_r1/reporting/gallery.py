@@ -83,8 +83,9 @@ def render_gallery(trajectories_path: str | Path, out_path: str | Path, image_ro
              "width:300px;margin:6px;padding:6px;border:1px solid #ccc;font-size:12px} pre{white-space:pre-wrap;"
              "margin:2px 0} h2{margin-top:30px}</style>",
              "<h1>Ground-R1 trajectories</h1><p>Per logged step: one question and its trajectories. " + shown
-             + "</p><p><b>Two frames.</b> A box written in a turn's text is in the <i>model's input frame</i>, the"
-             " resized view it was shown (its size is given per question); the picture, the coloured boxes drawn on"
+             + "</p><p><b>Two frames.</b> A box written in a turn's text is in the <i>model's box frame</i>: the"
+             " resized view it was shown (its size is given per question), or a 0-1000 grid for a relative-"
+             "coordinate family (Qwen2-VL, Qwen3-VL, Qwen3.5); the picture, the coloured boxes drawn on"
              " it and each crop window are in <i>original pixels</i> (the box converted, as the rollout does before"
              " cropping). Coloured boxes: each trajectory's grounding boxes; dashed white: the evidence box (GIoU"
              " metric only, never a reward).</p>"]
@@ -94,7 +95,9 @@ def render_gallery(trajectories_path: str | Path, out_path: str | Path, image_ro
         frames = ""
         if first.get("input_size") and first.get("original_size"):
             (iw, ih), (ow, oh) = first["input_size"], first["original_size"]
-            frames = f" &nbsp; model input frame {iw}x{ih} px, original {ow}x{oh} px"
+            grid = first.get("coordinates") == "relative_1000"
+            frames = (f" &nbsp; boxes on the 0-1000 grid (model input {iw}x{ih} px), original {ow}x{oh} px" if grid
+                      else f" &nbsp; model input frame {iw}x{ih} px, original {ow}x{oh} px")
         parts.append(f"<h2>step {step}</h2><p><b>Q:</b> {html.escape(str(first.get('problem')))} &nbsp; "
                      f"<b>answer:</b> {html.escape(str(first.get('solution')))} &nbsp; key {html.escape(str(first.get('key')))}"
                      f"{frames}</p>")

@@ -5,6 +5,16 @@ model's processor. The injected user turn (after the assistant's sampled ``<|im_
 the conversation with and without it through the chat template, so ``Picture k:`` keeps counting over the whole
 conversation (SPEC §2) and any other template renders correctly too. Sampled tokens are never decoded and
 re-tokenized (SPEC §10).
+
+Families (``ground_r1.models.families``): the codec reads its processor's family; the image geometry (patch and
+merge size) comes from the processor through it, and the size sentence of the grounding prompt is the family's
+coordinate convention (or the one given). A template that is not prefix-stable (Qwen3.5's drops the reasoning
+of assistant turns before the last user turn) still works: the injected turn is the text the template writes
+after the LAST assistant turn, and earlier turns stay as sampled (our turns are token ids, never re-rendered),
+so the model sees, and the loss scores, its whole trajectory. A template whose generation prompt OPENS
+``<think>`` (Qwen3.5, Qwen3-VL-Thinking) owns the think tag of Ground-R1's format: the opening is the start of
+every turn's text (:attr:`ConversationCodec.turn_opening`), so the rewards read ``<think> ... </think> <box>``
+as the format asks (docs/model_families.md).
 """
 
 from __future__ import annotations
@@ -15,6 +25,8 @@ from dataclasses import dataclass
 import torch
 from PIL import Image
 
+from ground_r1.models.families import family_of_processor
+from ground_r1.models.families.coordinates import box_frame, check_convention
 from ground_r1.prompt import crop_turn_message, first_turn_messages
 
 _PLACEHOLDER = "\u2063GROUNDR1\u2063"  # invisible separators: text no template or user question contains
@@ -30,7 +42,7 @@ class EncodedImage:
 
     pixel_values: torch.Tensor  # [t*h*w, C*patch*patch*temporal]
     grid_thw: torch.Tensor  # [3]
-    patch_size: int = 14
+    patch_size: int  # the processor's (its family's geometry): the grid counts patches of this side
 
     @property
     def num_rows(self) -> int:
@@ -38,7 +50,7 @@ class EncodedImage:
 
     @property
     def size(self) -> tuple[int, int]:
-        """(width, height) of the resized model input, derived from the grid (SPEC §2: grid x 14 wins)."""
+        """(width, height) of the resized model input, derived from the grid (SPEC §2: grid x patch size wins)."""
         _, h, w = (int(x) for x in self.grid_thw)
         return w * self.patch_size, h * self.patch_size
 
@@ -54,8 +66,19 @@ class EncodedTurn:
 class ConversationCodec:
     """Builds prompt and injected-turn token ids for one processor (cached per question and image count)."""
 
-    def __init__(self, processor, add_vision_id: bool = True):
+    def __init__(self, processor, add_vision_id: bool = True, coordinates: str | None = None):
+        """``coordinates``: the box convention of the prompt and of every box mapping (None: the family's default,
+        ``ground_r1.models.families``).
+
+        Raises:
+            FamilyError: a processor whose family cannot be told (load it with ``models.loading.load_processor``).
+            CoordinateError: an unknown convention.
+        """
         self.processor = processor
+        self.family = family_of_processor(processor)
+        self.geometry = self.family.geometry(processor)
+        self.coordinates = (check_convention(coordinates, "coordinates") if coordinates is not None
+                            else self.family.coordinates)
         self.tokenizer = processor.tokenizer
         self.add_vision_id = add_vision_id
         tok = self.tokenizer
@@ -63,11 +86,12 @@ class ConversationCodec:
         self.eos_token_id = tok.convert_tokens_to_ids(tok.eos_token)
         self.pad_token_id = tok.pad_token_id if tok.pad_token_id is not None else self.eos_token_id
         self.image_token_id = processor.image_token_id
-        self.patch_size = int(getattr(processor.image_processor, "patch_size", 14))
-        self.merge_size = int(getattr(processor.image_processor, "merge_size", 2))
+        self.patch_size = self.geometry.patch_size
+        self.merge_size = self.geometry.merge_size
         self.special_texts = sorted(set(tok.all_special_tokens) | set(tok.get_added_vocab()), key=len, reverse=True)
         self.vision_token_ids = self._vision_token_ids()
         self._assistant_tail = self._render_assistant_tail()
+        self.turn_opening = self._render_turn_opening()
         self._injected_cache: dict[tuple[str, int, int, int], str] = {}
 
     # -- special tokens -------------------------------------------------------------------------------------
@@ -152,25 +176,41 @@ class ConversationCodec:
             )
         return text[at + len(marker):]
 
+    def _render_turn_opening(self) -> str:
+        """What a generation prompt writes into the assistant turn itself: ``"<think>\\n"`` for a template whose
+        generation prompt opens a think block (Qwen3.5's thinking template, Qwen3-VL-Thinking), else ``""``."""
+        text = self._render([{"role": "user", "content": [{"type": "text", "text": "q"}]}], True)
+        at = text.rfind("<think>")
+        return text[at:] if at >= 0 and text[at:].strip() == "<think>" else ""
+
+    def frame(self, input_size: tuple[int, int]):
+        """The box frame of an image whose resized model input is ``input_size`` in this codec's convention."""
+        return box_frame(self.coordinates, input_size)
+
     def injected_turn_text(self, question: str, input_width: int, input_height: int, num_images_before: int) -> str:
         """Text between the sampled eos of an assistant turn and the next assistant turn's first token: the
         template's tail, the user turn holding the next crop (`Picture {num_images_before + 1}`), and the
-        assistant generation prompt."""
+        assistant generation prompt. Taken after the LAST assistant turn of the rendered conversation, so a
+        template that rewrites earlier assistant turns (Qwen3.5 drops their reasoning) gives the same text as a
+        prefix-stable one: earlier turns are never re-rendered (they are kept as sampled ids)."""
         question = self.escape(question)
         key = (question, int(input_width), int(input_height), int(num_images_before))
         cached = self._injected_cache.get(key)
         if cached is not None:
             return cached
-        prefix = first_turn_messages(question, input_width, input_height)
+        coords = self.coordinates
+        prefix = first_turn_messages(question, input_width, input_height, coords)
         for _ in range(num_images_before - 1):
             prefix.append({"role": "assistant", "content": [{"type": "text", "text": _PLACEHOLDER}]})
-            prefix.append(crop_turn_message(question, input_width, input_height))
+            prefix.append(crop_turn_message(question, input_width, input_height, coords))
         prefix.append({"role": "assistant", "content": [{"type": "text", "text": _PLACEHOLDER}]})
-        without = self._render(prefix, False)
-        with_turn = self._render(prefix + [crop_turn_message(question, input_width, input_height)], True)
-        if not with_turn.startswith(without):
-            raise ValueError("the chat template is not prefix-stable: a new user turn changes earlier text")
-        text = self._assistant_tail + with_turn[len(without):]
+        with_turn = self._render(prefix + [crop_turn_message(question, input_width, input_height, coords)], True)
+        marker = _PLACEHOLDER + self.eos_token
+        at = with_turn.rfind(marker)
+        if at < 0:
+            raise ValueError("the chat template does not write an assistant turn's text followed by the eos token; "
+                             "the rollout cannot inject a crop turn after a sampled one")
+        text = with_turn[at + len(marker):]
         self._injected_cache[key] = text
         return text
 
@@ -210,10 +250,12 @@ class ConversationCodec:
 
     def encode_prompt(self, question: str, image: Image.Image, input_size: tuple[int, int] | None = None) -> EncodedTurn:
         """The first user turn (system prompt from the template, original image, template text) + generation
-        prompt. `input_size` in the text is what the processor actually produced (grid x 14) unless given."""
+        prompt. `input_size` in the text is what the processor actually produced (grid x patch size) unless given;
+        the size sentence is the codec's coordinate convention's."""
         (enc_image,) = self.encode_images([image])
         w, h = input_size if input_size is not None else enc_image.size
-        return EncodedTurn(ids=self.encode_chat(first_turn_messages(question, w, h), [enc_image]), images=[enc_image])
+        messages = first_turn_messages(question, w, h, self.coordinates)
+        return EncodedTurn(ids=self.encode_chat(messages, [enc_image]), images=[enc_image])
 
     def encode_crop_turn(
         self, question: str, input_size: tuple[int, int], crop: Image.Image, num_images_before: int
@@ -223,8 +265,9 @@ class ConversationCodec:
         return EncodedTurn(ids=self._expand_image_tokens(text, [enc_image]), images=[enc_image])
 
     def decode_turn(self, ids: list[int]) -> str:
-        """A turn's text without special tokens (SPEC §3: rewards judge the text without special tokens)."""
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        """A turn's text without special tokens (SPEC §3: rewards judge the text without special tokens), after
+        the generation prompt's opening when the template opens a think block (:attr:`turn_opening`)."""
+        return self.turn_opening + self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def contains_vision_token(self, ids: list[int]) -> bool:
         vision = set(self.vision_token_ids)

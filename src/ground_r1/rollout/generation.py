@@ -204,11 +204,10 @@ class HFGenerator:
                 # Only the suffixes run through the model: only their images (each row's last ones) are fed.
                 images = [img for r, k in zip(requests, continued.new_image_counts) for img in r.images[len(r.images) - k:]]
                 extra["past_key_values"] = continued.cache
-            features = self._vision_cache.features(model, images) if self._vision_cache is not None and images else None
+            features = (self._vision_cache.encoder_outputs(model, images)
+                        if self._vision_cache is not None and images else None)
             if features is not None:
-                from transformers.modeling_outputs import BaseModelOutputWithPooling
-
-                extra["mm_encoder_outputs"] = {"image": BaseModelOutputWithPooling(pooler_output=features)}
+                extra["mm_encoder_outputs"] = {"image": features}
             if continued is not None:
                 batch = _continued_inputs(continued, requests, self.codec.image_token_id, device)
             else:

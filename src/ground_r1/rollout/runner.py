@@ -28,7 +28,7 @@ from typing import Callable
 
 from PIL import Image
 
-from ground_r1.boxes import BOX_PARSE_RULES, CropWindow, crop_image, crop_window, input_to_original, parse_turn_box
+from ground_r1.boxes import BOX_PARSE_RULES, CropWindow, crop_image, parse_turn_box
 from ground_r1.prompt import crop_turn_message, first_turn_messages
 from ground_r1.rollout.answer import has_answer
 from ground_r1.rollout.conversation import ConversationCodec
@@ -167,12 +167,12 @@ class Rollout:
         # Benchmark only, the release's way: decode the turns, re-render the conversation, re-tokenize it and
         # re-process every image, every round.
         w, h = t.input_size
-        messages = first_turn_messages(q.question, w, h)
+        messages = first_turn_messages(q.question, w, h, t.coordinates)
         pil_images = [q.image]
         for i, turn in enumerate(t.turns):
             messages.append({"role": "assistant", "content": [{"type": "text", "text": turn.text}]})
             if i + 1 < len(t.images):  # this turn's crop was fed back
-                messages.append(crop_turn_message(q.question, w, h))
+                messages.append(crop_turn_message(q.question, w, h, t.coordinates))
                 crop = None if self.config.no_crop else CropWindow(turn.crop_window, turn.crop_is_fallback)
                 pil_images.append(q.image if crop is None else crop_image(q.image, crop))
         images = self.codec.encode_images(pil_images)
@@ -188,6 +188,8 @@ class Rollout:
             input_size=prompt.images[0].size,
             original_size=q.image.size,
             images=list(prompt.images),
+            coordinates=self.codec.coordinates,
+            model_family=self.codec.family.name,
         )
 
     def _turn_budget(self, t: Trajectory, sampling: SamplingParams) -> int:
@@ -281,14 +283,16 @@ class Rollout:
         t.images.extend(injected.images)
 
     def _record_box(self, t: Trajectory, turn: Turn) -> None:
+        """The turn's box and its crop, mapped to original pixels through the trajectory's frame (its family's
+        coordinate convention: the resized input for Qwen2.5-VL, the 0-1000 grid for Qwen3-VL)."""
         cfg = self.config
+        frame = t.frame
         parsed = parse_turn_box(turn.text, cfg.box_parse)
         if parsed is not None:
             turn.box, turn.box_source = parsed.box, parsed.source
-            turn.box_original = input_to_original(parsed.box, t.input_size, t.original_size)
-        window = crop_window(
+            turn.box_original = frame.to_original(parsed.box, t.original_size)
+        window = frame.crop_window(
             parsed.box if parsed is not None else None,
-            t.input_size,
             t.original_size,
             min_size=cfg.min_crop_size,
             max_aspect_ratio=cfg.max_aspect_ratio,
@@ -297,4 +301,3 @@ class Rollout:
         if window is not None:
             turn.crop_window = tuple(window.box)
             turn.crop_is_fallback = window.is_fallback
-

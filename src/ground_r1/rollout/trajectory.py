@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from ground_r1.boxes import Box
+from ground_r1.models.families.coordinates import INPUT_PIXELS, BoxFrame, box_frame
 from ground_r1.rollout.conversation import EncodedImage
 
 
@@ -25,7 +26,7 @@ class Turn:
     ids: list[int]  # the sampled ids (closing eos included when it was sampled)
     hit_token_limit: bool = False  # cut by the per-turn budget: an eos was injected after it (mask 0)
     is_answer: bool = False  # contains <answer>: ends the trajectory
-    box: Box | None = None  # parsed box, input-image pixels
+    box: Box | None = None  # parsed box, in the trajectory's frame (input-image pixels, or the 0-1000 grid)
     box_source: str | None = None  # "box_tag" | "release_regex"
     box_original: tuple[int, int, int, int] | None = None  # rescaled to original pixels, clamped, before widening
     crop_window: tuple[int, int, int, int] | None = None  # the crop fed back (original pixels), None if none
@@ -46,6 +47,13 @@ class Trajectory:
     images: list[EncodedImage] = field(default_factory=list)  # original first, then each crop in order
     turns: list[Turn] = field(default_factory=list)
     finish_reason: str | None = None  # "answer" | "max_turns" | "budget" | "no_box" | "vision_token"
+    coordinates: str = INPUT_PIXELS  # the convention its boxes are written in (models.families.coordinates)
+    model_family: str | None = None  # the family of the model that wrote it (models.families; RefCOCO's native syntax)
+
+    @property
+    def frame(self) -> BoxFrame:
+        """The frame of this trajectory's boxes: the resized input (``input_pixels``) or the 0-1000 grid."""
+        return box_frame(self.coordinates, self.input_size)
 
     @property
     def finished(self) -> bool:
@@ -89,6 +97,8 @@ class Trajectory:
             "finish_reason": self.finish_reason,
             "input_size": list(self.input_size),
             "original_size": list(self.original_size),
+            "coordinates": self.coordinates,
+            **({"model_family": self.model_family} if self.model_family else {}),
             "num_turns": self.num_turns,
             "num_sampled_tokens": self.num_sampled_tokens,
             "turns": [

@@ -23,8 +23,12 @@ a reference to every keyed object, so an ``id`` cannot be recycled while it live
 Scope: one cache per rollout (``HFGenerator.rollout_scope``), dropped at the rollout's end, so memory does not
 grow across steps; nothing else sees it: TRL's loss forward passes ``pixel_values`` as usual.
 
+Families: what one image's features are, and how they are fed back, is the model family's
+(``ModelFamily.image_features`` / ``encoder_outputs``): Qwen3-VL's tower also returns deepstack features (added to
+the first LM layers at image positions), which are cached and fed back with the pooled ones.
+
 Where it stays off (the generator falls back to ``pixel_values``): a model with no Qwen2.5-VL-style core (a
-``visual`` child, ``get_image_features`` and an ``mm_encoder_outputs`` argument), and ZeRO-3 without gathered
+``visual`` child, ``get_image_features`` and an ``mm_encoder_outputs`` argument) or of no known family, and ZeRO-3 without gathered
 parameters (``synced_gpus``): there every rank must run the tower in lock-step, and a rank whose images are
 all cached would skip the collective parameter gathers the others wait on.
 """
@@ -38,6 +42,7 @@ from typing import Sequence
 
 import torch
 
+from ground_r1.models.families import FamilyError, ImageFeatures, ModelFamily, family_of_model
 from ground_r1.rollout.conversation import EncodedImage
 
 logger = logging.getLogger(__name__)
@@ -77,9 +82,10 @@ class VisionFeatureCache:
     """Per-rollout image features keyed by EncodedImage identity (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._store: dict[int, tuple[EncodedImage, torch.Tensor]] = {}
+        self._store: dict[int, tuple[EncodedImage, ImageFeatures]] = {}
         self._model_id: int | None = None
         self._core: torch.nn.Module | None = None
+        self._family: ModelFamily | None = None
         self.stats = VisionReuseStats()
 
     def __len__(self) -> int:
@@ -91,6 +97,10 @@ class VisionFeatureCache:
             self._store.clear()
             self._model_id = id(model)
             self._core = find_vision_core(model)
+            try:
+                self._family = family_of_model(model)
+            except FamilyError:
+                self._core = None
             if self._core is None:
                 logger.warning(
                     "%s has no Qwen2.5-VL-style vision core accepting mm_encoder_outputs: images are re-encoded "
@@ -102,10 +112,21 @@ class VisionFeatureCache:
         """Whether `features` can serve this model (it has a vision core that takes precomputed features)."""
         return self._core_of(model) is not None
 
-    @torch.no_grad()
     def features(self, model: torch.nn.Module, images: Sequence[EncodedImage]) -> tuple[torch.Tensor, ...] | None:
-        """Per-image features ``[tokens_i, hidden]`` of `images` in order, encoding in one vision-tower call only
-        the images this cache has not seen. None when the model has no door for precomputed features."""
+        """Per-image pooled features ``[tokens_i, hidden]`` of `images` in order (see :meth:`image_features`)."""
+        feats = self.image_features(model, images)
+        return None if feats is None else tuple(f.pooled for f in feats)
+
+    def encoder_outputs(self, model: torch.nn.Module, images: Sequence[EncodedImage]):
+        """The ``mm_encoder_outputs["image"]`` value of `images` for ``model``'s family (None: no door)."""
+        feats = self.image_features(model, images)
+        return None if feats is None else self._family.encoder_outputs(list(feats))
+
+    @torch.no_grad()
+    def image_features(self, model: torch.nn.Module, images: Sequence[EncodedImage]) -> tuple[ImageFeatures, ...] | None:
+        """Per-image features of `images` in order (the family's: pooled, plus Qwen3-VL's deepstack), encoding in
+        one vision-tower call only the images this cache has not seen. None when the model has no door for
+        precomputed features."""
         core = self._core_of(model)
         if core is None:
             return None
@@ -119,7 +140,7 @@ class VisionFeatureCache:
             device = next(core.parameters()).device
             pixel_values = torch.cat([img.pixel_values for img in new], dim=0).to(device)
             grid_thw = torch.stack([img.grid_thw for img in new], dim=0).to(device)
-            out = core.get_image_features(pixel_values, grid_thw, return_dict=True).pooler_output
+            out = self._family.image_features(core, pixel_values, grid_thw)
             if len(out) != len(new):
                 raise RuntimeError(f"the vision tower returned {len(out)} feature blocks for {len(new)} images")
             for img, feats in zip(new, out):

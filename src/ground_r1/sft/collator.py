@@ -36,6 +36,19 @@ logger = logging.getLogger(__name__)
 IGNORE_INDEX = -100
 
 
+def training_chat_template(processor) -> str | None:
+    """The template SFT renders with when the processor's family names a training template, else None (the
+    processor's own)."""
+    from ground_r1.models.families import family_of_processor
+
+    name = family_of_processor(processor).training_chat_template
+    if name is None:
+        return None
+    import trl.chat_template_utils as templates
+
+    return getattr(templates, name)
+
+
 def render_with_assistant_spans(
     processor, messages: list[dict[str, Any]], add_vision_id: bool = True
 ) -> tuple[str, list[tuple[int, int]]]:
@@ -47,9 +60,14 @@ def render_with_assistant_spans(
             token, or the conversation starts with an assistant turn.
     """
 
+    # A family whose chat template rewrites earlier turns (Qwen3.5 drops their reasoning) trains through its
+    # prefix-stable training template (TRL's, same text for the last turn: models/families/qwen3_5.py).
+    template = training_chat_template(processor)
+
     def render(msgs: list[dict[str, Any]], generation_prompt: bool) -> str:
         return processor.apply_chat_template(
-            msgs, tokenize=False, add_generation_prompt=generation_prompt, add_vision_id=add_vision_id
+            msgs, tokenize=False, add_generation_prompt=generation_prompt, add_vision_id=add_vision_id,
+            **({"chat_template": template} if template is not None else {}),
         )
 
     eos = processor.tokenizer.eos_token
@@ -108,7 +126,7 @@ def encode_example(
     processor, messages: list[dict[str, Any]], images: list[Any], add_vision_id: bool = True
 ) -> dict[str, torch.Tensor]:
     """One conversation -> ``input_ids``, ``attention_mask``, ``labels``, ``mm_token_type_ids`` (each ``[L]``),
-    ``pixel_values`` (``[sum t*h*w, C*14*14*2]``), ``image_grid_thw`` (``[n_images, 3]``).
+    ``pixel_values`` (``[sum t*h*w, C*patch*patch*temporal]``), ``image_grid_thw`` (``[n_images, 3]``).
 
     Raises:
         ValueError: see :func:`render_with_assistant_spans`; a token straddles a span edge; no assistant token.
@@ -121,7 +139,9 @@ def encode_example(
     input_ids = enc["input_ids"][0]
     offsets = enc.pop("offset_mapping")[0].tolist()
     grid = enc.get("image_grid_thw")
-    merge = int(getattr(processor.image_processor, "merge_size", 2)) ** 2
+    from ground_r1.models.families import family_of_processor
+
+    merge = family_of_processor(processor).geometry(processor).merge_size ** 2  # read from the processor, checked
     per_image = [int(g.prod()) // merge for g in grid] if grid is not None else []
     spans = _expanded_spans(text, spans, processor.image_token, per_image)
 

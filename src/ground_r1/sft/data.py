@@ -13,6 +13,9 @@ shifted inside the image (:func:`ground_r1.boxes.widen_and_shift`, the crop rule
 is both the crop cut from the original full-resolution image and, converted to the model-input frame
 (:func:`ground_r1.boxes.original_to_input`: Qwen's smart_resize size for the configured min/max pixels,
 rounded half up), the turn-1 target. The model thus learns to write exactly the box whose crop it then sees.
+The target is written in the model family's coordinate convention (``coordinates``: ``input_pixels`` for
+Qwen2.5-VL, as above; ``relative_1000`` for Qwen2-VL / Qwen3-VL / Qwen3.5: the box on the 0-1000 grid, rounded
+half up; ``ground_r1.models.families.coordinates``), recorded in ``sft_data.json``.
 
 One JSONL format for both sets (one example per line; also TRL's conversational vision format). The example
 values are the hand-checked record of the tests (1120 x 560 image, max_pixels 156,800: input 560 x 280)::
@@ -56,7 +59,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-from ground_r1.boxes import MIN_CROP_SIZE, CropWindow, IntBox, crop_image, original_to_input, widen_and_shift
+from ground_r1.boxes import MIN_CROP_SIZE, CropWindow, IntBox, crop_image, widen_and_shift
+from ground_r1.models.families.coordinates import INPUT_PIXELS, box_frame, check_convention
 from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS, ImageLoadError, image_size, load_image
 from ground_r1.data.records import (
     LoadedRecords,
@@ -99,12 +103,14 @@ def format_box(box: Iterable[int]) -> str:
     return "[" + ",".join(str(int(v)) for v in box) + "]"
 
 
-def ground_box_target(record: dict[str, Any], min_crop_size: int = MIN_CROP_SIZE) -> tuple[IntBox, IntBox]:
+def ground_box_target(record: dict[str, Any], min_crop_size: int = MIN_CROP_SIZE,
+                      coordinates: str = INPUT_PIXELS) -> tuple[IntBox, IntBox]:
     """The adjusted evidence box of a record: ``(crop_box, box_target)``.
 
     ``crop_box``: ``bboxs[0]`` widened to ``min_crop_size`` a side and shifted inside the image, original pixels
     (where the crop is cut). ``box_target``: the same box in input-image pixels (``input_width/height`` of the
-    record, i.e. smart_resize for the loader's min/max pixels), rounded half up: the turn-1 answer.
+    record, i.e. smart_resize for the loader's min/max pixels), rounded half up: the turn-1 answer; for
+    ``coordinates="relative_1000"`` the same box on the 0-1000 grid.
 
     Raises:
         ValueError: the record has no evidence box.
@@ -114,8 +120,8 @@ def ground_box_target(record: dict[str, Any], min_crop_size: int = MIN_CROP_SIZE
         raise ValueError("no evidence box (bboxs is empty): Ground SFT needs bboxs[0]")
     original = (int(record["width"]), int(record["height"]))
     crop_box = widen_and_shift(boxes[0], original, min_crop_size)
-    target = original_to_input(crop_box, original, (int(record["input_width"]), int(record["input_height"])))
-    return crop_box, target
+    frame = box_frame(coordinates, (int(record["input_width"]), int(record["input_height"])))
+    return crop_box, frame.from_original(crop_box, original)
 
 
 def _user(image: bool, text: str) -> dict[str, Any]:
@@ -277,6 +283,7 @@ def prepare_sft_data(
     skip_bad_records: bool = False,
     max_records: int | None = None,
     progress: bool = True,
+    coordinates: str = INPUT_PIXELS,
 ) -> PreparedSFTData:
     """Build ``vanilla.jsonl`` and ``ground.jsonl`` (module docstring) from a VisCoT records file.
 
@@ -292,6 +299,7 @@ def prepare_sft_data(
     """
     from tqdm.auto import tqdm
 
+    coordinates = check_convention(coordinates, "prepare_sft_data(coordinates=...)")
     out = Path(output_dir).absolute()
     crops_dir = out / CROPS_DIR
     loaded: LoadedRecords = load_viscot_records(
@@ -322,7 +330,7 @@ def prepare_sft_data(
             )
             continue
         try:
-            crop_box, target = ground_box_target(record, min_crop_size)
+            crop_box, target = ground_box_target(record, min_crop_size, coordinates)
             crop_path, was_written = ensure_crop(record["image"], crop_box, crops_dir)
         except ValueError as exc:
             issues.append(ValidationIssue(str(record["source_file"]), record["line"], "bboxs", str(exc), file_unit))
@@ -352,6 +360,7 @@ def prepare_sft_data(
         "min_pixels": int(min_pixels),
         "max_pixels": int(max_pixels),
         "min_crop_size": int(min_crop_size),
+        "coordinates": coordinates,
         "num_examples": len(vanilla),
         "files": {kind: p.name for kind, p in paths.items()},
     }

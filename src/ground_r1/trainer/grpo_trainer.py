@@ -95,7 +95,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if not isinstance(config, GroundR1Config):
             raise TypeError("GroundR1Trainer needs args=GroundR1Config(...)")
         super().__init__(*args, **kwargs)
-        self.codec = ConversationCodec(self.processing_class)
+        # The family (from the processor) gives geometry and the default box convention (models.families).
+        self.codec = ConversationCodec(self.processing_class, coordinates=config.coordinates)
         self.tree_plan = TreePlan.from_group(self.num_generations, config.num_first_round_samples)
         self.rollout_config = rollout_config_from(config)
         self.train_sampling = train_sampling_from(config)
@@ -127,6 +128,18 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
                                  "loss_batch_layout: padded")
             logger.warning("loss batch: TRL's padded layout (%s)", reason)
             return "padded"
+        if layout == "packed":
+            from ground_r1.models.families import family_of_model
+
+            family = family_of_model(policy)
+            if family.packed_loss_problem is not None:
+                # Qwen3.5: packing is not exact for this family (models/families/qwen3_5.py says why).
+                if config.loss_batch_layout == "packed":
+                    raise ValueError(f"loss_batch_layout='packed' cannot be used with {family.title}: "
+                                     f"{family.packed_loss_problem}. Set loss_batch_layout: bucketed")
+                logger.warning("loss batch: bucketed, not packed, for %s (%s)", family.title,
+                               family.packed_loss_problem)
+                layout = "bucketed"
         if layout == "packed" and not is_varlen_attention(attn):
             logger.warning("loss_batch_layout=packed without flash-attention: attention builds a [W x W] mask per "
                            "packed row (correct, slow and memory-hungry); 'bucketed' is the layout for sdpa/eager")
@@ -416,7 +429,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if self.args.should_save:
             from ground_r1.rollout_settings import write_settings
 
-            write_settings(output_dir or self.args.output_dir, self.args)
+            write_settings(output_dir or self.args.output_dir, self.args, coordinates=self.codec.coordinates,
+                           model_family=self.codec.family.name)
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):
         """OUTPUT_DIR/README.md: our card (what was trained, on what, the preset, held-out figures) in place of

@@ -26,12 +26,14 @@ LOGGED_FIELDS = ("accuracy", "accuracy_se", "giou_score", "format")
 class HeldoutEvaluation:
     """The held-out records and images of a run, evaluated greedily through the training rollout."""
 
-    def __init__(self, records: Sequence[dict[str, Any]], registry, rollout_config, sampling, seed: int = 0):
+    def __init__(self, records: Sequence[dict[str, Any]], registry, rollout_config, sampling, seed: int = 0,
+                 coordinates: str | None = None):
         from ground_r1.data.images import load_image
 
         self.records = list(records)
         self.images = [load_image(r["image"]) for r in self.records]
         self.registry, self.rollout_config, self.sampling, self.seed = registry, rollout_config, sampling, seed
+        self.coordinates = coordinates  # training's box convention (None: the model family's)
 
     def run(self, model, processor, conditions: Sequence[str]) -> dict[str, dict[str, float]]:
         import torch
@@ -44,7 +46,7 @@ class HeldoutEvaluation:
             with torch.no_grad():
                 return evaluate_controls(model, processor, self.records, self.images, self.registry,
                                          self.rollout_config, conditions=conditions, sampling=self.sampling,
-                                         seed=self.seed)
+                                         seed=self.seed, coordinates=self.coordinates)
         finally:
             model.train(was_training)
 

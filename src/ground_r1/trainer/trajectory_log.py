@@ -32,7 +32,8 @@ def trajectory_entries(step: int, question: int, record: dict[str, Any], traject
             "bboxs": record.get("bboxs") or [],
             "branch": t.branch,
             "finish_reason": t.finish_reason,
-            "input_size": list(t.input_size),  # the model's view: boxes in turn texts are in this frame
+            "input_size": list(t.input_size),  # the model's view (the boxes' frame under "input_pixels")
+            "coordinates": t.coordinates,  # the boxes' frame: input pixels, or the 0-1000 grid ("relative_1000")
             "original_size": list(t.original_size),  # crops and "box" below are in this frame
             "turns": [
                 {
