@@ -51,7 +51,9 @@ def test_default_run_writes_every_demo_artifact_with_finite_metrics(tmp_path):
     assert (out / "curves.png").stat().st_size > 10_000
     assert "<h2>step 1</h2>" in (out / "trajectories.html").read_text()  # step 1 is always in the gallery
     heldout = json.loads((out / "heldout_eval.json").read_text())
-    assert heldout["questions"] == 4 and set(heldout["results"]) == {"grounded", "no_crop", "gt_crop", "random_box"}
+    assert heldout["questions"] == 4 and set(heldout["results"]) == {"grounded", "no_crop", "gt_crop", "random_box",
+                                                                       "whole_image_box", "centre_box",
+                                                                       "majority_answer"}
     for condition in ("grounded", "no_crop", "gt_crop"):
         for key in ("accuracy", "format", "turns_mean", "answered_frac"):
             assert math.isfinite(heldout["results"][condition][key]), (condition, key)

@@ -42,7 +42,11 @@ def test_write_report_writes_the_five_panel_figure_and_the_gallery(tmp_path):
              "rewards": {"format_reward": 2.0, "accuracy_reward": 1.0}, "advantage": 0.5}
     _write_jsonl(tmp_path / "trajectories.jsonl", [entry, {**entry, "branch": 1}])
     written = write_report(tmp_path)
-    assert set(written) == {"curves", "gallery"}
+    assert set(written) == {"curves", "gallery", "alarms"}
+    # the report's alarm line (trainer/alarms.py), in the run folder's README.md
+    assert written["alarms"].read_text().endswith("## Collapse alarms\n\nCollapse alarms: none over 10 steps "
+                                                  "(trainer/alarms.py: turns, length, zero-std share, format, "
+                                                  "no-box rate).\n")
     with Image.open(written["curves"]) as png:
         width, height = png.size
     assert width > height * len(CURVE_PANELS) / 2  # one row of panels

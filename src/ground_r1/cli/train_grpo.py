@@ -268,6 +268,12 @@ def main(argv: list[str] | None = None) -> int:
                         "--model_path %s --config <this run's preset>", training_args.output_dir)
     logger.info("total time %.1f s", time.perf_counter() - started)
     finish_distributed()
+    if trainer.stopped_by_alarm:  # alarm_action: stop (trainer/alarms.py): the checkpoint of that step is saved
+        from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
+
+        logger.warning("stopped by a collapse alarm at step %d (alarms.jsonl): exit code %d", trainer.state.global_step,
+                       STOPPED_EXIT_CODE)
+        return STOPPED_EXIT_CODE
     return 0
 
 

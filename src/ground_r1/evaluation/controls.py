@@ -11,7 +11,11 @@ question through the *training* rollout (`ground_r1.rollout.runner.Rollout`, Tre
   is reading it. Only the box changes: a first turn in words the model would not write (an earlier version
   used a fixed "<think> the evidence </think>") measured the model's reaction to foreign text, not the crop;
 - ``random_box`` (GIoU only, no model): a uniformly random box per question, the GIoU a policy that looks at
-  random would score.
+  random would score;
+- ``whole_image_box``, ``centre_box`` (GIoU only, no model): the whole image as the box, and a centred box of half
+  the image's width and height (224 px on the synthetic 448-px scenes): what boxing without looking scores;
+- ``majority_answer`` (accuracy only, no model): always answering the most common answer of the evaluated
+  questions (a prior the policy could learn without looking; an upper bound of any constant answer here).
 
 Per condition: accuracy (the training rule, an answer is required), format reward, GIoU score of the first
 grounding box against ``bboxs[0]`` (the training metric, SPEC §3), turns per trajectory, answered fraction.
@@ -28,7 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ground_r1.boxes import giou_score, original_to_input
-from ground_r1.rewards.giou import giou_metrics
+from ground_r1.rewards.giou import giou_metrics, refinement_metrics
 from ground_r1.rewards.registry import AccuracyRegistry
 from ground_r1.rewards.trl_functions import format_reward, make_accuracy_reward
 from ground_r1.rollout.conversation import ConversationCodec
@@ -39,7 +43,8 @@ from ground_r1.trainer.metrics import grounding_boxes
 
 logger = logging.getLogger(__name__)
 
-CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box")
+CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box", "whole_image_box", "centre_box", "majority_answer")
+MODEL_FREE = ("random_box", "whole_image_box", "centre_box", "majority_answer")
 
 
 def evidence_box_text(record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int]) -> str:
@@ -92,6 +97,36 @@ def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int
     return fmean(scores) if scores else float("nan")
 
 
+def fixed_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], kind: str) -> float:
+    """Mean GIoU score of a box chosen without looking: ``whole`` (the image) or ``centre`` (centred, half the
+    image's width and height)."""
+    scores = []
+    for record, (w, h) in zip(records, sizes):
+        if not record.get("bboxs"):
+            continue
+        box = (0, 0, w, h) if kind == "whole" else (w / 4, h / 4, 3 * w / 4, 3 * h / 4)
+        scores.append(giou_score(box, record["bboxs"][0]))
+    return fmean(scores) if scores else float("nan")
+
+
+def majority_answer(records: Sequence[dict[str, Any]], registry: AccuracyRegistry) -> dict[str, Any]:
+    """Accuracy of always answering the most common answer of `records` (ties: the first in sorted order),
+    scored by the training rule."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[str(r["solution"])] = counts.get(str(r["solution"]), 0) + 1
+    if not counts:
+        return {"accuracy": float("nan"), "questions": 0}
+    answer = min(counts, key=lambda a: (-counts[a], a))
+    turns = [[f"<think> guess </think> <answer> {answer} </answer>"] for _ in records]
+    scores = make_accuracy_reward(registry)(
+        prompts=[r["problem"] for r in records], completions=[t[0] for t in turns], turns=turns,
+        solution=[r["solution"] for r in records], dataset=[r["dataset"] for r in records],
+    )
+    scored = [s for s in scores if s is not None]
+    return {"accuracy": fmean(scored) if scored else float("nan"), "answer": answer, "questions": len(records)}
+
+
 def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: AccuracyRegistry) -> dict[str, float]:
     turns = [t.turn_texts for t in trajectories]
     accuracy = make_accuracy_reward(registry)(
@@ -102,6 +137,8 @@ def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: Accura
     first_boxes = [grounding_boxes(t)[:1] for t in trajectories]
     giou = giou_metrics(first_boxes, [r.get("bboxs") or [] for r in records])
     scored = [a for a in accuracy if a is not None]
+    refine = refinement_metrics([grounding_boxes(t) for t in trajectories], [r.get("bboxs") or [] for r in records],
+                                prefix="")
     return {
         "accuracy": fmean(scored) if scored else float("nan"),
         "format": fmean(fmt),
@@ -110,6 +147,7 @@ def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: Accura
         "turns_mean": fmean(len(t) for t in turns),
         "answered_frac": fmean(t.finish_reason == "answer" for t in trajectories),
         "questions": len(records),
+        **refine,
     }
 
 
@@ -148,6 +186,14 @@ def evaluate_controls(
         if condition == "random_box":
             results[condition] = {"giou_score": random_box_giou(records, [im.size for im in images], seed),
                                   "questions": len(records)}
+            continue
+        if condition in ("whole_image_box", "centre_box"):
+            kind = "whole" if condition == "whole_image_box" else "centre"
+            results[condition] = {"giou_score": fixed_box_giou(records, [im.size for im in images], kind),
+                                  "questions": len(records)}
+            continue
+        if condition == "majority_answer":
+            results[condition] = majority_answer(records, registry)
             continue
         config = replace(rollout_config, no_crop=condition == "no_crop")
         # gt_crop needs an evidence box: records without a usable one (a metric only, SPEC §3) sit it out.

@@ -68,9 +68,29 @@ def plot_curves(metrics_path: str | Path, out_path: str | Path, window: int | No
         ax.plot(xs, ys, color="tab:blue", alpha=0.3, linewidth=0.8)
         ax.plot(xs, _moving_average(list(ys), w), color="tab:blue", linewidth=2)
         ax.grid(alpha=0.3)
+    _mark_alarms(fig, axes, Path(metrics_path).parent)
     fig.tight_layout()
     out_path = Path(out_path)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=90)
     plt.close(fig)
     return out_path
+
+
+def _mark_alarms(fig, axes, run_dir: Path) -> None:
+    """Collapse alarms (trainer/alarms.py, the run's alarms.jsonl): a red dashed line at each firing on every
+    panel, named on the panel of its metric (or the first panel when the figure has none), and in the title."""
+    from ground_r1.trainer.alarms import read_events
+
+    events = read_events(run_dir)
+    if not events:
+        return
+    panels = {key: ax for ax, (key, _) in zip(axes, CURVE_PANELS)}
+    for event in events:
+        for ax in axes:
+            ax.axvline(event.step, color="tab:red", linestyle="--", linewidth=1)
+        target = panels.get(event.metric, axes[0])
+        target.annotate(event.alarm, xy=(event.step, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize=7, color="tab:red")
+    fig.suptitle("collapse alarms: " + ", ".join(f"{e.alarm} @ {e.step}" for e in events), color="tab:red",
+                 fontsize=9)
