@@ -12,7 +12,8 @@ its mean over the last `alarm_window` logged steps, and fires when that mean cro
 | `format_drop` | `rewards/format_reward/mean` | is `alarm_format_drop` or more below its best window so far | 0.3 |
 | `no_box_rise` | `giou/no_box_rate` | is `alarm_no_box_rise` or more above its lowest window so far | 0.25 |
 
-An alarm fires when its condition becomes true (it can fire again after it cleared). Each firing is a WARNING in
+An alarm fires when its condition becomes true; it fires again only after the condition has been clear for a
+whole window (a mean hovering at the threshold does not repeat it). Each firing is a WARNING in
 the log (`ALARM <name> at step ...`), a line of `OUTPUT_DIR/alarms.jsonl`, a line of the run's report and a mark
 on `curves.png`; with `alarm_action: stop` the run saves a checkpoint of that step and ends (exit code 3 from the
 launcher). The alarms are computed from the logged history alone (`scan`), so a resumed run (its history is
@@ -171,16 +172,19 @@ def scan(records: Sequence[dict], settings: AlarmSettings | None = None) -> list
     for alarm in ALARMS:
         series = _series(records, alarm.metric)
         means = _window_means([v for _, v in series], settings.window)
-        previous = False
+        armed, clear = True, 0
         for (step, _), mean, (fires, threshold) in zip(series, means, _conditions(alarm, means, settings)):
-            if fires and not previous:
+            clear = 0 if fires else clear + 1
+            if not armed and clear >= settings.window:  # re-armed after a whole window without the condition
+                armed = True
+            if fires and armed:
+                armed = False
                 relation = "<=" if alarm.name in ("one_round_collapse", "format_drop") else (
                     "<" if alarm.name == "length_collapse" else ">=")
                 message = (f"ALARM {alarm.name} at step {step}: {alarm.what} {mean:.3f} over the last "
                            f"{settings.window} steps {relation} {threshold:.3f}: {alarm.meaning}")
                 events.append(AlarmEvent(alarm.name, step, alarm.metric, round(mean, 6), round(threshold, 6),
                                          settings.window, message))
-            previous = fires
     return sorted(events, key=lambda e: (e.step, e.alarm))
 
 
