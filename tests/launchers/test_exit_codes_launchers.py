@@ -51,6 +51,9 @@ def test_the_readme_table_names_every_launcher_and_the_contract():
         assert ("rerun" in codes["3"]) is (launcher != "eval/multi_RefCOCO.sh")
     assert "GPU-only preset" in table["scripts/run_grpo_video.sh"]["1"]
     assert "SIGTERM" in table["scripts/run_grpo_video.sh"]["143"]
+    from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
+
+    assert "collapse alarm" in table["scripts/run_grpo_video.sh"][str(STOPPED_EXIT_CODE)]
     # The numbers the table gives are the CLIs' own constants.
     from ground_r1.evaluation import outcome
 

@@ -136,3 +136,23 @@ def test_the_report_and_curves_show_the_alarms(make_trainer, tmp_path):
     (out / "alarms.jsonl").rename(out / "alarms.off")
     plain = plot_curves(out / "metrics.jsonl", out / "plain.png")
     assert plain.read_bytes() != written["curves"].read_bytes()
+
+
+def test_the_training_cli_exits_3_when_an_alarm_stops_the_run(tiny_model_dir, tmp_path):
+    from ground_r1 import paths
+    from ground_r1.cli.train_grpo import main
+    from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
+
+    out = tmp_path / "stopped"
+    code = main(["--config", str(paths.repo_root() / "configs" / "grpo" / "tiny_cpu.yaml"),
+                 "--model_name_or_path", str(tiny_model_dir), "--output_dir", str(out),
+                 "--scripted_policy", "collapse_one_round", "--alarm_action", "stop", "--alarm_window", "3",
+                 "--max_steps", str(STEPS), "--num_generations", "4", "--per_device_train_batch_size", "4",
+                 "--max_turns", "2", "--max_new_tokens_per_turn", "64", "--heldout_eval_questions", "0",
+                 "--trajectory_log_steps", "0"])
+    assert code == STOPPED_EXIT_CODE == 3
+    events = read_events(out)
+    stop_step = events[0].step
+    assert (out / f"checkpoint-{stop_step}" / "COMPLETE").is_file() and not (out / f"checkpoint-{STEPS}").exists()
+    card = (out / "README.md").read_text()
+    assert "## Collapse alarms" in card and f"at step {stop_step}" in card
