@@ -46,7 +46,8 @@ def test_write_report_writes_the_five_panel_figure_and_the_gallery(tmp_path):
     # the report's alarm line (trainer/alarms.py), in the run folder's README.md
     assert written["alarms"].read_text().endswith("## Collapse alarms\n\nCollapse alarms: none over 10 steps "
                                                   "(trainer/alarms.py: turns, length, zero-std share, format, "
-                                                  "no-box rate).\n")
+                                                  "no-box rate).\n\nIterative refinement: not measured (no "
+                                                  "grounding turn).\n")
     with Image.open(written["curves"]) as png:
         width, height = png.size
     assert width > height * len(CURVE_PANELS) / 2  # one row of panels
@@ -70,3 +71,17 @@ def test_gallery_keeps_the_last_logging_of_a_step_and_reports_a_missing_image(tm
     assert page.count("class='traj'") == 1
     assert "image unavailable" in page and "missing.png" in page
     assert "format_reward=n/a" in page
+
+
+def test_the_report_says_how_often_and_how_much_the_second_box_improves(tmp_path):
+    from ground_r1.reporting import refinement_line
+
+    _write_jsonl(tmp_path / "metrics.jsonl", [
+        {"step": s, "giou/refine_twice_frac": 0.1 * (s % 2), "giou/refine_improved_frac": 0.5, "giou/refine_gain": 0.02}
+        for s in range(1, 31)])  # the last 20 steps: twice 0.05 on average
+    (tmp_path / "heldout_eval.json").write_text(json.dumps({"results": {"grounded": {
+        "refine_twice_frac": 0.08, "refine_improved_frac": 0.375, "refine_gain": 0.008}}}))
+    assert refinement_line(tmp_path) == (
+        "Iterative refinement: training (last 20 steps, sampled): 5.0% of trajectories box twice; the second box "
+        "scores above the first in 50.0% of them, mean GIoU-score change +0.020; held-out (greedy): 8.0% box twice, "
+        "second box better in 37.5%, mean change +0.008.")

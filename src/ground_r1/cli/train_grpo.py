@@ -266,6 +266,10 @@ def main(argv: list[str] | None = None) -> int:
         elif trainer.accelerator.is_main_process:  # a rank-0-only forward would hang a sharded (ZeRO-3) model
             logger.info("held-out controls run in one process: python -m ground_r1.cli.evaluate_controls "
                         "--model_path %s --config <this run's preset>", training_args.output_dir)
+    if training_args.write_report and trainer.accelerator.is_main_process:
+        from ground_r1.reporting import write_alarm_section
+
+        write_alarm_section(training_args.output_dir)  # the report's refinement line, with the held-out figures
     logger.info("total time %.1f s", time.perf_counter() - started)
     finish_distributed()
     if trainer.stopped_by_alarm:  # alarm_action: stop (trainer/alarms.py): the checkpoint of that step is saved

@@ -23,11 +23,46 @@ def write_report(output_dir, image_root=None) -> dict:
 
 
 ALARM_SECTION = "## Collapse alarms"
+REFINE_WINDOW = 20  # training steps the refinement line averages over (the run's last ones)
+
+
+def refinement_line(output_dir) -> str:
+    """Iterative refinement (rewards/giou.py `refinement_metrics`): how often the policy boxed twice and how the
+    second box's GIoU compared with the first, over the run's last training steps and, once written, on the
+    held-out questions (heldout_eval.json, greedy)."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    from ground_r1.reporting.curves import read_metrics
+
+    out = Path(output_dir)
+    parts = []
+    steps = list(read_metrics(out / "metrics.jsonl").values())[-REFINE_WINDOW:] if (out / "metrics.jsonl").is_file() else []
+
+    def mean(key):
+        values = [r[key] for r in steps if isinstance(r.get(key), (int, float))]
+        return statistics.fmean(values) if values else None
+
+    twice, better, gain = mean("giou/refine_twice_frac"), mean("giou/refine_improved_frac"), mean("giou/refine_gain")
+    if twice is not None:
+        parts.append(f"training (last {len(steps)} steps, sampled): {twice:.1%} of trajectories box twice"
+                     + (f"; the second box scores above the first in {better:.1%} of them, mean GIoU-score change "
+                        f"{gain:+.3f}" if better is not None else ""))
+    heldout = out / "heldout_eval.json"
+    if heldout.is_file():
+        g = (json.loads(heldout.read_text()).get("results") or {}).get("grounded") or {}
+        if g.get("refine_twice_frac") is not None:
+            parts.append(f"held-out (greedy): {g['refine_twice_frac']:.1%} box twice"
+                         + (f", second box better in {g['refine_improved_frac']:.1%}, mean change "
+                            f"{g['refine_gain']:+.3f}" if g.get("refine_improved_frac") is not None else ""))
+    return "Iterative refinement: " + ("; ".join(parts) if parts else "not measured (no grounding turn)") + "."
 
 
 def write_alarm_section(output_dir):
-    """The run report's alarm line (trainer/alarms.py `report_line`) as the last section of OUTPUT_DIR/README.md,
-    replacing an earlier one (rebuilding the report never repeats it)."""
+    """The run report's learning-signal lines, the collapse alarms (trainer/alarms.py `report_line`) and the
+    iterative refinement (`refinement_line`), as the last section of OUTPUT_DIR/README.md, replacing an earlier one
+    (rebuilding the report never repeats it)."""
     from pathlib import Path
 
     from ground_r1.reporting.curves import read_metrics
@@ -38,6 +73,7 @@ def write_alarm_section(output_dir):
     text = card.read_text(encoding="utf-8") if card.is_file() else ""
     text = text.split("\n" + ALARM_SECTION)[0].split(ALARM_SECTION)[0].rstrip()
     steps = len(read_metrics(out / "metrics.jsonl")) if (out / "metrics.jsonl").is_file() else None
-    line = report_line(read_events(out), steps)
-    card.write_text((text + "\n\n" if text else "") + f"{ALARM_SECTION}\n\n{line}\n", encoding="utf-8")
+    lines = [report_line(read_events(out), steps), "", refinement_line(out)]
+    card.write_text((text + "\n\n" if text else "") + f"{ALARM_SECTION}\n\n" + "\n".join(lines) + "\n",
+                    encoding="utf-8")
     return card
