@@ -7,7 +7,8 @@
 #
 # Variables: PYTHON (interpreter used to create .venv, default python3), VENV (default <repo>/.venv),
 # GROUND_R1_CACHE (where the tiny model is built, default <repo>/.cache).
-# Time: ~1-2 min from nothing on a 2-core CPU machine; a second run on a ready machine takes seconds.
+# Time: ~2-4 min from nothing on a 2-core CPU machine (242 s measured on 2 cores shared with other work, load 4-5);
+# a second run on a ready machine takes seconds.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -85,6 +86,6 @@ else
 fi
 
 step "building the tiny offline Qwen2.5-VL (skipped when it is already built)"
-"$PY" -m ground_r1.models.tiny --default || fail "build tiny model" "run '$PY -m ground_r1.models.tiny --default' to see the full error"
+"$PY" -m ground_r1.demo.tiny --default || fail "build tiny model" "run '$PY -m ground_r1.demo.tiny --default' to see the full error"
 
 step "ready. Next: bash scripts/run_grpo_video.sh (CPU demo) or bash scripts/test.sh (tests)"

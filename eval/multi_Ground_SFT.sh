@@ -10,7 +10,8 @@
 #     OPENAI_API_KEY=... bash eval/multi_Ground_SFT.sh
 #
 # Variables (all optional):
-#   MODEL_PATH          checkpoint folder (default: the tiny random model, a demo, not a result)
+#   MODEL_PATH          checkpoint folder or hub id (default: the tiny random model, a demo, not a result); a GRPO
+#                       checkpoint's rollout_settings.json sets pixels, turns and tokens unless a flag does
 #   DATA_PATH           VisCoT records JSONL, SPEC §6 (default: built-in synthetic VisCoT-format set, 8 items)
 #   IMAGE_ROOT          image folder (default: the data file's folder)
 #   IMAGE_PATH_PREFIX   absolute prefix of the data's image paths to replace by IMAGE_ROOT (the release's files)
@@ -18,7 +19,7 @@
 #   NUM_GPUS            processes, one per GPU (default: visible GPUs, else 1); > 1 launches torchrun
 #   BATCH_SIZE          items per generate call per process (default 8)
 #   OPENAI_MODEL OPENAI_BASE_URL OPENAI_API_KEY   the judge; none set: NOTHING IS JUDGED (rule-based table)
-# Extra arguments go to `python -m ground_r1.cli.evaluate` (e.g. --max_items_per_dataset 10, --compare_to DIR).
+# Extra arguments go to `python -m ground_r1.cli.evaluate` (e.g. --max_items 10, --compare_to DIR).
 #
 # Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error (bad path, judge key refused);
 # 3 items left unjudged (rerun judges only those); 4 records skipped (OUTPUT_DIR/skipped_records.jsonl) or predictions failed.

@@ -9,7 +9,8 @@
 #     IMAGE_ROOT=/data/refcoco_images NUM_GPUS=8 bash eval/multi_RefCOCO.sh
 #
 # Variables (all optional):
-#   MODEL_PATH          checkpoint folder (default: the tiny random model, a demo, not a result)
+#   MODEL_PATH          checkpoint folder or hub id (default: the tiny random model, a demo, not a result); a GRPO
+#                       checkpoint's rollout_settings.json sets pixels, turns and tokens unless a flag does
 #   DATA_PATH           released RefCOCO file: bboxs COCO xywh, solution = expressions, dataset = split
 #                       (default: a built-in synthetic set in that format, 4 objects x 2 expressions)
 #   IMAGE_ROOT          image folder (default: the data file's folder)
@@ -18,7 +19,7 @@
 #   NUM_GPUS            processes, one per GPU (default: visible GPUs, else 1); > 1 launches torchrun
 #   BATCH_SIZE          items per generate call per process (default 8)
 #   OPENAI_MODEL OPENAI_BASE_URL OPENAI_API_KEY   not used (RefCOCO is scored by IoU)
-# Extra arguments go to `python -m ground_r1.cli.evaluate` (e.g. --max_items_per_dataset 100: objects per split).
+# Extra arguments go to `python -m ground_r1.cli.evaluate` (e.g. --max_items 100: objects per split).
 #
 # Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error (bad path, judge key refused);
 # 4 records skipped (OUTPUT_DIR/skipped_records.jsonl) or predictions failed.

@@ -19,7 +19,8 @@
 #                   benchmark's answer-format suffix), to put beside it
 #   BENCHMARKS      comma list (default all): MME,POPE,SEED_Bench,MMBench_en_dev,MMMU_val,MME_RealWorld_Lite,
 #                   RealworldQA,MMVet (case and punctuation ignored; aliases such as mmbench, mme-rwl work)
-#   MODEL_PATH      checkpoint folder (default: the tiny random model, a demo, not a result)
+#   MODEL_PATH      checkpoint folder or hub id (default: the tiny random model, a demo, not a result); a GRPO
+#                   checkpoint's rollout_settings.json sets pixels, turns and tokens unless a flag does
 #   DATASET_ROOT    folder holding the release files (MME.jsonl, POPE.jsonl, ... or {name}/{name}.jsonl) and
 #                   their images: DATASET_ROOT/{name}/ when that folder exists, else beside the file
 #                   (default: a built-in demo set of one or two items per benchmark)

@@ -18,7 +18,8 @@
 #   PROTOCOL        direct (default) or ground_sft, as above
 #   BENCHMARKS      comma list (default all): MME,POPE,SEED_Bench,MMBench_en_dev,MMMU_val,MME_RealWorld_Lite,
 #                   RealworldQA,MMVet (case and punctuation ignored)
-#   MODEL_PATH      checkpoint folder (default: the tiny random model, a demo, not a result)
+#   MODEL_PATH      checkpoint folder or hub id (default: the tiny random model, a demo, not a result); a GRPO
+#                   checkpoint's rollout_settings.json sets pixels, turns and tokens unless a flag does
 #   DATASET_ROOT    folder holding the release files (MME.jsonl, ... or {name}/{name}.jsonl) and their images:
 #                   DATASET_ROOT/{name}/ when that folder exists, else beside the file (default: a built-in demo
 #                   set, evaluated with 32 new tokens per turn)

@@ -31,15 +31,45 @@ if [ -z "${NUM_GPUS:-}" ]; then
 fi
 export NUM_GPUS
 
-# Offline by default: the embedded default needs no network; set HF_HUB_OFFLINE=0 to download models.
-export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+# A launcher variable written after the command (`bash scripts/run_grpo_video.sh MAX_STEPS=2`) would reach Python
+# as an argument: say where it goes. (A sourced file sees the launcher's arguments.) A NAME=value right after a
+# --flag is that flag's value and is left alone.
+_prev_arg=""
+for _arg in "$@"; do
+  if [[ "$_arg" =~ ^[A-Z][A-Z0-9_]*= ]] && [[ "$_prev_arg" != --* ]]; then
+    echo "[$(basename "$0")] '$_arg' is an environment variable given after the command; put it first:" >&2
+    echo "  $_arg bash $0 ..." >&2
+    exit 2
+  fi
+  _prev_arg="$_arg"
+done
+unset _prev_arg _arg
+
+# Offline only for the embedded default (the tiny model and the synthetic data ship with the project and need no
+# network). A user's model (MODEL_PATH, or --model_name_or_path / --model_path) may be a hub id to download, so the
+# hub stays reachable for it. HF_HUB_OFFLINE set by the user always wins (README, "Models and the hub").
+_user_model="${MODEL_PATH:-}"
+for _arg in "$@"; do
+  case "$_arg" in --model_name_or_path|--model_name_or_path=*|--model_path|--model_path=*) _user_model=1 ;; esac
+done
+if [ -z "$_user_model" ]; then
+  export HF_HUB_OFFLINE="${HF_HUB_OFFLINE:-1}"
+fi
+unset _user_model _arg
 export TOKENIZERS_PARALLELISM="${TOKENIZERS_PARALLELISM:-false}"
 export PYTHONUNBUFFERED=1
 
-# resolve_model_path PATH: a local folder is taken from the caller's directory; a hub id is kept as is.
+# resolve_model_path PATH: a local folder is taken from the caller's directory; a hub id is kept as is. A path that
+# starts with /, ./, ../ or ~, or holds more than one '/', is local even when missing (Python then names it, exit 1).
 resolve_model_path() {
   local p="${1:-}"
-  if [ -n "$p" ] && [ -e "$(abs_path "$p")" ]; then abs_path "$p"; else echo "$p"; fi
+  p="${p/#\~/$HOME}"
+  local slashes="${p//[^\/]/}"
+  if [ -n "$p" ] && { [ -e "$(abs_path "$p")" ] || [[ "$p" == ./* || "$p" == ../* || "$p" == /* ]] || [ "${#slashes}" -gt 1 ]; }; then
+    abs_path "$p"
+  else
+    echo "$p"
+  fi
 }
 
 have_gpu() { command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; }
@@ -58,6 +88,11 @@ launch_training() {
   local -a extra=(--deepspeed "")
   if [ "$world" -le 1 ] && ! have_gpu; then
     exec "$PY" -m "$module" "${extra[@]}" "$@"
+  fi
+  if ! have_gpu; then
+    echo "[$tag] NUM_GPUS=$NUM_GPUS on a machine without a GPU: $world CPU processes under DeepSpeed ZeRO-3 over gloo." \
+         "This exercises the multi-process path (tests); it is slower than one process. Leave NUM_GPUS unset for" \
+         "the one-process CPU run."
   fi
   if have_gpu; then
     deepspeed="$(abs_path "${DEEPSPEED:-$REPO/configs/deepspeed/zero3.json}")"

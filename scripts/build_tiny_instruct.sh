@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Rebuild the tiny instruct base of the CPU demo (ground_r1.models.instruct_recipe; recipe configs/sft/tiny_instruct.yaml,
+# Rebuild the tiny instruct base of the CPU demo (ground_r1.demo.instruct_recipe; recipe configs/sft/tiny_instruct.yaml,
 # which continues from configs/sft/tiny_instruct_grounding.yaml: both phases are built, the first in OUTPUT_DIR.work).
 #
 #   bash scripts/build_tiny_instruct.sh                       # -> src/ground_r1/assets/tiny-instruct (the demo's default)
@@ -18,4 +18,4 @@ ARGS=(--config "$CONFIG" --output_dir "$OUTPUT_DIR")
 [ -n "${SEED:-}" ] && ARGS+=(--seed "$SEED")
 export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"  # the tiny model is faster single-threaded on a busy CPU
 echo "[build_tiny_instruct] recipe $CONFIG -> $OUTPUT_DIR"
-exec "$PY" -m ground_r1.models.instruct_recipe "${ARGS[@]}" "$@"
+exec "$PY" -m ground_r1.demo.instruct_recipe "${ARGS[@]}" "$@"

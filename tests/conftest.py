@@ -31,6 +31,6 @@ def release_format_dir(shared_dir: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
     """The tiny random-weight Qwen2.5-VL: the setup.sh cache if built, else built once for this session."""
-    from ground_r1.models import tiny
+    from ground_r1.demo import tiny
 
     return tiny.ensure_tiny_model(paths.tiny_model_dir())

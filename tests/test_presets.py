@@ -71,6 +71,14 @@ def test_the_training_clis_refuse_before_any_work(monkeypatch, caplog, tmp_path)
                             "--output_dir", str(tmp_path / "grpo")]) == 1
     assert "the preset configs/grpo/release.yaml needs a GPU" in caplog.text
     assert not (tmp_path / "grpo").exists() and not (tmp_path / "sft").exists()  # before any work
+    # Issue 17's check comes first: a local MODEL_PATH that is not there is the problem named, not the preset.
+    missing = tmp_path / "no-such-model"
+    for main, argv in ((train_sft.main, ["--config", "configs/sft/ground.yaml", "--sft_kind", "ground"]),
+                       (train_grpo.main, ["--config", "configs/grpo/release.yaml"])):
+        caplog.clear()
+        assert main([*argv, "--model_name_or_path", str(missing), "--output_dir", str(tmp_path / "o")]) == 1
+        assert f"MODEL_PATH {missing}: no such folder" in caplog.text and "needs a GPU" not in caplog.text
+    assert not (tmp_path / "o").exists()
 
 
 def _run(script: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
@@ -92,6 +100,10 @@ def test_the_issues_command_names_the_preset_then_the_real_problem(tmp_path):
     on_cpu = _run("scripts/run_grpo_video.sh", env, "--bf16", "false")
     assert on_cpu.returncode == 1 and "Traceback" not in on_cpu.stderr
     assert f"records file not found: '{tmp_path / 'missing.jsonl'}'" in on_cpu.stderr
+    # A model folder that exists (issue 17 names a missing one first, before the preset: see
+    # test_the_training_clis_refuse_before_any_work); MODEL_PATH makes the launcher pick the release preset.
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "config.json").write_text("{}")
     vanilla = _run("qwen-vl-finetune/scripts/Vanilla_SFT.sh", {"MODEL_PATH": str(tmp_path / "model"),
                                                                "OUTPUT_DIR": str(tmp_path / "v")})
     assert vanilla.returncode == 1

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ground_r1.boxes import input_to_original, iou, parse_box
-from ground_r1.data.synthetic import SyntheticConfig, generate_scene, record_rng, zoom_question
+from ground_r1.demo.synthetic import SyntheticConfig, generate_scene, record_rng, zoom_question
 from ground_r1.models.loading import load_model, load_processor
 from ground_r1.paths import tiny_instruct_dir
 from ground_r1.prompt import grounding_text
@@ -41,7 +41,7 @@ def box_target(text: str, scene, ref, view: tuple[int, int]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("model", nargs="?", default=str(tiny_instruct_dir()))
     parser.add_argument("--questions", type=int, default=80)
     parser.add_argument("--samples", type=int, default=8)

@@ -18,8 +18,8 @@ import numpy as np
 import torch
 
 from ground_r1.boxes import original_to_input
-from ground_r1.data.synthetic import SyntheticConfig, generate_scene, record_rng, zoom_question
-from ground_r1.models.instruct_recipe import grounding_answer
+from ground_r1.demo.synthetic import SyntheticConfig, generate_scene, record_rng, zoom_question
+from ground_r1.demo.instruct_recipe import grounding_answer
 from ground_r1.models.loading import load_model, load_processor
 from ground_r1.paths import tiny_instruct_dir
 from ground_r1.prompt import grounding_text
@@ -38,7 +38,7 @@ def generate(model, processor, chats, images, max_new_tokens=40, **sampling):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     parser.add_argument("model", nargs="?", default=str(tiny_instruct_dir()))
     parser.add_argument("--questions", type=int, default=40)
     args = parser.parse_args()

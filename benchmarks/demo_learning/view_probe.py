@@ -44,7 +44,7 @@ def nearest(rgb: np.ndarray, palette: dict[str, tuple[int, int, int]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from ground_r1.data.synthetic import DETAIL_PALETTE, SyntheticConfig, generate_scene, record_rng
+    from ground_r1.demo.synthetic import DETAIL_PALETTE, SyntheticConfig, generate_scene, record_rng
     from ground_r1.models.loading import load_processor
     from ground_r1 import paths
 

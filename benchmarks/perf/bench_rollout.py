@@ -77,7 +77,8 @@ CPU_SECONDS = ("rollout_cpu_s", "step_cpu_s", "loss_pass_cpu_s")  # CPU runs onl
 
 # -- arguments ------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--geometry", choices=("tiny", "3b", "7b"), default="tiny",
                    help="tiny: the offline test model; 3b/7b: the real sizes, random init (needs a GPU)")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
@@ -92,7 +93,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max_pixels", type=int, default=12544, help="image processor max_pixels (tiny: 12544)")
     p.add_argument("--min_pixels", type=int, default=3136)
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--policy", default="mixed_rounds", help="scripted policy of ground_r1.rollout.scripted")
+    p.add_argument("--policy", default="mixed_rounds", help="scripted policy of ground_r1.demo.scripted")
     p.add_argument("--modes", default="abcnkp",
                    help="which loops to run, e.g. 'ab'; 'n': (a) without vision-feature reuse, 'k': (a) without the KV "
                         "cache carried from round to round, 'p': (a) with TRL's padded loss batch and LM head on "
@@ -381,8 +382,8 @@ def build_model(args, tiny_dir: Path, processor):
     if args.geometry == "tiny":
         model = load_model(tiny_dir, dtype=dtype, attn_implementation="sdpa").to(args.device)
     else:
-        from ground_r1.models.tiny import GEOMETRIES
-        from ground_r1.models.tiny import build_model as build_random
+        from ground_r1.demo.tiny import GEOMETRIES
+        from ground_r1.demo.tiny import build_model as build_random
 
         previous = torch.get_default_dtype()
         torch.set_default_dtype(dtype)
@@ -400,7 +401,7 @@ def build_model(args, tiny_dir: Path, processor):
 
 def load_questions(args) -> list[dict]:
     from ground_r1.data.records import load_viscot_records
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     folder = ensure_default_dataset(num_train=512, num_eval=64)  # the CLI's default synthetic data
     loaded = load_viscot_records(folder / "train.jsonl", image_root=folder, min_pixels=args.min_pixels,
@@ -689,7 +690,7 @@ def main(argv: list[str] | None = None) -> int:
 
     transformers.logging.set_verbosity_error()
     from ground_r1.models.loading import load_processor
-    from ground_r1.models.tiny import ensure_tiny_model
+    from ground_r1.demo.tiny import ensure_tiny_model
     from ground_r1.rollout.conversation import ConversationCodec
 
     if args.threads is not None or args.device == "cpu":

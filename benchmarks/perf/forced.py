@@ -2,12 +2,12 @@
 the token.
 
 Why: a random-initialised model writes noise, so whether and when a trajectory answers would be luck, and the
-three loops (a), (b), (c) would not do the same work. `ground_r1.rollout.scripted.ScriptedGenerator` controls
+three loops (a), (b), (c) would not do the same work. `ground_r1.demo.scripted.ScriptedGenerator` controls
 the text but replaces generation by one forward pass, so it measures none of the decoding cost. Here every
 decode step runs on the real model (prefill, KV cache or not, vision tower, LM head, sampling processors);
 only the final choice of token is overridden: all logits but the scripted token's become -inf.
 
-The text comes from the named scripted policies (`ground_r1.rollout.scripted.POLICIES`, default
+The text comes from the named scripted policies (`ground_r1.demo.scripted.POLICIES`, default
 ``mixed_rounds``), called with ``row`` = the trajectory's index within its question's group (the request
 `key`), so a trajectory follows the same script in (a) and in (c) whatever its row in a batch. Each turn is
 padded inside ``<think>`` with filler tokens to exactly the per-turn budget (closing eos included), so every
@@ -23,7 +23,7 @@ from transformers import LogitsProcessor, LogitsProcessorList
 
 from ground_r1.rollout.conversation import ConversationCodec
 from ground_r1.rollout.generation import GenerationRequest
-from ground_r1.rollout.scripted import Policy, ScriptedCall, resolve_policy
+from ground_r1.demo.scripted import Policy, ScriptedCall, resolve_policy
 
 FILLER = " look"
 THINK_OPEN = "<think>"

@@ -100,7 +100,7 @@ def table(title: str, rows: list[dict], total_ms: float) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--out", default=None, help="also write the tables to this file")
     args, rest = p.parse_known_args(argv)
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(bargs.seed)
     from ground_r1.data.images import load_image
     from ground_r1.models.loading import load_processor
-    from ground_r1.models.tiny import ensure_tiny_model
+    from ground_r1.demo.tiny import ensure_tiny_model
     from ground_r1.rollout.conversation import ConversationCodec
     from ground_r1.rollout.runner import RolloutQuestion
 

@@ -444,7 +444,7 @@ class FaultPolicy:
 
 
 def eval_command(items_per_dataset: int) -> list[str]:
-    return ["bash", str(REPO / "eval" / "multi_Ground_R1.sh"), "--max_items_per_dataset", str(items_per_dataset),
+    return ["bash", str(REPO / "eval" / "multi_Ground_R1.sh"), "--max_items", str(items_per_dataset),
             "--max_new_tokens", "8", "--max_turns", "2", "--judge_concurrency", "2", "--no_progress"]
 
 
@@ -642,7 +642,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--seed", type=int, default=0, help="chooses the kill points, delays, phases and judge faults")
     p.add_argument("--kills", type=int, default=10, help="kill points per target")
     p.add_argument("--train_kills", type=int, default=None, help="kill points for training (default --kills)")

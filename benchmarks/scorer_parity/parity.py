@@ -52,7 +52,7 @@ PIECES = list("ABCDEabcde ()., :;-=\n") + [
 
 
 def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], allow_abbrev=False)
     p.add_argument("--lmms_root", required=True, help="folder holding the unpacked lmms_eval package")
     p.add_argument("--n", type=int, default=30000, help="random answers per reader")
     p.add_argument("--seed", type=int, default=0)

@@ -64,6 +64,8 @@ class GroundR1Config(GRPOConfig):
         write_report (`bool`, True): curves.png and trajectories.html at the end of training (ground_r1.reporting).
         heldout_eval_questions (`int`, 0): after training, `ground_r1.evaluation.controls` on that many held-out
             questions (heldout_eval.json): grounded, no-crop lower bound, ground-truth-crop upper bound, random box.
+        heldout_eval_steps (`int`, 0): the grounded held-out accuracy also before step 1 (the base model) and every
+            k steps (`heldout/*` metrics; the first figure of a run comes within a minute).
     """
 
     num_first_round_samples: int = field(default=2, metadata={"help": "G1: first-round grounding samples per question (SPEC §2)."})
@@ -86,7 +88,7 @@ class GroundR1Config(GRPOConfig):
     generation_max_batch_rows: int | None = field(default=None, metadata={"help": "Chunk each round's generate call."})
     loss_batch_layout: str = field(default="auto", metadata={"help": "Loss-pass layout: 'auto' (packed with flash-attention, else bucketed), 'bucketed', 'packed' (padding-free) or 'padded' (TRL's)."})
     loss_bucket_min_fill: float = field(default=0.9, metadata={"help": "Bucketed layout: each bucket's tokens fill at least this share of rows x its longest row."})
-    scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.rollout.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
+    scripted_policy: str | None = field(default=None, metadata={"help": "Tests/benchmarks only: replace sampling by a scripted policy (a name of ground_r1.demo.scripted.POLICIES or pkg.mod:func); the model still runs one forward per generate call."})
     eval_max_new_tokens_per_turn: int | None = field(default=None, metadata={"help": "Per-turn budget in evaluation (default: training's)."})
     eval_repetition_penalty: float = field(default=1.05, metadata={"help": "Greedy evaluation repetition penalty (SPEC §2)."})
     nonfinite_policy: str = field(default="skip", metadata={"help": "Non-finite loss/gradient: 'skip' the optimizer step (logged with the record ids), 'raise', or 'ignore'."})
@@ -105,6 +107,7 @@ class GroundR1Config(GRPOConfig):
     trajectory_log_steps: int = field(default=0, metadata={"help": "Every this many steps (and at step 1), append one question's trajectories to OUTPUT_DIR/trajectories.jsonl (the gallery's input); 0: off."})
     write_report: bool = field(default=True, metadata={"help": "At the end of training write curves.png (and trajectories.html when trajectories were logged) to OUTPUT_DIR."})
     heldout_eval_questions: int = field(default=0, metadata={"help": "After training: greedy held-out evaluation with controls (no-crop, ground-truth crop, random box) on this many eval questions, written to OUTPUT_DIR/heldout_eval.json; 0: off."})
+    heldout_eval_steps: int = field(default=0, metadata={"help": "With heldout_eval_questions: the greedy held-out accuracy (grounded) before step 1 and every this many steps, logged as heldout/* (metrics.jsonl, trackers, console, curves.png); 0: only after training."})
 
     def __post_init__(self):
         # Our checks first: GRPOConfig's own would otherwise stop at its first problem with a less useful message.
@@ -127,6 +130,8 @@ class GroundR1Config(GRPOConfig):
                 f"must live on one rank (they share round-1 turns). Set per_device_train_batch_size: {n} "
                 f"(one question per device) or a multiple of it."
             )
+        if self.heldout_eval_steps < 0:
+            problems.append(f"heldout_eval_steps must be >= 0, got {self.heldout_eval_steps}")
         if self.max_turns < 1:
             problems.append(f"max_turns must be >= 1, got {self.max_turns}")
         if self.max_new_tokens_per_turn < 1:

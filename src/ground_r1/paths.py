@@ -48,6 +48,6 @@ def shared_dir() -> Path | None:
 
 
 def tiny_instruct_dir() -> Path:
-    """The tiny *instruct* base shipped with the package (built by `ground_r1.models.instruct_recipe`): the
+    """The tiny *instruct* base shipped with the package (built by `ground_r1.demo.instruct_recipe`): the
     default model of the CPU demo. Committed, so a fresh clone starts RL with no training wait."""
     return PACKAGE_DIR / "assets" / "tiny-instruct"

@@ -188,6 +188,14 @@ def test_invalid_json_line(tmp_path):
     assert str(issue).startswith(f"{f}:2: json: invalid JSON (")
 
 
+def test_an_unterminated_string_reads_once_at_its_column(tmp_path):
+    """Before: "invalid JSON (Unterminated string starting at at column 13)"."""
+    _img(tmp_path / "a.png")
+    f = _write_jsonl(tmp_path / "r.jsonl", ['{"image": "a.png'])
+    (issue,) = _issues(f, image_root=tmp_path)
+    assert str(issue) == f"{f}:1: json: invalid JSON (Unterminated string starting at column 11)"
+
+
 def test_not_an_object(tmp_path):
     f = _write_jsonl(tmp_path / "r.jsonl", ["[1, 2]"])
     (issue,) = _issues(f)

@@ -131,6 +131,7 @@ def test_boxes_and_answers_chosen_without_looking():
     assert fixed_box_giou(records, sizes, "centre") == pytest.approx((1 - 50176 / 112896) / 2)
     rows = [{"problem": "q", "solution": s, "dataset": "zoom_synthetic"} for s in ("red", "blue", "red", "green")]
     out = majority_answer(rows, build_registry())
-    assert out == {"accuracy": 0.5, "answer": "red", "questions": 4}
+    # scores [1, 0, 1, 0]: sample standard deviation sqrt(1/3), standard error sqrt(1/3) / 2
+    assert out == {"accuracy": 0.5, "accuracy_se": pytest.approx((1 / 3) ** 0.5 / 2), "answer": "red", "questions": 4}
     tie = majority_answer(rows[1:2] + rows[3:], build_registry())  # blue and green once each: sorted first wins
     assert tie["answer"] == "blue" and tie["accuracy"] == 0.5

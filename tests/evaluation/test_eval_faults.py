@@ -159,7 +159,7 @@ class Killed(Exception):  # a simulated kill (the `tiny` fixture is in conftest.
 
 
 def test_inference_killed_at_seeded_points_resumes_to_the_uninterrupted_predictions(tmp_path, tiny):
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     model, processor = tiny
     items_ = inference.load_viscot_items(ensure_default_dataset() / "eval.jsonl", max_items_per_dataset=6,

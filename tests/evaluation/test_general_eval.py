@@ -181,23 +181,33 @@ def test_summary_table_in_the_papers_units(tmp_path):
     markdown = general.render_summary_markdown(rows, "direct, tiny").splitlines()
     mme_rule, pope_rule = get_benchmark("MME").rule, get_benchmark("POPE").rule
     # MME existence: 1/2 right (acc 50), its image not all right (acc+ 0) -> 50; count: 2/2 and 1/1 -> 200; sum 250.
-    assert (f"| MME | total (perception + cognition) | {mme_rule} | 250.0 | 4 | 0 | 0 | 0 | perception 250.0, "
+    # Its error bar: a bootstrap over images within their task; one image per task here, so every resample is
+    # the data itself: 0.0 (the release rule's variant row too).
+    assert (f"| MME | total (perception + cognition) | {mme_rule} | 250.0 ± 0.0 | 4 | 0 | 0 | 0 | perception 250.0, "
             "cognition 0.0; only 2/14 tasks |") in markdown
     assert ("| MME | total (perception + cognition) | variant: release cal_MME.py: MME authors' rule (no bare y/n) "
-            "| 250.0 | 4 | 0 | 0 | 0 |  |") in markdown
+            "| 250.0 ± 0.0 | 4 | 0 | 0 | 0 |  |") in markdown
     # POPE (the POPE rule reads every answer; "maybe" holds no "no"/"not" -> yes): tp 2 (yes/yes, maybe/yes), fp 1
     # (no/yes), tn 1: acc 3/4 = 75.0, P 2/3 = 66.7, R 2/2 = 100, F1 = 2*66.7*100/166.7 = 80.0, yes-ratio 3/4 = 75.0.
+    # Accuracy's SE: values 100, 0, 100, 100 -> s = 50, / sqrt(4) = 25.0. F1's: the seeded bootstrap over the 4
+    # items, 26.4.
     pope_notes = "precision 66.7, recall 100.0, yes-ratio 75.0"
-    assert f"| POPE | accuracy | {pope_rule} | 75.0 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
-    assert f"| POPE | F1 | {pope_rule} | 80.0 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
-    # lmms-eval's exact match: "yes" and "no" right, "yes" on a no and "maybe" wrong -> 50.0
-    assert "| POPE | accuracy | variant: lmms-eval 0.7.3 pope: exact yes/no after lower/strip | 50.0 | 4 | 0 | 0 | 0 |  |" \
-        in markdown
-    assert f"| RealworldQA | accuracy | {get_benchmark('RealworldQA').rule} | 100.0 | 1 | 0 | 0 | 0 |  |" in markdown
+    assert f"| POPE | accuracy | {pope_rule} | 75.0 ± 25.0 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
+    assert f"| POPE | F1 | {pope_rule} | 80.0 ± 26.4 | 4 | 0 | 0 | 0 | {pope_notes} |" in markdown
+    # lmms-eval's exact match: "yes" and "no" right, "yes" on a no and "maybe" wrong -> 50.0; its SE: values 100, 0,
+    # 100, 0 -> s = 57.735, / sqrt(4) = 28.9 (a variant row carries its own error bar).
+    assert ("| POPE | accuracy | variant: lmms-eval 0.7.3 pope: exact yes/no after lower/strip | 50.0 ± 28.9 | 4 | 0 | 0 "
+            "| 0 |  |") in markdown
+    # One item: no standard error.
+    assert f"| RealworldQA | accuracy | {get_benchmark('RealworldQA').rule} | 100.0 ± n/a | 1 | 0 | 0 | 0 |  |" in markdown
     assert markdown[0] == "## General benchmarks (direct, tiny)"
     csv_lines = general.render_summary_csv(rows).splitlines()
-    assert csv_lines[0] == "benchmark,metric,rule,variant,score,items,skipped,unparsed,left_out,notes"
+    assert csv_lines[0] == ("benchmark,metric,rule,variant,score,se,items,skipped,unparsed,left_out,notes,"
+                            "error_bar")
+    assert csv_lines[3].startswith(f'POPE,accuracy,"{pope_rule}",no,75.0,25.0,4,')
+    assert csv_lines[3].endswith(",standard error of the mean over 4 items")
     assert csv_lines[4].startswith(f'POPE,F1,"{pope_rule}",no,') and float(csv_lines[4].split(",")[5]) == pytest.approx(80)
+    assert csv_lines[4].endswith("bootstrap standard error, 1000 resamples (seed 0) over 4 items\"")
 
 
 # ------------------------------------------------------------------------------------------ MM-Vet grading
@@ -240,8 +250,9 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
     # The table names the grader that graded (from the grading records) beside the official one.
     (row,) = general.summary_rows(data.spec, metrics, scored)
     assert row.rule == "MM-Vet official grader prompt (grader grader; official: gpt-4-0613)"
-    assert "| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) | 55.0 |" \
-        in general.render_summary_markdown([row], "x")
+    # Its error bar (issue 17): the graded scores 80 and 30 -> s = 35.36, / sqrt(2) = 25.0.
+    assert ("| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) "
+            "| 55.0 ± 25.0 |") in general.render_summary_markdown([row], "x")
 
     # Another run (a new grades file) with the same cache: graded answers cost no request.
     fake_chat_server.reset()
@@ -312,5 +323,42 @@ def test_a_killed_run_resumes_per_benchmark(tmp_path, monkeypatch):
         assert (killed / name).read_text() == (tmp_path / "full" / name).read_text()
     # Every answer is "Yes": MME count acc 50 + acc+ 0 = 50.0; POPE acc 1/2 = 50.0.
     summary = (killed / "summary.md").read_text()
-    assert f"| MME | total (perception + cognition) | {get_benchmark('MME').rule} | 50.0 | 2 |" in summary
-    assert f"| POPE | accuracy | {get_benchmark('POPE').rule} | 50.0 | 2 |" in summary
+    # One image: one bootstrap unit, so no standard error.
+    assert f"| MME | total (perception + cognition) | {get_benchmark('MME').rule} | 50.0 ± n/a | 2 |" in summary
+    assert f"| POPE | accuracy | {get_benchmark('POPE').rule} | 50.0 ± 50.0 | 2 |" in summary
+
+
+def test_the_item_limit_keeps_whole_mmbench_questions_skips_bad_copies_and_every_row_has_its_error_bar(
+        tmp_path, tiny_model_dir):
+    # Issues 15 + 16 + 17 through the CLI: the old flag name (an alias of --max_items) keeps the first 2 questions
+    # with all their rotated copies (listed after the originals, as in the release file); a copy whose image is
+    # missing is skipped, named and counted, and its question left out of CircularEval; the rows carry their rule,
+    # the skipped count and an error bar.
+    problem = "Which colour?\nA. red\nB. blue\nC. nan\nD. nan\n"
+    records = [{"Question_id": q, "hint": "nan", "solution": answer, "Category": "color",
+                "L2-category": "attribute_reasoning", "Image": f"images/img_{q}.png", "problem": problem}
+               for q, answer in ((1, "A"), (2, "B"), (3, "A"), (1000001, "B"), (1000002, "A"), (1000003, "B"))]
+    root = write_root(tmp_path / "data", {"MMBench_en_dev": records})
+    (root / "MMBench_en_dev" / "images" / "img_1000002.png").unlink()
+    out = tmp_path / "out"
+    rc = evaluate_general.main(["--protocol", "direct", "--benchmarks", "MMBench", "--dataset_root", str(root),
+                                "--model_path", str(tiny_model_dir), "--max_new_tokens", "2", "--max_pixels", "12544",
+                                "--max_items_per_dataset", "2", "--output_dir", str(out), "--no_progress"])
+    assert rc == 4  # a record skipped: the rest finished
+    predicted = [json.loads(line)["key"] for line in (out / "MMBench_en_dev" / "predictions.jsonl").read_text().splitlines()]
+    assert sorted(predicted) == ["MMBench_en_dev.jsonl:1", "MMBench_en_dev.jsonl:2", "MMBench_en_dev.jsonl:4"]
+    summary = (out / "summary.md").read_text()
+    circular = next(line for line in summary.splitlines() if "| CircularEval accuracy | CircularEval" in line)
+    cells = [c.strip() for c in circular.strip("|").split("|")]
+    # Items 1 (question 1; question 2 lost its copy), Skipped 1, Left out 1; one question: no standard error.
+    assert cells[3].endswith("± n/a") and cells[4:8] == ["1", "1", cells[6], "1"]
+    single = next(line for line in summary.splitlines() if "| single-pass accuracy (originals only) |" in line)
+    assert " ± " in single and "| 2 | 1 |" in single  # the two originals kept, the skipped count
+    assert ("- MMBench_en_dev: MMBench_en_dev.jsonl: 6 records read, 3 evaluated (3 kept by the item limit), 1 "
+            "skipped (Image: 1)") in summary
+    metrics = json.loads((out / "MMBench_en_dev" / "metrics.json").read_text())
+    assert [(u["metric"], u["variant"]) for u in metrics["uncertainty"]] == [
+        ("CircularEval accuracy", False), ("single-pass accuracy (originals only)", False),
+        ("CircularEval accuracy", True), ("per-row accuracy", True)]
+    assert metrics["uncertainty"][0]["method"].startswith("bootstrap standard error, 1000 resamples (seed 0) over 1 "
+                                                          "questions")

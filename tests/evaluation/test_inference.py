@@ -219,7 +219,7 @@ def test_ground_r1_uses_the_rollout_and_generates_only_unfinished_items(processo
 
 
 def synthetic_items(n: int) -> list[EvalItem]:
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     return inference.load_viscot_items(ensure_default_dataset() / "eval.jsonl", max_items_per_dataset=n, **TINY_PIXELS)
 

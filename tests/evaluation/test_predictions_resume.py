@@ -67,7 +67,7 @@ class Killed(Exception):  # a simulated kill (the `tiny` fixture is in conftest.
 
 
 def test_killed_inference_resumes_to_the_uninterrupted_predictions(tmp_path, tiny):
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     model, processor = tiny
     items = inference.load_viscot_items(ensure_default_dataset() / "eval.jsonl", max_items_per_dataset=5, max_pixels=12544)
@@ -144,8 +144,8 @@ def test_killed_judging_resumes_to_the_uninterrupted_judgments(tmp_path, fake_ch
     assert strip(load_judgments(full / "judgments.jsonl"))["v.jsonl:3"] == ("ok", 0.3)
     for name in ("scores.jsonl", "table.md", "table.csv"):
         assert (killed / name).read_text() == (full / name).read_text()
-    # Judge mean of items 1..6 = (0.1+...+0.6)/6 = 0.35 -> 35.0.
-    assert "| DocVQA | 6 | 35.0 |" in (full / "table.md").read_text()
+    # Judge mean of items 1..6 = (0.1+...+0.6)/6 = 0.35 -> 35.0; s = 0.187, / sqrt(6) = 0.076 -> ± 7.6.
+    assert "| DocVQA | 6 | 35.0 ± 7.6 |" in (full / "table.md").read_text()
     # The key is never written or logged.
     outputs = [p.read_text() for d in (full, killed) for p in d.iterdir() if p.is_file()]
     captured = capsys.readouterr()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import json
 
 import pytest
@@ -82,8 +83,14 @@ def test_standard_and_any_expression_protocols_differ_on_a_hand_made_case():
     header = md.splitlines()[2]
     assert header.index("standard (per expression)") < header.index("any expression (object hit by any") < header.index(
         "release (any expression, int() boxes)")
-    assert "| RefCOCO/val | 4 | 3 | 50.0 | 66.7 | 66.7 | 1 | 1 |" in md
-    assert refcoco.render_csv({"RefCOCO/val": result}).splitlines()[1] == "RefCOCO/val,4,3,50.00,66.67,66.67,1,1"
+    # Error bars: hits 1, 1, 0, 0 over expressions -> s 0.577 / sqrt(4) = 28.9; objects 1, 1, 0 (any expression,
+    # and the release's rule alike) -> 0.577 / sqrt(3) = 33.3.
+    assert "| RefCOCO/val | 4 | 3 | 50.0 ± 28.9 | 66.7 ± 33.3 | 66.7 ± 33.3 | 1 | 1 |" in md
+    lines = refcoco.render_csv({"RefCOCO/val": result}).splitlines()
+    assert next(csv.reader([lines[0]]))[3:9] == [refcoco.PROTOCOL_LABELS["standard"], "standard_se",
+                                        refcoco.PROTOCOL_LABELS["any_expression"], "any_expression_se",
+                                        refcoco.PROTOCOL_LABELS["release"], "release_se"]
+    assert lines[1] == "RefCOCO/val,4,3,50.00,28.87,66.67,33.33,66.67,33.33,1,1"
 
 
 def test_splits_are_listed_in_the_paper_order():

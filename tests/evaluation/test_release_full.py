@@ -103,4 +103,10 @@ def test_mmmu_whole_file_scored_by_the_official_rules_with_its_rows_past_d(layou
     assert rows[0].notes.startswith("all rows, as the release: 28 whose answer is past the kept options")
     assert [r.rule.split(":")[0] for r in rows[2:]] == ["MMMU official answer file", "ours", "release"]
     markdown = general.render_summary_markdown(rows, "x")
-    assert f"| MMMU_val | accuracy over the 872 answerable rows | {spec.rule} | 93.9 | 872 | 0 | 0 | 0 |" in markdown
+    # Issue 17 on every row: the answerable-rows accuracy carries its own standard error, over its 872 rows (819
+    # right: sqrt(0.9392 x 0.0608 / 871) = 0.0081 -> 0.8), the headline over the 900 and each variant row over theirs.
+    assert f"| MMMU_val | accuracy over the 872 answerable rows | {spec.rule} | 93.9 ± 0.8 | 872 | 0 | 0 | 0 |" in markdown
+    assert rows[1].se == pytest.approx(100 * (819 / 872 * 53 / 872 / 871) ** 0.5)
+    assert rows[1].error_bar == "standard error of the mean over 872 items"
+    assert all(r.se is not None and r.error_bar == "standard error of the mean over 900 items"
+               for r in rows if r is not rows[1])

@@ -80,12 +80,15 @@ def test_per_dataset_means_and_the_avg_over_paper_datasets(tmp_path):
     assert md.splitlines()[2:8] == [
         "| dataset | items | judge | rule | failures |",
         "|---|---:|---:|---:|---:|",
-        "| DocVQA | 2 | 80.0 | 75.0 | 0 |",
-        "| TextVQA | 2 | 90.0 | 75.0 | 1 |",
-        "| GQA | 2 | 50.0 | 50.0 | 0 |",
-        "| **AVG (3 of 12)** | **6** | **73.3** | **66.7** | **1** |",
+        "| DocVQA | 2 | 80.0 ± 20.0 | 75.0 ± 25.0 | 0 |",  # judge 1.0, 0.6: s = 0.283, / sqrt(2) = 0.2
+        "| TextVQA | 2 | 90.0 ± n/a | 75.0 ± 25.0 | 1 |",  # one judged item: no standard error
+        "| GQA | 2 | 50.0 ± 50.0 | 50.0 ± 50.0 | 0 |",
+        # The AVG's error bar: the seeded bootstrap of the mean of sub-dataset means (items resampled within their
+        # sub-dataset); near sqrt(14.1^2 + 0 + 35.4^2) / 3 = 12.7, the plug-in value for these sizes.
+        "| **AVG (3 of 12)** | **6** | **73.3 ± 12.4** | **66.7 ± 14.4** | **1** |",
     ]
-    assert "| Emotic (not in AVG) | 1 | 70.0 | n/a | 0 |" in md
+    assert "| Emotic (not in AVG) | 1 | 70.0 ± n/a | n/a | 0 |" in md
+    assert run.judge_avg.se == pytest.approx(0.1235, abs=5e-4)
 
 
 def test_the_avg_is_refused_above_the_failure_share(tmp_path):
@@ -94,7 +97,7 @@ def test_the_avg_is_refused_above_the_failure_share(tmp_path):
     assert refused.judge_avg.value is None and refused.judge_avg.refused
     assert refused.rule_avg.value == pytest.approx(2 / 3)  # no inference error: the rule AVG stands
     md = tables.render_markdown([refused])
-    assert "| **AVG (3 of 12)** | **6** | **refused** | **66.7** | **1** |" in md
+    assert "| **AVG (3 of 12)** | **6** | **refused** | **66.7 ± 14.4** | **1** |" in md
     assert "judge AVG refused: 1 of 6 items failed (16.7% > 5%)" in md and "--allow_failures" in md
     assert tables.summarize(rows, "ours", max_failure_share=0.2).judge_avg.value == pytest.approx(11 / 15)
 
@@ -112,7 +115,7 @@ def test_inference_errors_are_failures_of_both_columns(tmp_path):
     assert (run.stats["docvqa"].items, run.stats["docvqa"].judge_failures, run.stats["docvqa"].errors) == (3, 1, 1)
     assert run.stats["docvqa"].judge_mean == pytest.approx(0.8)
     assert run.rule_avg.value == pytest.approx(2 / 3)
-    assert "| DocVQA | 3 | 80.0 | 75.0 | 1 |" in tables.render_markdown([run])
+    assert "| DocVQA | 3 | 80.0 ± 20.0 | 75.0 ± 25.0 | 1 |" in tables.render_markdown([run])
 
 
 def test_nothing_judged_says_so_loudly(tmp_path, caplog):
@@ -122,8 +125,8 @@ def test_nothing_judged_says_so_loudly(tmp_path, caplog):
     md_path, csv_path = tables.write_tables([run], tmp_path / "out")
     md = md_path.read_text()
     assert "**NOTHING WAS JUDGED**" in md
-    assert "| DocVQA | 2 | not judged | 75.0 | 0 |" in md
-    assert "| **AVG (3 of 12)** | **6** | **not judged** | **66.7** | **0** |" in md
+    assert "| DocVQA | 2 | not judged | 75.0 ± 25.0 | 0 |" in md
+    assert "| **AVG (3 of 12)** | **6** | **not judged** | **66.7 ± 14.4** | **0** |" in md
     assert "NOTHING WAS JUDGED for baseline" in caplog.text
     assert "not judged" in csv_path.read_text()
 
@@ -135,14 +138,16 @@ def test_two_runs_side_by_side_and_csv(tmp_path):
     md = tables.render_markdown([baseline, ours])
     assert "| dataset | baseline items | baseline judge | baseline rule | baseline failures | ground_r1 items |" in md
     # Baseline: every judge score 0.5; rule: "zzz" vs gqa letters 0, vs free text WER 0 -> 0.0.
-    assert "| GQA | 2 | 50.0 | 0.0 | 0 | 2 | 50.0 | 50.0 | 0 |" in md
-    assert "| **AVG (3 of 12)** | **6** | **50.0** | **0.0** | **0** | **6** | **73.3** | **66.7** | **1** |" in md
+    assert "| GQA | 2 | 50.0 ± 0.0 | 0.0 ± 0.0 | 0 | 2 | 50.0 ± 50.0 | 50.0 ± 50.0 | 0 |" in md
+    assert ("| **AVG (3 of 12)** | **6** | **50.0 ± 0.0** | **0.0 ± 0.0** | **0** | **6** | **73.3 ± 12.4** | "
+            "**66.7 ± 14.4** | **1** |") in md
     table = list(csv.reader(io.StringIO(tables.render_csv([baseline, ours]))))
-    assert table[0][-1] == "in_avg" and table[0][1] == "baseline items"
+    assert table[0][-1] == "in_avg" and table[0][1:4] == ["baseline items", "baseline judge", "baseline judge_se"]
     avg = next(row for row in table if row[0] == "AVG (3 of 12)")
-    assert avg == ["AVG (3 of 12)", "6", "50.00", "0.00", "0", "6", "73.33", "66.67", "1", "avg"]
+    assert avg == ["AVG (3 of 12)", "6", "50.00", "0.00", "0.00", "0.00", "0", "6", "73.33", "12.35", "66.67",
+                   "14.43", "1", "avg"]
     emotic = next(row for row in table if row[0].startswith("Emotic"))
-    assert emotic[-1] == "no" and emotic[7] == "n/a"
+    assert emotic[-1] == "no" and emotic[10:12] == ["n/a", ""] and emotic[8:10] == ["70.00", ""]
 
 
 def test_all_twelve_paper_datasets_give_the_plain_avg(tmp_path):
@@ -151,7 +156,8 @@ def test_all_twelve_paper_datasets_give_the_plain_avg(tmp_path):
     items = [(f"k{i}", name, "<answer>x</answer>", "x", "ok", i / 12) for i, name in enumerate(names)]
     run = tables.summarize(rows_of(write_run(tmp_path, items)), "ours")
     assert run.avg_label == "AVG" and run.judge_avg.value == pytest.approx(5.5 / 12)
-    assert "| **AVG** | **12** | **45.8** |" in tables.render_markdown([run])
+    # One item per sub-dataset: every resample is the data itself, so the AVG's bootstrap error is 0.
+    assert "| **AVG** | **12** | **45.8 ± 0.0** |" in tables.render_markdown([run])
 
 
 def test_cli_score_and_table_stages_put_the_baseline_beside_ground_r1(tmp_path, capsys, monkeypatch):
@@ -170,11 +176,12 @@ def test_cli_score_and_table_stages_put_the_baseline_beside_ground_r1(tmp_path, 
     table = (ours / "table.md").read_text()
     assert table in capsys.readouterr().out
     assert table.startswith("## VisCoT benchmark (scores x100): baseline[only_question] vs ground_r1")
-    assert "| **AVG (3 of 12)** | **6** | **50.0** | **0.0** | **0** | **6** | **73.3** | **66.7** | **1** |" in table
+    assert ("| **AVG (3 of 12)** | **6** | **50.0 ± 0.0** | **0.0 ± 0.0** | **0** | **6** | **73.3 ± 12.4** | "
+            "**66.7 ± 14.4** | **1** |") in table
     # Without --allow_failures the 16.7% judge failures of ground_r1 refuse its judge AVG.
     assert evaluate.main(["--protocol", "ground_r1", "--output_dir", str(ours), "--stages", "table",
                           "--compare_to", str(baseline)]) == 0
-    assert "| **6** | **refused** | **66.7** | **1** |" in (ours / "table.md").read_text()
+    assert "| **6** | **refused** | **66.7 ± 14.4** | **1** |" in (ours / "table.md").read_text()
 
 
 def _grounded(key, dataset, first_box, bboxs, box_issues=None, answered_at_once=False):
@@ -207,7 +214,12 @@ def test_a_bad_evidence_box_keeps_the_question_with_its_box_metric_na_and_counte
     run = tables.summarize(rows.values(), "ours")
     md = tables.render_markdown([run])
     assert "| dataset | items | judge | rule | box | failures |" in md
-    assert "| DUDE | 5 | not judged | 100.0 | 75.0 | 0 |" in md
+    # Each cell with its standard error (issue 17): rule 1, 1, 1, 1, 1 -> 0.0; box over the 2 scored boxes, 1.0 and
+    # 0.5 -> s 0.354 / sqrt(2) = 25.0.
+    assert "| DUDE | 5 | not judged | 100.0 ± 0.0 | 75.0 ± 25.0 | 0 |" in md
+    csv_lines = tables.render_csv([run]).splitlines()
+    assert csv_lines[0] == "dataset,items,judge,judge_se,rule,rule_se,box,box_se,failures,in_avg"
+    assert csv_lines[1] == "DUDE,5,not judged,,100.00,0.00,75.00,25.00,0,yes"
     assert ("- ours: box = GIoU score ((GIoU + 1) / 2, SPEC §3) of the first box against the first usable evidence "
             "box, x100; 2 scored, 1 n/a: evidence box unusable (the question is evaluated), 1 n/a: no evidence box, "
             "1 no box in the first turn.") in md

@@ -90,13 +90,13 @@ def test_multi_baseline_with_the_judge_server(tmp_path, release_format_dir, visc
         env = viscot_env(release_format_dir, viscot_images)
         env.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY=KEY, OPENAI_MODEL="judge-test",
                    PROMPT_CLASS="basic_grpo")
-        result = launch("multi_baseline.sh", tmp_path, env, "--max_items_per_dataset", "1")
+        result = launch("multi_baseline.sh", tmp_path, env, "--max_items", "1")
         assert len(server.chat_requests) == 13
     out = tmp_path / "out"
     check_viscot_table(result, out, judged=True)
     assert all(r["prompt"].endswith("final answer in <answer> </answer> tags.") for r in predictions(out))
     # Every judgment is 0.5: each sub-dataset's judge mean and the AVG are 50.0.
-    assert "| **AVG** | **12** | **50.0** |" in (out / "table.md").read_text()
+    assert "| **AVG** | **12** | **50.0 ± 0.0** |" in (out / "table.md").read_text()
     texts = [p.read_text() for p in out.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     assert all(KEY not in text for text in texts)
 
@@ -123,7 +123,7 @@ def test_multi_ground_sft(tmp_path, release_format_dir, viscot_images):
 
 def test_multi_refcoco(tmp_path, release_format_dir, refcoco_images):
     env = {"DATA_PATH": str(release_format_dir / REFCOCO), "IMAGE_ROOT": str(refcoco_images), "OUTPUT_DIR": "out"}
-    result = launch("multi_RefCOCO.sh", tmp_path, env, "--max_items_per_dataset", "1")
+    result = launch("multi_RefCOCO.sh", tmp_path, env, "--max_items", "1")
     out = tmp_path / "out"
     records = predictions(out)
     assert len({r["object_key"] for r in records}) == 8  # one object per split
@@ -139,15 +139,19 @@ def test_multi_refcoco(tmp_path, release_format_dir, refcoco_images):
 def test_multi_ground_r1_on_a_checkpoint_written_by_the_trainer(tmp_path, release_format_dir, viscot_images):
     train = subprocess.run(
         [sys.executable, "-m", "ground_r1.cli.train_grpo", "--config", str(REPO / "configs/grpo/tiny_cpu.yaml"),
-         "--max_steps", "1", "--save_steps", "1", "--output_dir", str(tmp_path / "grpo"), "--report_to", "none"],
+         "--max_steps", "1", "--save_steps", "1", "--output_dir", str(tmp_path / "grpo"), "--report_to", "none",
+         "--heldout_eval_questions", "0"],
         cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
     assert train.returncode == 0, train.stderr[-4000:]
     checkpoint = tmp_path / "grpo" / "checkpoint-1"
     assert (checkpoint / "model.safetensors").is_file()
     env = {**viscot_env(release_format_dir, viscot_images), "MODEL_PATH": "grpo/checkpoint-1"}  # relative to the caller
-    # A real checkpoint gets the real defaults (512 tokens per turn, max_pixels 401408): scaled down for the CPU.
-    result = launch("multi_Ground_R1.sh", tmp_path, env, "--max_items_per_dataset", "1", "--max_new_tokens", "16",
-                    "--max_pixels", "12544")
+    # The checkpoint's rollout_settings.json gives its 112-px view and 3 turns; the flag cuts the tokens for the CPU.
+    result = launch("multi_Ground_R1.sh", tmp_path, env, "--max_items_per_dataset", "1", "--max_new_tokens", "16")
     out = tmp_path / "out"
     check_viscot_table(result, out, judged=False)
-    assert json.loads((out / "inference_config.json").read_text())["model"] == str(checkpoint)
+    used = json.loads((out / "inference_config.json").read_text())
+    assert used["model"] == str(checkpoint)
+    assert (used["max_pixels"], used["max_turns"], used["sampling"]["max_new_tokens"]) == (12544, 3, 16)
+    assert used["notes"]["settings_sources"]["max_pixels"] == "checkpoint"
+    assert used["notes"]["settings_sources"]["max_new_tokens_per_turn"] == "flag"

@@ -54,6 +54,15 @@ def test_the_readme_table_names_every_launcher_and_the_contract():
     from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
 
     assert "collapse alarm" in table["scripts/run_grpo_video.sh"][str(STOPPED_EXIT_CODE)]
+    # Issue 17's codes in the same table: a local MODEL_PATH that is not there and a tracker that cannot start are
+    # configuration errors (1, the model path checked before the preset), a wrong command line a usage error (2).
+    for launcher in EVAL_LAUNCHERS + TRAIN_LAUNCHERS[:3]:
+        assert "`MODEL_PATH` that is not there" in table[launcher]["1"]
+    assert "checked first" in table["scripts/run_grpo_video.sh"]["1"]
+    assert "tracker that cannot start" in table["scripts/run_grpo_video.sh"]["1"]
+    assert table["eval/multi_baseline.sh"]["2"].startswith("usage error") and "no prefix matching" in \
+        table["eval/multi_baseline.sh"]["2"]
+    assert "unknown YAML key" in table["scripts/run_grpo_video.sh"]["2"]
     # The numbers the table gives are the CLIs' own constants.
     from ground_r1.evaluation import outcome
 

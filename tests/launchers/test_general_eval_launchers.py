@@ -101,9 +101,10 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
     assert v1_0.body["max_tokens"] == 3 and v1_0.body["model"] == "grader-test"
     assert sum(r.user_content.endswith(MMVET_RETRY_SUFFIX) for r in first_requests) == 4
     assert (metrics["MMVet"]["n_graded"], metrics["MMVet"]["n_failed"]) == (15, 1)
-    # The table names the grader that graded (OPENAI_MODEL) and each number's rule; variants follow their headline.
+    # The table names the grader that graded (OPENAI_MODEL) and each number's rule, with its error bar; variants
+    # follow their headline.
     assert ("| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader-test; official: gpt-4-0613) "
-            "| 53.3 | 16 |") in summary and "graded 15/16, 1 grading(s) failed" in summary
+            "| 53.3 ± 3.3 | 16 |") in summary and "graded 15/16, 1 grading(s) failed" in summary
     assert "| MME | total (perception + cognition) |" in summary and "tasks" not in summary.split("| MME |")[1].split("\n")[0]
     headline = [line for line in summary.splitlines() if line.startswith("| ") and " | " in line and "variant:" not in line]
     assert [line.split(" | ")[0][2:] for line in headline][1:] == [
@@ -111,7 +112,8 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
         "RealworldQA", "MMVet"]
     assert "| MMBench_en_dev | CircularEval accuracy | CircularEval (MMBench official" in summary
     assert "| POPE | accuracy | POPE authors (first sentence; No/no/not -> no, else yes) |" in summary
-    assert (out / "summary.csv").read_text().startswith("benchmark,metric,rule,variant,score,items,skipped,unparsed,left_out,notes\n")
+    assert (out / "summary.csv").read_text().startswith(
+        "benchmark,metric,rule,variant,score,se,items,skipped,unparsed,left_out,notes,error_bar\n")
     texts = [p.read_text() for p in out.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     assert all(KEY not in text for text in texts)
 

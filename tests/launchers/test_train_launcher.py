@@ -37,13 +37,21 @@ def read_metrics(path: Path) -> dict[int, dict]:
     return out
 
 
-def test_default_run_writes_every_demo_artifact_with_finite_metrics(tmp_path):
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    """The CI-sized demo: the default launcher, 2 steps, 4 held-out questions (the held-out figure before step 1
+    and the controls after training)."""
+    out = tmp_path_factory.mktemp("demo") / "smoke"
+    proc = run_launcher({"MAX_STEPS": "2", "OUTPUT_DIR": str(out)}, "--heldout_eval_questions", "4")
+    return out, proc
+
+
+def test_default_run_writes_every_demo_artifact_with_finite_metrics(demo_run):
     """The CI-sized demo (issue 4): the default launcher on the shipped tiny instruct base writes the checkpoint,
     manifest, metrics, curves.png, the trajectory gallery and the held-out evaluation with its controls."""
     import math
 
-    out = tmp_path / "smoke"
-    proc = run_launcher({"MAX_STEPS": "2", "OUTPUT_DIR": str(out)}, "--heldout_eval_questions", "4")
+    out, proc = demo_run
     assert proc.stdout.splitlines()[0].startswith("[run_grpo_video] no MODEL_PATH/DATA_PATH: training the tiny offline")
     log = proc.stdout + proc.stderr
     assert str(paths.tiny_instruct_dir()) in log  # the demo starts from the shipped instruct base
@@ -69,6 +77,68 @@ def test_default_run_writes_every_demo_artifact_with_finite_metrics(tmp_path):
     for key in ("rewards/format_reward/mean", "rewards/accuracy_reward/mean", "giou/no_box_rate",
                 "rollout/turns_mean", "completions/mean_length", "frac_reward_zero_std", "loss"):
         assert math.isfinite(metrics[2][key]), key
+
+
+def test_the_demo_console_has_one_line_per_step_and_an_early_heldout_figure(demo_run):
+    """Before: TRL's whole metric dict and a progress bar beside each step line (323 KB for the demo); the first
+    held-out figure came after the last step."""
+    out, proc = demo_run
+    log = proc.stdout + proc.stderr
+    assert "{'loss'" not in log and "'rewards/format_reward/mean'" not in log and "it/s]" not in log
+    assert [line.split("] ", 1)[1].split(" reward=")[0] for line in log.splitlines() if " step " in line
+            and " reward=" in line] == ["step 1/2", "step 2/2"]
+    first_step = log.index("step 1/2 reward=")
+    assert log.index("held-out (greedy, 4 questions) before training (the base model): accuracy") < first_step
+    step0 = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
+    assert step0["step"] == 0 and 0.0 <= step0["heldout/accuracy"] <= 1.0 and "heldout/accuracy_se" in step0
+
+
+def test_the_demo_reports_say_what_they_show(demo_run):
+    out, _ = demo_run
+    heldout = json.loads((out / "heldout_eval.json").read_text())
+    assert "FIRST grounding box" in heldout["fields"]["giou_score"]  # why grounded and no-crop GIoU are equal
+    assert "upper bound" in heldout["conditions"]["gt_crop"] and set(heldout["base"]) >= {"accuracy", "giou_score"}
+    assert heldout["results"]["grounded"]["accuracy_se"] is not None
+    card = (out / "README.md").read_text()
+    assert "fine-tuned version of [None]" not in card
+    assert f"- base model: `{paths.tiny_instruct_dir()}`" in card and "configs/grpo/tiny_cpu.yaml`" in card
+    assert "| ground-truth crop (upper bound) |" in card and "- steps: 2 logged of max_steps 2" in card
+    page = (out / "trajectories.html").read_text()
+    assert "Shows all 1 logged step(s)." in page and "model input frame 112x112 px, original 448x448 px" in page
+
+
+def test_a_trained_checkpoint_evaluates_as_it_was_trained(demo_run, tmp_path, caplog):
+    """Before: the final folder was evaluated at 448 px, 512 tokens and 5 turns (accuracy 0.0). Now the final
+    folder and checkpoint-N carry rollout_settings.json; evaluating them with no flags gives the predictions of an
+    evaluation with the run's settings spelled out as flags (the one list, ROLLOUT_KEYS)."""
+    import logging
+
+    from ground_r1.cli import evaluate
+    from ground_r1.evaluation.predictions import load_predictions
+    from ground_r1.rollout_settings import EVAL_FLAGS, ROLLOUT_KEYS
+
+    caplog.set_level(logging.INFO)
+    out, _ = demo_run
+    settings = json.loads((out / "rollout_settings.json").read_text())["settings"]
+    assert json.loads((out / "checkpoint-2" / "rollout_settings.json").read_text())["settings"] == settings
+    assert (settings["max_pixels"], settings["max_new_tokens_per_turn"], settings["max_turns"]) == (12544, 48, 3)
+
+    def run(model, name, *flags):
+        assert evaluate.main(["--protocol", "ground_r1", "--model_path", str(model), "--output_dir",
+                              str(tmp_path / name), "--no_progress", "--stages", "infer,score,table", *flags]) == 0
+        return {p["key"]: (p["turns"], p["answer"]) for p in load_predictions(tmp_path / name)}
+
+    spelled = [arg for flag, key in EVAL_FLAGS.items() if settings.get(key) is not None
+               for arg in (f"--{flag}", str(settings[key]))]
+    assert {key for flag, key in EVAL_FLAGS.items() if f"--{flag}" in spelled} == set(ROLLOUT_KEYS)
+    explicit = run(out, "explicit", "--no-checkpoint_settings", *spelled)
+    final, checkpoint = run(out, "final"), run(out / "checkpoint-2", "checkpoint")
+    assert len(explicit) == 8 and final == explicit and checkpoint == explicit
+    table = (tmp_path / "final" / "table.md").read_text()
+    assert "from the checkpoint's rollout_settings.json (as trained): max_turns=3, max_new_tokens_per_turn=48" in table
+    used = json.loads((tmp_path / "final" / "inference_config.json").read_text())
+    assert (used["max_pixels"], used["sampling"]["max_new_tokens"], used["max_turns"]) == (12544, 48, 3)
+    assert "max_pixels=12544 (checkpoint)" in caplog.text
 
 
 # Kill/resume runs: the tiny preset cut to ~1 s per step, with a reward that varies within a group
@@ -187,9 +257,15 @@ def test_two_processes_zero3_with_ranks_finishing_in_different_rounds(tmp_path):
     stopped after round 1 would reach the loss forward's collectives while the other still generates, and hang.
     The run must finish within the timeout."""
     out = tmp_path / "zero3"
-    run_launcher({"NUM_GPUS": "2", "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
-                 "--scripted_policy", "uneven_by_rank",
-                 "--max_turns", "5", "--max_completion_length", "2048", timeout=400)
+    proc = run_launcher({"NUM_GPUS": "2", "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
+                        "--scripted_policy", "uneven_by_rank",
+                        "--max_turns", "5", "--max_completion_length", "2048", timeout=400)
+    # NUM_GPUS=2 without a GPU says what it runs; the held-out controls are left to one process, named whole.
+    assert "NUM_GPUS=2 on a machine without a GPU: 2 CPU processes under DeepSpeed ZeRO-3 over gloo" in proc.stdout
+    log = proc.stdout + proc.stderr
+    assert f"python -m ground_r1.cli.evaluate_controls --model_path {out} --max_questions 64" in log
+    assert "<this run's preset>" not in log
+    assert "froze 0 vision parameters" not in log and "froze 83616 vision parameters" in log
     metrics = read_metrics(out / "metrics.jsonl")
     assert sorted(metrics) == [1, 2]
     # Both ranks ran 5 rounds (rank 0 joined rounds 2-5 with dummy calls); turns: rank 0 = 1, rank 1 = 5.
@@ -224,3 +300,23 @@ def test_two_processes_zero3_agree_on_dynamic_sampling_refills(tmp_path):
         assert m["frac_reward_zero_std"] == 0.5
     state = json.loads((out / "checkpoint-2" / "dynamic_sampling.json").read_text())
     assert state["refill_cursor"] == 2 * 2 * 2  # 2 steps x 2 refills x 1 question x 2 ranks
+
+
+# Trackers (issue 17): installed with the project, offline, their logs in the run folder.
+def test_report_to_tensorboard_runs_and_leaves_its_event_file(tmp_path):
+    out = tmp_path / "tb"
+    run_launcher({**FAST_ENV, "OUTPUT_DIR": str(out)}, *FAST, "--max_steps", "2", "--report_to", "tensorboard")
+    (events,) = list((out / "runs").glob("*/events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scalars = EventAccumulator(str(events.parent)).Reload().Tags()["scalars"]
+    assert {"train/rewards/format_reward/mean", "train/rollout/turns_mean", "train/giou/no_box_rate"} <= set(scalars)
+
+
+def test_report_to_wandb_offline_runs_and_leaves_its_run_in_the_output_folder(tmp_path):
+    out = tmp_path / "wb"
+    proc = run_launcher({**FAST_ENV, "OUTPUT_DIR": str(out), "WANDB_MODE": "offline"}, *FAST, "--max_steps", "2",
+                        "--report_to", "wandb")
+    (run_file,) = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
+    assert b"rollout/turns_mean" in run_file.read_bytes()
+    assert "wandb sync" in proc.stdout + proc.stderr  # wandb's own hint to upload the offline run

@@ -11,7 +11,8 @@ import pytest
 import torch
 from PIL import Image
 
-from ground_r1.models import loading, tiny
+from ground_r1.demo import tiny
+from ground_r1.models import loading
 from ground_r1.prompt import crop_turn_message, first_turn_messages
 
 
@@ -91,6 +92,19 @@ def test_freeze_vision_tower(tiny_model_dir):
     visual = loading.vision_tower(m)
     assert all(not p.requires_grad for p in visual.parameters())
     assert all(p.requires_grad for p in m.lm_head.parameters())
+
+
+def test_frozen_parameters_are_counted_at_full_size_when_zero3_partitioned_them(tiny_model_dir):
+    """Before: "froze 0 vision parameters" under ZeRO-3, each partitioned parameter holding 0 elements locally."""
+    import torch
+
+    m = loading.load_model(tiny_model_dir)
+    visual = loading.vision_tower(m)
+    full = sum(p.numel() for p in visual.parameters())
+    for p in visual.parameters():  # what deepspeed.zero.Init leaves on a rank: an empty tensor and ds_numel
+        p.ds_numel = p.numel()
+        p.data = torch.empty(0)
+    assert loading.freeze_vision_tower(m) == full > 0
 
 
 def test_checkpoint_generation_config_is_recorded_not_applied(model):

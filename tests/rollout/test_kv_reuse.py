@@ -19,7 +19,7 @@ from ground_r1.rollout.conversation import ConversationCodec
 from ground_r1.rollout.generation import HFGenerator
 from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
 from ground_r1.rollout.sampling import SamplingParams, TreePlan
-from ground_r1.rollout.scripted import ScriptedCall, mixed_rounds
+from ground_r1.demo.scripted import ScriptedCall, mixed_rounds
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from ground_r1.models.loading import load_processor
 from ground_r1.rollout.conversation import ConversationCodec
 from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
 from ground_r1.rollout.sampling import SamplingParams, TreePlan
-from ground_r1.rollout.scripted import ScriptedGenerator, ground_until_limit
+from ground_r1.demo.scripted import ScriptedGenerator, ground_until_limit
 
 
 @pytest.fixture(scope="module")

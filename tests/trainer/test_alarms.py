@@ -1,4 +1,4 @@
-"""Collapse alarms (trainer/alarms.py): each alarm fires on its scripted collapse (rollout/scripted.py
+"""Collapse alarms (trainer/alarms.py): each alarm fires on its scripted collapse (demo/scripted.py
 `collapse_*`: healthy until step 5, then one signal goes) and not on the healthy policy; the firing is a named
 warning, a line of alarms.jsonl, the report's line and a mark on curves.png; alarm_action: stop ends the run."""
 
@@ -9,7 +9,7 @@ import logging
 
 import pytest
 
-from ground_r1.reporting import write_alarm_section
+from ground_r1.reporting.model_card import write_model_card
 from ground_r1.trainer.alarms import ALARMS, AlarmSettings, read_events, report_line, scan
 
 # -- the rule, on written histories -----------------------------------------------------------------------------------
@@ -122,13 +122,13 @@ def test_the_report_and_curves_show_the_alarms(make_trainer, tmp_path):
         with open(out / "metrics.jsonl", "a") as fh:
             fh.write(json.dumps(record) + "\n")
     written = write_report(out)
+    write_model_card(out)  # the CLI's run writes run_manifest.json, which write_report needs for the card
     card = (out / "README.md").read_text()
     step = next(e.step for e in trainer.alarm_events if e.alarm == "one_round_collapse")
-    assert card.startswith("---") or card.startswith("#")  # TRL's card is kept above the section
-    assert "## Collapse alarms\n\nCollapse alarms: `length_collapse` at step" in card  # answers shrink too
+    assert "## Learning signal\n\nCollapse alarms: `length_collapse` at step" in card  # answers shrink too
     assert f"`one_round_collapse` at step {step} (turns per trajectory 1.000, threshold 1.100)" in card
-    write_alarm_section(out)  # rebuilding the report replaces the section, never repeats it
-    assert (out / "README.md").read_text().count("## Collapse alarms") == 1
+    write_model_card(out)  # rebuilding the report replaces the section, never repeats it
+    assert (out / "README.md").read_text().count("## Learning signal") == 1
     assert written["curves"].stat().st_size > 10_000
     from ground_r1.reporting.curves import plot_curves
 
@@ -155,4 +155,4 @@ def test_the_training_cli_exits_3_when_an_alarm_stops_the_run(tiny_model_dir, tm
     stop_step = events[0].step
     assert (out / f"checkpoint-{stop_step}" / "COMPLETE").is_file() and not (out / f"checkpoint-{STEPS}").exists()
     card = (out / "README.md").read_text()
-    assert "## Collapse alarms" in card and f"at step {stop_step}" in card
+    assert "## Learning signal" in card and f"at step {stop_step}" in card

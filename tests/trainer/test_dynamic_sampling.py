@@ -9,7 +9,7 @@ import re
 import pytest
 import torch
 
-from ground_r1.rollout.scripted import ScriptedCall, ScriptedGenerator
+from ground_r1.demo.scripted import ScriptedCall, ScriptedGenerator
 from ground_r1.trainer.dynamic_sampling import (
     RefillStream,
     flat_groups,

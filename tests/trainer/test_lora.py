@@ -12,7 +12,7 @@ from ground_r1.rewards.trl_functions import format_reward
 from ground_r1.trainer.grpo_trainer import GroundR1Trainer
 from conftest import TINY_PIXELS, make_records
 from test_loss_inputs import grounding_then_answer
-from ground_r1.rollout.scripted import ScriptedGenerator
+from ground_r1.demo.scripted import ScriptedGenerator
 
 
 def test_lora_step_with_kl_trains_only_the_adapters(tiny_model_dir, tmp_path):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ground_r1.rollout.scripted import ScriptedGenerator, mixed_rounds
+from ground_r1.demo.scripted import ScriptedGenerator, mixed_rounds
 from ground_r1.trainer.completion_head import ScoredHead
 from ground_r1.trainer.loss_batch import build_loss_batch, plan_buckets, plan_packs, resolve_layout, score_loss_batch
 from conftest import group_inputs, make_records

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from ground_r1.models.loading import vision_tower
-from ground_r1.rollout.scripted import ScriptedCall, ScriptedGenerator
+from ground_r1.demo.scripted import ScriptedCall, ScriptedGenerator
 from ground_r1.rollout.generation import HFGenerator, GenerationRequest
 from ground_r1.rollout.sampling import SamplingParams
 from conftest import group_inputs, make_records

@@ -20,13 +20,21 @@ skipped (``skipped_records.jsonl`` in ``--output_dir`` names it as ``file:line: 
 it); a record whose evidence box is unusable is evaluated, its box metric n/a (``evidence_box_issues.jsonl``).
 
 Exit status (:mod:`ground_r1.evaluation.outcome`, README "Exit codes"): 0 every record evaluated (and judged
-where a judge is configured); 1 a configuration error (bad path, judge key refused with HTTP 401/403; the
-message names it); 3 some items could not be judged (endpoint down past its retries, unparseable replies): the
+where a judge is configured); 1 a configuration error (bad path, a local MODEL_PATH that is not there, judge key
+refused with HTTP 401/403; the message names it); 2 a usage error (an unknown or misspelt flag: no prefix
+matching); 3 some items could not be judged (endpoint down past its retries, unparseable replies): the
 table says so and refuses an AVG built on too few items, and the same command again judges only those items;
 4 records skipped or predictions failed (the rest is in the table). Several: the lowest non-zero code.
 
+Rollout settings (pixel limits, turns, tokens per turn, crop and box rules) and the rule column's letter rule: a
+checkpoint saved by GRPO training carries the ones it was trained with (``rollout_settings.json``) and they are used
+unless a flag sets them (``--no-checkpoint_settings`` ignores the file); the log's first lines and the table say
+where each value came from. Without such a file: the SPEC §2 values (max_pixels 401408, 512 new tokens per turn,
+5 turns, box_parse tag_first, letter_rule spec).
+
 Defaults with nothing given: the tiny random model (max_pixels 12544, 32 new tokens per turn) and a built-in
 synthetic set (8 VisCoT-format items, or 4 RefCOCO-format objects x 2 expressions) — a CPU demo of every stage.
+A model given with the built-in set keeps its own settings (512 new tokens per turn without a settings file).
 """
 
 from __future__ import annotations
@@ -52,6 +60,7 @@ from ground_r1.data.images import (
 from ground_r1.evaluation import inference, outcome, refcoco, scores, tables
 from ground_r1.evaluation.judge import Judge, JudgeAuthenticationError, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
+from ground_r1.models.loading import check_model_path
 from ground_r1.prompt import BASELINE_TEMPLATES
 from ground_r1.rewards.accuracy import DEFAULT_LETTER_RULE, LETTER_RULES
 from ground_r1.rewards.registry import build_registry
@@ -62,7 +71,7 @@ logger = logging.getLogger("ground_r1.evaluate")
 STAGES = ("infer", "judge", "score", "table")
 EXIT_UNJUDGED = outcome.EXIT_UNJUDGED  # every stage ran, but some items failed judging: a rerun completes them
 JUDGMENTS_NAME = "judgments.jsonl"
-DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.models.tiny)
+DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.demo.tiny)
 DEMO_MAX_NEW_TOKENS = 32
 DEMO_VISCOT_ITEMS = 8
 DEMO_REFCOCO_OBJECTS = 4
@@ -90,22 +99,64 @@ class DistContext:
 
 
 
-def add_decoding_arguments(p) -> None:
-    """Model and decoding flags shared by every evaluation CLI (VisCoT/RefCOCO here, general benchmarks)."""
+CHECKPOINT_DEFAULT = "the checkpoint's rollout_settings.json, else"
+
+
+def add_decoding_arguments(p, demo_tokens: str = "the demo model") -> None:
+    """Model and decoding flags shared by every evaluation CLI (VisCoT/RefCOCO here, general benchmarks). The
+    rollout flags default to None: unset, they take the checkpoint's settings (:func:`apply_rollout_settings`).
+    ``demo_tokens`` says when the demo's 32-token budget applies."""
     p.add_argument("--max_new_tokens", type=int, default=None,
-                   help="new tokens per turn (default 512, SPEC §2; 32 for the demo model or set)")
+                   help=f"new tokens per turn (default: {CHECKPOINT_DEFAULT} 512, SPEC §2; {DEMO_MAX_NEW_TOKENS} "
+                        f"for {demo_tokens})")
     p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty,
                    help="greedy decoding's repetition penalty (SPEC §2)")
-    p.add_argument("--max_turns", type=int, default=5, help="ground_r1: assistant turns per item (SPEC §2)")
-    p.add_argument("--max_completion_length", type=int, default=None, help="ground_r1: total token budget")
-    p.add_argument("--min_pixels", type=int, default=DEFAULT_MIN_PIXELS, help="image processor min_pixels")
-    p.add_argument("--max_pixels", type=int, default=None, help="image processor max_pixels (default 401408; "
-                   "12544 for the demo model)")
+    p.add_argument("--max_turns", type=int, default=None,
+                   help=f"ground_r1: assistant turns per item (default: {CHECKPOINT_DEFAULT} 5, SPEC §2)")
+    p.add_argument("--max_completion_length", type=int, default=None,
+                   help=f"ground_r1: total token budget (default: {CHECKPOINT_DEFAULT} none)")
+    p.add_argument("--min_pixels", type=int, default=None,
+                   help=f"image processor min_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MIN_PIXELS})")
+    p.add_argument("--max_pixels", type=int, default=None,
+                   help=f"image processor max_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MAX_PIXELS}; "
+                        f"{DEMO_MAX_PIXELS} for the demo model)")
+    p.add_argument("--min_crop_size", type=int, default=None,
+                   help=f"ground_r1/ground_sft: crops widened to this many pixels (default: {CHECKPOINT_DEFAULT} 28)")
+    p.add_argument("--max_aspect_ratio", type=float, default=None,
+                   help=f"ground_r1: boxes at this aspect ratio or more are rejected (default: {CHECKPOINT_DEFAULT} 200)")
+    p.add_argument("--crop_fallback", choices=("full_image", "end"), default=None,
+                   help=f"ground_r1: no valid box -> full_image or end (default: {CHECKPOINT_DEFAULT} full_image)")
+    p.add_argument("--box_parse", default=None, choices=BOX_PARSE_RULES,
+                   help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
+                        "release's rule) or release (the release's rule alone; the release preset's box_parse) "
+                        f"(default: {CHECKPOINT_DEFAULT} tag_first)")
+    p.add_argument("--checkpoint_settings", action=argparse.BooleanOptionalAction, default=True,
+                   help="use the rollout settings a GRPO checkpoint was trained with (rollout_settings.json) for "
+                        "every flag above not given (and --letter_rule, where the CLI has it)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
     p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
-    p.add_argument("--box_parse", default="tag_first", choices=BOX_PARSE_RULES,
-                   help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
-                        "release's rule) or release (the release's rule alone; the release preset's box_parse)")
+
+
+def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tokens: bool) -> None:
+    """Fill every rollout flag not given: the checkpoint's settings (rollout_settings.json), else the demo's 112-px
+    view (``demo_pixels``) and 32-token turns (``demo_tokens``), else SPEC §2's. Logs one header line naming each
+    value's source.
+
+    Raises:
+        RolloutSettingsError: the checkpoint's settings file cannot be used (named).
+    """
+    from ground_r1.rollout_settings import EVAL_FLAGS, describe, read_settings, resolve_eval_settings
+
+    checkpoint = read_settings(args.model_path) if args.checkpoint_settings else None
+    demo = {**({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
+            **({"max_new_tokens_per_turn": DEMO_MAX_NEW_TOKENS} if demo_tokens else {})}
+    mine = {flag: key for flag, key in EVAL_FLAGS.items() if hasattr(args, flag)}  # letter_rule: VisCoT's CLI only
+    flags = {key: getattr(args, flag) for flag, key in mine.items()}
+    values, sources = resolve_eval_settings(flags, checkpoint, demo, keys=tuple(mine.values()))
+    for flag, key in mine.items():
+        setattr(args, flag, values[key])
+    args.settings_sources = sources
+    logger.info("%s", describe(values, sources, args.model_path))
 
 
 def init_distributed(timeout_minutes: float = 600.0) -> DistContext:
@@ -146,7 +197,7 @@ def shutdown(ctx: DistContext) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--protocol", required=True, choices=inference.PROTOCOLS,
                    help="ground_r1: multi-round rollout (SPEC §2); baseline: one turn; ground_sft: the two turns of "
                         "SPEC §8; refcoco: grounding Acc@0.5")
@@ -162,17 +213,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt_class", default="only_question", choices=list(BASELINE_TEMPLATES),
                    help="baseline prompt: only_question (the question as is), simply_answer ('Please only give "
                         "the final answer of the Question:{q}'), basic_grpo (think/answer tags)")
-    p.add_argument("--max_items_per_dataset", type=int, default=None,
-                   help="first N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
-                        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set")
-    add_decoding_arguments(p)
+    p.add_argument("--max_items", "--max_items_per_dataset", dest="max_items", type=int, default=None,
+                   help="at most N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
+                        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set. "
+                        "--max_items_per_dataset is the old name")
+    add_decoding_arguments(p, demo_tokens="the demo model (no --model_path)")
     p.add_argument("--skip_bad_records", action=argparse.BooleanOptionalAction, default=True,
                    help="skip records that cannot be evaluated (each listed in OUTPUT_DIR/skipped_records.jsonl, "
                         "counted in the table; exit 4); --no-skip_bad_records stops with every problem listed")
     add_max_image_pixels_argument(p)
-    p.add_argument("--letter_rule", default=DEFAULT_LETTER_RULE, choices=LETTER_RULES,
+    p.add_argument("--letter_rule", default=None, choices=LETTER_RULES,
                    help="rule column's option-letter rule for v7w/gqa/openimages (SPEC §3), as the training config "
-                        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full rule)")
+                        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full "
+                        f"rule) (default: {CHECKPOINT_DEFAULT} {DEFAULT_LETTER_RULE})")
     p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
                    help="run the LLM judge when an endpoint is configured")
     p.add_argument("--judge_model", default=None, help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini)")
@@ -202,25 +255,22 @@ def apply_demo_defaults(args: argparse.Namespace) -> None:
     """Resolve the defaults that depend on whether the demo model / built-in data are used."""
     demo_model = args.model_path is None
     if demo_model:
-        from ground_r1.models.tiny import ensure_tiny_model
+        from ground_r1.demo.tiny import ensure_tiny_model
 
         args.model_path = str(ensure_tiny_model())
         logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)
-    if args.max_pixels is None:
-        args.max_pixels = DEMO_MAX_PIXELS if demo_model else DEFAULT_MAX_PIXELS
-    if args.max_new_tokens is None:
-        args.max_new_tokens = DEMO_MAX_NEW_TOKENS if demo_model else 512
-    if args.max_items_per_dataset is None:
+    apply_rollout_settings(args, demo_pixels=demo_model, demo_tokens=demo_model)
+    if args.max_items is None:
         if args.data_path is None:
-            args.max_items_per_dataset = DEMO_REFCOCO_OBJECTS if args.protocol == "refcoco" else DEMO_VISCOT_ITEMS
+            args.max_items = DEMO_REFCOCO_OBJECTS if args.protocol == "refcoco" else DEMO_VISCOT_ITEMS
         else:
-            args.max_items_per_dataset = 0 if args.protocol == "refcoco" else 150
+            args.max_items = 0 if args.protocol == "refcoco" else 150
 
 
 def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
     """The built-in synthetic set's path (RefCOCO format written by rank 0 into the output folder)."""
     if args.protocol != "refcoco":
-        from ground_r1.data.synthetic import ensure_default_dataset
+        from ground_r1.demo.synthetic import ensure_default_dataset
 
         return str(ensure_default_dataset() / "eval.jsonl")
     folder = Path(args.output_dir) / "builtin_refcoco"
@@ -232,7 +282,7 @@ def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
 
 def read_items(args: argparse.Namespace) -> inference.LoadedItems:
     """Every record of the data file read and validated; the items to evaluate (see the module docstring)."""
-    limit = args.max_items_per_dataset
+    limit = args.max_items
     if args.protocol == "refcoco":
         return refcoco.read_refcoco_items(args.data_path, image_root=args.image_root,
                                           path_prefix=args.image_path_prefix, max_objects_per_split=limit,
@@ -276,7 +326,10 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
     return inference.InferenceConfig(protocol=args.protocol, model=model,
                                      prompt_class=args.prompt_class, sampling=sampling,
                                      max_turns=args.max_turns, max_completion_length=args.max_completion_length,
-                                     box_parse=args.box_parse, batch_size=args.batch_size)
+                                     min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
+                                     crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
+                                     max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
+                                     settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
@@ -330,8 +383,20 @@ def stage_score(args: argparse.Namespace) -> None:
         return
     judged = out / JUDGMENTS_NAME
     judgments = load_judgments(judged) if judged.is_file() else None
-    registry = build_registry(letter_rule=args.letter_rule)
+    registry = build_registry(letter_rule=letter_rule(args))
     scores.write_scores(scores.score_predictions(predictions, judgments, registry), out / scores.SCORES_NAME)
+
+
+def letter_rule(args: argparse.Namespace) -> str:
+    """The rule column's option-letter rule: ``--letter_rule``, else the checkpoint's (the one training rewarded
+    with, rollout_settings.json), else the default; resolved here too so a score stage run alone agrees with a
+    whole run."""
+    if args.letter_rule is None:
+        from ground_r1.rollout_settings import read_settings
+
+        settings = read_settings(args.model_path) if args.checkpoint_settings else None
+        args.letter_rule = (settings or {}).get("letter_rule", DEFAULT_LETTER_RULE)
+    return args.letter_rule
 
 
 def run_label(run_dir: Path, fallback: str) -> str:
@@ -358,9 +423,12 @@ def records_note(out: Path) -> str:
 def stage_table(args: argparse.Namespace) -> str:
     out = Path(args.output_dir)
     label = args.label or run_label(out, args.protocol)
+    from ground_r1.rollout_settings import run_header
+
+    header = [line for line in (run_header(out),) if line]
     if args.protocol == "refcoco":
         results = refcoco.accuracy_by_split(scores.load_scores(out / refcoco.SCORES_NAME, required=("key", "dataset", "hit")))
-        markdown = refcoco.render_markdown(results, label) + records_note(out)
+        markdown = refcoco.render_markdown(results, label, header=header) + records_note(out)
         (out / "table.md").write_text(markdown, encoding="utf-8")
         (out / "table.csv").write_text(refcoco.render_csv(results), encoding="utf-8")
         return markdown
@@ -374,7 +442,9 @@ def stage_table(args: argparse.Namespace) -> str:
             runs[0].label = label
         runs.insert(0, tables.summarize(scores.load_scores(other / scores.SCORES_NAME), other_label,
                                         args.max_failure_share, args.allow_failures))
-    md_path, _ = tables.write_tables(runs, out)
+        header = [f"{other_label}: {line}" for line in (run_header(other),) if line] + \
+                 [f"{label}: {line}" for line in header]
+    md_path, _ = tables.write_tables(runs, out, header=header)
     note = records_note(out)
     if note:
         md_path.write_text(md_path.read_text(encoding="utf-8") + note, encoding="utf-8")
@@ -401,6 +471,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
                         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
     try:
+        check_model_path(args.model_path)  # a missing local folder is named before anything loads (issue 17)
         set_max_image_pixels(args.max_image_pixels)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         if "infer" in stages:

@@ -4,8 +4,10 @@ random-box GIoU (`ground_r1.evaluation.controls`).
     python -m ground_r1.cli.evaluate_controls --model_path out/demo --output out/demo/heldout_eval.json
     python -m ground_r1.cli.evaluate_controls --model_path src/ground_r1/assets/tiny-instruct   # before RL
 
-Rollout settings (turns, per-turn tokens, pixels, crop and box rules, the letter rule) come from a GRPO preset (`--config`, default the
-CPU demo's configs/grpo/tiny_cpu.yaml), so the evaluation sees images and budgets exactly as training did.
+Rollout settings (turns, per-turn tokens, pixels, crop and box rules, the letter rule), so the evaluation sees images
+and budgets exactly as training did: a GRPO preset given with `--config`; else the checkpoint's own
+`rollout_settings.json` (every GRPO checkpoint carries one); else the CPU demo's configs/grpo/tiny_cpu.yaml (the
+shipped base was built for it).
 Data: any VisCoT records file whose datasets have a rule-based accuracy; default the built-in synthetic
 held-out split.
 """
@@ -19,22 +21,22 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
-import yaml
-
 from ground_r1 import paths
 from ground_r1.data.images import add_max_image_pixels_argument
+from ground_r1.rollout_settings import ROLLOUT_KEYS, preset_settings, read_settings  # noqa: F401 (ROLLOUT_KEYS: the one list)
 
-ROLLOUT_KEYS = ("max_turns", "max_new_tokens_per_turn", "max_completion_length", "min_pixels", "max_pixels",
-                "min_crop_size", "max_aspect_ratio", "crop_fallback", "box_parse", "letter_rule")
+DEMO_PRESET = paths.PACKAGE_DIR.parent.parent / "configs" / "grpo" / "tiny_cpu.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
     from ground_r1.evaluation.controls import CONDITIONS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--model_path", default=None, help="checkpoint (default: the shipped tiny instruct base)")
-    p.add_argument("--config", default=str(paths.PACKAGE_DIR.parent.parent / "configs" / "grpo" / "tiny_cpu.yaml"),
-                   help="GRPO preset whose rollout settings are used")
+    p.add_argument("--config", default=None,
+                   help="GRPO preset whose rollout settings are used (default: the checkpoint's rollout_settings.json, "
+                        "else configs/grpo/tiny_cpu.yaml)")
     p.add_argument("--data_path", default=None, help="records JSONL (default: the synthetic held-out split)")
     p.add_argument("--image_root", default=None, help="folder relative image paths resolve against")
     p.add_argument("--max_questions", type=int, default=100)
@@ -48,8 +50,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def rollout_settings(config_path: str) -> dict:
-    raw = yaml.safe_load(Path(config_path).read_text()) or {}
-    return {k: raw[k] for k in ROLLOUT_KEYS if k in raw}
+    """The rollout settings a GRPO preset sets (``ground_r1.rollout_settings.preset_settings``)."""
+    return preset_settings(config_path)
+
+
+def choose_settings(config_path: str | None, model_path: str) -> tuple[dict, str]:
+    """(settings, where they came from): ``--config``, else the checkpoint's file, else the demo preset."""
+    if config_path:
+        return rollout_settings(config_path), f"preset {config_path}"
+    checkpoint = read_settings(model_path)
+    if checkpoint is not None:
+        return checkpoint, f"the checkpoint's rollout_settings.json ({model_path})"
+    return rollout_settings(str(DEMO_PRESET)), f"preset {DEMO_PRESET} (the checkpoint has no rollout_settings.json)"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,15 +72,18 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.cli.train_grpo import default_model_path
     from ground_r1.data.images import load_image, set_max_image_pixels
     from ground_r1.data.records import load_viscot_records
-    from ground_r1.data.synthetic import ensure_default_dataset
-    from ground_r1.evaluation.controls import evaluate_controls, json_safe
-    from ground_r1.models.loading import load_model, load_processor
+    from ground_r1.demo.synthetic import ensure_default_dataset
+    from ground_r1.evaluation.controls import CONDITION_MEANINGS, FIELD_MEANINGS, evaluate_controls, json_safe
+    from ground_r1.models.loading import check_model_path, load_model, load_processor
     from ground_r1.rewards.registry import build_registry
     from ground_r1.rollout.runner import RolloutConfig
     from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
+    model_path = args.model_path or default_model_path()
+    check_model_path(model_path)  # a missing local folder is named before anything loads (issue 17)
     set_max_image_pixels(args.max_image_pixels)
-    settings = rollout_settings(args.config)
+    settings, source = choose_settings(args.config, model_path)
+    logging.getLogger("ground_r1.evaluate_controls").info("rollout settings from %s: %s", source, settings)
     min_px, max_px = settings.get("min_pixels", 3136), settings.get("max_pixels", 401408)
     data_path, image_root = args.data_path, args.image_root
     if data_path is None:
@@ -80,7 +95,6 @@ def main(argv: list[str] | None = None) -> int:
                                  limit=args.max_questions)
     records = loaded.records
     images = [load_image(r["image"]) for r in records]
-    model_path = args.model_path or default_model_path()
     processor = load_processor(model_path, min_pixels=min_px, max_pixels=max_px)
     model = load_model(model_path, dtype=torch.float32 if not torch.cuda.is_available() else "auto")
     if torch.cuda.is_available():
@@ -98,7 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         results = evaluate_controls(model, processor, records, images, registry, config,
                                     conditions=[c for c in args.conditions.split(",") if c],
                                     sampling=sampling, batch_size=args.batch_size, seed=args.seed)
-    report = {"model_path": str(model_path), "data_path": str(data_path), "rollout": settings, "results": results}
+    report = {"model_path": str(model_path), "data_path": str(data_path), "rollout": settings,
+              "rollout_source": source, "questions": len(records), "results": results,
+              "conditions": CONDITION_MEANINGS, "fields": FIELD_MEANINGS}
     text = json.dumps(json_safe(report), indent=2)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -17,8 +17,9 @@ requested file is read and validated (images included) before any inference. A r
 evaluated is skipped (``OUTPUT_DIR/skipped_records.jsonl``: ``file:line: field: why``, and a count in the
 summary); a benchmark whose file cannot be read is reported and the others run.
 
-Exit status (README "Exit codes"): 0 everything evaluated; 1 a configuration error (unknown benchmark name,
-missing DATASET_ROOT / IMAGE_ROOT, no benchmark could run, the grader's key refused with HTTP 401/403); 3 MM-Vet
+Exit status (README "Exit codes"): 0 everything evaluated; 1 a configuration error (a local MODEL_PATH that is
+not there, unknown benchmark name, missing DATASET_ROOT / IMAGE_ROOT, no benchmark could run, the grader's key
+refused with HTTP 401/403); 2 a usage error (an unknown or misspelt flag: no prefix matching); 3 MM-Vet
 items left ungraded (endpoint down, unparseable replies: the same command grades only those); 4 records skipped,
 predictions failed or a benchmark could not run (the others are in the summary). Several: the lowest non-zero.
 
@@ -26,6 +27,10 @@ Stages (``--stages``, default all): ``infer`` (this process's share, rank 0 merg
 official LLM grader over ``OPENAI_MODEL`` / ``OPENAI_BASE_URL`` / ``OPENAI_API_KEY``; none set: MM-Vet is NOT
 GRADED, said loudly, and its row shows n/a), ``score`` (per-item records, metrics, then ``summary.md`` and
 ``summary.csv`` in OUTPUT_DIR, the Markdown printed on stdout).
+
+Rollout settings (pixel limits, turns, tokens per turn, crop and box rules): a checkpoint saved by GRPO training carries
+the ones it was trained with (``rollout_settings.json``) and they are used unless a flag sets them; the log and
+summary.md say where each value came from (``ground_r1.cli.evaluate``).
 
 Defaults with nothing given: the tiny random model and a built-in synthetic set in the release's formats (one
 or two items per benchmark, written into OUTPUT_DIR/builtin_general) with small budgets (32 new tokens per turn)
@@ -43,13 +48,22 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ground_r1.cli.evaluate import DistContext, add_decoding_arguments, barrier, init_distributed, shutdown
-from ground_r1.data.images import DEFAULT_MAX_PIXELS, add_max_image_pixels_argument, set_max_image_pixels
+from ground_r1.cli.evaluate import (
+    DistContext,
+    add_decoding_arguments,
+    apply_rollout_settings,
+    barrier,
+    init_distributed,
+    shutdown,
+)
+from ground_r1.data.images import add_max_image_pixels_argument, set_max_image_pixels
 from ground_r1.evaluation import general, inference, outcome
 from ground_r1.evaluation.benchmarks import get_benchmark, list_benchmarks
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TOKENS
 from ground_r1.evaluation.judge import JudgeAuthenticationError, JudgeConfig, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
+from ground_r1.models.loading import check_model_path
+from ground_r1.rollout_settings import run_header
 from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
 logger = logging.getLogger("ground_r1.evaluate_general")
@@ -115,7 +129,7 @@ def write_demo_dataset(folder: str | Path) -> Path:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate_general",
                                 description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
     p.add_argument("--benchmarks", default="all",
                    help="comma-separated names (case and punctuation ignored), or 'all': "
                         + ",".join(list_benchmarks()))
@@ -132,10 +146,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output_dir", required=True, help="one subfolder per benchmark; reuse it to resume")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
-    p.add_argument("--max_items", type=int, default=0,
-                   help="first N items of each benchmark (MMBench: the first N questions with all their rotated "
-                        "copies, for CircularEval); 0 = all")
-    add_decoding_arguments(p)
+    p.add_argument("--max_items", "--max_items_per_dataset", dest="max_items", type=int, default=0,
+                   help="at most N items per benchmark (MMBench: the first N questions with all their rotated "
+                        "copies, for CircularEval); 0 = all. --max_items_per_dataset is accepted too")
+    add_decoding_arguments(p, demo_tokens="the demo model or the built-in demo set")
     p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
                    help="grade MM-Vet when a grader endpoint is configured")
     p.add_argument("--judge_model", default=None,
@@ -172,7 +186,7 @@ def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
     """Tiny model and/or the built-in demo set when none is given; small budgets for either."""
     demo_model, demo_data = args.model_path is None, args.dataset_root is None
     if demo_model:
-        from ground_r1.models.tiny import ensure_tiny_model
+        from ground_r1.demo.tiny import ensure_tiny_model
 
         args.model_path = str(ensure_tiny_model())
         logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)
@@ -183,10 +197,7 @@ def apply_demo_defaults(args: argparse.Namespace, ctx: DistContext) -> None:
         barrier(ctx)
         args.dataset_root = str(folder)
         logger.warning("no --dataset_root: the built-in demo set %s (a demo, not a result)", folder)
-    if args.max_pixels is None:
-        args.max_pixels = DEMO_MAX_PIXELS if demo_model else DEFAULT_MAX_PIXELS
-    if args.max_new_tokens is None:
-        args.max_new_tokens = DEMO_MAX_NEW_TOKENS if demo_model or demo_data else 512
+    apply_rollout_settings(args, demo_pixels=demo_model, demo_tokens=demo_model or demo_data)
 
 
 def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
@@ -196,8 +207,11 @@ def inference_config(args: argparse.Namespace) -> inference.InferenceConfig:
     model = str(local.resolve()) if local.exists() else str(args.model_path)
     return inference.InferenceConfig(protocol=general.inference_protocol(args.protocol), model=model,
                                      prompt_class="only_question", sampling=sampling, max_turns=args.max_turns,
-                                     max_completion_length=args.max_completion_length, box_parse=args.box_parse,
-                                     batch_size=args.batch_size)
+                                     max_completion_length=args.max_completion_length,
+                                     min_crop_size=args.min_crop_size, max_aspect_ratio=args.max_aspect_ratio,
+                                     crop_fallback=args.crop_fallback, min_pixels=args.min_pixels,
+                                     max_pixels=args.max_pixels, box_parse=args.box_parse, batch_size=args.batch_size,
+                                     settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general.BenchmarkData]) -> None:
@@ -278,14 +292,20 @@ def stage_score(args: argparse.Namespace, read: general.GeneralRead) -> tuple[st
         extra = {"benchmark": data.name, "version": data.spec.version, "protocol": args.protocol,
                  "file": str(data.file), "records_read": data.records_read, "skipped": data.skipped_records,
                  "errors": scored.errors, "missing": scored.missing}
-        (out / "metrics.json").write_text(json.dumps({**extra, "metrics": metrics}, indent=2) + "\n", encoding="utf-8")
-        rows.extend(general.summary_rows(data.spec, metrics, scored, skipped=data.skipped_records))
+        summary = general.summary_rows(data.spec, metrics, scored, skipped=data.skipped_records)
+        # One entry per table row (a list: the headline and its variant rows may share a metric name).
+        uncertainty = [{"metric": r.metric, "rule": r.rule, "variant": r.variant, "value": r.score, "se": r.se,
+                        "items": r.items, "method": r.error_bar} for r in summary]
+        (out / "metrics.json").write_text(json.dumps({**extra, "metrics": metrics, "uncertainty": uncertainty},
+                                                     indent=2) + "\n", encoding="utf-8")
+        rows.extend(summary)
         left_out += scored.errors + scored.missing
     rows.extend(general.failed_row(name, why) for name, why in failed.items())
     files = [general.file_line(d) for d in read.loaded] + [f"{name}: COULD NOT RUN: {why.splitlines()[0]}"
                                                           for name, why in failed.items()]
     out_dir = Path(args.output_dir)
-    markdown = general.render_summary_markdown(rows, run_label(args), files)
+    header = [line for line in (run_header(out_dir / d.name) for d in read.loaded[:1]) if line]
+    markdown = general.render_summary_markdown(rows, run_label(args), files, header=header)
     (out_dir / SUMMARY_MD).write_text(markdown, encoding="utf-8")
     (out_dir / SUMMARY_CSV).write_text(general.render_summary_csv(rows), encoding="utf-8")
     read.failed.update(failed)
@@ -333,6 +353,7 @@ def main(argv: list[str] | None = None) -> int:
                         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
     ungraded = incomplete = 0
     try:
+        check_model_path(args.model_path)  # a missing local folder is named before anything loads (issue 17)
         set_max_image_pixels(args.max_image_pixels)
         check_configuration(args, names)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)

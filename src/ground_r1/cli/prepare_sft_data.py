@@ -31,6 +31,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ground_r1.cli.prepare_sft_data",
         description="Build Vanilla SFT and Ground SFT data (SPEC §8) from VisCoT records.",
+        allow_abbrev=False,
     )
     parser.add_argument("--data_path", default=None, help="VisCoT records JSONL (default: the built-in synthetic zoom data)")
     parser.add_argument("--output_dir", required=True, help="folder for vanilla.jsonl, ground.jsonl, crops/, sft_data.json")
@@ -68,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     data_path, image_root = args.data_path, args.image_root
     if data_path is None:
-        from ground_r1.data.synthetic import ensure_default_dataset
+        from ground_r1.demo.synthetic import ensure_default_dataset
 
         folder = ensure_default_dataset()
         data_path = str(folder / "train.jsonl")

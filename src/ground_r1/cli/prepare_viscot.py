@@ -22,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m ground_r1.cli.prepare_viscot",
         description="Convert the upstream Visual-CoT format (image: [path, 'path###[x1,y1,x2,y2]'], "
         "conversations) into Ground-R1 records (one JSON object per line).",
+        allow_abbrev=False,
     )
     parser.add_argument("--input", required=True, help="upstream Visual-CoT file: a JSON list or JSONL")
     parser.add_argument("--output", required=True, help="records JSONL to write")

@@ -5,11 +5,15 @@
     python -m ground_r1.cli.train_grpo --config configs/grpo/tiny_cpu.yaml     # the CPU demo defaults
 
 Any field of GroundR1Config (TRL's GRPOConfig + the method), GroundR1ScriptArguments or TRL's ModelConfig can be
-given in the YAML and overridden on the command line (TRL's parser conventions). With no model or data given,
-the tiny offline model and the built-in synthetic data are used, and the log says so.
+given in the YAML and overridden on the command line, by its whole name (``ground_r1.cli.parser``: no prefixes;
+``--help`` shows the method's options, ``--help_all`` every one). With no model or data given, the tiny offline
+model and the built-in synthetic data are used, and the log says so.
 
-The recipe, top to bottom: parse and check -> data (validated up front, before any GPU time) -> model and
-processor -> reward functions -> trainer -> resume point -> train -> save.
+The recipe, top to bottom: check before the arguments are built (a missing local model folder, then a preset that
+needs a GPU on a machine without one: exit 1) -> parse and check (a tracker that cannot start stops the run here,
+exit 1; an unknown flag or YAML key exits 2) -> data (validated up front, before any GPU time) -> model and processor -> reward functions ->
+trainer (one console line per step; the held-out figure before step 1 and every ``heldout_eval_steps``) -> resume
+point -> train -> save (with rollout_settings.json) -> held-out controls -> curves, gallery, model card.
 """
 
 from __future__ import annotations
@@ -26,13 +30,45 @@ from ground_r1.distributed import exit_process, finish_distributed
 logger = logging.getLogger("ground_r1.train")
 
 
-def parse_args(argv: list[str] | None = None):
-    from trl import ModelConfig, TrlParser
+DESCRIPTION = (
+    "Ground-R1 GRPO training: the model proposes an evidence box, the box is cropped from the full-resolution "
+    "image and fed back, the model may zoom again, then answers; GRPO (TRL's GRPOTrainer) trains it from format and "
+    "answer-accuracy rewards only, with a tree rollout (G1 grounding samples per question, each shared by G2 "
+    "answering trajectories). Settings come from a YAML preset (--config configs/grpo/{tiny_cpu,release,paper}.yaml) "
+    "and flags, which override it. With no model and no data it trains the shipped tiny Qwen2.5-VL on built-in "
+    "synthetic data on CPU. Writes OUTPUT_DIR: checkpoints, metrics.jsonl, curves.png, trajectories.html, "
+    "heldout_eval.json, README.md (model card), run_manifest.json."
+)
 
+# The usual TRL/transformers options, shown by --help after the method's own (the rest: --help_all).
+COMMON_TRAINING_OPTIONS = (
+    "output_dir", "max_steps", "num_train_epochs", "learning_rate", "lr_scheduler_type", "num_generations",
+    "per_device_train_batch_size", "gradient_accumulation_steps", "max_completion_length", "beta", "loss_type",
+    "temperature", "top_k", "top_p", "repetition_penalty", "bf16", "gradient_checkpointing", "deepspeed",
+    "logging_steps", "save_steps", "save_total_limit", "report_to", "run_name", "seed",
+    "resume_from_checkpoint",
+)
+
+
+def build_parser():
+    from trl import GRPOConfig, ModelConfig
+
+    from ground_r1.cli.parser import HelpSection, StrictTrlParser, field_names, own_fields
     from ground_r1.config import GroundR1Config, GroundR1ScriptArguments
 
-    parser = TrlParser((GroundR1ScriptArguments, GroundR1Config, ModelConfig))
-    return parser.parse_args_and_config(list(argv) if argv is not None else None)
+    sections = [
+        HelpSection("Ground-R1 method (GroundR1Config; SPEC §2-§5, docs/method.md)", own_fields(GroundR1Config, GRPOConfig)),
+        HelpSection("data (DATA_PATH, IMAGE_ROOT, ... of the launcher)", field_names(GroundR1ScriptArguments)),
+        HelpSection("model (MODEL_PATH; TRL ModelConfig)", ("model_name_or_path", "dtype", "attn_implementation",
+                                                             "use_peft", "lora_r", "lora_alpha")),
+        HelpSection("common training options (TRL GRPOConfig, transformers TrainingArguments)", COMMON_TRAINING_OPTIONS),
+    ]
+    return StrictTrlParser((GroundR1ScriptArguments, GroundR1Config, ModelConfig), description=DESCRIPTION,
+                           sections=sections, prog="python -m ground_r1.cli.train_grpo")
+
+
+def parse_args(argv: list[str] | None = None):
+    return build_parser().parse_args_and_config(list(argv) if argv is not None else None)
 
 
 def setup_logging(is_main: bool) -> None:
@@ -40,12 +76,15 @@ def setup_logging(is_main: bool) -> None:
     logging.basicConfig(level=level, format="[%(asctime)s] %(message)s", datefmt="%H:%M:%S", force=True)
     for noisy in ("httpx", "urllib3", "datasets", "filelock"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # weight loading/saving bars: the console keeps one line per step
 
 
 def default_model_path() -> str:
     """The tiny instruct checkpoint shipped with the project when present, else the random tiny model."""
     from ground_r1 import paths
-    from ground_r1.models.tiny import ensure_tiny_model
+    from ground_r1.demo.tiny import ensure_tiny_model
 
     shipped = paths.PACKAGE_DIR / "assets" / "tiny-instruct"
     if (shipped / "config.json").is_file():
@@ -63,7 +102,7 @@ def load_datasets(script_args, training_args, registry, special_tokens=()):
         records_to_dataset,
         write_issues,
     )
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     train_path, eval_path, image_root = script_args.data_path, script_args.eval_data_path, script_args.image_root
     if train_path is None:
@@ -163,57 +202,114 @@ def build_reward_functions(training_args):
     return funcs, registry
 
 
-def heldout_controls(trainer, eval_ds, training_args, registry) -> None:
-    """Greedy held-out evaluation of the trained policy with its controls -> OUTPUT_DIR/heldout_eval.json."""
+def heldout_controls(trainer, evaluation, training_args, base: dict | None = None) -> None:
+    """Greedy held-out evaluation of the trained policy with its controls -> OUTPUT_DIR/heldout_eval.json, with
+    what each field measures and, when the run measured it before step 1, the base model's figures."""
     import json
 
-    import torch
+    from ground_r1.evaluation.controls import CONDITION_MEANINGS, CONDITIONS, FIELD_MEANINGS, json_safe
 
-    from ground_r1.data.images import load_image
-    from ground_r1.evaluation.controls import evaluate_controls, json_safe
-    from ground_r1.trainer.grpo_trainer import eval_sampling_from
-
-    records = [eval_ds[i] for i in range(min(training_args.heldout_eval_questions, len(eval_ds)))]
     model = trainer.accelerator.unwrap_model(trainer.model)
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        results = evaluate_controls(model, trainer.processing_class, records, [load_image(r["image"]) for r in records],
-                                    registry, trainer.rollout_config,
-                                    sampling=eval_sampling_from(training_args), seed=training_args.seed)
-    model.train(was_training)
+    # Every condition, the model-free baselines (majority answer, whole-image / centred box) included: issue 21's
+    # audit found the majority answer (0.28) above the base model (0.20), so no table goes without them.
+    results = evaluation.run(model, trainer.processing_class, list(CONDITIONS))
+    if base is None:
+        base = base_from_metrics(Path(training_args.output_dir) / "metrics.jsonl")
+    report = {"questions": len(evaluation.records), "decoding": "greedy, the training rollout and its settings",
+              "results": results, **({"base": base} if base else {}),
+              "conditions": CONDITION_MEANINGS, "fields": FIELD_MEANINGS}
     path = Path(training_args.output_dir) / "heldout_eval.json"
-    path.write_text(json.dumps(json_safe({"questions": len(records), "results": results}), indent=2) + "\n")
+    path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     g, lo, hi = results["grounded"], results["no_crop"], results["gt_crop"]
-    logger.info("held-out (greedy, %d questions): accuracy %.3f (no-crop %.3f, ground-truth crop %.3f), GIoU %.3f "
-                "(random box %.3f) -> %s", len(records), g["accuracy"], lo["accuracy"], hi["accuracy"],
-                g["giou_score"], results["random_box"]["giou_score"], path)
+    se = g.get("accuracy_se")
+    # gt_crop sits out questions without a usable evidence box (issue 15): with none left it holds no accuracy.
+    logger.info("held-out (greedy, %d questions): accuracy %.3f%s (no-crop %.3f, ground-truth crop %.3f, majority "
+                "answer %.3f%s), GIoU %.3f (random box %.3f, whole-image box %.3f) -> %s", len(evaluation.records),
+                g["accuracy"], f" ± {se:.3f}" if se is not None else "", lo["accuracy"],
+                hi.get("accuracy", float("nan")), results["majority_answer"]["accuracy"],
+                f"; before RL {base['accuracy']:.3f}" if base and base.get("accuracy") is not None else "",
+                g["giou_score"], results["random_box"]["giou_score"], results["whole_image_box"]["giou_score"], path)
+
+
+def base_from_metrics(metrics_path: Path) -> dict | None:
+    """The held-out figures logged before step 1 (``heldout/*`` at step 0 of metrics.jsonl), e.g. after a resume."""
+    import json
+
+    if not metrics_path.is_file():
+        return None
+    for line in metrics_path.read_text(encoding="utf-8").splitlines():
+        try:
+            record = json.loads(line) if line.strip() else {}
+        except json.JSONDecodeError:  # a line cut by a kill
+            continue
+        if record.get("step") == 0 and "heldout/accuracy" in record:
+            return {k.split("/", 1)[1]: v for k, v in record.items() if k.startswith("heldout/")}
+    return None
+
+
+def multi_process_hint(training_args, script_args) -> str:
+    """The command that runs the held-out controls after a multi-process run (the checkpoint carries its rollout
+    settings; the held-out data is named when the run had its own)."""
+    command = f"python -m ground_r1.cli.evaluate_controls --model_path {training_args.output_dir}"
+    if script_args.eval_data_path:
+        command += f" --data_path {script_args.eval_data_path}"
+        if script_args.image_root:
+            command += f" --image_root {script_args.image_root}"
+    return command + f" --max_questions {training_args.heldout_eval_questions} --output " \
+                     f"{Path(training_args.output_dir) / 'heldout_eval.json'}"
+
+
+def flag_value(argv: list[str], flag: str) -> str | None:
+    """The value given to ``flag`` on the command line (``--flag V`` or ``--flag=V``), else None."""
+    for i, arg in enumerate(argv):
+        if arg == flag and i + 1 < len(argv):
+            return argv[i + 1]
+        if arg.startswith(flag + "="):
+            return arg.split("=", 1)[1]
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     argv = list(sys.argv[1:] if argv is None else argv)
+    setup_logging(int(os.environ.get("RANK", "0")) == 0)
+    from ground_r1.models.loading import ModelPathError, check_model_path
+    from ground_r1.presets import PresetMachineError, check_preset_for_machine
+
+    # Before the training arguments (which die on a GPU-only setting without saying which preset set it) and before
+    # anything loads: a missing local model folder first, by name (issue 17), then a preset this machine cannot
+    # run (issue 15). Both are configuration errors: exit 1.
+    try:
+        check_model_path(flag_value(argv, "--model_name_or_path"))
+        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_grpo ...")
+        check_preset_for_machine(argv, launcher=launcher, cpu_preset="configs/grpo/tiny_cpu.yaml")
+    except (ModelPathError, PresetMachineError) as exc:
+        logger.error("%s", exc)
+        return 1
     from ground_r1.distributed import init_cpu_gloo_state
 
     # Multi-process on CPU (tests, laptops) needs the gloo state before the training args (ENVIRONMENT.md).
     # The training args must reuse that state, and GRPOConfig.__post_init__ already reads the world size, so the
     # flag goes in before parsing.
-    setup_logging(int(os.environ.get("RANK", "0")) == 0)
-    from ground_r1.presets import PresetMachineError, check_preset_for_machine
-
-    try:  # before the training arguments, which die on a GPU-only setting without saying which preset set it
-        launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_grpo ...")
-        check_preset_for_machine(argv, launcher=launcher,
-                                 cpu_preset="configs/grpo/tiny_cpu.yaml")
-    except PresetMachineError as exc:
-        logger.error("%s", exc)
-        return 1
     if init_cpu_gloo_state() and "--accelerator_config" not in argv:
         argv = [*argv, "--accelerator_config", '{"use_configured_state": true}']
     script_args, training_args, model_args = parse_args(argv)
+    is_main = int(os.environ.get("RANK", "0")) == 0
+    setup_logging(is_main)  # again: building the training arguments reconfigures logging
     from ground_r1.data.images import set_max_image_pixels
 
     set_max_image_pixels(script_args.max_image_pixels)
+
+    from ground_r1.trackers import TrackerError, check_trackers, tracker_environment
+
+    # Configuration errors, before anything is loaded (exit 1, the message names the problem).
+    try:
+        check_model_path(model_args.model_name_or_path)
+        check_trackers(training_args.report_to)
+    except (ModelPathError, TrackerError) as exc:
+        logger.error("%s", exc)
+        return 1
+    tracker_environment(training_args.report_to, training_args.output_dir)
 
     # Defaults of the embedded demo: say so in the first line.
     if model_args.model_name_or_path is None:
@@ -223,8 +319,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from ground_r1.checkpoints import resolve_resume
     from ground_r1.run_manifest import write_manifest
-    from ground_r1.trainer.callbacks import MetricsJsonlCallback
-    from ground_r1.trainer.grpo_trainer import GroundR1Trainer
+    from ground_r1.trainer.callbacks import MetricsJsonlCallback, quiet_console
+    from ground_r1.trainer.grpo_trainer import GroundR1Trainer, eval_sampling_from, rollout_config_from
+    from ground_r1.trainer.heldout import HeldoutCallback, HeldoutEvaluation
     from trl import get_peft_config
 
     from ground_r1.data.records import RecordValidationError
@@ -239,8 +336,16 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     model = build_model(model_args, training_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
-    if int(os.environ.get("RANK", "0")) == 0:
+    if is_main:
         write_manifest(training_args.output_dir, argv, script_args=script_args, training_args=training_args, model_args=model_args)
+
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    evaluation = None
+    if training_args.heldout_eval_questions and eval_ds is not None and world == 1:
+        records = [eval_ds[i] for i in range(min(training_args.heldout_eval_questions, len(eval_ds)))]
+        evaluation = HeldoutEvaluation(records, registry, rollout_config_from(training_args),
+                                       eval_sampling_from(training_args), seed=training_args.seed)
+    heldout_callback = HeldoutCallback(evaluation, training_args.heldout_eval_steps) if evaluation else None
 
     trainer = GroundR1Trainer(
         model=model,
@@ -250,26 +355,30 @@ def main(argv: list[str] | None = None) -> int:
         eval_dataset=eval_ds if training_args.eval_strategy != "no" else None,
         processing_class=processor,
         peft_config=get_peft_config(model_args),
-        callbacks=[MetricsJsonlCallback(training_args.output_dir), *budget_callbacks],
+        callbacks=[MetricsJsonlCallback(training_args.output_dir), *budget_callbacks,
+                   *([heldout_callback] if heldout_callback else [])],
     )
+    if heldout_callback:
+        heldout_callback.attach(trainer)
+    quiet_console(trainer)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
-    logger.info("model saved to %s", training_args.output_dir)
-    if training_args.write_report and trainer.accelerator.is_main_process:
-        from ground_r1.reporting import write_report
-
-        for name, path in write_report(training_args.output_dir).items():
-            logger.info("%s written to %s", name, path)
+    logger.info("model saved to %s (with %s: evaluation reuses its image and budget settings)",
+                training_args.output_dir, "rollout_settings.json")
     if training_args.heldout_eval_questions and eval_ds is not None:
-        if trainer.accelerator.num_processes == 1:
-            heldout_controls(trainer, eval_ds, training_args, registry)
+        if evaluation is not None:
+            heldout_controls(trainer, evaluation, training_args, heldout_callback.base if heldout_callback else None)
         elif trainer.accelerator.is_main_process:  # a rank-0-only forward would hang a sharded (ZeRO-3) model
-            logger.info("held-out controls run in one process: python -m ground_r1.cli.evaluate_controls "
-                        "--model_path %s --config <this run's preset>", training_args.output_dir)
-    if training_args.write_report and trainer.accelerator.is_main_process:
-        from ground_r1.reporting import write_alarm_section
+            logger.info("held-out controls need one process (a rank-0-only forward would hang ZeRO-3); run them "
+                        "after this multi-process run: %s", multi_process_hint(training_args, script_args))
+    if trainer.accelerator.is_main_process:  # after the held-out evaluation: the figures show its reference lines
+        from ground_r1.reporting import write_report
+        from ground_r1.reporting.model_card import write_model_card
 
-        write_alarm_section(training_args.output_dir)  # the report's refinement line, with the held-out figures
+        written = write_report(training_args.output_dir) if training_args.write_report else {
+            "model card": write_model_card(training_args.output_dir)}
+        for name, path in written.items():
+            logger.info("%s written to %s", name, path)
     logger.info("total time %.1f s", time.perf_counter() - started)
     finish_distributed()
     if trainer.stopped_by_alarm:  # alarm_action: stop (trainer/alarms.py): the checkpoint of that step is saved

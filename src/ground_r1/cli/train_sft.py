@@ -24,35 +24,47 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import sys
 
-    from trl import TrlParser
+    from trl import SFTConfig
 
+    from ground_r1.cli.parser import HelpSection, StrictTrlParser, field_names, own_fields
+    from ground_r1.cli.train_grpo import flag_value
     from ground_r1.data.images import set_max_image_pixels
     from ground_r1.data.records import RecordValidationError
     from ground_r1.distributed import init_cpu_gloo_state
+    from ground_r1.models.loading import ModelPathError, check_model_path
     from ground_r1.presets import PresetMachineError, check_preset_for_machine
     from ground_r1.sft.train import GroundR1SFTConfig, SFTScriptArguments, train_sft
 
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING,
                         format="%(levelname)s %(name)s: %(message)s")
-    try:  # before the training arguments, which die on a GPU-only setting without saying which preset set it
+    # Before the training arguments (which die on a GPU-only setting without saying which preset set it): a missing
+    # local model folder first, by name (issue 17), then a preset this machine cannot run (issue 15). Exit 1.
+    try:
+        check_model_path(flag_value(argv, "--model_name_or_path"))
         launcher = os.environ.get("GROUND_R1_LAUNCHER", "python -m ground_r1.cli.train_sft ...")
-        check_preset_for_machine(argv, launcher=launcher,
-                                 cpu_preset="configs/sft/tiny_cpu.yaml")
-    except PresetMachineError as exc:
+        check_preset_for_machine(argv, launcher=launcher, cpu_preset="configs/sft/tiny_cpu.yaml")
+    except (ModelPathError, PresetMachineError) as exc:
         logger.error("%s", exc)
         return 1
     # Several processes on CPU need the gloo state before the training arguments (ENVIRONMENT.md).
     gloo = init_cpu_gloo_state()
-    parser = TrlParser((SFTScriptArguments, GroundR1SFTConfig))
-    script_args, config = parser.parse_args_and_config(argv)
+    parser = StrictTrlParser(
+        (SFTScriptArguments, GroundR1SFTConfig), description=__doc__.split("\n\n")[0],
+        sections=[HelpSection("SFT (SPEC §8)", field_names(SFTScriptArguments) + own_fields(GroundR1SFTConfig, SFTConfig)),
+                  HelpSection("common training options", ("output_dir", "max_steps", "num_train_epochs",
+                                                          "learning_rate", "per_device_train_batch_size",
+                                                          "gradient_accumulation_steps", "bf16", "logging_steps",
+                                                          "save_steps", "report_to", "seed"))],
+        prog="python -m ground_r1.cli.train_sft")
+    script_args, config = parser.parse_args_and_config(argv)  # a usage error exits 2 (ground_r1.cli.parser)
     if gloo:
         config.accelerator_config.use_configured_state = True
     set_max_image_pixels(script_args.max_image_pixels)
     try:
         train_sft(script_args, config)
     except (FileNotFoundError, RecordValidationError, SFTDataMismatchError) as exc:  # named, before any training
-        logger.error("%s", exc)
+        logger.error("%s", exc)  # FileNotFoundError includes ModelPathError (a model path set in the YAML)
         return 1
     finish_distributed()
     return 0

@@ -203,7 +203,7 @@ def _parse_json(text: str) -> tuple[Any, str | None]:
     try:
         return json.loads(text), None
     except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+        return None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
     except RecursionError:
         return None, "invalid JSON (nested too deeply to parse)"
 
@@ -222,7 +222,7 @@ def _iter_raw(path: Path) -> Iterator[tuple[int, str, Any, str | None]]:
                 items = json.load(fh)
         except json.JSONDecodeError as exc:
             raise ValueError(
-                f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); a .json records file is "
+                f"{path}:{exc.lineno}: invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno}); a .json records file is "
                 "one JSON list (use .jsonl for one record per line)"
             ) from exc
         except UnicodeDecodeError as exc:

@@ -97,7 +97,7 @@ def _read_items(path: Path) -> tuple[str, Iterator[tuple[int, Any, str | None]],
                 items = json.load(fh)
             except json.JSONDecodeError as exc:
                 raise ValueError(
-                    f"{path}:{exc.lineno}: invalid JSON ({exc.msg} at column {exc.colno}); the file starts with "
+                    f"{path}:{exc.lineno}: invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno}); the file starts with "
                     "'[' so it is read as one JSON list"
                 ) from exc
         return "item", ((i, item, None) for i, item in enumerate(items, start=1)), len(items)
@@ -110,7 +110,7 @@ def _read_items(path: Path) -> tuple[str, Iterator[tuple[int, Any, str | None]],
                 try:
                     yield lineno, json.loads(line), None
                 except json.JSONDecodeError as exc:
-                    yield lineno, None, f"invalid JSON ({exc.msg} at column {exc.colno})"
+                    yield lineno, None, f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
 
     return "line", lines(), None
 

@@ -32,6 +32,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from ground_r1.boxes import giou_score, original_to_input
+from ground_r1.evaluation.uncertainty import mean_estimate
 from ground_r1.rewards.giou import giou_metrics, refinement_metrics
 from ground_r1.rewards.registry import AccuracyRegistry
 from ground_r1.rewards.trl_functions import format_reward, make_accuracy_reward
@@ -85,8 +86,9 @@ class OracleFirstTurn:
         return turns
 
 
-def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> float:
-    """Mean GIoU score of uniformly random boxes (two x's and two y's uniform over the image, sorted)."""
+def random_box_scores(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> list[float]:
+    """GIoU scores of uniformly random boxes (two x's and two y's uniform over the image, sorted), one per record
+    with an evidence box."""
     rng = np.random.default_rng(seed)
     scores = []
     for record, (w, h) in zip(records, sizes):
@@ -94,18 +96,30 @@ def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int
             continue
         xs, ys = np.sort(rng.uniform(0, w, 2)), np.sort(rng.uniform(0, h, 2))
         scores.append(giou_score((xs[0], ys[0], xs[1], ys[1]), record["bboxs"][0]))
+    return scores
+
+
+def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> float:
+    """Mean GIoU score of uniformly random boxes (:func:`random_box_scores`)."""
+    scores = random_box_scores(records, sizes, seed)
     return fmean(scores) if scores else float("nan")
 
 
-def fixed_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], kind: str) -> float:
-    """Mean GIoU score of a box chosen without looking: ``whole`` (the image) or ``centre`` (centred, half the
-    image's width and height)."""
+def fixed_box_scores(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], kind: str) -> list[float]:
+    """GIoU scores of a box chosen without looking, one per record with an evidence box: ``whole`` (the image) or
+    ``centre`` (centred, half the image's width and height)."""
     scores = []
     for record, (w, h) in zip(records, sizes):
         if not record.get("bboxs"):
             continue
         box = (0, 0, w, h) if kind == "whole" else (w / 4, h / 4, 3 * w / 4, 3 * h / 4)
         scores.append(giou_score(box, record["bboxs"][0]))
+    return scores
+
+
+def fixed_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], kind: str) -> float:
+    """Mean GIoU score of :func:`fixed_box_scores`."""
+    scores = fixed_box_scores(records, sizes, kind)
     return fmean(scores) if scores else float("nan")
 
 
@@ -124,7 +138,41 @@ def majority_answer(records: Sequence[dict[str, Any]], registry: AccuracyRegistr
         solution=[r["solution"] for r in records], dataset=[r["dataset"] for r in records],
     )
     scored = [s for s in scores if s is not None]
-    return {"accuracy": fmean(scored) if scored else float("nan"), "answer": answer, "questions": len(records)}
+    return {"accuracy": fmean(scored) if scored else float("nan"), "accuracy_se": mean_estimate(scored).se,
+            "answer": answer, "questions": len(records)}
+
+
+# What each field of a condition's results measures (written into heldout_eval.json beside the numbers).
+FIELD_MEANINGS = {
+    "accuracy": "share of questions whose final answer is right under the training accuracy rule (no answer: wrong)",
+    "format": "mean format reward per trajectory, 2 x well-formed turns / turns (SPEC §3), in [0, 2]",
+    "giou_score": "mean (GIoU + 1) / 2 of the FIRST grounding box of each trajectory against the evidence box "
+                  "bboxs[0] (a metric, never a reward). Only the first box, which every condition gets from the "
+                  "model before any crop is fed back, so grounded and no_crop give the same value by design; "
+                  "gt_crop scores the evidence box itself (~1); random_box a uniformly random box",
+    "no_box_rate": "share of trajectories whose first grounding turn held no parsable box",
+    "turns_mean": "mean assistant turns per trajectory",
+    "answered_frac": "share of trajectories that ended with an <answer> turn",
+    "questions": "held-out questions evaluated",
+    "giou_boxes": "first boxes scored by giou_score (trajectories with a box and a record with an evidence box)",
+    "*_se": "standard error of the mean over questions (accuracy, format) or scored boxes (giou_score)",
+    "refine_twice_frac": "share of trajectories (with an evidence box) whose first two grounding turns both hold a box",
+    "refine_improved_frac": "among those, share whose second box scores a higher GIoU score than the first",
+    "refine_worsened_frac": "among those, share whose second box scores lower than the first",
+    "refine_gain": "among those, mean of (second box's GIoU score - first box's)",
+    "answer": "majority_answer: the constant answer it gives (the most common of these questions)",
+}
+CONDITION_MEANINGS = {
+    "grounded": "the method as trained: each box is cropped from the original image and fed back",
+    "no_crop": "lower bound: every crop replaced by the original image (the model may still box, it never sees more)",
+    "gt_crop": "upper bound: the box of the model's first turn replaced by the evidence box, so it answers from the "
+               "right crop; what is left is reading it",
+    "random_box": "GIoU of a uniformly random box per question (no model)",
+    "whole_image_box": "GIoU of the whole image as the box (no model)",
+    "centre_box": "GIoU of a centred box of half the image's width and height (no model; 224 px on 448-px scenes)",
+    "majority_answer": "accuracy of always giving the most common answer of these questions (no model)",
+    "base": "the model before RL (the run's starting point), grounded; written by training runs only",
+}
 
 
 def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: AccuracyRegistry) -> dict[str, float]:
@@ -136,13 +184,20 @@ def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: Accura
     fmt = format_reward(prompts=None, completions=["\n".join(t) for t in turns], turns=turns)
     first_boxes = [grounding_boxes(t)[:1] for t in trajectories]
     giou = giou_metrics(first_boxes, [r.get("bboxs") or [] for r in records])
+    box_scores = [giou_score(boxes[0], r["bboxs"][0]) for boxes, r in zip(first_boxes, records)
+                  if boxes and boxes[0] is not None and r.get("bboxs")]
     scored = [a for a in accuracy if a is not None]
     refine = refinement_metrics([grounding_boxes(t) for t in trajectories], [r.get("bboxs") or [] for r in records],
                                 prefix="")
+    acc, fmt_est, giou_est = mean_estimate(scored), mean_estimate(fmt), mean_estimate(box_scores)
     return {
         "accuracy": fmean(scored) if scored else float("nan"),
+        "accuracy_se": acc.se,
         "format": fmean(fmt),
+        "format_se": fmt_est.se,
         "giou_score": giou.get("giou/score", float("nan")),
+        "giou_score_se": giou_est.se,
+        "giou_boxes": len(box_scores),
         "no_box_rate": giou.get("giou/no_box_rate", float("nan")),
         "turns_mean": fmean(len(t) for t in turns),
         "answered_frac": fmean(t.finish_reason == "answer" for t in trajectories),
@@ -184,13 +239,17 @@ def evaluate_controls(
     results: dict[str, dict[str, float]] = {}
     for condition in conditions:
         if condition == "random_box":
-            results[condition] = {"giou_score": random_box_giou(records, [im.size for im in images], seed),
-                                  "questions": len(records)}
+            scores = random_box_scores(records, [im.size for im in images], seed)
+            estimate = mean_estimate(scores)
+            results[condition] = {"giou_score": estimate.value if scores else float("nan"),
+                                  "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
             continue
         if condition in ("whole_image_box", "centre_box"):
-            kind = "whole" if condition == "whole_image_box" else "centre"
-            results[condition] = {"giou_score": fixed_box_giou(records, [im.size for im in images], kind),
-                                  "questions": len(records)}
+            scores = fixed_box_scores(records, [im.size for im in images],
+                                      "whole" if condition == "whole_image_box" else "centre")
+            estimate = mean_estimate(scores)
+            results[condition] = {"giou_score": estimate.value if scores else float("nan"),
+                                  "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
             continue
         if condition == "majority_answer":
             results[condition] = majority_answer(records, registry)
@@ -217,5 +276,5 @@ def evaluate_controls(
                 t.question_index += start
             trajectories.extend(batch)
         results[condition] = _summarise(trajectories, [records[i] for i in order], registry)
-        logger.info("controls %s: %s", condition, results[condition])
+        logger.debug("controls %s: %s", condition, results[condition])
     return results

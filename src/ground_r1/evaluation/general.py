@@ -365,14 +365,17 @@ def score_benchmark(
 
 @dataclass
 class SummaryRow:
-    """One line of the summary table: a benchmark's number in the paper's units, and the rule that made it.
+    """One line of the summary table: a benchmark's number in the paper's units, the rule that made it and its
+    error bar.
 
     ``rule`` names the scoring rule (reference and version); ``variant`` marks a number made by another rule than
     the headline one (ours where more lenient, the release's). ``items`` counts the scored records (MMBench
     CircularEval: questions); ``skipped`` the file's records that could not be evaluated (named in
     ``skipped_records.jsonl``; the same on every row of a benchmark); ``unparsed`` those whose answer the rule
     could not read (scored wrong); ``left_out`` the items excluded from the number (prediction errors, missing
-    predictions, failed or absent MM-Vet gradings, MMBench questions with a copy missing).
+    predictions, failed or absent MM-Vet gradings, MMBench questions with a copy missing); ``se`` the number's
+    standard error and ``error_bar`` how it was estimated (``BenchmarkSpec.estimate``, docs/metrics.md "Error
+    bars").
     """
 
     benchmark: str
@@ -385,29 +388,34 @@ class SummaryRow:
     rule: str = ""
     variant: bool = False
     skipped: int = 0
+    se: float | None = None
+    error_bar: str = ""
 
 
 def summary_rows(
     spec: BenchmarkSpec, metrics: Mapping[str, Any], scored: ScoredBenchmark, skipped: int = 0
 ) -> list[SummaryRow]:
-    """The paper's numbers of one benchmark, each with its rule: MME the summed score (perception + cognition),
-    POPE accuracy and F1, MMBench CircularEval and single-pass accuracy, MM-Vet the graded total (its grader
-    named), the others letter / exact-match accuracy (x100); a letter benchmark with rows whose answer is past
-    their options (MMMU) also gets the headline rule's accuracy over the answerable rows, labelled; then each
-    variant rule's number, labelled. ``skipped`` (the file's skipped records) is carried on every row."""
+    """The paper's numbers of one benchmark, each with its rule and standard error: MME the summed score
+    (perception + cognition), POPE accuracy and F1, MMBench CircularEval and single-pass accuracy, MM-Vet the
+    graded total (its grader named), the others letter / exact-match accuracy (x100); a letter benchmark with rows
+    whose answer is past their options (MMMU) also gets the headline rule's accuracy over the answerable rows,
+    labelled; then each variant rule's number, labelled. ``skipped`` (the file's skipped records) is carried on
+    every row. Each row's error bar is ``spec.estimate(records, which)`` of the statistic the row prints."""
     records = scored.records
     unparsed = sum(1 for r in records if r.get("parsed") is None)
     left_out = scored.errors + scored.missing
 
     def row(metric: str, score: Any, notes: str = "", extra_left_out: int = 0, rule: str = spec.rule,
-            items: int | None = None, variant: bool = False) -> SummaryRow:
+            items: int | None = None, variant: bool = False, which: str = "headline") -> SummaryRow:
         value = float(score) if isinstance(score, (int, float)) else None
+        estimate = spec.estimate(records, which)
         return SummaryRow(spec.name, metric, value, len(records) if items is None else items, unparsed,
-                          left_out + extra_left_out, notes, rule, variant, skipped)
+                          left_out + extra_left_out, notes, rule, variant, skipped,
+                          estimate.se if value is not None else None, estimate.describe())
 
     def variant_rows(metric: str, values: Mapping[str, Any], items: int | None = None) -> list[SummaryRow]:
         labels = dict(spec.variant_rules)
-        return [row(metric, values[key], rule=labels[key], items=items, variant=True)
+        return [row(metric, values[key], rule=labels[key], items=items, variant=True, which=f"variant:{key}")
                 for key in labels if key in values]
 
     if isinstance(spec, MMESpec):
@@ -419,7 +427,7 @@ def summary_rows(
     if isinstance(spec, PopeSpec):
         o = metrics["overall"]
         notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
-        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes),
+        return [row("accuracy", o["accuracy"], notes), row("F1", o["f1"], notes, which="f1"),
                 *variant_rows("accuracy", o["variants"])]
     if isinstance(spec, MMBenchSpec):
         incomplete = metrics["n_incomplete"]
@@ -432,7 +440,7 @@ def summary_rows(
                        items=metrics["n_questions"])
         single = row("single-pass accuracy (originals only)", metrics["single_pass_accuracy"],
                      f"Question_id < 1,000,000: {metrics['n_originals']} questions",
-                     rule=MMBENCH_SINGLE_PASS_RULE, items=metrics["n_originals"])
+                     rule=MMBENCH_SINGLE_PASS_RULE, items=metrics["n_originals"], which="single_pass")
         circular.unparsed, single.unparsed = unread_questions, unread_originals
         (lenient,) = variant_rows("CircularEval accuracy", {"lenient": metrics["variants"]["lenient"]},
                                   items=metrics["n_questions"])
@@ -461,7 +469,7 @@ def summary_rows(
     if past:  # issue 15: the rows the model could answer, by the headline rule, labelled
         answerable = metrics["n_answerable"]
         subset = row(f"accuracy over the {answerable} answerable rows", metrics["accuracy_answerable"],
-                     f"the {past} rows past the kept options left out", items=answerable)
+                     f"the {past} rows past the kept options left out", items=answerable, which="answerable")
         subset.unparsed = sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None)
         result.append(subset)
     return result + variant_rows("accuracy", metrics.get("variants", {}))
@@ -472,11 +480,13 @@ def failed_row(name: str, why: str) -> SummaryRow:
     return SummaryRow(name, "could not run", None, 0, 0, 0, "COULD NOT RUN: " + why.splitlines()[0])
 
 
-_COLUMNS = ("Benchmark", "Metric", "Rule", "Score", "Items", "Skipped", "Unparsed", "Left out", "Notes")
+_COLUMNS = ("Benchmark", "Metric", "Rule", "Score ± SE", "Items", "Skipped", "Unparsed", "Left out", "Notes")
 
 
-def _fmt(score: float | None) -> str:
-    return "n/a" if score is None else f"{score:.1f}"
+def _fmt(score: float | None, se: float | None = None) -> str:
+    if score is None:
+        return "n/a"
+    return f"{score:.1f}" + (f" ± {se:.1f}" if se is not None else " ± n/a")
 
 
 def file_line(data: BenchmarkData) -> str:
@@ -488,15 +498,18 @@ def file_line(data: BenchmarkData) -> str:
         skipped_by_field=reason_counts(data.skipped), evaluated=len(data.items)).line()
 
 
-def render_summary_markdown(rows: list[SummaryRow], label: str, files: Iterable[str] = ()) -> str:
-    """The summary across benchmarks as a Markdown table (scores x100; MME summed, max 2800); each number's rule
-    is named, variant rules' numbers follow their benchmark's headline, marked "variant:"; then one line per file
-    read (``files``, :func:`file_line`)."""
-    lines = [f"## General benchmarks ({label})", "", "| " + " | ".join(_COLUMNS) + " |",
-             "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+def render_summary_markdown(
+    rows: list[SummaryRow], label: str, files: Iterable[str] = (), header: list[str] | None = None
+) -> str:
+    """The summary across benchmarks as a Markdown table (scores x100 with their standard errors; MME summed, max
+    2800); each number's rule is named, variant rules' numbers follow their benchmark's headline, marked
+    "variant:"; then one line per file read (``files``, :func:`file_line`). ``header``: lines under the title
+    (the run's rollout settings and their source)."""
+    lines = [f"## General benchmarks ({label})", "", *(header or []), *([""] if header else []),
+             "| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
     for r in rows:
         rule = f"variant: {r.rule}" if r.variant else r.rule
-        cells = (r.benchmark, r.metric, rule, _fmt(r.score), str(r.items), str(r.skipped), str(r.unparsed),
+        cells = (r.benchmark, r.metric, rule, _fmt(r.score, r.se), str(r.items), str(r.skipped), str(r.unparsed),
                  str(r.left_out), r.notes)
         lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
@@ -504,7 +517,11 @@ def render_summary_markdown(rows: list[SummaryRow], label: str, files: Iterable[
               "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
               "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
               "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
-              "field: why)."]
+              "field: why).",
+              "± is one standard error: of the mean over the Items for accuracies and MM-Vet; a seeded bootstrap "
+              "(1,000 resamples, seed 0) for the MME total (over images within their task), POPE's F1 (over items) "
+              "and MMBench's CircularEval (over questions); n/a with fewer than two items (docs/metrics.md, Error "
+              "bars)."]
     files = list(files)
     if files:
         lines += ["", "Files read:", *(f"- {line}" for line in files)]
@@ -515,10 +532,10 @@ def render_summary_csv(rows: list[SummaryRow]) -> str:
     """The same table as CSV (score empty when not available; full precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "items", "skipped", "unparsed", "left_out",
-                     "notes"])
+    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "se", "items", "skipped", "unparsed",
+                     "left_out", "notes", "error_bar"])
     for r in rows:
         writer.writerow([r.benchmark, r.metric, r.rule, "yes" if r.variant else "no",
-                         "" if r.score is None else repr(r.score), r.items, r.skipped, r.unparsed, r.left_out,
-                         r.notes])
+                         "" if r.score is None else repr(r.score), "" if r.se is None else repr(r.se), r.items,
+                         r.skipped, r.unparsed, r.left_out, r.notes, r.error_bar])
     return buffer.getvalue()

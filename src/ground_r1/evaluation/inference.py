@@ -74,8 +74,14 @@ class InferenceConfig:
     max_turns: int = 5  # ground_r1 (SPEC §2: 5 assistant turns)
     max_completion_length: int | None = None  # ground_r1 total budget; None: per-turn budgets only
     min_crop_size: int = 28  # ground_r1 / ground_sft crops (SPEC §2, §8)
+    max_aspect_ratio: float = 200.0  # ground_r1: boxes at or above this aspect ratio are rejected (SPEC §2)
+    crop_fallback: str = "full_image"  # ground_r1: no valid box -> the full image (release) or "end"
+    min_pixels: int | None = None  # the processor's pixel limits (recorded: predictions depend on them)
+    max_pixels: int | None = None
     box_parse: str = "tag_first"  # ground_r1 / ground_sft box rule (SPEC §2): "tag_first" (ours) or "release"
     batch_size: int = 8
+    # Where each rollout setting came from ("flag", "checkpoint", "default"): recorded, not part of the identity.
+    settings_sources: dict = field(default_factory=dict, compare=False, hash=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in PROTOCOLS:
@@ -90,6 +96,10 @@ class InferenceConfig:
         """What a resumed run must share with the run it continues."""
         out = asdict(self)
         out.pop("batch_size")
+        out.pop("settings_sources")
+        for key in ("min_pixels", "max_pixels"):  # not recorded by older runs: compared only when set
+            if out[key] is None:
+                out.pop(key)
         if self.box_parse == "tag_first" or self.protocol in ("baseline", "refcoco"):
             out.pop("box_parse")  # the default (runs recorded before the key existed resume), or unused
         if self.protocol != "baseline":
@@ -254,7 +264,7 @@ class Engine:
         cfg = self.config
         rollout = Rollout(self.codec, self.generator, RolloutConfig(
             max_turns=cfg.max_turns, max_completion_length=cfg.max_completion_length, min_crop_size=cfg.min_crop_size,
-            box_parse=cfg.box_parse))
+            max_aspect_ratio=cfg.max_aspect_ratio, crop_fallback=cfg.crop_fallback, box_parse=cfg.box_parse))
         questions = [RolloutQuestion(it.question, img) for it, img in zip(items, images)]
         return rollout.run(questions, TreePlan(1, 1), cfg.sampling)
 
@@ -315,7 +325,10 @@ class InferenceSummary:
     errors: int
 
 
-def check_run_config(output_dir: Path, identity: dict[str, Any]) -> None:
+NOTES_KEY = "notes"  # recorded beside the identity (e.g. where each setting came from), never compared
+
+
+def check_run_config(output_dir: Path, identity: dict[str, Any], notes: dict[str, Any] | None = None) -> None:
     """Refuse to resume a run made with other settings; record the settings when first run (every process
     writes the same content atomically, so concurrent first writes are harmless).
 
@@ -326,6 +339,7 @@ def check_run_config(output_dir: Path, identity: dict[str, Any]) -> None:
     current = json.loads(json.dumps(identity))
     if path.is_file():
         earlier = json.loads(path.read_text())
+        earlier.pop(NOTES_KEY, None)
         diff = sorted(k for k in set(earlier) | set(current) if earlier.get(k) != current.get(k))
         if diff:
             detail = "; ".join(f"{k}: {earlier.get(k)!r} -> {current.get(k)!r}" for k in diff)
@@ -336,7 +350,7 @@ def check_run_config(output_dir: Path, identity: dict[str, Any]) -> None:
     else:
         output_dir.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
-        tmp.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n")
+        tmp.write_text(json.dumps({**current, **({NOTES_KEY: notes} if notes else {})}, indent=2, sort_keys=True) + "\n")
         os.replace(tmp, path)
 
 
@@ -379,7 +393,7 @@ def run_inference(
         dup = next(k for k in keys if keys.count(k) > 1)
         raise ValueError(f"duplicate item key {dup!r}: keys must be unique within a run")
     out = Path(output_dir)
-    check_run_config(out, config.identity())
+    check_run_config(out, config.identity(), {"settings_sources": config.settings_sources} if config.settings_sources else None)
     mine = items[rank::world_size]
     done = done_keys(out)
     todo = [it for it in mine if it.key not in done]

@@ -3,8 +3,10 @@
 Exit codes (README "Exit codes"; the same for ``eval/*.sh`` and ``eval_general_dataset/*.sh``):
 
 - ``0`` every record was read and every item evaluated (and judged, where a judge is configured);
-- ``1`` a configuration error: a bad path, a bad judge key (HTTP 401/403), a command that cannot run as given;
-  nothing to rerun until it is fixed;
+- ``1`` a configuration error: a bad path (a local MODEL_PATH that is not there included), a bad judge key
+  (HTTP 401/403), a command that cannot run as given; nothing to rerun until it is fixed;
+- ``2`` a usage error: argparse's code for a command line it cannot parse (an unknown or misspelt flag: the CLIs
+  match no prefixes), before anything runs;
 - ``3`` items left unjudged (judge endpoint down past its retries, unparseable replies): the table says so and
   the same command again judges only those items;
 - ``4`` records skipped (``skipped_records.jsonl`` names each as ``file:line: field: why``), predictions that

@@ -36,6 +36,7 @@ from typing import Any, Iterable, Mapping
 
 from ground_r1.boxes import Box, iou, parse_first_box_signed, xywh_to_xyxy
 from ground_r1.evaluation.inference import EvalItem, LoadedItems, limit_per_dataset
+from ground_r1.evaluation.uncertainty import mean_estimate
 
 IOU_THRESHOLD = 0.5
 PROTOCOL_LABELS = {
@@ -233,6 +234,9 @@ class SplitResult:
     failures: int  # predictions that failed (excluded)
     release: float | None = None  # objects with any release-rule hit / objects (None: rows without the release rule)
     per_expression: dict[str, bool] | None = None  # key -> hit of each scored expression (error bars)
+    standard_se: float | None = None  # standard error of the mean over expressions (evaluation.uncertainty)
+    any_expression_se: float | None = None  # standard error of the mean over objects
+    release_se: float | None = None  # standard error of the mean over objects, release rule
 
 
 def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResult]:
@@ -259,6 +263,9 @@ def accuracy_by_split(rows: Iterable[Mapping[str, Any]]) -> dict[str, SplitResul
             failures=len(split_rows) - len(scored),
             release=sum(release.values()) / len(release) if has_release else None,
             per_expression={str(r["key"]): bool(r["hit"]) for r in scored},
+            standard_se=mean_estimate([float(bool(r["hit"])) for r in scored]).se,
+            any_expression_se=mean_estimate([float(hit) for hit in objects.values()]).se,
+            release_se=mean_estimate([float(hit) for hit in release.values()]).se if has_release else None,
         )
     return results
 
@@ -270,8 +277,13 @@ def _ordered(results: Mapping[str, SplitResult]) -> list[str]:
     return [s for s in SPLIT_ORDER if s in results] + sorted(s for s in results if s not in SPLIT_ORDER)
 
 
-def _pct(value: float | None, digits: int) -> str:
-    return "n/a" if value is None else f"{100 * value:.{digits}f}"
+def _pct(value: float | None, digits: int, se: float | None = None, with_se: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{100 * value:.{digits}f}"
+    if with_se:
+        text += f" ± {100 * se:.{digits}f}" if se is not None else " ± n/a"
+    return text
 
 
 _HEADER = ["split", "expressions", "objects", PROTOCOL_LABELS["standard"], PROTOCOL_LABELS["any_expression"],
@@ -279,13 +291,14 @@ _HEADER = ["split", "expressions", "objects", PROTOCOL_LABELS["standard"], PROTO
 
 
 def _cells(split: str, r: SplitResult, digits: int) -> list[str]:
-    return [split, str(r.expressions), str(r.objects), _pct(r.standard, digits), _pct(r.any_expression, digits),
-            _pct(r.release, digits), str(r.no_box), str(r.failures)]
+    return [split, str(r.expressions), str(r.objects), _pct(r.standard, digits, r.standard_se, True),
+            _pct(r.any_expression, digits, r.any_expression_se, True), _pct(r.release, digits, r.release_se, True),
+            str(r.no_box), str(r.failures)]
 
 
-def render_markdown(results: Mapping[str, SplitResult], label: str = "") -> str:
+def render_markdown(results: Mapping[str, SplitResult], label: str = "", header: list[str] | None = None) -> str:
     lines = [f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100 (boxes rescaled in float, "
-             "not clamped)", "",
+             "not clamped)", "", *(header or []), *([""] if header else []),
              "| " + " | ".join(_HEADER) + " |", "|---" + "|---:" * (len(_HEADER) - 1) + "|"]
     lines += ["| " + " | ".join(_cells(s, results[s], 1)) + " |" for s in _ordered(results)]
     lines += ["", f"- standard: each referring expression counts once (IoU >= {IOU_THRESHOLD} with the "
@@ -295,16 +308,26 @@ def render_markdown(results: Mapping[str, SplitResult], label: str = "") -> str:
               "numbers used this protocol.",
               "- release: the release's whole rule, any expression with int() truncated boxes (multi_RefCOCO.py).",
               "- no box: answers without a parsable box, scored as misses; failures: predictions that failed, "
-              "excluded."]
+              "excluded.",
+              "- ± one standard error of the mean: over the split's expressions (standard), over its objects (any "
+              "expression, release) (docs/metrics.md, Error bars)."]
     return "\n".join(lines) + "\n"
 
 
 def render_csv(results: Mapping[str, SplitResult]) -> str:
+    """The table as CSV: each protocol's number (x100) followed by its standard error (x100; empty when n/a)."""
+    def se(value: float | None) -> str:
+        return "" if value is None else f"{100 * value:.2f}"
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_HEADER)
+    writer.writerow(_HEADER[:4] + ["standard_se", _HEADER[4], "any_expression_se", _HEADER[5], "release_se"]
+                    + _HEADER[6:])
     for split in _ordered(results):
-        writer.writerow(_cells(split, results[split], 2))
+        r = results[split]
+        writer.writerow([split, r.expressions, r.objects, _pct(r.standard, 2), se(r.standard_se),
+                         _pct(r.any_expression, 2), se(r.any_expression_se), _pct(r.release, 2), se(r.release_se),
+                         r.no_box, r.failures])
     return buffer.getvalue()
 
 
@@ -314,7 +337,7 @@ def render_csv(results: Mapping[str, SplitResult]) -> str:
 def write_synthetic_refcoco(out_dir: str | os.PathLike[str], num_objects: int = 4, seed: int = 0) -> Path:
     """A small RefCOCO-format file of synthetic scenes (cards of distinct colours; "the {colour} card"), for the
     launchers' default run. Images are written beside it. Deterministic for a seed. Returns the file's path."""
-    from ground_r1.data.synthetic import SyntheticConfig, make_grounding_example, record_rng
+    from ground_r1.demo.synthetic import SyntheticConfig, make_grounding_example, record_rng
 
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,8 @@
 - Two runs (e.g. baseline and Ground-R1) are shown side by side, one column group per run.
 - box: the mean box metric (:func:`ground_r1.evaluation.scores.box_score`) x100 of the protocols that ground;
   items whose evidence box is unusable are evaluated with this metric n/a and counted in the notes.
+- Every number carries its standard error (``value ± SE``; issue 17, docs/metrics.md "Error bars"): of the mean
+  over a row's items (box: its scored boxes), a seeded bootstrap for the AVG; the CSV gives each its own column.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ground_r1.evaluation.scores import JUDGE_FAILURES
+from ground_r1.evaluation.uncertainty import Estimate, mean_estimate, mean_of_group_means
 
 logger = logging.getLogger(__name__)
 
@@ -72,17 +75,25 @@ class DatasetStats:
     def rule_mean(self) -> float | None:
         return sum(self.rule_scores) / len(self.rule_scores) if self.rule_scores else None
 
+    def estimate(self, column: str) -> Estimate:
+        """The ``column`` ("judge" or "rule") mean with its standard error over the scored items."""
+        return mean_estimate(self.judge_scores if column == "judge" else self.rule_scores)
+
 
 @dataclass
 class Average:
-    """An AVG cell: a value, or None with the reason."""
+    """An AVG cell: a value (with its bootstrap standard error), or None with the reason."""
 
     value: float | None
     note: str = ""
     refused: bool = False
+    se: float | None = None
 
     def cell(self, digits: int, empty: str = "n/a") -> str:
-        return _x100(self.value, digits) or ("refused" if self.refused else empty)
+        text = _x100(self.value, digits)
+        if text is None:
+            return "refused" if self.refused else empty
+        return text + (f" ± {_x100(self.se, digits)}" if self.se is not None else "")
 
 
 @dataclass
@@ -139,7 +150,10 @@ def average(
     missing = [PAPER_DATASETS[d] for d, m in zip(present, means) if m is None]
     if missing:
         return Average(None, f"{column} AVG n/a: no {column} score for {', '.join(missing)}")
-    return Average(sum(means) / len(means))
+    # The error bar: a seeded bootstrap over the items of each sub-dataset (docs/metrics.md, Error bars).
+    values = {d: stats[d].judge_scores if column == "judge" else stats[d].rule_scores for d in present}
+    estimate = mean_of_group_means([d for d in present for _ in values[d]], [v for d in present for v in values[d]])
+    return Average(sum(means) / len(means), se=estimate.se)
 
 
 def summarize(
@@ -174,11 +188,11 @@ def _x100(value: float | None, digits: int) -> str | None:
 
 
 def _box_cell(stats: list[DatasetStats], digits: int) -> str:
-    """Mean box metric over the rows' scored boxes; "-" for a protocol without boxes, "n/a" for none scored."""
+    """Mean box metric over the rows' scored boxes with its standard error (over those boxes); "-" for a protocol
+    without boxes, "n/a" for none scored."""
     if not any(s.grounded for s in stats):
         return "-"
-    scores = [v for s in stats for v in s.box_scores]
-    return _x100(sum(scores) / len(scores), digits) if scores else "n/a"
+    return _with_se(mean_estimate([v for s in stats for v in s.box_scores]), digits) or "n/a"
 
 
 def _shows_box(runs: list[RunTable]) -> bool:
@@ -198,10 +212,18 @@ def _cells(run: RunTable, dataset: str, digits: int, box: bool = False) -> list[
     s = run.stats.get(dataset)
     if s is None:
         return ["0", "-", "-", *(["-"] if box else []), "-"]
-    judge = _x100(s.judge_mean, digits) or ("not judged" if not run.judged else "n/a")
-    rule = _x100(s.rule_mean, digits) or "n/a"
+    judge = _with_se(s.estimate("judge"), digits) or ("not judged" if not run.judged else "n/a")
+    rule = _with_se(s.estimate("rule"), digits) or "n/a"
     return [str(s.items), judge, rule, *([_box_cell([s], digits)] if box else []),
             str(s.judge_failures if run.judged else s.errors)]
+
+
+def _with_se(estimate: Estimate, digits: int) -> str | None:
+    """``"81.7 ± 3.1"`` (x100), ``"81.7 ± n/a"`` for a single item, None without a value."""
+    text = _x100(estimate.value, digits)
+    if text is None:
+        return None
+    return text + " ± " + (_x100(estimate.se, digits) if estimate.se is not None else "n/a")
 
 
 def _row_name(dataset: str, avg_label: str) -> str:
@@ -212,9 +234,14 @@ def _row_name(dataset: str, avg_label: str) -> str:
     return f"{SEPARATE_DATASETS.get(dataset, dataset)} (not in AVG)"
 
 
-def _header(runs: list[RunTable]) -> list[str]:
-    """One column group per run; the run's label prefixes its columns when there are several runs."""
-    columns = ("items", "judge", "rule", "box", "failures") if _shows_box(runs) else ("items", "judge", "rule", "failures")
+def _header(runs: list[RunTable], csv_columns: bool = False) -> list[str]:
+    """One column group per run; the run's label prefixes its columns when there are several runs; the box column
+    when a run grounds. The CSV gives each standard error its own column."""
+    columns: tuple[str, ...] = ("items", "judge", "rule", "box", "failures")
+    if csv_columns:
+        columns = ("items", "judge", "judge_se", "rule", "rule_se", "box", "box_se", "failures")
+    if not _shows_box(runs):
+        columns = tuple(c for c in columns if c not in ("box", "box_se"))
     if len(runs) == 1:
         return ["dataset", *columns]
     return ["dataset"] + [f"{r.label} {c}" for r in runs for c in columns]
@@ -232,10 +259,14 @@ def _letter_rule_label(rules: tuple[str, ...]) -> str:
     return " + ".join(LETTER_RULE_LABELS.get(r, r) for r in rules)
 
 
-def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores x100)") -> str:
-    """The table as Markdown, with the notes a reader needs (what each column is, refused AVGs, no judge)."""
+def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores x100)",
+                    header: list[str] | None = None) -> str:
+    """The table as Markdown, with the notes a reader needs (what each column is, refused AVGs, no judge).
+    ``header``: lines printed under the title (e.g. each run's rollout settings and their source)."""
     avg_label = runs[0].avg_label
     lines = [f"## {title}: {' vs '.join(r.label for r in runs)}", ""]
+    if header:
+        lines += [*header, ""]
     unjudged = [r.label for r in runs if not r.judged]
     if unjudged:
         lines += [NOTHING_JUDGED.format(runs=", ".join(unjudged)), ""]
@@ -251,6 +282,9 @@ def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores
     lines += ["", "- judge: LLM judge score (SPEC §7), mean over judged items; rule: the training accuracy rule "
               "(SPEC §3), n/a where none applies; failures: items excluded from the means (failed, unparseable "
               "or missing judgments, inference errors).",
+              "- ± one standard error: of the mean over the row's items (box: over its scored boxes); for the AVG "
+              "a seeded bootstrap (1,000 resamples, seed 0, items resampled within their sub-dataset) of the mean "
+              "of sub-dataset means (docs/metrics.md, Error bars).",
               "- rule column's option-letter rule (v7w/gqa/openimages): "
               + "; ".join(f"{r.label}: {_letter_rule_label(r.letter_rules)}" for r in runs) + ".",
               (f"- {avg_label}: plain mean of the per-sub-dataset means over the 12 VisCoT sub-datasets of the "
@@ -286,15 +320,27 @@ def render_csv(runs: list[RunTable]) -> str:
     """The same table as CSV (x100, two decimals; "n/a", "not judged", "refused" as in the Markdown)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_header(runs) + ["in_avg"])
+    writer.writerow(_header(runs, csv_columns=True) + ["in_avg"])
     for dataset in _row_order(runs):
-        cells = [c for run in runs for c in _cells(run, dataset, 2, _shows_box(runs))]
+        box = _shows_box(runs)
+        cells = []
+        for run in runs:
+            row = _cells(run, dataset, 2, box)
+            items, judge, rule, failures = row[0], row[1], row[2], row[-1]
+            cells += [items, *_split_se(judge), *_split_se(rule), *(_split_se(row[3]) if box else []), failures]
         in_avg = "avg" if dataset == "__avg__" else ("yes" if dataset in PAPER_DATASETS else "no")
         writer.writerow([_row_name(dataset, runs[0].avg_label)] + cells + [in_avg])
     return buffer.getvalue()
 
 
-def write_tables(runs: list[RunTable], output_dir: str | os.PathLike[str], stem: str = "table") -> tuple[Path, Path]:
+def _split_se(cell: str) -> list[str]:
+    """``"81.70 ± 3.10"`` -> ["81.70", "3.10"]; a cell without an error bar gets an empty one."""
+    value, _, se = cell.partition(" ± ")
+    return [value, "" if se in ("", "n/a") else se]
+
+
+def write_tables(runs: list[RunTable], output_dir: str | os.PathLike[str], stem: str = "table",
+                 header: list[str] | None = None) -> tuple[Path, Path]:
     """Write ``{stem}.md`` and ``{stem}.csv``; log loudly when a run was not judged. Returns both paths."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -302,6 +348,6 @@ def write_tables(runs: list[RunTable], output_dir: str | os.PathLike[str], stem:
         if not run.judged:
             logger.warning("NOTHING WAS JUDGED for %s: the table holds rule-based scores only", run.label)
     md, table_csv = out / f"{stem}.md", out / f"{stem}.csv"
-    md.write_text(render_markdown(runs), encoding="utf-8")
+    md.write_text(render_markdown(runs, header=header), encoding="utf-8")
     table_csv.write_text(render_csv(runs), encoding="utf-8")
     return md, table_csv

@@ -27,6 +27,38 @@ DEFAULT_MIN_PIXELS = 3136  # SPEC §2, release
 DEFAULT_MAX_PIXELS = 401408  # SPEC §2, release
 
 
+class ModelPathError(FileNotFoundError):
+    """A MODEL_PATH that names a local folder which is not there (the message names the path)."""
+
+
+def looks_local(model_path: str) -> bool:
+    """A MODEL_PATH that starts with ``/``, ``./``, ``../`` or ``~``, or holds more than one ``/``, is a local
+    folder; anything else (``Qwen/Qwen2.5-VL-7B-Instruct``) may be a hub id."""
+    text = str(model_path)
+    return text.startswith(("/", "./", "../", "~")) or text.count("/") > 1
+
+
+def check_model_path(model_path: str | Path | None) -> None:
+    """Before anything is loaded: a local MODEL_PATH must be a model folder. A hub id is left to the hub.
+
+    Raises:
+        ModelPathError: the folder is missing, or holds no config.json (path named).
+    """
+    if model_path is None:
+        return
+    text = str(model_path)
+    folder = Path(text).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelPathError(f"MODEL_PATH {text}: not a model folder (no config.json in {folder})")
+        return
+    if looks_local(text) or folder.exists():
+        raise ModelPathError(
+            f"MODEL_PATH {text}: no such folder ({folder.resolve() if not text.startswith('~') else folder}). A path "
+            "starting with /, ./, ../ or ~, or with more than one '/', is read as a local folder; a hub model id "
+            "has one '/' (Qwen/Qwen2.5-VL-7B-Instruct)")
+
+
 def _processor_class():
     from transformers import Qwen2_5_VLProcessor
 
@@ -210,15 +242,21 @@ def vision_tower(model):
     return visual
 
 
+def parameter_size(param) -> int:
+    """A parameter's full element count; under ZeRO-3 a partitioned parameter holds 0 elements locally and its size
+    is ``ds_numel`` (the log said "froze 0 vision parameters" when counted with ``numel()``)."""
+    return int(getattr(param, "ds_numel", param.numel()))
+
+
 def freeze_vision_tower(model, freeze_projector: bool = True) -> int:
     """Freeze the vision tower (SPEC §5), and its patch merger (the projector) unless told otherwise.
-    Returns the number of frozen parameters."""
+    Returns the number of frozen parameters (their full size, partitioned or not)."""
     visual = vision_tower(model)
     frozen = 0
     for name, param in visual.named_parameters():
         if not freeze_projector and name.startswith("merger."):
             continue
         param.requires_grad_(False)
-        frozen += param.numel()
+        frozen += parameter_size(param)
     logger.info("froze %d vision parameters (projector %s)", frozen, "frozen" if freeze_projector else "trained")
     return frozen

@@ -7,7 +7,7 @@ from ground_r1.reporting import write_report
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, allow_abbrev=False)
     parser.add_argument("output_dir")
     parser.add_argument("--image_root", default=None, help="folder relative image paths resolve against")
     args = parser.parse_args(argv)

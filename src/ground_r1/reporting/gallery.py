@@ -2,7 +2,8 @@
 
 Per logged step, one question and its N trajectories: the original image with every trajectory's boxes drawn
 (the evidence box in white, dashed outline; it was never a training signal), then per trajectory each crop fed
-back, each turn's text and the rewards. Images are embedded as base64 PNG so the file can be mailed or opened
+back, each turn's text and the rewards. The page says how many of the logged steps it shows, and labels the two
+frames: a box in a turn's text is in the model's input frame, the drawn boxes and crop windows in original pixels. Images are embedded as base64 PNG so the file can be mailed or opened
 anywhere. A step logged twice (a resumed run) keeps its last lines.
 """
 
@@ -68,23 +69,35 @@ def render_gallery(trajectories_path: str | Path, out_path: str | Path, image_ro
             group.clear()  # the step was logged again after a resume: keep the last run's lines
         group.append(entry)
     steps = sorted(by_step)
+    logged = len(steps)
     if len(steps) > max_steps_shown:  # first, last and evenly spaced in between
         idx = sorted({round(i * (len(steps) - 1) / (max_steps_shown - 1)) for i in range(max_steps_shown)})
         steps = [steps[i] for i in idx]
+    shown = (f"Shows {len(steps)} of the {logged} logged steps ({', '.join(str(s) for s in steps)}): the first, the "
+             f"last and evenly spaced ones between; trajectories.jsonl holds all {logged}."
+             if len(steps) < logged else f"Shows all {logged} logged step(s).")
 
     base = Path(trajectories_path).parent
     parts = ["<!doctype html><meta charset='utf-8'><title>Ground-R1 trajectories</title>",
              "<style>body{font-family:sans-serif;margin:20px} .traj{display:inline-block;vertical-align:top;"
              "width:300px;margin:6px;padding:6px;border:1px solid #ccc;font-size:12px} pre{white-space:pre-wrap;"
              "margin:2px 0} h2{margin-top:30px}</style>",
-             "<h1>Ground-R1 trajectories</h1><p>Per logged step: one question and its trajectories. Coloured boxes:"
-             " each trajectory's grounding boxes (original pixels); dashed white: the evidence box (GIoU metric only,"
-             " never a reward).</p>"]
+             "<h1>Ground-R1 trajectories</h1><p>Per logged step: one question and its trajectories. " + shown
+             + "</p><p><b>Two frames.</b> A box written in a turn's text is in the <i>model's input frame</i>, the"
+             " resized view it was shown (its size is given per question); the picture, the coloured boxes drawn on"
+             " it and each crop window are in <i>original pixels</i> (the box converted, as the rollout does before"
+             " cropping). Coloured boxes: each trajectory's grounding boxes; dashed white: the evidence box (GIoU"
+             " metric only, never a reward).</p>"]
     for step in steps:
         group = by_step[step]
         first = group[0]
+        frames = ""
+        if first.get("input_size") and first.get("original_size"):
+            (iw, ih), (ow, oh) = first["input_size"], first["original_size"]
+            frames = f" &nbsp; model input frame {iw}x{ih} px, original {ow}x{oh} px"
         parts.append(f"<h2>step {step}</h2><p><b>Q:</b> {html.escape(str(first.get('problem')))} &nbsp; "
-                     f"<b>answer:</b> {html.escape(str(first.get('solution')))} &nbsp; key {html.escape(str(first.get('key')))}</p>")
+                     f"<b>answer:</b> {html.escape(str(first.get('solution')))} &nbsp; key {html.escape(str(first.get('key')))}"
+                     f"{frames}</p>")
         try:
             original = load_image(_resolve(str(first["image"]), image_root, base))
         except (ImageLoadError, KeyError) as exc:
@@ -100,9 +113,12 @@ def render_gallery(trajectories_path: str | Path, out_path: str | Path, image_ro
             parts.append(f"<div class='traj' style='border-color:{colour}'><b style='color:{colour}'>trajectory {k}"
                          f"</b> (branch {entry['branch']}, {html.escape(str(entry['finish_reason']))})<br>{rewards}")
             for t, turn in enumerate(entry["turns"]):
-                parts.append(f"<pre>turn {t + 1}: {html.escape(turn['text'])}</pre>")
+                parts.append(f"<pre>turn {t + 1} (boxes in the input frame): {html.escape(turn['text'])}</pre>")
+                if turn.get("box"):
+                    parts.append(f"<div>box in original pixels: {[round(v) for v in turn['box']]}</div>")
                 if turn.get("crop") and original is not None:
-                    label = "fallback: full image" if turn.get("crop_is_fallback") else f"crop {turn['crop']}"
+                    label = ("fallback: full image" if turn.get("crop_is_fallback")
+                             else f"crop window (original pixels) {turn['crop']}")
                     parts.append(f"<div>{label}<br><img src='{_png(original.crop(tuple(turn['crop'])), 112)}'></div>")
             parts.append("</div>")
         parts.append("</div>")

@@ -443,7 +443,7 @@ def load_sft_examples(path: str | os.PathLike[str], limit: int | None = None) ->
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                issues.append(ValidationIssue(str(p), lineno, "json", f"invalid JSON ({exc.msg} at column {exc.colno})"))
+                issues.append(ValidationIssue(str(p), lineno, "json", f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"))
                 continue
             problems = _check_example(obj)
             if problems:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from trl import SFTConfig, SFTTrainer
 
 from ground_r1.data.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from ground_r1.models.loading import freeze_vision_tower, load_model, load_processor
+from ground_r1.models.loading import check_model_path, freeze_vision_tower, load_model, load_processor, parameter_size
 from ground_r1.sft.collator import SFTCollator
 from ground_r1.sft.data import (
     KINDS,
@@ -133,7 +133,7 @@ def examples_to_dataset(examples: list[dict[str, Any]]) -> "datasets.Dataset":
 
 
 def _synthetic_records() -> tuple[str, str]:
-    from ground_r1.data.synthetic import ensure_default_dataset
+    from ground_r1.demo.synthetic import ensure_default_dataset
 
     folder = ensure_default_dataset()
     return str(folder / "train.jsonl"), str(folder)
@@ -190,8 +190,9 @@ def resolve_sft_data(script_args: SFTScriptArguments, config: GroundR1SFTConfig)
 
 def _resolve_model_path(name: str | None) -> str:
     if name:
+        check_model_path(name)  # a missing local folder is named before anything loads
         return name
-    from ground_r1.models.tiny import ensure_tiny_model
+    from ground_r1.demo.tiny import ensure_tiny_model
 
     path = str(ensure_tiny_model())
     logger.info("no model given: the tiny offline Qwen2.5-VL (%s)", path)
@@ -202,11 +203,8 @@ def trainable_summary(model) -> dict[str, int]:
     """Parameter counts: trainable / frozen (logged). Under ZeRO-3 a partitioned parameter holds 0 elements
     locally; its full size is ``ds_numel``."""
 
-    def size(p) -> int:
-        return int(getattr(p, "ds_numel", p.numel()))
-
-    trainable = sum(size(p) for p in model.parameters() if p.requires_grad)
-    frozen = sum(size(p) for p in model.parameters() if not p.requires_grad)
+    trainable = sum(parameter_size(p) for p in model.parameters() if p.requires_grad)
+    frozen = sum(parameter_size(p) for p in model.parameters() if not p.requires_grad)
     return {"trainable": trainable, "frozen": frozen}
 
 

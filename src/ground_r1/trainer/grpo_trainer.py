@@ -220,7 +220,7 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
     def _make_generator(self, model):
         """The per-round generate function: the model's, or a scripted policy (config `scripted_policy`)."""
         if self.args.scripted_policy:
-            from ground_r1.rollout.scripted import ScriptedGenerator, resolve_policy
+            from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
 
             step = self.state.global_step + 1 if self.model.training else 0  # the step this rollout trains
             return ScriptedGenerator(self.codec, resolve_policy(self.args.scripted_policy), model=model, step=step)
@@ -528,6 +528,24 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         checkpoint_fault(step, "after")
         if self.preemption is not None and self.preemption.stop_agreed(self._sync_any):
             self.preemption.exit_after_checkpoint(step, folder)
+
+    def save_model(self, output_dir=None, _internal_call=False):
+        """HF's save (weights, processor), plus rollout_settings.json: the final folder and every checkpoint-N
+        carry the pixel limits, turn and token budgets, box convention and box / letter rules evaluation must reuse
+        (issue 17; the rules are issue 16's ``box_parse`` and ``letter_rule``)."""
+        super().save_model(output_dir, _internal_call=_internal_call)
+        if self.args.should_save:
+            from ground_r1.rollout_settings import write_settings
+
+            write_settings(output_dir or self.args.output_dir, self.args)
+
+    def create_model_card(self, model_name=None, dataset_name=None, tags=None):
+        """OUTPUT_DIR/README.md: our card (what was trained, on what, the preset, held-out figures) in place of
+        TRL's generic one (ground_r1.reporting.model_card)."""
+        if self.is_world_process_zero():
+            from ground_r1.reporting.model_card import write_model_card
+
+            write_model_card(self.args.output_dir)
 
     def _save_optimizer_and_scheduler(self, output_dir):
         checkpoint_fault(self.state.global_step, "weights")  # weights on disk, nothing else yet

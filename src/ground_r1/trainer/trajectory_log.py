@@ -1,8 +1,9 @@
 """`trajectories.jsonl`: the sampled trajectories of one question per logged step, for the gallery (issue 4).
 
-One line per trajectory: the step, the question (key, image path, text, answer, evidence boxes), and per turn its
-text, the parsed box (original pixels), the crop window fed back and whether it was the fallback, then the
-trajectory's rewards and advantage. `ground_r1.reporting.gallery` renders it; nothing here holds pixels.
+One line per trajectory: the step, the question (key, image path, text, answer, evidence boxes), the two frames
+(``input_size``: the model's resized view, in which the boxes of the turn texts are written; ``original_size``),
+and per turn its text, the parsed box (original pixels), the crop window fed back (original pixels) and whether it
+was the fallback, then the trajectory's rewards and advantage. `ground_r1.reporting.gallery` renders it; nothing here holds pixels.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ def trajectory_entries(step: int, question: int, record: dict[str, Any], traject
             "bboxs": record.get("bboxs") or [],
             "branch": t.branch,
             "finish_reason": t.finish_reason,
+            "input_size": list(t.input_size),  # the model's view: boxes in turn texts are in this frame
+            "original_size": list(t.original_size),  # crops and "box" below are in this frame
             "turns": [
                 {
                     "text": turn.text,

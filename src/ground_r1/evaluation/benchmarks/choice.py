@@ -46,6 +46,7 @@ from ground_r1.evaluation.benchmarks.parsing import (
 from ground_r1.evaluation.benchmarks.mmmu_rules import mmmu_choice
 from ground_r1.evaluation.benchmarks.reference import mmbench_can_infer, mme_realworld_letter, seed_first_character
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent, variant_accuracies
+from ground_r1.evaluation.uncertainty import Estimate, mean_estimate
 
 logger = logging.getLogger(__name__)
 
@@ -246,6 +247,13 @@ class ChoiceSpec(BenchmarkSpec):
 
     def variant_keys(self) -> tuple[str, ...]:
         return tuple(key for key, _ in self.variant_rules)
+
+    def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> Estimate:
+        """:meth:`BenchmarkSpec.estimate`; ``metric="answerable"``: the headline rule's accuracy over the rows whose
+        answer is within their options (``accuracy_answerable``, MMMU's 872 of 900), its standard error."""
+        if metric == "answerable":
+            return mean_estimate([100.0 * bool(r["correct"]) for r in records if r.get("answerable", True)])
+        return super().estimate(records, metric)
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Overall metrics (:func:`choice_metrics`) plus ``per_category`` and ``per_<group field>``."""

@@ -13,7 +13,8 @@ static extractor where the official evaluator would ask GPT).
 Reported, each labelled: ``circular_accuracy`` (the headline) with per-category / per-L2 CircularEval,
 ``single_pass_accuracy`` (the same reader over the original questions only, ``Question_id < 1,000,000``), and the
 variants: CircularEval with our lenient reader, and the release's number (per row over every copy, the release's
-first-character rule). ``circular_per_question`` holds each question's 0/1 for error bars. A question some of
+first-character rule). ``circular_per_question`` holds each question's 0/1 for error bars (:meth:`MMBenchSpec.
+estimate`: a seeded bootstrap over questions, issue 17). A question some of
 whose copies have no scored record (a prediction error, or a copy skipped at reading: a missing image) is left
 out of CircularEval and counted (``n_incomplete``), never scored from the copies that remain.
 """
@@ -28,7 +29,8 @@ from typing import Any
 
 from ground_r1.evaluation.benchmarks.choice import ChoiceSpec, choice_metrics
 from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, release_letter_match
-from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkRecords, percent
+from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkRecords, percent, variant_key
+from ground_r1.evaluation.uncertainty import Estimate, bootstrap_estimate, mean_estimate
 
 __all__ = ["CIRCULAR_MODULUS", "MMBENCH_SINGLE_PASS_RULE", "MMBenchSpec", "circular_outcomes"]
 
@@ -166,6 +168,27 @@ class MMBenchSpec(ChoiceSpec):
             },
         )
         return record
+
+    def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> Estimate:
+        """Error bars of the reported numbers (docs/metrics.md "Error bars").
+
+        CircularEval (``"headline"``, and the lenient reader's, ``"variant:lenient"``): one row per complete
+        question (1 when every copy is right, :func:`circular_outcomes`), bootstrapped over questions (1,000
+        resamples, seed 0): the copies of a question stand or fall together, so the question is the unit.
+        ``"single_pass"``: the standard error of the mean over the originals. ``"variant:release"``: the release's
+        per-row accuracy, the standard error of the mean over every row.
+        """
+        key = variant_key(metric)
+        if metric == "single_pass":
+            return mean_estimate([100.0 * bool(r["correct"]) for r in records if r["circular_copy"] == 0])
+        if metric == "headline" or key == "lenient":
+            outcomes, _ = circular_outcomes(records, "correct" if key is None else key)
+            questions = set(outcomes)
+            rows = [100.0 * float(right) for _, right in sorted(outcomes.items())]
+            return bootstrap_estimate(rows, lambda units: float(units[:, 0].mean()),
+                                      items=sum(1 for r in records if r["circular_group"] in questions),
+                                      unit="questions (each with its rotated copies)")
+        return super().estimate(records, metric)
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """``circular_accuracy`` (headline), ``single_pass_accuracy`` (originals), per-group CircularEval, the

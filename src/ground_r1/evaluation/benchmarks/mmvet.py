@@ -30,6 +30,7 @@ from typing import Any, ClassVar
 
 from ground_r1.evaluation.benchmarks.parsing import extract_answer_span
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent
+from ground_r1.evaluation.uncertainty import Estimate, mean_estimate
 
 __all__ = [
     "MMVET_CAPABILITIES",
@@ -187,6 +188,11 @@ class MMVetSpec(BenchmarkSpec):
             "per_capability": {c: _score_group(by_cap[c]) for c in sorted(by_cap, key=_capability_order)},
             "per_capability_set": {s: _score_group(by_set[s]) for s in sorted(by_set)},
         }
+
+
+    def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> Estimate:
+        """The total: the standard error of the mean graded score (x100) over graded items."""
+        return mean_estimate([100.0 * r["score"] for r in records if r["score"] is not None])
 
 
 def _capability_order(cap: str) -> tuple[int, str]:

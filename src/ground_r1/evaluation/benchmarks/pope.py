@@ -17,9 +17,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import numpy as np
+
 from ground_r1.evaluation.benchmarks.parsing import extract_answer_span, parse_yes_no_mme_official
 from ground_r1.evaluation.benchmarks.reference import pope_yes_no
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, BenchmarkSpec, percent, variant_accuracies
+from ground_r1.evaluation.uncertainty import Estimate, bootstrap_estimate
 
 __all__ = ["POPE_SPLITS", "PopeSpec", "pope_metrics"]
 
@@ -114,3 +117,19 @@ class PopeSpec(BenchmarkSpec):
             "per_split": {s: pope_metrics(by_split[s]) for s in POPE_SPLITS if s in by_split},
             "overall": pope_metrics(records),
         }
+
+    def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> Estimate:
+        """Accuracy (and a variant rule's, ``"variant:KEY"``): the standard error of a mean over items. F1
+        (``metric="f1"``): a bootstrap over items of the F1 of :func:`pope_metrics` (1,000 resamples, seed 0), every
+        answer read by the headline rule as there (not "yes" is "no")."""
+        if metric != "f1":
+            return super().estimate(records, metric)
+        said_yes = [(r["parsed"] == "yes", r["answer_yes_no"] == "yes") for r in records]
+        rows = [(said and truth, said and not truth, not said and truth) for said, truth in said_yes]  # tp, fp, fn
+
+        def f1(unit_rows: np.ndarray) -> float:
+            tp, fp, fn = unit_rows.sum(axis=0)
+            precision, recall = percent(tp, tp + fp), percent(tp, tp + fn)
+            return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+        return bootstrap_estimate(rows, f1)

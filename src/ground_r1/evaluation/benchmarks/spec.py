@@ -22,16 +22,19 @@ import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ground_r1.data.records import ValidationIssue
 from ground_r1.evaluation.benchmarks.parsing import strip_answer_tags
+
+if TYPE_CHECKING:
+    from ground_r1.evaluation.uncertainty import Estimate
 
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkRecords", "BenchmarkSpec", "percent",
-    "variant_accuracies",
+    "variant_accuracies", "variant_key",
 ]
 
 # Tried, in order, for an `Image` written without extension (SEED-Bench writes bare ids).
@@ -195,8 +198,8 @@ class BenchmarkSpec:
                 try:
                     record = json.loads(raw)
                 except json.JSONDecodeError as err:
-                    skipped.append(ValidationIssue(str(file), line_no, "json",
-                                                   f"invalid JSON ({err.msg} at column {err.colno})"))
+                    why = f"invalid JSON ({err.msg.removesuffix(' at')} at column {err.colno})"
+                    skipped.append(ValidationIssue(str(file), line_no, "json", why))
                     continue
                 if not isinstance(record, dict):
                     skipped.append(ValidationIssue(str(file), line_no, "record",
@@ -347,6 +350,24 @@ class BenchmarkSpec:
         """Metrics in the paper's units (x100) from per-item records."""
         raise NotImplementedError(f"{type(self).__name__} must define aggregate")
 
+    def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> "Estimate":
+        """A reported number with its item count and uncertainty (``ground_r1.evaluation.uncertainty``).
+
+        By default the number is the mean over items of 100 x ``correct``, so its standard error. A spec whose
+        number is not a plain mean over independent items (a sum over tasks, an F1, a score over groups of items)
+        overrides this and feeds one row per unit (item or group) and its statistic to ``bootstrap_estimate``.
+        ``metric`` names the row of the summary table when a spec reports several: ``"headline"``, a spec's own
+        (POPE ``"f1"``, MMBench ``"single_pass"``, a choice benchmark's ``"answerable"``), or ``"variant:KEY"``, the
+        number of the variant rule ``KEY`` (issue 16's ``variant_rules``; by default the mean of
+        ``record["variants"][KEY]``, the same estimator as the headline's).
+        """
+        from ground_r1.evaluation.uncertainty import mean_estimate
+
+        key = variant_key(metric)
+        if key is not None:
+            return mean_estimate([100.0 * bool(r["variants"][key]) for r in records])
+        return mean_estimate([100.0 * bool(r["correct"]) for r in records])
+
     def headline(self, metrics: dict[str, Any]) -> float | None:
         """The number the paper reports, read from ``aggregate()``'s result by ``headline_metric``."""
         value: Any = metrics
@@ -390,6 +411,11 @@ def _unreadable(path: Path) -> str | None:
     except ImageLoadError as exc:
         return f"unreadable image {path}: {exc.reason}"
     return None
+
+
+def variant_key(metric: str) -> str | None:
+    """The variant rule an ``estimate`` metric names (``"variant:release"`` -> ``"release"``), else None."""
+    return metric.removeprefix("variant:") if metric.startswith("variant:") else None
 
 
 def variant_accuracies(records: list[dict[str, Any]], keys: list[str] | tuple[str, ...]) -> dict[str, float]:

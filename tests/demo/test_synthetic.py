@@ -1,4 +1,4 @@
-"""The synthetic zoom-in task (ground_r1.data.synthetic): determinism, SPEC §6 records, scene geometry, and
+"""The synthetic zoom-in task (ground_r1.demo.synthetic): determinism, SPEC §6 records, scene geometry, and
 the property the task exists for: the detail is blended away in the model's full view but intact in a crop."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ground_r1.data import synthetic as syn
+from ground_r1.demo import synthetic as syn
 
 SPEC6_FIELDS = {"image", "width", "height", "bboxs", "dataset", "split", "problem", "solution", "problem_id"}
 
@@ -210,7 +210,7 @@ def test_default_dot_is_blended_in_full_view_but_intact_in_the_crop():
 
 def test_large_dot_is_legible_without_zoom_and_warns(caplog):
     """The same measurement flags a 12-px dot (the earlier probe's size): proof the check above can fail."""
-    with caplog.at_level(logging.WARNING, logger="ground_r1.data.synthetic"):
+    with caplog.at_level(logging.WARNING, logger="ground_r1.demo.synthetic"):
         cfg = syn.SyntheticConfig(seed=9, dot_size_range=(12, 12))
     assert "legible without zooming" in caplog.text
     full, crop = _full_view_and_crop_distances(cfg, 12)
@@ -336,7 +336,7 @@ def test_cli_rejects_bad_config(tmp_path, caplog):
 
 
 def test_cli_module_help():
-    run = subprocess.run([sys.executable, "-m", "ground_r1.data.synthetic", "--help"],
+    run = subprocess.run([sys.executable, "-m", "ground_r1.demo.synthetic", "--help"],
                          capture_output=True, text=True, timeout=60)
     assert run.returncode == 0
     assert "out_dir" in run.stdout and "--num_train" in run.stdout

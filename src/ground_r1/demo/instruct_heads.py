@@ -1,4 +1,4 @@
-"""The throwaway heads of the tiny instruct recipe (``ground_r1.models.instruct_recipe``) and their losses.
+"""The throwaway heads of the tiny instruct recipe (``ground_r1.demo.instruct_recipe``) and their losses.
 
 None of this is saved: the recipe's model stays a plain ``Qwen2_5_VLForConditionalGeneration``. Each head supplies
 a gradient the LM loss alone does not, for one hop of grounding (docs/demo.md, "grounding taken apart hop by hop"):

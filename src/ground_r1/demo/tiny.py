@@ -1,7 +1,7 @@
 """A tiny Qwen2.5-VL built offline: the real architecture, random weights, a locally trained tokenizer.
 
-    python -m ground_r1.models.tiny OUT_DIR [--seed 0] [--geometry tiny|3b|7b]
-    python -m ground_r1.models.tiny --default      # builds into the project cache (what setup.sh runs)
+    python -m ground_r1.demo.tiny OUT_DIR [--seed 0] [--geometry tiny|3b|7b]
+    python -m ground_r1.demo.tiny --default      # builds into the project cache (what setup.sh runs)
 
 The folder it writes loads with the same ``from_pretrained`` code path as the real 7B (``HF_HUB_OFFLINE=1``):
 ``Qwen2_5_VLForConditionalGeneration`` weights and config, a ``Qwen2Tokenizer`` (byte-level BPE trained here on
@@ -302,8 +302,9 @@ def ensure_tiny_model(model_dir: str | Path | None = None, seed: int = 0) -> Pat
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ground_r1.models.tiny",
+        prog="python -m ground_r1.demo.tiny",
         description="Build a tiny random-weight Qwen2.5-VL (real architecture, local tokenizer) offline.",
+        allow_abbrev=False,
     )
     parser.add_argument("out_dir", nargs="?", help="folder to write (omit with --default)")
     parser.add_argument("--default", action="store_true", help="build into the project cache (ground_r1.paths.tiny_model_dir()) unless already built")

@@ -19,7 +19,7 @@ Question "What colour is the dot inside the {kind} card?", answer the dot's colo
 `bboxs[0]` = the target card (used only to measure GIoU, never as a reward, SPEC §1/§3). With
 `unique_details` (default) the K dots have K different colours, so reading the wrong card is wrong.
 
-Why the dot is small (defaults 5-6 px). The tiny model sees a 112-px view (`models.tiny`, max_pixels
+Why the dot is small (defaults 5-6 px). The tiny model sees a 112-px view (`demo.tiny`, max_pixels
 112 x 112), so the 448 canvas shrinks 4x and a d-px dot covers d/4 view pixels: in that view the dot is
 blended into its white label (the view pixel at its centre is 30-200 RGB units from the dot's colour, median
 101), while 10-14 px dots (the earlier probe's 12 px) come through at exactly their colour. A crop of the card
@@ -45,7 +45,7 @@ Also here, for a later instruct-model recipe (not the zoom questions): `make_gro
 the {kind} card ..." -> its box) and `make_crop_reading_example` (a native-resolution crop of one card ->
 its dot colour). Both return `(PIL.Image, dict)` so a recipe can stream them.
 
-CLI: ``python -m ground_r1.data.synthetic OUT_DIR [--num_train N --num_eval M --seed S ...]``.
+CLI: ``python -m ground_r1.demo.synthetic OUT_DIR [--num_train N --num_eval M --seed S ...]``.
 """
 
 from __future__ import annotations
@@ -467,8 +467,9 @@ def ensure_default_dataset(root: str | os.PathLike | None = None, num_train: int
 def build_parser() -> argparse.ArgumentParser:
     d = SyntheticConfig()
     p = argparse.ArgumentParser(
-        prog="python -m ground_r1.data.synthetic",
-        description="Write the synthetic zoom-in dataset (train.jsonl, eval.jsonl, images/) to OUT_DIR.")
+        prog="python -m ground_r1.demo.synthetic",
+        description="Write the synthetic zoom-in dataset (train.jsonl, eval.jsonl, images/) to OUT_DIR.",
+        allow_abbrev=False)
     p.add_argument("out_dir", help="folder to write; image paths in the JSONL are relative to it")
     p.add_argument("--num_train", type=int, default=1000, help="train records (default 1000)")
     p.add_argument("--num_eval", type=int, default=100, help="eval records (default 100)")

@@ -1,6 +1,6 @@
 """The tiny *instruct* base: the project's own recipe that gives the tiny Qwen2.5-VL perception and grounding.
 
-    python -m ground_r1.models.instruct_recipe --config configs/sft/tiny_instruct.yaml --output_dir OUT
+    python -m ground_r1.demo.instruct_recipe --config configs/sft/tiny_instruct.yaml --output_dir OUT
     bash scripts/build_tiny_instruct.sh                      # the same, into src/ground_r1/assets/tiny-instruct
 
 Why (issue 4, and SPEC §1): Ground-R1 starts RL from an instruct model that already perceives and grounds
@@ -81,8 +81,8 @@ from ground_r1 import paths
 from ground_r1.boxes import iou, original_to_input, parse_box
 from ground_r1.prompt import grounding_text
 from ground_r1.data.images import input_size
-from ground_r1.models import instruct_heads as heads
-from ground_r1.data.synthetic import (
+from ground_r1.demo import instruct_heads as heads
+from ground_r1.demo.synthetic import (
     DETAIL_PALETTE,
     SyntheticConfig,
     generate_scene,
@@ -542,7 +542,7 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     import torch
 
     from ground_r1.models.loading import load_model, load_processor, save_processor
-    from ground_r1.models.tiny import build_tiny_model
+    from ground_r1.demo.tiny import build_tiny_model
 
     output_dir = Path(output_dir).resolve()
     output_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -714,7 +714,7 @@ def _config_dict(cfg: RecipeConfig) -> dict[str, Any]:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--config", default=str(paths.repo_root() / "configs" / "sft" / "tiny_instruct.yaml"))
     parser.add_argument("--output_dir", default=str(paths.tiny_instruct_dir()))
     parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")

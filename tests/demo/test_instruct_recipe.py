@@ -1,4 +1,4 @@
-"""The tiny instruct recipe (ground_r1.models.instruct_recipe): its examples, config and a smoke build."""
+"""The tiny instruct recipe (ground_r1.demo.instruct_recipe): its examples, config and a smoke build."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from ground_r1.boxes import parse_box
-from ground_r1.data.synthetic import generate_scene, record_rng, zoom_question
-from ground_r1.models import instruct_heads as heads
-from ground_r1.models import instruct_recipe as recipe
+from ground_r1.demo.synthetic import generate_scene, record_rng, zoom_question
+from ground_r1.demo import instruct_heads as heads
+from ground_r1.demo import instruct_recipe as recipe
 
 
 def _cfg(**overrides):
@@ -199,7 +199,7 @@ def test_scene_images_carry_token_targets_and_crops_do_not():
 def test_a_vision_only_stage_trains_the_tower_through_the_heads_and_leaves_the_lm_as_initialised(tmp_path):
     from safetensors.torch import load_file
 
-    from ground_r1.models.tiny import build_tiny_model
+    from ground_r1.demo.tiny import build_tiny_model
 
     cfg = _cfg(batch_size=4, aux_steps=0, warmup_steps=1, eval_every=0, eval_size=2, log_every=1,
                aux_token_weight=1.0)
