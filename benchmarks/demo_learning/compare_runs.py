@@ -3,7 +3,8 @@ one, their trajectory galleries (trajectories.jsonl: every sampled turn's text o
 
     .venv/bin/python benchmarks/demo_learning/compare_runs.py RUN_A RUN_B
 
-Prints the number of steps whose every metric is bit-identical, and the first step and keys that differ. A run
+Prints the number of steps whose every metric logged by both is bit-identical, and the first step and keys that
+differ (keys only one run logs, e.g. metrics added since, are listed and set aside). A run
 is reproducible when a rerun from a fresh clone agrees at every step (docs/demo.md, "Reproducibility").
 """
 
@@ -36,15 +37,19 @@ def _gallery(path: Path) -> dict[int, list]:
     return out
 
 
-def compare(a: Path, b: Path) -> tuple[int, int | None, list[str]]:
-    """(steps compared, first differing step or None, the keys that differ there)."""
+def compare(a: Path, b: Path) -> tuple[int, int | None, list[str], list[str]]:
+    """(steps compared, first differing step or None, the keys that differ there, the keys only one run logs).
+
+    Keys logged by one run only (a metric added to the code since the other run) are set aside, not counted as a
+    difference: the runs agree when every metric both log is bit-identical."""
     x, y = _steps(a / "metrics.jsonl"), _steps(b / "metrics.jsonl")
     common = sorted(set(x) & set(y))
+    one_sided = sorted({k for s in common for k in set(x[s]) ^ set(y[s])})
     for step in common:
-        keys = sorted(k for k in set(x[step]) | set(y[step]) if x[step].get(k) != y[step].get(k))
+        keys = sorted(k for k in set(x[step]) & set(y[step]) if x[step][k] != y[step][k])
         if keys:
-            return len(common), step, keys
-    return len(common), None, []
+            return len(common), step, keys, one_sided
+    return len(common), None, [], one_sided
 
 
 def main(argv: list[str]) -> int:
@@ -52,7 +57,9 @@ def main(argv: list[str]) -> int:
         print(__doc__, file=sys.stderr)
         return 2
     a, b = Path(argv[0]), Path(argv[1])
-    steps, first, keys = compare(a, b)
+    steps, first, keys, one_sided = compare(a, b)
+    if one_sided:
+        print(f"metrics.jsonl: {len(one_sided)} key(s) logged by one run only, not compared: " + ", ".join(one_sided))
     if first is None:
         print(f"metrics.jsonl: identical at every one of the {steps} common steps")
     else:
