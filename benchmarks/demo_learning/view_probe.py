@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.models.loading import load_processor
     from ground_r1 import paths
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
+                                allow_abbrev=False)
     p.add_argument("--scenes", type=int, default=200, help="held-out scenes (3 dots each)")
     p.add_argument("--questions", type=int, default=100, help="the benchmark's held-out questions: their asked dot")
     p.add_argument("--model", default=str(paths.tiny_instruct_dir()), help="whose processor (default: the base)")

@@ -226,9 +226,10 @@ def heldout_controls(trainer, evaluation, training_args, base: dict | None = Non
     logger.info("held-out (greedy, %d questions): accuracy %.3f%s (no-crop %.3f, ground-truth crop %.3f, majority "
                 "answer %.3f%s), GIoU %.3f (random box %.3f, whole-image box %.3f) -> %s", len(evaluation.records),
                 g["accuracy"], f" ± {se:.3f}" if se is not None else "", lo["accuracy"],
-                hi.get("accuracy", float("nan")), results["majority_answer"]["accuracy"],
+                hi.get("accuracy", float("nan")), results.get("majority_answer", {}).get("accuracy", float("nan")),
                 f"; before RL {base['accuracy']:.3f}" if base and base.get("accuracy") is not None else "",
-                g["giou_score"], results["random_box"]["giou_score"], results["whole_image_box"]["giou_score"], path)
+                g["giou_score"], results["random_box"]["giou_score"],
+                results.get("whole_image_box", {}).get("giou_score", float("nan")), path)
 
 
 def base_from_metrics(metrics_path: Path) -> dict | None:
