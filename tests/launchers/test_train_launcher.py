@@ -71,7 +71,7 @@ def test_default_run_writes_every_demo_artifact_with_finite_metrics(demo_run):
 
     Qwen2_5_VLForConditionalGeneration.from_pretrained(out)  # the final model loads
     manifest = json.loads((out / "run_manifest.json").read_text())
-    assert manifest["training_args"]["num_first_round_samples"] == 2 and manifest["packages"]["trl"] == "1.16.0"
+    assert manifest["training_args"]["num_first_round_samples"] == 4 and manifest["packages"]["trl"] == "1.16.0"
     metrics = read_metrics(out / "metrics.jsonl")
     assert sorted(metrics) == [1, 2]
     for key in ("rewards/format_reward/mean", "rewards/accuracy_reward/mean", "giou/no_box_rate",
