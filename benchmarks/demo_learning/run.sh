@@ -6,12 +6,13 @@
 # table with the spread across seeds is printed and written to OUT/summary.md.
 #
 #   PARALLEL=1 bash benchmarks/demo_learning/run.sh                     # the embedded default, seeds 0 1 2
-#   VARIANT=release_tree PARALLEL=1 bash benchmarks/demo_learning/run.sh --dynamic_sampling false
+#   VARIANT=release_tree PARALLEL=1 bash benchmarks/demo_learning/run.sh --num_first_round_samples 2   # the release tree
 #   SEEDS="0" MAX_STEPS=40 OUT=out/demo_quick bash benchmarks/demo_learning/run.sh
 #
 # Variables: SEEDS (default "0 1 2"), MAX_STEPS (default: the preset's), VARIANT (default "default": results go to
 # benchmarks/demo_learning/results/VARIANT), OUT (overrides that folder), EVAL_QUESTIONS (held-out questions,
 # default 100), CONFIG (default configs/grpo/tiny_cpu.yaml), SKIP_NO_CROP=1 to skip the no-crop training runs,
+# NO_CROP_ONLY=1 to run only them (the control of a variant first measured with SKIP_NO_CROP=1),
 # PARALLEL=1 to run the seeds concurrently (one process each; the timings then share the CPU). Extra arguments go
 # to every training run. Each run folder keeps run_manifest.json, metrics.jsonl and alarms.jsonl (committed with
 # the results; the checkpoints are not), and timings.txt records each run's seconds with `uptime`'s load.
@@ -58,8 +59,10 @@ evaluate "$BASE" "$OUT/base_eval.json"
 one_seed() {
   local seed="$1"; shift
   mkdir -p "$OUT/seed$seed"
-  train "$OUT/seed$seed/grounded" "$seed" "$@"
-  evaluate "$OUT/seed$seed/grounded" "$OUT/seed$seed/grounded_eval.json"
+  if [ "${NO_CROP_ONLY:-0}" != 1 ]; then
+    train "$OUT/seed$seed/grounded" "$seed" "$@"
+    evaluate "$OUT/seed$seed/grounded" "$OUT/seed$seed/grounded_eval.json"
+  fi
   if [ "${SKIP_NO_CROP:-0}" != 1 ]; then
     train "$OUT/seed$seed/no_crop" "$seed" --no_crop true "$@"
     evaluate "$OUT/seed$seed/no_crop" "$OUT/seed$seed/no_crop_eval.json" no_crop
