@@ -231,5 +231,5 @@ def test_the_held_out_summary_survives_a_held_out_set_without_evidence_boxes(tmp
     trainer = SimpleNamespace(accelerator=SimpleNamespace(unwrap_model=lambda m: m), model=None, processing_class=None)
     caplog.set_level(logging.INFO)
     train_grpo.heldout_controls(trainer, evaluation, SimpleNamespace(output_dir=str(tmp_path)), base={})
-    assert "accuracy 0.500 ± 0.100 (no-crop 0.250, ground-truth crop nan)" in caplog.text
+    assert "accuracy 0.500 ± 0.100 (no-crop 0.250, ground-truth crop nan, majority answer nan)" in caplog.text
     assert json.loads((tmp_path / "heldout_eval.json").read_text())["results"]["gt_crop"] == {"questions": 0}

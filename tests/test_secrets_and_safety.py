@@ -281,3 +281,26 @@ def test_the_trainer_cli_defaults_to_no_remote_code():
     _, training_args, model_args = parse_args(["--config", config, "--output_dir", "unused"])
     # TRL 1.16 keeps the flag on the training config (GRPOConfig), not on ModelConfig.
     assert training_args.trust_remote_code is False and not hasattr(model_args, "trust_remote_code")
+
+
+def test_manifest_records_what_sets_the_floating_point_results(tmp_path, monkeypatch):
+    """Issue 21: a seed that did not reproduce could not be traced because nothing said which thread count or CPU
+    kernels ran it. The manifest says so now."""
+    import torch
+
+    from ground_r1.run_manifest import write_manifest
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        manifest = json.loads(write_manifest(tmp_path, []).read_text())
+    finally:
+        torch.set_num_threads(previous)
+    n = manifest["numerics"]
+    assert n["torch_threads"] == 1
+    assert n["env_threads"] == {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": None}
+    assert n["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and n["cpu_capability"]
+    assert n["deterministic_algorithms"] is torch.are_deterministic_algorithms_enabled()
+    assert isinstance(n["cuda_devices"], list) and isinstance(n["torch_interop_threads"], int)

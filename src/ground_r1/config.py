@@ -18,7 +18,8 @@ class GroundR1Config(GRPOConfig):
     Each field is documented once, in its ``help`` (what ``--help`` prints and what
     ``tests/trainer/test_trl_contract.py`` checks is there); the presets in configs/grpo/*.yaml give each value with
     its SPEC source. Groups: tree sampling, rounds and budgets, images and crops, model, rewards, generation, loss
-    batch (trainer/loss_batch.py), faults, reporting.
+    batch (trainer/loss_batch.py), faults, learning signal (DAPO's group filter, collapse alarms; TRL's
+    ``mask_truncated_completions`` also leaves out trajectories that hit the turn cap unanswered), reporting.
     """
 
     # Tree sampling
@@ -56,6 +57,17 @@ class GroundR1Config(GRPOConfig):
     nonfinite_policy: str = field(default="skip", metadata={"help": "Non-finite loss/gradient: 'skip' the optimizer step (logged with the record ids), 'raise', or 'ignore'."})
     max_consecutive_nonfinite_steps: int = field(default=5, metadata={"help": "Stop after more consecutive non-finite steps than this (0 = no limit)."})
     checkpoint_on_sigterm: bool = field(default=True, metadata={"help": "On SIGTERM: finish the step, save a complete checkpoint, exit 143."})
+    # Learning signal
+    dynamic_sampling: bool = field(default=False, metadata={"help": "DAPO's group filter: drop groups whose rewards are all equal and refill the batch with rollouts of further questions (trainer/dynamic_sampling.py)."})
+    dynamic_sampling_max_refills: int = field(default=2, metadata={"help": "Dynamic sampling: extra rollouts per step at most; then the step trains on what it has and logs the shortfall."})
+    collapse_alarms: bool = field(default=True, metadata={"help": "Watch the run for the signs of collapse and warn by name (trainer/alarms.py); alarms.jsonl, the report and curves.png mark them."})
+    alarm_action: str = field(default="warn", metadata={"help": "On a collapse alarm: 'warn' (log it and go on) or 'stop' (save a checkpoint of that step and end the run, exit code 3)."})
+    alarm_window: int = field(default=20, metadata={"help": "Collapse alarms: each signal is the mean over this many logged steps."})
+    alarm_min_turns: float = field(default=1.1, metadata={"help": "Alarm one_round_collapse: turns per trajectory at or below this."})
+    alarm_length_ratio: float = field(default=0.5, metadata={"help": "Alarm length_collapse: sampled tokens per trajectory below this share of the run's first window."})
+    alarm_max_zero_std: float = field(default=0.75, metadata={"help": "Alarm no_signal: the share of groups with all-equal rewards at or above this."})
+    alarm_format_drop: float = field(default=0.3, metadata={"help": "Alarm format_drop: the format reward this far below its best window of the run."})
+    alarm_no_box_rise: float = field(default=0.25, metadata={"help": "Alarm no_box_rise: the no-box rate this far above its lowest window of the run."})
     # Reporting
     trajectory_log_steps: int = field(default=0, metadata={"help": "Every this many steps (and at step 1), append one question's trajectories to OUTPUT_DIR/trajectories.jsonl (the gallery's input); 0: off."})
     write_report: bool = field(default=True, metadata={"help": "At the end of training write curves.png (and trajectories.html when trajectories were logged) to OUTPUT_DIR (ground_r1.reporting)."})
@@ -109,6 +121,11 @@ class GroundR1Config(GRPOConfig):
             problems.append(f"loss_batch_layout must be one of {', '.join(LAYOUTS)}, got {self.loss_batch_layout!r}")
         if not 0.0 < self.loss_bucket_min_fill <= 1.0:
             problems.append(f"loss_bucket_min_fill must be in (0, 1], got {self.loss_bucket_min_fill}")
+        if self.dynamic_sampling_max_refills < 0:
+            problems.append(f"dynamic_sampling_max_refills must be >= 0, got {self.dynamic_sampling_max_refills}")
+        from ground_r1.trainer.alarms import settings_problems
+
+        problems.extend(settings_problems(self))
         if self.min_pixels > self.max_pixels:
             problems.append(f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})")
         from ground_r1.trainer.nonfinite import policy_problem

@@ -1,4 +1,5 @@
-"""The run manifest: resolved configuration, git commit, package versions (OUTPUT_DIR/run_manifest.json).
+"""The run manifest: resolved configuration, git commit, package versions, and what sets the floating-point
+results besides them (thread counts, CPU instruction set: :func:`numerics`) (OUTPUT_DIR/run_manifest.json).
 
 Secrets never enter it (issue: API keys are never saved with checkpoints or configs), by two rules:
 
@@ -112,7 +113,9 @@ def git_commit() -> str | None:
         return None
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
-        dirty = subprocess.run(["git", "status", "--porcelain"], cwd=root, capture_output=True, text=True, timeout=5)
+        # Tracked files only: a benchmark writing its results into the checkout must not mark its own later runs dirty.
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
+                               text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
@@ -149,6 +152,32 @@ def scrub_argv(argv: list[str]) -> list[str]:
     return out
 
 
+def numerics() -> dict:
+    """What decides a run's floating-point results beyond code, data and seed: torch's CPU kernels sum in an order
+    set by the thread count and the instruction set they dispatch to (AVX2 / AVX512), so the same seed on another
+    count or CPU drifts in the last bits from step 1, and a sampled token flips once the drift crosses a sampling
+    boundary (issue 21: a seed that matched window for window to step 130, then ended 0.08 lower). Recorded so two
+    runs that disagree can be told apart (docs/demo.md, "Reproducibility")."""
+    import torch
+
+    cpu = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((line.split(":", 1)[1].strip() for line in fh if line.startswith("model name")), None)
+    except OSError:
+        pass
+    return {
+        "torch_threads": torch.get_num_threads(),
+        "torch_interop_threads": torch.get_num_interop_threads(),
+        "env_threads": {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS")},
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cpu": cpu or platform.processor() or None,
+        "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+        if torch.cuda.is_available() else [],
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+    }
+
+
 def _as_dict(obj):
     if hasattr(obj, "to_dict"):
         return obj.to_dict()
@@ -171,6 +200,7 @@ def write_manifest(output_dir: str | Path, argv: list[str], **sections) -> Path:
         "platform": platform.platform(),
         "packages": package_versions(),
         "world_size": int(os.environ.get("WORLD_SIZE", "1")),
+        "numerics": numerics(),
         **{name: scrub(_as_dict(obj)) for name, obj in sections.items()},
     }
     text = redact_secrets(json.dumps(manifest, indent=2, default=str), environment_secrets())

@@ -9,6 +9,8 @@ from ground_r1.evaluation.controls import (
     OracleFirstTurn,
     evaluate_controls,
     evidence_box_text,
+    fixed_box_giou,
+    majority_answer,
     random_box_giou,
 )
 from ground_r1.models.loading import load_model, load_processor
@@ -87,7 +89,8 @@ def test_conditions_run_the_training_rollout_and_unknown_ones_are_refused(tiny_m
     assert out["gt_crop"]["giou_score"] == pytest.approx(1.0)
     assert out["gt_crop"]["no_box_rate"] == 0.0 and out["gt_crop"]["questions"] == 2
     assert 0.0 <= out["random_box"]["giou_score"] <= 1.0
-    with pytest.raises(ValueError, match="unknown control condition.*valid: grounded, no_crop, gt_crop, random_box"):
+    with pytest.raises(ValueError, match="unknown control condition.*valid: grounded, no_crop, gt_crop, random_box, "
+                                         "whole_image_box, centre_box, majority_answer"):
         evaluate_controls(model, processor, records, images, build_registry(), config, conditions=["oracle"])
 
 
@@ -115,3 +118,20 @@ def test_records_without_a_usable_evidence_box_sit_out_the_oracle_crop_only(tiny
     assert out["gt_crop"]["giou_score"] == pytest.approx(1.0)
     assert evaluate_controls(model, processor, records[1:], images[1:], build_registry(), RolloutConfig(max_turns=2),
                              conditions=["gt_crop"], sampling=sampling) == {"gt_crop": {"questions": 0}}
+
+
+def test_boxes_and_answers_chosen_without_looking():
+    # 448 x 448 image, evidence box [0, 0, 112, 112] (area 12,544).
+    records = [{"bboxs": [[0, 0, 112, 112]]}, {"bboxs": []}]
+    sizes = [(448, 448)] * 2
+    # whole image: IoU 12544 / 200704 = 1/16, the enclosing box is the union: GIoU 1/16 -> (1/16 + 1) / 2
+    assert fixed_box_giou(records, sizes, "whole") == pytest.approx((1 / 16 + 1) / 2)
+    # centred half box [112, 112, 336, 336]: touches the evidence box at one corner, IoU 0; union 12544 + 50176,
+    # enclosing [0, 0, 336, 336] = 112896: GIoU -(112896 - 62720) / 112896 -> (1 - 0.4444) / 2
+    assert fixed_box_giou(records, sizes, "centre") == pytest.approx((1 - 50176 / 112896) / 2)
+    rows = [{"problem": "q", "solution": s, "dataset": "zoom_synthetic"} for s in ("red", "blue", "red", "green")]
+    out = majority_answer(rows, build_registry())
+    # scores [1, 0, 1, 0]: sample standard deviation sqrt(1/3), standard error sqrt(1/3) / 2
+    assert out == {"accuracy": 0.5, "accuracy_se": pytest.approx((1 / 3) ** 0.5 / 2), "answer": "red", "questions": 4}
+    tie = majority_answer(rows[1:2] + rows[3:], build_registry())  # blue and green once each: sorted first wins
+    assert tie["answer"] == "blue" and tie["accuracy"] == 0.5

@@ -51,6 +51,9 @@ def test_the_readme_table_names_every_launcher_and_the_contract():
         assert ("rerun" in codes["3"]) is (launcher != "eval/multi_RefCOCO.sh")
     assert "GPU-only preset" in table["scripts/run_grpo_video.sh"]["1"]
     assert "SIGTERM" in table["scripts/run_grpo_video.sh"]["143"]
+    from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
+
+    assert "collapse alarm" in table["scripts/run_grpo_video.sh"][str(STOPPED_EXIT_CODE)]
     # Issue 17's codes in the same table: a local MODEL_PATH that is not there and a tracker that cannot start are
     # configuration errors (1, the model path checked before the preset), a wrong command line a usage error (2).
     for launcher in EVAL_LAUNCHERS + TRAIN_LAUNCHERS[:3]:

@@ -59,7 +59,9 @@ def test_default_run_writes_every_demo_artifact_with_finite_metrics(demo_run):
     assert (out / "curves.png").stat().st_size > 10_000
     assert "<h2>step 1</h2>" in (out / "trajectories.html").read_text()  # step 1 is always in the gallery
     heldout = json.loads((out / "heldout_eval.json").read_text())
-    assert heldout["questions"] == 4 and set(heldout["results"]) == {"grounded", "no_crop", "gt_crop", "random_box"}
+    assert heldout["questions"] == 4 and set(heldout["results"]) == {"grounded", "no_crop", "gt_crop", "random_box",
+                                                                       "whole_image_box", "centre_box",
+                                                                       "majority_answer"}
     for condition in ("grounded", "no_crop", "gt_crop"):
         for key in ("accuracy", "format", "turns_mean", "answered_frac"):
             assert math.isfinite(heldout["results"][condition][key]), (condition, key)
@@ -69,7 +71,7 @@ def test_default_run_writes_every_demo_artifact_with_finite_metrics(demo_run):
 
     Qwen2_5_VLForConditionalGeneration.from_pretrained(out)  # the final model loads
     manifest = json.loads((out / "run_manifest.json").read_text())
-    assert manifest["training_args"]["num_first_round_samples"] == 2 and manifest["packages"]["trl"] == "1.16.0"
+    assert manifest["training_args"]["num_first_round_samples"] == 4 and manifest["packages"]["trl"] == "1.16.0"
     metrics = read_metrics(out / "metrics.jsonl")
     assert sorted(metrics) == [1, 2]
     for key in ("rewards/format_reward/mean", "rewards/accuracy_reward/mean", "giou/no_box_rate",
@@ -269,6 +271,35 @@ def test_two_processes_zero3_with_ranks_finishing_in_different_rounds(tmp_path):
     # Both ranks ran 5 rounds (rank 0 joined rounds 2-5 with dummy calls); turns: rank 0 = 1, rank 1 = 5.
     assert metrics[2]["rollout/turns_max"] == 5.0
     assert (out / "checkpoint-2" / "COMPLETE").is_file()
+
+
+def test_two_processes_zero3_agree_on_dynamic_sampling_refills(tmp_path):
+    """Dynamic sampling under ZeRO-3: rank 0's groups all have equal rewards (scripted `flat_on_rank_0`), rank 1's
+    have a spread. Rank 0 needs refills and rank 1 does not, yet every refill is a rollout with collective
+    generate calls: both ranks must run it (they take the same decision from the same gathered rewards), or the
+    run hangs. Each step: the main rollout and 2 refills of 1 question per rank; rank 1's group is kept, rank 0
+    trains on a placeholder row."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = str(s.getsockname()[1])
+    out = tmp_path / "zero3_ds"
+    run_launcher({"NUM_GPUS": "2", "MASTER_PORT": port, "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
+                 "--scripted_policy", "flat_on_rank_0", "--dynamic_sampling", "true",
+                 "--dynamic_sampling_max_refills", "2", "--num_generations", "4", "--per_device_train_batch_size", "4",
+                 "--max_turns", "2", "--max_new_tokens_per_turn", "64", "--heldout_eval_questions", "0", timeout=400)
+    metrics = read_metrics(out / "metrics.jsonl")
+    assert sorted(metrics) == [1, 2]
+    for step in (1, 2):
+        m = metrics[step]
+        assert (m["dynamic_sampling/refills"], m["dynamic_sampling/refill_questions"]) == (2.0, 4.0)
+        assert (m["dynamic_sampling/groups_rolled"], m["dynamic_sampling/groups_dropped"]) == (6.0, 3.0)
+        assert (m["dynamic_sampling/groups_kept"], m["dynamic_sampling/groups_surplus"]) == (1.0, 2.0)
+        assert (m["dynamic_sampling/shortfall"], m["dynamic_sampling/placeholder_rows"]) == (1.0, 4.0)
+        assert m["frac_reward_zero_std"] == 0.5
+    state = json.loads((out / "checkpoint-2" / "dynamic_sampling.json").read_text())
+    assert state["refill_cursor"] == 2 * 2 * 2  # 2 steps x 2 refills x 1 question x 2 ranks
 
 
 # Trackers (issue 17): installed with the project, offline, their logs in the run folder.

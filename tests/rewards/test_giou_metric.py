@@ -66,3 +66,27 @@ def test_prefix_and_length_mismatch():
     assert metrics["eval/giou/score"] == 1.0
     with pytest.raises(ValueError, match="2 trajectories"):
         giou_metrics([[None], [None]], [[GT0]])
+
+
+def test_refinement_compares_the_second_box_with_the_first_of_trajectories_that_box_twice():
+    from ground_r1.rewards.giou import refinement_metrics
+
+    turn_boxes = [
+        [[0, 0, 10, 5], [0, 0, 10, 10]],  # 0.75 -> 1.0: improved by 0.25
+        [[0, 0, 10, 10], [20, 0, 30, 10]],  # 1.0 -> 1/3: worse by 2/3
+        [[0, 0, 10, 5], [0, 0, 10, 5], [0, 0, 10, 10]],  # the same box again (only rounds 1 and 2 count)
+        [None, [0, 0, 10, 10]],  # no first box: does not box twice
+        [[0, 0, 10, 10]],  # boxes once
+        [[0, 0, 10, 10], [0, 0, 10, 5]],  # no evidence box: left out entirely
+    ]
+    gts = [[GT0]] * 5 + [[]]
+    out = refinement_metrics(turn_boxes, gts)
+    assert out["giou/refine_twice_frac"] == pytest.approx(3 / 5)
+    assert out["giou/refine_improved_frac"] == pytest.approx(1 / 3)
+    assert out["giou/refine_worsened_frac"] == pytest.approx(1 / 3)
+    assert out["giou/refine_gain"] == pytest.approx((0.25 - 2 / 3 + 0.0) / 3)
+    # nobody boxes twice: only the share is reported; no evidence box at all: nothing
+    assert refinement_metrics([[[0, 0, 10, 10]]], [[GT0]], prefix="") == {"refine_twice_frac": 0.0}
+    assert refinement_metrics([[[0, 0, 1, 1], [0, 0, 2, 2]]], [[]]) == {}
+    with pytest.raises(ValueError, match="2 trajectories of boxes but 1 lists"):
+        refinement_metrics([[], []], [[]])

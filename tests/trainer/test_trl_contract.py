@@ -162,7 +162,7 @@ def test_each_ground_r1_config_field_is_documented_once_in_its_help():
     from ground_r1.config import GroundR1Config
 
     ours = [f for f in dataclasses.fields(GroundR1Config) if f.name not in {g.name for g in dataclasses.fields(GRPOConfig)}]
-    assert len(ours) == 31  # with issue 20's coordinates
+    assert len(ours) == 41  # with issue 20's coordinates and issue 21's learning-signal fields
     undocumented = [f.name for f in ours if len(f.metadata.get("help", "")) < 20]
     assert not undocumented, f"fields without a help: {undocumented}"
     named_in_docstring = [f.name for f in ours if f.name in (GroundR1Config.__doc__ or "")]

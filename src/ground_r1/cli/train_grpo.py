@@ -204,10 +204,12 @@ def heldout_controls(trainer, evaluation, training_args, base: dict | None = Non
     what each field measures and, when the run measured it before step 1, the base model's figures."""
     import json
 
-    from ground_r1.evaluation.controls import CONDITION_MEANINGS, FIELD_MEANINGS, json_safe
+    from ground_r1.evaluation.controls import CONDITION_MEANINGS, CONDITIONS, FIELD_MEANINGS, json_safe
 
     model = trainer.accelerator.unwrap_model(trainer.model)
-    results = evaluation.run(model, trainer.processing_class, ["grounded", "no_crop", "gt_crop", "random_box"])
+    # Every condition, the model-free baselines (majority answer, whole-image / centred box) included: issue 21's
+    # audit found the majority answer (0.28) above the base model (0.20), so no table goes without them.
+    results = evaluation.run(model, trainer.processing_class, list(CONDITIONS))
     if base is None:
         base = base_from_metrics(Path(training_args.output_dir) / "metrics.jsonl")
     report = {"questions": len(evaluation.records), "decoding": "greedy, the training rollout and its settings",
@@ -218,11 +220,13 @@ def heldout_controls(trainer, evaluation, training_args, base: dict | None = Non
     g, lo, hi = results["grounded"], results["no_crop"], results["gt_crop"]
     se = g.get("accuracy_se")
     # gt_crop sits out questions without a usable evidence box (issue 15): with none left it holds no accuracy.
-    logger.info("held-out (greedy, %d questions): accuracy %.3f%s (no-crop %.3f, ground-truth crop %.3f%s), GIoU "
-                "%.3f (random box %.3f) -> %s", len(evaluation.records), g["accuracy"],
-                f" ± {se:.3f}" if se is not None else "", lo["accuracy"], hi.get("accuracy", float("nan")),
+    logger.info("held-out (greedy, %d questions): accuracy %.3f%s (no-crop %.3f, ground-truth crop %.3f, majority "
+                "answer %.3f%s), GIoU %.3f (random box %.3f, whole-image box %.3f) -> %s", len(evaluation.records),
+                g["accuracy"], f" ± {se:.3f}" if se is not None else "", lo["accuracy"],
+                hi.get("accuracy", float("nan")), results.get("majority_answer", {}).get("accuracy", float("nan")),
                 f"; before RL {base['accuracy']:.3f}" if base and base.get("accuracy") is not None else "",
-                g["giou_score"], results["random_box"]["giou_score"], path)
+                g["giou_score"], results["random_box"]["giou_score"],
+                results.get("whole_image_box", {}).get("giou_score", float("nan")), path)
 
 
 def base_from_metrics(metrics_path: Path) -> dict | None:
@@ -376,6 +380,12 @@ def main(argv: list[str] | None = None) -> int:
             logger.info("%s written to %s", name, path)
     logger.info("total time %.1f s", time.perf_counter() - started)
     finish_distributed()
+    if trainer.stopped_by_alarm:  # alarm_action: stop (trainer/alarms.py): the checkpoint of that step is saved
+        from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
+
+        logger.warning("stopped by a collapse alarm at step %d (alarms.jsonl): exit code %d", trainer.state.global_step,
+                       STOPPED_EXIT_CODE)
+        return STOPPED_EXIT_CODE
     return 0
 
 

@@ -14,10 +14,14 @@ zoom task itself:
   ``<think> the dot </think><answer>{colour}</answer>``.
 
 The answers speak the tag vocabulary of the Ground-R1 prompt (a real instruct model follows a format asked for
-in its prompt; ours is too small to learn a new format by RL in minutes). What the base never sees: the zoom
-questions ("What colour is the dot inside the orange card?"), the Ground-R1 prompt, any multi-turn
-box-then-crop chain, or an evidence box as the answer to a question. RL must connect the question to a
-region, a crop to an answer, and learn to stop.
+in its prompt; ours is too small to learn a new format by RL in minutes). The shipped base (docs/demo.md) also
+sees the Ground-R1 instruction around these generic questions (`template_fraction`), two-turn chats of two
+independent tasks (`chat_fraction`), crop reading asked by the card's kind (`named_reading_fraction`) and the
+generic dot question on a whole scene (`open_reading_fraction`). It is trained with box labels (the grounding
+task's boxes), as Qwen2.5-VL was pretrained on grounding data: "no box label" holds for the RL stage only. What
+the base never sees: the zoom questions ("What colour is the dot inside the orange card?"), a box-then-crop
+conversation about one scene, or an evidence box as the answer to a zoom question. RL must connect the
+question to a region, a crop to an answer, and learn to stop.
 
 Two facts, measured on the tiny model (docs/demo.md), shape it:
 

@@ -1,7 +1,8 @@
 """A scripted `GenerateFn`: turns come from a policy function instead of a model.
 
-Used by tests (token ids known in advance), by the distributed check (one rank finishes in round 1, another
-in round 5) and by benchmarks. The policy sees, for each row of a round, a `ScriptedCall` and returns the turn
+Used by tests (token ids known in advance), by the distributed checks (one rank finishes in round 1, another
+in round 5; one rank's groups need refills under dynamic sampling, the other's do not), by the collapse-alarm
+tests (`collapse_*`: a healthy policy until a training step, then one signal collapses) and by benchmarks. The policy sees, for each row of a round, a `ScriptedCall` and returns the turn
 text; the text is tokenized and closed with the eos token, as a model would have sampled it. With `model` set,
 every call also runs one forward pass of that model over the batch (so collective operations of ZeRO-3 happen
 exactly as often as with real generation).
@@ -25,17 +26,20 @@ class ScriptedCall:
     row: int  # row within the call
     num_images: int  # images in the context (1 = first round)
     context_ids: list[int]
+    step: int = 0  # the training step the rollout is for (1-based; 0 outside training)
 
 
 Policy = Callable[[ScriptedCall], str]
 
 
 class ScriptedGenerator:
-    def __init__(self, codec: ConversationCodec, policy: Policy, model=None, close_with_eos: bool = True):
+    def __init__(self, codec: ConversationCodec, policy: Policy, model=None, close_with_eos: bool = True,
+                 step: int = 0):
         self.codec = codec
         self.policy = policy
         self.model = model
         self.close_with_eos = close_with_eos
+        self.step = step
         self.calls = 0
         self.rows_per_call: list[int] = []
 
@@ -49,7 +53,7 @@ class ScriptedGenerator:
                 self.model(**batch)
         out = []
         for row, r in enumerate(requests):
-            text = self.policy(ScriptedCall(self.calls, row, len(r.images), list(r.ids)))
+            text = self.policy(ScriptedCall(self.calls, row, len(r.images), list(r.ids), self.step))
             # A policy writes a whole turn as the rewards read it. Where the template's generation prompt already
             # opened it ("<think>\n", Qwen3.5), a model samples only what follows: so does this generator.
             opening = self.codec.turn_opening.strip()
@@ -97,11 +101,75 @@ def mixed_rounds(call: ScriptedCall) -> str:
     return ground_until_limit(call)
 
 
+_LOOK = "the question names one card and its dot is too small to read at this view, so I look at that card first"
+_READ = "the crop of the card shows the dot clearly enough to name its colour"
+
+
+def varied_by_branch(call: ScriptedCall) -> str:
+    """A healthy policy: round 1 boxes; round 2 answers, well formed on even rows and malformed on odd ones.
+    In round 1 row q * G1 + b is question q's branch b, so with G1 = 2 each group mixes both (reward spread)."""
+    if call.num_images == 1:
+        x = 8 + 4 * (call.row % 4)
+        return f"<think> {_LOOK} </think> <box>[{x},8,{x + 48},56]</box>"
+    if call.row % 2 == 0:
+        return f"<think> {_READ} </think> <answer> red </answer>"
+    return f"<think> {_READ} <answer> red </answer>"
+
+
+def flat_on_rank_0(call: ScriptedCall) -> str:
+    """Rank 0: every trajectory answers alike (groups with all-equal rewards); other ranks: `varied_by_branch`
+    (dynamic sampling's 2-process check: rank 0 needs refills, the others do not)."""
+    return answer_at_once(call) if _rank() == 0 else varied_by_branch(call)
+
+
+# Collapses for the alarm tests (trainer/alarms.py): `varied_by_branch` up to step COLLAPSE_STEP - 1, then one
+# signal goes the way a collapsing run goes.
+COLLAPSE_STEP = 5
+
+
+def _collapsing(collapsed: Policy) -> Policy:
+    def policy(call: ScriptedCall) -> str:
+        return collapsed(call) if call.step >= COLLAPSE_STEP else varied_by_branch(call)
+
+    return policy
+
+
+def _short_answers(call: ScriptedCall) -> str:
+    if call.num_images == 1:
+        return f"<think> a </think> <box>[{8 + 4 * (call.row % 4)},8,56,56]</box>"
+    return "<think> a </think> <answer> red </answer>" if call.row % 2 == 0 else "<think> a <answer> red </answer>"
+
+
+def _no_box(call: ScriptedCall) -> str:
+    if call.num_images == 1:
+        return f"<think> {_LOOK} </think> somewhere in the middle"
+    return varied_by_branch(call)
+
+
+def _identical(call: ScriptedCall) -> str:
+    if call.num_images == 1:
+        return varied_by_branch(call)
+    return f"<think> {_READ} </think> <answer> red </answer>"
+
+
+def _malformed(call: ScriptedCall) -> str:
+    if call.num_images == 1:
+        return f"<think> {_LOOK} <box>[{8 + 4 * (call.row % 4)},8,56,56]</box>"
+    return "<answer> red </answer>" if call.row % 2 == 0 else "<answer> blue </answer>"
+
+
 POLICIES: dict[str, Policy] = {
     "answer_at_once": answer_at_once,
     "ground_until_limit": ground_until_limit,
     "uneven_by_rank": uneven_by_rank,
     "mixed_rounds": mixed_rounds,
+    "varied_by_branch": varied_by_branch,
+    "flat_on_rank_0": flat_on_rank_0,
+    "collapse_one_round": _collapsing(answer_at_once),
+    "collapse_length": _collapsing(_short_answers),
+    "collapse_no_signal": _collapsing(_identical),
+    "collapse_format": _collapsing(_malformed),
+    "collapse_no_box": _collapsing(_no_box),
 }
 
 

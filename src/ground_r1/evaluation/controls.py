@@ -11,7 +11,11 @@ question through the *training* rollout (`ground_r1.rollout.runner.Rollout`, Tre
   is reading it. Only the box changes: a first turn in words the model would not write (an earlier version
   used a fixed "<think> the evidence </think>") measured the model's reaction to foreign text, not the crop;
 - ``random_box`` (GIoU only, no model): a uniformly random box per question, the GIoU a policy that looks at
-  random would score.
+  random would score;
+- ``whole_image_box``, ``centre_box`` (GIoU only, no model): the whole image as the box, and a centred box of half
+  the image's width and height (224 px on the synthetic 448-px scenes): what boxing without looking scores;
+- ``majority_answer`` (accuracy only, no model): always answering the most common answer of the evaluated
+  questions (a prior the policy could learn without looking; an upper bound of any constant answer here).
 
 Per condition: accuracy (the training rule, an answer is required), format reward, GIoU score of the first
 grounding box against ``bboxs[0]`` (the training metric, SPEC §3), turns per trajectory, answered fraction.
@@ -30,7 +34,7 @@ import numpy as np
 from ground_r1.boxes import giou_score
 from ground_r1.models.families.coordinates import INPUT_PIXELS, box_frame
 from ground_r1.evaluation.uncertainty import mean_estimate
-from ground_r1.rewards.giou import giou_metrics
+from ground_r1.rewards.giou import giou_metrics, refinement_metrics
 from ground_r1.rewards.registry import AccuracyRegistry
 from ground_r1.rewards.trl_functions import format_reward, make_accuracy_reward
 from ground_r1.rollout.conversation import ConversationCodec
@@ -41,7 +45,8 @@ from ground_r1.trainer.metrics import grounding_boxes
 
 logger = logging.getLogger(__name__)
 
-CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box")
+CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box", "whole_image_box", "centre_box", "majority_answer")
+MODEL_FREE = ("random_box", "whole_image_box", "centre_box", "majority_answer")
 
 
 def evidence_box_text(record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int],
@@ -103,6 +108,43 @@ def random_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int
     return fmean(scores) if scores else float("nan")
 
 
+def fixed_box_scores(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], kind: str) -> list[float]:
+    """GIoU scores of a box chosen without looking, one per record with an evidence box: ``whole`` (the image) or
+    ``centre`` (centred, half the image's width and height)."""
+    scores = []
+    for record, (w, h) in zip(records, sizes):
+        if not record.get("bboxs"):
+            continue
+        box = (0, 0, w, h) if kind == "whole" else (w / 4, h / 4, 3 * w / 4, 3 * h / 4)
+        scores.append(giou_score(box, record["bboxs"][0]))
+    return scores
+
+
+def fixed_box_giou(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], kind: str) -> float:
+    """Mean GIoU score of :func:`fixed_box_scores`."""
+    scores = fixed_box_scores(records, sizes, kind)
+    return fmean(scores) if scores else float("nan")
+
+
+def majority_answer(records: Sequence[dict[str, Any]], registry: AccuracyRegistry) -> dict[str, Any]:
+    """Accuracy of always answering the most common answer of `records` (ties: the first in sorted order),
+    scored by the training rule."""
+    counts: dict[str, int] = {}
+    for r in records:
+        counts[str(r["solution"])] = counts.get(str(r["solution"]), 0) + 1
+    if not counts:
+        return {"accuracy": float("nan"), "questions": 0}
+    answer = min(counts, key=lambda a: (-counts[a], a))
+    turns = [[f"<think> guess </think> <answer> {answer} </answer>"] for _ in records]
+    scores = make_accuracy_reward(registry)(
+        prompts=[r["problem"] for r in records], completions=[t[0] for t in turns], turns=turns,
+        solution=[r["solution"] for r in records], dataset=[r["dataset"] for r in records],
+    )
+    scored = [s for s in scores if s is not None]
+    return {"accuracy": fmean(scored) if scored else float("nan"), "accuracy_se": mean_estimate(scored).se,
+            "answer": answer, "questions": len(records)}
+
+
 # What each field of a condition's results measures (written into heldout_eval.json beside the numbers).
 FIELD_MEANINGS = {
     "accuracy": "share of questions whose final answer is right under the training accuracy rule (no answer: wrong)",
@@ -117,6 +159,11 @@ FIELD_MEANINGS = {
     "questions": "held-out questions evaluated",
     "giou_boxes": "first boxes scored by giou_score (trajectories with a box and a record with an evidence box)",
     "*_se": "standard error of the mean over questions (accuracy, format) or scored boxes (giou_score)",
+    "refine_twice_frac": "share of trajectories (with an evidence box) whose first two grounding turns both hold a box",
+    "refine_improved_frac": "among those, share whose second box scores a higher GIoU score than the first",
+    "refine_worsened_frac": "among those, share whose second box scores lower than the first",
+    "refine_gain": "among those, mean of (second box's GIoU score - first box's)",
+    "answer": "majority_answer: the constant answer it gives (the most common of these questions)",
 }
 CONDITION_MEANINGS = {
     "grounded": "the method as trained: each box is cropped from the original image and fed back",
@@ -124,6 +171,9 @@ CONDITION_MEANINGS = {
     "gt_crop": "upper bound: the box of the model's first turn replaced by the evidence box, so it answers from the "
                "right crop; what is left is reading it",
     "random_box": "GIoU of a uniformly random box per question (no model)",
+    "whole_image_box": "GIoU of the whole image as the box (no model)",
+    "centre_box": "GIoU of a centred box of half the image's width and height (no model; 224 px on 448-px scenes)",
+    "majority_answer": "accuracy of always giving the most common answer of these questions (no model)",
     "base": "the model before RL (the run's starting point), grounded; written by training runs only",
 }
 
@@ -140,6 +190,8 @@ def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: Accura
     box_scores = [giou_score(boxes[0], r["bboxs"][0]) for boxes, r in zip(first_boxes, records)
                   if boxes and boxes[0] is not None and r.get("bboxs")]
     scored = [a for a in accuracy if a is not None]
+    refine = refinement_metrics([grounding_boxes(t) for t in trajectories], [r.get("bboxs") or [] for r in records],
+                                prefix="")
     acc, fmt_est, giou_est = mean_estimate(scored), mean_estimate(fmt), mean_estimate(box_scores)
     return {
         "accuracy": fmean(scored) if scored else float("nan"),
@@ -153,6 +205,7 @@ def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: Accura
         "turns_mean": fmean(len(t) for t in turns),
         "answered_frac": fmean(t.finish_reason == "answer" for t in trajectories),
         "questions": len(records),
+        **refine,
     }
 
 
@@ -195,6 +248,16 @@ def evaluate_controls(
             estimate = mean_estimate(scores)
             results[condition] = {"giou_score": estimate.value if scores else float("nan"),
                                   "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
+            continue
+        if condition in ("whole_image_box", "centre_box"):
+            scores = fixed_box_scores(records, [im.size for im in images],
+                                      "whole" if condition == "whole_image_box" else "centre")
+            estimate = mean_estimate(scores)
+            results[condition] = {"giou_score": estimate.value if scores else float("nan"),
+                                  "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
+            continue
+        if condition == "majority_answer":
+            results[condition] = majority_answer(records, registry)
             continue
         config = replace(rollout_config, no_crop=condition == "no_crop")
         # gt_crop needs an evidence box: records without a usable one (a metric only, SPEC §3) sit it out.

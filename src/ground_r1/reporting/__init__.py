@@ -9,7 +9,8 @@ __all__ = ["CURVE_PANELS", "plot_curves", "read_metrics", "render_gallery", "wri
 
 
 def write_report(output_dir, image_root=None) -> dict:
-    """Both artifacts for a run folder; returns {name: path} of what was written."""
+    """The run's report (curves, gallery, model card with its alarm and refinement lines); returns {name: path}
+    of what was written."""
     from pathlib import Path
 
     out = Path(output_dir)
@@ -23,3 +24,4 @@ def write_report(output_dir, image_root=None) -> dict:
 
         written["model card"] = write_model_card(out)
     return written
+

@@ -6,9 +6,10 @@ figure's title). Panels whose metric has a range use it as fixed y limits (forma
 [0, 1], turns [1, max_turns]), so runs compare at a glance. Held-out figures (greedy, held-out questions: not the
 training reward of sampled rollouts) are drawn over them when the run has them: the `heldout/*` points logged
 before step 1 and during training, and from `heldout_eval.json` horizontal reference lines: the base model before
-RL, the trained policy without crops (lower bound) and with the ground-truth crop (upper bound), and the random-box
-GIoU. After a resume a step can be logged twice (the killed run logged it, the resumed run logged it again): the
-last record of a step wins.
+RL, the trained policy without crops (lower bound) and with the ground-truth crop (upper bound), the random-box and
+whole-image-box GIoU and the majority answer's accuracy. Collapse alarms (the run's alarms.jsonl) are red dashed
+lines, named in the title. After a resume a step can be logged twice (the killed run logged it, the resumed run
+logged it again): the last record of a step wins.
 """
 
 from __future__ import annotations
@@ -39,7 +40,9 @@ HELDOUT_OVERLAY = {"rewards/accuracy_reward/mean": ("heldout/accuracy", "accurac
 REFERENCE_LINES = (("base", "base before RL", "tab:gray", ":", ("accuracy", "giou_score")),
                    ("no_crop", "no crop (lower bound)", "tab:red", "--", ("accuracy",)),
                    ("gt_crop", "ground-truth crop (upper bound)", "tab:green", "--", ("accuracy", "giou_score")),
-                   ("random_box", "random box", "tab:purple", ":", ("giou_score",)))
+                   ("random_box", "random box", "tab:purple", ":", ("giou_score",)),
+                   ("majority_answer", "majority answer", "tab:orange", "-.", ("accuracy",)),
+                   ("whole_image_box", "whole-image box", "tab:orange", "-.", ("giou_score",)))
 
 
 def read_metrics(path: str | Path) -> dict[int, dict]:
@@ -147,6 +150,26 @@ def curves_figure(metrics_path: str | Path, window: int | None = None, heldout_p
         ax.grid(alpha=0.3)
     note = (f"thin: per-step value; thick: trailing moving average over {w} step(s). Black points: held-out greedy "
             "figures (held-out questions); lines: heldout_eval.json references.")
-    fig.suptitle(note, fontsize=8)
+    alarms = _mark_alarms(axes, metrics_path.parent)
+    fig.suptitle(note + alarms, fontsize=8, color="tab:red" if alarms else "black")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return fig
+
+
+def _mark_alarms(axes, run_dir: Path) -> str:
+    """Collapse alarms (trainer/alarms.py, the run's alarms.jsonl): a red dashed line at each firing on every
+    panel, named on the panel of its metric (or the first panel when the figure has none). Returns the title's
+    alarm line ("" without alarms)."""
+    from ground_r1.trainer.alarms import read_events
+
+    events = read_events(run_dir)
+    if not events:
+        return ""
+    panels = {key: ax for ax, (key, _) in zip(axes, CURVE_PANELS)}
+    for event in events:
+        for ax in axes:
+            ax.axvline(event.step, color="tab:red", linestyle="--", linewidth=1)
+        target = panels.get(event.metric, axes[0])
+        target.annotate(event.alarm, xy=(event.step, 1.0), xycoords=("data", "axes fraction"), rotation=90,
+                        va="top", ha="right", fontsize=7, color="tab:red")
+    return "\nCOLLAPSE ALARMS (red dashed lines; alarms.jsonl): " + ", ".join(f"{e.alarm} @ {e.step}" for e in events)

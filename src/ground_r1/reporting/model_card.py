@@ -1,9 +1,10 @@
 """The model card of a GRPO run folder (``OUTPUT_DIR/README.md``): what was trained, from which model, on which
-data, with which preset and settings, for how many steps, and the held-out figures with their controls.
+data, with which preset and settings, for how many steps, the held-out figures with their controls and the
+model-free baselines, the collapse alarms the run raised and how often its second box refined its first.
 
 Built from the run's own files (``run_manifest.json``, ``metrics.jsonl``, ``heldout_eval.json``,
-``rollout_settings.json``), so it can be rewritten at any time (each checkpoint save, the end of training, and
-``python -m ground_r1.reporting OUTPUT_DIR``) and never disagrees with them. It replaces TRL's generic card, which
+``rollout_settings.json``, ``alarms.jsonl``), so it can be rewritten at any time (each checkpoint save, the end of
+training, and ``python -m ground_r1.reporting OUTPUT_DIR``) and never disagrees with them. It replaces TRL's generic card, which
 names no base model for a local folder ("a fine-tuned version of [None]").
 """
 
@@ -109,20 +110,64 @@ def render_model_card(output_dir: str | os.PathLike[str]) -> str:
         lines += [f"Greedy, {heldout.get('questions')} held-out questions (`heldout_eval.json`, fields described "
                   "there):", "", "| condition | accuracy | GIoU score |", "|---|---:|---:|"]
         names = {"grounded": "grounded (the method)", "no_crop": "no crop (lower bound)",
-                 "gt_crop": "ground-truth crop (upper bound)", "random_box": "random box (GIoU only)"}
+                 "gt_crop": "ground-truth crop (upper bound)", "majority_answer": "majority answer (accuracy only)",
+                 "whole_image_box": "whole-image box (GIoU only)", "centre_box": "centred box (GIoU only)",
+                 "random_box": "random box (GIoU only)"}
         base_eval = heldout.get("base")
         if isinstance(base_eval, dict):
             lines.append(f"| base model before RL, grounded | {_figure(base_eval, 'accuracy')} | "
                          f"{_figure(base_eval, 'giou_score')} |")
         for cond, label in names.items():
             if cond in r:
-                lines.append(f"| {label} | {_figure(r[cond], 'accuracy') if cond != 'random_box' else '-'} | "
-                             f"{_figure(r[cond], 'giou_score')} |")
+                accuracy = _figure(r[cond], "accuracy") if "accuracy" in r[cond] else "-"
+                giou = _figure(r[cond], "giou_score") if "giou_score" in r[cond] else "-"
+                lines.append(f"| {label} | {accuracy} | {giou} |")
     else:
         lines.append("Not evaluated yet (`heldout_eval_questions: 0`, or training has not finished).")
+    lines += ["", "## Learning signal", "", alarm_line(out, steps), "", refinement_line(out)]
     lines += ["", "Curves: `curves.png`; sampled trajectories: `trajectories.html`; every logged metric: "
               "`metrics.jsonl` (docs/metrics.md); the full configuration: `run_manifest.json`.", ""]
     return "\n".join(front + lines)
+
+
+def alarm_line(out: Path, steps: int | None) -> str:
+    """The collapse alarms the run raised (trainer/alarms.py; its alarms.jsonl), or that it raised none."""
+    from ground_r1.trainer.alarms import read_events, report_line
+
+    return report_line(read_events(out), steps)
+
+
+REFINE_WINDOW = 20  # training steps the refinement line averages over (the run's last ones)
+
+
+def refinement_line(output_dir: str | os.PathLike[str]) -> str:
+    """Iterative refinement (rewards/giou.py `refinement_metrics`): how often the policy boxed twice and how the
+    second box's GIoU compared with the first, over the run's last training steps and, once written, on the
+    held-out questions (heldout_eval.json, greedy)."""
+    import statistics
+
+    from ground_r1.reporting.curves import read_metrics
+
+    out = Path(output_dir)
+    parts = []
+    steps = list(read_metrics(out / "metrics.jsonl").values())[-REFINE_WINDOW:] if (out / "metrics.jsonl").is_file() else []
+
+    def mean(key: str) -> float | None:
+        values = [r[key] for r in steps if isinstance(r.get(key), (int, float))]
+        return statistics.fmean(values) if values else None
+
+    twice, better, gain = mean("giou/refine_twice_frac"), mean("giou/refine_improved_frac"), mean("giou/refine_gain")
+    if twice is not None:
+        parts.append(f"training (last {len(steps)} steps, sampled): {twice:.1%} of trajectories box twice"
+                     + (f"; the second box scores above the first in {better:.1%} of them, mean GIoU-score change "
+                        f"{gain:+.3f}" if better is not None else ""))
+    heldout = _read_json(out / "heldout_eval.json") or {}
+    g = (heldout.get("results") or {}).get("grounded") or {}
+    if g.get("refine_twice_frac") is not None:
+        parts.append(f"held-out (greedy): {g['refine_twice_frac']:.1%} box twice"
+                     + (f", second box better in {g['refine_improved_frac']:.1%}, mean change "
+                        f"{g['refine_gain']:+.3f}" if g.get("refine_improved_frac") is not None else ""))
+    return "Iterative refinement: " + ("; ".join(parts) if parts else "not measured (no grounding turn)") + "."
 
 
 def write_model_card(output_dir: str | os.PathLike[str]) -> Path:

@@ -19,6 +19,17 @@ Output keys (all floats; a key whose mean would be over nothing is left out rath
 * ``giou/no_gt``: the number of trajectories whose record has no evidence box (always present): their
   boxes count in the no-box rate but in no score.
 
+Iterative refinement (the paper: boxing again to refine the region emerges in RL), `refinement_metrics`: over the
+trajectories whose first two grounding rounds both hold a box (and whose record has an evidence box), how the
+second box scores against the first (both against ``bboxs[0]``):
+
+* ``giou/refine_twice_frac``: such trajectories / trajectories with an evidence box (how often it boxes twice);
+* ``giou/refine_improved_frac``, ``giou/refine_worsened_frac``: among them, second score above / below the first
+  (the rest repeat a box of the same score);
+* ``giou/refine_gain``: mean of (second score - first score) among them (how much).
+
+Absent (not NaN) when no trajectory boxes twice, except ``refine_twice_frac``.
+
 Trajectories are counted as given: with tree sampling a shared round-1 turn appears once per trajectory
 that shares it (G2 times), which is also how it is weighted in the loss (SPEC §4).
 """
@@ -85,3 +96,32 @@ def giou_metrics(
         round_scores = by_round[round_index]
         metrics[f"{prefix}round_{round_index}"] = sum(round_scores) / len(round_scores)
     return metrics
+
+
+def refinement_metrics(
+    turn_boxes: Sequence[Sequence[Optional[BoxLike]]],
+    gt_boxes: Sequence[Sequence[BoxLike]],
+    prefix: str = "giou/",
+) -> dict[str, float]:
+    """Second box against first box (module doc), same arguments as `giou_metrics`."""
+    if len(turn_boxes) != len(gt_boxes):
+        raise ValueError(f"refinement_metrics: {len(turn_boxes)} trajectories of boxes but {len(gt_boxes)} lists "
+                         "of evidence boxes")
+    with_gt = gains = 0
+    deltas: list[float] = []
+    for boxes, gts in zip(turn_boxes, gt_boxes):
+        if len(gts) == 0:
+            continue
+        with_gt += 1
+        if len(boxes) >= 2 and boxes[0] is not None and boxes[1] is not None:
+            deltas.append(giou_score(boxes[1], gts[0]) - giou_score(boxes[0], gts[0]))
+    if not with_gt:
+        return {}
+    out = {f"{prefix}refine_twice_frac": len(deltas) / with_gt}
+    if deltas:
+        eps = 1e-9
+        gains = sum(d > eps for d in deltas)
+        out[f"{prefix}refine_improved_frac"] = gains / len(deltas)
+        out[f"{prefix}refine_worsened_frac"] = sum(d < -eps for d in deltas) / len(deltas)
+        out[f"{prefix}refine_gain"] = sum(deltas) / len(deltas)
+    return out

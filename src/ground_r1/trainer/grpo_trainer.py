@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +45,10 @@ from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
 from ground_r1.rollout.sampling import SamplingParams, TreePlan
 from ground_r1.trainer.advantages import group_advantages
 from ground_r1.trainer.batch import build_training_batch
+from ground_r1.trainer import dynamic_sampling
+from ground_r1.trainer.alarms import AlarmEvent, AlarmSettings, append_events, new_events
 from ground_r1.trainer.completion_head import ScoredHead, add_scored_head, unsupported_reason
+from ground_r1.trainer.dynamic_sampling import GroupSelection, RefillStream, keep_all, refill_questions, select_groups
 from ground_r1.trainer.loss_batch import LossBatch, build_loss_batch, is_varlen_attention, resolve_layout, score_loss_batch
 from ground_r1.trainer.metrics import aggregate_rollout_stats, trajectory_stats
 from ground_r1.trainer.nonfinite import LOG_NAME as NONFINITE_LOG_NAME
@@ -52,6 +57,35 @@ from ground_r1.trainer.resume import ResumeFixesMixin
 from ground_r1.trainer.trajectory_log import append_entries, trajectory_entries
 
 logger = logging.getLogger(__name__)
+
+# Finish reasons of a trajectory that hit a cap without answering (turns, or the total token budget): the
+# "truncated completions" of TRL's `mask_truncated_completions`, for multi-turn rollouts.
+TRUNCATED_REASONS = ("max_turns", "budget")
+
+
+@dataclass
+class ScoredRollout:
+    """One rollout of a list of questions on this rank, scored. Rewards are gathered over every rank
+    (TRL's `_calculate_rewards`): rank r's rows are r * len(trajectories) ... (r + 1) * len(trajectories) - 1."""
+
+    records: list[dict]
+    trajectories: list
+    prompts: list[str]
+    completions: list[str]
+    rewards_per_func: torch.Tensor  # [world * rows, num reward functions]
+    rewards: torch.Tensor  # [world * rows], weighted sum; NaN where no function could score
+    rounds_run: int
+    generate_calls: int
+
+    def group_rewards(self, rank: int, group: int, n: int) -> torch.Tensor:
+        start = (rank * len(self.records) + group) * n
+        return self.rewards[start:start + n]
+
+    def flat_by_rank(self, n: int, world: int) -> list[list[bool]]:
+        """Per rank, per group: all N rewards equal (no learning signal)."""
+        flat = dynamic_sampling.flat_groups(self.rewards, n)
+        per = len(self.records)
+        return [flat[r * per:(r + 1) * per] for r in range(world)]
 
 
 def rollout_config_from(args: GroundR1Config) -> RolloutConfig:
@@ -112,6 +146,21 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         self.loss_layout = self._setup_loss_layout(config)
         self.last_loss_batch: LossBatch | None = None  # of the latest log-prob pass (benchmarks, tests)
         self._score_mask: torch.Tensor | None = None  # [B, C] positions to score in the pass being run
+        self.last_selection: GroupSelection | None = None  # groups kept / dropped in the latest step (tests)
+        self.last_placeholder_rows = 0
+        self.refill_stream = self._setup_dynamic_sampling(config)
+        self.alarm_settings = AlarmSettings.from_args(config) if config.collapse_alarms else None
+        self.alarm_events: list[AlarmEvent] = []  # fired during this process's training
+        self.stopped_by_alarm = False  # alarm_action: stop ended the run
+
+    def _setup_dynamic_sampling(self, config: GroundR1Config) -> RefillStream | None:
+        """The refill stream of dynamic sampling (trainer/dynamic_sampling.py), None when it is off."""
+        if not config.dynamic_sampling:
+            return None
+        if self.train_dataset is None or not hasattr(self.train_dataset, "__getitem__") or not hasattr(self.train_dataset, "__len__"):
+            raise ValueError("dynamic_sampling: true needs a map-style training dataset (refills are drawn by index); "
+                             "an iterable dataset cannot be refilled from: set dynamic_sampling: false")
+        return RefillStream(size=len(self.train_dataset), seed=config.seed)
 
     def _setup_loss_layout(self, config: GroundR1Config) -> str:
         """The loss batch's layout (`trainer.loss_batch`) and, unless it is TRL's padded one, the scored LM head
@@ -186,7 +235,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if self.args.scripted_policy:
             from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
 
-            return ScriptedGenerator(self.codec, resolve_policy(self.args.scripted_policy), model=model)
+            step = self.state.global_step + 1 if self.model.training else 0  # the step this rollout trains
+            return ScriptedGenerator(self.codec, resolve_policy(self.args.scripted_policy), model=model, step=step)
         return HFGenerator(
             model,
             self.codec,
@@ -217,41 +267,54 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         mode = "train" if self.model.training else "eval"
         n = self.num_generations if mode == "train" else self.num_generations_eval
         records = self._group_inputs(inputs, n)
+
+        # 1. Rollout and rewards: G1 grounding samples per question -> crops -> G2 answering trajectories each
+        #    (SPEC §2); with dynamic sampling, groups with all-equal rewards are dropped and further questions
+        #    rolled out (trainer/dynamic_sampling.py). Each trajectory's turns reach the reward functions as a column.
+        rollouts = [self._roll_and_score(records, mode, n)]
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        if mode == "train" and self.args.dynamic_sampling:
+            selection = self._refill(rollouts, n)
+        else:
+            selection = keep_all(len(records), world)
+        self.last_selection = selection
+
+        # 2. This rank's kept groups; group advantages over every rank's kept groups, then this rank's slice (SPEC §4).
+        kept_rewards = torch.cat([rollouts[k].group_rewards(r, g, n) for r in range(world) for k, g in selection.kept[r]]
+                                 ) if selection.groups_kept else torch.zeros(0, device=device)
+        adv = group_advantages(kept_rewards, n, scale=self.scale_rewards) if selection.groups_kept else None
+        before = sum(len(selection.kept[r]) for r in range(rank)) * n
+        local_kept = selection.kept[rank]
+        trajectories = [t for k, g in local_kept for t in rollouts[k].trajectories[g * n:(g + 1) * n]]
+        kept_records = [rollouts[k].records[g] for k, g in local_kept]
+        advantages = adv.advantages[before:before + len(trajectories)] if adv is not None else torch.zeros(0, device=device)
+        # Placeholder rows (loss mask 0, advantage 0): every rank returns as many rows as the fullest one, a
+        # multiple of steps_per_generation (TRL splits the batch evenly; its loss metrics gather per-row tensors).
+        split = self.args.steps_per_generation if mode == "train" else 1
+        rows = max(len(k) for k in selection.kept) * n
+        rows = max(split, math.ceil(rows / split) * split)
+        pad = rows - len(trajectories)
+        if pad:
+            filler = rollouts[0].trajectories
+            trajectories = trajectories + [filler[i % len(filler)] for i in range(pad)]
+            advantages = torch.cat([advantages, torch.zeros(pad, device=device, dtype=advantages.dtype)])
+        self.last_trajectories = trajectories  # the loss batch's rows (galleries, tests)
+        self.last_placeholder_rows = pad
         if mode == "train":
-            self.nonfinite.set_batch_ids([r.get("key", r.get("problem")) for r in records])
+            self.nonfinite.set_batch_ids([r.get("key", r.get("problem")) for r in kept_records])
 
-        # 1. Rollout: G1 grounding samples per question -> crops -> G2 answering trajectories each (SPEC §2).
-        questions = [RolloutQuestion(r["problem"], _record_image(r)) for r in records]
-        trajectories, rollout, generator = self._rollout(questions, mode)
-        self.last_trajectories = trajectories
-
-        # 2. Tensors for the loss: sampled ids as sampled; injected turns and padding masked (SPEC §4).
+        # 3. Tensors for the loss: sampled ids as sampled; injected turns and padding masked (SPEC §4). Placeholder
+        #    rows and, with mask_truncated_completions, trajectories that never answered are left out of the loss.
         batch = build_training_batch(trajectories, self.codec.pad_token_id, self.codec.image_token_id, device)
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(self.accelerator.unwrap_model(self.model).dtype)
+        untrained = [i >= len(trajectories) - pad for i in range(len(trajectories))]
+        if self.args.mask_truncated_completions:
+            untrained = [u or t.finish_reason in TRUNCATED_REASONS for u, t in zip(untrained, trajectories)]
+        if any(untrained):
+            batch["tool_mask"][torch.tensor(untrained, device=batch["tool_mask"].device)] = 0
 
-        # 3. Rewards through TRL's machinery; each trajectory's turns reach the reward functions as a column.
-        reward_inputs = []
-        for t in trajectories:
-            row = dict(inputs[t.question_index * n])
-            row["turns"] = t.turn_texts
-            row["num_turns"] = t.num_turns
-            reward_inputs.append(row)
-        completions = ["\n".join(t.turn_texts) for t in trajectories]
-        completion_ids_list = [t.completion_ids for t in trajectories]
-        prompts = [r["problem"] for r in reward_inputs]
-        rewards_per_func = self._calculate_rewards(reward_inputs, prompts, completions, completion_ids_list)
-
-        # 4. Group advantages over all processes' rewards, then this rank's slice (SPEC §4).
-        weights = self.reward_weights.to(device).unsqueeze(0)
-        unscorable = torch.isnan(rewards_per_func).all(dim=1)
-        rewards = (rewards_per_func * weights).nansum(dim=1)
-        rewards[unscorable] = torch.nan
-        adv = group_advantages(rewards, n, scale=self.scale_rewards)
-        local = slice(self.accelerator.process_index * len(trajectories), (self.accelerator.process_index + 1) * len(trajectories))
-        advantages = adv.advantages[local]
-
-        # 5. Reference / old log-probs with the same inputs the loss sees (crops included).
+        # 4. Reference / old log-probs with the same inputs the loss sees (crops included).
         forward_kwargs = {k: batch[k] for k in ("pixel_values", "image_grid_thw", "mm_token_type_ids") if k in batch}
         prompt_completion_ids = torch.cat([batch["prompt_ids"], batch["completion_ids"]], dim=1)
         attention_mask = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
@@ -280,13 +343,20 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
                         num_images=batch["num_images"], **forward_kwargs,
                     )
 
-        # 6. Metrics (docs/metrics.md).
-        self._log_step_metrics(mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator)
-        self._flush_reward_logs(mode, prompts, completions, rewards_per_func, adv.advantages, device)
-        if self._question_log_path is not None and mode == "train" and self.accelerator.is_main_process:
-            self._write_question_log(records, rewards, n)
+        # 5. Metrics (docs/metrics.md): the rollout, reward and GIoU metrics over every trajectory rolled this step
+        #    (dropped groups included: they describe the policy); the dynamic-sampling counts.
+        self._log_step_metrics(mode, rollouts, n, selection, trajectories)
+        for k, rolled in enumerate(rollouts):
+            rolled_adv = group_advantages(rolled.rewards, n, scale=self.scale_rewards).advantages
+            self._flush_reward_logs(mode, rolled.prompts, rolled.completions, rolled.rewards_per_func, rolled_adv, device)
+            if self._question_log_path is not None and mode == "train" and self.accelerator.is_main_process:
+                self._write_question_log(rolled.records, rolled.rewards, n, rollout=k,
+                                         kept={g for kk, g in selection.kept[0] if kk == k})
         if mode == "train" and self._should_log_trajectories():
-            self._write_trajectory_log(records, trajectories, rewards_per_func, advantages)
+            first = rollouts[0]
+            first_adv = group_advantages(first.rewards, n, scale=self.scale_rewards).advantages
+            local = slice(rank * len(first.trajectories), (rank + 1) * len(first.trajectories))
+            self._write_trajectory_log(first.records, first.trajectories, first.rewards_per_func, first_adv[local])
 
         loss_mask = batch["completion_mask"] * batch["tool_mask"]
         output.update(
@@ -306,6 +376,46 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if self.args.record_sampling_logprobs:
             output["sampling_per_token_logps"] = batch["sampling_per_token_logps"]
         return output
+
+    def _roll_and_score(self, records: list[dict], mode: str, n: int) -> "ScoredRollout":
+        """One rollout of `records` (one per question) on this rank, scored through TRL's `_calculate_rewards`
+        (rewards gathered over every rank, rank-major)."""
+        questions = [RolloutQuestion(r["problem"], _record_image(r)) for r in records]
+        trajectories, rollout, generator = self._rollout(questions, mode)
+        reward_inputs = []
+        for t in trajectories:
+            row = dict(records[t.question_index])
+            row["turns"] = t.turn_texts
+            row["num_turns"] = t.num_turns
+            reward_inputs.append(row)
+        completions = ["\n".join(t.turn_texts) for t in trajectories]
+        prompts = [r["problem"] for r in reward_inputs]
+        rewards_per_func = self._calculate_rewards(reward_inputs, prompts, completions,
+                                                   [t.completion_ids for t in trajectories])
+        weights = self.reward_weights.to(self.accelerator.device).unsqueeze(0)
+        unscorable = torch.isnan(rewards_per_func).all(dim=1)
+        rewards = (rewards_per_func * weights).nansum(dim=1)
+        rewards[unscorable] = torch.nan
+        return ScoredRollout(records=records, trajectories=trajectories, prompts=prompts, completions=completions,
+                             rewards_per_func=rewards_per_func, rewards=rewards, rounds_run=rollout.rounds_run,
+                             generate_calls=generator.calls)
+
+    def _refill(self, rollouts: list["ScoredRollout"], n: int) -> GroupSelection:
+        """Dynamic sampling (trainer/dynamic_sampling.py): refill rollouts until every rank holds as many
+        informative groups as its generation batch has questions, or `dynamic_sampling_max_refills` is spent.
+        Every rank takes the same decisions from the same gathered rewards, so all join every rollout (ZeRO-3)."""
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        target = len(rollouts[0].records)
+        flat = [rollouts[0].flat_by_rank(n, world)]
+        while True:
+            selection = select_groups(flat, target)
+            informative = selection.groups_rolled - selection.groups_dropped
+            per_rank = refill_questions([len(k) for k in selection.kept], target, informative, selection.groups_rolled)
+            if per_rank == 0 or len(rollouts) > self.args.dynamic_sampling_max_refills:
+                return selection
+            indices = self.refill_stream.take(per_rank, rank, world)
+            rollouts.append(self._roll_and_score([self.train_dataset[i] for i in indices], "train", n))
+            flat.append(rollouts[-1].flat_by_rank(n, world))
 
     # -- the loss batch (trainer/loss_batch.py) -------------------------------------------------------------------
     @contextlib.contextmanager
@@ -394,7 +504,16 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
 
     # -- checkpoints -------------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None, trial=None, ignore_keys_for_eval=None):
-        """ResumeFixesMixin.train (a finished run trains no extra step), and the SIGTERM handler removed after."""
+        """ResumeFixesMixin.train (a finished run trains no extra step), the refill cursor of dynamic sampling
+        loaded from the checkpoint, and the SIGTERM handler removed after."""
+        if self.refill_stream is not None and resume_from_checkpoint:
+            folder = resume_from_checkpoint
+            if folder is True:
+                from transformers.trainer_utils import get_last_checkpoint
+
+                folder = get_last_checkpoint(self.args.output_dir)
+            if folder:
+                dynamic_sampling.load_state(self.refill_stream, folder)
         try:
             return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
                                  ignore_keys_for_eval=ignore_keys_for_eval)
@@ -413,6 +532,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
             mark_in_progress(folder)
         checkpoint_fault(step, "begin")
         super()._save_checkpoint(model, trial)
+        if self.refill_stream is not None and self.args.should_save and folder.is_dir():
+            dynamic_sampling.save_state(self.refill_stream, folder)  # the refill cursor: resume continues its order
         checkpoint_fault(step, "marker")
         self.accelerator.wait_for_everyone()
         if self.args.should_save and folder.is_dir():
@@ -445,30 +566,72 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         super()._save_optimizer_and_scheduler(output_dir)
 
     # -- logging ---------------------------------------------------------------------------------------------------
-    def _log_step_metrics(self, mode, trajectories, records, n, rewards_per_func, rewards, adv, batch, rollout, generator):
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """TRL's log (metrics averaged, metrics.jsonl and the console line via callbacks), then the collapse
+        alarms (trainer/alarms.py) over the history so far: a named warning, alarms.jsonl, and with
+        `alarm_action: stop` a checkpoint of this step and the end of the run (ranks agree on stopping)."""
+        super().log(logs, start_time)
+        if self.alarm_settings is None or "loss" not in logs or any(k.startswith("eval_") for k in logs):
+            return
+        events = new_events(self.state.log_history, self.alarm_settings)
+        if events and self.accelerator.is_main_process:
+            for event in events:
+                logger.warning("%s", event.message)
+            append_events(self.args.output_dir, events)
+        self.alarm_events.extend(events)
+        if self.args.alarm_action == "stop" and self._sync_any(bool(events)):
+            self.stopped_by_alarm = True
+            if self.accelerator.is_main_process:
+                logger.warning("alarm_action: stop: saving a checkpoint of step %d and ending the run",
+                               self.state.global_step)
+            self.control.should_training_stop = True
+            self.control.should_save = True
+
+    def _log_step_metrics(self, mode, rollouts, n, selection, batch_rows) -> None:
+        """Rollout, reward and GIoU metrics over every trajectory rolled this step, on every rank (TRL logs rank
+        0's metric lists only); with dynamic sampling, what was kept, dropped and refilled."""
         metrics = self._metrics[mode]
-        # Every rank's trajectories count (TRL logs rank 0's metric lists only).
-        stats = [trajectory_stats(t, records[t.question_index].get("bboxs") or []) for t in trajectories]
+        device = self.accelerator.device
+        rolled = [(r, t) for r in rollouts for t in r.trajectories]
+        stats = [trajectory_stats(t, r.records[t.question_index].get("bboxs") or []) for r, t in rolled]
         if self.accelerator.num_processes > 1:
             stats = gather_object(stats)
         for name, value in aggregate_rollout_stats(stats).items():
             metrics[name].append(value)
+        rewards_per_func = torch.cat([r.rewards_per_func for r in rollouts])
+        rewards = torch.cat([r.rewards for r in rollouts])
         for i, name in enumerate(self.reward_func_names):
             metrics[f"rewards/{name}/mean"].append(torch.nanmean(rewards_per_func[:, i]).item())
             metrics[f"rewards/{name}/std"].append(_nanstd(rewards_per_func[:, i]))
         metrics["reward"].append(torch.nanmean(rewards).item())
         metrics["reward_std"].append(_nanstd(rewards))
-        metrics["frac_reward_zero_std"].append(adv.zero_std.float().mean().item())
-        sampled = batch["tool_mask"].sum(dim=1).float()
+        zero_std = torch.cat([group_advantages(r.rewards, n, scale=self.scale_rewards).zero_std for r in rollouts])
+        metrics["frac_reward_zero_std"].append(zero_std.float().mean().item())
+        sampled = torch.tensor([float(t.num_sampled_tokens) for _, t in rolled], device=device)
         agg = self.accelerator.gather(sampled)
         metrics["completions/mean_length"].append(agg.mean().item())
         metrics["completions/min_length"].append(agg.min().item())
         metrics["completions/max_length"].append(agg.max().item())
-        metrics["rollout/rounds"].append(float(rollout.rounds_run))
-        metrics["rollout/generate_calls"].append(float(generator.calls))
+        metrics["rollout/rounds"].append(float(sum(r.rounds_run for r in rollouts)))
+        metrics["rollout/generate_calls"].append(float(sum(r.generate_calls for r in rollouts)))
+        if self.args.mask_truncated_completions:
+            truncated = torch.tensor([float(t.finish_reason in TRUNCATED_REASONS) for t in batch_rows], device=device)
+            metrics["rollout/masked_truncated_frac"].append(self.accelerator.gather(truncated).mean().item())
+        if mode == "train" and self.args.dynamic_sampling:
+            metrics["dynamic_sampling/groups_rolled"].append(float(selection.groups_rolled))
+            metrics["dynamic_sampling/groups_kept"].append(float(selection.groups_kept))
+            metrics["dynamic_sampling/groups_dropped"].append(float(selection.groups_dropped))
+            metrics["dynamic_sampling/groups_surplus"].append(float(selection.groups_surplus))
+            metrics["dynamic_sampling/shortfall"].append(float(selection.shortfall))
+            metrics["dynamic_sampling/refills"].append(float(len(rollouts) - 1))
+            metrics["dynamic_sampling/refill_questions"].append(
+                float(sum(len(r.records) for r in rollouts[1:]) * self.accelerator.num_processes))
+            world_rows = len(batch_rows) * self.accelerator.num_processes  # every rank returns as many rows
+            metrics["dynamic_sampling/placeholder_rows"].append(float(world_rows - selection.groups_kept * n))
         if mode == "train":
+            tokens = sum(len(t.prompt_ids) + len(t.completion_ids) for _, t in rolled)
             self.state.num_input_tokens_seen += int(
-                self.accelerator.gather(batch["prompt_mask"].sum() + batch["completion_mask"].sum()).sum().item()
+                self.accelerator.gather(torch.tensor(tokens, device=device)).sum().item()
             )
         metrics["num_tokens"] = [self.state.num_input_tokens_seen]
 
@@ -504,11 +667,15 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         )
         append_entries(Path(self.args.output_dir) / "trajectories.jsonl", entries)
 
-    def _write_question_log(self, records, rewards, n) -> None:
+    def _write_question_log(self, records, rewards, n, rollout: int = 0, kept=None) -> None:
+        """Rank 0's questions of one rollout (0: the main batch, k: the k-th refill) with their rewards and
+        whether their group reached the loss (dynamic sampling drops groups whose rewards are all equal)."""
         local = rewards.view(-1, n)[: len(records)]
         with open(self._question_log_path, "a", encoding="utf-8") as fh:
-            for r, row in zip(records, local.tolist()):
-                fh.write(json.dumps({"step": self.state.global_step, "key": r.get("key"), "rewards": row}) + "\n")
+            for g, (r, row) in enumerate(zip(records, local.tolist())):
+                entry = {"step": self.state.global_step, "key": r.get("key"), "rewards": row, "rollout": rollout,
+                         "kept": kept is None or g in kept}
+                fh.write(json.dumps(entry) + "\n")
 
 
 def _record_image(record: dict) -> Any:

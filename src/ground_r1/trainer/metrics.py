@@ -2,7 +2,7 @@
 
 rollout/turns_mean ("refine times"), rollout/turns_{k}_frac, rollout/answered_frac, rollout/finish_{reason}_frac,
 rollout/crop_fallback_rate, rollout/sampled_tokens_mean, rollout/completion_tokens_mean,
-rollout/hit_token_limit_rate, giou/* (SPEC §3: score per round, best-match score, no-box rate).
+rollout/hit_token_limit_rate, giou/* (SPEC §3: score per round, best-match score, no-box rate; giou/refine_*: second box against the first).
 Collapse alarms (SPEC §9): turns_mean falling to 1 and sampled_tokens_mean shrinking, with
 frac_reward_zero_std rising, are the visible signs of the one-round collapse of the public reproduction.
 """
@@ -13,7 +13,7 @@ from collections import Counter
 from statistics import fmean
 from typing import Sequence
 
-from ground_r1.rewards.giou import giou_metrics
+from ground_r1.rewards.giou import giou_metrics, refinement_metrics
 from ground_r1.rollout.trajectory import Trajectory
 
 
@@ -60,6 +60,8 @@ def aggregate_rollout_stats(stats: Sequence[dict]) -> dict[str, float]:
     out["rollout/sampled_tokens_mean"] = fmean(s["sampled_tokens"] for s in stats)
     out["rollout/completion_tokens_mean"] = fmean(s["completion_tokens"] for s in stats)
     out["rollout/images_mean"] = fmean(s["images"] for s in stats)
-    out.update(giou_metrics([s["grounding_boxes"] for s in stats], [s["gt_boxes"] for s in stats]))
+    boxes, gts = [s["grounding_boxes"] for s in stats], [s["gt_boxes"] for s in stats]
+    out.update(giou_metrics(boxes, gts))
+    out.update(refinement_metrics(boxes, gts))
     return out
 
