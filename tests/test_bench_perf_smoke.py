@@ -13,9 +13,20 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "benchmarks" / "perf" / "bench_rollout.py"
-FIGURES = ("rollout_s", "step_s", "generated_tokens", "decoded_tokens", "trained_tokens",
-           "generated_tokens_per_s", "trained_tokens_per_s", "peak_memory_mib", "loss_pass_s", "loss_real_positions",
-           "loss_batch_fill", "train_tflops_per_s")
+FIGURES = (
+    "rollout_s",
+    "step_s",
+    "generated_tokens",
+    "decoded_tokens",
+    "trained_tokens",
+    "generated_tokens_per_s",
+    "trained_tokens_per_s",
+    "peak_memory_mib",
+    "loss_pass_s",
+    "loss_real_positions",
+    "loss_batch_fill",
+    "train_tflops_per_s",
+)
 
 
 def _positive(value) -> bool:
@@ -27,8 +38,24 @@ def test_the_benchmark_writes_every_figure_finite_and_positive(tmp_path):
     out = tmp_path / "perf.json"
     # 1 question, N = G1 = 2 (no fork): slot 0 answers in round 1, slot 1 grounds then answers in round 2;
     # 28 tokens per turn is the smallest budget that fits the scripted turns with their eos.
-    cmd = [sys.executable, str(SCRIPT), "--questions", "1", "--num_generations", "2", "--g1", "2", "--max_turns", "2",
-           "--max_new_tokens_per_turn", "28", "--repeats", "1", "--out", str(out)]
+    cmd = [
+        sys.executable,
+        str(SCRIPT),
+        "--questions",
+        "1",
+        "--num_generations",
+        "2",
+        "--g1",
+        "2",
+        "--max_turns",
+        "2",
+        "--max_new_tokens_per_turn",
+        "28",
+        "--repeats",
+        "1",
+        "--out",
+        str(out),
+    ]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false")
     proc = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -45,8 +72,13 @@ def test_the_benchmark_writes_every_figure_finite_and_positive(tmp_path):
             assert all(_positive(figures[name][k]) for k in ("min", "median", "max")), (mode, name)
     for name, ratio in result["ratios"].items():
         assert all(_positive(ratio[k]) for k in ("min", "median", "max")), name
-    assert {"a/b rollout s per generated token", "c/a rollout s", "a/b loss s per real position", "p/a loss-pass s",
-            "k/a rollout s"} <= set(result["ratios"])
+    assert {
+        "a/b rollout s per generated token",
+        "c/a rollout s",
+        "a/b loss s per real position",
+        "p/a loss-pass s",
+        "k/a rollout s",
+    } <= set(result["ratios"])
 
     a, b, c, n, k, p = (next(s for s in result["steps"] if s["mode"] == m) for m in "abcnkp")
     # (a): round 1 = 2 rows x 28 tokens, round 2 = slot 1 only: 3 turns of 28 tokens kept and decoded.

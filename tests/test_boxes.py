@@ -37,9 +37,7 @@ from ground_r1.boxes import (
 
 def test_release_pattern_is_the_release_text() -> None:
     # Pinned character for character (SPEC §2); other modules build on it (format reward).
-    assert RELEASE_BOX_PATTERN == (
-        r"\[\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*\]"
-    )
+    assert RELEASE_BOX_PATTERN == (r"\[\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*,\s*(\d+\.?\d*)\s*\]")
 
 
 def test_box_tag_wins_over_an_earlier_list() -> None:

@@ -29,7 +29,9 @@ def test_complete_and_each_kind_of_incomplete(tmp_path):
     assert checkpoint_problems(make_checkpoint(tmp_path, 3, rng=False)) == ["no RNG state"]
     assert checkpoint_problems(make_checkpoint(tmp_path, 4, weights=False)) == ["no model weights"]
     assert checkpoint_problems(make_checkpoint(tmp_path, 5, state=False)) == ["trainer_state.json missing"]
-    assert checkpoint_problems(make_checkpoint(tmp_path, 6, state_step=5)) == ["trainer_state.json says step 5, folder says 6"]
+    assert checkpoint_problems(make_checkpoint(tmp_path, 6, state_step=5)) == [
+        "trainer_state.json says step 5, folder says 6"
+    ]
     truncated = make_checkpoint(tmp_path, 7)
     (truncated / "trainer_state.json").write_text('{"global_step": 7, "log_hist')
     assert checkpoint_problems(truncated) == ["trainer_state.json unreadable (JSONDecodeError)"]
@@ -55,7 +57,9 @@ def test_question_budget_arithmetic(monkeypatch):
 
     monkeypatch.setenv("WORLD_SIZE", "4")
     script = SimpleNamespace(max_train_questions=8000, lr_schedule_span="budget")
-    args = SimpleNamespace(per_device_train_batch_size=8, num_generations=8, gradient_accumulation_steps=1, max_steps=-1)
+    args = SimpleNamespace(
+        per_device_train_batch_size=8, num_generations=8, gradient_accumulation_steps=1, max_steps=-1
+    )
     # 8 completions / N=8 = 1 question per device, x 4 GPUs x 1 accumulation = 4 questions per step -> 2000 steps
     # (SPEC §5: "2,000 steps on 4 GPUs").
     assert apply_question_budget(script, args) == [] and args.max_steps == 2000

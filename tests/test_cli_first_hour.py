@@ -64,9 +64,14 @@ def test_every_parser_of_the_project_is_built_without_prefix_matching():
     files = [*(REPO / "src").rglob("*.py"), *(REPO / "benchmarks").rglob("*.py")]
     calls = [(f, node) for f in files for node in _parser_calls(f)]
     assert len(calls) >= 13
-    loose = [f"{f.relative_to(REPO)}:{node.lineno}" for f, node in calls
-             if not any(k.arg == "allow_abbrev" and isinstance(k.value, ast.Constant) and k.value.value is False
-                        for k in node.keywords)]
+    loose = [
+        f"{f.relative_to(REPO)}:{node.lineno}"
+        for f, node in calls
+        if not any(
+            k.arg == "allow_abbrev" and isinstance(k.value, ast.Constant) and k.value.value is False
+            for k in node.keywords
+        )
+    ]
     assert loose == []
 
 
@@ -80,8 +85,19 @@ def test_training_help_puts_the_description_config_and_the_method_first_and_keep
     lines = text.splitlines()
     assert lines[0].startswith("usage: python -m ground_r1.cli.train_grpo [--config YAML]")
     assert lines[2].startswith("Ground-R1 GRPO training: the model proposes an evidence box")
-    order = [text.index(s) for s in ("--config YAML", "--help_all", "Ground-R1 method", "--num_first_round_samples",
-                                     "--heldout_eval_steps", "--data_path", "--model_name_or_path", "--learning_rate")]
+    order = [
+        text.index(s)
+        for s in (
+            "--config YAML",
+            "--help_all",
+            "Ground-R1 method",
+            "--num_first_round_samples",
+            "--heldout_eval_steps",
+            "--data_path",
+            "--model_name_or_path",
+            "--learning_rate",
+        )
+    ]
     assert order == sorted(order)
     assert "--adam_beta1" not in text and "--help_all lists them" in text
     assert len(lines) < 400
@@ -95,8 +111,10 @@ def test_evaluate_help_says_the_token_budget_evaluation_really_uses():
     from ground_r1.cli import evaluate, evaluate_general
 
     viscot = " ".join(evaluate.build_parser().format_help().split())
-    assert ("new tokens per turn (default: the checkpoint's rollout_settings.json, else 512, SPEC §2; 32 for the "
-            "demo model (no --model_path))") in viscot
+    assert (
+        "new tokens per turn (default: the checkpoint's rollout_settings.json, else 512, SPEC §2; 32 for the "
+        "demo model (no --model_path))"
+    ) in viscot
     general = " ".join(evaluate_general.build_parser().format_help().split())
     assert "32 for the demo model or the built-in demo set" in general
 
@@ -119,8 +137,9 @@ def test_one_flag_name_for_the_item_limit_with_the_old_name_kept():
 # ------------------------------------------------------------------------------------------- MODEL_PATH
 
 
-@pytest.mark.parametrize("path", ["/no/such/model", "./outputs/missing", "../missing", "~/missing-model",
-                                  "outputs/runs/missing"])
+@pytest.mark.parametrize(
+    "path", ["/no/such/model", "./outputs/missing", "../missing", "~/missing-model", "outputs/runs/missing"]
+)
 def test_a_missing_local_model_path_is_named(path):
     from ground_r1.models.loading import ModelPathError, check_model_path, looks_local
 
@@ -161,8 +180,10 @@ def test_evaluation_with_a_missing_model_folder_exits_1_naming_it(tmp_path, capl
     caplog.set_level(logging.ERROR)
     missing = str(tmp_path / "ckpt")
     assert evaluate.main(["--protocol", "ground_r1", "--model_path", missing, "--output_dir", str(tmp_path / "e")]) == 1
-    assert evaluate_general.main(["--protocol", "ground_r1", "--model_path", missing,
-                                  "--output_dir", str(tmp_path / "g")]) == 1
+    assert (
+        evaluate_general.main(["--protocol", "ground_r1", "--model_path", missing, "--output_dir", str(tmp_path / "g")])
+        == 1
+    )
     assert caplog.text.count(f"MODEL_PATH {missing}: no such folder") == 2
 
 
@@ -176,8 +197,11 @@ def test_a_tracker_that_cannot_start_fails_before_any_work_with_the_install_comm
     from ground_r1 import trackers
 
     real = importlib.util.find_spec
-    monkeypatch.setattr(trackers.importlib.util, "find_spec", lambda name, *a: None if name in ("wandb", "tensorboard")
-                        else real(name, *a))
+    monkeypatch.setattr(
+        trackers.importlib.util,
+        "find_spec",
+        lambda name, *a: None if name in ("wandb", "tensorboard") else real(name, *a),
+    )
     with pytest.raises(trackers.TrackerError, match=r"wandb is not installed: pip install wandb==0\.31\.0"):
         trackers.check_trackers(["wandb"])
     with pytest.raises(trackers.TrackerError, match=r"tensorboard is not installed: pip install tensorboard==2\.21\.0"):
@@ -194,7 +218,9 @@ def test_wandb_online_without_a_key_says_how_to_log_in_or_log_offline(tmp_path):
     with pytest.raises(trackers.TrackerError, match="WANDB_MODE=offline"):
         trackers.check_trackers(["wandb"], environ=env)
     assert trackers.check_trackers(["wandb", "tensorboard"], environ={**env, "WANDB_MODE": "offline"}) == [
-        "wandb", "tensorboard"]
+        "wandb",
+        "tensorboard",
+    ]
     assert trackers.check_trackers(["wandb"], environ={**env, "WANDB_API_KEY": "k" * 40}) == ["wandb"]
     assert trackers.check_trackers(["none"]) == [] and trackers.check_trackers(None) == []
 
@@ -211,12 +237,15 @@ def test_wandb_logs_into_the_run_folder_unless_told_otherwise(tmp_path):
 
 
 def test_the_multi_process_hint_names_the_run_not_a_placeholder(tmp_path):
-    script_args, training_args, _ = train_grpo.parse_args([*CPU, "--output_dir", str(tmp_path / "run"),
-                                                           "--heldout_eval_questions", "64"])
+    script_args, training_args, _ = train_grpo.parse_args(
+        [*CPU, "--output_dir", str(tmp_path / "run"), "--heldout_eval_questions", "64"]
+    )
     hint = train_grpo.multi_process_hint(training_args, script_args)
     assert "<" not in hint
-    assert hint == (f"python -m ground_r1.cli.evaluate_controls --model_path {tmp_path / 'run'} --max_questions 64 "
-                    f"--output {tmp_path / 'run' / 'heldout_eval.json'}")
+    assert hint == (
+        f"python -m ground_r1.cli.evaluate_controls --model_path {tmp_path / 'run'} --max_questions 64 "
+        f"--output {tmp_path / 'run' / 'heldout_eval.json'}"
+    )
 
 
 def test_the_held_out_summary_survives_a_held_out_set_without_evidence_boxes(tmp_path, caplog):
@@ -225,8 +254,12 @@ def test_the_held_out_summary_survives_a_held_out_set_without_evidence_boxes(tmp
     import json
     from types import SimpleNamespace
 
-    results = {"grounded": {"accuracy": 0.5, "accuracy_se": 0.1, "giou_score": 0.4}, "no_crop": {"accuracy": 0.25},
-               "gt_crop": {"questions": 0}, "random_box": {"giou_score": 0.2}}
+    results = {
+        "grounded": {"accuracy": 0.5, "accuracy_se": 0.1, "giou_score": 0.4},
+        "no_crop": {"accuracy": 0.25},
+        "gt_crop": {"questions": 0},
+        "random_box": {"giou_score": 0.2},
+    }
     evaluation = SimpleNamespace(records=[{}] * 4, run=lambda model, processor, conditions: results)
     trainer = SimpleNamespace(accelerator=SimpleNamespace(unwrap_model=lambda m: m), model=None, processing_class=None)
     caplog.set_level(logging.INFO)

@@ -323,7 +323,7 @@ def test_two_cpu_processes_under_accelerate_launch(tmp_path):
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = sorted(
-        (json.loads(line[len("RESULT "):]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")),
+        (json.loads(line[len("RESULT ") :]) for line in proc.stdout.splitlines() if line.startswith("RESULT ")),
         key=lambda r: r["rank"],
     )
     expected = {"created": True, "world": 2, "type": "DistributedType.DEEPSPEED", "sum": 3.0,  # 1 + 2 over gloo

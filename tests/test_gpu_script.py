@@ -16,8 +16,14 @@ REPO = Path(__file__).resolve().parents[1]
 def test_the_gpu_script_runs_on_cpu_in_tiny_geometry(tmp_path):
     out = tmp_path / "gpu.json"
     env = dict(os.environ, DEVICE="cpu", GEOMETRY="tiny", OUT=str(out), WHEELS=str(tmp_path / "no-wheels"))
-    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu" / "run.sh")], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        ["bash", str(REPO / "benchmarks" / "gpu" / "run.sh")],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     log = proc.stdout + proc.stderr
     assert proc.returncode == 0, log[-4000:]
     assert "pytest -m gpu" in log and "skipped" in log  # the gpu tests were collected and skipped on CPU
@@ -25,7 +31,12 @@ def test_the_gpu_script_runs_on_cpu_in_tiny_geometry(tmp_path):
     s = result["settings"]
     # The settings, at tiny sizes: AdamW, beta 0.04 (a reference model), gradient checkpointing, forced
     # mixed rounds, one warm-up and one timed step of (a) and (b).
-    assert (s["optim"], s["beta"], s["gradient_checkpointing"], s["policy"]) == ("adamw_torch", 0.04, "on", "mixed_rounds")
+    assert (s["optim"], s["beta"], s["gradient_checkpointing"], s["policy"]) == (
+        "adamw_torch",
+        0.04,
+        "on",
+        "mixed_rounds",
+    )
     assert (s["modes"], s["repeats"], s["warmup"]) == ("ab", 1, 1)
     a, b = (next(x for x in result["steps"] if x["mode"] == m) for m in "ab")
     for step in (a, b):

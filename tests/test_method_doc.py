@@ -12,15 +12,20 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 DOC = ROOT / "docs" / "method.md"
-PRESETS = {name: yaml.safe_load((ROOT / "configs" / "grpo" / f"{name}.yaml").read_text())
-           for name in ("release", "paper", "tiny_cpu")}
+PRESETS = {
+    name: yaml.safe_load((ROOT / "configs" / "grpo" / f"{name}.yaml").read_text())
+    for name in ("release", "paper", "tiny_cpu")
+}
 
 
 @lru_cache(maxsize=None)
 def defined_tests(path: Path) -> frozenset[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    return frozenset(n.name for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef))
-                     and n.name.startswith("test_"))
+    return frozenset(
+        n.name
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.name.startswith("test_")
+    )
 
 
 def all_tests() -> frozenset[str]:
@@ -74,7 +79,8 @@ def quoted_values(text: str) -> list[tuple[str, str, str]]:
     out = []
     for line in text.splitlines():
         for key, release, paper, tiny in re.findall(
-                r"`(\w+)` ([\w.+-]+) / ([\w.+-]+)(?: \(tiny_cpu: ([\w.+-]+)\))?", line):
+            r"`(\w+)` ([\w.+-]+) / ([\w.+-]+)(?: \(tiny_cpu: ([\w.+-]+)\))?", line
+        ):
             out += [("release", key, release), ("paper", key, paper)] + ([("tiny_cpu", key, tiny)] if tiny else [])
         if line.startswith("| ") and "`" in line:
             preset = "paper" if line.startswith("| paper preset") else "release"
@@ -86,6 +92,7 @@ def test_every_preset_value_the_method_doc_quotes_is_the_presets():
     quoted = [(p, k, v) for p, k, v in quoted_values(DOC.read_text(encoding="utf-8")) if k in PRESETS[p]]
     assert len(quoted) >= 30
     assert ("release", "max_completion_length", "5632") in quoted  # the drift issue 22 found (4608)
-    wrong = [f"{p}: {k}: doc {v!r}, preset {PRESETS[p][k]!r}" for p, k, v in quoted
-             if yaml.safe_load(v) != PRESETS[p][k]]
+    wrong = [
+        f"{p}: {k}: doc {v!r}, preset {PRESETS[p][k]!r}" for p, k, v in quoted if yaml.safe_load(v) != PRESETS[p][k]
+    ]
     assert not wrong, "docs/method.md quotes values the presets do not have:\n" + "\n".join(wrong)

@@ -11,14 +11,17 @@ PACKAGE = ROOT / "src" / "ground_r1"
 
 def module_map() -> str:
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## Where things are"):]
+    section = text[text.index("## Where things are") :]
     return section[: section.index("\n## ", 4)]
 
 
 def test_the_readme_module_map_names_every_module_of_the_package():
     text = module_map()
-    top = [p.name for p in PACKAGE.iterdir()
-           if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and not p.name.startswith("__"))]
+    top = [
+        p.name
+        for p in PACKAGE.iterdir()
+        if (p.suffix == ".py" and p.name != "__init__.py") or (p.is_dir() and not p.name.startswith("__"))
+    ]
     missing = [name for name in top if not re.search(rf"\b{re.escape(name.removesuffix('.py'))}(\.py|/)", text)]
     assert not missing, f"README 'Where things are' misses: {missing}"
 

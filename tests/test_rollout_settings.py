@@ -20,15 +20,31 @@ from ground_r1.rollout_settings import (
     write_settings,
 )
 
-TINY = dict(max_turns=3, max_new_tokens_per_turn=48, max_completion_length=1024, min_pixels=12544, max_pixels=12544,
-            min_crop_size=28, max_aspect_ratio=200.0, crop_fallback="full_image", box_parse="tag_first",
-            letter_rule="spec")
+TINY = dict(
+    max_turns=3,
+    max_new_tokens_per_turn=48,
+    max_completion_length=1024,
+    min_pixels=12544,
+    max_pixels=12544,
+    min_crop_size=28,
+    max_aspect_ratio=200.0,
+    crop_fallback="full_image",
+    box_parse="tag_first",
+    letter_rule="spec",
+)
 
 
 def config(**overrides) -> GroundR1Config:
-    return GroundR1Config(output_dir="/tmp/unused", use_cpu=True, bf16=False, num_generations=4,
-                          per_device_train_batch_size=4, remove_unused_columns=False, report_to=[],
-                          **{**TINY, **overrides})
+    return GroundR1Config(
+        output_dir="/tmp/unused",
+        use_cpu=True,
+        bf16=False,
+        num_generations=4,
+        per_device_train_batch_size=4,
+        remove_unused_columns=False,
+        report_to=[],
+        **{**TINY, **overrides},
+    )
 
 
 def test_the_one_list_is_shared_by_the_controls_cli_and_the_evaluation_flags():
@@ -60,7 +76,9 @@ def test_a_settings_file_of_another_convention_or_with_unknown_keys_is_refused_b
 
 def test_a_flag_wins_over_the_checkpoint_which_wins_over_the_demo_and_the_defaults():
     flags = {k: None for k in ROLLOUT_KEYS} | {"max_turns": 2}
-    values, sources = resolve_eval_settings(flags, {"max_turns": 3, "max_pixels": 12544}, {"max_new_tokens_per_turn": 32})
+    values, sources = resolve_eval_settings(
+        flags, {"max_turns": 3, "max_pixels": 12544}, {"max_new_tokens_per_turn": 32}
+    )
     assert (values["max_turns"], sources["max_turns"]) == (2, "flag")
     assert (values["max_pixels"], sources["max_pixels"]) == (12544, "checkpoint")
     assert (values["max_new_tokens_per_turn"], sources["max_new_tokens_per_turn"]) == (32, "demo default")
@@ -74,22 +92,54 @@ def test_evaluate_uses_a_checkpoints_settings_unless_a_flag_says_otherwise_and_s
     model = tmp_path / "outputs" / "grpo"
     write_settings(model, config())
     caplog.set_level(logging.INFO)
-    args = evaluate.build_parser().parse_args(["--protocol", "ground_r1", "--model_path", str(model),
-                                               "--output_dir", str(tmp_path / "e")])
+    args = evaluate.build_parser().parse_args(
+        ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "e")]
+    )
     evaluate.apply_demo_defaults(args)
     assert (args.max_pixels, args.min_pixels, args.max_new_tokens, args.max_turns, args.max_completion_length) == (
-        12544, 12544, 48, 3, 1024)
+        12544,
+        12544,
+        48,
+        3,
+        1024,
+    )
     assert "max_pixels=12544 (checkpoint)" in caplog.text and str(model / SETTINGS_NAME) in caplog.text
     config_used = evaluate.inference_config(args)
-    assert (config_used.sampling.max_new_tokens, config_used.max_turns, config_used.crop_fallback) == (48, 3, "full_image")
+    assert (config_used.sampling.max_new_tokens, config_used.max_turns, config_used.crop_fallback) == (
+        48,
+        3,
+        "full_image",
+    )
     assert config_used.settings_sources["max_pixels"] == "checkpoint"
-    flagged = evaluate.build_parser().parse_args(["--protocol", "ground_r1", "--model_path", str(model),
-                                                  "--output_dir", str(tmp_path / "e"), "--max_new_tokens", "64"])
+    flagged = evaluate.build_parser().parse_args(
+        [
+            "--protocol",
+            "ground_r1",
+            "--model_path",
+            str(model),
+            "--output_dir",
+            str(tmp_path / "e"),
+            "--max_new_tokens",
+            "64",
+        ]
+    )
     evaluate.apply_demo_defaults(flagged)
     assert (flagged.max_new_tokens, flagged.settings_sources["max_new_tokens_per_turn"], flagged.max_pixels) == (
-        64, "flag", 12544)
-    ignored = evaluate.build_parser().parse_args(["--protocol", "ground_r1", "--model_path", str(model),
-                                                  "--output_dir", str(tmp_path / "e"), "--no-checkpoint_settings"])
+        64,
+        "flag",
+        12544,
+    )
+    ignored = evaluate.build_parser().parse_args(
+        [
+            "--protocol",
+            "ground_r1",
+            "--model_path",
+            str(model),
+            "--output_dir",
+            str(tmp_path / "e"),
+            "--no-checkpoint_settings",
+        ]
+    )
     evaluate.apply_demo_defaults(ignored)
     assert (ignored.max_pixels, ignored.max_new_tokens, ignored.max_turns) == (401408, 512, 5)
 
@@ -100,12 +150,14 @@ def test_the_general_benchmarks_use_the_checkpoints_settings_too(tmp_path):
 
     model = tmp_path / "ckpt"
     write_settings(model, config())
-    args = evaluate_general.build_parser().parse_args(["--protocol", "ground_r1", "--model_path", str(model),
-                                                       "--output_dir", str(tmp_path / "g")])
+    args = evaluate_general.build_parser().parse_args(
+        ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "g")]
+    )
     evaluate_general.apply_demo_defaults(args, DistContext())
     assert (args.max_pixels, args.max_new_tokens, args.max_turns) == (12544, 48, 3)
-    base = evaluate_general.build_parser().parse_args(["--protocol", "ground_r1", "--model_path", str(tmp_path),
-                                                       "--output_dir", str(tmp_path / "g")])
+    base = evaluate_general.build_parser().parse_args(
+        ["--protocol", "ground_r1", "--model_path", str(tmp_path), "--output_dir", str(tmp_path / "g")]
+    )
     evaluate_general.apply_demo_defaults(base, DistContext())  # no settings file, built-in demo set: demo budget
     assert (base.max_pixels, base.max_new_tokens, base.max_turns) == (401408, 32, 5)
 
@@ -124,13 +176,25 @@ def test_the_table_header_names_each_settings_source(tmp_path):
     from ground_r1.evaluation.identity import InferenceConfig, check_identity
     from ground_r1.rollout_settings import run_header
 
-    cfg = InferenceConfig(protocol="ground_r1", model="/m", max_turns=3, min_pixels=12544, max_pixels=12544,
-                          settings_sources={"max_turns": "checkpoint", "min_pixels": "checkpoint",
-                                            "max_pixels": "checkpoint", "max_new_tokens_per_turn": "flag"})
+    cfg = InferenceConfig(
+        protocol="ground_r1",
+        model="/m",
+        max_turns=3,
+        min_pixels=12544,
+        max_pixels=12544,
+        settings_sources={
+            "max_turns": "checkpoint",
+            "min_pixels": "checkpoint",
+            "max_pixels": "checkpoint",
+            "max_new_tokens_per_turn": "flag",
+        },
+    )
     check_identity(tmp_path, cfg)
     header = run_header(tmp_path)
-    assert header.startswith("Rollout settings (ground_r1 protocol, model /m): from the checkpoint's "
-                             "rollout_settings.json (as trained): max_turns=3, min_pixels=12544, max_pixels=12544")
+    assert header.startswith(
+        "Rollout settings (ground_r1 protocol, model /m): from the checkpoint's "
+        "rollout_settings.json (as trained): max_turns=3, min_pixels=12544, max_pixels=12544"
+    )
     assert "from flags: max_new_tokens_per_turn=512" in header
     # The sources are notes: a resume with the same settings from other sources is the same run.
     (tmp_path / "predictions.jsonl").write_text('{"key": "a", "status": "ok"}\n')
@@ -158,8 +222,11 @@ def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_s
     assert used.box_parse == "release" and used.identity()["box_parse"] == "release"
     flagged = evaluate.build_parser().parse_args([*base, "--box_parse", "tag_first", "--letter_rule", "spec"])
     evaluate.apply_demo_defaults(flagged)
-    assert (flagged.box_parse, flagged.letter_rule, flagged.settings_sources["box_parse"]) == ("tag_first", "spec",
-                                                                                               "flag")
+    assert (flagged.box_parse, flagged.letter_rule, flagged.settings_sources["box_parse"]) == (
+        "tag_first",
+        "spec",
+        "flag",
+    )
     ignored = evaluate.build_parser().parse_args([*base, "--no-checkpoint_settings"])
     evaluate.apply_demo_defaults(ignored)
     assert (ignored.box_parse, ignored.letter_rule) == ("tag_first", "spec")  # the defaults
@@ -169,7 +236,8 @@ def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_s
     # The general benchmarks take the box rule (their rollout crops with it); their scorers are the references', so
     # the letter rule is neither a flag there nor in their header.
     general_args = evaluate_general.build_parser().parse_args(
-        ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "g")])
+        ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "g")]
+    )
     caplog.clear()
     evaluate_general.apply_demo_defaults(general_args, DistContext())
     assert general_args.box_parse == "release" and not hasattr(general_args, "letter_rule")

@@ -50,7 +50,8 @@ def test_the_search_finds_a_planted_secret_anywhere(tmp_path):
     (tmp_path / "a" / "b" / "training_args.bin").write_bytes(b"\x80\x04" + SECRET_IN_FILE.encode() + b"\x00")
     (tmp_path / "clean.json").write_text("{}")
     assert files_holding([tmp_path], ALL_TRAINING_SECRETS) == [
-        (str(tmp_path / "a" / "b" / "training_args.bin"), SECRET_IN_FILE)]
+        (str(tmp_path / "a" / "b" / "training_args.bin"), SECRET_IN_FILE)
+    ]
 
 
 # --------------------------------------------------------------------------------------------------------
@@ -64,8 +65,14 @@ def test_training_never_writes_or_logs_a_secret(tmp_path_factory):
     out = run.output_dir
     # What is searched holds what would leak: the manifest (config + command), the checkpoint's pickled
     # training args, trainer state, weights, metrics, logs.
-    for name in ("run_manifest.json", "checkpoint-1/training_args.bin", "checkpoint-1/trainer_state.json",
-                 "model.safetensors", "metrics.jsonl", "skipped_records.jsonl"):
+    for name in (
+        "run_manifest.json",
+        "checkpoint-1/training_args.bin",
+        "checkpoint-1/trainer_state.json",
+        "model.safetensors",
+        "metrics.jsonl",
+        "skipped_records.jsonl",
+    ):
         assert (out / name).is_file(), name
     assert files_holding([out], ALL_TRAINING_SECRETS) == []
     assert all(secret not in run.proc.stdout + run.proc.stderr for secret in ALL_TRAINING_SECRETS)
@@ -87,10 +94,22 @@ def test_judged_evaluation_with_a_key_file_never_writes_or_logs_it(tmp_path):
     key_file.write_text(key + "\n")
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     with FakeChatServer(policy=_echo) as server:
-        env.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY_FILE=str(key_file), OPENAI_MODEL="judge-test",
-                   NUM_GPUS="1", OMP_NUM_THREADS="1", OUTPUT_DIR="out")
-        proc = subprocess.run(["bash", str(REPO / "eval" / "multi_baseline.sh"), "--no_progress"], cwd=tmp_path,
-                              env=env, capture_output=True, text=True, timeout=600)
+        env.update(
+            OPENAI_BASE_URL=server.base_url,
+            OPENAI_API_KEY_FILE=str(key_file),
+            OPENAI_MODEL="judge-test",
+            NUM_GPUS="1",
+            OMP_NUM_THREADS="1",
+            OUTPUT_DIR="out",
+        )
+        proc = subprocess.run(
+            ["bash", str(REPO / "eval" / "multi_baseline.sh"), "--no_progress"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
         requests = server.chat_requests
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
     # The key was read from the file and sent, in the Authorization header only.
@@ -111,10 +130,31 @@ def test_judged_evaluation_with_a_key_file_never_writes_or_logs_it(tmp_path):
 def test_secret_names():
     from ground_r1.run_manifest import is_secret_name
 
-    secret = ["api_key", "OPENAI_API_KEY", "hub_token", "HF_TOKEN", "token", "password", "client_secret",
-              "WANDB_API_KEY", "AWS_SECRET_ACCESS_KEY", "push_to_hub_token", "--hub-token"]
-    innocent = ["max_new_tokens_per_turn", "pad_token", "include_num_input_tokens_seen", "sort_key", "max_tokens",
-                "tokenizer_name_or_path", "image_token", "num_tokens", "hub_model_id", "eval_max_new_tokens_per_turn"]
+    secret = [
+        "api_key",
+        "OPENAI_API_KEY",
+        "hub_token",
+        "HF_TOKEN",
+        "token",
+        "password",
+        "client_secret",
+        "WANDB_API_KEY",
+        "AWS_SECRET_ACCESS_KEY",
+        "push_to_hub_token",
+        "--hub-token",
+    ]
+    innocent = [
+        "max_new_tokens_per_turn",
+        "pad_token",
+        "include_num_input_tokens_seen",
+        "sort_key",
+        "max_tokens",
+        "tokenizer_name_or_path",
+        "image_token",
+        "num_tokens",
+        "hub_model_id",
+        "eval_max_new_tokens_per_turn",
+    ]
     assert [n for n in secret if not is_secret_name(n)] == []
     assert [n for n in innocent if is_secret_name(n)] == []
 
@@ -131,17 +171,25 @@ def test_manifest_masks_secret_fields_flags_and_any_secret_in_the_environment(tm
     found = environment_secrets()
     assert set(ALL_TRAINING_SECRETS) <= set(found) and "innocent-value-123" not in found
     argv = ["--max_new_tokens_per_turn", "16", "--hub_token", "hf_cli_token_abc", "--api_key=sk-cli-xyz"]
-    section = {"hub_token": "hf_section_token_def", "pad_token": "<|endoftext|>", "max_new_tokens_per_turn": 16,
-               "note": f"innocent key name, secret value {SECRET_ENV['OPENAI_API_KEY']}",
-               "nested": {"password": "p4ssw0rd!", "hub_token": None}, "path": "innocent-value-123"}
+    section = {
+        "hub_token": "hf_section_token_def",
+        "pad_token": "<|endoftext|>",
+        "max_new_tokens_per_turn": 16,
+        "note": f"innocent key name, secret value {SECRET_ENV['OPENAI_API_KEY']}",
+        "nested": {"password": "p4ssw0rd!", "hub_token": None},
+        "path": "innocent-value-123",
+    }
     text = write_manifest(tmp_path / "out", argv, training_args=section).read_text()
     for leaked in [*ALL_TRAINING_SECRETS, "hf_cli_token_abc", "sk-cli-xyz", "hf_section_token_def", "p4ssw0rd!"]:
         assert leaked not in text, leaked
     manifest = json.loads(text)
     assert manifest["command"][-5:] == ["--max_new_tokens_per_turn", "16", "--hub_token", "***", "--api_key=***"]
     assert manifest["training_args"] == {
-        "hub_token": "***", "pad_token": "<|endoftext|>", "max_new_tokens_per_turn": 16,
-        "note": "innocent key name, secret value ***", "nested": {"password": "***", "hub_token": None},
+        "hub_token": "***",
+        "pad_token": "<|endoftext|>",
+        "max_new_tokens_per_turn": 16,
+        "note": "innocent key name, secret value ***",
+        "nested": {"password": "***", "hub_token": None},
         "path": "innocent-value-123",
     }
 
@@ -169,9 +217,23 @@ def _where(path: Path, node: ast.AST) -> str:
 
 
 # Calls that run text as code or deserialise arbitrary objects.
-FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "pickle.load", "pickle.loads", "marshal.load",
-                   "marshal.loads", "yaml.unsafe_load", "yaml.full_load", "dill.load", "dill.loads", "os.system",
-                   "os.popen", "shelve.open"}
+FORBIDDEN_CALLS = {
+    "eval",
+    "exec",
+    "compile",
+    "__import__",
+    "pickle.load",
+    "pickle.loads",
+    "marshal.load",
+    "marshal.loads",
+    "yaml.unsafe_load",
+    "yaml.full_load",
+    "dill.load",
+    "dill.loads",
+    "os.system",
+    "os.popen",
+    "shelve.open",
+}
 
 
 def _unsafe_calls() -> list[tuple[str, str]]:
@@ -187,8 +249,9 @@ def _unsafe_calls() -> list[tuple[str, str]]:
                 problems.append((_where(path, node), f"{name}(...)"))
             elif name == "yaml.load" and "Loader" not in keywords:
                 problems.append((_where(path, node), "yaml.load without a safe Loader"))
-            elif name == "torch.load" and not (isinstance(keywords.get("weights_only"), ast.Constant)
-                                               and keywords["weights_only"].value is True):
+            elif name == "torch.load" and not (
+                isinstance(keywords.get("weights_only"), ast.Constant) and keywords["weights_only"].value is True
+            ):
                 problems.append((_where(path, node), "torch.load without weights_only=True"))
             shell = keywords.get("shell")
             if isinstance(shell, ast.Constant) and shell.value is True:
@@ -209,13 +272,18 @@ def test_trust_remote_code_is_never_switched_on_in_src():
                     problems.append(f"{_where(path, node.value)}: trust_remote_code={node.value.value!r}")
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
                 args = node.args.args + node.args.kwonlyargs
-                defaults = ([None] * (len(node.args.args) - len(node.args.defaults)) + list(node.args.defaults)
-                            + list(node.args.kw_defaults))
+                defaults = (
+                    [None] * (len(node.args.args) - len(node.args.defaults))
+                    + list(node.args.defaults)
+                    + list(node.args.kw_defaults)
+                )
                 for arg, default in zip(args, defaults):
-                    if arg.arg == "trust_remote_code" and not (isinstance(default, ast.Constant)
-                                                               and default.value is False):
-                        problems.append(f"{_where(path, node)}: {node.name}(trust_remote_code=...) must default "
-                                        "to False")
+                    if arg.arg == "trust_remote_code" and not (
+                        isinstance(default, ast.Constant) and default.value is False
+                    ):
+                        problems.append(
+                            f"{_where(path, node)}: {node.name}(trust_remote_code=...) must default to False"
+                        )
     assert problems == []
 
 

@@ -63,15 +63,20 @@ def main(argv: list[str]) -> int:
     if first is None:
         print(f"metrics.jsonl: identical at every one of the {steps} common steps")
     else:
-        print(f"metrics.jsonl: identical through step {first - 1}; step {first} differs in {len(keys)} key(s): "
-              + ", ".join(keys[:8]) + (" ..." if len(keys) > 8 else ""))
+        print(
+            f"metrics.jsonl: identical through step {first - 1}; step {first} differs in {len(keys)} key(s): "
+            + ", ".join(keys[:8])
+            + (" ..." if len(keys) > 8 else "")
+        )
     ga, gb = _gallery(a / "trajectories.jsonl"), _gallery(b / "trajectories.jsonl")
     shared = sorted(set(ga) & set(gb))
     if shared:
         same = [s for s in shared if ga[s] == gb[s]]
         differ = [s for s in shared if ga[s] != gb[s]]
-        print(f"trajectories.jsonl: {len(same)} of {len(shared)} logged steps identical"
-              + (f"; first differing step {differ[0]}" if differ else ""))
+        print(
+            f"trajectories.jsonl: {len(same)} of {len(shared)} logged steps identical"
+            + (f"; first differing step {differ[0]}" if differ else "")
+        )
     return 0 if first is None else 1
 
 

@@ -61,19 +61,44 @@ def main() -> None:
         refs.append((scene, ref))
     greedy = generate(model, processor, chats, images)
     targets = [box_target(t, scene, ref, (112, 112)) for t, (scene, ref) in zip(greedy, refs)]
-    sampled = generate(model, processor, chats, images, max_new_tokens=30, do_sample=True,
-                       temperature=args.temperature, top_k=50, top_p=1.0, num_return_sequences=args.samples)
+    sampled = generate(
+        model,
+        processor,
+        chats,
+        images,
+        max_new_tokens=30,
+        do_sample=True,
+        temperature=args.temperature,
+        top_k=50,
+        top_p=1.0,
+        num_return_sequences=args.samples,
+    )
     boxed = np.array(["<box>" in t for t in sampled]).reshape(args.questions, args.samples).mean(1)
     boxes = [t for t in sampled if "<box>" in t]
-    print(json.dumps({
-        "model": args.model, "questions": args.questions,
-        "greedy": {"think_names_the_asked_card": sum(f"the {ref.kind} card" in t for t, (_, ref) in zip(greedy, refs)),
-                   **{k: targets.count(k) for k in ("named_card", "other_card", "no_card", "no_box")}},
-        "sampled": {"samples": args.samples, "temperature": args.temperature, "box_share": float(boxed.mean()),
+    print(
+        json.dumps(
+            {
+                "model": args.model,
+                "questions": args.questions,
+                "greedy": {
+                    "think_names_the_asked_card": sum(f"the {ref.kind} card" in t for t, (_, ref) in zip(greedy, refs)),
+                    **{k: targets.count(k) for k in ("named_card", "other_card", "no_card", "no_box")},
+                },
+                "sampled": {
+                    "samples": args.samples,
+                    "temperature": args.temperature,
+                    "box_share": float(boxed.mean()),
                     "questions_mixed": float(((boxed > 0) & (boxed < 1)).mean()),
-                    "questions_always_box": float((boxed == 1).mean()), "questions_never_box": float((boxed == 0).mean()),
-                    "well_formed_boxes": float(np.mean([bool(WELL_FORMED_BOX.search(t)) for t in boxes])) if boxes else None},
-    }, indent=2))
+                    "questions_always_box": float((boxed == 1).mean()),
+                    "questions_never_box": float((boxed == 0).mean()),
+                    "well_formed_boxes": float(np.mean([bool(WELL_FORMED_BOX.search(t)) for t in boxes]))
+                    if boxes
+                    else None,
+                },
+            },
+            indent=2,
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -22,10 +22,16 @@ if str(REPO / "src") not in sys.path:
 METRICS = ("accuracy", "giou_score", "format", "turns_mean", "answered_frac")
 REFINE = ("refine_twice_frac", "refine_improved_frac", "refine_gain")
 # Training curves: window means of each run's metrics.jsonl (the per-step values are noisy: 4 questions a step).
-CURVE = (("accuracy", "rewards/accuracy_reward/mean"), ("format", "rewards/format_reward/mean"),
-         ("giou", "giou/score"), ("turns", "rollout/turns_mean"), ("crop fallback", "rollout/crop_fallback_rate"),
-         ("zero-std groups", "frac_reward_zero_std"), ("kept groups", "dynamic_sampling/groups_kept"),
-         ("refills", "dynamic_sampling/refills"))
+CURVE = (
+    ("accuracy", "rewards/accuracy_reward/mean"),
+    ("format", "rewards/format_reward/mean"),
+    ("giou", "giou/score"),
+    ("turns", "rollout/turns_mean"),
+    ("crop fallback", "rollout/crop_fallback_rate"),
+    ("zero-std groups", "frac_reward_zero_std"),
+    ("kept groups", "dynamic_sampling/groups_kept"),
+    ("refills", "dynamic_sampling/refills"),
+)
 CURVE_WINDOW = 25
 
 
@@ -62,7 +68,7 @@ def _curve(path: Path) -> tuple[list[str], list[list[str]]]:
     keys = [(name, key) for name, key in CURVE if any(key in r for r in steps)]
     rows = []
     for start in range(0, len(steps), CURVE_WINDOW):
-        window = steps[start:start + CURVE_WINDOW]
+        window = steps[start : start + CURVE_WINDOW]
         cells = [f"{window[0]['step']}-{window[-1]['step']}"]
         for _, key in keys:
             values = [r[key] for r in window if isinstance(r.get(key), (int, float))]
@@ -107,8 +113,11 @@ def summary(root: Path) -> str:
     control = [_load(s / "no_crop_eval.json") for s in seeds]
     gains = _gains(root)
     if gains:
-        lines += [f"**Gain of the grounded run over the no-crop RL control** (same seed, held-out accuracy): "
-                  f"{_cell(gains)} over {len(gains)} seed(s).", ""]
+        lines += [
+            f"**Gain of the grounded run over the no-crop RL control** (same seed, held-out accuracy): "
+            f"{_cell(gains)} over {len(gains)} seed(s).",
+            "",
+        ]
 
     rows: list[tuple[str, dict[str, list]]] = []
 
@@ -135,12 +144,21 @@ def summary(root: Path) -> str:
         lines.append(f"| {label} | " + " | ".join(_cell(values[m]) for m in METRICS) + " |")
     refine_rows = [(label, v) for label, v in rows if any(x is not None for x in v["refine_twice_frac"])]
     if refine_rows:
-        lines += ["", "Iterative refinement (greedy, held-out): trajectories whose first two grounding turns both "
-                  "hold a box, and how the second box's GIoU score compares with the first's:", "",
-                  "| condition | boxes twice | second box better | mean gain (second - first) |", "|---|---|---|---|"]
+        lines += [
+            "",
+            "Iterative refinement (greedy, held-out): trajectories whose first two grounding turns both "
+            "hold a box, and how the second box's GIoU score compares with the first's:",
+            "",
+            "| condition | boxes twice | second box better | mean gain (second - first) |",
+            "|---|---|---|---|",
+        ]
         for label, v in refine_rows:
             lines.append(f"| {label} | " + " | ".join(_cell(v[m]) for m in REFINE) + " |")
-    lines += ["", "Collapse alarms (trainer/alarms.py, default thresholds, replayed over each run's metrics.jsonl):", ""]
+    lines += [
+        "",
+        "Collapse alarms (trainer/alarms.py, default thresholds, replayed over each run's metrics.jsonl):",
+        "",
+    ]
     for seed in seeds:
         for run in ("grounded", "no_crop"):
             if (seed / run / "metrics.jsonl").is_file():
@@ -148,8 +166,13 @@ def summary(root: Path) -> str:
     for seed in seeds:
         header, curve = _curve(seed / "grounded" / "metrics.jsonl")
         if curve:
-            lines += ["", f"{seed.name}/grounded training, {CURVE_WINDOW}-step means of metrics.jsonl:", "",
-                      "| steps | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
+            lines += [
+                "",
+                f"{seed.name}/grounded training, {CURVE_WINDOW}-step means of metrics.jsonl:",
+                "",
+                "| steps | " + " | ".join(header) + " |",
+                "|---|" + "---|" * len(header),
+            ]
             lines += ["| " + " | ".join(row) + " |" for row in curve]
     timings = root / "timings.txt"
     if timings.is_file():
@@ -168,8 +191,11 @@ def _run_seconds(root: Path) -> list[float]:
 def variants(root: Path) -> str:
     """One row per variant folder (a folder holding seed*/): held-out accuracy of the grounded runs, the no-crop
     control, the gain, GIoU, refinement, training seconds per grounded run."""
-    lines = ["| variant | seeds | accuracy | every seed | no-crop RL control | gain over control | GIoU | boxes twice | "
-             "second box better | s per grounded run |", "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| variant | seeds | accuracy | every seed | no-crop RL control | gain over control | GIoU | boxes twice | "
+        "second box better | s per grounded run |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for folder in sorted(p for p in root.iterdir() if p.is_dir() and _seeds(p)):
         seeds = _seeds(folder)
         g = [(_load(s / "grounded_eval.json") or {}).get("grounded") for s in seeds]
@@ -178,13 +204,23 @@ def variants(root: Path) -> str:
         c = [x for x in c if x]
         acc = [x["accuracy"] for x in g]
         seconds = _run_seconds(folder)
-        lines.append(" | ".join([
-            f"| {folder.name}", str(len(g)), _cell(acc), ", ".join(f"{a:.2f}" for a in acc),
-            _cell([x["accuracy"] for x in c]) if c else "not run", _cell(_gains(folder)) if c else "-",
-            _cell([x.get("giou_score") for x in g]), _cell([x.get("refine_twice_frac") for x in g]),
-            _cell([x.get("refine_improved_frac") for x in g]),
-            f"{statistics.fmean(seconds):.0f}" if seconds else "-",
-        ]) + " |")
+        lines.append(
+            " | ".join(
+                [
+                    f"| {folder.name}",
+                    str(len(g)),
+                    _cell(acc),
+                    ", ".join(f"{a:.2f}" for a in acc),
+                    _cell([x["accuracy"] for x in c]) if c else "not run",
+                    _cell(_gains(folder)) if c else "-",
+                    _cell([x.get("giou_score") for x in g]),
+                    _cell([x.get("refine_twice_frac") for x in g]),
+                    _cell([x.get("refine_improved_frac") for x in g]),
+                    f"{statistics.fmean(seconds):.0f}" if seconds else "-",
+                ]
+            )
+            + " |"
+        )
     return "\n".join(lines)
 
 

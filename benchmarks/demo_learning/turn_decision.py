@@ -28,13 +28,14 @@ from ground_r1.prompt import grounding_text
 def generate(model, processor, chats, images, max_new_tokens=40, **sampling):
     """Each chat's next turn, rendered as the rollout renders it; greedy unless ``sampling`` says otherwise
     (``do_sample=True, temperature=..., num_return_sequences=k``: k turns per chat, chat-major)."""
-    texts = [processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True, add_vision_id=True)
-             for c in chats]
+    texts = [
+        processor.apply_chat_template(c, tokenize=False, add_generation_prompt=True, add_vision_id=True) for c in chats
+    ]
     processor.tokenizer.padding_side = "left"
     enc = processor(text=texts, images=images, return_tensors="pt", padding=True)
     with torch.no_grad():
         out = model.generate(**enc, max_new_tokens=max_new_tokens, **{"do_sample": False, **sampling})
-    return processor.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+    return processor.tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
 
 
 def main() -> None:
@@ -54,10 +55,18 @@ def main() -> None:
             question = zoom_question(ref.kind) if mode == "zoom" else "What colour is the dot?"
             w, h = 112, 112
             box = original_to_input(ref.box, (scene.width, scene.height), (w, h))
-            user = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": grounding_text(question, w, h)}]}
+            user = {
+                "role": "user",
+                "content": [{"type": "image"}, {"type": "text", "text": grounding_text(question, w, h)}],
+            }
             first.append([user])
-            second.append([user, {"role": "assistant", "content": [{"type": "text", "text": grounding_answer(ref.kind, box)}]},
-                           user])
+            second.append(
+                [
+                    user,
+                    {"role": "assistant", "content": [{"type": "text", "text": grounding_answer(ref.kind, box)}]},
+                    user,
+                ]
+            )
             scenes.append(image), crops.append(image.crop(ref.box)), answers.append(ref.detail)
         turn1 = generate(model, processor, first, scenes)
         turn2 = generate(model, processor, second, [im for pair in zip(scenes, crops) for im in pair])

@@ -48,8 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.models.loading import load_processor
     from ground_r1 import paths
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     p.add_argument("--scenes", type=int, default=200, help="held-out scenes (3 dots each)")
     p.add_argument("--questions", type=int, default=100, help="the benchmark's held-out questions: their asked dot")
     p.add_argument("--model", default=str(paths.tiny_instruct_dir()), help="whose processor (default: the base)")
@@ -87,14 +88,18 @@ def main(argv: list[str] | None = None) -> int:
             cx = (x - ref.box[0]) * crop_view.shape[1] // crop.width
             cy = (y - ref.box[1]) * crop_view.shape[0] // crop.height
             hits["crop of the card (processor)"] += nearest(crop_view[cy, cx], palette) == ref.detail
-    print(f"{dots} dots of {args.scenes} held-out scenes (default SyntheticConfig, seed {cfg.seed}, split 'eval'); "
-          f"the nearest of the {len(palette)} dot colours to the view pixel at the dot's centre is the dot's colour:")
+    print(
+        f"{dots} dots of {args.scenes} held-out scenes (default SyntheticConfig, seed {cfg.seed}, split 'eval'); "
+        f"the nearest of the {len(palette)} dot colours to the view pixel at the dot's centre is the dot's colour:"
+    )
     for name, count in hits.items():
         print(f"  {name:32s} {count / dots:.3f} ({count}/{dots})")
     n = min(args.questions, args.scenes)
     print(f"  the asked dot of the first {n} held-out questions (the benchmark's), processor view: {asked / n:.3f}")
-    print(f"  RGB distance of that view pixel (processor view) from the dot's true colour: median "
-          f"{float(np.median(distance)):.0f}, min {min(distance):.0f}")
+    print(
+        f"  RGB distance of that view pixel (processor view) from the dot's true colour: median "
+        f"{float(np.median(distance)):.0f}, min {min(distance):.0f}"
+    )
     return 0
 
 

@@ -63,24 +63,46 @@ from forced import ForcedScript  # noqa: E402
 logger = logging.getLogger("bench_rollout")
 
 MODES = ("a", "b", "c", "n", "k", "p")
-MODE_NAMES = {"a": "GroundR1Trainer", "b": "TRL GRPOTrainer 1-turn", "c": "release-style loop",
-              "n": "(a), no vision reuse", "k": "(a), no KV carry-over", "p": "(a), TRL's padded loss"}
+MODE_NAMES = {
+    "a": "GroundR1Trainer",
+    "b": "TRL GRPOTrainer 1-turn",
+    "c": "release-style loop",
+    "n": "(a), no vision reuse",
+    "k": "(a), no KV carry-over",
+    "p": "(a), TRL's padded loss",
+}
 # Named peaks for the MFU of the training forward/backward (`--peak_tflops NAME=TFLOPS`, dense bf16).
 H200_PEAKS = {"h200_spec_989": 989.0, "h200_measured_790": 790.0}
 # Figures that are positive for every step of every loop (the smoke test checks them).
-FIGURES = ("rollout_s", "step_s", "generated_tokens", "decoded_tokens", "trained_tokens",
-           "generated_tokens_per_s", "trained_tokens_per_s", "peak_memory_mib", "loss_pass_s",
-           "loss_real_positions", "loss_batch_fill", "train_tflops_per_s")
+FIGURES = (
+    "rollout_s",
+    "step_s",
+    "generated_tokens",
+    "decoded_tokens",
+    "trained_tokens",
+    "generated_tokens_per_s",
+    "trained_tokens_per_s",
+    "peak_memory_mib",
+    "loss_pass_s",
+    "loss_real_positions",
+    "loss_batch_fill",
+    "train_tflops_per_s",
+)
 SUMMARY_EXTRA = ("peak_above_step_start_mib", "loss_batch_fill_padded", "loss_s_per_real_position")
 CPU_SECONDS = ("rollout_cpu_s", "step_cpu_s", "loss_pass_cpu_s")  # CPU runs only
 
 
 # -- arguments ------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
-    p.add_argument("--geometry", choices=("tiny", "3b", "7b"), default="tiny",
-                   help="tiny: the offline test model; 3b/7b: the real sizes, random init (needs a GPU)")
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    p.add_argument(
+        "--geometry",
+        choices=("tiny", "3b", "7b"),
+        default="tiny",
+        help="tiny: the offline test model; 3b/7b: the real sizes, random init (needs a GPU)",
+    )
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--dtype", choices=("auto", "fp32", "bf16"), default="auto", help="auto: bf16 on cuda, fp32 on cpu")
     p.add_argument("--num_generations", type=int, default=8, help="N trajectories per question (tiny_cpu: 8)")
@@ -88,37 +110,69 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--questions", type=int, default=2, help="questions per step (tiny_cpu: 2)")
     p.add_argument("--max_new_tokens_per_turn", type=int, default=48, help="per-turn budget (tiny_cpu: 48)")
     p.add_argument("--max_turns", type=int, default=3, help="assistant turns per trajectory (tiny_cpu: 3)")
-    p.add_argument("--max_completion_length", type=int, default=None,
-                   help="total budget of (a)/(c) (default: max_turns x (per-turn budget + 1024), never binding)")
+    p.add_argument(
+        "--max_completion_length",
+        type=int,
+        default=None,
+        help="total budget of (a)/(c) (default: max_turns x (per-turn budget + 1024), never binding)",
+    )
     p.add_argument("--max_pixels", type=int, default=12544, help="image processor max_pixels (tiny: 12544)")
     p.add_argument("--min_pixels", type=int, default=3136)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--policy", default="mixed_rounds", help="scripted policy of ground_r1.demo.scripted")
-    p.add_argument("--modes", default="abcnkp",
-                   help="which loops to run, e.g. 'ab'; 'n': (a) without vision-feature reuse, 'k': (a) without the KV "
-                        "cache carried from round to round, 'p': (a) with TRL's padded loss batch and LM head on "
-                        "every position (the 'befores' of issues 8 and 19)")
+    p.add_argument(
+        "--modes",
+        default="abcnkp",
+        help="which loops to run, e.g. 'ab'; 'n': (a) without vision-feature reuse, 'k': (a) without the KV "
+        "cache carried from round to round, 'p': (a) with TRL's padded loss batch and LM head on "
+        "every position (the 'befores' of issues 8 and 19)",
+    )
     p.add_argument("--no_vision_reuse", action="store_true", help="(a) itself re-encodes images every round")
     p.add_argument("--no_kv_reuse", action="store_true", help="(a) itself prefills every context afresh each round")
     p.add_argument("--no_record_logprobs", action="store_true", help="(a)/(c) do not keep sampling log-probs")
     p.add_argument("--optim", default=None, help="HF optimizer name (default: adamw_torch on tiny, sgd on 3b/7b)")
-    p.add_argument("--gradient_checkpointing", choices=("auto", "on", "off"), default="auto",
-                   help="auto: off on tiny (tiny_cpu.yaml), on for 3b/7b")
+    p.add_argument(
+        "--gradient_checkpointing",
+        choices=("auto", "on", "off"),
+        default="auto",
+        help="auto: off on tiny (tiny_cpu.yaml), on for 3b/7b",
+    )
     p.add_argument("--learning_rate", type=float, default=1e-5)
-    p.add_argument("--beta", type=float, default=0.0,
-                   help="KL coefficient of every loop; > 0 keeps one frozen reference model in memory (the release: 0.04)")
-    p.add_argument("--loss_batch_layout", default="auto", choices=("auto", "bucketed", "packed", "padded"),
-                   help="(a)'s loss batch (config loss_batch_layout); (p) is always 'padded'")
-    p.add_argument("--peak_tflops", action="append", default=[], metavar="NAME=TFLOPS",
-                   help="a peak for the MFU of the training forward/backward (repeatable); --device cuda on an H200 "
-                        "adds h200_spec_989 and h200_measured_790")
+    p.add_argument(
+        "--beta",
+        type=float,
+        default=0.0,
+        help="KL coefficient of every loop; > 0 keeps one frozen reference model in memory (the release: 0.04)",
+    )
+    p.add_argument(
+        "--loss_batch_layout",
+        default="auto",
+        choices=("auto", "bucketed", "packed", "padded"),
+        help="(a)'s loss batch (config loss_batch_layout); (p) is always 'padded'",
+    )
+    p.add_argument(
+        "--peak_tflops",
+        action="append",
+        default=[],
+        metavar="NAME=TFLOPS",
+        help="a peak for the MFU of the training forward/backward (repeatable); --device cuda on an H200 "
+        "adds h200_spec_989 and h200_measured_790",
+    )
     p.add_argument("--warmup", type=int, default=1, help="untimed steps of each loop before the repeats")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default 1 on --device cpu: steadier timings on a shared machine)")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default 1 on --device cpu: steadier timings on a shared machine)",
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", default="benchmarks/perf/results/perf.json", help="JSON with every raw figure")
-    p.add_argument("--profile", default=None, metavar="DIR",
-                   help="after the repeats, profile one more step of (a) (torch profiler + cProfile) into DIR")
+    p.add_argument(
+        "--profile",
+        default=None,
+        metavar="DIR",
+        help="after the repeats, profile one more step of (a) (torch profiler + cProfile) into DIR",
+    )
     p.add_argument("--profile_tag", default="a", help="file name tag of the profile tables")
     args = p.parse_args(argv)
     problems = []
@@ -130,8 +184,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, name) < 1:
             problems.append(f"--{name} must be >= 1, got {getattr(args, name)}")
     if args.geometry != "tiny" and args.device != "cuda":
-        problems.append(f"--geometry {args.geometry} needs --device cuda (a random {args.geometry} model on CPU "
-                        "would take hours per step)")
+        problems.append(
+            f"--geometry {args.geometry} needs --device cuda (a random {args.geometry} model on CPU "
+            "would take hours per step)"
+        )
     if args.device == "cuda" and not torch.cuda.is_available():
         problems.append("--device cuda but torch sees no GPU")
     if problems:
@@ -299,8 +355,11 @@ class StepProbe:
             return
         trajectories, rollout, generator = out
         g2 = self.n // self.g1
-        shared = sum(len(trajectories[q * self.n + b * g2].turns[0].ids)
-                     for q in range(len(trajectories) // self.n) for b in range(self.g1))
+        shared = sum(
+            len(trajectories[q * self.n + b * g2].turns[0].ids)
+            for q in range(len(trajectories) // self.n)
+            for b in range(self.g1)
+        )
         later = sum(len(turn.ids) for t in trajectories for turn in t.turns[1:])
         self.record["generated_tokens"] = shared + later
         self.record["decoded_tokens"] = generator.generated_tokens
@@ -330,9 +389,13 @@ class StepProbe:
         padded = inputs["prompt_mask"].numel() + inputs["completion_mask"].numel()
         batch = getattr(self.trainer, "last_loss_batch", None)
         pixels = inputs.get("pixel_values")
-        return {"real": real, "processed": batch.positions if batch is not None else padded, "padded": padded,
-                "forwards": len(batch.forwards) if batch is not None else 1,
-                "patch_rows": int(pixels.shape[0]) if pixels is not None else 0}
+        return {
+            "real": real,
+            "processed": batch.positions if batch is not None else padded,
+            "padded": padded,
+            "forwards": len(batch.forwards) if batch is not None else 1,
+            "patch_rows": int(pixels.shape[0]) if pixels is not None else 0,
+        }
 
     def take(self) -> dict[str, Any]:
         rec, self.record = self.record, {}
@@ -404,8 +467,13 @@ def load_questions(args) -> list[dict]:
     from ground_r1.demo.synthetic import ensure_default_dataset
 
     folder = ensure_default_dataset(num_train=512, num_eval=64)  # the CLI's default synthetic data
-    loaded = load_viscot_records(folder / "train.jsonl", image_root=folder, min_pixels=args.min_pixels,
-                                 max_pixels=args.max_pixels, limit=args.questions)
+    loaded = load_viscot_records(
+        folder / "train.jsonl",
+        image_root=folder,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        limit=args.questions,
+    )
     if len(loaded.records) < args.questions:
         raise ValueError(f"asked for {args.questions} questions, the synthetic data has {len(loaded.records)}")
     return loaded.records
@@ -416,12 +484,33 @@ def common_settings(args, out_dir: str) -> dict:
     bf16 = on_gpu and args.dtype != "fp32"
     gc = {"auto": args.geometry != "tiny", "on": True, "off": False}[args.gradient_checkpointing]
     return dict(
-        output_dir=out_dir, per_device_train_batch_size=args.questions * args.num_generations,
-        num_generations=args.num_generations, max_steps=1, beta=args.beta, loss_type="grpo", num_iterations=1,
-        scale_rewards="group", learning_rate=args.learning_rate, lr_scheduler_type="constant", weight_decay=0.0,
-        max_grad_norm=1.0, optim=args.optim, temperature=1.0, top_k=50, top_p=1.0, repetition_penalty=1.0,
-        remove_unused_columns=False, logging_steps=1, report_to=[], save_strategy="no", use_cpu=not on_gpu,
-        bf16=bf16, gradient_checkpointing=gc, dataloader_num_workers=0, disable_tqdm=True, seed=args.seed,
+        output_dir=out_dir,
+        per_device_train_batch_size=args.questions * args.num_generations,
+        num_generations=args.num_generations,
+        max_steps=1,
+        beta=args.beta,
+        loss_type="grpo",
+        num_iterations=1,
+        scale_rewards="group",
+        learning_rate=args.learning_rate,
+        lr_scheduler_type="constant",
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        optim=args.optim,
+        temperature=1.0,
+        top_k=50,
+        top_p=1.0,
+        repetition_penalty=1.0,
+        remove_unused_columns=False,
+        logging_steps=1,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=not on_gpu,
+        bf16=bf16,
+        gradient_checkpointing=gc,
+        dataloader_num_workers=0,
+        disable_tqdm=True,
+        seed=args.seed,
     )
 
 
@@ -442,26 +531,45 @@ def build_trainers(args, model, processor, records: list[dict], script: ForcedSc
     budget = args.max_new_tokens_per_turn
     rewards = [format_reward, make_accuracy_reward(build_registry())]
     common = common_settings(args, out_dir)
-    ours = dict(common, num_first_round_samples=args.g1, max_turns=args.max_turns, max_new_tokens_per_turn=budget,
-                max_completion_length=args.max_completion_length, min_pixels=args.min_pixels,
-                max_pixels=args.max_pixels, record_sampling_logprobs=not args.no_record_logprobs,
-                loss_batch_layout=args.loss_batch_layout)
+    ours = dict(
+        common,
+        num_first_round_samples=args.g1,
+        max_turns=args.max_turns,
+        max_new_tokens_per_turn=budget,
+        max_completion_length=args.max_completion_length,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        record_sampling_logprobs=not args.no_record_logprobs,
+        loss_batch_layout=args.loss_batch_layout,
+    )
 
     def ground_trainer(release_style: bool, reuse: bool, loss_batch_layout: str | None = None, kv: bool = True):
 
         class BenchGroundR1Trainer(GroundR1Trainer):
             def _make_generator(self, model):
-                return HFGenerator(model, self.codec, record_logprobs=self.args.record_sampling_logprobs,
-                                   reuse_vision_features=reuse, reuse_kv_cache=kv, use_cache=not release_style,
-                                   extra_generate_kwargs=script.for_requests(budget))
+                return HFGenerator(
+                    model,
+                    self.codec,
+                    record_logprobs=self.args.record_sampling_logprobs,
+                    reuse_vision_features=reuse,
+                    reuse_kv_cache=kv,
+                    use_cache=not release_style,
+                    extra_generate_kwargs=script.for_requests(budget),
+                )
 
         settings = dict(ours, loss_batch_layout=loss_batch_layout or ours["loss_batch_layout"])
         with shared_reference(reference):
-            trainer = BenchGroundR1Trainer(model=model, reward_funcs=rewards, args=GroundR1Config(**settings),
-                                           train_dataset=records_to_dataset(records), processing_class=processor)
+            trainer = BenchGroundR1Trainer(
+                model=model,
+                reward_funcs=rewards,
+                args=GroundR1Config(**settings),
+                train_dataset=records_to_dataset(records),
+                processing_class=processor,
+            )
         if release_style:
             trainer.rollout_config = dataclasses.replace(
-                trainer.rollout_config, release_style_regenerate_all=True, release_style_retokenize=True)
+                trainer.rollout_config, release_style_regenerate_all=True, release_style_retokenize=True
+            )
         return trainer
 
     # beta > 0: one frozen reference (the policy as it is now) in memory, shared by every loop, as the release
@@ -477,8 +585,9 @@ def build_trainers(args, model, processor, records: list[dict], script: ForcedSc
     if "k" in args.modes:
         trainers["k"] = ground_trainer(release_style=False, reuse=not args.no_vision_reuse, kv=False)
     if "p" in args.modes:
-        trainers["p"] = ground_trainer(release_style=False, reuse=not args.no_vision_reuse, loss_batch_layout="padded",
-                                       kv=not args.no_kv_reuse)
+        trainers["p"] = ground_trainer(
+            release_style=False, reuse=not args.no_vision_reuse, loss_batch_layout="padded", kv=not args.no_kv_reuse
+        )
     if "b" in args.modes:
         # The same first user turn as ours (image, then the release template with the processor's input size).
         from ground_r1.rollout.conversation import ConversationCodec
@@ -488,12 +597,23 @@ def build_trainers(args, model, processor, records: list[dict], script: ForcedSc
         for r in records:
             image = load_image(r["image"])
             w, h = codec.encode_images([image])[0].size
-            rows.append({"prompt": [{"role": "user", "content": grounding_text(r["problem"], w, h)}],
-                         "image": image, "solution": r["solution"], "dataset": r["dataset"]})
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": grounding_text(r["problem"], w, h)}],
+                    "image": image,
+                    "solution": r["solution"],
+                    "dataset": r["dataset"],
+                }
+            )
         config = GRPOConfig(**common, max_completion_length=budget, chat_template_kwargs={"add_vision_id": True})
         with shared_reference(reference):
-            trainers["b"] = GRPOTrainer(model=model, reward_funcs=rewards, args=config,
-                                        train_dataset=Dataset.from_list(rows), processing_class=processor)
+            trainers["b"] = GRPOTrainer(
+                model=model,
+                reward_funcs=rewards,
+                args=config,
+                train_dataset=Dataset.from_list(rows),
+                processing_class=processor,
+            )
     for trainer in trainers.values():
         for cb in (PrinterCallback, ProgressCallback):
             trainer.remove_callback(cb)
@@ -539,9 +659,15 @@ def spread(values: list[float]) -> dict[str, float]:
 
 def summarise(steps: list[dict], modes: str) -> tuple[dict, dict]:
     by_mode = {m: [s for s in steps if s["mode"] == m] for m in modes}
-    summary = {m: {f: spread([s[f] for s in rows]) for f in (*FIGURES, *SUMMARY_EXTRA, *CPU_SECONDS)
-                   if all(f in s for s in rows)}
-               for m, rows in by_mode.items() if rows}
+    summary = {
+        m: {
+            f: spread([s[f] for s in rows])
+            for f in (*FIGURES, *SUMMARY_EXTRA, *CPU_SECONDS)
+            if all(f in s for s in rows)
+        }
+        for m, rows in by_mode.items()
+        if rows
+    }
     ratios: dict[str, dict] = {}
     repeats = sorted({s["repeat"] for s in steps})
 
@@ -557,20 +683,42 @@ def summarise(steps: list[dict], modes: str) -> tuple[dict, dict]:
 
     per_token = lambda s: s["rollout_s"] / s["generated_tokens"]  # noqa: E731
     per_trained = lambda s: s["step_s"] / s["trained_tokens"]  # noqa: E731
-    per_repeat("a", "b", per_token, "a/b rollout s per generated token",
-               "generation cost of our multi-round rollout per kept token, relative to TRL's single turn")
+    per_repeat(
+        "a",
+        "b",
+        per_token,
+        "a/b rollout s per generated token",
+        "generation cost of our multi-round rollout per kept token, relative to TRL's single turn",
+    )
     per_repeat("a", "b", per_trained, "a/b step s per trained token", "whole optimizer step per loss token")
-    per_repeat("a", "b", lambda s: s["loss_s_per_real_position"], "a/b loss s per real position",
-               "loss forward/backward seconds per non-pad position of the loss batch (like with like)")
+    per_repeat(
+        "a",
+        "b",
+        lambda s: s["loss_s_per_real_position"],
+        "a/b loss s per real position",
+        "loss forward/backward seconds per non-pad position of the loss batch (like with like)",
+    )
     if all("step_cpu_s" in s for s in steps):  # CPU: the same ratios in CPU seconds of the process
-        per_repeat("a", "b", lambda s: s["rollout_cpu_s"] / s["generated_tokens"], "a/b rollout cpu-s per gen token",
-                   "as 'a/b rollout s per generated token', in process CPU seconds (waits for a shared core left out)")
+        per_repeat(
+            "a",
+            "b",
+            lambda s: s["rollout_cpu_s"] / s["generated_tokens"],
+            "a/b rollout cpu-s per gen token",
+            "as 'a/b rollout s per generated token', in process CPU seconds (waits for a shared core left out)",
+        )
         per_repeat("a", "b", lambda s: s["step_cpu_s"] / s["trained_tokens"], "a/b step cpu-s per trained token", "")
-        per_repeat("a", "b", lambda s: s["loss_pass_cpu_s"] / s["loss_real_positions"], "a/b loss cpu-s per real position", "")
+        per_repeat(
+            "a", "b", lambda s: s["loss_pass_cpu_s"] / s["loss_real_positions"], "a/b loss cpu-s per real position", ""
+        )
         per_repeat("p", "a", lambda s: s["loss_pass_cpu_s"], "p/a loss-pass cpu-s", "")
         per_repeat("k", "a", lambda s: s["rollout_cpu_s"], "k/a rollout cpu-s", "")
-    per_repeat("p", "a", lambda s: s["loss_pass_s"], "p/a loss-pass s",
-               "TRL's padded loss batch and full-position LM head over ours (same trajectories)")
+    per_repeat(
+        "p",
+        "a",
+        lambda s: s["loss_pass_s"],
+        "p/a loss-pass s",
+        "TRL's padded loss batch and full-position LM head over ours (same trajectories)",
+    )
     per_repeat("p", "a", lambda s: s["step_s"], "p/a step s", "")
     per_repeat("c", "a", lambda s: s["rollout_s"], "c/a rollout s", "release-style rollout time over ours (same turns)")
     per_repeat("c", "a", lambda s: s["step_s"], "c/a step s", "release-style step time over ours (same turns)")
@@ -583,11 +731,18 @@ def summarise(steps: list[dict], modes: str) -> tuple[dict, dict]:
 
 
 def format_table(summary: dict, ratios: dict, steps: list[dict], device: str) -> str:
-    cols = [("rollout s", "rollout_s", "{:.3f}"), ("step s", "step_s", "{:.3f}"),
-            ("gen tok", "generated_tokens", "{:.0f}"), ("decoded", "decoded_tokens", "{:.0f}"),
-            ("trained tok", "trained_tokens", "{:.0f}"), ("gen tok/s", "generated_tokens_per_s", "{:.0f}"),
-            ("trained tok/s", "trained_tokens_per_s", "{:.0f}"), ("loss s", "loss_pass_s", "{:.3f}"),
-            ("loss fill", "loss_batch_fill", "{:.3f}"), ("peak MiB", "peak_memory_mib", "{:.0f}")]
+    cols = [
+        ("rollout s", "rollout_s", "{:.3f}"),
+        ("step s", "step_s", "{:.3f}"),
+        ("gen tok", "generated_tokens", "{:.0f}"),
+        ("decoded", "decoded_tokens", "{:.0f}"),
+        ("trained tok", "trained_tokens", "{:.0f}"),
+        ("gen tok/s", "generated_tokens_per_s", "{:.0f}"),
+        ("trained tok/s", "trained_tokens_per_s", "{:.0f}"),
+        ("loss s", "loss_pass_s", "{:.3f}"),
+        ("loss fill", "loss_batch_fill", "{:.3f}"),
+        ("peak MiB", "peak_memory_mib", "{:.0f}"),
+    ]
     if device == "cuda":  # on CPU the allocator keeps freed pages, so RSS above the step's start says little
         cols.append(("peak-start MiB", "peak_above_step_start_mib", "{:.0f}"))
     lines = ["medians over repeats"]
@@ -616,7 +771,9 @@ def parameter_counts(model) -> dict[str, int]:
     return {
         "trainable_lm": sum(p.numel() for p in model.parameters() if p.requires_grad and id(p) not in in_tower),
         "frozen_tower": sum(p.numel() for p in visual.parameters() if not p.requires_grad and id(p) not in in_merger),
-        "frozen_merger": sum(p.numel() for p in (merger.parameters() if merger is not None else []) if not p.requires_grad),
+        "frozen_merger": sum(
+            p.numel() for p in (merger.parameters() if merger is not None else []) if not p.requires_grad
+        ),
         "merge_unit": int(getattr(visual, "spatial_merge_size", 1)) ** 2,
     }
 
@@ -701,8 +858,10 @@ def main(argv: list[str] | None = None) -> int:
     script = ForcedScript(ConversationCodec(processor), args.policy)
     need = script.min_budget(args.num_generations, args.max_turns)
     if args.max_new_tokens_per_turn < need:
-        raise SystemExit(f"--max_new_tokens_per_turn {args.max_new_tokens_per_turn} is too small for the scripted "
-                         f"turns of {args.policy!r}: give at least {need}")
+        raise SystemExit(
+            f"--max_new_tokens_per_turn {args.max_new_tokens_per_turn} is too small for the scripted "
+            f"turns of {args.policy!r}: give at least {need}"
+        )
     logger.info("building the %s model on %s", args.geometry, args.device)
     model = build_model(args, tiny_dir, processor)
     records = load_questions(args)
@@ -718,25 +877,35 @@ def main(argv: list[str] | None = None) -> int:
         counts = parameter_counts(model)
         steps: list[dict] = []
         for r in range(args.repeats):
-            order = modes[r % len(modes):] + modes[: r % len(modes)]
+            order = modes[r % len(modes) :] + modes[: r % len(modes)]
             for m in order:
                 run_step(m, trainers[m], script, args)
                 steps.append({"mode": m, "repeat": r, **probes[m].take()})
                 add_flop_figures(steps[-1], counts, args.peaks)
-                logger.info("repeat %d (%s): rollout %.3f s, step %.3f s", r, m, steps[-1]["rollout_s"], steps[-1]["step_s"])
+                logger.info(
+                    "repeat %d (%s): rollout %.3f s, step %.3f s", r, m, steps[-1]["rollout_s"], steps[-1]["step_s"]
+                )
         checks: dict[str, Any] = {}
         if "a" in probes and "c" in probes:
-            same = [(x.completion_ids, x.completion_mask) == (y.completion_ids, y.completion_mask)
-                    for x, y in zip(probes["a"].trajectories, probes["c"].trajectories)]
+            same = [
+                (x.completion_ids, x.completion_mask) == (y.completion_ids, y.completion_mask)
+                for x, y in zip(probes["a"].trajectories, probes["c"].trajectories)
+            ]
             checks["a_c_same_trajectories"] = bool(same) and all(same)
         if "a" in probes:
             finish = next(s["finish_rounds"] for s in steps if s["mode"] == "a")
             checks["a_finish_rounds"] = {str(k): finish.count(k) for k in sorted(set(finish))}
             a_steps = [s for s in steps if s["mode"] == "a"]
             # The same loss batch in TRL's padded layout (before) and in (a)'s (after).
-            checks["a_loss_batch_fill_before_after"] = [round(statistics.median(s["loss_batch_fill_padded"] for s in a_steps), 3),
-                                                        round(statistics.median(s["loss_batch_fill"] for s in a_steps), 3)]
-        profile_files = profile_step(trainers["a"], script, args, records, Path(args.profile)) if args.profile and "a" in trainers else {}
+            checks["a_loss_batch_fill_before_after"] = [
+                round(statistics.median(s["loss_batch_fill_padded"] for s in a_steps), 3),
+                round(statistics.median(s["loss_batch_fill"] for s in a_steps), 3),
+            ]
+        profile_files = (
+            profile_step(trainers["a"], script, args, records, Path(args.profile))
+            if args.profile and "a" in trainers
+            else {}
+        )
 
     summary, ratios = summarise(steps, "".join(modes))
     table = format_table(summary, ratios, steps, args.device)
@@ -747,9 +916,13 @@ def main(argv: list[str] | None = None) -> int:
         "command": " ".join([Path(sys.argv[0]).as_posix(), *(argv if argv is not None else sys.argv[1:])]),
         "settings": vars(args),
         "environment": {
-            "python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
-            "trl": trl.__version__, "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
-            "cpu_count": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "trl": trl.__version__,
+            "device": torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or "cpu",
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
             "memory_method": probes[modes[0]].memory.method,
         },
         "modes": {m: MODE_NAMES[m] for m in modes},

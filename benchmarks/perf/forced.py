@@ -79,7 +79,7 @@ class ForcedScript:
         base = self._tokens(text)
         if len(base) + 1 > budget or not text.startswith(THINK_OPEN):
             return (base + [eos])[:budget]
-        head, tail, filler = self._tokens(THINK_OPEN), self._tokens(text[len(THINK_OPEN):]), self._tokens(FILLER)
+        head, tail, filler = self._tokens(THINK_OPEN), self._tokens(text[len(THINK_OPEN) :]), self._tokens(FILLER)
         room = budget - 1 - len(head) - len(tail)
         if room < 0:
             return (base + [eos])[:budget]

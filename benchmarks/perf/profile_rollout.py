@@ -72,11 +72,18 @@ def summarise(calls) -> list[dict]:
         decode_s = sum(s for _, s in decode)
         steps = max(1, len(decode))
         batch = decode[0][0][0] if decode else prefill[0][0]
-        rows.append({"rows": batch, "prefill_tokens": prefill[0][0] * prefill[0][1], "prefill_ms": 1000 * prefill[1],
-                     "steps": len(decode), "forward_ms_per_step": 1000 * decode_s / steps,
-                     "other_ms_per_step": 1000 * (seconds - prefill[1] - decode_s) / steps,
-                     "call_ms": 1000 * seconds,
-                     "ms_per_row_token": 1000 * (seconds - prefill[1]) / steps / batch})
+        rows.append(
+            {
+                "rows": batch,
+                "prefill_tokens": prefill[0][0] * prefill[0][1],
+                "prefill_ms": 1000 * prefill[1],
+                "steps": len(decode),
+                "forward_ms_per_step": 1000 * decode_s / steps,
+                "other_ms_per_step": 1000 * (seconds - prefill[1] - decode_s) / steps,
+                "call_ms": 1000 * seconds,
+                "ms_per_row_token": 1000 * (seconds - prefill[1]) / steps / batch,
+            }
+        )
     return rows
 
 
@@ -86,16 +93,22 @@ def fastest(runs: list[list[dict]]) -> list[dict]:
 
 
 def table(title: str, rows: list[dict], total_ms: float) -> str:
-    head = (f"{'call':>4} {'rows':>5} {'prefill tok':>12} {'prefill ms':>11} {'steps':>6} {'fwd ms/step':>12} "
-            f"{'other ms/step':>14} {'call ms':>9} {'ms/row-token':>13}")
+    head = (
+        f"{'call':>4} {'rows':>5} {'prefill tok':>12} {'prefill ms':>11} {'steps':>6} {'fwd ms/step':>12} "
+        f"{'other ms/step':>14} {'call ms':>9} {'ms/row-token':>13}"
+    )
     lines = [title, head, "-" * len(head)]
     for i, r in enumerate(rows, 1):
-        lines.append(f"{i:>4} {r['rows']:>5} {r['prefill_tokens']:>12} {r['prefill_ms']:>11.1f} {r['steps']:>6} "
-                     f"{r['forward_ms_per_step']:>12.2f} {r['other_ms_per_step']:>14.2f} {r['call_ms']:>9.1f} "
-                     f"{r['ms_per_row_token']:>13.3f}")
+        lines.append(
+            f"{i:>4} {r['rows']:>5} {r['prefill_tokens']:>12} {r['prefill_ms']:>11.1f} {r['steps']:>6} "
+            f"{r['forward_ms_per_step']:>12.2f} {r['other_ms_per_step']:>14.2f} {r['call_ms']:>9.1f} "
+            f"{r['ms_per_row_token']:>13.3f}"
+        )
     prefill = sum(r["prefill_ms"] for r in rows)
-    lines.append(f"sum of calls {sum(r['call_ms'] for r in rows):.1f} ms (prefill {prefill:.1f} ms); whole rollout "
-                 f"{total_ms:.1f} ms (fastest)")
+    lines.append(
+        f"sum of calls {sum(r['call_ms'] for r in rows):.1f} ms (prefill {prefill:.1f} ms); whole rollout "
+        f"{total_ms:.1f} ms (fastest)"
+    )
     return "\n".join(lines)
 
 
@@ -138,9 +151,11 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             model.generate = timed
 
-    loops = (("(a) GroundR1Trainer rollout, KV cache carried between rounds", lambda: ours("a")),
-             ("(k) the same without the carry-over (every round prefills whole contexts)", lambda: ours("k")),
-             ("(b) TRL GRPOTrainer, one single-turn call (whole rollout = TRL's generate and scoring)", trl_single_turn))
+    loops = (
+        ("(a) GroundR1Trainer rollout, KV cache carried between rounds", lambda: ours("a")),
+        ("(k) the same without the carry-over (every round prefills whole contexts)", lambda: ours("k")),
+        ("(b) TRL GRPOTrainer, one single-turn call (whole rollout = TRL's generate and scoring)", trl_single_turn),
+    )
     runs: dict[str, list] = {title: [] for title, _ in loops}
     totals: dict[str, list] = {title: [] for title, _ in loops}
     for repeat in range(args.repeats + 1):  # the first is a warm-up; loops interleaved so load hits all alike
@@ -152,9 +167,11 @@ def main(argv: list[str] | None = None) -> int:
                 totals[title].append(1000 * (_clock() - start))
                 runs[title].append(summarise(calls))
     sections = [table(title, fastest(runs[title]), min(totals[title])) for title, _ in loops]
-    header = (f"profile_rollout.py: tiny model, CPU, {bargs.questions} questions, N={bargs.num_generations}, "
-              f"G1={bargs.g1}, {bargs.max_turns} turns of {bargs.max_new_tokens_per_turn} tokens ({bargs.policy}), "
-              f"torch threads {torch.get_num_threads()}, fastest of {args.repeats}")
+    header = (
+        f"profile_rollout.py: tiny model, CPU, {bargs.questions} questions, N={bargs.num_generations}, "
+        f"G1={bargs.g1}, {bargs.max_turns} turns of {bargs.max_new_tokens_per_turn} tokens ({bargs.policy}), "
+        f"torch threads {torch.get_num_threads()}, fastest of {args.repeats}"
+    )
     text = "\n\n".join([header, *sections]) + "\n"
     print(text)
     if args.out:

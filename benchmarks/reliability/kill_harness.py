@@ -66,10 +66,26 @@ EVAL_KINDS = ("infer_sigkill", "infer_sigterm", "judge_sigkill", "judge_sigterm"
 CKPT_PHASES = ("begin", "weights", "marker")
 # The tiny CPU preset with sizes cut so that a step takes well under a second on 2 cores, and without the
 # preset's post-training held-out evaluation (a separate stage, not what is compared here).
-TRAIN_OVERRIDES = ["--num_generations", "4", "--per_device_train_batch_size", "4", "--max_turns", "2",
-                   "--max_new_tokens_per_turn", "12", "--max_completion_length", "256", "--learning_rate", "1e-3",
-                   "--reward_functions", "format", "accuracy", "harness_rewards:varied_length",
-                   "--heldout_eval_questions", "0"]
+TRAIN_OVERRIDES = [
+    "--num_generations",
+    "4",
+    "--per_device_train_batch_size",
+    "4",
+    "--max_turns",
+    "2",
+    "--max_new_tokens_per_turn",
+    "12",
+    "--max_completion_length",
+    "256",
+    "--learning_rate",
+    "1e-3",
+    "--reward_functions",
+    "format",
+    "accuracy",
+    "harness_rewards:varied_length",
+    "--heldout_eval_questions",
+    "0",
+]
 TIMING_KEYS = {"step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "epoch"}
 VISCOT_SAMPLE = "visualCoT_eval_subset150_choice.sample.jsonl"
 IMAGE_PREFIX = "/home/meng/data/Visual-CoT"
@@ -99,8 +115,16 @@ def plan_kills(kinds: tuple[str, ...], kills: int, rng: random.Random, draw_targ
     pool = list(kinds)
     rng.shuffle(pool)
     chosen = pool[:kills] + [rng.choice(kinds) for _ in range(kills - len(pool))]
-    points = [KillPoint(0, kind, draw_target(kind), rng.choice(CKPT_PHASES) if kind.startswith("ckpt") else None,
-                        round(rng.random(), 3)) for kind in chosen]
+    points = [
+        KillPoint(
+            0,
+            kind,
+            draw_target(kind),
+            rng.choice(CKPT_PHASES) if kind.startswith("ckpt") else None,
+            round(rng.random(), 3),
+        )
+        for kind in chosen
+    ]
     order = {k: i for i, k in enumerate(kinds)}
     points.sort(key=lambda p: (p.target, order[p.kind]))
     for i, p in enumerate(points):
@@ -144,8 +168,15 @@ def finish(proc: subprocess.Popen, timeout: float) -> int:
 
 def base_env(threads: int) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "GROUND_R1_FAULT", "RELIABILITY_"))}
-    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PYTHONUNBUFFERED="1",
-               OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads), NUM_GPUS="1")
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        TOKENIZERS_PARALLELISM="false",
+        PYTHONUNBUFFERED="1",
+        OMP_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+        NUM_GPUS="1",
+    )
     env.pop("GROUND_R1_KILL_AFTER_CHECKPOINT", None)
     return env
 
@@ -154,9 +185,24 @@ def base_env(threads: int) -> dict[str, str]:
 
 
 def train_command(out: Path, steps: int) -> list[str]:
-    return [PY, "-m", "ground_r1.cli.train_grpo", "--config", str(REPO / "configs" / "grpo" / "tiny_cpu.yaml"),
-            "--deepspeed", "", "--output_dir", str(out), *TRAIN_OVERRIDES, "--max_steps", str(steps),
-            "--save_steps", "1", "--resume_from_checkpoint", "auto"]
+    return [
+        PY,
+        "-m",
+        "ground_r1.cli.train_grpo",
+        "--config",
+        str(REPO / "configs" / "grpo" / "tiny_cpu.yaml"),
+        "--deepspeed",
+        "",
+        "--output_dir",
+        str(out),
+        *TRAIN_OVERRIDES,
+        "--max_steps",
+        str(steps),
+        "--save_steps",
+        "1",
+        "--resume_from_checkpoint",
+        "auto",
+    ]
 
 
 def train_env(threads: int, heartbeat: Path, nonfinite_step: int) -> dict[str, str]:
@@ -241,16 +287,20 @@ def compare_weights(a: Path, b: Path) -> float | None:
 def run_train(args, work: Path, rng: random.Random) -> dict[str, Any]:
     steps = args.steps
     nonfinite_step = args.nonfinite_step if args.nonfinite_step is not None else rng.randint(2, max(2, steps - 1))
-    points = plan_kills(TRAIN_KINDS, args.kills, rng,
-                        lambda kind: rng.randint(1, steps - 1 if kind.startswith("step") else steps))
+    points = plan_kills(
+        TRAIN_KINDS, args.kills, rng, lambda kind: rng.randint(1, steps - 1 if kind.startswith("step") else steps)
+    )
     ref_dir, run_dir = work / "train_reference", work / "train_killed"
     for d in (ref_dir, run_dir):
         shutil.rmtree(d, ignore_errors=True)
     start = time.monotonic()
     ref_hb = work / "train_reference.heartbeat"
     ref_hb.unlink(missing_ok=True)
-    ref = launch(train_command(ref_dir, steps), train_env(args.threads, ref_hb, nonfinite_step),
-                 work / "logs" / "train_reference.log")
+    ref = launch(
+        train_command(ref_dir, steps),
+        train_env(args.threads, ref_hb, nonfinite_step),
+        work / "logs" / "train_reference.log",
+    )
     if not args.parallel:
         if finish(ref, args.timeout) != 0:
             raise RuntimeError(f"the reference training run failed: see {work / 'logs' / 'train_reference.log'}")
@@ -267,8 +317,12 @@ def run_train(args, work: Path, rng: random.Random) -> dict[str, Any]:
         env = train_env(args.threads, hb, nonfinite_step)
         env.update(env_extra)
         log = work / "logs" / f"train_launch{len(launches)}.log"
-        info = {"launch": len(launches), "expected_resume": expect, "incomplete_on_disk": incomplete,
-                "fault_env": env_extra}
+        info = {
+            "launch": len(launches),
+            "expected_resume": expect,
+            "incomplete_on_disk": incomplete,
+            "fault_env": env_extra,
+        }
         launches.append(info)
         return launch(train_command(run_dir, steps), env, log), log, info
 
@@ -306,8 +360,9 @@ def run_train(args, work: Path, rng: random.Random) -> dict[str, Any]:
                 time.sleep(point.delay_frac * step_time)
                 if proc.poll() is None:
                     beats = heartbeats(hb, proc.pid)
-                    point.landed.update(last_reward_step=beats[-1][1] if beats else None,
-                                        checkpoints=checkpoint_states(run_dir))
+                    point.landed.update(
+                        last_reward_step=beats[-1][1] if beats else None, checkpoints=checkpoint_states(run_dir)
+                    )
                     os.kill(proc.pid, signal_of(kind))  # our own child
                     point.delivered = True
         rc = finish(proc, args.timeout)
@@ -316,8 +371,9 @@ def run_train(args, work: Path, rng: random.Random) -> dict[str, Any]:
         if kind.startswith("ckpt"):
             point.delivered = rc in (-signal.SIGKILL, 128 + signal.SIGTERM)
             point.landed.update(checkpoints=checkpoint_states(run_dir))
-        point.landed["checkpoints_after"] = {k: ("complete" if not v else "incomplete") for k, v in
-                                             checkpoint_states(run_dir).items()}
+        point.landed["checkpoints_after"] = {
+            k: ("complete" if not v else "incomplete") for k, v in checkpoint_states(run_dir).items()
+        }
         if rc == 0:
             if not point.delivered:
                 point.landed["missed"] = "the run finished first"
@@ -338,9 +394,16 @@ def run_train(args, work: Path, rng: random.Random) -> dict[str, Any]:
     differing = sorted(s for s in ref_metrics if run_metrics.get(s) != ref_metrics[s])
     lost = sorted(set(ref_metrics) - set(run_metrics))
     diff = compare_weights(ref_dir, run_dir)
-    events = lambda d: sorted({(e["step"], e["which"], e["action"]) for e in  # noqa: E731
-                               map(json.loads, (d / "nonfinite_steps.jsonl").read_text().splitlines())}) \
-        if (d / "nonfinite_steps.jsonl").is_file() else []
+    events = lambda d: (  # noqa: E731
+        sorted(
+            {
+                (e["step"], e["which"], e["action"])
+                for e in map(json.loads, (d / "nonfinite_steps.jsonl").read_text().splitlines())
+            }
+        )
+        if (d / "nonfinite_steps.jsonl").is_file()
+        else []
+    )
     delivered = [p for p in points if p.delivered]
     return {
         "steps": steps,
@@ -377,7 +440,7 @@ def write_placeholders(data: Path, root: Path) -> None:
 
     for line in data.read_text().splitlines():
         r = json.loads(line)
-        path = root / r["image"][len(IMAGE_PREFIX) + 1:]
+        path = root / r["image"][len(IMAGE_PREFIX) + 1 :]
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             colour = ((r["width"] * 7) % 256, (r["height"] * 13) % 256, 90)
@@ -394,8 +457,13 @@ class FaultPolicy:
     """The killed run's judge endpoint: per-item faults (seeded by the item's messages) and downtime episodes
     started by the request count. Thread-safe (the server answers requests in threads)."""
 
-    TRANSIENT = (("status", 429, 0.02), ("status", 503, 0.02), ("status", 500), ("garbage", "I cannot grade this."),
-                 ("drop",))
+    TRANSIENT = (
+        ("status", 429, 0.02),
+        ("status", 503, 0.02),
+        ("status", 500),
+        ("garbage", "I cannot grade this."),
+        ("drop",),
+    )
 
     def __init__(self, seed: int, n_items: int, rng: random.Random):
         self.seed = seed
@@ -405,8 +473,17 @@ class FaultPolicy:
         # first half of the items; `arm_long_downtime` adds one they do not outlast.
         self.episodes = [(rng.randint(1, max(1, n_items // 2)), 0.6)]
         self.down_until = -1.0
-        self.stats = {"requests": 0, "downtime_requests": 0, "episodes_started": 0, "429": 0, "503": 0, "500": 0,
-                      "garbage": 0, "drop": 0, "scored": 0}
+        self.stats = {
+            "requests": 0,
+            "downtime_requests": 0,
+            "episodes_started": 0,
+            "429": 0,
+            "503": 0,
+            "500": 0,
+            "garbage": 0,
+            "drop": 0,
+            "scored": 0,
+        }
         self.scored_per_item: dict[str, int] = {}
 
     def arm_long_downtime(self, seconds: float = 5.0) -> None:
@@ -444,15 +521,33 @@ class FaultPolicy:
 
 
 def eval_command(items_per_dataset: int) -> list[str]:
-    return ["bash", str(REPO / "eval" / "multi_Ground_R1.sh"), "--max_items", str(items_per_dataset),
-            "--max_new_tokens", "8", "--max_turns", "2", "--judge_concurrency", "2", "--no_progress"]
+    return [
+        "bash",
+        str(REPO / "eval" / "multi_Ground_R1.sh"),
+        "--max_items",
+        str(items_per_dataset),
+        "--max_new_tokens",
+        "8",
+        "--max_turns",
+        "2",
+        "--judge_concurrency",
+        "2",
+        "--no_progress",
+    ]
 
 
 def eval_env(args, out: Path, data: Path, images: Path, server_url: str) -> dict[str, str]:
     env = base_env(args.threads)
-    env.update(DATA_PATH=str(data), IMAGE_ROOT=str(images), IMAGE_PATH_PREFIX=IMAGE_PREFIX, OUTPUT_DIR=str(out),
-               BATCH_SIZE=str(args.eval_batch_size), OPENAI_BASE_URL=server_url, OPENAI_API_KEY=JUDGE_KEY,
-               OPENAI_MODEL="judge-harness")
+    env.update(
+        DATA_PATH=str(data),
+        IMAGE_ROOT=str(images),
+        IMAGE_PATH_PREFIX=IMAGE_PREFIX,
+        OUTPUT_DIR=str(out),
+        BATCH_SIZE=str(args.eval_batch_size),
+        OPENAI_BASE_URL=server_url,
+        OPENAI_API_KEY=JUDGE_KEY,
+        OPENAI_MODEL="judge-harness",
+    )
     return env
 
 
@@ -472,8 +567,11 @@ def eval_done(out: Path, n_items: int) -> bool:
     preds, judged = jsonl(out / "predictions.jsonl"), jsonl(out / "judgments.jsonl")
     ok_preds = {p.get("key") for p in preds if p.get("status") == "ok"}
     latest = {j.get("key"): j for j in judged}
-    return (len(ok_preds) == n_items and all(latest.get(k, {}).get("status") == "ok" for k in ok_preds)
-            and (out / "table.md").is_file())
+    return (
+        len(ok_preds) == n_items
+        and all(latest.get(k, {}).get("status") == "ok" for k in ok_preds)
+        and (out / "table.md").is_file()
+    )
 
 
 def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
@@ -483,8 +581,9 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
 
     shared = shared_dir()
     if shared is None:
-        raise RuntimeError("shared/ not found beside the checkout (set GROUND_R1_SHARED): the release samples "
-                           "live there")
+        raise RuntimeError(
+            "shared/ not found beside the checkout (set GROUND_R1_SHARED): the release samples live there"
+        )
     data = shared / "data" / "release-format" / VISCOT_SAMPLE
     datasets = [json.loads(line)["dataset"] for line in data.read_text().splitlines()]
     n_items = sum(min(datasets.count(d), args.items_per_dataset) for d in set(datasets))
@@ -493,8 +592,12 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
     ref_dir, run_dir = work / "eval_reference", work / "eval_killed"
     for d in (ref_dir, run_dir):
         shutil.rmtree(d, ignore_errors=True)
-    points = plan_kills(EVAL_KINDS, args.kills, rng,
-                        lambda kind: rng.randint(0, n_items - 1) if kind.startswith("infer") else rng.randint(0, 2))
+    points = plan_kills(
+        EVAL_KINDS,
+        args.kills,
+        rng,
+        lambda kind: rng.randint(0, n_items - 1) if kind.startswith("infer") else rng.randint(0, 2),
+    )
     # Inference kills first (in prediction order), then judging kills.
     points.sort(key=lambda p: (p.kind.startswith("judge"), p.target))
     for i, p in enumerate(points):
@@ -503,8 +606,11 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
     start = time.monotonic()
     launches: list[dict[str, Any]] = []
     with FakeChatServer(policy=lambda req, n: score_of(req)) as clean, FakeChatServer(policy=policy) as faulty:
-        ref = launch(eval_command(args.items_per_dataset), eval_env(args, ref_dir, data, images, clean.base_url),
-                     work / "logs" / "eval_reference.log")
+        ref = launch(
+            eval_command(args.items_per_dataset),
+            eval_env(args, ref_dir, data, images, clean.base_url),
+            work / "logs" / "eval_reference.log",
+        )
         if not args.parallel and finish(ref, args.timeout) != 0:
             raise RuntimeError(f"the reference evaluation failed: see {work / 'logs' / 'eval_reference.log'}")
         batch_time = args.batch_time
@@ -514,8 +620,9 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
         def relaunch():
             log = work / "logs" / f"eval_launch{len(launches)}.log"
             launches.append({"launch": len(launches)})
-            return launch(eval_command(args.items_per_dataset),
-                          eval_env(args, run_dir, data, images, faulty.base_url), log), log
+            return launch(
+                eval_command(args.items_per_dataset), eval_env(args, run_dir, data, images, faulty.base_url), log
+            ), log
 
         done, resumable_exits = False, 0
         for point in points:
@@ -543,8 +650,11 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
             if reached:
                 time.sleep(delay)
                 if proc.poll() is None:
-                    point.landed.update(predictions=line_count(shard), judgments=line_count(judgments),
-                                        phase="judging" if "judging " in log.read_text() else "inference")
+                    point.landed.update(
+                        predictions=line_count(shard),
+                        judgments=line_count(judgments),
+                        phase="judging" if "judging " in log.read_text() else "inference",
+                    )
                     os.kill(proc.pid, signal_of(kind))  # our own child
                     point.delivered = True
             rc = finish(proc, args.timeout)
@@ -575,8 +685,11 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
     judged_keys = [j.get("key") for j in run_judged_lines]
     run_ok_judged = {j.get("key") for j in run_judged_lines if j.get("status") == "ok"}
     run_scores = jsonl(run_dir / "scores.jsonl")
-    lost = (len(set(ref_keys) - {p.get("key") for p in run_preds if p.get("status") == "ok"})
-            + len(set(ref_keys) - run_ok_judged) + len(set(ref_keys) - {s.get("key") for s in run_scores}))
+    lost = (
+        len(set(ref_keys) - {p.get("key") for p in run_preds if p.get("status") == "ok"})
+        + len(set(ref_keys) - run_ok_judged)
+        + len(set(ref_keys) - {s.get("key") for s in run_scores})
+    )
     strip = lambda rows: {r["key"]: (r["status"], r["score"]) for r in rows if "key" in r}  # noqa: E731
     delivered = [p for p in points if p.delivered]
     return {
@@ -599,9 +712,11 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
         "predictions_equal": run_preds == ref_preds,
         "judgments_equal": strip(run_judged_lines) == strip(ref_judged),
         "scores_equal": (run_dir / "scores.jsonl").read_bytes() == (ref_dir / "scores.jsonl").read_bytes()
-        if (run_dir / "scores.jsonl").is_file() else False,
+        if (run_dir / "scores.jsonl").is_file()
+        else False,
         "table_equal": (run_dir / "table.md").read_bytes() == (ref_dir / "table.md").read_bytes()
-        if (run_dir / "table.md").is_file() else False,
+        if (run_dir / "table.md").is_file()
+        else False,
         "wall_s": round(time.monotonic() - start, 1),
     }
 
@@ -611,11 +726,24 @@ def run_eval(args, work: Path, rng: random.Random) -> dict[str, Any]:
 
 def passed(part: dict[str, Any], kind: str) -> bool:
     if kind == "train":
-        return (part["finished"] and part["metrics_equal"] and part["weights_equal"] and part["records_lost"] == 0
-                and part["wrong_resumes"] == 0 and part["nonfinite_events_equal"])
-    return (part["finished"] and part["records_lost"] == 0 and part["predicted_exactly_once"]
-            and part["judged_exactly_once"] and part["predictions_equal"] and part["judgments_equal"]
-            and part["scores_equal"] and part["table_equal"])
+        return (
+            part["finished"]
+            and part["metrics_equal"]
+            and part["weights_equal"]
+            and part["records_lost"] == 0
+            and part["wrong_resumes"] == 0
+            and part["nonfinite_events_equal"]
+        )
+    return (
+        part["finished"]
+        and part["records_lost"] == 0
+        and part["predicted_exactly_once"]
+        and part["judged_exactly_once"]
+        and part["predictions_equal"]
+        and part["judgments_equal"]
+        and part["scores_equal"]
+        and part["table_equal"]
+    )
 
 
 def print_summary(summary: dict[str, Any]) -> None:
@@ -627,7 +755,8 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"{t['cycles']} kill/resume cycles, {len(t['half_written_checkpoints_skipped'])} half-written "
             f"checkpoint(s) skipped, wrong resumes {t['wrong_resumes']}, steps redone {t['steps_redone']}; "
             f"records lost {t['records_lost']}; metrics equal {t['metrics_equal']} ({t['steps_compared']} steps), "
-            f"weights max |diff| {t['weights_max_abs_diff']}; {t['wall_s']} s -> {'PASS' if t['passed'] else 'FAIL'}")
+            f"weights max |diff| {t['weights_max_abs_diff']}; {t['wall_s']} s -> {'PASS' if t['passed'] else 'FAIL'}"
+        )
     if "eval" in summary:
         e = summary["eval"]
         lines.append(
@@ -637,7 +766,8 @@ def print_summary(summary: dict[str, Any]) -> None:
             f"judge faults {e['judge_faults']}; records lost {e['records_lost']}, duplicates "
             f"{e['duplicate_prediction_records']}+{e['duplicate_judgment_records']}; predictions/judgments/scores/"
             f"table equal {e['predictions_equal']}/{e['judgments_equal']}/{e['scores_equal']}/{e['table_equal']}; "
-            f"{e['wall_s']} s -> {'PASS' if e['passed'] else 'FAIL'}")
+            f"{e['wall_s']} s -> {'PASS' if e['passed'] else 'FAIL'}"
+        )
     print("\n".join(lines), flush=True)
 
 
@@ -649,17 +779,34 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--eval_kills", type=int, default=None, help="kill points for evaluation (default --kills)")
     p.add_argument("--target", choices=("train", "eval", "both"), default="both")
     p.add_argument("--steps", type=int, default=None, help="training steps M (default max(12, kills + 3))")
-    p.add_argument("--nonfinite_step", type=int, default=None, help="step with an injected NaN loss in both runs "
-                   "(default: seed-chosen; 0 = none)")
+    p.add_argument(
+        "--nonfinite_step",
+        type=int,
+        default=None,
+        help="step with an injected NaN loss in both runs (default: seed-chosen; 0 = none)",
+    )
     p.add_argument("--items_per_dataset", type=int, default=2, help="VisCoT sample items per sub-dataset (13 sets)")
     p.add_argument("--eval_batch_size", type=int, default=2)
-    p.add_argument("--long_downtime", type=float, default=5.0, help="seconds the judge endpoint is down for the run "
-                   "after the last kill (longer than its retry window: a rerun is needed); 0 = none")
+    p.add_argument(
+        "--long_downtime",
+        type=float,
+        default=5.0,
+        help="seconds the judge endpoint is down for the run "
+        "after the last kill (longer than its retry window: a rerun is needed); 0 = none",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads per run (the same in both runs)")
-    p.add_argument("--parallel", action=argparse.BooleanOptionalAction, default=True,
-                   help="run the reference beside the killed run")
-    p.add_argument("--step_time", type=float, default=None, help="seconds per step used to place in-step kills "
-                   "(default: measured on the heartbeats so far)")
+    p.add_argument(
+        "--parallel",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the reference beside the killed run",
+    )
+    p.add_argument(
+        "--step_time",
+        type=float,
+        default=None,
+        help="seconds per step used to place in-step kills (default: measured on the heartbeats so far)",
+    )
     p.add_argument("--batch_time", type=float, default=0.5, help="seconds per inference batch, to place kills")
     p.add_argument("--weight_tolerance", type=float, default=0.0, help="max |difference| of final weights")
     p.add_argument("--max_reruns", type=int, default=6, help="relaunches after the last kill")
@@ -675,8 +822,12 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.out).resolve()
     work.mkdir(parents=True, exist_ok=True)
     given = argv if argv is not None else sys.argv[1:]
-    summary: dict[str, Any] = {"seed": args.seed, "kills": args.kills, "target": args.target,
-                               "command": " ".join(["kill_harness.py", *given])}
+    summary: dict[str, Any] = {
+        "seed": args.seed,
+        "kills": args.kills,
+        "target": args.target,
+        "command": " ".join(["kill_harness.py", *given]),
+    }
     ok = True
     if args.target in ("train", "both"):
         kills = args.train_kills if args.train_kills is not None else args.kills

@@ -30,8 +30,17 @@ from ground_r1.evaluation.benchmarks import mmmu_rules, reference
 def load_functions(path: str, names: set[str], extra: dict | None = None) -> dict:
     """The named top-level functions/classes of a file (and its constant assignments), executed in a namespace."""
     tree = ast.parse(open(path, encoding="utf-8").read())
-    namespace = {"re": re, "np": np, "random": random, "string": string, "os": os, "pd": pd,
-                 "List": list, "Optional": typing.Optional, **(extra or {})}
+    namespace = {
+        "re": re,
+        "np": np,
+        "random": random,
+        "string": string,
+        "os": os,
+        "pd": pd,
+        "List": list,
+        "Optional": typing.Optional,
+        **(extra or {}),
+    }
     for node in tree.body:
         wanted = getattr(node, "name", None) in names or isinstance(node, ast.Assign)
         if wanted:
@@ -46,8 +55,28 @@ def load_functions(path: str, names: set[str], extra: dict | None = None) -> dic
 
 
 PIECES = list("ABCDEabcde ()., :;-=\n") + [
-    "yes", "no", "Yes", "No", "not", "y", "n", "The answer is", "(A)", "B.", "1.06", "1,060", "so ", "is ", "red",
-    "blue", "3.429", "Answer:", "option", "E", "Based on", "I pick",
+    "yes",
+    "no",
+    "Yes",
+    "No",
+    "not",
+    "y",
+    "n",
+    "The answer is",
+    "(A)",
+    "B.",
+    "1.06",
+    "1,060",
+    "so ",
+    "is ",
+    "red",
+    "blue",
+    "3.429",
+    "Answer:",
+    "option",
+    "E",
+    "Based on",
+    "I pick",
 ]
 
 
@@ -63,8 +92,10 @@ def main() -> None:
     mcq = load_functions(f"{tasks}/_task_utils/mcq_extract.py", {"extract_mcq_answer"})
     rwl = load_functions(f"{tasks}/mme_realworld/utils.py", {"extract_characters_regex"})
     mmb = load_functions(f"{tasks}/mmbench/mmbench_evals.py", {"MMBench_Evaluator"}, quiet)["MMBench_Evaluator"]()
-    mmmu = load_functions(f"{tasks}/mmmu/utils.py", {"parse_open_response", "eval_open", "normalize_str",
-                                                    "extract_numbers", "check_is_number"})
+    mmmu = load_functions(
+        f"{tasks}/mmmu/utils.py",
+        {"parse_open_response", "eval_open", "normalize_str", "extract_numbers", "check_is_number"},
+    )
     mmmu_mc = load_functions(f"{tasks}/_task_utils/mmmu_mcq_utils.py", {"parse_mmmu_multi_choice_response"})
     rng = random.Random(args.seed)
     options = {"A": "red", "B": "blue", "C": "3.429"}
@@ -75,9 +106,11 @@ def main() -> None:
         disagree["mme"] += (None if ref == "other" else ref) != reference.mme_yes_no(text)
         letters = ["A", "B", "C", "D"]
         disagree["mcq_extract"] += (mcq["extract_mcq_answer"](text, letters) or None) != reference.mcq_extract(
-            text, letters)
+            text, letters
+        )
         disagree["mme_realworld"] += (rwl["extract_characters_regex"](text) or None) != reference.mme_realworld_letter(
-            text)
+            text
+        )
         ours = reference._mmbench_infer_option(text) or reference._mmbench_infer_text(text, options)
         disagree["mmbench"] += (mmb.can_infer(text, dict(options)) or None) != ours
         truth = rng.choice(["1.06", "red", "C", "1/64", "3.429", "1060"])

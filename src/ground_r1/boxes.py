@@ -287,9 +287,7 @@ def clamp_box(box: BoxLike, width: float, height: float) -> Box:
     )
 
 
-def input_to_original(
-    box: BoxLike, input_size: tuple[int, int], original_size: tuple[int, int]
-) -> IntBox:
+def input_to_original(box: BoxLike, input_size: tuple[int, int], original_size: tuple[int, int]) -> IntBox:
     """Model-input pixels -> original pixels, as the release did (SPEC §2): clamp to the input size, then
     ``int(x * W_orig / input_width)`` (truncation toward 0, i.e. floor since clamped values are >= 0).
 
@@ -316,9 +314,7 @@ def _round_half_up(value: float) -> int:
     return int(math.floor(value + 0.5))
 
 
-def original_to_input(
-    box: BoxLike, original_size: tuple[int, int], input_size: tuple[int, int]
-) -> IntBox:
+def original_to_input(box: BoxLike, original_size: tuple[int, int], input_size: tuple[int, int]) -> IntBox:
     """Original pixels -> model-input pixels, rounded half up (not Python's half-to-even ``round``), after
     clamping to the original size: the integer targets of Ground SFT (SPEC §8) and the input-frame view of a
     RefCOCO box (SPEC §7). Example: original 1000 -> input 500, x = 5 -> 2.5 -> 3.

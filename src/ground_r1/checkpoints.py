@@ -66,7 +66,9 @@ def checkpoint_problems(folder: str | Path, require_optimizer: bool = True) -> l
                 problems.append(f"weight shards missing: {sorted(missing)[:3]}")
         except (OSError, ValueError, KeyError) as err:
             problems.append(f"model.safetensors.index.json unreadable ({type(err).__name__})")
-    elif not any((folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin", "adapter_model.safetensors")):
+    elif not any(
+        (folder / name).is_file() for name in ("model.safetensors", "pytorch_model.bin", "adapter_model.safetensors")
+    ):
         problems.append("no model weights")
     if require_optimizer:
         has_optimizer = (folder / "optimizer.pt").is_file() or any(p.is_dir() for p in folder.glob("global_step*"))
@@ -193,7 +195,8 @@ class Preemption:
         self.requested = True
         logger.warning(
             "SIGTERM: finishing the current step, then saving a checkpoint and exiting with %d "
-            "(send SIGTERM again to exit at once)", PREEMPTED_EXIT_CODE,
+            "(send SIGTERM again to exit at once)",
+            PREEMPTED_EXIT_CODE,
         )
 
     def stop_agreed(self, agree: Callable[[bool], bool]) -> bool:
@@ -207,7 +210,9 @@ class Preemption:
         self.uninstall()
         logger.warning(
             "stopped by SIGTERM after step %d; checkpoint %s is complete. Resume with RESUME=1 (launcher) or "
-            "--resume_from_checkpoint auto", step, folder,
+            "--resume_from_checkpoint auto",
+            step,
+            folder,
         )
         raise TrainingPreempted(step, folder)
 

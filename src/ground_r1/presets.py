@@ -125,4 +125,3 @@ def check_preset_for_machine(
         f"add `{overrides}` (`{launcher} {overrides}`: the preset's other settings are kept), or use the CPU "
         f"preset CONFIG={cpu_preset}"
     )
-

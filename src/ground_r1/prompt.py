@@ -47,8 +47,9 @@ def grounding_text(question: str, input_width: int, input_height: int, coordinat
     return template.replace("{question}", question)
 
 
-def first_turn_messages(question: str, input_width: int, input_height: int,
-                        coordinates: str = INPUT_PIXELS) -> list[dict[str, Any]]:
+def first_turn_messages(
+    question: str, input_width: int, input_height: int, coordinates: str = INPUT_PIXELS
+) -> list[dict[str, Any]]:
     """Chat messages of the prompt: one user turn holding the original image, then the template text.
 
     The system turn is not listed: Qwen2.5-VL's chat template adds its default system prompt
@@ -65,8 +66,9 @@ def first_turn_messages(question: str, input_width: int, input_height: int,
     ]
 
 
-def crop_turn_message(question: str, input_width: int, input_height: int,
-                      coordinates: str = INPUT_PIXELS) -> dict[str, Any]:
+def crop_turn_message(
+    question: str, input_width: int, input_height: int, coordinates: str = INPUT_PIXELS
+) -> dict[str, Any]:
     """The injected user turn after a grounding turn: the crop image, then the same template text."""
     return {
         "role": "user",
@@ -137,7 +139,5 @@ def baseline_text(question: str, prompt_class: str) -> str:
         ValueError: an unknown prompt class (the valid names are listed).
     """
     if prompt_class not in BASELINE_TEMPLATES:
-        raise ValueError(
-            f"unknown baseline prompt class {prompt_class!r}; valid: {', '.join(BASELINE_TEMPLATES)}"
-        )
+        raise ValueError(f"unknown baseline prompt class {prompt_class!r}; valid: {', '.join(BASELINE_TEMPLATES)}")
     return _fill(BASELINE_TEMPLATES[prompt_class], "question", question)

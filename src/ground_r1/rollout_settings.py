@@ -32,23 +32,48 @@ COORDINATES = "input_pixels"  # files written before families: boxes in absolute
 # The rollout settings that decide what a policy sees and may write (GroundR1Config field names), and the rules
 # training read its turns with (issue 16): ``box_parse``, how a turn's box is read (it decides the crop), and
 # ``letter_rule``, the option-letter rule the accuracy reward used (it decides what VisCoT's rule column scores).
-ROLLOUT_KEYS = ("max_turns", "max_new_tokens_per_turn", "max_completion_length", "min_pixels", "max_pixels",
-                "min_crop_size", "max_aspect_ratio", "crop_fallback", "box_parse", "letter_rule")
+ROLLOUT_KEYS = (
+    "max_turns",
+    "max_new_tokens_per_turn",
+    "max_completion_length",
+    "min_pixels",
+    "max_pixels",
+    "min_crop_size",
+    "max_aspect_ratio",
+    "crop_fallback",
+    "box_parse",
+    "letter_rule",
+)
 
 # Evaluation's values when neither a checkpoint nor a flag gives one (SPEC §2, the release's settings; issue 16's
 # default rules).
-EVAL_DEFAULTS: dict[str, Any] = {"max_turns": 5, "max_new_tokens_per_turn": 512, "max_completion_length": None,
-                                 "min_pixels": 3136, "max_pixels": 401408, "min_crop_size": 28,
-                                 "max_aspect_ratio": 200.0, "crop_fallback": "full_image", "box_parse": "tag_first",
-                                 "letter_rule": "spec"}
+EVAL_DEFAULTS: dict[str, Any] = {
+    "max_turns": 5,
+    "max_new_tokens_per_turn": 512,
+    "max_completion_length": None,
+    "min_pixels": 3136,
+    "max_pixels": 401408,
+    "min_crop_size": 28,
+    "max_aspect_ratio": 200.0,
+    "crop_fallback": "full_image",
+    "box_parse": "tag_first",
+    "letter_rule": "spec",
+}
 
 # Evaluation CLI flag (argparse dest) -> rollout key (``--letter_rule``: the VisCoT CLI only; the general
 # benchmarks score by their references' rules).
-EVAL_FLAGS: dict[str, str] = {"max_turns": "max_turns", "max_new_tokens": "max_new_tokens_per_turn",
-                              "max_completion_length": "max_completion_length", "min_pixels": "min_pixels",
-                              "max_pixels": "max_pixels", "min_crop_size": "min_crop_size",
-                              "max_aspect_ratio": "max_aspect_ratio", "crop_fallback": "crop_fallback",
-                              "box_parse": "box_parse", "letter_rule": "letter_rule"}
+EVAL_FLAGS: dict[str, str] = {
+    "max_turns": "max_turns",
+    "max_new_tokens": "max_new_tokens_per_turn",
+    "max_completion_length": "max_completion_length",
+    "min_pixels": "min_pixels",
+    "max_pixels": "max_pixels",
+    "min_crop_size": "min_crop_size",
+    "max_aspect_ratio": "max_aspect_ratio",
+    "crop_fallback": "crop_fallback",
+    "box_parse": "box_parse",
+    "letter_rule": "letter_rule",
+}
 
 
 class RolloutSettingsError(ValueError):
@@ -61,8 +86,9 @@ def settings_of(config: Any) -> dict[str, Any]:
     return {key: get(key) for key in ROLLOUT_KEYS}
 
 
-def write_settings(folder: str | os.PathLike[str], config: Any, coordinates: str = COORDINATES,
-                   model_family: str | None = None) -> Path:
+def write_settings(
+    folder: str | os.PathLike[str], config: Any, coordinates: str = COORDINATES, model_family: str | None = None
+) -> Path:
     """Write ``folder/rollout_settings.json`` (atomically) from a GroundR1Config, the box convention training
     used and the model family (the trainer's codec's)."""
     from ground_r1 import __version__
@@ -100,7 +126,9 @@ def read_settings(model_path: str | os.PathLike[str] | None) -> dict[str, Any] |
     try:
         content = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
-        raise RolloutSettingsError(f"{path}: not readable as JSON ({exc}); delete it to evaluate with flags only") from None
+        raise RolloutSettingsError(
+            f"{path}: not readable as JSON ({exc}); delete it to evaluate with flags only"
+        ) from None
     if not isinstance(content, dict) or not isinstance(content.get("settings"), dict):
         raise RolloutSettingsError(f"{path}: expected an object with a 'settings' object")
     from ground_r1.models.families import FamilyError, family_of_checkpoint
@@ -108,7 +136,8 @@ def read_settings(model_path: str | os.PathLike[str] | None) -> dict[str, Any] |
 
     if content.get("coordinates") not in CONVENTIONS:
         raise RolloutSettingsError(
-            f"{path}: coordinates: {content.get('coordinates')!r}; expected one of {', '.join(CONVENTIONS)}")
+            f"{path}: coordinates: {content.get('coordinates')!r}; expected one of {', '.join(CONVENTIONS)}"
+        )
     recorded_family = content.get("model_family")
     if recorded_family is not None:
         try:
@@ -118,7 +147,8 @@ def read_settings(model_path: str | os.PathLike[str] | None) -> dict[str, Any] |
         if family != recorded_family:
             raise RolloutSettingsError(
                 f"{path}: model_family: {recorded_family!r}, but the checkpoint's config.json is {family!r}; the "
-                "settings belong to another model")
+                "settings belong to another model"
+            )
     settings = content["settings"]
     unknown = sorted(set(settings) - set(ROLLOUT_KEYS))
     if unknown:
@@ -152,7 +182,9 @@ def preset_settings(config_path: str | os.PathLike[str]) -> dict[str, Any]:
 
 
 def resolve_eval_settings(
-    flags: Mapping[str, Any], checkpoint: Mapping[str, Any] | None, fallback: Mapping[str, Any] | None = None,
+    flags: Mapping[str, Any],
+    checkpoint: Mapping[str, Any] | None,
+    fallback: Mapping[str, Any] | None = None,
     keys: tuple[str, ...] = ROLLOUT_KEYS,
 ) -> tuple[dict[str, Any], dict[str, str]]:
     """Each rollout key's value and its source: a flag that was given (``flags``, None = not given) wins, then the
@@ -178,8 +210,11 @@ def resolve_eval_settings(
 def describe(values: Mapping[str, Any], sources: Mapping[str, str], model_path: str | None = None) -> str:
     """One header line: ``max_turns=3 (checkpoint), max_new_tokens_per_turn=48 (checkpoint), ...``."""
     parts = ", ".join(f"{k}={values[k]} ({sources[k]})" for k in ROLLOUT_KEYS if k in values)
-    origin = (f"; 'checkpoint' = {Path(model_path) / SETTINGS_NAME}, the settings the model was trained with"
-              if model_path and "checkpoint" in sources.values() else "")
+    origin = (
+        f"; 'checkpoint' = {Path(model_path) / SETTINGS_NAME}, the settings the model was trained with"
+        if model_path and "checkpoint" in sources.values()
+        else ""
+    )
     return f"rollout settings: {parts}{origin}"
 
 
@@ -193,19 +228,32 @@ def run_header(run_dir: str | os.PathLike[str]) -> str | None:
     notes = recorded.get("notes") or {}
     sources = notes.get("settings_sources") or {}
     config = notes.get("settings") or recorded  # every setting (the identity holds only those the protocol uses)
-    values = {"max_turns": config.get("max_turns"),
-              "max_new_tokens_per_turn": (config.get("sampling") or {}).get("max_new_tokens"),
-              "max_completion_length": config.get("max_completion_length"), "min_pixels": config.get("min_pixels"),
-              "max_pixels": config.get("max_pixels"), "min_crop_size": config.get("min_crop_size"),
-              "max_aspect_ratio": config.get("max_aspect_ratio"), "crop_fallback": config.get("crop_fallback")}
-    if config.get("protocol") in ("ground_r1", "ground_sft"):  # runs recorded before box_parse was recorded: the default
+    values = {
+        "max_turns": config.get("max_turns"),
+        "max_new_tokens_per_turn": (config.get("sampling") or {}).get("max_new_tokens"),
+        "max_completion_length": config.get("max_completion_length"),
+        "min_pixels": config.get("min_pixels"),
+        "max_pixels": config.get("max_pixels"),
+        "min_crop_size": config.get("min_crop_size"),
+        "max_aspect_ratio": config.get("max_aspect_ratio"),
+        "crop_fallback": config.get("crop_fallback"),
+    }
+    if config.get("protocol") in (
+        "ground_r1",
+        "ground_sft",
+    ):  # runs recorded before box_parse was recorded: the default
         values["box_parse"] = config.get("box_parse", EVAL_DEFAULTS["box_parse"])
     by_source: dict[str, list[str]] = {}
     for key, value in values.items():
         if value is not None or key in sources:
             by_source.setdefault(sources.get(key, "recorded"), []).append(f"{key}={value}")
-    names = {"checkpoint": f"from the checkpoint's {SETTINGS_NAME} (as trained)", "flag": "from flags",
-             "default": "SPEC §2 defaults", "demo default": "demo defaults", "recorded": "as recorded"}
+    names = {
+        "checkpoint": f"from the checkpoint's {SETTINGS_NAME} (as trained)",
+        "flag": "from flags",
+        "default": "SPEC §2 defaults",
+        "demo default": "demo defaults",
+        "recorded": "as recorded",
+    }
     parts = [f"{names.get(src, src)}: {', '.join(items)}" for src, items in by_source.items()]
     model = str(config.get("model"))
     if config.get("scripted_policy"):  # tests only: a scripted run's table is never taken for the model's

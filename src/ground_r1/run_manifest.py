@@ -34,10 +34,28 @@ _SECRET_WORDS = frozenset({"secret", "secrets", "password", "passwd", "credentia
 # "<word>_key" names that are credentials (api_key, access_key, ...); other keys (sort_key, ...) are not.
 _KEY_PREFIXES = frozenset({"api", "access", "private", "secret", "auth", "client", "signing", "encryption"})
 # "<word>_token" names that are tokenizer settings, not credentials (pad_token, eos_token, image_token, ...).
-_TOKENIZER_WORDS = frozenset({
-    "pad", "eos", "bos", "unk", "sep", "cls", "mask", "image", "video", "vision", "audio", "start", "end",
-    "special", "additional", "placeholder", "boi", "eoi",
-})
+_TOKENIZER_WORDS = frozenset(
+    {
+        "pad",
+        "eos",
+        "bos",
+        "unk",
+        "sep",
+        "cls",
+        "mask",
+        "image",
+        "video",
+        "vision",
+        "audio",
+        "start",
+        "end",
+        "special",
+        "additional",
+        "placeholder",
+        "boi",
+        "eoi",
+    }
+)
 _MIN_SECRET_LENGTH = 6  # shorter environment values ("1", "true") would mask innocent text
 _MAX_KEY_FILE_BYTES = 4096
 
@@ -114,8 +132,13 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, timeout=5)
         # Tracked files only: a benchmark writing its results into the checkout must not mark its own later runs dirty.
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=root, capture_output=True,
-                               text=True, timeout=5)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None
     if out.returncode != 0:
@@ -173,7 +196,8 @@ def numerics() -> dict:
         "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "cpu": cpu or platform.processor() or None,
         "cuda_devices": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        if torch.cuda.is_available() else [],
+        if torch.cuda.is_available()
+        else [],
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
     }
 

@@ -67,18 +67,24 @@ def check_trackers(report_to: Iterable[str] | str | None, environ=None) -> list[
             if importlib.util.find_spec("wandb") is None:
                 problems.append(f"--report_to wandb: wandb is not installed: {INSTALL['wandb']} (or bash setup.sh)")
             elif _get(environ, "WANDB_MODE").lower() not in OFFLINE_WANDB_MODES and not _wandb_has_key(environ):
-                problems.append("--report_to wandb: no wandb API key (WANDB_API_KEY, or `wandb login`); or log "
-                                "locally with WANDB_MODE=offline and upload later with `wandb sync OUTPUT_DIR/wandb`")
+                problems.append(
+                    "--report_to wandb: no wandb API key (WANDB_API_KEY, or `wandb login`); or log "
+                    "locally with WANDB_MODE=offline and upload later with `wandb sync OUTPUT_DIR/wandb`"
+                )
         elif name == "tensorboard":
             if importlib.util.find_spec("tensorboard") is None:
-                problems.append(f"--report_to tensorboard: tensorboard is not installed: {INSTALL['tensorboard']} "
-                                "(or bash setup.sh)")
+                problems.append(
+                    f"--report_to tensorboard: tensorboard is not installed: {INSTALL['tensorboard']} "
+                    "(or bash setup.sh)"
+                )
     if problems:
         raise TrackerError("a tracker of report_to cannot start:\n  - " + "\n  - ".join(problems))
     return names
 
 
-def tracker_environment(report_to: Iterable[str] | str | None, output_dir: str | os.PathLike[str], environ=None) -> dict:
+def tracker_environment(
+    report_to: Iterable[str] | str | None, output_dir: str | os.PathLike[str], environ=None
+) -> dict:
     """Set the wandb defaults of the module doc (values already set win); returns what was set."""
     set_now = {}
     if "wandb" in _names(report_to):

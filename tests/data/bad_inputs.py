@@ -49,7 +49,9 @@ def png_header_only(path: Path, width: int, height: int) -> Path:
     shape (a 20000x20000 header costs 400 MB to decode). Opening it must not decode or allocate anything."""
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     path.write_bytes(
-        b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", ihdr) + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 100))
+        b"\x89PNG\r\n\x1a\n"
+        + _png_chunk(b"IHDR", ihdr)
+        + _png_chunk(b"IDAT", zlib.compress(b"\x00" * 100))
         + _png_chunk(b"IEND", b"")
     )
     return path
@@ -146,8 +148,13 @@ class Case:
 
 
 def _rec(image: str, **over: Any) -> dict:
-    rec = {"image": image, "problem": "What is written?", "solution": "the answer", "dataset": "docvqa",
-           "bboxs": [[2, 2, 30, 20]]}
+    rec = {
+        "image": image,
+        "problem": "What is written?",
+        "solution": "the answer",
+        "dataset": "docvqa",
+        "bboxs": [[2, 2, 30, 20]],
+    }
     rec.update(over)
     return rec
 
@@ -211,18 +218,23 @@ def cases() -> list[Case]:
         Case("rgb", _rec("rgb.jpg"), image_check=_check_rgb),
         Case("gray L", _rec("gray_L.png", dataset="textvqa"), image_check=_check_gray),
         Case("gray+alpha LA", _rec("gray_alpha_LA.png", dataset="vsr", solution="yes"), image_check=_check_la),
-        Case("RGBA", _rec("rgba.png", dataset="gqa", solution="<answer>B</answer>",
-                          problem="Which?\nA. one\nB. two"), image_check=_check_rgba),
-        Case("palette + transparency", _rec("palette_transparent.png", dataset="cub", solution="no"),
-             image_check=_check_palette),
-        Case("CMYK JPEG", _rec("cmyk.jpg", dataset="flickr30k", solution="a magenta square"),
-             image_check=_check_cmyk),
+        Case(
+            "RGBA",
+            _rec("rgba.png", dataset="gqa", solution="<answer>B</answer>", problem="Which?\nA. one\nB. two"),
+            image_check=_check_rgba,
+        ),
+        Case(
+            "palette + transparency",
+            _rec("palette_transparent.png", dataset="cub", solution="no"),
+            image_check=_check_palette,
+        ),
+        Case("CMYK JPEG", _rec("cmyk.jpg", dataset="flickr30k", solution="a magenta square"), image_check=_check_cmyk),
         Case("16-bit gray", _rec("gray16.png", dataset="sroie"), image_check=_check_gray16),
         Case("EXIF orientation 6", _rec("exif6.jpg", bboxs=[[0, 0, 20, 10]]), image_check=_check_exif6),
-        Case("tiny 10x10 (upscaled by smart_resize)", _rec("tiny.png", bboxs=[[1, 1, 9, 9]]),
-             image_check=_check_tiny),
-        Case("box partly outside (kept as stored)", _rec("rgb.jpg", bboxs=[[-5, 0, 100, 30.5]]),
-             image_check=_check_rgb),
+        Case("tiny 10x10 (upscaled by smart_resize)", _rec("tiny.png", bboxs=[[1, 1, 9, 9]]), image_check=_check_tiny),
+        Case(
+            "box partly outside (kept as stored)", _rec("rgb.jpg", bboxs=[[-5, 0, 100, 30.5]]), image_check=_check_rgb
+        ),
         # -- bad images
         Case("corrupt bytes", _rec("corrupt.jpg"), {"image": "not a recognised image format"}),
         Case("truncated PNG", _rec("truncated.png"), {"image": "corrupt or truncated image data"}),
@@ -233,24 +245,50 @@ def cases() -> list[Case]:
         Case("missing file", _rec("no_such_image.jpg"), {"image": NOT_FOUND}),
         Case("a directory", _rec("a_directory.png"), {"image": "is a directory"}),
         # -- bad records
-        Case("missing problem", {k: v for k, v in _rec("rgb.jpg").items() if k != "problem"},
-             {"problem": "missing required field"}),
-        Case("missing image", {k: v for k, v in _rec("rgb.jpg").items() if k != "image"},
-             {"image": "missing required field"}),
+        Case(
+            "missing problem",
+            {k: v for k, v in _rec("rgb.jpg").items() if k != "problem"},
+            {"problem": "missing required field"},
+        ),
+        Case(
+            "missing image",
+            {k: v for k, v in _rec("rgb.jpg").items() if k != "image"},
+            {"image": "missing required field"},
+        ),
         Case("problem is a number", _rec("rgb.jpg", problem=42), {"problem": "expected a string, got int"}),
         Case("empty answer", _rec("rgb.jpg", solution="<answer> </answer>"), {"solution": "empty answer"}),
         Case("width is a string", _rec("rgb.jpg", width="wide"), {"width": "expected a positive integer"}),
         # -- unusable evidence boxes: the record is kept (the box only measures the model's boxes), the box named
-        Case("bboxs is a string", _rec("rgb.jpg", bboxs="2,2,30,20"), image_check=_check_rgb,
-             box_note={"bboxs": "expected a list of"}),
-        Case("box of 3 numbers", _rec("rgb.jpg", bboxs=[[1, 2, 3]]), image_check=_check_rgb,
-             box_note={"bboxs[0]": "expected 4 finite numbers"}),
-        Case("box with NaN", _rec("rgb.jpg", bboxs=[[0, 0, float("nan"), 5]]), image_check=_check_rgb,
-             box_note={"bboxs[0]": "got [0, 0, NaN, 5]"}),
-        Case("box outside the image", _rec("rgb.jpg", bboxs=[[100, 0, 150, 20]]), image_check=_check_rgb,
-             box_note={"bboxs[0]": "lies entirely outside the 64x48 image"}),
-        Case("inverted box", _rec("rgb.jpg", bboxs=[[30, 20, 2, 2]]), image_check=_check_rgb,
-             box_note={"bboxs[0]": "empty or inverted box"}),
+        Case(
+            "bboxs is a string",
+            _rec("rgb.jpg", bboxs="2,2,30,20"),
+            image_check=_check_rgb,
+            box_note={"bboxs": "expected a list of"},
+        ),
+        Case(
+            "box of 3 numbers",
+            _rec("rgb.jpg", bboxs=[[1, 2, 3]]),
+            image_check=_check_rgb,
+            box_note={"bboxs[0]": "expected 4 finite numbers"},
+        ),
+        Case(
+            "box with NaN",
+            _rec("rgb.jpg", bboxs=[[0, 0, float("nan"), 5]]),
+            image_check=_check_rgb,
+            box_note={"bboxs[0]": "got [0, 0, NaN, 5]"},
+        ),
+        Case(
+            "box outside the image",
+            _rec("rgb.jpg", bboxs=[[100, 0, 150, 20]]),
+            image_check=_check_rgb,
+            box_note={"bboxs[0]": "lies entirely outside the 64x48 image"},
+        ),
+        Case(
+            "inverted box",
+            _rec("rgb.jpg", bboxs=[[30, 20, 2, 2]]),
+            image_check=_check_rgb,
+            box_note={"bboxs[0]": "empty or inverted box"},
+        ),
         Case("unknown dataset", _rec("rgb.jpg", dataset="DocVQA"), {"dataset": "did you mean 'docvqa'?"}),
         Case("no rule (emotic) in training", _rec("rgb.jpg", dataset="emotic"), {"dataset": UNKNOWN}),
         Case("invalid JSON", '{"image": "rgb.jpg", "problem": ', {"json": "invalid JSON"}),
@@ -308,24 +346,50 @@ def training_known_datasets() -> list[str]:
 # ---------------------------------------------------------------------------------------- the trainer run
 
 
-
 def small_run_args(data: BadData) -> list[str]:
     """The tiny CPU preset made small: N = 2 trajectories (G1 = 1), every good record in one step (per-device
     batch = 2 x good records, so each converted image kind goes through a rollout), 2 turns of 16 tokens."""
-    return ["--num_generations", "2", "--num_first_round_samples", "1",
-            "--per_device_train_batch_size", str(2 * len(data.good_lines)), "--max_turns", "2",
-            "--max_new_tokens_per_turn", "16", "--max_completion_length", "512", "--save_steps", "1"]
+    return [
+        "--num_generations",
+        "2",
+        "--num_first_round_samples",
+        "1",
+        "--per_device_train_batch_size",
+        str(2 * len(data.good_lines)),
+        "--max_turns",
+        "2",
+        "--max_new_tokens_per_turn",
+        "16",
+        "--max_completion_length",
+        "512",
+        "--save_steps",
+        "1",
+    ]
 
 
-def launch_training(data: BadData, output_dir: Path, cwd: Path, *args: str,
-                    extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+def launch_training(
+    data: BadData, output_dir: Path, cwd: Path, *args: str, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     """``scripts/run_grpo_video.sh`` (the pattern of tests/launchers/test_train_launcher.py) on the bad-data
     file, one step of the tiny CPU preset."""
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "CONFIG": str(REPO / "configs" / "grpo" / "tiny_cpu.yaml"),
-           "MAX_STEPS": "1", "DATA_PATH": str(data.path), "IMAGE_ROOT": str(data.root),
-           "OUTPUT_DIR": str(output_dir), **(extra_env or {})}
-    return subprocess.run(["bash", str(REPO / "scripts" / "run_grpo_video.sh"), *small_run_args(data), *args],
-                          cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": "1",
+        "CONFIG": str(REPO / "configs" / "grpo" / "tiny_cpu.yaml"),
+        "MAX_STEPS": "1",
+        "DATA_PATH": str(data.path),
+        "IMAGE_ROOT": str(data.root),
+        "OUTPUT_DIR": str(output_dir),
+        **(extra_env or {}),
+    }
+    return subprocess.run(
+        ["bash", str(REPO / "scripts" / "run_grpo_video.sh"), *small_run_args(data), *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @dataclass
@@ -345,8 +409,16 @@ def _train_once(base: str) -> TrainRun:
     key_file.write_text(SECRET_IN_FILE + "\n")
     out = base_dir / "run"
     # question_reward_log writes the key of every record a step trained on: the test checks all good ones were.
-    proc = launch_training(data, out, base_dir, "--skip_bad_records", "true", "--question_reward_log", "true",
-                           extra_env={**SECRET_ENV, "OPENAI_API_KEY_FILE": str(key_file)})
+    proc = launch_training(
+        data,
+        out,
+        base_dir,
+        "--skip_bad_records",
+        "true",
+        "--question_reward_log",
+        "true",
+        extra_env={**SECRET_ENV, "OPENAI_API_KEY_FILE": str(key_file)},
+    )
     return TrainRun(data=data, output_dir=out, key_file=key_file, proc=proc)
 
 

@@ -187,7 +187,8 @@ def test_images_between_pils_warning_and_its_error_threshold_are_read_without_a_
     assert pixel_limit_reason(8400, 11200) is None
     assert not [w for w in recwarn if issubclass(w.category, Image.DecompressionBombWarning)]
     assert pixel_limit_reason(13380, 13380).startswith(
-        "13380x13380 = 179,024,400 pixels exceeds the decompression-bomb limit of 178,956,970 pixels")
+        "13380x13380 = 179,024,400 pixels exceeds the decompression-bomb limit of 178,956,970 pixels"
+    )
 
 
 def test_the_pixel_limit_is_read_at_call_time_and_set_by_the_flag(bad_data, monkeypatch):
@@ -246,8 +247,12 @@ def test_png_with_exif_after_the_pixels_reports_the_rotated_size(tmp_path):
     exif_chunk = next(c for c in chunks if c[0] == b"eXIf")
     reordered = [c for c in chunks if c[0] not in (b"eXIf", b"IEND")] + [exif_chunk, (b"IEND", b"")]
     path = tmp_path / "late_exif.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"".join(
-        struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d) & 0xFFFFFFFF) for k, d in reordered))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + b"".join(
+            struct.pack(">I", len(d)) + k + d + struct.pack(">I", zlib.crc32(k + d) & 0xFFFFFFFF) for k, d in reordered
+        )
+    )
     with Image.open(path) as im:
         assert "exif" not in im.info  # not seen before decoding: the case under test
     assert image_size(path, verify=True) == (20, 40)
@@ -284,15 +289,20 @@ def test_a_file_name_too_long_for_the_file_system_is_an_issue(tmp_path):
 
 def test_sizes_and_numbers_too_large_for_a_float_are_issues(tmp_path):
     # 10**400 overflows float(): it used to raise OverflowError out of the loader.
-    loaded = _one(tmp_path, json.dumps({**GOOD, "width": 10**400, "height": 10, "bboxs": [[0, 0, 10**400, 5]]}),
-                  check_images=False)
+    loaded = _one(
+        tmp_path,
+        json.dumps({**GOOD, "width": 10**400, "height": 10, "bboxs": [[0, 0, 10**400, 5]]}),
+        check_images=False,
+    )
     assert [i.field for i in loaded.issues] == ["image"]
     assert loaded.issues[0].message.endswith(
         "pixels exceeds the decompression-bomb limit of 178,956,970 pixels (--max_image_pixels); if the image is "
-        "genuine, raise that limit (or downscale the file)")
+        "genuine, raise that limit (or downscale the file)"
+    )
     assert loaded.box_notes == []  # the record is skipped for its size: its box is not listed twice
-    loaded = _one(tmp_path, json.dumps({**GOOD, "width": 50, "height": 10, "bboxs": [[0, 0, 10**400, 5]]}),
-                  check_images=False)
+    loaded = _one(
+        tmp_path, json.dumps({**GOOD, "width": 50, "height": 10, "bboxs": [[0, 0, 10**400, 5]]}), check_images=False
+    )
     assert loaded.issues == [] and loaded.records[0]["bboxs"] == []
     assert loaded.box_notes[0].message.startswith("expected 4 finite numbers [x1, y1, x2, y2], got [0, 0, 1000")
 
@@ -303,8 +313,9 @@ def test_problem_id_beyond_int64_is_stored_as_text(tmp_path):
 
 
 def test_utf8_byte_order_mark_is_ignored(tmp_path):
-    loaded = _one(tmp_path, b"\xef\xbb\xbf" + json.dumps({**GOOD, "width": 50, "height": 40}).encode(),
-                  check_images=False)
+    loaded = _one(
+        tmp_path, b"\xef\xbb\xbf" + json.dumps({**GOOD, "width": 50, "height": 40}).encode(), check_images=False
+    )
     assert (loaded.issues, [r["problem"] for r in loaded.records]) == ([], ["q"])
 
 
@@ -346,15 +357,33 @@ def test_a_question_holding_special_token_text_is_encoded_as_plain_text(tiny_mod
 
 
 JSON_SCALARS = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-(10**30), max_value=10**30),
-    st.floats(allow_nan=True, allow_infinity=True), st.text(max_size=8),
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(10**30), max_value=10**30),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=8),
 )
-JSON_VALUES = st.recursive(JSON_SCALARS, lambda inner: st.lists(inner, max_size=5) | st.dictionaries(
-    st.text(max_size=4), inner, max_size=3), max_leaves=12)
-FIELDS = ("image", "problem", "solution", "dataset", "width", "height", "input_width", "input_height", "bboxs",
-          "split", "problem_id")
-BOX = st.lists(st.one_of(st.integers(-100, 300), st.floats(allow_nan=True, allow_infinity=True)), min_size=0,
-               max_size=5)
+JSON_VALUES = st.recursive(
+    JSON_SCALARS,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=12,
+)
+FIELDS = (
+    "image",
+    "problem",
+    "solution",
+    "dataset",
+    "width",
+    "height",
+    "input_width",
+    "input_height",
+    "bboxs",
+    "split",
+    "problem_id",
+)
+BOX = st.lists(
+    st.one_of(st.integers(-100, 300), st.floats(allow_nan=True, allow_infinity=True)), min_size=0, max_size=5
+)
 RECORD = st.fixed_dictionaries(
     {},
     optional={
@@ -373,8 +402,7 @@ def test_fuzzed_records_are_loaded_or_reported_never_raised(records):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "fuzz.jsonl"
         path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
-        loaded = load_viscot_records(path, check_images=False, known_datasets=["docvqa", "gqa"],
-                                     skip_bad_records=True)
+        loaded = load_viscot_records(path, check_images=False, known_datasets=["docvqa", "gqa"], skip_bad_records=True)
     bad_lines = {i.line for i in loaded.issues}
     good_lines = [r["line"] for r in loaded.records]
     assert sorted(bad_lines | set(good_lines)) == list(range(1, len(records) + 1))  # each line: one fate
@@ -383,8 +411,9 @@ def test_fuzzed_records_are_loaded_or_reported_never_raised(records):
         assert all(isinstance(record[k], str) and record[k].strip() for k in ("image", "problem", "dataset"))
         assert record["dataset"] in ("docvqa", "gqa")
         assert record["width"] >= 1 and record["height"] >= 1 and record["input_width"] % 28 == 0
-        assert all(len(b) == 4 and all(math.isfinite(v) for v in b) and b[2] > b[0] and b[3] > b[1]
-                   for b in record["bboxs"])
+        assert all(
+            len(b) == 4 and all(math.isfinite(v) for v in b) and b[2] > b[0] and b[3] > b[1] for b in record["bboxs"]
+        )
     records_to_dataset(loaded.records)  # and it becomes a Dataset without an Arrow error
 
 

@@ -44,7 +44,11 @@ EXPECTED = {
         1,
     ),
     18: (
-        "What brand of perfume is displayed in front of the yellow box?", "LANCOME", [227, 501, 423, 549], "textcap", 0
+        "What brand of perfume is displayed in front of the yellow box?",
+        "LANCOME",
+        [227, 501, 423, 549],
+        "textcap",
+        0,
     ),
     22: ("What is behind the bench?", "Foliage.", [2, 0, 390, 282], "v7w", 0),
 }
@@ -66,7 +70,12 @@ def test_convert_upstream_sample(upstream_file, upstream_items, tmp_path):
     for index, (question, answer, box, dataset, qid) in EXPECTED.items():
         rec = recs[index]
         assert (rec["problem"], rec["solution"], rec["bboxs"], rec["dataset"], rec["problem_id"], rec["split"]) == (
-            question, answer, [box], dataset, qid, "val",
+            question,
+            answer,
+            [box],
+            dataset,
+            qid,
+            "val",
         )
     for index, image in EXPECTED_IMAGES.items():
         assert recs[index]["image"] == image
@@ -192,7 +201,10 @@ def test_cli_exit_codes(upstream_items, tmp_path, capsys):
     assert len(_read(out)) == 2
     skipped = _read(Path(f"{out}.skipped.jsonl"))
     assert [(r["line"], r["field"]) for r in skipped] == [
-        (2, "conversations"), (3, "image"), (4, "dataset"), (5, "record"),
+        (2, "conversations"),
+        (3, "image"),
+        (4, "dataset"),
+        (5, "record"),
     ]
 
     assert prepare_viscot.main(["--input", str(tmp_path / "absent.json"), "--output", str(out)]) == 1

@@ -23,8 +23,19 @@ RELEASE_FILE = "visualCoT_eval_subset150_choice.sample.jsonl"
 # Every image path of the release file starts with this (the authors' machine).
 RELEASE_PREFIX = "/home/meng/data/Visual-CoT"
 VISCOT_DATASETS = (
-    "docvqa", "textcap", "textvqa", "dude", "sroie", "infographicsvqa", "flickr30k", "v7w", "gqa",
-    "openimages", "vsr", "cub", "emotic",
+    "docvqa",
+    "textcap",
+    "textvqa",
+    "dude",
+    "sroie",
+    "infographicsvqa",
+    "flickr30k",
+    "v7w",
+    "gqa",
+    "openimages",
+    "vsr",
+    "cub",
+    "emotic",
 )  # SPEC §6
 
 
@@ -335,7 +346,11 @@ def test_all_issues_reported_at_once(tmp_path):
         load_viscot_records(f, image_root=tmp_path, known_datasets=["docvqa", "gqa"])
     issues = err.value.issues
     assert [(i.line, i.field) for i in issues] == [
-        (2, "json"), (3, "problem"), (5, "image"), (6, "image"), (8, "dataset"),
+        (2, "json"),
+        (3, "problem"),
+        (5, "image"),
+        (6, "image"),
+        (8, "dataset"),
     ]  # line 7's inverted box is no problem of the record: it is dropped and named (a box note)
     message = str(err.value)
     assert message.startswith("5 problem(s) in 5 record(s):\n")

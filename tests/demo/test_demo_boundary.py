@@ -64,6 +64,9 @@ def test_the_core_imports_the_demo_only_at_its_entry_points():
 
 
 def test_the_demo_docstrings_say_why_not_when():
-    narration = [p.name for p in (PACKAGE / "demo").glob("*.py")
-                 if any(w in p.read_text(encoding="utf-8") for w in ("Session ", "session ", "(issue ", "issue 4"))]
+    narration = [
+        p.name
+        for p in (PACKAGE / "demo").glob("*.py")
+        if any(w in p.read_text(encoding="utf-8") for w in ("Session ", "session ", "(issue ", "issue 4"))
+    ]
     assert not narration, f"demo modules narrating their history: {narration}"

@@ -29,7 +29,9 @@ def test_grounding_example_boxes_one_card_in_the_input_frame_with_per_kind_aux_t
     # 448 canvas -> 112 view: every coordinate / 4, rounded half up.
     expected = [int(np.floor(v / 4 + 0.5)) for v in ref.box]
     assert parse_box(text).box == tuple(float(v) for v in expected) and list(ex.target_box) == expected
-    assert ex.messages[0]["content"][1]["text"] == f"Locate the {kind} card in this image and output the bbox coordinates."
+    assert (
+        ex.messages[0]["content"][1]["text"] == f"Locate the {kind} card in this image and output the bbox coordinates."
+    )
     # aux: one row per kind of the config; present rows hold the quadrant and the normalised box.
     aux = ex.aux[0]  # the one image's scene targets
     row = aux[cfg.kinds.index(kind)]
@@ -51,8 +53,11 @@ def test_crop_reading_example_is_a_card_crop_answered_with_its_dot_colour():
 
 def test_the_recipe_never_shows_the_zoom_question_or_the_grounding_prompt():
     cfg, stage = _cfg(), recipe.Stage("s", 1, 3, (48, 96))
-    prompts = {recipe.make_example(record_rng(0, "t", i), stage, cfg, task).messages[0]["content"][1]["text"]
-               for i in range(40) for task in ("grounding", "crop_reading")}
+    prompts = {
+        recipe.make_example(record_rng(0, "t", i), stage, cfg, task).messages[0]["content"][1]["text"]
+        for i in range(40)
+        for task in ("grounding", "crop_reading")
+    }
     assert not any(p == zoom_question(k) for p in prompts for k in cfg.kinds)
     assert not any("Based on the original image" in p for p in prompts)
 
@@ -70,15 +75,20 @@ def test_chat_example_is_two_independent_tasks_with_per_image_targets(tiny_model
     processor = load_processor(tiny_model_dir, min_pixels=12544, max_pixels=12544)
     batch = recipe._collate(processor, [ex])
     supervised = processor.tokenizer.decode(batch["input_ids"][0][batch["labels"][0] != -100])
-    assert supervised == (ex.messages[1]["content"][0]["text"] + "<|im_end|>" + ex.messages[3]["content"][0]["text"]
-                          + "<|im_end|>")
+    assert supervised == (
+        ex.messages[1]["content"][0]["text"] + "<|im_end|>" + ex.messages[3]["content"][0]["text"] + "<|im_end|>"
+    )
     assert batch["image_grid_thw"].tolist() == [[1, 8, 8], [1, 8, 8]]
 
 
 def test_a_snapshot_resumes_only_under_a_config_identical_for_the_steps_already_trained():
     def conf(*stages, lr=3e-3):
-        return {"learning_rate": lr, "stages": [dict(name=n, steps=k, num_referents=1, card_size_range=[48, 96],
-                                                      **extra) for n, k, extra in stages]}
+        return {
+            "learning_rate": lr,
+            "stages": [
+                dict(name=n, steps=k, num_referents=1, card_size_range=[48, 96], **extra) for n, k, extra in stages
+            ],
+        }
 
     old = conf(("a", 100, {}), ("b", 100, {}))
     assert recipe._resumable(old, conf(("a", 100, {}), ("b", 100, {"template_fraction": 0.5})), 100)  # b not begun
@@ -108,9 +118,18 @@ def test_smoke_build_saves_a_plain_qwen_checkpoint_with_recipe_log_and_eval(tmp_
     from safetensors import safe_open
     from transformers import Qwen2_5_VLForConditionalGeneration
 
-    cfg = _cfg(batch_size=4, aux_steps=2, warmup_steps=1, eval_every=0, eval_size=4, log_every=1,
-               grounding_fraction=1.0, aux_token_weight=1.0, aux_lm_box_weight=10.0,
-               aux_lm_kind_weight=1.0)  # every row grounds: every head's loss is on at both steps
+    cfg = _cfg(
+        batch_size=4,
+        aux_steps=2,
+        warmup_steps=1,
+        eval_every=0,
+        eval_size=4,
+        log_every=1,
+        grounding_fraction=1.0,
+        aux_token_weight=1.0,
+        aux_lm_box_weight=10.0,
+        aux_lm_kind_weight=1.0,
+    )  # every row grounds: every head's loss is on at both steps
     final = recipe.train(cfg, tmp_path / "base")
     out = tmp_path / "base"
     assert final["passed_gate"] is False and final["size"] == 4  # two steps cannot ground
@@ -166,9 +185,11 @@ def test_token_targets_label_each_merged_cell_with_the_card_covering_most_of_it(
     from types import SimpleNamespace as NS
 
     # 448 canvas seen at 112x112: 4x4 LM tokens, each a 28-px view cell = 112 original px.
-    cards = [NS(kind="cyan", box=(120, 10, 200, 90)),  # inside cell (row 0, col 1)
-             NS(kind="orange", box=(200, 230, 260, 300)),  # straddles cols 1|2 of row 2: 24 vs 36 px wide
-             NS(kind="purple", box=(300, 390, 310, 440))]  # 10x50 card: only cell (3, 2)
+    cards = [
+        NS(kind="cyan", box=(120, 10, 200, 90)),  # inside cell (row 0, col 1)
+        NS(kind="orange", box=(200, 230, 260, 300)),  # straddles cols 1|2 of row 2: 24 vs 36 px wide
+        NS(kind="purple", box=(300, 390, 310, 440)),
+    ]  # 10x50 card: only cell (3, 2)
     scene = NS(width=448, height=448, referents=cards)
     kinds = ("orange", "purple", "cyan", "magenta")
     out = recipe.token_targets(scene, (112, 112), kinds)
@@ -201,8 +222,7 @@ def test_a_vision_only_stage_trains_the_tower_through_the_heads_and_leaves_the_l
 
     from ground_r1.demo.tiny import build_tiny_model
 
-    cfg = _cfg(batch_size=4, aux_steps=0, warmup_steps=1, eval_every=0, eval_size=2, log_every=1,
-               aux_token_weight=1.0)
+    cfg = _cfg(batch_size=4, aux_steps=0, warmup_steps=1, eval_every=0, eval_size=2, log_every=1, aux_token_weight=1.0)
     cfg.stages = [recipe.Stage("vision", 2, 3, (48, 96), vision_only=True)]
     recipe.train(cfg, tmp_path / "base")
     trained = load_file(str(tmp_path / "base" / "model.safetensors"))
@@ -230,7 +250,7 @@ def test_the_lm_box_head_reads_the_answers_box_opening_token_not_the_prompts_for
     pos = heads.box_open_positions(batch["input_ids"], batch["labels"], box_open).tolist()
     assert [row for row, _ in pos] == [0, 1]  # one per row: each row's (first) answer box
     (_, col), _ = pos
-    first_digit = processor.tokenizer.decode(batch["input_ids"][0][col + 1:col + 2])
+    first_digit = processor.tokenizer.decode(batch["input_ids"][0][col + 1 : col + 2])
     assert first_digit == str(ground.target_box[0])[0] and ground.target_frame == (112, 112)
 
 
@@ -243,7 +263,7 @@ def test_coordinate_slots_name_the_coordinate_each_digit_position_writes(tiny_mo
     digits = {tok.convert_tokens_to_ids(str(d)) for d in range(10)}
     slots = heads.coordinate_slots(ids, col, tok.convert_tokens_to_ids(","), digits)
     # The position *before* each digit predicts it: '>[' -> '1', '1' -> '0', '0' -> '4', ',' -> '5', ...
-    written = [(tok.decode(ids[p + 1:p + 2]), c) for p, c in slots]
+    written = [(tok.decode(ids[p + 1 : p + 2]), c) for p, c in slots]
     assert written == [("1", 0), ("0", 0), ("4", 0), ("5", 1), ("6", 2), ("7", 2), ("8", 3), ("9", 3)]
     assert slots[0][0] == col
 
@@ -262,8 +282,10 @@ def test_head_diagnostics_measure_each_hop_in_view_pixels(tiny_model_dir):
             layer.weight.zero_(), layer.bias.zero_()
         head.lm_kind.bias[0] = 1.0
     out = recipe.head_diagnostics(model, processor, head, cfg, size=6, seed=4)
-    examples = [recipe.make_example(record_rng(4, "heldout-heads", i), recipe.target_stage(cfg), cfg, "grounding")
-                for i in range(6)]
+    examples = [
+        recipe.make_example(record_rng(4, "heldout-heads", i), recipe.target_stage(cfg), cfg, "grounding")
+        for i in range(6)
+    ]
     tokens = np.concatenate([ex.aux_tokens[0] for ex in examples])
     assert out["token_box_mae_px"] == pytest.approx(np.abs(tokens[tokens[:, 0] > 0, 1:]).mean() * 112, rel=1e-5)
     assert out["lm_box_mae_px"] == pytest.approx(np.mean([ex.target_box for ex in examples]), rel=1e-5)
@@ -295,8 +317,9 @@ def test_batches_by_length_hold_one_kind_of_row(tmp_path, monkeypatch):
     real, batches = recipe._collate, []
 
     def spy(processor, examples):
-        batches.append([(ex.task, "Based on the original image" in ex.messages[0]["content"][1]["text"])
-                        for ex in examples])
+        batches.append(
+            [(ex.task, "Based on the original image" in ex.messages[0]["content"][1]["text"]) for ex in examples]
+        )
         return real(processor, examples)
 
     monkeypatch.setattr(recipe, "_collate", spy)
@@ -337,13 +360,30 @@ def test_named_reading_asks_about_the_pictured_card_by_its_kind_and_never_with_t
 
 
 def test_continue_from_resolves_next_to_its_yaml_round_trips_inline_and_scales_both_phases(tmp_path):
-    phase1 = {"seed": 3, "learning_rate": 1e-3,
-              "stages": [{"name": "a", "steps": 100, "num_referents": 1, "card_size_range": [48, 96]}]}
+    phase1 = {
+        "seed": 3,
+        "learning_rate": 1e-3,
+        "stages": [{"name": "a", "steps": 100, "num_referents": 1, "card_size_range": [48, 96]}],
+    }
     (tmp_path / "sub").mkdir()
     (tmp_path / "sub" / "phase1.yaml").write_text(yaml.safe_dump(phase1))
     phase2 = tmp_path / "phase2.yaml"
-    phase2.write_text(yaml.safe_dump({"continue_from": "sub/phase1.yaml", "stages": [
-        {"name": "b", "steps": 40, "num_referents": 3, "card_size_range": [48, 96], "named_reading_fraction": 0.5}]}))
+    phase2.write_text(
+        yaml.safe_dump(
+            {
+                "continue_from": "sub/phase1.yaml",
+                "stages": [
+                    {
+                        "name": "b",
+                        "steps": 40,
+                        "num_referents": 3,
+                        "card_size_range": [48, 96],
+                        "named_reading_fraction": 0.5,
+                    }
+                ],
+            }
+        )
+    )
     cfg = recipe.RecipeConfig.from_yaml(phase2)
     assert cfg.continue_from.learning_rate == 1e-3 and cfg.continue_from.stages[0].name == "a"
     assert cfg.stages[0].named_reading_fraction == 0.5
@@ -388,16 +428,25 @@ def test_a_two_phase_build_starts_phase_two_from_phase_one_and_keeps_its_record(
     from safetensors.torch import load_file
 
     phase1 = _cfg(batch_size=2, aux_steps=1, warmup_steps=1, eval_every=0, eval_size=2, log_every=1)
-    phase2 = _cfg(batch_size=2, aux_steps=0, warmup_steps=1, eval_every=0, eval_size=2, log_every=1,
-                  learning_rate=0.0, continue_from=phase1)  # lr 0: phase 2 must end on phase 1's weights
+    phase2 = _cfg(
+        batch_size=2,
+        aux_steps=0,
+        warmup_steps=1,
+        eval_every=0,
+        eval_size=2,
+        log_every=1,
+        learning_rate=0.0,
+        continue_from=phase1,
+    )  # lr 0: phase 2 must end on phase 1's weights
     phase2.stages = [recipe.Stage("b", 1, 3, (48, 96), named_reading_fraction=1.0)]
     recipe.train(phase1, tmp_path / "alone")
     recipe.train(phase2, tmp_path / "both")
     out = tmp_path / "both"
     a, b = load_file(str(tmp_path / "alone" / "model.safetensors")), load_file(str(out / "model.safetensors"))
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
-    strip = lambda path: [{k: v for k, v in json.loads(x).items() if k != "elapsed_s"}  # noqa: E731
-                          for x in path.read_text().splitlines()]
+    strip = lambda path: [  # noqa: E731
+        {k: v for k, v in json.loads(x).items() if k != "elapsed_s"} for x in path.read_text().splitlines()
+    ]
     assert strip(out / "continued_from" / "train_log.jsonl") == strip(tmp_path / "alone" / "train_log.jsonl")
     assert json.loads((out / "continued_from" / "eval.json").read_text()).keys() >= {"grounding_iou50"}
     assert yaml.safe_load((out / "recipe.yaml").read_text())["continue_from"]["aux_steps"] == 1

@@ -23,8 +23,11 @@ SPEC6_FIELDS = {"image", "width", "height", "bboxs", "dataset", "split", "proble
 
 def _digest(folder: Path) -> dict[str, str]:
     """sha256 of every file under folder, keyed by relative path."""
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def _read(jsonl: Path) -> list[dict]:
@@ -60,7 +63,9 @@ def test_record_does_not_depend_on_how_many_are_written(tmp_path):
     short = _read(syn.write_zoom_dataset(tmp_path / "short", cfg))
     long = _read(syn.write_zoom_dataset(tmp_path / "long", dataclasses.replace(cfg, num_records=4)))
     assert long[:2] == short
-    assert _digest(tmp_path / "short")["images/train_000001.png"] == _digest(tmp_path / "long")["images/train_000001.png"]
+    assert (
+        _digest(tmp_path / "short")["images/train_000001.png"] == _digest(tmp_path / "long")["images/train_000001.png"]
+    )
 
 
 def test_train_and_eval_splits_draw_different_scenes():
@@ -131,7 +136,7 @@ def test_cards_inside_canvas_apart_and_hold_their_dot(square):
         for x1, y1, x2, y2 in boxes:
             assert 0 <= x1 < x2 <= 448 and 0 <= y1 < y2 <= 448
         for i, a in enumerate(boxes):
-            for b in boxes[i + 1:]:
+            for b in boxes[i + 1 :]:
                 # separated by at least min_gap (8) along x or along y
                 assert a[2] + 8 <= b[0] or b[2] + 8 <= a[0] or a[3] + 8 <= b[1] or b[3] + 8 <= a[1]
         for r in scene.referents:
@@ -226,7 +231,9 @@ def test_grounding_example_boxes_the_named_card():
         image, ex = syn.make_grounding_example(syn.record_rng(0, "ground", i), cfg)
         _, scene = syn.generate_scene(syn.record_rng(0, "ground", i), cfg)  # same draw order: same scene
         (ref,) = [r for r in scene.referents if r.kind == ex["kind"]]
-        assert ex["problem"] == f"Locate the {ref.kind} card in this image and output the bbox coordinates in JSON format."
+        assert (
+            ex["problem"] == f"Locate the {ref.kind} card in this image and output the bbox coordinates in JSON format."
+        )
         assert ex["bbox"] == list(ref.box)
         assert json.loads(ex["solution"]) == ex["bbox"]
         x1, y1, x2, y2 = ex["bbox"]
@@ -318,14 +325,31 @@ def test_config_hash_follows_knobs_and_sizes_not_num_records():
 
 def test_cli_writes_both_splits(tmp_path):
     out = tmp_path / "ds"
-    rc = syn.main([str(out), "--num_train", "3", "--num_eval", "2", "--seed", "4", "--multiple_choice",
-                   "--num_referents", "2", "--dot_size", "4", "5"])
+    rc = syn.main(
+        [
+            str(out),
+            "--num_train",
+            "3",
+            "--num_eval",
+            "2",
+            "--seed",
+            "4",
+            "--multiple_choice",
+            "--num_referents",
+            "2",
+            "--dot_size",
+            "4",
+            "5",
+        ]
+    )
     assert rc == 0
     train, evals = _read(out / "train.jsonl"), _read(out / "eval.jsonl")
     assert (len(train), len(evals)) == (3, 2)
     assert all(r["solution"].startswith("<answer>") for r in train + evals)
-    _, scene = syn.generate_scene(syn.record_rng(4, "train", 0), syn.SyntheticConfig(
-        seed=4, num_referents=2, dot_size_range=(4, 5), multiple_choice=True))
+    _, scene = syn.generate_scene(
+        syn.record_rng(4, "train", 0),
+        syn.SyntheticConfig(seed=4, num_referents=2, dot_size_range=(4, 5), multiple_choice=True),
+    )
     assert len(scene.referents) == 2 and train[0]["bboxs"] == [list(scene.target_referent.box)]
 
 
@@ -336,8 +360,9 @@ def test_cli_rejects_bad_config(tmp_path, caplog):
 
 
 def test_cli_module_help():
-    run = subprocess.run([sys.executable, "-m", "ground_r1.demo.synthetic", "--help"],
-                         capture_output=True, text=True, timeout=60)
+    run = subprocess.run(
+        [sys.executable, "-m", "ground_r1.demo.synthetic", "--help"], capture_output=True, text=True, timeout=60
+    )
     assert run.returncode == 0
     assert "out_dir" in run.stdout and "--num_train" in run.stdout
 

@@ -33,8 +33,18 @@ GENERAL = ("MME", "POPE", "SEED_Bench", "MMBench_en_dev", "MMMU_val", "MME_RealW
 VISCOT_FILE = "visualCoT_eval_subset150_choice.jsonl"
 REFCOCO_FILE = "RefCOCO_eval_subset_1000.jsonl"
 VISCOT_PREFIX = "/home/meng/data/Visual-CoT"
-RECORDS = {"MME": 2374, "POPE": 9000, "SEED_Bench": 14233, "MMBench_en_dev": 4329, "MMMU_val": 900,
-           "MME_RealWorld_Lite": 1919, "RealworldQA": 765, "MMVet": 218, "VisCoT": 1950, "RefCOCO": 8000}
+RECORDS = {
+    "MME": 2374,
+    "POPE": 9000,
+    "SEED_Bench": 14233,
+    "MMBench_en_dev": 4329,
+    "MMMU_val": 900,
+    "MME_RealWorld_Lite": 1919,
+    "RealworldQA": 765,
+    "MMVet": 218,
+    "VisCoT": 1950,
+    "RefCOCO": 8000,
+}
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -45,7 +55,12 @@ def png_header(width: int, height: int) -> bytes:
     """A complete PNG chunk list (IHDR, a tiny IDAT, IEND) claiming ``width`` x ``height``: its header and end
     read as any PNG's; its pixels do not decode (they are not there)."""
     ihdr = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(b"\x00" * 8)) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", ihdr)
+        + _chunk(b"IDAT", zlib.compress(b"\x00" * 8))
+        + _chunk(b"IEND", b"")
+    )
 
 
 def _small_png() -> bytes:

@@ -31,21 +31,29 @@ class ToyColourSpec(BenchmarkSpec):
         words = extract_answer_span(text).strip().lower().split()
         return words[0].strip(".") if words else None
 
-    def score_item(self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
-                   ) -> dict[str, Any]:
+    def score_item(
+        self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
+    ) -> dict[str, Any]:
         parsed = self.parse_answer(prediction_text)
-        return {**self._base_record(item, judge_score), "parsed": parsed,
-                "correct": parsed == item.answer.lower(), "judge_score": judge_score}
+        return {
+            **self._base_record(item, judge_score),
+            "parsed": parsed,
+            "correct": parsed == item.answer.lower(),
+            "judge_score": judge_score,
+        }
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         graded = [r["judge_score"] for r in records if r["judge_score"] is not None]
-        return {"accuracy": 100.0 * sum(r["correct"] for r in records) / max(len(records), 1),
-                "graded": 100.0 * sum(graded) / len(graded) if graded else None}
+        return {
+            "accuracy": 100.0 * sum(r["correct"] for r in records) / max(len(records), 1),
+            "graded": 100.0 * sum(graded) / len(graded) if graded else None,
+        }
 
     def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
-        return [self.summary_row(scored, skipped, "exact match", metrics["accuracy"], "toy notes"),
-                self.summary_row(scored, skipped, "mean grade", metrics["graded"], which="graded",
-                                 rule="toy grader")]
+        return [
+            self.summary_row(scored, skipped, "exact match", metrics["accuracy"], "toy notes"),
+            self.summary_row(scored, skipped, "mean grade", metrics["graded"], which="graded", rule="toy grader"),
+        ]
 
     def estimate(self, records, metric="headline"):
         if metric == "graded":
@@ -53,16 +61,24 @@ class ToyColourSpec(BenchmarkSpec):
         return super().estimate(records, metric)
 
     def judge_plan(self) -> AskPlan:
-        return AskPlan(parse=lambda reply: float(reply) if reply and reply.strip() in ("0", "1") else None,
-                       max_asks=1, expects="0 or 1")
+        return AskPlan(
+            parse=lambda reply: float(reply) if reply and reply.strip() in ("0", "1") else None,
+            max_asks=1,
+            expects="0 or 1",
+        )
 
     def grader_messages(self, item: BenchmarkItem, prediction_text: str, *, retry: bool = False) -> list[dict]:
         return [{"role": "user", "content": f"truth: {item.answer} | answer: {prediction_text} | 0 or 1?"}]
 
 
-TOY = ToyColourSpec(name="ToyColours", version="7", default_file="ToyColours.jsonl", aliases=("toy-colours",),
-                    direct_suffix="Answer with one colour word.",
-                    demo_records=({"Image": "a.png", "problem": "Which colour?", "solution": "red"},))
+TOY = ToyColourSpec(
+    name="ToyColours",
+    version="7",
+    default_file="ToyColours.jsonl",
+    aliases=("toy-colours",),
+    direct_suffix="Answer with one colour word.",
+    demo_records=({"Image": "a.png", "problem": "Which colour?", "solution": "red"},),
+)
 
 
 @pytest.fixture
@@ -76,9 +92,11 @@ def write_toy_data(root: Path) -> Path:
     (root / "ToyColours").mkdir(parents=True)
     for name, colour in (("a.png", (220, 30, 30)), ("b.png", (30, 30, 220))):
         Image.new("RGB", (56, 56), colour).save(root / "ToyColours" / name)
-    records = [{"Image": "a.png", "problem": "Which colour fills the image?", "solution": "red"},
-               {"Image": "b.png", "problem": "Which colour fills the image?", "solution": "<answer>blue</answer>"},
-               {"Image": "missing.png", "problem": "Which colour?", "solution": "green"}]
+    records = [
+        {"Image": "a.png", "problem": "Which colour fills the image?", "solution": "red"},
+        {"Image": "b.png", "problem": "Which colour fills the image?", "solution": "<answer>blue</answer>"},
+        {"Image": "missing.png", "problem": "Which colour?", "solution": "green"},
+    ]
     (root / "ToyColours.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records) + "not json\n")
     return root
 
@@ -96,8 +114,9 @@ def test_no_module_of_the_pipeline_asks_which_class_a_spec_is():
 
 
 @pytest.mark.slow
-def test_a_toy_spec_registered_here_runs_end_to_end_through_the_cli(toy, tmp_path, tiny_model_dir, fake_chat_server,
-                                                                     monkeypatch):
+def test_a_toy_spec_registered_here_runs_end_to_end_through_the_cli(
+    toy, tmp_path, tiny_model_dir, fake_chat_server, monkeypatch
+):
     from ground_r1.cli import evaluate_general
 
     root = write_toy_data(tmp_path / "data")
@@ -106,20 +125,39 @@ def test_a_toy_spec_registered_here_runs_end_to_end_through_the_cli(toy, tmp_pat
     monkeypatch.setenv("OPENAI_BASE_URL", fake_chat_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     monkeypatch.setenv("OPENAI_MODEL", "toy-grader")
-    rc = evaluate_general.main(["--protocol", "direct", "--benchmarks", "toy-colours", "--dataset_root", str(root),
-                                "--output_dir", str(out), "--model_path", str(tiny_model_dir), "--max_new_tokens",
-                                "4", "--no_progress"])
+    rc = evaluate_general.main(
+        [
+            "--protocol",
+            "direct",
+            "--benchmarks",
+            "toy-colours",
+            "--dataset_root",
+            str(root),
+            "--output_dir",
+            str(out),
+            "--model_path",
+            str(tiny_model_dir),
+            "--max_new_tokens",
+            "4",
+            "--no_progress",
+        ]
+    )
     assert rc == 4  # two records skipped (a missing image, a line that is not JSON), the rest evaluated
     folder = out / "ToyColours"
     predictions = [json.loads(line) for line in (folder / "predictions.jsonl").read_text().splitlines()]
     assert [p["key"] for p in predictions] == ["ToyColours.jsonl:1", "ToyColours.jsonl:2"]
     assert predictions[0]["prompt"] == "Which colour fills the image?\nAnswer with one colour word."
     identity = json.loads((folder / "inference_config.json").read_text())
-    assert (identity["benchmark"], identity["benchmark_version"], identity["protocol"]) == ("ToyColours", "7",
-                                                                                          "baseline")
+    assert (identity["benchmark"], identity["benchmark_version"], identity["protocol"]) == (
+        "ToyColours",
+        "7",
+        "baseline",
+    )
     grades = [json.loads(line) for line in (folder / "mmvet_grades.jsonl").read_text().splitlines()]
-    assert sorted((g["key"], g["status"], g["score"]) for g in grades) == [("ToyColours.jsonl:1", "ok", 1.0),
-                                                                      ("ToyColours.jsonl:2", "ok", 1.0)]
+    assert sorted((g["key"], g["status"], g["score"]) for g in grades) == [
+        ("ToyColours.jsonl:1", "ok", 1.0),
+        ("ToyColours.jsonl:2", "ok", 1.0),
+    ]
     scores = [json.loads(line) for line in (folder / "scores.jsonl").read_text().splitlines()]
     assert [s["answer"] for s in scores] == ["red", "blue"] and all(s["judge_score"] == 1.0 for s in scores)
     summary = (out / "summary.md").read_text()
@@ -133,8 +171,11 @@ def test_the_demo_set_holds_each_registered_specs_demo_records(toy, tmp_path):
     from ground_r1.evaluation import general
 
     root = general.write_demo_dataset(tmp_path)
-    assert json.loads((root / "ToyColours.jsonl").read_text()) == {"Image": "a.png", "problem": "Which colour?",
-                                                                    "solution": "red"}
+    assert json.loads((root / "ToyColours.jsonl").read_text()) == {
+        "Image": "a.png",
+        "problem": "Which colour?",
+        "solution": "red",
+    }
     assert Image.open(root / "ToyColours" / "a.png").size == (112, 112)
     assert (root / "MME.jsonl").is_file()
 

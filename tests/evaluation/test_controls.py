@@ -26,7 +26,9 @@ def test_random_box_giou_matches_its_expectation_for_a_whole_image_evidence_box(
     # draws E|dx| = W/3, independent axes: E[IoU] = 1/9, score = (1/9 + 1) / 2 = 5/9.
     records = [{"bboxs": [[0, 0, 200, 100]]}] * 4000
     assert random_box_giou(records, [(200, 100)] * 4000, seed=3) == pytest.approx(5 / 9, abs=0.01)
-    assert random_box_giou(records[:10], [(200, 100)] * 10, seed=3) == random_box_giou(records[:10], [(200, 100)] * 10, seed=3)
+    assert random_box_giou(records[:10], [(200, 100)] * 10, seed=3) == random_box_giou(
+        records[:10], [(200, 100)] * 10, seed=3
+    )
 
 
 def test_evidence_box_text_is_a_well_formed_grounding_turn_in_the_input_frame():
@@ -40,12 +42,17 @@ def test_the_oracle_turn_is_the_models_own_words_with_the_evidence_box():
 
     box = "[3,5,26,112]"
     assert with_evidence_box("<think> the cyan card </think><box>[40,41,60,62]</box>", box) == (
-        "<think> the cyan card </think><box>[3,5,26,112]</box>")
+        "<think> the cyan card </think><box>[3,5,26,112]</box>"
+    )
     # Whatever follows the box (a second box, an answer) is dropped: round 1 must end on the box.
     assert with_evidence_box("<think> a </think><box>[1,2]</box><answer>red</answer>", box) == (
-        "<think> a </think><box>[3,5,26,112]</box>")
+        "<think> a </think><box>[3,5,26,112]</box>"
+    )
     # No box: the reasoning stays, the box is appended; no reasoning either: a minimal one.
-    assert with_evidence_box("<think> look </think><answer>red</answer>", box) == "<think> look </think><box>[3,5,26,112]</box>"
+    assert (
+        with_evidence_box("<think> look </think><answer>red</answer>", box)
+        == "<think> look </think><box>[3,5,26,112]</box>"
+    )
     assert with_evidence_box("red", box) == "<think> the evidence </think><box>[3,5,26,112]</box>"
 
 
@@ -67,7 +74,9 @@ def test_oracle_rewrites_the_models_round_one_box_and_defers_later_rounds(tiny_m
     enc = codec.encode_prompt("q", image)
     first = oracle([GenerationRequest(enc.ids, enc.images)] * 2, EVAL_GREEDY_SAMPLING, 16)
     assert [codec.tokenizer.decode(t.ids, skip_special_tokens=True) for t in first] == [
-        "<think> the cyan card </think><box>[1,2,3,4]</box>", "<think> hm </think><box>[5,6,7,8]</box>"]
+        "<think> the cyan card </think><box>[1,2,3,4]</box>",
+        "<think> hm </think><box>[5,6,7,8]</box>",
+    ]
     assert all(t.ids[-1] == codec.eos_token_id for t in first) and deferred == [2]
     later = oracle([GenerationRequest(enc.ids, enc.images * 2)], EVAL_GREEDY_SAMPLING, 16)  # two images: round 2
     assert later == ["model"] and deferred == [2, 1]
@@ -77,20 +86,38 @@ def test_conditions_run_the_training_rollout_and_unknown_ones_are_refused(tiny_m
     processor = load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544)
     model = load_model(tiny_model_dir).eval()
     Image.new("RGB", (448, 448), (200, 40, 40)).save(tmp_path / "a.png")
-    records = [{"image": str(tmp_path / "a.png"), "problem": "What colour?", "solution": "red",
-                "dataset": "zoom_synthetic", "bboxs": [[40, 80, 200, 240]]}] * 2
+    records = [
+        {
+            "image": str(tmp_path / "a.png"),
+            "problem": "What colour?",
+            "solution": "red",
+            "dataset": "zoom_synthetic",
+            "bboxs": [[40, 80, 200, 240]],
+        }
+    ] * 2
     images = [Image.open(tmp_path / "a.png").convert("RGB")] * 2
     config = RolloutConfig(max_turns=2, max_completion_length=1024)
     sampling = EVAL_GREEDY_SAMPLING.__class__(do_sample=False, max_new_tokens=8)
-    out = evaluate_controls(model, processor, records, images, build_registry(), config,
-                            conditions=["gt_crop", "random_box"], sampling=sampling)
+    out = evaluate_controls(
+        model,
+        processor,
+        records,
+        images,
+        build_registry(),
+        config,
+        conditions=["gt_crop", "random_box"],
+        sampling=sampling,
+    )
     assert set(out) == {"gt_crop", "random_box"}
     # The oracle's box is the evidence box (448 -> 112 exactly divides these coordinates): GIoU score 1.
     assert out["gt_crop"]["giou_score"] == pytest.approx(1.0)
     assert out["gt_crop"]["no_box_rate"] == 0.0 and out["gt_crop"]["questions"] == 2
     assert 0.0 <= out["random_box"]["giou_score"] <= 1.0
-    with pytest.raises(ValueError, match="unknown control condition.*valid: grounded, no_crop, gt_crop, random_box, "
-                                         "whole_image_box, centre_box, majority_answer"):
+    with pytest.raises(
+        ValueError,
+        match="unknown control condition.*valid: grounded, no_crop, gt_crop, random_box, "
+        "whole_image_box, centre_box, majority_answer",
+    ):
         evaluate_controls(model, processor, records, images, build_registry(), config, conditions=["oracle"])
 
 
@@ -98,7 +125,9 @@ def test_json_safe_turns_nan_into_null_at_any_depth():
     from ground_r1.evaluation.controls import json_safe
 
     assert json_safe({"a": {"giou_score": float("nan"), "accuracy": 0.5}, "n": 3}) == {
-        "a": {"giou_score": None, "accuracy": 0.5}, "n": 3}
+        "a": {"giou_score": None, "accuracy": 0.5},
+        "n": 3,
+    }
 
 
 def test_records_without_a_usable_evidence_box_sit_out_the_oracle_crop_only(tiny_model_dir, tmp_path):
@@ -107,17 +136,38 @@ def test_records_without_a_usable_evidence_box_sit_out_the_oracle_crop_only(tiny
     processor = load_processor(tiny_model_dir, min_pixels=3136, max_pixels=12544)
     model = load_model(tiny_model_dir).eval()
     Image.new("RGB", (448, 448), (200, 40, 40)).save(tmp_path / "a.png")
-    good = {"image": str(tmp_path / "a.png"), "problem": "What colour?", "solution": "red",
-            "dataset": "zoom_synthetic", "bboxs": [[40, 80, 200, 240]]}
+    good = {
+        "image": str(tmp_path / "a.png"),
+        "problem": "What colour?",
+        "solution": "red",
+        "dataset": "zoom_synthetic",
+        "bboxs": [[40, 80, 200, 240]],
+    }
     records = [good, {**good, "bboxs": [], "box_issues": ["bboxs[0]: empty or inverted box [9, 9, 1, 1]"]}]
     images = [Image.open(tmp_path / "a.png").convert("RGB")] * 2
     sampling = EVAL_GREEDY_SAMPLING.__class__(do_sample=False, max_new_tokens=4)
-    out = evaluate_controls(model, processor, records, images, build_registry(), RolloutConfig(max_turns=2),
-                            conditions=["grounded", "gt_crop"], sampling=sampling)
+    out = evaluate_controls(
+        model,
+        processor,
+        records,
+        images,
+        build_registry(),
+        RolloutConfig(max_turns=2),
+        conditions=["grounded", "gt_crop"],
+        sampling=sampling,
+    )
     assert (out["grounded"]["questions"], out["gt_crop"]["questions"]) == (2, 1)
     assert out["gt_crop"]["giou_score"] == pytest.approx(1.0)
-    assert evaluate_controls(model, processor, records[1:], images[1:], build_registry(), RolloutConfig(max_turns=2),
-                             conditions=["gt_crop"], sampling=sampling) == {"gt_crop": {"questions": 0}}
+    assert evaluate_controls(
+        model,
+        processor,
+        records[1:],
+        images[1:],
+        build_registry(),
+        RolloutConfig(max_turns=2),
+        conditions=["gt_crop"],
+        sampling=sampling,
+    ) == {"gt_crop": {"questions": 0}}
 
 
 def test_boxes_and_answers_chosen_without_looking():

@@ -115,8 +115,17 @@ def test_a_kill_between_the_cache_and_the_judgments_file_costs_no_request(tmp_pa
 
 def write_predictions(run_dir: Path, n: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    rows = [{"key": f"v.jsonl:{i}", "status": "ok", "dataset": "docvqa", "problem": f"question {i}?",
-             "solution": f"answer {i}", "turns": [f"<answer>guess {i}</answer>"]} for i in range(1, n + 1)]
+    rows = [
+        {
+            "key": f"v.jsonl:{i}",
+            "status": "ok",
+            "dataset": "docvqa",
+            "problem": f"question {i}?",
+            "solution": f"answer {i}",
+            "turns": [f"<answer>guess {i}</answer>"],
+        }
+        for i in range(1, n + 1)
+    ]
     (run_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 
@@ -152,7 +161,6 @@ def test_cli_with_the_endpoint_down_exits_resumably_and_the_rerun_completes_the_
 # -- inference killed at several seed-chosen points ------------------------------------------------------------
 
 
-
 class Killed(Exception):  # a simulated kill (the `tiny` fixture is in conftest.py)
     pass
 
@@ -161,11 +169,16 @@ def test_inference_killed_at_seeded_points_resumes_to_the_uninterrupted_predicti
     from ground_r1.demo.synthetic import ensure_default_dataset
 
     model, processor = tiny
-    items_ = inference.load_viscot_items(ensure_default_dataset() / "eval.jsonl", max_items_per_dataset=6,
-                                         max_pixels=12544)
+    items_ = inference.load_viscot_items(
+        ensure_default_dataset() / "eval.jsonl", max_items_per_dataset=6, max_pixels=12544
+    )
     assert len(items_) == 6
-    config = InferenceConfig(protocol="ground_r1", batch_size=1, max_turns=2,
-                             sampling=dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=4))
+    config = InferenceConfig(
+        protocol="ground_r1",
+        batch_size=1,
+        max_turns=2,
+        sampling=dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=4),
+    )
     make = lambda: Engine(model, processor, config)  # noqa: E731
     full = tmp_path / "full"
     inference.run_inference(items_, make, full, config, progress=False)

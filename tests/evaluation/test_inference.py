@@ -137,8 +137,9 @@ def test_chat_request_numbers_pictures_and_expands_each_image(processor):
 
 def test_baseline_is_one_batched_turn_with_the_prompt_class(processor):
     items = [EvalItem("f:1", "docvqa", "What is A?", "-"), EvalItem("f:2", "gqa", "What is B?", "-")]
-    engine, gen = scripted_engine(processor, "baseline", {"What is A?": ["<answer>a</answer>"], "What is B?": ["b"]},
-                                  prompt_class="simply_answer")
+    engine, gen = scripted_engine(
+        processor, "baseline", {"What is A?": ["<answer>a</answer>"], "What is B?": ["b"]}, prompt_class="simply_answer"
+    )
     trajectories = engine.run_batch(items, [gradient(), gradient()])
     assert len(gen.calls) == 1 and gen.calls[0][0] == 2  # both items in one generate call
     n, sampling, max_new, requests = gen.calls[0]
@@ -146,7 +147,11 @@ def test_baseline_is_one_batched_turn_with_the_prompt_class(processor):
     assert "Please only give the final answer of the Question:What is A?" in processor.tokenizer.decode(requests[0].ids)
     assert [t.turn_texts for t in trajectories] == [["<answer>a</answer>"], ["b"]]
     record = inference.prediction_record(items[0], trajectories[0], engine.config, engine.prompt_text(items[0]))
-    assert (record["answer"], record["prompt_class"], record["trajectory"]["input_size"]) == ("a", "simply_answer", [112, 112])
+    assert (record["answer"], record["prompt_class"], record["trajectory"]["input_size"]) == (
+        "a",
+        "simply_answer",
+        [112, 112],
+    )
 
 
 def test_ground_sft_crops_around_the_turn1_box_and_asks_turn2(processor):
@@ -180,11 +185,35 @@ def test_box_parse_reaches_both_protocols_and_both_clis(processor):
     # ground_r1 rollout; it is part of a run's identity (a resume with the other rule is refused).
     from ground_r1.cli import evaluate, evaluate_general
 
-    args = evaluate.build_parser().parse_args(["--protocol", "ground_sft", "--output_dir", "o", "--box_parse",
-                                               "release", "--model_path", "m", "--max_new_tokens", "8"])
+    args = evaluate.build_parser().parse_args(
+        [
+            "--protocol",
+            "ground_sft",
+            "--output_dir",
+            "o",
+            "--box_parse",
+            "release",
+            "--model_path",
+            "m",
+            "--max_new_tokens",
+            "8",
+        ]
+    )
     assert evaluate.inference_config(args).box_parse == "release"
-    args = evaluate_general.build_parser().parse_args(["--protocol", "ground_r1", "--output_dir", "o", "--box_parse",
-                                                       "release", "--model_path", "m", "--max_new_tokens", "8"])
+    args = evaluate_general.build_parser().parse_args(
+        [
+            "--protocol",
+            "ground_r1",
+            "--output_dir",
+            "o",
+            "--box_parse",
+            "release",
+            "--model_path",
+            "m",
+            "--max_new_tokens",
+            "8",
+        ]
+    )
     assert evaluate_general.inference_config(args).box_parse == "release"
     assert InferenceConfig(protocol="ground_r1", box_parse="release").identity()["box_parse"] == "release"
     assert InferenceConfig(protocol="ground_r1").identity()["box_parse"] == "tag_first"  # recorded even as default
@@ -200,8 +229,10 @@ def test_box_parse_reaches_both_protocols_and_both_clis(processor):
 
 
 def test_ground_r1_uses_the_rollout_and_generates_only_unfinished_items(processor):
-    scripts = {"Which A?": ["<think>look</think> <box>[10,20,50,60]</box>", "<think>ok</think> <answer>red</answer>"],
-               "Which B?": ["<think>easy</think> <answer>blue</answer>"]}
+    scripts = {
+        "Which A?": ["<think>look</think> <box>[10,20,50,60]</box>", "<think>ok</think> <answer>red</answer>"],
+        "Which B?": ["<think>easy</think> <answer>blue</answer>"],
+    }
     engine, gen = scripted_engine(processor, "ground_r1", scripts)
     items = [EvalItem("f:1", "gqa", "Which A?", "-"), EvalItem("f:2", "gqa", "Which B?", "-")]
     a, b = engine.run_batch(items, [gradient(), gradient()])
@@ -233,8 +264,13 @@ def test_batched_greedy_equals_one_at_a_time(tmp_path, model, processor, protoco
     for batch_size in (1, 3):
         config = InferenceConfig(protocol=protocol, sampling=sampling, batch_size=batch_size, max_turns=2)
         out = tmp_path / f"b{batch_size}"
-        inference.run_inference(items, lambda: Engine(model, processor, config), out, config,  # noqa: B023 - called now
-                                progress=False)
+        inference.run_inference(
+            items,
+            lambda: Engine(model, processor, config),  # noqa: B023 - called now
+            out,
+            config,
+            progress=False,
+        )
         texts[batch_size] = inference.finish(out, items).read_text()
     assert texts[1] == texts[3]  # left padding + attention mask + M-RoPE positions: batch-invariant
     records = [json.loads(line) for line in texts[1].splitlines()]
@@ -245,8 +281,9 @@ def test_batched_greedy_equals_one_at_a_time(tmp_path, model, processor, protoco
 def test_shards_are_stable_and_resume_refuses_other_settings(tmp_path, model, processor):
     items = synthetic_items(3)
     config = InferenceConfig(protocol="baseline", sampling=dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=4))
-    summary = inference.run_inference(items, lambda: Engine(model, processor, config), tmp_path, config,
-                                      rank=1, world_size=2, progress=False)
+    summary = inference.run_inference(
+        items, lambda: Engine(model, processor, config), tmp_path, config, rank=1, world_size=2, progress=False
+    )
     # Rank 1 of 2 owns items[1::2] = item 2 only.
     assert (summary.assigned, summary.written) == (1, 1)
     lines = (tmp_path / "predictions.rank1.jsonl").read_text().splitlines()
@@ -259,17 +296,51 @@ def test_shards_are_stable_and_resume_refuses_other_settings(tmp_path, model, pr
 @pytest.mark.slow
 def test_two_processes_merge_to_the_single_process_predictions(tmp_path):
     """torchrun with 2 CPU processes (gloo): each writes its shard, rank 0 merges; equals a 1-process run."""
-    common = ["--protocol", "baseline", "--stages", "infer", "--max_new_tokens", "6", "--batch_size", "2",
-              "--max_items_per_dataset", "5", "--no_progress"]
+    common = [
+        "--protocol",
+        "baseline",
+        "--stages",
+        "infer",
+        "--max_new_tokens",
+        "6",
+        "--batch_size",
+        "2",
+        "--max_items_per_dataset",
+        "5",
+        "--no_progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    single = subprocess.run([sys.executable, "-m", "ground_r1.cli.evaluate", *common, "--output_dir", str(tmp_path / "one")],
-                            env=env, capture_output=True, text=True, timeout=300)
+    single = subprocess.run(
+        [sys.executable, "-m", "ground_r1.cli.evaluate", *common, "--output_dir", str(tmp_path / "one")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert single.returncode == 0, single.stderr[-3000:]
-    double = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                             "-m", "ground_r1.cli.evaluate", *common, "--output_dir", str(tmp_path / "two")],
-                            env=env, capture_output=True, text=True, timeout=300)
+    double = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "ground_r1.cli.evaluate",
+            *common,
+            "--output_dir",
+            str(tmp_path / "two"),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert double.returncode == 0, double.stderr[-3000:]
-    shard_keys = [[json.loads(line)["key"] for line in (tmp_path / "two" / f"predictions.rank{r}.jsonl").read_text().splitlines()]
-                  for r in (0, 1)]
+    shard_keys = [
+        [json.loads(line)["key"] for line in (tmp_path / "two" / f"predictions.rank{r}.jsonl").read_text().splitlines()]
+        for r in (0, 1)
+    ]
     assert shard_keys == [["eval.jsonl:1", "eval.jsonl:3", "eval.jsonl:5"], ["eval.jsonl:2", "eval.jsonl:4"]]
     assert (tmp_path / "two" / "predictions.jsonl").read_text() == (tmp_path / "one" / "predictions.jsonl").read_text()

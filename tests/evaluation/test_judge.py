@@ -298,7 +298,8 @@ def test_a_refused_key_stops_the_run_at_the_first_request(
     assert len(fake_chat_server.chat_requests) == 1
     assert str(err.value) == (
         f"judge authentication failed: HTTP {status} from {fake_chat_server.base_url}/ (model 'gpt-4o-mini'); check "
-        "OPENAI_API_KEY (or OPENAI_API_KEY_FILE) and OPENAI_BASE_URL. Nothing more was sent; the key is not shown")
+        "OPENAI_API_KEY (or OPENAI_API_KEY_FILE) and OPENAI_BASE_URL. Nothing more was sent; the key is not shown"
+    )
     assert KEY not in caplog.text and not read_lines(out)
     # With requests in flight at once, at most one wave (the concurrency) is ever sent.
     fake_chat_server.reset()
@@ -410,7 +411,12 @@ def test_resume_after_kill_equals_unbroken_run(fake_chat_server: FakeChatServer,
     # (failed), then half of k7's record with no newline (the kill hit mid-write).
     by_key = {json.loads(line)["key"]: line for line in unbroken_lines}
     assert [json.loads(by_key[k])["status"] for k in ("k0", "k1", "k2", "k3", "k4", "k7")] == [
-        "ok", "ok", "ok", "unparseable", "failed", "ok"
+        "ok",
+        "ok",
+        "ok",
+        "unparseable",
+        "failed",
+        "ok",
     ]  # seed 7 (mixed_plan)
     fake_chat_server.reset()
     resumed = tmp_path / "resumed.jsonl"

@@ -51,8 +51,12 @@ def _vstar(tmp_path):
 
     from ground_r1.evaluation.benchmarks import get_benchmark
 
-    record = {"target_object": ["flag"], "bbox": [[4, 4, 20, 20]], "question": "Is the flag red or white?",
-              "options": ["The flag is white.", "The flag is red.", "The flag is blue."]}
+    record = {
+        "target_object": ["flag"],
+        "bbox": [[4, 4, 20, 20]],
+        "question": "Is the flag red or white?",
+        "options": ["The flag is white.", "The flag is red.", "The flag is blue."],
+    }
     for name in ("sa_1", "sa_2"):
         path = tmp_path / "direct_attributes" / f"{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -84,8 +88,13 @@ def test_run_likelihood_writes_resumable_records(tmp_path, tiny) -> None:
     spec, items = _vstar(tmp_path / "data")
     model, processor = tiny
     out = tmp_path / "out"
-    config = InferenceConfig(protocol="likelihood", benchmark=spec.name, benchmark_version=spec.version,
-                             option_seed=spec.option_seed, model="tiny")
+    config = InferenceConfig(
+        protocol="likelihood",
+        benchmark=spec.name,
+        benchmark_version=spec.version,
+        option_seed=spec.option_seed,
+        model="tiny",
+    )
     assert run_likelihood(spec, items[:1], model, processor, out, config) == 1
     assert run_likelihood(spec, items, model, processor, out, config) == 1  # only the item left
     merge_predictions(out, [it.key for it in items])
@@ -112,12 +121,26 @@ def test_final_context_drops_the_last_turn_and_its_end_token() -> None:
 
     eos = 99
     # prompt [1, 2]; turn 1 [5, 6, eos]; injected crop turn [7, 8]; turn 2 [9, eos]
-    t = Trajectory(0, 0, [1, 2], (28, 28), (56, 56), completion_ids=[5, 6, eos, 7, 8, 9, eos],
-                   turns=[Turn("a", [5, 6, eos]), Turn("b", [9, eos])])
+    t = Trajectory(
+        0,
+        0,
+        [1, 2],
+        (28, 28),
+        (56, 56),
+        completion_ids=[5, 6, eos, 7, 8, 9, eos],
+        turns=[Turn("a", [5, 6, eos]), Turn("b", [9, eos])],
+    )
     assert final_context(t, eos) == [1, 2, 5, 6, eos, 7, 8]
     # a last turn cut by the token limit: its eos was injected after it, and goes too
-    cut = Trajectory(0, 0, [1, 2], (28, 28), (56, 56), completion_ids=[5, 6, eos, 7, 8, 9, 10, eos],
-                     turns=[Turn("a", [5, 6, eos]), Turn("b", [9, 10], hit_token_limit=True)])
+    cut = Trajectory(
+        0,
+        0,
+        [1, 2],
+        (28, 28),
+        (56, 56),
+        completion_ids=[5, 6, eos, 7, 8, 9, 10, eos],
+        turns=[Turn("a", [5, 6, eos]), Turn("b", [9, 10], hit_token_limit=True)],
+    )
     assert final_context(cut, eos) == [1, 2, 5, 6, eos, 7, 8]
 
 

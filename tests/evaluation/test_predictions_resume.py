@@ -43,11 +43,16 @@ def test_writer_cuts_a_half_written_line_and_done_keys_span_shards(tmp_path):
 
 def test_merge_keeps_the_latest_record_per_key_in_item_order(tmp_path):
     (tmp_path / "predictions.rank0.jsonl").write_text(
-        "\n".join(json.dumps(r) for r in [rec("k:2", "error", error="x"), rec("k:3", v=1)]) + "\n")
+        "\n".join(json.dumps(r) for r in [rec("k:2", "error", error="x"), rec("k:3", v=1)]) + "\n"
+    )
     (tmp_path / "predictions.rank1.jsonl").write_text(json.dumps(rec("k:1")) + "\n")
     (tmp_path / "predictions.rank2.jsonl").write_text(json.dumps(rec("k:2", v=2)) + "\n")  # the retry succeeded
     merged = predictions.merge_predictions(tmp_path, ["k:1", "k:2", "k:3"])
-    assert [json.loads(line) for line in merged.read_text().splitlines()] == [rec("k:1"), rec("k:2", v=2), rec("k:3", v=1)]
+    assert [json.loads(line) for line in merged.read_text().splitlines()] == [
+        rec("k:1"),
+        rec("k:2", v=2),
+        rec("k:3", v=1),
+    ]
     # The merged file is itself a source: merging again (e.g. after more shards) is idempotent.
     assert predictions.merge_predictions(tmp_path, ["k:1", "k:2", "k:3"]).read_text() == merged.read_text()
 
@@ -61,7 +66,6 @@ def test_a_foreign_line_is_reported_with_file_and_line(tmp_path):
 # ------------------------------------------------------------------------------------------ inference
 
 
-
 class Killed(Exception):  # a simulated kill (the `tiny` fixture is in conftest.py)
     pass
 
@@ -70,9 +74,15 @@ def test_killed_inference_resumes_to_the_uninterrupted_predictions(tmp_path, tin
     from ground_r1.demo.synthetic import ensure_default_dataset
 
     model, processor = tiny
-    items = inference.load_viscot_items(ensure_default_dataset() / "eval.jsonl", max_items_per_dataset=5, max_pixels=12544)
-    config = InferenceConfig(protocol="ground_r1", batch_size=2, max_turns=2,
-                             sampling=dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=4))
+    items = inference.load_viscot_items(
+        ensure_default_dataset() / "eval.jsonl", max_items_per_dataset=5, max_pixels=12544
+    )
+    config = InferenceConfig(
+        protocol="ground_r1",
+        batch_size=2,
+        max_turns=2,
+        sampling=dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=4),
+    )
     make = lambda: Engine(model, processor, config)  # noqa: E731
 
     full = tmp_path / "full"
@@ -93,7 +103,9 @@ def test_killed_inference_resumes_to_the_uninterrupted_predictions(tmp_path, tin
     # Items 1-2 were done; 3 (half written), 4, 5 are predicted again, in the same batches as the full run.
     assert (summary.skipped, summary.written) == (2, 3)
     assert inference.finish(run, items).read_text() == expected
-    assert [json.loads(line)["key"] for line in shard.read_text().splitlines()] == [f"eval.jsonl:{i}" for i in range(1, 6)]
+    assert [json.loads(line)["key"] for line in shard.read_text().splitlines()] == [
+        f"eval.jsonl:{i}" for i in range(1, 6)
+    ]
     # A rerun of a finished run loads no model and writes nothing.
     again = inference.run_inference(items, lambda: pytest.fail("model loaded"), run, config, progress=False)
     assert (again.skipped, again.written) == (5, 0)
@@ -104,8 +116,16 @@ def test_killed_inference_resumes_to_the_uninterrupted_predictions(tmp_path, tin
 
 def write_predictions(run_dir: Path, n: int) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
-    rows = [rec(f"v.jsonl:{i}", dataset="docvqa", problem=f"question {i}?", solution=f"answer {i}",
-                turns=[f"<think>t</think><answer>guess {i}</answer>"]) for i in range(1, n + 1)]
+    rows = [
+        rec(
+            f"v.jsonl:{i}",
+            dataset="docvqa",
+            problem=f"question {i}?",
+            solution=f"answer {i}",
+            turns=[f"<think>t</think><answer>guess {i}</answer>"],
+        )
+        for i in range(1, n + 1)
+    ]
     (run_dir / "predictions.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
 
 

@@ -39,31 +39,40 @@ def test_every_general_file_is_read_whole_in_both_layouts(layout, which, caplog)
         read = general.read_benchmarks(GENERAL, layout.ours)
     assert read.failed == {}
     assert {d.name: (d.records_read, len(d.items), d.skipped_records) for d in read.loaded} == {
-        name: (RECORDS[name], RECORDS[name], 0) for name in GENERAL}
+        name: (RECORDS[name], RECORDS[name], 0) for name in GENERAL
+    }
     by_name = {d.name: d for d in read.loaded}
     images = layout.image_root if which == "release" else layout.ours
     assert by_name["MME"].items[0].image == str(images / "MME" / "images/commonsense_reasoning/0001.png")
     assert by_name["SEED_Bench"].items[0].image == str(images / "SEED_Bench" / "1454426_2591111986.jpg")
     mmmu = by_name["MMMU_val"].items
     assert sum(bool(it.extra.get("answer_past_options")) for it in mmmu) == MMMU_PAST_OPTIONS
-    assert "MMMU_val: 28 row(s) have an answer letter past the options the file kept (EFI; first: MMMU_val.jsonl:32)" \
+    assert (
+        "MMMU_val: 28 row(s) have an answer letter past the options the file kept (EFI; first: MMMU_val.jsonl:32)"
         in caplog.text
+    )
 
 
 def test_the_viscot_benchmark_is_read_whole_with_its_bad_boxes_kept(layout):
     # It used to lose 11 of 1,950 records: ten evidence boxes (a metric only) and the 8400x11200 page (over PIL's
     # warning level, under its error threshold).
-    read = inference.read_viscot_items(layout.release_dir / VISCOT_FILE, image_root=layout.viscot_images,
-                                       path_prefix=VISCOT_PREFIX, max_items_per_dataset=0)
+    read = inference.read_viscot_items(
+        layout.release_dir / VISCOT_FILE,
+        image_root=layout.viscot_images,
+        path_prefix=VISCOT_PREFIX,
+        max_items_per_dataset=0,
+    )
     assert (read.records_read, len(read.items), read.loaded.skipped) == (RECORDS["VisCoT"], 1950, 0)
     assert sorted({n.line for n in read.loaded.box_notes}) == BAD_BOX_LINES
     by_line = {int(it.key.rsplit(":", 1)[1]): it for it in read.items}
     assert all(by_line[line].fields["bboxs"] == [] and by_line[line].fields["box_issues"] for line in BAD_BOX_LINES)
     assert by_line[729].fields["box_issues"] == [
-        "bboxs[0]: empty or inverted box [868, 213, 859, 389]: need x2 > x1 and y2 > y1"]
+        "bboxs[0]: empty or inverted box [868, 213, 859, 389]: need x2 > x1 and y2 > y1"
+    ]
     assert (by_line[HUGE_PAGE_LINE].fields["width"], by_line[HUGE_PAGE_LINE].fields["height"]) == (8400, 11200)
-    assert by_line[HUGE_PAGE_LINE].image == str(layout.viscot_images / "cot_image_data/dude"
-                                                / Path(by_line[HUGE_PAGE_LINE].image).name)
+    assert by_line[HUGE_PAGE_LINE].image == str(
+        layout.viscot_images / "cot_image_data/dude" / Path(by_line[HUGE_PAGE_LINE].image).name
+    )
     # The paper's protocol (150 per sub-dataset, the CLI's default) is the whole file: 13 x 150.
     assert len(inference.limit_per_dataset(read.items, 150, lambda it: it.dataset)) == 1950
 
@@ -84,8 +93,10 @@ def test_mmmu_whole_file_scored_by_the_official_rules_with_its_rows_past_d(layou
     kinds = [it.extra["question_type"] for it in data.items]
     assert (len(data.items), kinds.count("open")) == (900, 53)
     # Every multiple-choice row answered "(X)" with its own answer letter, E/F/I included; every open row "zzz".
-    records = [spec.score_item(it, f"({it.answer})" if kind == "multiple-choice" else "zzz")
-               for it, kind in zip(data.items, kinds)]
+    records = [
+        spec.score_item(it, f"({it.answer})" if kind == "multiple-choice" else "zzz")
+        for it, kind in zip(data.items, kinds)
+    ]
     assert sum(r["correct"] for r in records) == 847  # 900 - 53 open; the 28 past D are right
     assert sum(not r["answerable"] and r["correct"] for r in records) == MMMU_PAST_OPTIONS
     metrics = spec.aggregate(records)
@@ -105,8 +116,13 @@ def test_mmmu_whole_file_scored_by_the_official_rules_with_its_rows_past_d(layou
     markdown = general.render_summary_markdown(rows, "x")
     # Issue 17 on every row: the answerable-rows accuracy carries its own standard error, over its 872 rows (819
     # right: sqrt(0.9392 x 0.0608 / 871) = 0.0081 -> 0.8), the headline over the 900 and each variant row over theirs.
-    assert f"| MMMU_val | accuracy over the 872 answerable rows | {spec.rule} | 93.9 ± 0.8 | 872 | 0 | 0 | 0 |" in markdown
+    assert (
+        f"| MMMU_val | accuracy over the 872 answerable rows | {spec.rule} | 93.9 ± 0.8 | 872 | 0 | 0 | 0 |" in markdown
+    )
     assert rows[1].se == pytest.approx(100 * (819 / 872 * 53 / 872 / 871) ** 0.5)
     assert rows[1].error_bar == "standard error of the mean over 872 items"
-    assert all(r.se is not None and r.error_bar == "standard error of the mean over 900 items"
-               for r in rows if r is not rows[1])
+    assert all(
+        r.se is not None and r.error_bar == "standard error of the mean over 900 items"
+        for r in rows
+        if r is not rows[1]
+    )

@@ -19,8 +19,16 @@ from ground_r1.evaluation.identity import (
 )
 from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
-BASE = InferenceConfig(protocol="ground_r1", benchmark="viscot", benchmark_version="1", model="/m",
-                       model_family="qwen2_5_vl", dtype="float32", min_pixels=3136, max_pixels=12544)
+BASE = InferenceConfig(
+    protocol="ground_r1",
+    benchmark="viscot",
+    benchmark_version="1",
+    model="/m",
+    model_family="qwen2_5_vl",
+    dtype="float32",
+    min_pixels=3136,
+    max_pixels=12544,
+)
 
 # Another value for each identity key (the protocol's own keys included).
 OTHER = {
@@ -44,8 +52,7 @@ OTHER = {
     "scripted_policy": "ground_until_limit",
 }
 
-CASES = [(name, key) for name, p in PROTOCOLS.items() for key in COMMON_IDENTITY_KEYS + p.settings
-         if key != "protocol"]
+CASES = [(name, key) for name, p in PROTOCOLS.items() for key in COMMON_IDENTITY_KEYS + p.settings if key != "protocol"]
 
 
 def finished_run(folder: Path, config: InferenceConfig) -> None:
@@ -91,11 +98,21 @@ def test_recorded_settings_without_predictions_take_the_new_ones(tmp_path):
 
 def test_a_run_recorded_before_the_full_identity_is_refused_naming_the_missing_keys(tmp_path):
     # main before issue 22 recorded neither the benchmark nor the model family nor the dtype.
-    (tmp_path / RUN_CONFIG_NAME).write_text(json.dumps({k: v for k, v in json.loads(json.dumps(BASE.identity())).items()
-                                                        if k not in ("benchmark", "model_family", "dtype")}))
+    (tmp_path / RUN_CONFIG_NAME).write_text(
+        json.dumps(
+            {
+                k: v
+                for k, v in json.loads(json.dumps(BASE.identity())).items()
+                if k not in ("benchmark", "model_family", "dtype")
+            }
+        )
+    )
     (tmp_path / "predictions.jsonl").write_text(json.dumps({"key": "f:1", "status": "ok"}) + "\n")
-    with pytest.raises(ValueError, match=r"other settings \(benchmark: None -> 'viscot'; dtype: None -> 'float32'; "
-                                         r"model_family: None -> 'qwen2_5_vl'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"other settings \(benchmark: None -> 'viscot'; dtype: None -> 'float32'; "
+        r"model_family: None -> 'qwen2_5_vl'\)",
+    ):
         check_identity(tmp_path, BASE)
 
 
@@ -103,8 +120,15 @@ def test_a_run_recorded_before_conventions_and_scripted_policies_resumes_while_b
     # main after issue 22, before issue 20, recorded neither key: every box was then in input pixels, every turn the
     # model's. Unset (the family's convention, no policy) they match; a checkpoint convention does not.
     config = dataclasses.replace(BASE, protocol="ground_sft")
-    (tmp_path / RUN_CONFIG_NAME).write_text(json.dumps({k: v for k, v in json.loads(json.dumps(config.identity())).items()
-                                                        if k not in ("coordinates", "scripted_policy")}))
+    (tmp_path / RUN_CONFIG_NAME).write_text(
+        json.dumps(
+            {
+                k: v
+                for k, v in json.loads(json.dumps(config.identity())).items()
+                if k not in ("coordinates", "scripted_policy")
+            }
+        )
+    )
     (tmp_path / "predictions.jsonl").write_text(json.dumps({"key": "f:1", "status": "ok"}) + "\n")
     check_identity(tmp_path, config)
     with pytest.raises(ValueError, match=r"other settings \(coordinates: None -> 'relative_1000'\)"):
@@ -138,9 +162,26 @@ FLAGS = [
     ("--dtype", "bf16", "dtype"),
     ("--scripted_policy", "mixed_rounds", "scripted_policy"),
 ]
-BASE_FLAGS = ["--max_pixels", "12544", "--min_pixels", "3136", "--max_new_tokens", "8", "--max_turns", "5",
-              "--min_crop_size", "28", "--max_aspect_ratio", "200", "--crop_fallback", "full_image", "--box_parse",
-              "tag_first", "--dtype", "fp32"]
+BASE_FLAGS = [
+    "--max_pixels",
+    "12544",
+    "--min_pixels",
+    "3136",
+    "--max_new_tokens",
+    "8",
+    "--max_turns",
+    "5",
+    "--min_crop_size",
+    "28",
+    "--max_aspect_ratio",
+    "200",
+    "--crop_fallback",
+    "full_image",
+    "--box_parse",
+    "tag_first",
+    "--dtype",
+    "fp32",
+]
 
 
 def _with(flags: list[str], flag: str, value: str) -> list[str]:
@@ -158,9 +199,11 @@ def test_both_clis_put_every_prediction_flag_in_the_identity(cli, flag, value, k
     from ground_r1.cli import evaluate, evaluate_general
 
     module = evaluate if cli == "evaluate" else evaluate_general
+
     def identity(flags: list[str]) -> dict:
-        args = module.build_parser().parse_args(["--protocol", "ground_r1", "--output_dir", "o", "--model_path",
-                                                 str(tiny_model_dir), *flags])
+        args = module.build_parser().parse_args(
+            ["--protocol", "ground_r1", "--output_dir", "o", "--model_path", str(tiny_model_dir), *flags]
+        )
         return json.loads(json.dumps(module.inference_config(args).identity()))
 
     before, after = identity(BASE_FLAGS), identity(_with(BASE_FLAGS, flag, value))
@@ -180,13 +223,21 @@ def test_both_clis_put_the_checkpoints_box_convention_in_the_identity(cli, tmp_p
     checkpoint = tmp_path / "ckpt"
     checkpoint.mkdir()
     (checkpoint / "config.json").write_text((Path(tiny_model_dir) / "config.json").read_text())
-    training = GroundR1Config(output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, num_generations=4,
-                              per_device_train_batch_size=4, remove_unused_columns=False, report_to=[])
+    training = GroundR1Config(
+        output_dir=str(tmp_path / "o"),
+        use_cpu=True,
+        bf16=False,
+        num_generations=4,
+        per_device_train_batch_size=4,
+        remove_unused_columns=False,
+        report_to=[],
+    )
 
     def identity(**recorded) -> dict:
         write_settings(checkpoint, training, **recorded)
-        args = module.build_parser().parse_args(["--protocol", "ground_r1", "--output_dir", "o", "--model_path",
-                                                 str(checkpoint), *BASE_FLAGS])
+        args = module.build_parser().parse_args(
+            ["--protocol", "ground_r1", "--output_dir", "o", "--model_path", str(checkpoint), *BASE_FLAGS]
+        )
         evaluate.apply_rollout_settings(args, demo_pixels=False, demo_tokens=False)
         return json.loads(json.dumps(module.inference_config(args).identity()))
 
@@ -201,21 +252,28 @@ def test_the_viscot_cli_names_the_benchmark_and_the_prompt_class(tiny_model_dir)
     from ground_r1.cli import evaluate
 
     def config(*flags: str) -> InferenceConfig:
-        return evaluate.inference_config(evaluate.build_parser().parse_args(
-            ["--output_dir", "o", "--model_path", str(tiny_model_dir), *BASE_FLAGS, *flags]))
+        return evaluate.inference_config(
+            evaluate.build_parser().parse_args(
+                ["--output_dir", "o", "--model_path", str(tiny_model_dir), *BASE_FLAGS, *flags]
+            )
+        )
 
     assert config("--protocol", "refcoco").identity()["benchmark"] == "refcoco"
     baseline = config("--protocol", "baseline", "--prompt_class", "simply_answer").identity()
-    assert (baseline["benchmark"], baseline["benchmark_version"], baseline["prompt_class"]) == ("viscot", "1",
-                                                                                            "simply_answer")
+    assert (baseline["benchmark"], baseline["benchmark_version"], baseline["prompt_class"]) == (
+        "viscot",
+        "1",
+        "simply_answer",
+    )
 
 
 def test_the_general_cli_names_each_benchmark_and_its_spec_version(tiny_model_dir):
     from ground_r1.cli import evaluate_general
     from ground_r1.evaluation.benchmarks import get_benchmark
 
-    args = evaluate_general.build_parser().parse_args(["--protocol", "direct", "--output_dir", "o", "--model_path",
-                                                       str(tiny_model_dir), *BASE_FLAGS])
+    args = evaluate_general.build_parser().parse_args(
+        ["--protocol", "direct", "--output_dir", "o", "--model_path", str(tiny_model_dir), *BASE_FLAGS]
+    )
     spec = get_benchmark("MME")
     ident = evaluate_general.inference_config(args, spec).identity()
     assert (ident["benchmark"], ident["benchmark_version"], ident["protocol"]) == ("MME", spec.version, "baseline")
@@ -228,8 +286,21 @@ def test_a_rerun_with_another_max_pixels_refuses_to_resume(tmp_path, tiny_model_
     from ground_r1.cli import evaluate
 
     out = tmp_path / "run"
-    common = ["--protocol", "baseline", "--output_dir", str(out), "--model_path", str(tiny_model_dir),
-              "--max_items", "1", "--max_new_tokens", "4", "--stages", "infer", "--no_progress"]
+    common = [
+        "--protocol",
+        "baseline",
+        "--output_dir",
+        str(out),
+        "--model_path",
+        str(tiny_model_dir),
+        "--max_items",
+        "1",
+        "--max_new_tokens",
+        "4",
+        "--stages",
+        "infer",
+        "--no_progress",
+    ]
     assert evaluate.main([*common, "--max_pixels", "12544"]) == 0
     before = (out / "predictions.jsonl").read_text()
     assert evaluate.main([*common, "--max_pixels", "25088"]) == 1
@@ -249,14 +320,17 @@ def test_every_setting_is_recorded_beside_the_identity_and_the_table_header_read
     recorded = json.loads((tmp_path / RUN_CONFIG_NAME).read_text())
     assert "max_turns" not in recorded and recorded["notes"]["settings"]["max_turns"] == 5
     assert recorded["notes"]["settings_sources"] == {"max_pixels": "flag"}
-    assert run_header(tmp_path) == ("Rollout settings (baseline protocol, model /m): as recorded: max_turns=5, "
-                                    "max_new_tokens_per_turn=512, min_pixels=3136, min_crop_size=28, "
-                                    "max_aspect_ratio=200.0, crop_fallback=full_image; from flags: max_pixels=12544")
+    assert run_header(tmp_path) == (
+        "Rollout settings (baseline protocol, model /m): as recorded: max_turns=5, "
+        "max_new_tokens_per_turn=512, min_pixels=3136, min_crop_size=28, "
+        "max_aspect_ratio=200.0, crop_fallback=full_image; from flags: max_pixels=12544"
+    )
 
 
 def test_a_scripted_runs_table_header_names_the_policy(tmp_path):
     from ground_r1.rollout_settings import run_header
 
     check_identity(tmp_path, dataclasses.replace(BASE, scripted_policy="mixed_rounds"))
-    assert run_header(tmp_path).startswith("Rollout settings (ground_r1 protocol, model /m (scripted policy "
-                                           "mixed_rounds)): ")
+    assert run_header(tmp_path).startswith(
+        "Rollout settings (ground_r1 protocol, model /m (scripted policy mixed_rounds)): "
+    )

@@ -64,15 +64,27 @@ def _mme_records(pattern):
     for task, images in pattern.items():
         for i, pair in enumerate(images):
             for j, correct in enumerate(pair):
-                out.append({"key": f"{task}{i}{j}", "benchmark": "MME", "task": task,
-                            "image_group": f"{task}/{i}.png", "correct": correct, "parsed": "yes",
-                            "variants": {"release": correct}})
+                out.append(
+                    {
+                        "key": f"{task}{i}{j}",
+                        "benchmark": "MME",
+                        "task": task,
+                        "image_group": f"{task}/{i}.png",
+                        "correct": correct,
+                        "parsed": "yes",
+                        "variants": {"release": correct},
+                    }
+                )
     return spec, out
 
 
 def test_mme_total_is_bootstrapped_over_images_within_their_task():
-    spec, records = _mme_records({"existence": [(True, True), (True, False), (False, False), (True, True)],
-                                  "count": [(True, True), (True, True), (False, True), (True, False)]})
+    spec, records = _mme_records(
+        {
+            "existence": [(True, True), (True, False), (False, False), (True, True)],
+            "count": [(True, True), (True, True), (False, True), (True, False)],
+        }
+    )
     metrics = spec.aggregate(records)
     est = spec.estimate(records)
     assert est.value == pytest.approx(metrics["overall"])  # the statistic is the MME total itself
@@ -104,12 +116,22 @@ def test_a_spec_can_feed_its_own_groups_into_the_generic_bootstrap():
             return bootstrap_estimate(rows, lambda s: float(s[:, 0].mean()), items=len(records), unit="questions")
 
     spec = AllVariantsRight(name="Circ", version="t", default_file="c.jsonl")
-    records = [{"key": f"q{q}#{v}", "benchmark": "Circ", "correct": not (q == 0 and v == 1), "parsed": "A",
-                "correct_release_rule": True} for q in range(3) for v in range(2)]
+    records = [
+        {
+            "key": f"q{q}#{v}",
+            "benchmark": "Circ",
+            "correct": not (q == 0 and v == 1),
+            "parsed": "A",
+            "correct_release_rule": True,
+        }
+        for q in range(3)
+        for v in range(2)
+    ]
     scored = general.ScoredBenchmark(records=records)
     (row,) = general.summary_rows(spec, {"accuracy": 100 * 2 / 3}, scored)
-    assert row.items == 6 and row.error_bar == ("bootstrap standard error, 1000 resamples (seed 0) over 3 questions "
-                                                "(6 items)")
+    assert row.items == 6 and row.error_bar == (
+        "bootstrap standard error, 1000 resamples (seed 0) over 3 questions (6 items)"
+    )
     assert row.se == pytest.approx(spec.estimate(records).se) and row.se > 0
 
 
@@ -119,13 +141,33 @@ def _mmbench_records(outcomes, incomplete=0):
     out = []
     for q, (first, second, lenient) in enumerate(outcomes):
         for copy, right, loose in ((0, first, first), (1, second, lenient)):
-            out.append({"key": f"q{q}c{copy}", "benchmark": "MMBench_en_dev", "circular_group": q,
-                        "circular_copy": copy, "circular_size": 2, "correct": right, "parsed": "A", "category": "color",
-                        "variants": {"lenient": loose, "release": right}})
+            out.append(
+                {
+                    "key": f"q{q}c{copy}",
+                    "benchmark": "MMBench_en_dev",
+                    "circular_group": q,
+                    "circular_copy": copy,
+                    "circular_size": 2,
+                    "correct": right,
+                    "parsed": "A",
+                    "category": "color",
+                    "variants": {"lenient": loose, "release": right},
+                }
+            )
     for q in range(len(outcomes), len(outcomes) + incomplete):
-        out.append({"key": f"q{q}c0", "benchmark": "MMBench_en_dev", "circular_group": q, "circular_copy": 0,
-                    "circular_size": 2, "correct": True, "parsed": "A", "category": "color",
-                    "variants": {"lenient": True, "release": True}})
+        out.append(
+            {
+                "key": f"q{q}c0",
+                "benchmark": "MMBench_en_dev",
+                "circular_group": q,
+                "circular_copy": 0,
+                "circular_size": 2,
+                "correct": True,
+                "parsed": "A",
+                "category": "color",
+                "variants": {"lenient": True, "release": True},
+            }
+        )
     return out
 
 
@@ -144,8 +186,9 @@ def test_mmbench_circular_eval_is_bootstrapped_over_questions_each_with_its_copi
     assert (metrics["circular_accuracy"], metrics["n_questions"], metrics["n_incomplete"]) == (75.0, 40, 1)
     est = spec.estimate(records)
     assert (est.value, est.n, est.units, est.method) == (75.0, 80, 40, "bootstrap")
-    assert est.describe() == ("bootstrap standard error, 1000 resamples (seed 0) over 40 questions (each with its "
-                              "rotated copies) (80 items)")
+    assert est.describe() == (
+        "bootstrap standard error, 1000 resamples (seed 0) over 40 questions (each with its rotated copies) (80 items)"
+    )
     # The bootstrap SE of a 0/1 mean over 40 questions: about sqrt(0.75 x 0.25 / 40) = 6.85 points, where 80 copies
     # counted as independent items would claim about 4.
     assert est.se == pytest.approx(100 * math.sqrt(0.75 * 0.25 / 40), rel=0.15)
@@ -158,15 +201,22 @@ def test_mmbench_circular_eval_is_bootstrapped_over_questions_each_with_its_copi
     # The summary rows carry them: CircularEval and its lenient variant over questions, the others over rows.
     rows = general.summary_rows(spec, metrics, general.ScoredBenchmark(records=records))
     assert [(r.metric, r.variant, r.se) for r in rows] == [
-        ("CircularEval accuracy", False, est.se), ("single-pass accuracy (originals only)", False, 0.0),
-        ("CircularEval accuracy", True, lenient.se), ("per-row accuracy", True, per_row.se)]
+        ("CircularEval accuracy", False, est.se),
+        ("single-pass accuracy (originals only)", False, 0.0),
+        ("CircularEval accuracy", True, lenient.se),
+        ("per-row accuracy", True, per_row.se),
+    ]
     assert "75.0 ± " + f"{est.se:.1f}" in general.render_summary_markdown(rows, "x")
 
 
 def test_a_variant_rule_gets_the_same_estimator_as_its_headline():
     # MME's release-rule total: the bootstrap over images within their task, on the variant's flags.
-    spec, records = _mme_records({"existence": [(True, True), (True, False), (False, False), (True, True)],
-                                  "count": [(True, True), (True, True), (False, True), (True, False)]})
+    spec, records = _mme_records(
+        {
+            "existence": [(True, True), (True, False), (False, False), (True, True)],
+            "count": [(True, True), (True, True), (False, True), (True, False)],
+        }
+    )
     for r in records:  # the release rule reads one answer differently: existence image 1's second question right
         r["variants"]["release"] = r["correct"] or r["key"] == "existence11"
     metrics = spec.aggregate(records)

@@ -19,7 +19,6 @@ from pathlib import Path
 from PIL import Image
 
 
-
 def _full_dir() -> Path:
     from ground_r1.paths import shared_dir
 
@@ -62,12 +61,30 @@ def _b64_jpeg(size: tuple[int, int]) -> str:
 
 
 TREEBENCH_ROWS = (  # (question, options, answer, category, targets xyxy, image size)
-    ("Which object is red?", "A. the cup\nB. the box\nC. the pen\nD. the hat", "A", "Perception/Attributes",
-     [[40, 30, 120, 90]], (320, 240)),
-    ("What is left of the cup?", "A. a box\nB. a pen\nC. a hat\nD. nothing", "B", "Reasoning/Ordering",
-     [[10, 10, 60, 60], [200, 100, 300, 200]], (320, 240)),
-    ("Recognize the question and options in the image and answer it.", "A. 1\nB. 2\nC. 3\nD. 4", "C",
-     "Perception/OCR", [[0, 0, 100, 50]], (200, 100)),
+    (
+        "Which object is red?",
+        "A. the cup\nB. the box\nC. the pen\nD. the hat",
+        "A",
+        "Perception/Attributes",
+        [[40, 30, 120, 90]],
+        (320, 240),
+    ),
+    (
+        "What is left of the cup?",
+        "A. a box\nB. a pen\nC. a hat\nD. nothing",
+        "B",
+        "Reasoning/Ordering",
+        [[10, 10, 60, 60], [200, 100, 300, 200]],
+        (320, 240),
+    ),
+    (
+        "Recognize the question and options in the image and answer it.",
+        "A. 1\nB. 2\nC. 3\nD. 4",
+        "C",
+        "Perception/OCR",
+        [[0, 0, 100, 50]],
+        (200, 100),
+    ),
     ("Is the lid on the jar?", "A. yes\nB. no", "A", "Reasoning/Contact and Occlusion", [], (160, 120)),
 )
 

@@ -20,8 +20,9 @@ ALLOWED = {
     "data/images.py": "transformers' smart_resize, imported from its qwen2_vl module (the records' release sizes)",
 }
 # Geometry literals: a patch / merge / factor named with a bare 14, 16, 28 or 32.
-GEOMETRY = re.compile(r"(patch|merge|factor|cell)\w*\s*[:=,]\s*(14|16|28|32)\b|\"(patch_size|merge_size)\",\s*\d+",
-                      re.I)
+GEOMETRY = re.compile(
+    r"(patch|merge|factor|cell)\w*\s*[:=,]\s*(14|16|28|32)\b|\"(patch_size|merge_size)\",\s*\d+", re.I
+)
 GEOMETRY_ALLOWED = {
     "data/images.py": "PATCH_FACTOR = 28: the release's records' sizes (input_pixels SFT targets), documented there",
     "demo/instruct_recipe.py": "the demo recipe of the default tiny Qwen2.5-VL instruct base (its heads' cells)",
@@ -35,7 +36,11 @@ def _docstrings(tree: ast.AST) -> set[int]:
     for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and node.body:
             first = node.body[0]
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 ids.add(id(first.value))
     return ids
 

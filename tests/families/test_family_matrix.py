@@ -24,8 +24,12 @@ OTHER_FAMILIES = tuple(f for f in FAMILIES if f != DEFAULT_FAMILY)  # the defaul
 
 PIXELS = dict(min_pixels=3136, max_pixels=12544)
 # The released checkpoints' geometry and box convention, per family (docs/model_families.md).
-EXPECTED = {"qwen2_vl": (14, "relative_1000"), "qwen2_5_vl": (14, "input_pixels"),
-            "qwen3_vl": (16, "relative_1000"), "qwen3_5": (16, "relative_1000")}
+EXPECTED = {
+    "qwen2_vl": (14, "relative_1000"),
+    "qwen2_5_vl": (14, "input_pixels"),
+    "qwen3_vl": (16, "relative_1000"),
+    "qwen3_5": (16, "relative_1000"),
+}
 
 
 @pytest.fixture(scope="module")
@@ -60,8 +64,10 @@ def test_codec_first_turn_and_crop_turn(loaded, family):
     system = "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n" if family.startswith("qwen2") else ""
     opening = "<think>\n" if family == "qwen3_5" else ""
     pads = "<|image_pad|>" * (grid[0] * grid[1] * grid[2] // 4)
-    assert text == (f"{system}<|im_start|>user\nPicture 1: <|vision_start|>{pads}<|vision_end|>"
-                    f"{grounding_text('What colour?', w, h, convention)}<|im_end|>\n<|im_start|>assistant\n{opening}")
+    assert text == (
+        f"{system}<|im_start|>user\nPicture 1: <|vision_start|>{pads}<|vision_end|>"
+        f"{grounding_text('What colour?', w, h, convention)}<|im_end|>\n<|im_start|>assistant\n{opening}"
+    )
     assert codec.turn_opening == opening
 
     crop = codec.encode_crop_turn("What colour?", (w, h), image.crop((0, 0, 100, 100)), num_images_before=1)
@@ -69,7 +75,8 @@ def test_codec_first_turn_and_crop_turn(loaded, family):
     crop_pads = "<|image_pad|>" * (crop_grid[0] * crop_grid[1] * crop_grid[2] // 4)
     assert processor.tokenizer.decode(crop.ids) == (
         f"\n<|im_start|>user\nPicture 2: <|vision_start|>{crop_pads}<|vision_end|>"
-        f"{grounding_text('What colour?', w, h, convention)}<|im_end|>\n<|im_start|>assistant\n{opening}")
+        f"{grounding_text('What colour?', w, h, convention)}<|im_end|>\n<|im_start|>assistant\n{opening}"
+    )
     third = codec.injected_turn_text("What colour?", w, h, num_images_before=2)
     assert "Picture 3: " in third and "Picture 2" not in third
 
@@ -89,7 +96,8 @@ def test_rollout_boxes_crops_and_mask_in_the_familys_frame(loaded, family):
     generator = ScriptedGenerator(codec, _scripted, model=model)
     image = Image.new("RGB", (640, 480), (200, 20, 20))
     (t,) = Rollout(codec, generator, RolloutConfig(max_turns=3)).run(
-        [RolloutQuestion("What colour?", image)], TreePlan(1, 1), SamplingParams(max_new_tokens=64))
+        [RolloutQuestion("What colour?", image)], TreePlan(1, 1), SamplingParams(max_new_tokens=64)
+    )
     assert t.finish_reason == "answer" and t.num_turns == 2 and len(t.images) == 2
     first = t.turns[0]
     assert first.box == (250, 100, 750, 600) and first.box_original == (160, 48, 480, 288)
@@ -118,16 +126,44 @@ def test_sampling_logprobs_match_the_loss_path(loaded, family, tmp_path):
     for i, size in enumerate([(448, 336), (300, 420)]):
         path = tmp_path / f"img{i}.png"
         Image.new("RGB", size, (40 * i, 120, 200)).save(path)
-        rows.append(dict(image=str(path), problem="What colour is the dot" + " really" * (8 * i) + f" {i}?",
-                         solution="red", dataset="zoom_synthetic", bboxs=[[100.0, 100.0, 200.0, 180.0]],
-                         key=f"f.jsonl:{i + 1}"))
-    args = GroundR1Config(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
-                          num_first_round_samples=2, max_steps=1, max_turns=3, max_new_tokens_per_turn=24,
-                          max_completion_length=2048, beta=0.0, loss_type="grpo", remove_unused_columns=False,
-                          report_to=[], save_strategy="no", use_cpu=True, gradient_checkpointing=False, bf16=False,
-                          record_sampling_logprobs=True, temperature=1.0, **PIXELS)
-    trainer = GroundR1Trainer(model=model, reward_funcs=[format_reward, make_accuracy_reward(build_registry())],
-                              args=args, train_dataset=Dataset.from_list(rows), processing_class=processor)
+        rows.append(
+            dict(
+                image=str(path),
+                problem="What colour is the dot" + " really" * (8 * i) + f" {i}?",
+                solution="red",
+                dataset="zoom_synthetic",
+                bboxs=[[100.0, 100.0, 200.0, 180.0]],
+                key=f"f.jsonl:{i + 1}",
+            )
+        )
+    args = GroundR1Config(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        num_first_round_samples=2,
+        max_steps=1,
+        max_turns=3,
+        max_new_tokens_per_turn=24,
+        max_completion_length=2048,
+        beta=0.0,
+        loss_type="grpo",
+        remove_unused_columns=False,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        gradient_checkpointing=False,
+        bf16=False,
+        record_sampling_logprobs=True,
+        temperature=1.0,
+        **PIXELS,
+    )
+    trainer = GroundR1Trainer(
+        model=model,
+        reward_funcs=[format_reward, make_accuracy_reward(build_registry())],
+        args=args,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=processor,
+    )
     assert trainer.loss_layout == "bucketed"  # CPU sdpa; never packed for Qwen3.5
     torch.manual_seed(3)
     trainer.model.train()
@@ -141,9 +177,15 @@ def test_sampling_logprobs_match_the_loss_path(loaded, family, tmp_path):
         att = torch.cat([prompt_mask, completion_mask], dim=1)
         with torch.no_grad():
             logps, _, _ = trainer._get_per_token_logps_and_entropies(
-                trainer.model, ids, att, batch["completion_ids"].size(1), pixel_values=batch["pixel_values"],
-                image_grid_thw=batch["image_grid_thw"], num_images=batch["num_images"],
-                mm_token_type_ids=(ids == trainer.codec.image_token_id).long() * att)
+                trainer.model,
+                ids,
+                att,
+                batch["completion_ids"].size(1),
+                pixel_values=batch["pixel_values"],
+                image_grid_thw=batch["image_grid_thw"],
+                num_images=batch["num_images"],
+                mm_token_type_ids=(ids == trainer.codec.image_token_id).long() * att,
+            )
         return ((logps - batch["sampling_per_token_logps"]).abs() * sampled).max().item()
 
     assert loss_path(batch["prompt_mask"], batch["completion_mask"]) < 1e-4
@@ -173,8 +215,10 @@ def test_each_evaluation_protocol_on_a_few_items(loaded, family, tmp_path):
 
     _, processor, model = loaded(family)
     image = Image.new("RGB", (640, 480), (200, 20, 20))
-    items = [EvalItem(key=f"k{i}", dataset="textvqa", question="What colour?", image="x.png",
-                      fields={"solution": "red"}) for i in range(2)]
+    items = [
+        EvalItem(key=f"k{i}", dataset="textvqa", question="What colour?", image="x.png", fields={"solution": "red"})
+        for i in range(2)
+    ]
     sampling = SamplingParams(do_sample=False, top_k=None, max_new_tokens=48)
 
     engine = Engine(model, processor, InferenceConfig(protocol="ground_r1", sampling=sampling, max_turns=3))
@@ -184,8 +228,9 @@ def test_each_evaluation_protocol_on_a_few_items(loaded, family, tmp_path):
         assert t.finish_reason == "answer" and prediction_record(items[0], t, engine.config, "")["answer"] == "red"
 
     engine = Engine(model, processor, InferenceConfig(protocol="ground_sft", sampling=sampling))
-    engine.generator = ScriptedGenerator(engine.codec, lambda c: "[250,100,750,600]" if c.num_images == 1 else "red",
-                                         model=model)
+    engine.generator = ScriptedGenerator(
+        engine.codec, lambda c: "[250,100,750,600]" if c.num_images == 1 else "red", model=model
+    )
     (t,) = engine.run_batch(items[:1], [image])
     assert t.turns[0].crop_window == (160, 48, 480, 288) and t.turns[1].text.endswith("red")
 
@@ -212,8 +257,10 @@ def test_vision_feature_and_kv_reuse_sample_what_a_fresh_rollout_samples(loaded,
     _, processor, model = loaded(family)
     codec = ConversationCodec(processor)
     greedy = SamplingParams(do_sample=False, top_k=None, max_new_tokens=12)
-    qs = [RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
-          RolloutQuestion("Which card is it really?", Image.new("RGB", (300, 420), (200, 40, 90)))]
+    qs = [
+        RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
+        RolloutQuestion("Which card is it really?", Image.new("RGB", (300, 420), (200, 40, 90))),
+    ]
 
     def rollout(reuse):
         gen = HFGenerator(model.eval(), codec, reuse_vision_features=reuse, reuse_kv_cache=reuse)

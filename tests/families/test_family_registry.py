@@ -31,7 +31,11 @@ from ground_r1.prompt import grounding_text
 
 def test_every_model_type_maps_to_its_family_and_an_unknown_one_lists_the_known():
     assert {f.name: f.coordinates for f in FAMILIES.values()} == {
-        "qwen2_vl": RELATIVE_1000, "qwen2_5_vl": INPUT_PIXELS, "qwen3_vl": RELATIVE_1000, "qwen3_5": RELATIVE_1000}
+        "qwen2_vl": RELATIVE_1000,
+        "qwen2_5_vl": INPUT_PIXELS,
+        "qwen3_vl": RELATIVE_1000,
+        "qwen3_5": RELATIVE_1000,
+    }
     assert get_family("qwen3_vl_moe").name == "qwen3_vl" and get_family("qwen3_5_moe").name == "qwen3_5"
     with pytest.raises(FamilyError, match=r"unknown model family or model_type 'llava'; known: qwen2_vl \(Qwen2-VL"):
         get_family("llava")
@@ -66,8 +70,11 @@ def test_geometry_is_read_from_the_processor_and_checked_against_the_model(famil
     geometry = family.geometry(processor, config)
     assert (geometry.patch_size, geometry.merge_size, geometry.factor) == (16, 2, 32)
     processor.image_processor.patch_size = 14  # a preprocessor_config.json of another checkpoint
-    with pytest.raises(FamilyError, match=r"Qwen3-VL: the processor and the model's vision config disagree "
-                                          r"\(patch_size: processor 14, model 16\)"):
+    with pytest.raises(
+        FamilyError,
+        match=r"Qwen3-VL: the processor and the model's vision config disagree "
+        r"\(patch_size: processor 14, model 16\)",
+    ):
         family.geometry(processor, config)
 
 
@@ -99,9 +106,14 @@ def test_a_0_1000_box_from_text_to_crop_to_giou_to_a_refcoco_hit_hand_derived():
     assert (window.box, window.is_fallback) == ((160, 48, 480, 288), False)
     assert giou((160, 48, 480, 288), (160, 48, 400, 288)) == pytest.approx(0.75)
     assert giou_score((160, 48, 480, 288), (160, 48, 400, 288)) == pytest.approx(0.875)  # (GIoU + 1) / 2
-    prediction = {"key": "k", "dataset": "refcoco_val", "status": "ok", "gt_box": [160, 48, 400, 288],
-                  "turns": ['{"bbox_2d": [250, 100, 750, 600], "label": "cat"}'],
-                  "trajectory": {"input_size": [128, 96], "original_size": [640, 480], "coordinates": RELATIVE_1000}}
+    prediction = {
+        "key": "k",
+        "dataset": "refcoco_val",
+        "status": "ok",
+        "gt_box": [160, 48, 400, 288],
+        "turns": ['{"bbox_2d": [250, 100, 750, 600], "label": "cat"}'],
+        "trajectory": {"input_size": [128, 96], "original_size": [640, 480], "coordinates": RELATIVE_1000},
+    }
     row = score_prediction(prediction)
     assert row["box"] == pytest.approx([160.0, 48.0, 480.0, 288.0]) and row["iou"] == pytest.approx(0.75)
     assert row["hit"] and row["hit_release"] and row["box_release"] == [160, 48, 480, 288]
@@ -113,35 +125,67 @@ def test_a_0_1000_box_from_text_to_crop_to_giou_to_a_refcoco_hit_hand_derived():
 
 def test_a_checkpoint_records_its_convention_and_family_and_evaluation_checks_them(tmp_path, family_model_dirs):
     from ground_r1.config import GroundR1Config
-    from ground_r1.rollout_settings import (SETTINGS_NAME, RolloutSettingsError, checkpoint_coordinates,
-                                            read_settings, write_settings)
+    from ground_r1.rollout_settings import (
+        SETTINGS_NAME,
+        RolloutSettingsError,
+        checkpoint_coordinates,
+        read_settings,
+        write_settings,
+    )
 
-    config = GroundR1Config(output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, num_generations=4,
-                            per_device_train_batch_size=4, remove_unused_columns=False, report_to=[])
+    config = GroundR1Config(
+        output_dir=str(tmp_path / "o"),
+        use_cpu=True,
+        bf16=False,
+        num_generations=4,
+        per_device_train_batch_size=4,
+        remove_unused_columns=False,
+        report_to=[],
+    )
     folder = tmp_path / "ckpt"
     shutil.copytree(family_model_dirs("qwen3_vl"), folder)
     write_settings(folder, config, coordinates=RELATIVE_1000, model_family="qwen3_vl")
     assert read_settings(folder) is not None and checkpoint_coordinates(folder) == RELATIVE_1000
     content = json.loads((folder / SETTINGS_NAME).read_text())
     (folder / SETTINGS_NAME).write_text(json.dumps({**content, "model_family": "qwen2_5_vl"}))
-    with pytest.raises(RolloutSettingsError, match=r"model_family: 'qwen2_5_vl', but the checkpoint's config.json "
-                                                   r"is 'qwen3_vl'"):
+    with pytest.raises(
+        RolloutSettingsError,
+        match=r"model_family: 'qwen2_5_vl', but the checkpoint's config.json "
+        r"is 'qwen3_vl'",
+    ):
         read_settings(folder)
     # A settings file written before families (no model_family) leaves the family's default in force.
     (folder / SETTINGS_NAME).write_text(json.dumps({k: v for k, v in content.items() if k != "model_family"}))
     assert checkpoint_coordinates(folder) is None
     with pytest.raises(ValueError, match=r"coordinates must be one of input_pixels, relative_1000 or unset"):
-        GroundR1Config(output_dir=str(tmp_path / "o"), use_cpu=True, bf16=False, num_generations=4,
-                       per_device_train_batch_size=4, remove_unused_columns=False, report_to=[], coordinates="norm")
+        GroundR1Config(
+            output_dir=str(tmp_path / "o"),
+            use_cpu=True,
+            bf16=False,
+            num_generations=4,
+            per_device_train_batch_size=4,
+            remove_unused_columns=False,
+            report_to=[],
+            coordinates="norm",
+        )
 
 
 def test_refcoco_reads_qwen2_vls_native_box_syntax_only_for_its_family():
     """Qwen2-VL grounds as <|box_start|>(x1,y1),(x2,y2)<|box_end|>; decoded without special tokens the pair syntax is
     left, read on the 0-1000 grid: (250,100),(750,600) on 640 x 480 -> (160, 48, 480, 288) as above."""
-    prediction = {"key": "k", "dataset": "refcoco_val", "status": "ok", "gt_box": [160, 48, 400, 288],
-                  "turns": ["the cat(250,100),(750,600)"],
-                  "trajectory": {"input_size": [112, 84], "original_size": [640, 480], "coordinates": RELATIVE_1000,
-                                 "model_family": "qwen2_vl"}}
+    prediction = {
+        "key": "k",
+        "dataset": "refcoco_val",
+        "status": "ok",
+        "gt_box": [160, 48, 400, 288],
+        "turns": ["the cat(250,100),(750,600)"],
+        "trajectory": {
+            "input_size": [112, 84],
+            "original_size": [640, 480],
+            "coordinates": RELATIVE_1000,
+            "model_family": "qwen2_vl",
+        },
+    }
     row = score_prediction(prediction)
     assert row["box"] == pytest.approx([160.0, 48.0, 480.0, 288.0]) and row["hit"]
     other = {**prediction, "trajectory": {**prediction["trajectory"], "model_family": "qwen3_vl"}}

@@ -24,8 +24,15 @@ def relative_sft_dir(tmp_path_factory):
     root = tmp_path_factory.mktemp("sft_relative")
     write_gradient_image(root / "images" / "page.png")
     records = write_records(root / "records.jsonl", [record(bboxs=[[500, 200, 700, 260]], solution="B")] * 2)
-    prepare_sft_data(records, root / "sft", image_root=root, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS,
-                     progress=False, coordinates="relative_1000")
+    prepare_sft_data(
+        records,
+        root / "sft",
+        image_root=root,
+        min_pixels=TINY_MIN_PIXELS,
+        max_pixels=TINY_MAX_PIXELS,
+        progress=False,
+        coordinates="relative_1000",
+    )
     return root / "sft"
 
 
@@ -41,16 +48,32 @@ def test_ground_sft_targets_are_written_on_the_0_1000_grid(relative_sft_dir):
 
 @pytest.mark.parametrize("family", OTHER_FAMILIES)
 def test_ground_sft_trains_each_family_with_the_tower_frozen_and_the_projector_learning(
-        family, family_model_dirs, relative_sft_dir, tmp_path):
-    config = GroundR1SFTConfig(output_dir=str(tmp_path / "out"), bf16=False, min_pixels=TINY_MIN_PIXELS,
-                               max_pixels=TINY_MAX_PIXELS, per_device_train_batch_size=2, max_steps=2,
-                               learning_rate=1e-2, lr_scheduler_type="constant", report_to="none", save_strategy="no",
-                               logging_steps=1, seed=0, disable_tqdm=True, dataloader_pin_memory=False)
-    args = SFTScriptArguments(sft_kind="ground", model_name_or_path=str(family_model_dirs(family)),
-                              sft_data_dir=str(relative_sft_dir))
+    family, family_model_dirs, relative_sft_dir, tmp_path
+):
+    config = GroundR1SFTConfig(
+        output_dir=str(tmp_path / "out"),
+        bf16=False,
+        min_pixels=TINY_MIN_PIXELS,
+        max_pixels=TINY_MAX_PIXELS,
+        per_device_train_batch_size=2,
+        max_steps=2,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+        disable_tqdm=True,
+        dataloader_pin_memory=False,
+    )
+    args = SFTScriptArguments(
+        sft_kind="ground", model_name_or_path=str(family_model_dirs(family)), sft_data_dir=str(relative_sft_dir)
+    )
     trainer = build_trainer(args, config)
     fam = get_family(family)
-    visual = {n[len("model.visual."):]: p for n, p in trainer.model.named_parameters() if n.startswith("model.visual.")}
+    visual = {
+        n[len("model.visual.") :]: p for n, p in trainer.model.named_parameters() if n.startswith("model.visual.")
+    }
     projector = {n for n in visual if fam.is_projector(n)}
     assert projector and all(visual[n].requires_grad for n in projector)
     assert not any(p.requires_grad for n, p in visual.items() if n not in projector)

@@ -42,7 +42,7 @@ def viscot_images(release_format_dir, tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("viscot_images")
     for line in (release_format_dir / VISCOT).read_text().splitlines():
         record = json.loads(line)
-        placeholder(root / record["image"][len(PREFIX) + 1:], record["width"], record["height"])
+        placeholder(root / record["image"][len(PREFIX) + 1 :], record["width"], record["height"])
     return root
 
 
@@ -58,15 +58,25 @@ def refcoco_images(release_format_dir, tmp_path_factory) -> Path:
 def launch(script: str, cwd: Path, extra_env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
     env.update(NUM_GPUS="1", BATCH_SIZE="8", OMP_NUM_THREADS="1", **extra_env)
-    result = subprocess.run(["bash", str(REPO / "eval" / script), "--no_progress", *args], cwd=cwd, env=env,
-                            capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", str(REPO / "eval" / script), "--no_progress", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     return result
 
 
 def viscot_env(release_format_dir: Path, images: Path) -> dict[str, str]:
-    return {"DATA_PATH": str(release_format_dir / VISCOT), "IMAGE_ROOT": str(images), "IMAGE_PATH_PREFIX": PREFIX,
-            "OUTPUT_DIR": "out"}  # relative: resolved against the caller's directory
+    return {
+        "DATA_PATH": str(release_format_dir / VISCOT),
+        "IMAGE_ROOT": str(images),
+        "IMAGE_PATH_PREFIX": PREFIX,
+        "OUTPUT_DIR": "out",
+    }  # relative: resolved against the caller's directory
 
 
 def predictions(out: Path) -> list[dict]:
@@ -88,8 +98,9 @@ def check_viscot_table(result, out: Path, judged: bool) -> None:
 def test_multi_baseline_with_the_judge_server(tmp_path, release_format_dir, viscot_images):
     with FakeChatServer(default=("score", 0.5)) as server:
         env = viscot_env(release_format_dir, viscot_images)
-        env.update(OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY=KEY, OPENAI_MODEL="judge-test",
-                   PROMPT_CLASS="basic_grpo")
+        env.update(
+            OPENAI_BASE_URL=server.base_url, OPENAI_API_KEY=KEY, OPENAI_MODEL="judge-test", PROMPT_CLASS="basic_grpo"
+        )
         result = launch("multi_baseline.sh", tmp_path, env, "--max_items", "1")
         assert len(server.chat_requests) == 13
     out = tmp_path / "out"
@@ -102,8 +113,9 @@ def test_multi_baseline_with_the_judge_server(tmp_path, release_format_dir, visc
 
 
 def test_multi_ground_r1(tmp_path, release_format_dir, viscot_images):
-    result = launch("multi_Ground_R1.sh", tmp_path, viscot_env(release_format_dir, viscot_images),
-                    "--max_items_per_dataset", "1")
+    result = launch(
+        "multi_Ground_R1.sh", tmp_path, viscot_env(release_format_dir, viscot_images), "--max_items_per_dataset", "1"
+    )
     out = tmp_path / "out"
     check_viscot_table(result, out, judged=False)
     records = predictions(out)
@@ -113,12 +125,15 @@ def test_multi_ground_r1(tmp_path, release_format_dir, viscot_images):
 
 
 def test_multi_ground_sft(tmp_path, release_format_dir, viscot_images):
-    result = launch("multi_Ground_SFT.sh", tmp_path, viscot_env(release_format_dir, viscot_images),
-                    "--max_items_per_dataset", "1")
+    result = launch(
+        "multi_Ground_SFT.sh", tmp_path, viscot_env(release_format_dir, viscot_images), "--max_items_per_dataset", "1"
+    )
     out = tmp_path / "out"
     check_viscot_table(result, out, judged=False)
-    assert all(r["trajectory"]["num_turns"] == 2 and r["trajectory"]["turns"][0]["crop_window"] is not None
-               for r in predictions(out))
+    assert all(
+        r["trajectory"]["num_turns"] == 2 and r["trajectory"]["turns"][0]["crop_window"] is not None
+        for r in predictions(out)
+    )
 
 
 def test_multi_refcoco(tmp_path, release_format_dir, refcoco_images):
@@ -132,16 +147,43 @@ def test_multi_refcoco(tmp_path, release_format_dir, refcoco_images):
     assert "standard (per expression)" in table and "any expression (object hit by any of its expressions)" in table
     assert "release (any expression, int() boxes)" in table and "not clamped" in table
     rows = [line.split(" | ")[0][2:] for line in table.splitlines() if line.startswith("| RefCOCO")]
-    assert rows == ["RefCOCO/val", "RefCOCO/testA", "RefCOCO/testB", "RefCOCOplus/val", "RefCOCOplus/testA",
-                    "RefCOCOplus/testB", "RefCOCOg/val", "RefCOCOg/test"]
+    assert rows == [
+        "RefCOCO/val",
+        "RefCOCO/testA",
+        "RefCOCO/testB",
+        "RefCOCOplus/val",
+        "RefCOCOplus/testA",
+        "RefCOCOplus/testB",
+        "RefCOCOg/val",
+        "RefCOCOg/test",
+    ]
 
 
 def test_multi_ground_r1_on_a_checkpoint_written_by_the_trainer(tmp_path, release_format_dir, viscot_images):
     train = subprocess.run(
-        [sys.executable, "-m", "ground_r1.cli.train_grpo", "--config", str(REPO / "configs/grpo/tiny_cpu.yaml"),
-         "--max_steps", "1", "--save_steps", "1", "--output_dir", str(tmp_path / "grpo"), "--report_to", "none",
-         "--heldout_eval_questions", "0"],
-        cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"}, capture_output=True, text=True, timeout=600)
+        [
+            sys.executable,
+            "-m",
+            "ground_r1.cli.train_grpo",
+            "--config",
+            str(REPO / "configs/grpo/tiny_cpu.yaml"),
+            "--max_steps",
+            "1",
+            "--save_steps",
+            "1",
+            "--output_dir",
+            str(tmp_path / "grpo"),
+            "--report_to",
+            "none",
+            "--heldout_eval_questions",
+            "0",
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert train.returncode == 0, train.stderr[-4000:]
     checkpoint = tmp_path / "grpo" / "checkpoint-1"
     assert (checkpoint / "model.safetensors").is_file()

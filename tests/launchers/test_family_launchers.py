@@ -23,8 +23,14 @@ pytestmark = pytest.mark.slow
 
 
 def run(script: str, env: dict, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["bash", str(REPO / script), *args], env={**os.environ, **env}, cwd=REPO,
-                          capture_output=True, text=True, timeout=400)
+    proc = subprocess.run(
+        ["bash", str(REPO / script), *args],
+        env={**os.environ, **env},
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
     if proc.returncode != 0:
         raise AssertionError(f"{script} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -34,10 +40,20 @@ def run(script: str, env: dict, *args: str) -> subprocess.CompletedProcess:
 def test_two_training_steps_and_a_ground_r1_evaluation_from_the_launchers(family, family_model_dirs, tmp_path):
     model = family_model_dirs(family)
     out = tmp_path / "grpo"
-    proc = run("scripts/run_grpo_video.sh", {"MODEL_PATH": str(model), "CONFIG": "configs/grpo/tiny_cpu.yaml",
-                                             "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
-               "--scripted_policy", "mixed_rounds", "--heldout_eval_questions", "0", "--heldout_eval_steps", "0",
-               "--trajectory_log_steps", "1", "--write_report", "false")
+    proc = run(
+        "scripts/run_grpo_video.sh",
+        {"MODEL_PATH": str(model), "CONFIG": "configs/grpo/tiny_cpu.yaml", "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
+        "--scripted_policy",
+        "mixed_rounds",
+        "--heldout_eval_questions",
+        "0",
+        "--heldout_eval_steps",
+        "0",
+        "--trajectory_log_steps",
+        "1",
+        "--write_report",
+        "false",
+    )
     log = proc.stdout + proc.stderr
     assert "step 1/2 reward=" in log and "step 2/2 reward=" in log
     settings = json.loads((out / "rollout_settings.json").read_text())
@@ -54,8 +70,14 @@ def test_two_training_steps_and_a_ground_r1_evaluation_from_the_launchers(family
         assert turn["box"] == list(box) and turn["crop"][2] - turn["crop"][0] >= 28
 
     evaluation = tmp_path / "eval"
-    run("eval/multi_Ground_R1.sh", {"MODEL_PATH": str(out), "OUTPUT_DIR": str(evaluation)},
-        "--scripted_policy", "mixed_rounds", "--max_items", "4")
+    run(
+        "eval/multi_Ground_R1.sh",
+        {"MODEL_PATH": str(out), "OUTPUT_DIR": str(evaluation)},
+        "--scripted_policy",
+        "mixed_rounds",
+        "--max_items",
+        "4",
+    )
     predictions = [json.loads(line) for line in (evaluation / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 4 and all(p["status"] == "ok" for p in predictions)
     assert {p["trajectory"]["coordinates"] for p in predictions} == {"relative_1000"}

@@ -24,8 +24,16 @@ from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_PROMPT, MMVET_RET
 
 REPO = Path(__file__).resolve().parents[2]
 KEY = "sk-general-SECRET-913"
-SAMPLE_COUNTS = {"MME": 28, "POPE": 9, "SEED_Bench": 9, "MMBench_en_dev": 20, "MMMU_val": 6, "MMVet": 16,
-                 "RealworldQA": 6, "MME_RealWorld_Lite": 5}
+SAMPLE_COUNTS = {
+    "MME": 28,
+    "POPE": 9,
+    "SEED_Bench": 9,
+    "MMBench_en_dev": 20,
+    "MMMU_val": 6,
+    "MMVet": 16,
+    "RealworldQA": 6,
+    "MME_RealWorld_Lite": 5,
+}
 
 pytestmark = pytest.mark.slow
 
@@ -46,12 +54,32 @@ def dataset_root(release_format_dir, tmp_path_factory) -> Path:
 
 
 def launch(script: str, cwd: Path, env: dict[str, str], *args: str, expect: int = 0) -> subprocess.CompletedProcess:
-    full = {k: v for k, v in os.environ.items()
-            if not k.startswith("OPENAI_") and k not in ("MODEL_PATH", "DATASET_ROOT", "IMAGE_ROOT", "OUTPUT_DIR",
-                                                          "BENCHMARKS", "PROTOCOL", "REPO", "CALLER_DIR", "PY")}
+    full = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPENAI_")
+        and k
+        not in (
+            "MODEL_PATH",
+            "DATASET_ROOT",
+            "IMAGE_ROOT",
+            "OUTPUT_DIR",
+            "BENCHMARKS",
+            "PROTOCOL",
+            "REPO",
+            "CALLER_DIR",
+            "PY",
+        )
+    }
     full.update(NUM_GPUS="1", BATCH_SIZE="16", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", **env)
-    result = subprocess.run(["bash", str(REPO / "eval_general_dataset" / script), "--no_progress", *args], cwd=cwd,
-                            env=full, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        ["bash", str(REPO / "eval_general_dataset" / script), "--no_progress", *args],
+        cwd=cwd,
+        env=full,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == expect, result.stdout[-2000:] + result.stderr[-4000:]
     return result
 
@@ -62,15 +90,20 @@ def records(path: Path) -> list[dict]:
 
 def grader(request, n):
     """v1_3 ("bottom left equation") is never gradable; v1_0 ("What is x") scores 1.0; every other answer 0.5."""
-    item_line = request.user_content[len(MMVET_GRADER_PROMPT) + 1:]
+    item_line = request.user_content[len(MMVET_GRADER_PROMPT) + 1 :]
     if item_line.startswith("What is the answer to the bottom left equation?"):
         return ("reply", "no idea")
     return ("reply", "1.0" if item_line.startswith("What is x in the equation?") else "0.5")
 
 
 def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset_root):
-    env = {"DATASET_ROOT": str(dataset_root), "OUTPUT_DIR": "out", "OPENAI_BASE_URL": "", "OPENAI_API_KEY": KEY,
-           "OPENAI_MODEL": "grader-test"}
+    env = {
+        "DATASET_ROOT": str(dataset_root),
+        "OUTPUT_DIR": "out",
+        "OPENAI_BASE_URL": "",
+        "OPENAI_API_KEY": KEY,
+        "OPENAI_MODEL": "grader-test",
+    }
     args = ("--max_turns", "3", "--max_new_tokens", "8")
     with FakeChatServer(policy=grader) as server:
         env["OPENAI_BASE_URL"] = server.base_url
@@ -90,7 +123,9 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
         assert len(records(out / name / "scores.jsonl")) == count
     metrics = {name: json.loads((out / name / "metrics.json").read_text())["metrics"] for name in SAMPLE_COUNTS}
     # MME pairs by image: 14 tasks, each 2 questions on 1 image; POPE splits from Category.
-    assert metrics["MME"]["complete"] and {(t["n"], t["n_images"]) for t in metrics["MME"]["per_task"].values()} == {(2, 1)}
+    assert metrics["MME"]["complete"] and {(t["n"], t["n_images"]) for t in metrics["MME"]["per_task"].values()} == {
+        (2, 1)
+    }
     assert {s: m["n"] for s, m in metrics["POPE"]["per_split"].items()} == {"adversarial": 3, "popular": 3, "random": 3}
     # SEED ids have no extension: found as .jpg; MMMU keeps its <image 1> markers in the prompt.
     assert all(p["image"].endswith(".jpg") for p in records(out / "SEED_Bench" / "predictions.jsonl"))
@@ -103,33 +138,60 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
     assert (metrics["MMVet"]["n_graded"], metrics["MMVet"]["n_failed"]) == (15, 1)
     # The table names the grader that graded (OPENAI_MODEL) and each number's rule, with its error bar; variants
     # follow their headline.
-    assert ("| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader-test; official: gpt-4-0613) "
-            "| 53.3 ± 3.3 | 16 |") in summary and "graded 15/16, 1 grading(s) failed" in summary
-    assert "| MME | total (perception + cognition) |" in summary and "tasks" not in summary.split("| MME |")[1].split("\n")[0]
-    headline = [line for line in summary.splitlines() if line.startswith("| ") and " | " in line and "variant:" not in line]
+    assert (
+        "| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader-test; official: gpt-4-0613) "
+        "| 53.3 ± 3.3 | 16 |"
+    ) in summary and "graded 15/16, 1 grading(s) failed" in summary
+    assert (
+        "| MME | total (perception + cognition) |" in summary
+        and "tasks" not in summary.split("| MME |")[1].split("\n")[0]
+    )
+    headline = [
+        line for line in summary.splitlines() if line.startswith("| ") and " | " in line and "variant:" not in line
+    ]
     assert [line.split(" | ")[0][2:] for line in headline][1:] == [
-        "MME", "POPE", "POPE", "SEED_Bench", "MMBench_en_dev", "MMBench_en_dev", "MMMU_val", "MME_RealWorld_Lite",
-        "RealworldQA", "MMVet"]
+        "MME",
+        "POPE",
+        "POPE",
+        "SEED_Bench",
+        "MMBench_en_dev",
+        "MMBench_en_dev",
+        "MMMU_val",
+        "MME_RealWorld_Lite",
+        "RealworldQA",
+        "MMVet",
+    ]
     assert "| MMBench_en_dev | CircularEval accuracy | CircularEval (MMBench official" in summary
     assert "| POPE | accuracy | POPE authors (first sentence; No/no/not -> no, else yes) |" in summary
-    assert (out / "summary.csv").read_text().startswith(
-        "benchmark,metric,rule,variant,score,se,items,skipped,unparsed,left_out,notes,error_bar\n")
+    assert (
+        (out / "summary.csv")
+        .read_text()
+        .startswith("benchmark,metric,rule,variant,score,se,items,skipped,unparsed,left_out,notes,error_bar\n")
+    )
     texts = [p.read_text() for p in out.rglob("*") if p.is_file()] + [result.stdout, result.stderr]
     assert all(KEY not in text for text in texts)
 
 
 def test_multi_sft_with_the_ground_sft_protocol(tmp_path, dataset_root, tiny_model_dir):
-    env = {"DATASET_ROOT": str(dataset_root), "OUTPUT_DIR": str(tmp_path / "out"), "MODEL_PATH": str(tiny_model_dir),
-           "PROTOCOL": "ground_sft", "BENCHMARKS": "mme-rwl,seed"}
-    result = launch("multi_SFT.sh", tmp_path, env, "--max_items", "3", "--max_new_tokens", "8",
-                    "--max_pixels", "12544")
+    env = {
+        "DATASET_ROOT": str(dataset_root),
+        "OUTPUT_DIR": str(tmp_path / "out"),
+        "MODEL_PATH": str(tiny_model_dir),
+        "PROTOCOL": "ground_sft",
+        "BENCHMARKS": "mme-rwl,seed",
+    }
+    result = launch("multi_SFT.sh", tmp_path, env, "--max_items", "3", "--max_new_tokens", "8", "--max_pixels", "12544")
     out = tmp_path / "out"
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["MME_RealWorld_Lite", "SEED_Bench"]
     predicted = records(out / "MME_RealWorld_Lite" / "predictions.jsonl")
     assert len(predicted) == 3 and all(p["trajectory"]["num_turns"] == 2 for p in predicted)
     # Turn 1 asks for the box about the direct prompt: the question, its (A)..(E) options and the letter suffix.
-    assert all("(E)" in p["prompt"] and "Respond with only the letter (A, B, C, D, or E)." in p["prompt"]
-               and "Please only provide the bounding box" in p["prompt"] for p in predicted)
+    assert all(
+        "(E)" in p["prompt"]
+        and "Respond with only the letter (A, B, C, D, or E)." in p["prompt"]
+        and "Please only provide the bounding box" in p["prompt"]
+        for p in predicted
+    )
     assert "MMVet" not in result.stdout and "| SEED_Bench | accuracy | lmms-eval 0.7.3 seedbench" in result.stdout
     with pytest.raises(AssertionError, match="PROTOCOL must be direct or ground_sft"):
         launch("multi_SFT.sh", tmp_path, {**env, "PROTOCOL": "ground_r1"})
@@ -144,10 +206,14 @@ def test_multi_sft_in_the_releases_folder_layout(tmp_path, dataset_root, tiny_mo
     for name in ("POPE", "MMMU_val"):
         (jsonl / f"{name}.jsonl").symlink_to(dataset_root / f"{name}.jsonl")
         (images / name).symlink_to(dataset_root / name)
-    env = {"DATASET_ROOT": str(jsonl), "IMAGE_ROOT": str(images), "OUTPUT_DIR": str(tmp_path / "out"),
-           "MODEL_PATH": str(tiny_model_dir), "BENCHMARKS": "POPE,MMMU_val"}
+    env = {
+        "DATASET_ROOT": str(jsonl),
+        "IMAGE_ROOT": str(images),
+        "OUTPUT_DIR": str(tmp_path / "out"),
+        "MODEL_PATH": str(tiny_model_dir),
+        "BENCHMARKS": "POPE,MMMU_val",
+    }
     result = launch("multi_SFT.sh", tmp_path, env, "--max_items", "2", "--max_new_tokens", "4", "--max_pixels", "12544")
     predicted = records(tmp_path / "out" / "POPE" / "predictions.jsonl")
     assert [p["image"] for p in predicted] == [str(images / "POPE" / "images" / f"img_{i}.png") for i in (0, 1)]
-    assert "- POPE: POPE.jsonl: 9 records read, 2 evaluated (2 kept by the item limit), 0 skipped" \
-        in result.stdout
+    assert "- POPE: POPE.jsonl: 9 records read, 2 evaluated (2 kept by the item limit), 0 skipped" in result.stdout

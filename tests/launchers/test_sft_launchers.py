@@ -28,10 +28,27 @@ pytestmark = pytest.mark.slow
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("OPENAI_") and k not in ("MODEL_PATH", "DATA_PATH", "IMAGE_ROOT", "IMAGE_PATH_PREFIX",
-                                                          "OUTPUT_DIR", "SFT_DATA_DIR", "CONFIG", "MAX_STEPS",
-                                                          "MAX_RECORDS", "DEEPSPEED_CONFIG", "REPO", "CALLER_DIR", "PY")}
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("OPENAI_")
+        and k
+        not in (
+            "MODEL_PATH",
+            "DATA_PATH",
+            "IMAGE_ROOT",
+            "IMAGE_PATH_PREFIX",
+            "OUTPUT_DIR",
+            "SFT_DATA_DIR",
+            "CONFIG",
+            "MAX_STEPS",
+            "MAX_RECORDS",
+            "DEEPSPEED_CONFIG",
+            "REPO",
+            "CALLER_DIR",
+            "PY",
+        )
+    }
     env.update({"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "NUM_GPUS": "1"}, **extra)
     return env
 
@@ -60,9 +77,21 @@ def _evaluate(launcher: str, checkpoint: Path, out: Path) -> str:
     script = REPO / launcher
     if not script.is_file():
         pytest.skip(f"{launcher} is not in the tree yet")
-    output = _run(["bash", str(script), "--max_items_per_dataset", "2", "--max_pixels", str(TINY_MAX_PIXELS),
-                   "--max_new_tokens", "8", "--no_progress"],
-                  cwd=REPO, env=_env(MODEL_PATH=str(checkpoint), OUTPUT_DIR=str(out)))
+    output = _run(
+        [
+            "bash",
+            str(script),
+            "--max_items_per_dataset",
+            "2",
+            "--max_pixels",
+            str(TINY_MAX_PIXELS),
+            "--max_new_tokens",
+            "8",
+            "--no_progress",
+        ],
+        cwd=REPO,
+        env=_env(MODEL_PATH=str(checkpoint), OUTPUT_DIR=str(out)),
+    )
     predictions = [json.loads(line) for line in (out / "predictions.jsonl").read_text().splitlines()]
     assert len(predictions) == 2 and all(p["status"] == "ok" for p in predictions)
     assert "NOTHING WAS JUDGED" in output  # no judge endpoint in tests: said loudly
@@ -82,11 +111,17 @@ def ground_run(tmp_path_factory):
     """prepare_SFT_data.sh from the repository root with a relative SFT_DATA_DIR, then Ground_SFT.sh on it."""
     root = tmp_path_factory.mktemp("ground")
     data_rel = os.path.relpath(root / "sft_data", REPO)  # relative to the caller's directory (the repo root)
-    prepare = _run(["bash", "qwen-vl-finetune/scripts/prepare_SFT_data.sh"], cwd=REPO,
-                   env=_env(SFT_DATA_DIR=data_rel, MAX_RECORDS="8"))
+    prepare = _run(
+        ["bash", "qwen-vl-finetune/scripts/prepare_SFT_data.sh"],
+        cwd=REPO,
+        env=_env(SFT_DATA_DIR=data_rel, MAX_RECORDS="8"),
+    )
     out = root / "ckpt"
-    train = _run(["bash", "scripts/Ground_SFT.sh"], cwd=REPO / "qwen-vl-finetune",
-                 env=_env(SFT_DATA_DIR=str(root / "sft_data"), OUTPUT_DIR=str(out), MAX_STEPS="3"))
+    train = _run(
+        ["bash", "scripts/Ground_SFT.sh"],
+        cwd=REPO / "qwen-vl-finetune",
+        env=_env(SFT_DATA_DIR=str(root / "sft_data"), OUTPUT_DIR=str(out), MAX_STEPS="3"),
+    )
     return root, out, prepare + train
 
 
@@ -143,8 +178,12 @@ def test_two_cpu_processes_under_zero3_freeze_the_vision_tower(ground_run, tmp_p
 
     root, _, _ = ground_run
     out = tmp_path / "ckpt"
-    _run(["bash", str(SCRIPTS / "Ground_SFT.sh")], cwd=tmp_path,
-         env=_env(NUM_GPUS="2", SFT_DATA_DIR=str(root / "sft_data"), OUTPUT_DIR=str(out)), timeout=400)
+    _run(
+        ["bash", str(SCRIPTS / "Ground_SFT.sh")],
+        cwd=tmp_path,
+        env=_env(NUM_GPUS="2", SFT_DATA_DIR=str(root / "sft_data"), OUTPUT_DIR=str(out)),
+        timeout=400,
+    )
     _check_checkpoint(out, "ground", steps=2)
     trained = dict(Qwen2_5_VLForConditionalGeneration.from_pretrained(out).named_parameters())
     base = dict(Qwen2_5_VLForConditionalGeneration.from_pretrained(paths.tiny_model_dir()).named_parameters())

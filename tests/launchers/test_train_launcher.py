@@ -18,10 +18,18 @@ pytestmark = pytest.mark.slow
 TIMING_KEYS = {"step_time", "train_runtime", "train_samples_per_second", "train_steps_per_second", "epoch"}
 
 
-def run_launcher(env_overrides: dict, *args: str, timeout: int = 400, check: bool = True) -> subprocess.CompletedProcess:
+def run_launcher(
+    env_overrides: dict, *args: str, timeout: int = 400, check: bool = True
+) -> subprocess.CompletedProcess:
     env = {**os.environ, **env_overrides}
-    proc = subprocess.run(["bash", str(REPO / "scripts" / "run_grpo_video.sh"), *args], env=env, cwd=REPO,
-                          capture_output=True, text=True, timeout=timeout)
+    proc = subprocess.run(
+        ["bash", str(REPO / "scripts" / "run_grpo_video.sh"), *args],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"launcher failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-5000:]}")
     return proc
@@ -59,9 +67,15 @@ def test_default_run_writes_every_demo_artifact_with_finite_metrics(demo_run):
     assert (out / "curves.png").stat().st_size > 10_000
     assert "<h2>step 1</h2>" in (out / "trajectories.html").read_text()  # step 1 is always in the gallery
     heldout = json.loads((out / "heldout_eval.json").read_text())
-    assert heldout["questions"] == 4 and set(heldout["results"]) == {"grounded", "no_crop", "gt_crop", "random_box",
-                                                                       "whole_image_box", "centre_box",
-                                                                       "majority_answer"}
+    assert heldout["questions"] == 4 and set(heldout["results"]) == {
+        "grounded",
+        "no_crop",
+        "gt_crop",
+        "random_box",
+        "whole_image_box",
+        "centre_box",
+        "majority_answer",
+    }
     for condition in ("grounded", "no_crop", "gt_crop"):
         for key in ("accuracy", "format", "turns_mean", "answered_frac"):
             assert math.isfinite(heldout["results"][condition][key]), (condition, key)
@@ -74,8 +88,15 @@ def test_default_run_writes_every_demo_artifact_with_finite_metrics(demo_run):
     assert manifest["training_args"]["num_first_round_samples"] == 4 and manifest["packages"]["trl"] == "1.16.0"
     metrics = read_metrics(out / "metrics.jsonl")
     assert sorted(metrics) == [1, 2]
-    for key in ("rewards/format_reward/mean", "rewards/accuracy_reward/mean", "giou/no_box_rate",
-                "rollout/turns_mean", "completions/mean_length", "frac_reward_zero_std", "loss"):
+    for key in (
+        "rewards/format_reward/mean",
+        "rewards/accuracy_reward/mean",
+        "giou/no_box_rate",
+        "rollout/turns_mean",
+        "completions/mean_length",
+        "frac_reward_zero_std",
+        "loss",
+    ):
         assert math.isfinite(metrics[2][key]), key
 
 
@@ -85,8 +106,11 @@ def test_the_demo_console_has_one_line_per_step_and_an_early_heldout_figure(demo
     out, proc = demo_run
     log = proc.stdout + proc.stderr
     assert "{'loss'" not in log and "'rewards/format_reward/mean'" not in log and "it/s]" not in log
-    assert [line.split("] ", 1)[1].split(" reward=")[0] for line in log.splitlines() if " step " in line
-            and " reward=" in line] == ["step 1/2", "step 2/2"]
+    assert [
+        line.split("] ", 1)[1].split(" reward=")[0]
+        for line in log.splitlines()
+        if " step " in line and " reward=" in line
+    ] == ["step 1/2", "step 2/2"]
     first_step = log.index("step 1/2 reward=")
     assert log.index("held-out (greedy, 4 questions) before training (the base model): accuracy") < first_step
     step0 = json.loads((out / "metrics.jsonl").read_text().splitlines()[0])
@@ -124,12 +148,31 @@ def test_a_trained_checkpoint_evaluates_as_it_was_trained(demo_run, tmp_path, ca
     assert (settings["max_pixels"], settings["max_new_tokens_per_turn"], settings["max_turns"]) == (12544, 48, 3)
 
     def run(model, name, *flags):
-        assert evaluate.main(["--protocol", "ground_r1", "--model_path", str(model), "--output_dir",
-                              str(tmp_path / name), "--no_progress", "--stages", "infer,score,table", *flags]) == 0
+        assert (
+            evaluate.main(
+                [
+                    "--protocol",
+                    "ground_r1",
+                    "--model_path",
+                    str(model),
+                    "--output_dir",
+                    str(tmp_path / name),
+                    "--no_progress",
+                    "--stages",
+                    "infer,score,table",
+                    *flags,
+                ]
+            )
+            == 0
+        )
         return {p["key"]: (p["turns"], p["answer"]) for p in load_predictions(tmp_path / name)}
 
-    spelled = [arg for flag, key in EVAL_FLAGS.items() if settings.get(key) is not None
-               for arg in (f"--{flag}", str(settings[key]))]
+    spelled = [
+        arg
+        for flag, key in EVAL_FLAGS.items()
+        if settings.get(key) is not None
+        for arg in (f"--{flag}", str(settings[key]))
+    ]
     assert {key for flag, key in EVAL_FLAGS.items() if f"--{flag}" in spelled} == set(ROLLOUT_KEYS)
     explicit = run(out, "explicit", "--no-checkpoint_settings", *spelled)
     final, checkpoint = run(out, "final"), run(out / "checkpoint-2", "checkpoint")
@@ -144,14 +187,36 @@ def test_a_trained_checkpoint_evaluates_as_it_was_trained(demo_run, tmp_path, ca
 # Kill/resume runs: the tiny preset cut to ~1 s per step, with a reward that varies within a group
 # (benchmarks/reliability/harness_rewards.py) so that the weights really move: with the format/accuracy rewards
 # alone the random tiny model earns nothing, the loss is 0, and a resume that lost the weights would go unnoticed.
-FAST = ["--num_generations", "4", "--per_device_train_batch_size", "4", "--max_turns", "2",
-        "--max_new_tokens_per_turn", "12", "--max_completion_length", "256", "--learning_rate", "1e-3",
-        "--reward_functions", "format", "accuracy", "harness_rewards:varied_length", "--max_steps", "4",
-        "--heldout_eval_questions", "0"]  # the preset's post-training held-out evaluation is not under test here
+FAST = [
+    "--num_generations",
+    "4",
+    "--per_device_train_batch_size",
+    "4",
+    "--max_turns",
+    "2",
+    "--max_new_tokens_per_turn",
+    "12",
+    "--max_completion_length",
+    "256",
+    "--learning_rate",
+    "1e-3",
+    "--reward_functions",
+    "format",
+    "accuracy",
+    "harness_rewards:varied_length",
+    "--max_steps",
+    "4",
+    "--heldout_eval_questions",
+    "0",
+]  # the preset's post-training held-out evaluation is not under test here
 # The random tiny model, not the shipped instruct base: its turns end at random lengths, so the varied-length reward
 # has a spread and every step moves the weights (the instruct base fills the 12-token turns: zero advantage).
-FAST_ENV = {"PYTHONPATH": str(REPO / "benchmarks" / "reliability"), "OMP_NUM_THREADS": "1",
-            "MODEL_PATH": str(paths.tiny_model_dir()), "CONFIG": str(REPO / "configs" / "grpo" / "tiny_cpu.yaml")}
+FAST_ENV = {
+    "PYTHONPATH": str(REPO / "benchmarks" / "reliability"),
+    "OMP_NUM_THREADS": "1",
+    "MODEL_PATH": str(paths.tiny_model_dir()),
+    "CONFIG": str(REPO / "configs" / "grpo" / "tiny_cpu.yaml"),
+}
 
 
 def max_weight_diff(a: Path, b: Path) -> float:
@@ -175,8 +240,9 @@ def test_killed_run_resumes_from_last_complete_checkpoint_with_identical_metrics
     common = [*FAST, "--save_steps", "2"]
     # Same run, SIGKILLed right after checkpoint-2 is complete; a half-written checkpoint-3 is planted to prove
     # it is never loaded.
-    killed = run_launcher({**FAST_ENV, "OUTPUT_DIR": str(broken), "GROUND_R1_KILL_AFTER_CHECKPOINT": "2"}, *common,
-                          check=False)
+    killed = run_launcher(
+        {**FAST_ENV, "OUTPUT_DIR": str(broken), "GROUND_R1_KILL_AFTER_CHECKPOINT": "2"}, *common, check=False
+    )
     assert killed.returncode != 0 and not (broken / "checkpoint-4").exists()
     (broken / "checkpoint-3").mkdir()
     (broken / "checkpoint-3" / "trainer_state.json").write_text('{"global_step": 3, "log_hi')
@@ -226,13 +292,30 @@ def test_zero3_ranks_skip_together_a_step_whose_loss_is_nan_on_one_rank(tmp_path
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     out = tmp_path / "zero3_nan"
-    proc = run_launcher({**FAST_ENV, "NUM_GPUS": "2", "MASTER_PORT": port, "OUTPUT_DIR": str(out),
-                         "GROUND_R1_FAULT_NONFINITE": "loss:2:1"}, *FAST, "--max_steps", "3", "--save_steps", "1")
+    proc = run_launcher(
+        {
+            **FAST_ENV,
+            "NUM_GPUS": "2",
+            "MASTER_PORT": port,
+            "OUTPUT_DIR": str(out),
+            "GROUND_R1_FAULT_NONFINITE": "loss:2:1",
+        },
+        *FAST,
+        "--max_steps",
+        "3",
+        "--save_steps",
+        "1",
+    )
     assert "OVERFLOW! Skipping step" in proc.stdout + proc.stderr  # DeepSpeed's own skip
     events = [json.loads(line) for line in (out / "nonfinite_steps.jsonl").read_text().splitlines()]
     assert len(events) == 1 and len(events[0]["record_ids"]) == 1  # rank 1's question
     assert {k: events[0][k] for k in ("step", "which", "action", "ranks", "loss")} == {
-        "step": 2, "which": "loss", "action": "skipped", "ranks": [1], "loss": ["nan"]}
+        "step": 2,
+        "which": "loss",
+        "action": "skipped",
+        "ranks": [1],
+        "loss": ["nan"],
+    }
     assert read_metrics(out / "metrics.jsonl")[2]["grad_norm"] == "inf"  # DeepSpeed's norm of a skipped step
 
     def weights(step):
@@ -257,9 +340,16 @@ def test_two_processes_zero3_with_ranks_finishing_in_different_rounds(tmp_path):
     stopped after round 1 would reach the loss forward's collectives while the other still generates, and hang.
     The run must finish within the timeout."""
     out = tmp_path / "zero3"
-    proc = run_launcher({"NUM_GPUS": "2", "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
-                        "--scripted_policy", "uneven_by_rank",
-                        "--max_turns", "5", "--max_completion_length", "2048", timeout=400)
+    proc = run_launcher(
+        {"NUM_GPUS": "2", "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
+        "--scripted_policy",
+        "uneven_by_rank",
+        "--max_turns",
+        "5",
+        "--max_completion_length",
+        "2048",
+        timeout=400,
+    )
     # NUM_GPUS=2 without a GPU says what it runs; the held-out controls are left to one process, named whole.
     assert "NUM_GPUS=2 on a machine without a GPU: 2 CPU processes under DeepSpeed ZeRO-3 over gloo" in proc.stdout
     log = proc.stdout + proc.stderr
@@ -285,10 +375,26 @@ def test_two_processes_zero3_agree_on_dynamic_sampling_refills(tmp_path):
         s.bind(("127.0.0.1", 0))
         port = str(s.getsockname()[1])
     out = tmp_path / "zero3_ds"
-    run_launcher({"NUM_GPUS": "2", "MASTER_PORT": port, "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
-                 "--scripted_policy", "flat_on_rank_0", "--dynamic_sampling", "true",
-                 "--dynamic_sampling_max_refills", "2", "--num_generations", "4", "--per_device_train_batch_size", "4",
-                 "--max_turns", "2", "--max_new_tokens_per_turn", "64", "--heldout_eval_questions", "0", timeout=400)
+    run_launcher(
+        {"NUM_GPUS": "2", "MASTER_PORT": port, "MAX_STEPS": "2", "OUTPUT_DIR": str(out)},
+        "--scripted_policy",
+        "flat_on_rank_0",
+        "--dynamic_sampling",
+        "true",
+        "--dynamic_sampling_max_refills",
+        "2",
+        "--num_generations",
+        "4",
+        "--per_device_train_batch_size",
+        "4",
+        "--max_turns",
+        "2",
+        "--max_new_tokens_per_turn",
+        "64",
+        "--heldout_eval_questions",
+        "0",
+        timeout=400,
+    )
     metrics = read_metrics(out / "metrics.jsonl")
     assert sorted(metrics) == [1, 2]
     for step in (1, 2):
@@ -315,8 +421,9 @@ def test_report_to_tensorboard_runs_and_leaves_its_event_file(tmp_path):
 
 def test_report_to_wandb_offline_runs_and_leaves_its_run_in_the_output_folder(tmp_path):
     out = tmp_path / "wb"
-    proc = run_launcher({**FAST_ENV, "OUTPUT_DIR": str(out), "WANDB_MODE": "offline"}, *FAST, "--max_steps", "2",
-                        "--report_to", "wandb")
+    proc = run_launcher(
+        {**FAST_ENV, "OUTPUT_DIR": str(out), "WANDB_MODE": "offline"}, *FAST, "--max_steps", "2", "--report_to", "wandb"
+    )
     (run_file,) = list((out / "wandb").glob("offline-run-*/run-*.wandb"))
     assert b"rollout/turns_mean" in run_file.read_bytes()
     assert "wandb sync" in proc.stdout + proc.stderr  # wandb's own hint to upload the offline run

@@ -27,11 +27,32 @@ def test_zoom_benchmarks_through_the_launcher(tmp_path) -> None:
     zoom_fixtures.treebench_tsv(root / "treebench")
     out = tmp_path / "out"
     env = {k: v for k, v in os.environ.items() if k not in ("MODEL_PATH", "IMAGE_ROOT", "OPENAI_API_KEY")}
-    env.update(NUM_GPUS="1", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1", PROTOCOL="ground_r1", DATASET_ROOT=str(root),
-               BENCHMARKS="vstar,hrbench_4k,treebench", OUTPUT_DIR=str(out), BATCH_SIZE="16")
-    result = subprocess.run(["bash", str(REPO / "eval_general_dataset" / "multi_Ground_R1.sh"), "--no_progress",
-                             "--scripted_policy", "mixed_rounds", "--max_turns", "3"], cwd=tmp_path, env=env,
-                            capture_output=True, text=True, timeout=600)
+    env.update(
+        NUM_GPUS="1",
+        OMP_NUM_THREADS="1",
+        HF_HUB_OFFLINE="1",
+        PROTOCOL="ground_r1",
+        DATASET_ROOT=str(root),
+        BENCHMARKS="vstar,hrbench_4k,treebench",
+        OUTPUT_DIR=str(out),
+        BATCH_SIZE="16",
+    )
+    result = subprocess.run(
+        [
+            "bash",
+            str(REPO / "eval_general_dataset" / "multi_Ground_R1.sh"),
+            "--no_progress",
+            "--scripted_policy",
+            "mixed_rounds",
+            "--max_turns",
+            "3",
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
     rows = list(csv.DictReader((out / "summary.csv").open()))
     by = {(r["benchmark"], r["metric"], r["variant"]): r for r in rows}

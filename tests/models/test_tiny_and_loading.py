@@ -28,7 +28,9 @@ def model(tiny_model_dir):
 
 def _two_image_chat(processor):
     msgs = first_turn_messages("What colour is the dot?", 112, 112)
-    msgs.append({"role": "assistant", "content": [{"type": "text", "text": "<think> x </think> <box>[1,2,30,40]</box>"}]})
+    msgs.append(
+        {"role": "assistant", "content": [{"type": "text", "text": "<think> x </think> <box>[1,2,30,40]</box>"}]}
+    )
     msgs.append(crop_turn_message("What colour is the dot?", 112, 112))
     return processor.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True, add_vision_id=True)
 
@@ -45,7 +47,9 @@ def test_tokenizer_carries_every_qwen_special_token(processor):
 def test_chat_template_numbers_pictures_across_turns(processor):
     text = _two_image_chat(processor)
     # add_vision_id: "Picture k: " counted over the whole conversation (SPEC §2), the crop turn continues it.
-    assert text.startswith("<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nPicture 1: <|vision_start|><|image_pad|><|vision_end|>Question: What colour is the dot?\n")
+    assert text.startswith(
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\nPicture 1: <|vision_start|><|image_pad|><|vision_end|>Question: What colour is the dot?\n"
+    )
     assert "<|im_start|>user\nPicture 2: <|vision_start|><|image_pad|><|vision_end|>Question:" in text
     assert text.endswith("<|im_start|>assistant\n")
 

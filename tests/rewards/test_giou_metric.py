@@ -26,8 +26,13 @@ def test_per_round_scores_with_no_box_turns_and_no_gt():
     gt_boxes = [[GT0, GT1], [GT0], [], []]
     metrics = giou_metrics(turn_boxes, gt_boxes)
     assert set(metrics) == {
-        "giou/score", "giou/score_best", "giou/round_1", "giou/round_3",
-        "giou/no_box_rate", "giou/num_boxes", "giou/no_gt",
+        "giou/score",
+        "giou/score_best",
+        "giou/round_1",
+        "giou/round_3",
+        "giou/no_box_rate",
+        "giou/num_boxes",
+        "giou/no_gt",
     }  # fmt: skip  (no giou/round_2: its only turn had no box)
     # Scored boxes vs GT0: 0.75 (T1 r1), 1/3 (T1 r3), 1.0 (T2 r1).
     assert metrics["giou/num_boxes"] == 3.0

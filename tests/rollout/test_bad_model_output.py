@@ -33,8 +33,9 @@ from ground_r1.rollout.runner import Rollout, RolloutConfig, RolloutQuestion
 from ground_r1.rollout.sampling import SamplingParams, TreePlan
 
 MAX_NEW_TOKENS = 48
-FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
-                                                                          HealthCheck.too_slow])
+FUZZ = settings(
+    max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
 
 # The adversarial kinds of the issue, one or more texts each (tokenized, then closed with eos or cut).
 ADVERSARIAL = {
@@ -44,8 +45,11 @@ ADVERSARIAL = {
     "empty box tag": ["<think> t </think> <box></box>"],
     "many boxes": ["<think> t </think> " + "<box>[1,2,30,40]</box>" * 40, "[5,5,50,50] " * 60],
     "NaN/inf words": ["<box>[nan, 1, 2, 3]</box>", "<box>[inf,-inf,1,2]</box>", "[NaN,NaN,NaN,NaN]"],
-    "huge coordinates": ["<box>[99999999999999999999999999,0,5,5]</box>",
-                         "<box>[1000000,1000000,2000000,3000000]</box>", "[" + ",".join(["9" * 400] * 4) + "]"],
+    "huge coordinates": [
+        "<box>[99999999999999999999999999,0,5,5]</box>",
+        "<box>[1000000,1000000,2000000,3000000]</box>",
+        "[" + ",".join(["9" * 400] * 4) + "]",
+    ],
     "negative coordinates": ["<box>[-10,-10,-5,-5]</box>", "<box>[-50, 3, 40, 60]</box>", "[-1,2,3,4]"],
     "inverted / zero area": ["<box>[40,40,10,10]</box>", "<box>[7,7,7,7]</box>", "<box>[0,5,400,5]</box>"],
     "outside the image": ["<box>[5000,5000,6000,6000]</box>", "<box>[0,0,1e3,2]</box>"],
@@ -66,8 +70,12 @@ TEXTS = st.one_of(
     st.text(max_size=80),
     st.binary(max_size=80).map(lambda raw: raw.decode("utf-8", errors="replace")),
     BOXY,
-    st.builds(lambda a, b, c: a + "<box>" + b + "</box>" + c, st.text(max_size=10), BOXY, st.sampled_from(
-        ["", " <answer> x </answer>", "<answer>", " trailing"])),
+    st.builds(
+        lambda a, b, c: a + "<box>" + b + "</box>" + c,
+        st.text(max_size=10),
+        BOXY,
+        st.sampled_from(["", " <answer> x </answer>", "<answer>", " trailing"]),
+    ),
     st.builds(lambda a, b: f"<think>{a}</think> <box>{b}</box>", st.text(max_size=10), BOXY),
 )
 # Original images the question can come with: ordinary, tiny (< 28 px), thin (aspect ratio 150), large.
@@ -129,15 +137,18 @@ class FakeGenerate:
         return out
 
 
-def run_rollout(codec, turns, size, max_turns=3, max_completion_length=None, crop_fallback="full_image",
-                no_crop=False):
+def run_rollout(codec, turns, size, max_turns=3, max_completion_length=None, crop_fallback="full_image", no_crop=False):
     image = Image.new("RGB", size, (30, 140, 200))
     image.paste((250, 250, 0), (0, 0, max(1, size[0] // 2), max(1, size[1] // 2)))  # so crops differ from the whole
-    config = RolloutConfig(max_turns=max_turns, max_completion_length=max_completion_length,
-                           crop_fallback=crop_fallback, no_crop=no_crop)
+    config = RolloutConfig(
+        max_turns=max_turns, max_completion_length=max_completion_length, crop_fallback=crop_fallback, no_crop=no_crop
+    )
     rollout = Rollout(codec, FakeGenerate(codec, turns), config)
-    trajectories = rollout.run([RolloutQuestion("What colour is the square?", image)], TreePlan(1, 1),
-                               SamplingParams(max_new_tokens=MAX_NEW_TOKENS))
+    trajectories = rollout.run(
+        [RolloutQuestion("What colour is the square?", image)],
+        TreePlan(1, 1),
+        SamplingParams(max_new_tokens=MAX_NEW_TOKENS),
+    )
     return trajectories, image
 
 
@@ -213,8 +224,9 @@ def test_any_model_output_gets_a_defined_next_step_and_finite_rewards(codec, mod
     budget = data.draw(st.sampled_from([None, None, 400]))
     solution = data.draw(st.one_of(st.sampled_from(SOLUTIONS), st.text(min_size=1, max_size=20)))
     fallback = data.draw(st.sampled_from(["full_image", "full_image", "end"]))
-    (t,), image = run_rollout(codec, turns, size, max_completion_length=budget, crop_fallback=fallback,
-                              no_crop=data.draw(st.booleans()))
+    (t,), image = run_rollout(
+        codec, turns, size, max_completion_length=budget, crop_fallback=fallback, no_crop=data.draw(st.booleans())
+    )
     check_trajectory(codec, t, image)
     check_rewards(t, [[0, 0, max(1, size[0] // 2), max(1, size[1] // 2)]], solution)
     if budget is not None:
@@ -283,8 +295,12 @@ def test_many_boxes_the_first_valid_one_wins(codec):
 def test_tree_rollout_with_different_bad_turns_per_branch(codec):
     # G1 = 2 first-round turns (an empty one; two bytes that are not UTF-8, cut by the limit), each shared by
     # G2 = 2 trajectories; the 4 trajectories then get different bad turns in each later round.
-    later = [("text", "<box>[nan,1,2,3]</box>", True), ("text", "<answer> x", False),
-             ("text", "<box>[5,5,60,60]</box>", True), ("text", "[" + "9" * 50, False)]
+    later = [
+        ("text", "<box>[nan,1,2,3]</box>", True),
+        ("text", "<answer> x", False),
+        ("text", "<box>[5,5,60,60]</box>", True),
+        ("text", "[" + "9" * 50, False),
+    ]
     turns = [("text", "", True), ("ids", [0xFF, 0xFE], False)] + later * 2
     image = Image.new("RGB", (448, 336), (30, 140, 200))
     rollout = Rollout(codec, FakeGenerate(codec, turns), RolloutConfig(max_turns=3))

@@ -47,6 +47,7 @@ class Forced(LogitsProcessor):
 def forcing(codec):
     """`mixed_rounds` text for the trajectory (its slot) and round (images in its context), padded with a
     slot-dependent number of words so that turns in one call end at different steps."""
+
     def make(requests, width):
         targets = []
         for r in requests:
@@ -55,24 +56,33 @@ def forcing(codec):
             text = text.replace("<think>", "<think>" + " look" * (2 * slot + len(r.images)), 1)
             targets.append(codec.tokenizer(text, add_special_tokens=False)["input_ids"] + [codec.eos_token_id])
         return {"logits_processor": LogitsProcessorList([Forced(targets, width, codec.pad_token_id)])}
+
     return make
 
 
 def questions():
-    return [RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
-            RolloutQuestion("Which card is it really?", Image.new("RGB", (300, 420), (200, 40, 90)))]
+    return [
+        RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
+        RolloutQuestion("Which card is it really?", Image.new("RGB", (300, 420), (200, 40, 90))),
+    ]
 
 
 def rollout(model, codec, reuse: bool):
     gen = HFGenerator(model, codec, record_logprobs=True, reuse_kv_cache=reuse, extra_generate_kwargs=forcing(codec))
     prefill = []
-    hook = model.register_forward_pre_hook(lambda m, args, kwargs: prefill.append(kwargs["input_ids"].numel())
-                                           if kwargs.get("input_ids") is not None and kwargs["input_ids"].shape[1] > 1
-                                           else None, with_kwargs=True)
+    hook = model.register_forward_pre_hook(
+        lambda m, args, kwargs: (
+            prefill.append(kwargs["input_ids"].numel())
+            if kwargs.get("input_ids") is not None and kwargs["input_ids"].shape[1] > 1
+            else None
+        ),
+        with_kwargs=True,
+    )
     try:
         torch.manual_seed(0)
         trajectories = Rollout(codec, gen, RolloutConfig(max_turns=3)).run(
-            questions(), TreePlan(2, 2), SamplingParams(do_sample=True, temperature=1.0, top_k=0, max_new_tokens=40))
+            questions(), TreePlan(2, 2), SamplingParams(do_sample=True, temperature=1.0, top_k=0, max_new_tokens=40)
+        )
     finally:
         hook.remove()
     return trajectories, gen, prefill

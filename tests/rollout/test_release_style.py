@@ -45,14 +45,17 @@ class ByTrajectory:
 
 
 def questions():
-    return [RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
-            RolloutQuestion("Which card?", Image.new("RGB", (300, 420), (200, 40, 90)))]
+    return [
+        RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
+        RolloutQuestion("Which card?", Image.new("RGB", (300, 420), (200, 40, 90))),
+    ]
 
 
 def run(codec, **options):
     gen = ByTrajectory(codec)
     trajectories = Rollout(codec, gen, RolloutConfig(max_turns=3, **options)).run(
-        questions(), TreePlan(2, 2), SamplingParams())
+        questions(), TreePlan(2, 2), SamplingParams()
+    )
     return trajectories, gen
 
 
@@ -65,8 +68,9 @@ def test_regenerate_all_runs_every_trajectory_every_round_and_keeps_the_same_tur
     assert ours_gen.rows_per_call == [4, 4, 2]
     # Release: every round after the first regenerates all 2 x N = 8 trajectories.
     assert release_gen.rows_per_call == [4, 8, 8]
-    assert [(t.completion_ids, t.completion_mask, t.turn_texts) for t in release] == \
-        [(t.completion_ids, t.completion_mask, t.turn_texts) for t in ours]
+    assert [(t.completion_ids, t.completion_mask, t.turn_texts) for t in release] == [
+        (t.completion_ids, t.completion_mask, t.turn_texts) for t in ours
+    ]
 
 
 def test_retokenize_rebuilds_the_same_context_from_text_and_reprocesses_every_image(codec):

@@ -43,7 +43,9 @@ def test_the_total_budget_ends_a_trajectory_and_is_never_exceeded(codec):
 def test_no_crop_control_feeds_the_original_image_back(codec):
     gen = ScriptedGenerator(codec, ground_until_limit)
     cropped = Rollout(codec, gen, RolloutConfig(max_turns=2)).run([question()], TreePlan(1, 1), SamplingParams())[0]
-    uncropped = Rollout(codec, gen, RolloutConfig(max_turns=2, no_crop=True)).run([question()], TreePlan(1, 1), SamplingParams())[0]
+    uncropped = Rollout(codec, gen, RolloutConfig(max_turns=2, no_crop=True)).run(
+        [question()], TreePlan(1, 1), SamplingParams()
+    )[0]
     # The original 448x336 becomes a 112x84 view (grid 1x6x8); the crop of a 40x40 box is smaller.
     assert uncropped.images[1].grid_thw.tolist() == uncropped.images[0].grid_thw.tolist() == [1, 6, 8]
     assert cropped.images[1].grid_thw.tolist() != [1, 6, 8]
@@ -55,8 +57,12 @@ def test_box_parse_release_reaches_the_crop(codec):
     # release's rule. Input 112x84 of a 448x336 original (scale 4).
     turn = "<think>[2, 2, 10, 10] is a guess</think> <box>[50,40,80,70]</box>"
     gen = ScriptedGenerator(codec, lambda call: turn)
-    runs = {rule: Rollout(codec, gen, RolloutConfig(max_turns=2, box_parse=rule)).run(
-        [question()], TreePlan(1, 1), SamplingParams())[0] for rule in ("tag_first", "release")}
+    runs = {
+        rule: Rollout(codec, gen, RolloutConfig(max_turns=2, box_parse=rule)).run(
+            [question()], TreePlan(1, 1), SamplingParams()
+        )[0]
+        for rule in ("tag_first", "release")
+    }
     ours, release = runs["tag_first"].turns[0], runs["release"].turns[0]
     assert (ours.box, ours.box_source, ours.crop_window) == ((50.0, 40.0, 80.0, 70.0), "box_tag", (200, 160, 320, 280))
     assert (release.box, release.box_source) == ((2.0, 2.0, 10.0, 10.0), "release_regex")
@@ -74,8 +80,14 @@ def test_a_round_is_one_generate_call_and_each_turn_is_cut_to_its_own_budget(cod
         from ground_r1.rollout.generation import GeneratedTurn
 
         # Row i's sample up to the call's limit: rows 0 and 2 never stop, row 3 stops after 2 tokens.
-        return [GeneratedTurn(ids=list(turns[r.key[1]][:max_new_tokens]), logps=[-0.5] * len(turns[r.key[1]][:max_new_tokens]),
-                              hit_token_limit=r.key[1] != 3) for r in requests]
+        return [
+            GeneratedTurn(
+                ids=list(turns[r.key[1]][:max_new_tokens]),
+                logps=[-0.5] * len(turns[r.key[1]][:max_new_tokens]),
+                hit_token_limit=r.key[1] != 3,
+            )
+            for r in requests
+        ]
 
     from ground_r1.rollout.generation import GenerationRequest
 

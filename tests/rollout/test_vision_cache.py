@@ -64,8 +64,10 @@ class TowerCounter:
 
 
 def questions():
-    return [RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
-            RolloutQuestion("Which card is it really?", Image.new("RGB", (300, 420), (200, 40, 90)))]
+    return [
+        RolloutQuestion("What colour is the dot?", Image.new("RGB", (448, 336), (10, 200, 30))),
+        RolloutQuestion("Which card is it really?", Image.new("RGB", (300, 420), (200, 40, 90))),
+    ]
 
 
 def run(model, codec, qs, plan, max_turns, reuse):
@@ -124,10 +126,13 @@ def test_the_cache_lives_for_one_rollout_and_the_loss_forward_still_encodes(mode
     try:
         ids = torch.tensor([t.context_ids()])
         with torch.no_grad():
-            model(input_ids=ids, attention_mask=torch.ones_like(ids),
-                  mm_token_type_ids=(ids == codec.image_token_id).long(),
-                  pixel_values=torch.cat([i.pixel_values for i in t.images]),
-                  image_grid_thw=torch.stack([i.grid_thw for i in t.images]))
+            model(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                mm_token_type_ids=(ids == codec.image_token_id).long(),
+                pixel_values=torch.cat([i.pixel_values for i in t.images]),
+                image_grid_thw=torch.stack([i.grid_thw for i in t.images]),
+            )
     finally:
         counter.remove()
     assert (counter.calls, counter.rows) == (1, 2 * ROWS)
@@ -207,8 +212,10 @@ def test_a_request_key_follows_the_trajectory(codec):
 
         seen.append(tuple(r.key for r in requests))
         text = "<think> a </think> <box>[1,1,40,40]</box>"
-        return [GeneratedTurn(ids=codec.tokenizer(text, add_special_tokens=False)["input_ids"] + [codec.eos_token_id])
-                for _ in requests]
+        return [
+            GeneratedTurn(ids=codec.tokenizer(text, add_special_tokens=False)["input_ids"] + [codec.eos_token_id])
+            for _ in requests
+        ]
 
     Rollout(codec, generate, RolloutConfig(max_turns=2)).run(questions(), TreePlan(2, 2), GREEDY)
     assert seen[0] == ((0, 0), (0, 2), (1, 0), (1, 2))
@@ -224,16 +231,45 @@ def test_in_a_training_step_only_the_rollout_reuses_and_the_loss_encodes_every_i
 
     path = tmp_path / "img.png"
     Image.new("RGB", (448, 336), (10, 200, 30)).save(path)
-    data = Dataset.from_list([dict(image=str(path), problem="What colour?", solution="red", dataset="zoom_synthetic",
-                                   bboxs=[[1.0, 1.0, 50.0, 50.0]], key="f.jsonl:1")])
-    args = GroundR1Config(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=4,
-                          num_first_round_samples=2, max_steps=1, max_turns=2, max_new_tokens_per_turn=4,
-                          max_completion_length=2048, beta=0.0, loss_type="grpo", remove_unused_columns=False,
-                          report_to=[], save_strategy="no", use_cpu=True, bf16=False, gradient_checkpointing=False,
-                          **TINY_PIXELS)
+    data = Dataset.from_list(
+        [
+            dict(
+                image=str(path),
+                problem="What colour?",
+                solution="red",
+                dataset="zoom_synthetic",
+                bboxs=[[1.0, 1.0, 50.0, 50.0]],
+                key="f.jsonl:1",
+            )
+        ]
+    )
+    args = GroundR1Config(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=4,
+        num_generations=4,
+        num_first_round_samples=2,
+        max_steps=1,
+        max_turns=2,
+        max_new_tokens_per_turn=4,
+        max_completion_length=2048,
+        beta=0.0,
+        loss_type="grpo",
+        remove_unused_columns=False,
+        report_to=[],
+        save_strategy="no",
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        **TINY_PIXELS,
+    )
     model = load_model(tiny_model_dir)
-    trainer = GroundR1Trainer(model=model, reward_funcs=[format_reward], args=args, train_dataset=data,
-                              processing_class=load_processor(tiny_model_dir, **TINY_PIXELS))
+    trainer = GroundR1Trainer(
+        model=model,
+        reward_funcs=[format_reward],
+        args=args,
+        train_dataset=data,
+        processing_class=load_processor(tiny_model_dir, **TINY_PIXELS),
+    )
     counter = TowerCounter(model)
     try:
         trainer.train()

@@ -27,8 +27,17 @@ def write_gradient_image(path: Path, width: int = IMAGE_W, height: int = IMAGE_H
 
 
 def record(image: str = "images/page.png", **overrides) -> dict:
-    rec = {"image": image, "width": IMAGE_W, "height": IMAGE_H, "bboxs": [EVIDENCE_BOX], "dataset": "gqa",
-           "problem": QUESTION, "solution": SOLUTION, "split": "train", "problem_id": 0}
+    rec = {
+        "image": image,
+        "width": IMAGE_W,
+        "height": IMAGE_H,
+        "bboxs": [EVIDENCE_BOX],
+        "dataset": "gqa",
+        "problem": QUESTION,
+        "solution": SOLUTION,
+        "split": "train",
+        "problem_id": 0,
+    }
     rec.update(overrides)
     return rec
 

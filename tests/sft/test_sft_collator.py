@@ -32,8 +32,14 @@ from .sft_helpers import TINY_MAX_PIXELS, TINY_MIN_PIXELS
 @pytest.fixture
 def examples(records_file, tmp_path):
     out = tmp_path / "sft"
-    prepare_sft_data(records_file, out, image_root=records_file.parent, min_pixels=TINY_MIN_PIXELS,
-                     max_pixels=TINY_MAX_PIXELS, progress=False)
+    prepare_sft_data(
+        records_file,
+        out,
+        image_root=records_file.parent,
+        min_pixels=TINY_MIN_PIXELS,
+        max_pixels=TINY_MAX_PIXELS,
+        progress=False,
+    )
     return load_sft_examples(out / "ground.jsonl")[0], load_sft_examples(out / "vanilla.jsonl")[0]
 
 
@@ -73,7 +79,7 @@ def test_ground_sft_labels_are_exactly_the_assistant_turns(examples, tiny_proces
     for a, _ in runs:
         assert tok.decode(ids[:a].tolist(), skip_special_tokens=False).endswith("<|im_start|>assistant\n")
     # The text after the last supervised eos is the template's tail ("\n"), unsupervised.
-    assert tok.decode(ids[runs[-1][1]:].tolist(), skip_special_tokens=False) == "\n"
+    assert tok.decode(ids[runs[-1][1] :].tolist(), skip_special_tokens=False) == "\n"
 
 
 def test_mm_token_type_ids_mark_exactly_the_image_pads_and_pixel_rows_match(examples, tiny_processor):
@@ -139,17 +145,21 @@ def test_a_template_that_does_not_close_assistant_turns_with_eos_is_refused(tiny
         "{% for m in messages %}{{ m['role'] }}: {% for c in m['content'] %}{% if c['type'] == 'text' %}"
         "{{ c['text'] }}{% endif %}{% endfor %}\n{% endfor %}{% if add_generation_prompt %}assistant: {% endif %}"
     )
-    messages = [{"role": "user", "content": [{"type": "text", "text": "q"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": "a"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "q"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "a"}]},
+    ]
     with pytest.raises(ValueError, match="does not close assistant turn 1 with the eos token"):
         render_with_assistant_spans(processor, messages)
 
 
 def test_spans_follow_the_rendered_text(tiny_processor):
-    messages = [{"role": "user", "content": [{"type": "text", "text": "say hi"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": "hi"}]},
-                {"role": "user", "content": [{"type": "text", "text": "again"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": "hi hi"}]}]
+    messages = [
+        {"role": "user", "content": [{"type": "text", "text": "say hi"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "hi"}]},
+        {"role": "user", "content": [{"type": "text", "text": "again"}]},
+        {"role": "assistant", "content": [{"type": "text", "text": "hi hi"}]},
+    ]
     text, spans = render_with_assistant_spans(tiny_processor, messages)
     assert [text[a:b] for a, b in spans] == ["hi<|im_end|>", "hi hi<|im_end|>"]
     enc = encode_example(tiny_processor, messages, [])

@@ -40,8 +40,15 @@ MIN_PIXELS, MAX_PIXELS = 3136, 156800
 
 
 def _prepare(records_file, out, **kw):
-    return prepare_sft_data(records_file, out, image_root=records_file.parent, min_pixels=MIN_PIXELS,
-                            max_pixels=MAX_PIXELS, progress=False, **kw)
+    return prepare_sft_data(
+        records_file,
+        out,
+        image_root=records_file.parent,
+        min_pixels=MIN_PIXELS,
+        max_pixels=MAX_PIXELS,
+        progress=False,
+        **kw,
+    )
 
 
 def _lines(path):
@@ -49,8 +56,9 @@ def _lines(path):
 
 
 def test_box_target_is_the_adjusted_box_in_input_pixels(records_file):
-    (rec,) = load_viscot_records(records_file, image_root=records_file.parent, min_pixels=MIN_PIXELS,
-                                 max_pixels=MAX_PIXELS).records
+    (rec,) = load_viscot_records(
+        records_file, image_root=records_file.parent, min_pixels=MIN_PIXELS, max_pixels=MAX_PIXELS
+    ).records
     assert (rec["input_width"], rec["input_height"]) == (560, 280)  # module docstring
     crop_box, target = ground_box_target(rec)
     assert crop_box == (1092, 93, 1120, 121)
@@ -87,7 +95,12 @@ def test_prepare_writes_both_sets_in_the_documented_format(records_file, tmp_pat
         {"role": "assistant", "content": [{"type": "text", "text": "B"}]},
     ]
     meta = read_sft_metadata(out)
-    assert (meta["min_pixels"], meta["max_pixels"], meta["min_crop_size"], meta["num_examples"]) == (MIN_PIXELS, MAX_PIXELS, 28, 1)
+    assert (meta["min_pixels"], meta["max_pixels"], meta["min_crop_size"], meta["num_examples"]) == (
+        MIN_PIXELS,
+        MAX_PIXELS,
+        28,
+        1,
+    )
 
     # The crop on disk is exactly the original's pixels inside the crop box (a real zoom-in, no padding).
     crop = Image.open(out / ground["images"][1])
@@ -171,13 +184,13 @@ def _bad_records_file(tmp_path):
     return write_records(
         tmp_path / "records.jsonl",
         [
-            record(),                                   # line 1: good
-            '{"image": "images/page.png", "problem"',   # line 2: invalid JSON (loader)
-            record(bboxs=[]),                           # line 3: no evidence box (Ground SFT)
-            record(image="images/missing.png"),         # line 4: image file not found (loader)
-            record(image="images/truncated.png"),       # line 5: image does not decode (crop)
-            record(bboxs=[[30, 20, 2, 2]]),             # line 6: inverted box: kept by the loader (a metric
-        ],                                              # there), bad here (the Ground SFT target)
+            record(),  # line 1: good
+            '{"image": "images/page.png", "problem"',  # line 2: invalid JSON (loader)
+            record(bboxs=[]),  # line 3: no evidence box (Ground SFT)
+            record(image="images/missing.png"),  # line 4: image file not found (loader)
+            record(image="images/truncated.png"),  # line 5: image does not decode (crop)
+            record(bboxs=[[30, 20, 2, 2]]),  # line 6: inverted box: kept by the loader (a metric
+        ],  # there), bad here (the Ground SFT target)
     )
 
 
@@ -189,8 +202,10 @@ def test_bad_records_are_reported_by_file_and_line(tmp_path):
     text = str(err.value)
     for line, field in ((2, "json"), (3, "bboxs"), (4, "image"), (5, "image")):
         assert f"{records}:{line}: {field}:" in text
-    assert (f"{records}:6: bboxs[0]: empty or inverted box [30, 20, 2, 2]: need x2 > x1 and y2 > y1 (Ground SFT "
-            "trains on bboxs[0])") in text
+    assert (
+        f"{records}:6: bboxs[0]: empty or inverted box [30, 20, 2, 2]: need x2 > x1 and y2 > y1 (Ground SFT "
+        "trains on bboxs[0])"
+    ) in text
     assert "--skip_bad_records" in text
     assert not (out / "ground.jsonl").exists() and not (out / "vanilla.jsonl").exists()
 
@@ -210,7 +225,9 @@ def test_skip_bad_records_keeps_the_good_ones_in_both_sets(tmp_path):
 def test_cli_fails_with_file_and_line_and_writes_nothing(tmp_path, capsys):
     records = _bad_records_file(tmp_path)
     out = tmp_path / "sft"
-    code = cli.main(["--data_path", str(records), "--output_dir", str(out), "--max_pixels", str(MAX_PIXELS), "--no_progress"])
+    code = cli.main(
+        ["--data_path", str(records), "--output_dir", str(out), "--max_pixels", str(MAX_PIXELS), "--no_progress"]
+    )
     assert code == 1
     err = capsys.readouterr().err
     assert f"{records}:2: json:" in err and f"{records}:3: bboxs:" in err
@@ -220,19 +237,50 @@ def test_cli_fails_with_file_and_line_and_writes_nothing(tmp_path, capsys):
 def test_cli_reads_pixel_bounds_from_the_preset_and_flags_win(records_file, tmp_path):
     preset = tmp_path / "preset.yaml"
     preset.write_text("min_pixels: 3136\nmax_pixels: 12544\n")
-    assert cli.main(["--data_path", str(records_file), "--output_dir", str(tmp_path / "a"), "--config", str(preset),
-                     "--no_progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "--data_path",
+                str(records_file),
+                "--output_dir",
+                str(tmp_path / "a"),
+                "--config",
+                str(preset),
+                "--no_progress",
+            ]
+        )
+        == 0
+    )
     assert read_sft_metadata(tmp_path / "a")["max_pixels"] == 12544
-    assert cli.main(["--data_path", str(records_file), "--output_dir", str(tmp_path / "b"), "--config", str(preset),
-                     "--max_pixels", str(MAX_PIXELS), "--no_progress"]) == 0
+    assert (
+        cli.main(
+            [
+                "--data_path",
+                str(records_file),
+                "--output_dir",
+                str(tmp_path / "b"),
+                "--config",
+                str(preset),
+                "--max_pixels",
+                str(MAX_PIXELS),
+                "--no_progress",
+            ]
+        )
+        == 0
+    )
     (ground,) = _lines(tmp_path / "b" / "ground.jsonl")
     assert ground["messages"][1]["content"][0]["text"] == "[546,47,560,61]"
 
 
 def test_reading_sft_data_reports_every_bad_line(tmp_path):
-    good = {"id": "a:1", "images": ["x.png"], "messages": [
-        {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]},
-        {"role": "assistant", "content": [{"type": "text", "text": "a"}]}]}
+    good = {
+        "id": "a:1",
+        "images": ["x.png"],
+        "messages": [
+            {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "q"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "a"}]},
+        ],
+    }
     two_paths = dict(good, images=["x.png", "y.png"])
     no_answer = dict(good, messages=good["messages"][:1])
     path = write_records(tmp_path / "ground.jsonl", [good, two_paths, no_answer, "{oops"])

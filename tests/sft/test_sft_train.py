@@ -29,16 +29,30 @@ def sft_dir(tmp_path_factory):
     write_gradient_image(root / "images" / "page.png")
     boxes = [[1105, 101, 1115, 112], [0, 0, 60, 40], [500, 200, 700, 260], [20, 400, 90, 555]]
     records = write_records(root / "records.jsonl", [record(bboxs=[b], solution=s) for b, s in zip(boxes, "ABCD")])
-    prepare_sft_data(records, root / "sft", image_root=root, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS,
-                     progress=False)
+    prepare_sft_data(
+        records, root / "sft", image_root=root, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS, progress=False
+    )
     return root / "sft"
 
 
 def _config(tmp_path, **kw) -> GroundR1SFTConfig:
-    base = dict(output_dir=str(tmp_path / "out"), bf16=False, min_pixels=TINY_MIN_PIXELS, max_pixels=TINY_MAX_PIXELS,
-                per_device_train_batch_size=2, max_steps=1, learning_rate=1e-2, lr_scheduler_type="constant",
-                report_to="none", save_strategy="no", logging_steps=1, seed=0, disable_tqdm=True,
-                activation_checkpointing=True, dataloader_pin_memory=False)
+    base = dict(
+        output_dir=str(tmp_path / "out"),
+        bf16=False,
+        min_pixels=TINY_MIN_PIXELS,
+        max_pixels=TINY_MAX_PIXELS,
+        per_device_train_batch_size=2,
+        max_steps=1,
+        learning_rate=1e-2,
+        lr_scheduler_type="constant",
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
+        disable_tqdm=True,
+        activation_checkpointing=True,
+        dataloader_pin_memory=False,
+    )
     base.update(kw)
     return GroundR1SFTConfig(**base)
 
@@ -153,14 +167,36 @@ def test_release_presets_parse_with_the_spec_values(kind, tmp_path):
     assert (preset["bf16"], preset["deepspeed"]) == (True, "configs/deepspeed/zero3.json")  # SPEC §8 bf16, ZeRO-3
     assert (paths.repo_root() / preset["deepspeed"]).is_file()
     script, config = TrlParser((SFTScriptArguments, GroundR1SFTConfig)).parse_args_and_config(
-        ["--config", str(path), "--output_dir", str(tmp_path), "--bf16", "false", "--deepspeed", ""])
+        ["--config", str(path), "--output_dir", str(tmp_path), "--bf16", "false", "--deepspeed", ""]
+    )
     assert script.sft_kind == kind and script.model_dtype == "float32"
-    got = {k: getattr(config, k) for k in ("learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps",
-                                            "max_steps", "warmup_steps", "activation_checkpointing",
-                                            "freeze_vision_tower", "freeze_projector", "min_pixels", "max_pixels")}
-    assert got == {"learning_rate": 2e-7, "per_device_train_batch_size": 4, "gradient_accumulation_steps": 4,
-                   "max_steps": 125, "warmup_steps": 0.03, "activation_checkpointing": True,
-                   "freeze_vision_tower": True, "freeze_projector": False, "min_pixels": 3136, "max_pixels": 401408}
+    got = {
+        k: getattr(config, k)
+        for k in (
+            "learning_rate",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "max_steps",
+            "warmup_steps",
+            "activation_checkpointing",
+            "freeze_vision_tower",
+            "freeze_projector",
+            "min_pixels",
+            "max_pixels",
+        )
+    }
+    assert got == {
+        "learning_rate": 2e-7,
+        "per_device_train_batch_size": 4,
+        "gradient_accumulation_steps": 4,
+        "max_steps": 125,
+        "warmup_steps": 0.03,
+        "activation_checkpointing": True,
+        "freeze_vision_tower": True,
+        "freeze_projector": False,
+        "min_pixels": 3136,
+        "max_pixels": 401408,
+    }
     assert config.lr_scheduler_type == "cosine" and config.get_warmup_steps(125) == 4  # ceil(125 * 0.03)
     assert (config.bf16, config.deepspeed) == (False, "")
 
@@ -171,8 +207,17 @@ def test_tiny_preset_parses(tmp_path):
     from ground_r1 import paths
 
     script, config = TrlParser((SFTScriptArguments, GroundR1SFTConfig)).parse_args_and_config(
-        ["--config", str(paths.repo_root() / "configs" / "sft" / "tiny_cpu.yaml"), "--output_dir", str(tmp_path),
-         "--sft_kind", "ground", "--max_steps", "3"])
+        [
+            "--config",
+            str(paths.repo_root() / "configs" / "sft" / "tiny_cpu.yaml"),
+            "--output_dir",
+            str(tmp_path),
+            "--sft_kind",
+            "ground",
+            "--max_steps",
+            "3",
+        ]
+    )
     assert (script.sft_kind, script.max_records, config.max_steps, config.max_pixels) == ("ground", 16, 3, 12544)
     assert config.bf16 is False and not config.deepspeed
 

@@ -24,7 +24,9 @@ def test_group_advantages_hand_computed():
 def test_two_element_groups_and_scaling_variants():
     # [0, 2]: mean 1, unbiased std sqrt(((1)^2 + (1)^2) / 1) = sqrt(2).
     rewards = torch.tensor([0.0, 2.0])
-    assert group_advantages(rewards, 2).advantages.tolist() == pytest.approx([-1 / (math.sqrt(2) + 1e-4), 1 / (math.sqrt(2) + 1e-4)])
+    assert group_advantages(rewards, 2).advantages.tolist() == pytest.approx(
+        [-1 / (math.sqrt(2) + 1e-4), 1 / (math.sqrt(2) + 1e-4)]
+    )
     assert group_advantages(rewards, 2, scale="none").advantages.tolist() == [-1.0, 1.0]
 
 

@@ -24,9 +24,13 @@ def test_each_alarm_fires_where_its_window_mean_crosses_and_again_only_after_cle
     turns = scan(history("rollout/turns_mean", [2.0, 2.0, 1.2, 0.9, 1.0, 2.0, 2.0, 1.0, 1.0]), s)
     # window means: -, 2.0, 1.6, 1.05 (fires at step 4), 0.95, 1.5 (clears), 2.0, 1.5, 1.0 (fires again at 9)
     assert [(e.alarm, e.step, e.value, e.threshold) for e in turns] == [
-        ("one_round_collapse", 4, 1.05, 1.1), ("one_round_collapse", 9, 1.0, 1.1)]
-    assert turns[0].message == ("ALARM one_round_collapse at step 4: turns per trajectory 1.050 over the last 2 "
-                                "steps <= 1.100: the policy answers without looking (SPEC §9's one-round collapse)")
+        ("one_round_collapse", 4, 1.05, 1.1),
+        ("one_round_collapse", 9, 1.0, 1.1),
+    ]
+    assert turns[0].message == (
+        "ALARM one_round_collapse at step 4: turns per trajectory 1.050 over the last 2 "
+        "steps <= 1.100: the policy answers without looking (SPEC §9's one-round collapse)"
+    )
     # first window 60 -> fires below 30: step 5's mean is 30.0 (not below), step 6's 29.0
     length = scan(history("completions/mean_length", [60, 60, 40, 31, 29, 29]), s)
     assert [(e.alarm, e.step, e.value, e.threshold) for e in length] == [("length_collapse", 6, 29.0, 30.0)]
@@ -51,16 +55,26 @@ def test_a_step_logged_twice_across_a_resume_counts_once_and_eval_lines_are_igno
 def test_report_line_names_each_firing_or_says_none():
     assert report_line([], 200).startswith("Collapse alarms: none over 200 steps")
     events = scan(history("rollout/turns_mean", [2.0, 1.0, 1.0]), AlarmSettings(window=2))
-    assert report_line(events) == ("Collapse alarms: `one_round_collapse` at step 3 (turns per trajectory 1.000, "
-                                   "threshold 1.100) (alarms.jsonl; trainer/alarms.py).")
+    assert report_line(events) == (
+        "Collapse alarms: `one_round_collapse` at step 3 (turns per trajectory 1.000, "
+        "threshold 1.100) (alarms.jsonl; trainer/alarms.py)."
+    )
 
 
 def test_bad_alarm_settings_are_named(make_trainer):
     from ground_r1.config import GroundR1Config
 
     with pytest.raises(ValueError) as err:
-        GroundR1Config(output_dir="x", per_device_train_batch_size=8, num_generations=8, remove_unused_columns=False,
-                       alarm_action="panic", alarm_window=0, alarm_length_ratio=1.5, use_cpu=True)
+        GroundR1Config(
+            output_dir="x",
+            per_device_train_batch_size=8,
+            num_generations=8,
+            remove_unused_columns=False,
+            alarm_action="panic",
+            alarm_window=0,
+            alarm_length_ratio=1.5,
+            use_cpu=True,
+        )
     text = str(err.value)
     assert "alarm_action must be one of warn, stop, got 'panic'" in text
     assert "alarm_window must be >= 1, got 0" in text and "alarm_length_ratio must be in (0, 1), got 1.5" in text
@@ -73,19 +87,28 @@ WINDOW = 3
 
 
 def train_scripted(make_trainer, tmp_path, policy: str, **overrides):
-    trainer = make_trainer(n_questions=2, scripted_policy=policy, max_steps=STEPS, alarm_window=WINDOW,
-                           output_dir=str(tmp_path / policy), **overrides)
+    trainer = make_trainer(
+        n_questions=2,
+        scripted_policy=policy,
+        max_steps=STEPS,
+        alarm_window=WINDOW,
+        output_dir=str(tmp_path / policy),
+        **overrides,
+    )
     trainer.train()
     return trainer
 
 
-@pytest.mark.parametrize("policy,alarm", [
-    ("collapse_one_round", "one_round_collapse"),
-    ("collapse_length", "length_collapse"),
-    ("collapse_no_signal", "no_signal"),
-    ("collapse_format", "format_drop"),
-    ("collapse_no_box", "no_box_rise"),
-])
+@pytest.mark.parametrize(
+    "policy,alarm",
+    [
+        ("collapse_one_round", "one_round_collapse"),
+        ("collapse_length", "length_collapse"),
+        ("collapse_no_signal", "no_signal"),
+        ("collapse_format", "format_drop"),
+        ("collapse_no_box", "no_box_rise"),
+    ],
+)
 def test_a_scripted_collapse_raises_its_alarm(make_trainer, tmp_path, caplog, policy, alarm):
     with caplog.at_level(logging.WARNING, logger="ground_r1.trainer.grpo_trainer"):
         trainer = train_scripted(make_trainer, tmp_path, policy)
@@ -144,12 +167,36 @@ def test_the_training_cli_exits_3_when_an_alarm_stops_the_run(tiny_model_dir, tm
     from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
 
     out = tmp_path / "stopped"
-    code = main(["--config", str(paths.repo_root() / "configs" / "grpo" / "tiny_cpu.yaml"),
-                 "--model_name_or_path", str(tiny_model_dir), "--output_dir", str(out),
-                 "--scripted_policy", "collapse_one_round", "--alarm_action", "stop", "--alarm_window", "3",
-                 "--max_steps", str(STEPS), "--num_generations", "4", "--per_device_train_batch_size", "4",
-                 "--max_turns", "2", "--max_new_tokens_per_turn", "64", "--heldout_eval_questions", "0",
-                 "--trajectory_log_steps", "0"])
+    code = main(
+        [
+            "--config",
+            str(paths.repo_root() / "configs" / "grpo" / "tiny_cpu.yaml"),
+            "--model_name_or_path",
+            str(tiny_model_dir),
+            "--output_dir",
+            str(out),
+            "--scripted_policy",
+            "collapse_one_round",
+            "--alarm_action",
+            "stop",
+            "--alarm_window",
+            "3",
+            "--max_steps",
+            str(STEPS),
+            "--num_generations",
+            "4",
+            "--per_device_train_batch_size",
+            "4",
+            "--max_turns",
+            "2",
+            "--max_new_tokens_per_turn",
+            "64",
+            "--heldout_eval_questions",
+            "0",
+            "--trajectory_log_steps",
+            "0",
+        ]
+    )
     assert code == STOPPED_EXIT_CODE == 3
     events = read_events(out)
     stop_step = events[0].step

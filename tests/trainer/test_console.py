@@ -22,14 +22,25 @@ def test_each_step_logs_one_console_line_and_every_metric_to_metrics_jsonl(tmp_p
     callback = MetricsJsonlCallback(tmp_path)
     args, control = SimpleNamespace(), SimpleNamespace()
     caplog.set_level(logging.INFO, logger="ground_r1.train")
-    logs = {"reward": 1.5, "rewards/format_reward/mean": 1.5, "rollout/turns_mean": 2.0, "loss": 0.0,
-            "clip_ratio/low_mean": 0.0, "num_tokens": 1234.0}
+    logs = {
+        "reward": 1.5,
+        "rewards/format_reward/mean": 1.5,
+        "rollout/turns_mean": 2.0,
+        "loss": 0.0,
+        "clip_ratio/low_mean": 0.0,
+        "num_tokens": 1234.0,
+    }
     for step in (1, 2):
-        callback.on_log(args, SimpleNamespace(is_world_process_zero=True, global_step=step, max_steps=4), control,
-                        logs=dict(logs))
+        callback.on_log(
+            args, SimpleNamespace(is_world_process_zero=True, global_step=step, max_steps=4), control, logs=dict(logs)
+        )
     # A held-out record before step 1 (its own line was printed by the held-out callback) adds no step line.
-    callback.on_log(args, SimpleNamespace(is_world_process_zero=True, global_step=2, max_steps=4), control,
-                    logs={"heldout/accuracy": 0.25})
+    callback.on_log(
+        args,
+        SimpleNamespace(is_world_process_zero=True, global_step=2, max_steps=4),
+        control,
+        logs={"heldout/accuracy": 0.25},
+    )
     lines = [r.getMessage() for r in caplog.records]
     assert len(lines) == 2
     assert lines[0].startswith("step 1/4 reward=1.500 format=1.500 turns=2.000 loss=0.000 t=")

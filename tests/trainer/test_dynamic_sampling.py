@@ -24,6 +24,7 @@ from conftest import group_inputs, make_records
 
 # -- the pieces ----------------------------------------------------------------------------------------------------
 
+
 def test_refill_stream_is_a_seeded_pass_order_split_between_ranks_and_resumable(tmp_path):
     a = RefillStream(size=5, seed=3)
     first_pass = [a.at(i) for i in range(5)]
@@ -44,8 +45,26 @@ def test_refill_stream_is_a_seeded_pass_order_split_between_ranks_and_resumable(
 
 
 def test_flat_groups_are_the_zero_std_groups_of_the_advantages():
-    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0,   0.0, 1.0, 0.0, 0.0,   float("nan"), 2.0, float("nan"), float("nan"),
-                            2.0, 2.0, float("nan"), 2.0])
+    rewards = torch.tensor(
+        [
+            1.0,
+            1.0,
+            1.0,
+            1.0,
+            0.0,
+            1.0,
+            0.0,
+            0.0,
+            float("nan"),
+            2.0,
+            float("nan"),
+            float("nan"),
+            2.0,
+            2.0,
+            float("nan"),
+            2.0,
+        ]
+    )
     assert flat_groups(rewards, 4) == [True, False, True, True]
 
 
@@ -54,21 +73,30 @@ def test_selection_keeps_the_first_informative_groups_per_rank_in_rolled_order()
     flat = [[[True, False], [False, False]], [[False, False], [False, True]]]
     sel = select_groups(flat, target=2)
     assert sel.kept == [[(0, 1), (1, 0)], [(0, 0), (0, 1)]]
-    assert (sel.groups_rolled, sel.groups_dropped, sel.groups_kept, sel.groups_surplus, sel.shortfall) == (8, 2, 4, 2, 0)
+    assert (sel.groups_rolled, sel.groups_dropped, sel.groups_kept, sel.groups_surplus, sel.shortfall) == (
+        8,
+        2,
+        4,
+        2,
+        0,
+    )
     short = select_groups([[[True, True], [True, False]]], target=2)
     assert short.kept == [[], [(0, 1)]] and short.shortfall == 3
     everything = keep_all(3, world=2)
     assert everything.kept == [[(0, 0), (0, 1), (0, 2)]] * 2 and everything.groups_dropped == 0
 
 
-@pytest.mark.parametrize("kept_per_rank,kept,rolled,expected", [
-    ([4, 4], 8, 8, 0),  # nobody short
-    ([2, 4], 6, 8, 3),  # short 2, 6 of 8 kept so far -> ceil(2 * 8 / 6) = 3
-    ([1, 4], 5, 8, 4),  # ceil(3 * 8 / 5) = 5, capped at the 4 questions of a generation batch
-    ([0, 0], 0, 8, 4),  # nothing kept yet: a whole generation batch
-    ([3, 4], 7, 7, 1),  # every group kept so far: just the shortfall
-    ([3, 4], 7, 8, 2),  # ceil(1 * 8 / 7)
-])
+@pytest.mark.parametrize(
+    "kept_per_rank,kept,rolled,expected",
+    [
+        ([4, 4], 8, 8, 0),  # nobody short
+        ([2, 4], 6, 8, 3),  # short 2, 6 of 8 kept so far -> ceil(2 * 8 / 6) = 3
+        ([1, 4], 5, 8, 4),  # ceil(3 * 8 / 5) = 5, capped at the 4 questions of a generation batch
+        ([0, 0], 0, 8, 4),  # nothing kept yet: a whole generation batch
+        ([3, 4], 7, 7, 1),  # every group kept so far: just the shortfall
+        ([3, 4], 7, 8, 2),  # ceil(1 * 8 / 7)
+    ],
+)
 def test_refill_size_follows_the_keep_rate_and_is_capped(kept_per_rank, kept, rolled, expected):
     assert refill_questions(kept_per_rank, target=4, kept=kept, rolled=rolled) == expected
 
@@ -132,8 +160,9 @@ def test_flat_groups_never_reach_the_loss_and_the_batch_is_refilled(make_trainer
 
 
 def test_without_an_informative_group_the_step_trains_on_nothing_and_logs_the_shortfall(make_trainer, tmp_path):
-    trainer = make_trainer(n_questions=4, per_device_train_batch_size=8, dynamic_sampling=True,
-                           dynamic_sampling_max_refills=2)
+    trainer = make_trainer(
+        n_questions=4, per_device_train_batch_size=8, dynamic_sampling=True, dynamic_sampling_max_refills=2
+    )
     scripted(trainer, informative=lambda i: False)
     trainer.model.train()
     out = trainer._generate_and_score_completions(group_inputs(trainer, make_records(tmp_path, 4)[:2]))
@@ -187,8 +216,15 @@ def questions_rolled(path) -> dict[int, list[tuple[int, str, bool]]]:
 def test_a_resumed_run_draws_the_same_refills_as_the_unbroken_run(make_trainer, tmp_path):
     """4 steps with a checkpoint at step 2, and the same run resumed from it: every step rolls and keeps the same
     questions (main batch and refills) with the same rewards, and the refill cursor continues where it was."""
-    common = dict(n_questions=8, per_device_train_batch_size=8, dynamic_sampling=True, max_steps=4,
-                  save_strategy="steps", save_steps=2, question_reward_log=True)
+    common = dict(
+        n_questions=8,
+        per_device_train_batch_size=8,
+        dynamic_sampling=True,
+        max_steps=4,
+        save_strategy="steps",
+        save_steps=2,
+        question_reward_log=True,
+    )
     informative = lambda i: i % 4 == 3  # noqa: E731 (most groups are flat: refills at most steps)
 
     unbroken = make_trainer(output_dir=str(tmp_path / "unbroken"), **common)

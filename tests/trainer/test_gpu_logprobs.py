@@ -32,13 +32,33 @@ def gpu_trainer(tiny_model_dir, tmp_path, attn: str):
         pytest.skip("flash-attn is not installed")
     processor = load_processor(tiny_model_dir, **TINY_PIXELS)
     model = load_model(tiny_model_dir, dtype=torch.bfloat16, attn_implementation=attn)
-    args = GroundR1Config(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, num_generations=4,
-                          num_first_round_samples=2, max_steps=1, max_turns=3, max_new_tokens_per_turn=24,
-                          max_completion_length=2048, beta=0.0, loss_type="grpo", remove_unused_columns=False,
-                          report_to=[], save_strategy="no", bf16=True, gradient_checkpointing=False,
-                          record_sampling_logprobs=True, temperature=1.0, **TINY_PIXELS)
-    return GroundR1Trainer(model=model, reward_funcs=[format_reward, make_accuracy_reward(build_registry())], args=args,
-                           train_dataset=Dataset.from_list(make_records(tmp_path, 2)), processing_class=processor)
+    args = GroundR1Config(
+        output_dir=str(tmp_path / "out"),
+        per_device_train_batch_size=8,
+        num_generations=4,
+        num_first_round_samples=2,
+        max_steps=1,
+        max_turns=3,
+        max_new_tokens_per_turn=24,
+        max_completion_length=2048,
+        beta=0.0,
+        loss_type="grpo",
+        remove_unused_columns=False,
+        report_to=[],
+        save_strategy="no",
+        bf16=True,
+        gradient_checkpointing=False,
+        record_sampling_logprobs=True,
+        temperature=1.0,
+        **TINY_PIXELS,
+    )
+    return GroundR1Trainer(
+        model=model,
+        reward_funcs=[format_reward, make_accuracy_reward(build_registry())],
+        args=args,
+        train_dataset=Dataset.from_list(make_records(tmp_path, 2)),
+        processing_class=processor,
+    )
 
 
 def loss_path(trainer, batch, layout, attention=None):
@@ -47,9 +67,15 @@ def loss_path(trainer, batch, layout, attention=None):
     att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1) if attention is None else attention
     with torch.no_grad():
         logps, _, _ = trainer._get_per_token_logps_and_entropies(
-            trainer.model, ids, att, batch["completion_ids"].size(1), pixel_values=batch["pixel_values"],
-            image_grid_thw=batch["image_grid_thw"], num_images=batch["num_images"],
-            mm_token_type_ids=batch["mm_token_type_ids"])
+            trainer.model,
+            ids,
+            att,
+            batch["completion_ids"].size(1),
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+            num_images=batch["num_images"],
+            mm_token_type_ids=batch["mm_token_type_ids"],
+        )
     return logps.float()
 
 

@@ -17,14 +17,27 @@ def loss_path_logps(trainer, prompt_ids, prompt_mask, completion_ids, completion
     mm = (ids == trainer.codec.image_token_id).long() * att
     with torch.no_grad():
         logps, _, _ = trainer._get_per_token_logps_and_entropies(
-            trainer.model, ids, att, completion_ids.size(1), pixel_values=batch["pixel_values"],
-            image_grid_thw=batch["image_grid_thw"], num_images=batch["num_images"], mm_token_type_ids=mm)
+            trainer.model,
+            ids,
+            att,
+            completion_ids.size(1),
+            pixel_values=batch["pixel_values"],
+            image_grid_thw=batch["image_grid_thw"],
+            num_images=batch["num_images"],
+            mm_token_type_ids=mm,
+        )
     return logps
 
 
 def test_sampling_logprobs_match_the_loss_path(make_trainer, tmp_path):
-    trainer = make_trainer(per_device_train_batch_size=8, num_generations=4, max_turns=3, max_new_tokens_per_turn=24,
-                           record_sampling_logprobs=True, temperature=1.0)
+    trainer = make_trainer(
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_turns=3,
+        max_new_tokens_per_turn=24,
+        record_sampling_logprobs=True,
+        temperature=1.0,
+    )
     torch.manual_seed(3)
     trainer.model.train()
     batch = trainer._generate_and_score_completions(group_inputs(trainer, make_records(tmp_path, 2)))
@@ -33,8 +46,9 @@ def test_sampling_logprobs_match_the_loss_path(make_trainer, tmp_path):
     sampled = batch["completion_mask"] * batch["tool_mask"]
     assert len({int(n) for n in batch["prompt_mask"].sum(1)}) > 1  # prompts of different lengths: real padding
 
-    ours = loss_path_logps(trainer, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"],
-                           batch["completion_mask"], batch)
+    ours = loss_path_logps(
+        trainer, batch["prompt_ids"], batch["prompt_mask"], batch["completion_ids"], batch["completion_mask"], batch
+    )
     gap = ((ours - batch["sampling_per_token_logps"]).abs() * sampled).max().item()
     print(f"logprob gap {gap:.2e}")
     assert gap < 1e-4
@@ -72,9 +86,9 @@ def test_sampling_logprobs_match_the_loss_path(make_trainer, tmp_path):
     c_ids = torch.full((len(rows), width), trainer.codec.pad_token_id)
     c_mask, c_tool = torch.zeros_like(c_ids), torch.zeros_like(c_ids)
     for i, (r_ids, r_mask) in enumerate(rows):
-        c_ids[i, :len(r_ids)] = torch.tensor(r_ids)
-        c_mask[i, :len(r_ids)] = 1
-        c_tool[i, :len(r_ids)] = torch.tensor(r_mask)
+        c_ids[i, : len(r_ids)] = torch.tensor(r_ids)
+        c_mask[i, : len(r_ids)] = 1
+        c_tool[i, : len(r_ids)] = torch.tensor(r_mask)
     retok_logps = loss_path_logps(trainer, batch["prompt_ids"], batch["prompt_mask"], c_ids, c_mask, batch)
     retok_sums = (retok_logps * c_tool).sum(1)
     sampled_sums = (batch["sampling_per_token_logps"] * sampled).sum(1)

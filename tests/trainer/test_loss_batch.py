@@ -118,9 +118,16 @@ def logps_of(trainer, inputs, layout, model=None, score_mask=None):
     att = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
     with torch.no_grad(), trainer._scoring(score_mask):
         logps, ent, _ = trainer._get_per_token_logps_and_entropies(
-            model, ids, att, inputs["completion_ids"].size(1), compute_entropy=model is trainer.model,
-            pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
-            num_images=inputs["num_images"], mm_token_type_ids=inputs["mm_token_type_ids"])
+            model,
+            ids,
+            att,
+            inputs["completion_ids"].size(1),
+            compute_entropy=model is trainer.model,
+            pixel_values=inputs["pixel_values"],
+            image_grid_thw=inputs["image_grid_thw"],
+            num_images=inputs["num_images"],
+            mm_token_type_ids=inputs["mm_token_type_ids"],
+        )
     return logps, ent
 
 
@@ -140,7 +147,9 @@ def test_bucketed_and_packed_logprobs_equal_the_padded_ones(stepped):
     for layout in ("bucketed", "packed"):
         for model in (trainer.model, trainer.ref_model):  # the loss / old pass and the reference pass
             ours, ours_ent = logps_of(trainer, inputs, layout, model=model, score_mask=loss_mask.long())
-            theirs, theirs_ent = (padded, padded_ent) if model is trainer.model else logps_of(trainer, inputs, "padded", model=model)
+            theirs, theirs_ent = (
+                (padded, padded_ent) if model is trainer.model else logps_of(trainer, inputs, "padded", model=model)
+            )
             torch.testing.assert_close(ours[loss_mask], theirs[loss_mask], **TOL)
             if model is trainer.model:
                 torch.testing.assert_close(ours_ent[loss_mask], theirs_ent[loss_mask], **TOL)
@@ -164,9 +173,14 @@ def test_negative_controls_positions_matter(stepped):
     padded, _ = logps_of(trainer, inputs, "padded")
     ids = torch.cat([inputs["prompt_ids"], inputs["completion_ids"]], dim=1)
     att = torch.cat([inputs["prompt_mask"], inputs["completion_mask"]], dim=1)
-    common = dict(score_mask=loss_mask, mm_token_type_ids=inputs["mm_token_type_ids"],
-                  pixel_values=inputs["pixel_values"], image_grid_thw=inputs["image_grid_thw"],
-                  num_images=inputs["num_images"], pad_token_id=trainer.codec.pad_token_id)
+    common = dict(
+        score_mask=loss_mask,
+        mm_token_type_ids=inputs["mm_token_type_ids"],
+        pixel_values=inputs["pixel_values"],
+        image_grid_thw=inputs["image_grid_thw"],
+        num_images=inputs["num_images"],
+        pad_token_id=trainer.codec.pad_token_id,
+    )
     head = ScoredHead(temperature=trainer.temperature)
 
     def gap(batch):
@@ -181,13 +195,20 @@ def test_negative_controls_positions_matter(stepped):
     from ground_r1.trainer.grpo_trainer import _rope_positions
 
     positions = _rope_positions(trainer.model, ids, att, inputs["mm_token_type_ids"], inputs["image_grid_thw"])
-    packed = build_loss_batch(ids, att, inputs["completion_ids"].size(1), layout="packed", position_ids=positions, **common)
+    packed = build_loss_batch(
+        ids, att, inputs["completion_ids"].size(1), layout="packed", position_ids=positions, **common
+    )
     assert gap(packed) < 1e-5
     fwd = packed.forwards[0]
     running = fwd.position_ids.clone()
     running[0, 0] = torch.arange(running.shape[-1])
-    leaky = type(packed)(packed.layout, [type(fwd)(**{**fwd.__dict__, "position_ids": running})], packed.rows,
-                         packed.completion_width, packed.padded_positions)
+    leaky = type(packed)(
+        packed.layout,
+        [type(fwd)(**{**fwd.__dict__, "position_ids": running})],
+        packed.rows,
+        packed.completion_width,
+        packed.padded_positions,
+    )
     assert gap(leaky) > 1e-3
 
 
@@ -202,8 +223,9 @@ def loss_and_grads(trainer, inputs, layout):
 
 @pytest.mark.parametrize("loss_type", ["grpo", "bnpo", "dr_grpo", "dapo"])
 def test_loss_and_gradients_equal_with_and_without_the_new_batching(make_trainer, tmp_path, loss_type):
-    trainer = make_trainer(n_questions=2, per_device_train_batch_size=8, num_generations=4, beta=0.04,
-                           loss_type=loss_type)
+    trainer = make_trainer(
+        n_questions=2, per_device_train_batch_size=8, num_generations=4, beta=0.04, loss_type=loss_type
+    )
     trainer.loss_layout = "padded"  # today's inputs: reference log-probs from TRL's padded pass
     inputs = scripted_step(trainer, tmp_path)
     # The scripted trajectories all earn the same reward; give the rows distinct advantages so the policy term

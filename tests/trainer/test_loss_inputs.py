@@ -63,8 +63,10 @@ def test_loss_mask_is_one_exactly_on_sampled_tokens(make_trainer, tmp_path):
         "<think> closer </think> <box>[20,20,70,60]</box>",
         "<think> I see it </think> <answer> red </answer>",
     ]
-    assert trajectories[0].turn_texts == ["<think> look 0 </think> <box>[10,10,50,50]</box>",
-                                          "<think> I see it </think> <answer> red </answer>"]
+    assert trajectories[0].turn_texts == [
+        "<think> look 0 </think> <box>[10,10,50,50]</box>",
+        "<think> I see it </think> <answer> red </answer>",
+    ]
 
 
 def test_turn_cut_by_the_token_limit_gets_an_injected_eos(make_trainer, tmp_path):
@@ -90,7 +92,9 @@ def test_crops_reach_the_loss_forward(make_trainer, tmp_path):
     assert grids.shape[0] == sum(len(t.images) for t in trajectories) > len(trajectories)
     trainer.current_gradient_accumulation_steps = 1  # set by train(); compute_loss is called directly here
     rows_seen = []
-    hook = vision_tower(trainer.model).register_forward_hook(lambda m, args, kw_out=None: rows_seen.append(args[0].shape[0]))
+    hook = vision_tower(trainer.model).register_forward_hook(
+        lambda m, args, kw_out=None: rows_seen.append(args[0].shape[0])
+    )
     try:
         loss = trainer.compute_loss(trainer.model, inputs)
     finally:
@@ -115,9 +119,15 @@ def test_crops_reach_the_loss_forward(make_trainer, tmp_path):
         att = torch.cat([batch["prompt_mask"], batch["completion_mask"]], dim=1)
         with torch.no_grad():
             out, _, _ = trainer._get_per_token_logps_and_entropies(
-                trainer.model, ids, att, batch["completion_ids"].size(1), pixel_values=batch["pixel_values"],
-                image_grid_thw=batch["image_grid_thw"], num_images=batch["num_images"],
-                mm_token_type_ids=batch["mm_token_type_ids"])
+                trainer.model,
+                ids,
+                att,
+                batch["completion_ids"].size(1),
+                pixel_values=batch["pixel_values"],
+                image_grid_thw=batch["image_grid_thw"],
+                num_images=batch["num_images"],
+                mm_token_type_ids=batch["mm_token_type_ids"],
+            )
         return out[0]
 
     diff = (logps(inputs) - logps(changed)).abs()
@@ -133,7 +143,7 @@ def test_tree_shares_each_first_turn_among_g2_trajectories(make_trainer, tmp_pat
     # 2 questions x N=4; round 1 generated G1=2 rows per question, not N.
     assert gen.rows_per_call[0] == 2 * 2
     for q in range(2):
-        group = trajectories[q * 4:(q + 1) * 4]
+        group = trajectories[q * 4 : (q + 1) * 4]
         first = [tuple(t.turns[0].ids) for t in group]
         assert first[0] == first[1] and first[2] == first[3]  # G2 = 2 trajectories share each first turn
         assert first[0] != first[2]  # G1 = 2 distinct first turns
@@ -163,6 +173,7 @@ def test_training_sampling_ignores_the_checkpoint_generation_config(make_trainer
     assert (model.generation_config.top_k, model.generation_config.temperature) == (1, 0.1)
     codec = trainer.codec
     from PIL import Image
+
     prompt = codec.encode_prompt("What colour?", Image.new("RGB", (200, 150), (9, 90, 200)))
     requests = [GenerationRequest(prompt.ids, prompt.images) for _ in range(8)]
     torch.manual_seed(0)
@@ -170,6 +181,7 @@ def test_training_sampling_ignores_the_checkpoint_generation_config(make_trainer
     assert len({tuple(s.ids) for s in sampled}) > 1  # temperature 1 / top_k 50: not greedy
     # Negative control: letting generate fill unset fields from the checkpoint makes every row identical.
     from ground_r1.rollout.generation import collate_requests
+
     batch = collate_requests(requests, codec.pad_token_id, codec.image_token_id)
     torch.manual_seed(0)
     inherited = model.generate(**batch, max_new_tokens=12)

@@ -65,20 +65,47 @@ def run(tiny_model_dir, tmp_path, monkeypatch):
         monkeypatch.setenv(FAULT_ENV, fault)
         image = tmp_path / "img.png"
         Image.new("RGB", (448, 336), (40, 120, 200)).save(image)
-        record = dict(image=str(image), problem="What colour is the dot?", solution="red", dataset="zoom_synthetic",
-                      bboxs=[[100.0, 100.0, 200.0, 180.0]], key=KEY)
-        settings = dict(output_dir=str(tmp_path / "out"), per_device_train_batch_size=4, num_generations=4,
-                        num_first_round_samples=2, max_steps=max_steps, max_turns=1, max_new_tokens_per_turn=8,
-                        max_completion_length=64, beta=0.0, loss_type="grpo", learning_rate=1e-2,
-                        lr_scheduler_type="linear", remove_unused_columns=False, logging_steps=1, report_to=[],
-                        save_strategy="no", use_cpu=True, gradient_checkpointing=False, bf16=False, seed=3,
-                        **TINY_PIXELS)
+        record = dict(
+            image=str(image),
+            problem="What colour is the dot?",
+            solution="red",
+            dataset="zoom_synthetic",
+            bboxs=[[100.0, 100.0, 200.0, 180.0]],
+            key=KEY,
+        )
+        settings = dict(
+            output_dir=str(tmp_path / "out"),
+            per_device_train_batch_size=4,
+            num_generations=4,
+            num_first_round_samples=2,
+            max_steps=max_steps,
+            max_turns=1,
+            max_new_tokens_per_turn=8,
+            max_completion_length=64,
+            beta=0.0,
+            loss_type="grpo",
+            learning_rate=1e-2,
+            lr_scheduler_type="linear",
+            remove_unused_columns=False,
+            logging_steps=1,
+            report_to=[],
+            save_strategy="no",
+            use_cpu=True,
+            gradient_checkpointing=False,
+            bf16=False,
+            seed=3,
+            **TINY_PIXELS,
+        )
         settings.update(overrides)
         snaps = Snapshots()
-        trainer = GroundR1Trainer(model=load_model(tiny_model_dir), reward_funcs=[length_reward],
-                                  args=GroundR1Config(**settings), train_dataset=Dataset.from_list([record] * 8),
-                                  processing_class=load_processor(tiny_model_dir, **TINY_PIXELS),
-                                  callbacks=[snaps.callback])
+        trainer = GroundR1Trainer(
+            model=load_model(tiny_model_dir),
+            reward_funcs=[length_reward],
+            args=GroundR1Config(**settings),
+            train_dataset=Dataset.from_list([record] * 8),
+            processing_class=load_processor(tiny_model_dir, **TINY_PIXELS),
+            callbacks=[snaps.callback],
+        )
         return trainer, snaps
 
     return factory
@@ -105,8 +132,19 @@ def test_nan_loss_skips_the_step_logs_the_ids_and_training_goes_on(run, caplog):
     assert adam_steps(trainer) == {2}
     assert trainer.lr_scheduler.get_last_lr()[0] == pytest.approx(1e-2 / 3)
     # The NaN loss back-propagates NaN: the gradient norm of that step is nan as well.
-    assert events(trainer) == [{"step": 2, "which": "loss", "action": "skipped", "policy": "skip", "ranks": [0],
-                                "record_ids": [KEY], "loss": ["nan"], "grad_norm": "nan", "consecutive": 1}]
+    assert events(trainer) == [
+        {
+            "step": 2,
+            "which": "loss",
+            "action": "skipped",
+            "policy": "skip",
+            "ranks": [0],
+            "record_ids": [KEY],
+            "loss": ["nan"],
+            "grad_norm": "nan",
+            "consecutive": 1,
+        }
+    ]
     assert trainer.nonfinite.skipped_steps == 1 and trainer.nonfinite.consecutive == 0
     assert f"step 2: non-finite loss [nan] on rank(s) [0], records ['{KEY}']" in caplog.text
 
@@ -116,8 +154,19 @@ def test_nan_gradient_skips_the_step(run):
     trainer.train()
     assert snaps.same(0, 1) and not snaps.same(1, 2)
     assert adam_steps(trainer) == {1}
-    assert events(trainer) == [{"step": 1, "which": "grad", "action": "skipped", "policy": "skip", "ranks": [0],
-                                "record_ids": [KEY], "loss": None, "grad_norm": "nan", "consecutive": 1}]
+    assert events(trainer) == [
+        {
+            "step": 1,
+            "which": "grad",
+            "action": "skipped",
+            "policy": "skip",
+            "ranks": [0],
+            "record_ids": [KEY],
+            "loss": None,
+            "grad_norm": "nan",
+            "consecutive": 1,
+        }
+    ]
 
 
 def test_policy_raise_stops_before_the_update_with_a_clear_error(run):
@@ -158,13 +207,16 @@ def test_hooked_trl_signatures_are_unchanged():
 
     assert str(inspect.signature(GRPOTrainer.training_step)) == "(self, model, inputs, num_items_in_batch)"
     assert str(inspect.signature(GRPOTrainer.compute_loss)) == (
-        "(self, model, inputs, return_outputs=False, num_items_in_batch=None)")
+        "(self, model, inputs, return_outputs=False, num_items_in_batch=None)"
+    )
     assert str(inspect.signature(GRPOTrainer._save_optimizer_and_scheduler)) == "(self, output_dir: str) -> None"
     assert str(inspect.signature(GRPOTrainer.train)) == (
         "(self, resume_from_checkpoint: str | bool | None = None, trial: 'optuna.Trial | dict[str, Any] | None' = "
-        "None, ignore_keys_for_eval: list[str] | None = None) -> transformers.trainer_utils.TrainOutput")
+        "None, ignore_keys_for_eval: list[str] | None = None) -> transformers.trainer_utils.TrainOutput"
+    )
     assert str(inspect.signature(GRPOTrainer._load_from_checkpoint)) == (
-        "(self, resume_from_checkpoint: str, model: torch.nn.modules.module.Module | None = None) -> None")
+        "(self, resume_from_checkpoint: str, model: torch.nn.modules.module.Module | None = None) -> None"
+    )
 
 
 def test_config_rejects_an_unknown_policy():
@@ -172,8 +224,13 @@ def test_config_rejects_an_unknown_policy():
 
     expected = r"nonfinite_policy must be one of skip, raise, ignore, got 'skp' \(did you mean 'skip'\?\)"
     with pytest.raises(ValueError, match=expected):
-        GroundR1Config(output_dir="/tmp/x", nonfinite_policy="skp", remove_unused_columns=False,
-                       per_device_train_batch_size=8, report_to=[])
+        GroundR1Config(
+            output_dir="/tmp/x",
+            nonfinite_policy="skp",
+            remove_unused_columns=False,
+            per_device_train_batch_size=8,
+            report_to=[],
+        )
 
 
 def test_fault_spec_parsing(monkeypatch):

@@ -55,8 +55,11 @@ def test_mark_complete_without_a_bracket_writes_the_marker(tmp_path):
 def test_fault_specs(monkeypatch):
     assert parse_faults("3:weights:kill, 5:marker:term") == [(3, "weights", "kill"), (5, "marker", "term")]
     assert parse_faults("") == []
-    with pytest.raises(ValueError, match=r"entry '3:middle:kill' is not STEP:PHASE:ACTION with PHASE in \('begin', "
-                                         r"'weights', 'marker', 'after'\) and ACTION in \('kill', 'term'\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"entry '3:middle:kill' is not STEP:PHASE:ACTION with PHASE in \('begin', "
+        r"'weights', 'marker', 'after'\) and ACTION in \('kill', 'term'\)",
+    ):
         parse_faults("3:middle:kill")
     sent = []
     monkeypatch.setattr(checkpoints.os, "kill", lambda pid, sig: sent.append((pid, sig)))
@@ -115,8 +118,14 @@ def test_resume_loads_every_weight_and_a_finished_run_trains_no_extra_step(make_
     loop trains one step past max_steps when resumed from the max_steps checkpoint."""
     from safetensors.torch import load_file, save_file
 
-    small = dict(max_steps=1, save_strategy="steps", save_steps=1, max_turns=1, max_new_tokens_per_turn=8,
-                 max_completion_length=64)
+    small = dict(
+        max_steps=1,
+        save_strategy="steps",
+        save_steps=1,
+        max_turns=1,
+        max_new_tokens_per_turn=8,
+        max_completion_length=64,
+    )
     first = make_trainer(**small)
     first.train()
     folder = tmp_path / "out" / "checkpoint-1"

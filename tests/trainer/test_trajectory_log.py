@@ -13,8 +13,9 @@ def _run_step(trainer, tmp_path):
 
 
 def test_first_question_trajectories_are_logged_with_boxes_crops_and_rewards(make_trainer, tmp_path):
-    trainer = make_trainer(n_questions=2, per_device_train_batch_size=8, trajectory_log_steps=5,
-                           scripted_policy="mixed_rounds")
+    trainer = make_trainer(
+        n_questions=2, per_device_train_batch_size=8, trajectory_log_steps=5, scripted_policy="mixed_rounds"
+    )
     _run_step(trainer, tmp_path)  # global_step 0 -> this rollout trains step 1: logged
     lines = [json.loads(x) for x in (tmp_path / "out" / "trajectories.jsonl").read_text().splitlines()]
     # N=4 trajectories of question 0 only (question 1 is not logged).

@@ -93,8 +93,15 @@ def test_borrowed_trl_attributes_are_there():
 
 
 def _config(**overrides):
-    base = dict(output_dir="/tmp/unused", per_device_train_batch_size=8, num_generations=8, use_cpu=True, bf16=False,
-                remove_unused_columns=False, report_to=[])
+    base = dict(
+        output_dir="/tmp/unused",
+        per_device_train_batch_size=8,
+        num_generations=8,
+        use_cpu=True,
+        bf16=False,
+        remove_unused_columns=False,
+        report_to=[],
+    )
     base.update(overrides)
     return GroundR1Config(**base)
 
@@ -122,7 +129,8 @@ def test_release_preset_sets_every_trl_default_that_differs(tmp_path):
     parser = TrlParser((GroundR1ScriptArguments, GroundR1Config, ModelConfig))
     release = paths.repo_root() / "configs" / "grpo" / "release.yaml"
     script, args, _ = parser.parse_args_and_config(
-        ["--config", str(release), "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"])
+        ["--config", str(release), "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"]
+    )
     # TRL 1.16 defaults: beta 0, loss dapo, num_generations 8 counted per device in completions (ENVIRONMENT.md).
     assert (args.beta, args.loss_type, args.num_generations, args.num_first_round_samples) == (0.04, "grpo", 8, 2)
     assert (args.temperature, args.top_k, args.top_p, args.repetition_penalty) == (1.0, 50, 1.0, 1.0)
@@ -141,7 +149,8 @@ def test_release_preset_sets_every_trl_default_that_differs(tmp_path):
 
     paper = paths.repo_root() / "configs" / "grpo" / "paper.yaml"
     _, pargs, _ = parser.parse_args_and_config(
-        ["--config", str(paper), "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"])
+        ["--config", str(paper), "--output_dir", str(tmp_path), "--use_cpu", "true", "--bf16", "false"]
+    )
     assert (pargs.num_first_round_samples, pargs.num_generations, pargs.beta) == (4, 8, 0.0)
 
 
@@ -161,7 +170,9 @@ def test_each_ground_r1_config_field_is_documented_once_in_its_help():
 
     from ground_r1.config import GroundR1Config
 
-    ours = [f for f in dataclasses.fields(GroundR1Config) if f.name not in {g.name for g in dataclasses.fields(GRPOConfig)}]
+    ours = [
+        f for f in dataclasses.fields(GroundR1Config) if f.name not in {g.name for g in dataclasses.fields(GRPOConfig)}
+    ]
     assert len(ours) == 41  # with issue 20's coordinates and issue 21's learning-signal fields
     undocumented = [f.name for f in ours if len(f.metadata.get("help", "")) < 20]
     assert not undocumented, f"fields without a help: {undocumented}"

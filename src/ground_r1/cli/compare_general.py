@@ -15,8 +15,9 @@ from ground_r1.evaluation.settings_table import read_run, render_settings_markdo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m ground_r1.cli.compare_general", description=__doc__.split("\n\n")[0],
-                                     allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        prog="python -m ground_r1.cli.compare_general", description=__doc__.split("\n\n")[0], allow_abbrev=False
+    )
     parser.add_argument("runs", nargs="+", help="OUTPUT_DIR of each run (holding summary.csv)")
     parser.add_argument("--output", default=None, help="also write the Markdown table here")
     args = parser.parse_args(argv)

@@ -97,7 +97,6 @@ class DistContext:
         return f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
 
 
-
 CHECKPOINT_DEFAULT = "the checkpoint's rollout_settings.json, else"
 
 
@@ -105,33 +104,77 @@ def add_decoding_arguments(p, demo_tokens: str = "the demo model") -> None:
     """Model and decoding flags shared by every evaluation CLI (VisCoT/RefCOCO here, general benchmarks). The
     rollout flags default to None: unset, they take the checkpoint's settings (:func:`apply_rollout_settings`).
     ``demo_tokens`` says when the demo's 32-token budget applies."""
-    p.add_argument("--max_new_tokens", type=int, default=None,
-                   help=f"new tokens per turn (default: {CHECKPOINT_DEFAULT} 512, SPEC §2; {DEMO_MAX_NEW_TOKENS} "
-                        f"for {demo_tokens})")
-    p.add_argument("--repetition_penalty", type=float, default=EVAL_GREEDY_SAMPLING.repetition_penalty,
-                   help="greedy decoding's repetition penalty (SPEC §2)")
-    p.add_argument("--max_turns", type=int, default=None,
-                   help=f"ground_r1: assistant turns per item (default: {CHECKPOINT_DEFAULT} 5, SPEC §2)")
-    p.add_argument("--max_completion_length", type=int, default=None,
-                   help=f"ground_r1: total token budget (default: {CHECKPOINT_DEFAULT} none)")
-    p.add_argument("--min_pixels", type=int, default=None,
-                   help=f"image processor min_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MIN_PIXELS})")
-    p.add_argument("--max_pixels", type=int, default=None,
-                   help=f"image processor max_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MAX_PIXELS}; "
-                        f"{DEMO_MAX_PIXELS} for the demo model)")
-    p.add_argument("--min_crop_size", type=int, default=None,
-                   help=f"ground_r1/ground_sft: crops widened to this many pixels (default: {CHECKPOINT_DEFAULT} 28)")
-    p.add_argument("--max_aspect_ratio", type=float, default=None,
-                   help=f"ground_r1: boxes at this aspect ratio or more are rejected (default: {CHECKPOINT_DEFAULT} 200)")
-    p.add_argument("--crop_fallback", choices=("full_image", "end"), default=None,
-                   help=f"ground_r1: no valid box -> full_image or end (default: {CHECKPOINT_DEFAULT} full_image)")
-    p.add_argument("--box_parse", default=None, choices=BOX_PARSE_RULES,
-                   help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
-                        "release's rule) or release (the release's rule alone; the release preset's box_parse) "
-                        f"(default: {CHECKPOINT_DEFAULT} tag_first)")
-    p.add_argument("--checkpoint_settings", action=argparse.BooleanOptionalAction, default=True,
-                   help="use the rollout settings a GRPO checkpoint was trained with (rollout_settings.json) for "
-                        "every flag above not given (and --letter_rule, where the CLI has it)")
+    p.add_argument(
+        "--max_new_tokens",
+        type=int,
+        default=None,
+        help=f"new tokens per turn (default: {CHECKPOINT_DEFAULT} 512, SPEC §2; {DEMO_MAX_NEW_TOKENS} "
+        f"for {demo_tokens})",
+    )
+    p.add_argument(
+        "--repetition_penalty",
+        type=float,
+        default=EVAL_GREEDY_SAMPLING.repetition_penalty,
+        help="greedy decoding's repetition penalty (SPEC §2)",
+    )
+    p.add_argument(
+        "--max_turns",
+        type=int,
+        default=None,
+        help=f"ground_r1: assistant turns per item (default: {CHECKPOINT_DEFAULT} 5, SPEC §2)",
+    )
+    p.add_argument(
+        "--max_completion_length",
+        type=int,
+        default=None,
+        help=f"ground_r1: total token budget (default: {CHECKPOINT_DEFAULT} none)",
+    )
+    p.add_argument(
+        "--min_pixels",
+        type=int,
+        default=None,
+        help=f"image processor min_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MIN_PIXELS})",
+    )
+    p.add_argument(
+        "--max_pixels",
+        type=int,
+        default=None,
+        help=f"image processor max_pixels (default: {CHECKPOINT_DEFAULT} {DEFAULT_MAX_PIXELS}; "
+        f"{DEMO_MAX_PIXELS} for the demo model)",
+    )
+    p.add_argument(
+        "--min_crop_size",
+        type=int,
+        default=None,
+        help=f"ground_r1/ground_sft: crops widened to this many pixels (default: {CHECKPOINT_DEFAULT} 28)",
+    )
+    p.add_argument(
+        "--max_aspect_ratio",
+        type=float,
+        default=None,
+        help=f"ground_r1: boxes at this aspect ratio or more are rejected (default: {CHECKPOINT_DEFAULT} 200)",
+    )
+    p.add_argument(
+        "--crop_fallback",
+        choices=("full_image", "end"),
+        default=None,
+        help=f"ground_r1: no valid box -> full_image or end (default: {CHECKPOINT_DEFAULT} full_image)",
+    )
+    p.add_argument(
+        "--box_parse",
+        default=None,
+        choices=BOX_PARSE_RULES,
+        help="ground_r1/ground_sft box rule (SPEC §2): tag_first (ours: inside <box> first, then the "
+        "release's rule) or release (the release's rule alone; the release preset's box_parse) "
+        f"(default: {CHECKPOINT_DEFAULT} tag_first)",
+    )
+    p.add_argument(
+        "--checkpoint_settings",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="use the rollout settings a GRPO checkpoint was trained with (rollout_settings.json) for "
+        "every flag above not given (and --letter_rule, where the CLI has it)",
+    )
     p.add_argument("--dtype", default="auto", help="auto (bf16 on GPU, fp32 on CPU), bf16, fp16, fp32")
     p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
 
@@ -144,12 +187,19 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
     Raises:
         RolloutSettingsError: the checkpoint's settings file cannot be used (named).
     """
-    from ground_r1.rollout_settings import (EVAL_FLAGS, checkpoint_coordinates, describe, read_settings,
-                                            resolve_eval_settings)
+    from ground_r1.rollout_settings import (
+        EVAL_FLAGS,
+        checkpoint_coordinates,
+        describe,
+        read_settings,
+        resolve_eval_settings,
+    )
 
     checkpoint = read_settings(args.model_path) if args.checkpoint_settings else None
-    demo = {**({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
-            **({"max_new_tokens_per_turn": DEMO_MAX_NEW_TOKENS} if demo_tokens else {})}
+    demo = {
+        **({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
+        **({"max_new_tokens_per_turn": DEMO_MAX_NEW_TOKENS} if demo_tokens else {}),
+    }
     mine = {flag: key for flag, key in EVAL_FLAGS.items() if hasattr(args, flag)}  # letter_rule: VisCoT's CLI only
     flags = {key: getattr(args, flag) for flag, key in mine.items()}
     values, sources = resolve_eval_settings(flags, checkpoint, demo, keys=tuple(mine.values()))
@@ -164,8 +214,9 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
 def init_distributed(timeout_minutes: float = 600.0) -> DistContext:
     """Read the launch environment; with WORLD_SIZE > 1 start a process group (nccl on GPUs, else gloo) so
     that rank 0 can wait for every shard before merging. The timeout is long: shards finish at different times."""
-    ctx = DistContext(int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)),
-                      int(os.environ.get("LOCAL_RANK", 0)))
+    ctx = DistContext(
+        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
+    )
     if ctx.world_size > 1:
         import torch
         import torch.distributed as dist
@@ -198,52 +249,95 @@ def shutdown(ctx: DistContext) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
-    p.add_argument("--protocol", required=True, choices=tuple(identity.PROTOCOLS),
-                   help="ground_r1: multi-round rollout (SPEC §2); baseline: one turn; ground_sft: the two turns of "
-                        "SPEC §8; refcoco: grounding Acc@0.5")
+    p = argparse.ArgumentParser(
+        prog="python -m ground_r1.cli.evaluate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--protocol",
+        required=True,
+        choices=tuple(identity.PROTOCOLS),
+        help="ground_r1: multi-round rollout (SPEC §2); baseline: one turn; ground_sft: the two turns of "
+        "SPEC §8; refcoco: grounding Acc@0.5",
+    )
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
-    p.add_argument("--data_path", default=None,
-                   help="VisCoT records JSONL (SPEC §6) or RefCOCO file; default: a built-in synthetic set")
+    p.add_argument(
+        "--data_path",
+        default=None,
+        help="VisCoT records JSONL (SPEC §6) or RefCOCO file; default: a built-in synthetic set",
+    )
     p.add_argument("--image_root", default=None, help="image folder (default: the data file's folder)")
-    p.add_argument("--image_path_prefix", default=None,
-                   help="absolute prefix in the data's image paths to replace by --image_root (release files)")
+    p.add_argument(
+        "--image_path_prefix",
+        default=None,
+        help="absolute prefix in the data's image paths to replace by --image_root (release files)",
+    )
     p.add_argument("--output_dir", required=True, help="where every stage writes (reuse it to resume)")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
-    p.add_argument("--prompt_class", default="only_question", choices=list(BASELINE_TEMPLATES),
-                   help="baseline prompt: only_question (the question as is), simply_answer ('Please only give "
-                        "the final answer of the Question:{q}'), basic_grpo (think/answer tags)")
-    p.add_argument("--max_items", "--max_items_per_dataset", dest="max_items", type=int, default=None,
-                   help="at most N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
-                        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set. "
-                        "--max_items_per_dataset is the old name")
+    p.add_argument(
+        "--prompt_class",
+        default="only_question",
+        choices=list(BASELINE_TEMPLATES),
+        help="baseline prompt: only_question (the question as is), simply_answer ('Please only give "
+        "the final answer of the Question:{q}'), basic_grpo (think/answer tags)",
+    )
+    p.add_argument(
+        "--max_items",
+        "--max_items_per_dataset",
+        dest="max_items",
+        type=int,
+        default=None,
+        help="at most N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
+        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set. "
+        "--max_items_per_dataset is the old name",
+    )
     add_decoding_arguments(p, demo_tokens="the demo model (no --model_path)")
-    p.add_argument("--skip_bad_records", action=argparse.BooleanOptionalAction, default=True,
-                   help="skip records that cannot be evaluated (each listed in OUTPUT_DIR/skipped_records.jsonl, "
-                        "counted in the table; exit 4); --no-skip_bad_records stops with every problem listed")
+    p.add_argument(
+        "--skip_bad_records",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip records that cannot be evaluated (each listed in OUTPUT_DIR/skipped_records.jsonl, "
+        "counted in the table; exit 4); --no-skip_bad_records stops with every problem listed",
+    )
     add_max_image_pixels_argument(p)
-    p.add_argument("--letter_rule", default=None, choices=LETTER_RULES,
-                   help="rule column's option-letter rule for v7w/gqa/openimages (SPEC §3), as the training config "
-                        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full "
-                        f"rule) (default: {CHECKPOINT_DEFAULT} {DEFAULT_LETTER_RULE})")
-    p.add_argument("--judge", action=argparse.BooleanOptionalAction, default=True,
-                   help="run the LLM judge when an endpoint is configured")
+    p.add_argument(
+        "--letter_rule",
+        default=None,
+        choices=LETTER_RULES,
+        help="rule column's option-letter rule for v7w/gqa/openimages (SPEC §3), as the training config "
+        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full "
+        f"rule) (default: {CHECKPOINT_DEFAULT} {DEFAULT_LETTER_RULE})",
+    )
+    p.add_argument(
+        "--judge",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the LLM judge when an endpoint is configured",
+    )
     p.add_argument("--judge_model", default=None, help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini)")
     p.add_argument("--judge_base_url", default=None, help="judge endpoint (default: $OPENAI_BASE_URL)")
     p.add_argument("--judge_concurrency", type=int, default=None, help="judge requests in flight")
     p.add_argument("--judge_cache", default=None, help="judge cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
-    p.add_argument("--max_failure_share", type=float, default=tables.DEFAULT_MAX_FAILURE_SHARE,
-                   help="refuse the AVG when more than this share of its items failed")
+    p.add_argument(
+        "--max_failure_share",
+        type=float,
+        default=tables.DEFAULT_MAX_FAILURE_SHARE,
+        help="refuse the AVG when more than this share of its items failed",
+    )
     p.add_argument("--allow_failures", action="store_true", help="print the AVG whatever the failure share")
     p.add_argument("--compare_to", default=None, help="another run's output_dir, shown beside this one")
     p.add_argument("--label", default=None, help="column label of this run (default: from its settings)")
-    p.add_argument("--scripted_policy", default=None,
-                   help="tests only: turns come from a scripted policy (a name of ground_r1.demo.scripted.POLICIES or "
-                        "pkg.mod:func) instead of sampling, so boxes, crops and later turns happen on a random model; "
-                        "a key of the run's identity (never mixed with a model's predictions) and named in the table "
-                        "header")
+    p.add_argument(
+        "--scripted_policy",
+        default=None,
+        help="tests only: turns come from a scripted policy (a name of ground_r1.demo.scripted.POLICIES or "
+        "pkg.mod:func) instead of sampling, so boxes, crops and later turns happen on a random model; "
+        "a key of the run's identity (never mixed with a model's predictions) and named in the table "
+        "header",
+    )
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
@@ -291,12 +385,22 @@ def read_items(args: argparse.Namespace) -> inference.LoadedItems:
     """Every record of the data file read and validated; the items to evaluate (see the module docstring)."""
     limit = args.max_items
     if args.protocol == "refcoco":
-        return refcoco.read_refcoco_items(args.data_path, image_root=args.image_root,
-                                          path_prefix=args.image_path_prefix, max_objects_per_split=limit,
-                                          skip_bad_records=args.skip_bad_records)
-    return inference.read_viscot_items(args.data_path, image_root=args.image_root, path_prefix=args.image_path_prefix,
-                                       max_items_per_dataset=limit, min_pixels=args.min_pixels,
-                                       max_pixels=args.max_pixels, skip_bad_records=args.skip_bad_records)
+        return refcoco.read_refcoco_items(
+            args.data_path,
+            image_root=args.image_root,
+            path_prefix=args.image_path_prefix,
+            max_objects_per_split=limit,
+            skip_bad_records=args.skip_bad_records,
+        )
+    return inference.read_viscot_items(
+        args.data_path,
+        image_root=args.image_root,
+        path_prefix=args.image_path_prefix,
+        max_items_per_dataset=limit,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        skip_bad_records=args.skip_bad_records,
+    )
 
 
 def load_items(args: argparse.Namespace) -> list[inference.EvalItem]:
@@ -316,9 +420,14 @@ def write_records_report(args: argparse.Namespace, read: inference.LoadedItems) 
         elif (out / name).exists():
             (out / name).unlink()  # a stale list from an earlier run of other data
     evaluated = len({it.fields.get("object_key", it.key) for it in read.items})
-    report = outcome.RecordsReport(file=str(args.data_path), records_read=read.records_read, skipped=loaded.skipped,
-                                   skipped_by_field=outcome.reason_counts(loaded.issues), evaluated=evaluated,
-                                   box_issues=loaded.records_with_box_issues)
+    report = outcome.RecordsReport(
+        file=str(args.data_path),
+        records_read=read.records_read,
+        skipped=loaded.skipped,
+        skipped_by_field=outcome.reason_counts(loaded.issues),
+        evaluated=evaluated,
+        box_issues=loaded.records_with_box_issues,
+    )
     report.write(out)
     log = logger.warning if loaded.skipped else logger.info
     log("%s%s", report.line(), f"; skipped records listed in {out / SKIPPED_RECORDS_NAME}" if loaded.skipped else "")
@@ -327,10 +436,14 @@ def write_records_report(args: argparse.Namespace, read: inference.LoadedItems) 
 
 def inference_config(args: argparse.Namespace) -> identity.InferenceConfig:
     """The run's settings (:func:`ground_r1.evaluation.identity.inference_config`): VisCoT's or RefCOCO's."""
-    benchmark, version = ((refcoco.REFCOCO_BENCHMARK, refcoco.REFCOCO_VERSION) if args.protocol == "refcoco"
-                          else (inference.VISCOT_BENCHMARK, inference.VISCOT_VERSION))
-    return identity.inference_config(args, protocol=args.protocol, benchmark=benchmark, benchmark_version=version,
-                                     prompt_class=args.prompt_class)
+    benchmark, version = (
+        (refcoco.REFCOCO_BENCHMARK, refcoco.REFCOCO_VERSION)
+        if args.protocol == "refcoco"
+        else (inference.VISCOT_BENCHMARK, inference.VISCOT_VERSION)
+    )
+    return identity.inference_config(
+        args, protocol=args.protocol, benchmark=benchmark, benchmark_version=version, prompt_class=args.prompt_class
+    )
 
 
 def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
@@ -349,11 +462,20 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
         if args.scripted_policy:
             from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
 
-            engine.generator = ScriptedGenerator(engine.codec, resolve_policy(args.scripted_policy), model=engine.generator.model)
+            engine.generator = ScriptedGenerator(
+                engine.codec, resolve_policy(args.scripted_policy), model=engine.generator.model
+            )
         return engine
 
-    summary = inference.run_inference(items, make_engine, args.output_dir, config, rank=ctx.rank,
-                                      world_size=ctx.world_size, progress=not args.no_progress)
+    summary = inference.run_inference(
+        items,
+        make_engine,
+        args.output_dir,
+        config,
+        rank=ctx.rank,
+        world_size=ctx.world_size,
+        progress=not args.no_progress,
+    )
     logger.info("rank %d: %s", ctx.rank, summary)
     barrier(ctx)
     if ctx.is_main:
@@ -366,12 +488,21 @@ def stage_judge(args: argparse.Namespace) -> int:
     if not args.judge:
         logger.warning("NOTHING WAS JUDGED: the judge stage was skipped (--no_judge)")
         return 0
-    overrides = {k: v for k, v in (("model", args.judge_model), ("base_url", args.judge_base_url),
-                                   ("concurrency", args.judge_concurrency)) if v is not None}
+    overrides = {
+        k: v
+        for k, v in (
+            ("model", args.judge_model),
+            ("base_url", args.judge_base_url),
+            ("concurrency", args.judge_concurrency),
+        )
+        if v is not None
+    }
     config = JudgeConfig.from_env(**overrides)
     if not config.is_configured():
-        logger.warning("NOTHING WAS JUDGED: no judge endpoint configured (set OPENAI_BASE_URL and/or "
-                       "OPENAI_API_KEY, and OPENAI_MODEL); the table will hold rule-based scores only")
+        logger.warning(
+            "NOTHING WAS JUDGED: no judge endpoint configured (set OPENAI_BASE_URL and/or "
+            "OPENAI_API_KEY, and OPENAI_MODEL); the table will hold rule-based scores only"
+        )
         return 0
     items = scores.judge_items(load_predictions(out))
     logger.info("judging %d predictions with %s", len(items), config.describe())
@@ -433,23 +564,33 @@ def stage_table(args: argparse.Namespace) -> str:
 
     header = [line for line in (run_header(out),) if line]
     if args.protocol == "refcoco":
-        results = refcoco.accuracy_by_split(scores.load_scores(out / refcoco.SCORES_NAME, required=("key", "dataset", "hit")))
+        results = refcoco.accuracy_by_split(
+            scores.load_scores(out / refcoco.SCORES_NAME, required=("key", "dataset", "hit"))
+        )
         markdown = refcoco.render_markdown(results, label, header=header) + records_note(out)
         (out / "table.md").write_text(markdown, encoding="utf-8")
         (out / "table.csv").write_text(refcoco.render_csv(results), encoding="utf-8")
         return markdown
-    runs = [tables.summarize(scores.load_scores(out / scores.SCORES_NAME), label, args.max_failure_share,
-                             args.allow_failures)]
+    runs = [
+        tables.summarize(
+            scores.load_scores(out / scores.SCORES_NAME), label, args.max_failure_share, args.allow_failures
+        )
+    ]
     if args.compare_to:
         other = Path(args.compare_to)
         other_label = run_label(other, other.name)
         if other_label == label:
             other_label, label = f"{other_label} ({other.name})", f"{label} ({out.name})"
             runs[0].label = label
-        runs.insert(0, tables.summarize(scores.load_scores(other / scores.SCORES_NAME), other_label,
-                                        args.max_failure_share, args.allow_failures))
-        header = [f"{other_label}: {line}" for line in (run_header(other),) if line] + \
-                 [f"{label}: {line}" for line in header]
+        runs.insert(
+            0,
+            tables.summarize(
+                scores.load_scores(other / scores.SCORES_NAME), other_label, args.max_failure_share, args.allow_failures
+            ),
+        )
+        header = [f"{other_label}: {line}" for line in (run_header(other),) if line] + [
+            f"{label}: {line}" for line in header
+        ]
     md_path, _ = tables.write_tables(runs, out, header=header)
     note = records_note(out)
     if note:
@@ -465,8 +606,9 @@ def incomplete_count(args: argparse.Namespace) -> int:
     predicted = load_predictions(out) if (out / "predictions.jsonl").is_file() else []
     errors = sum(1 for p in predicted if p.get("status") != "ok")
     if errors:
-        logger.warning("%d prediction(s) failed (see their 'error' in predictions.jsonl); the table leaves them out",
-                       errors)
+        logger.warning(
+            "%d prediction(s) failed (see their 'error' in predictions.jsonl); the table leaves them out", errors
+        )
     return skipped + errors
 
 
@@ -474,8 +616,10 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     stages = parse_stages(args.stages)
     ctx = init_distributed()
-    logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
-                        format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if ctx.is_main else logging.WARNING,
+        format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s",
+    )
     try:
         check_model_path(args.model_path)  # a missing local folder is named before anything loads (issue 17)
         set_max_image_pixels(args.max_image_pixels)
@@ -505,11 +649,18 @@ def main(argv: list[str] | None = None) -> int:
         shutdown(ctx)
     code = outcome.exit_code(unjudged=unjudged, incomplete=incomplete)
     if unjudged:
-        logger.error("%d item(s) could not be judged (endpoint down or unparseable replies): the table says "
-                     "so; rerun the same command to judge only those items (exit %d)", unjudged, code)
+        logger.error(
+            "%d item(s) could not be judged (endpoint down or unparseable replies): the table says "
+            "so; rerun the same command to judge only those items (exit %d)",
+            unjudged,
+            code,
+        )
     if incomplete:
-        logger.warning("%d record(s) skipped or failed (records_report.json, skipped_records.jsonl); the rest is in "
-                       "the table%s", incomplete, f" (exit {code})" if code == outcome.EXIT_INCOMPLETE else "")
+        logger.warning(
+            "%d record(s) skipped or failed (records_report.json, skipped_records.jsonl); the rest is in the table%s",
+            incomplete,
+            f" (exit {code})" if code == outcome.EXIT_INCOMPLETE else "",
+        )
     return code
 
 

@@ -31,16 +31,22 @@ DEMO_PRESET = paths.PACKAGE_DIR.parent.parent / "configs" / "grpo" / "tiny_cpu.y
 def build_parser() -> argparse.ArgumentParser:
     from ground_r1.evaluation.controls import CONDITIONS
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
-                                allow_abbrev=False)
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     p.add_argument("--model_path", default=None, help="checkpoint (default: the shipped tiny instruct base)")
-    p.add_argument("--config", default=None,
-                   help="GRPO preset whose rollout settings are used (default: the checkpoint's rollout_settings.json, "
-                        "else configs/grpo/tiny_cpu.yaml)")
+    p.add_argument(
+        "--config",
+        default=None,
+        help="GRPO preset whose rollout settings are used (default: the checkpoint's rollout_settings.json, "
+        "else configs/grpo/tiny_cpu.yaml)",
+    )
     p.add_argument("--data_path", default=None, help="records JSONL (default: the synthetic held-out split)")
     p.add_argument("--image_root", default=None, help="folder relative image paths resolve against")
     p.add_argument("--max_questions", type=int, default=100)
-    p.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS))
+    p.add_argument(
+        "--conditions", default=",".join(CONDITIONS), help="comma-separated subset of " + ",".join(CONDITIONS)
+    )
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--repetition_penalty", type=float, default=1.05, help="greedy decoding penalty (SPEC §2)")
     p.add_argument("--seed", type=int, default=0, help="random-box baseline seed")
@@ -92,9 +98,14 @@ def main(argv: list[str] | None = None) -> int:
         folder = ensure_default_dataset()
         data_path, image_root = str(folder / "eval.jsonl"), str(folder)
     registry = build_registry(letter_rule=settings.get("letter_rule", "spec"))
-    loaded = load_viscot_records(data_path, image_root=image_root, min_pixels=min_px, max_pixels=max_px,
-                                 known_datasets=[d for d in registry.known_datasets() if registry.has_rule(d)],
-                                 limit=args.max_questions)
+    loaded = load_viscot_records(
+        data_path,
+        image_root=image_root,
+        min_pixels=min_px,
+        max_pixels=max_px,
+        known_datasets=[d for d in registry.known_datasets() if registry.has_rule(d)],
+        limit=args.max_questions,
+    )
     records = loaded.records
     images = [load_image(r["image"]) for r in records]
     processor = load_processor(model_path, min_pixels=min_px, max_pixels=max_px)
@@ -102,22 +113,43 @@ def main(argv: list[str] | None = None) -> int:
     if torch.cuda.is_available():
         model = model.cuda()
     model.eval()
-    config = RolloutConfig(max_turns=settings.get("max_turns", 5),
-                           max_completion_length=settings.get("max_completion_length"),
-                           min_crop_size=settings.get("min_crop_size", 28),
-                           max_aspect_ratio=settings.get("max_aspect_ratio", 200.0),
-                           crop_fallback=settings.get("crop_fallback", "full_image"),
-                           box_parse=settings.get("box_parse", "tag_first"))
-    sampling = replace(EVAL_GREEDY_SAMPLING, repetition_penalty=args.repetition_penalty,
-                       max_new_tokens=settings.get("max_new_tokens_per_turn", EVAL_GREEDY_SAMPLING.max_new_tokens))
+    config = RolloutConfig(
+        max_turns=settings.get("max_turns", 5),
+        max_completion_length=settings.get("max_completion_length"),
+        min_crop_size=settings.get("min_crop_size", 28),
+        max_aspect_ratio=settings.get("max_aspect_ratio", 200.0),
+        crop_fallback=settings.get("crop_fallback", "full_image"),
+        box_parse=settings.get("box_parse", "tag_first"),
+    )
+    sampling = replace(
+        EVAL_GREEDY_SAMPLING,
+        repetition_penalty=args.repetition_penalty,
+        max_new_tokens=settings.get("max_new_tokens_per_turn", EVAL_GREEDY_SAMPLING.max_new_tokens),
+    )
     with torch.no_grad():
-        results = evaluate_controls(model, processor, records, images, registry, config,
-                                    conditions=[c for c in args.conditions.split(",") if c],
-                                    sampling=sampling, batch_size=args.batch_size, seed=args.seed,
-                                    coordinates=checkpoint_coordinates(model_path))
-    report = {"model_path": str(model_path), "data_path": str(data_path), "rollout": settings,
-              "rollout_source": source, "questions": len(records), "results": results,
-              "conditions": CONDITION_MEANINGS, "fields": FIELD_MEANINGS}
+        results = evaluate_controls(
+            model,
+            processor,
+            records,
+            images,
+            registry,
+            config,
+            conditions=[c for c in args.conditions.split(",") if c],
+            sampling=sampling,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            coordinates=checkpoint_coordinates(model_path),
+        )
+    report = {
+        "model_path": str(model_path),
+        "data_path": str(data_path),
+        "rollout": settings,
+        "rollout_source": source,
+        "questions": len(records),
+        "results": results,
+        "conditions": CONDITION_MEANINGS,
+        "fields": FIELD_MEANINGS,
+    }
     text = json.dumps(json_safe(report), indent=2)
     if args.output:
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -77,47 +77,84 @@ write_demo_dataset = general.write_demo_dataset  # the built-in demo set: each s
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m ground_r1.cli.evaluate_general",
-                                description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter, allow_abbrev=False)
-    p.add_argument("--benchmarks", default="all",
-                   help="comma-separated names (case and punctuation ignored), or 'all' (SPEC §7's set): "
-                        + ",".join(list_benchmarks()) + "; or 'zoom', the zoom-in benchmarks (DATASET_ROOT = the "
-                        "benchmark's folder): " + ",".join(list_benchmarks("zoom")))
-    p.add_argument("--protocol", required=True, choices=general.PROTOCOLS,
-                   help="direct: one turn, the question + the benchmark's answer-format suffix; ground_r1: the "
-                        "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8; likelihood: V*'s "
-                        "official scoring (no generation: the option with the lowest mean token loss; vstar, vstar_hf); "
-                        "ground_r1_likelihood: the crop loop, then the same scoring given its final context")
+    p = argparse.ArgumentParser(
+        prog="python -m ground_r1.cli.evaluate_general",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        allow_abbrev=False,
+    )
+    p.add_argument(
+        "--benchmarks",
+        default="all",
+        help="comma-separated names (case and punctuation ignored), or 'all' (SPEC §7's set): "
+        + ",".join(list_benchmarks())
+        + "; or 'zoom', the zoom-in benchmarks (DATASET_ROOT = the "
+        "benchmark's folder): " + ",".join(list_benchmarks("zoom")),
+    )
+    p.add_argument(
+        "--protocol",
+        required=True,
+        choices=general.PROTOCOLS,
+        help="direct: one turn, the question + the benchmark's answer-format suffix; ground_r1: the "
+        "multi-round rollout (SPEC §2); ground_sft: the two fixed turns of SPEC §8; likelihood: V*'s "
+        "official scoring (no generation: the option with the lowest mean token loss; vstar, vstar_hf); "
+        "ground_r1_likelihood: the crop loop, then the same scoring given its final context",
+    )
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
-    p.add_argument("--dataset_root", default=None,
-                   help="folder holding the release files (MME.jsonl, ...) and, without --image_root, the images "
-                        "(DATASET_ROOT/{name}/ when it exists, else beside the file); default: a built-in demo set")
-    p.add_argument("--image_root", default=None,
-                   help="the release's layout: the LVLM_benchmarks folder, images of each benchmark in "
-                        "IMAGE_ROOT/{name}/ (DATASET_ROOT then holds only the JSONL files)")
+    p.add_argument(
+        "--dataset_root",
+        default=None,
+        help="folder holding the release files (MME.jsonl, ...) and, without --image_root, the images "
+        "(DATASET_ROOT/{name}/ when it exists, else beside the file); default: a built-in demo set",
+    )
+    p.add_argument(
+        "--image_root",
+        default=None,
+        help="the release's layout: the LVLM_benchmarks folder, images of each benchmark in "
+        "IMAGE_ROOT/{name}/ (DATASET_ROOT then holds only the JSONL files)",
+    )
     p.add_argument("--output_dir", required=True, help="one subfolder per benchmark; reuse it to resume")
     p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
-    p.add_argument("--max_items", "--max_items_per_dataset", dest="max_items", type=int, default=0,
-                   help="at most N items per benchmark (MMBench: the first N questions with all their rotated "
-                        "copies, for CircularEval); 0 = all. --max_items_per_dataset is accepted too")
+    p.add_argument(
+        "--max_items",
+        "--max_items_per_dataset",
+        dest="max_items",
+        type=int,
+        default=0,
+        help="at most N items per benchmark (MMBench: the first N questions with all their rotated "
+        "copies, for CircularEval); 0 = all. --max_items_per_dataset is accepted too",
+    )
     add_decoding_arguments(p, demo_tokens="the demo model or the built-in demo set")
-    p.add_argument("--grade", action=argparse.BooleanOptionalAction, default=True,
-                   help="grade MM-Vet when a grader endpoint is configured")
-    p.add_argument("--judge_model", default=None,
-                   help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini); the summary names it. The "
-                        "official evaluator used gpt-4-0613, lmms-eval 0.7.3 gpt-4o-2024-11-20 (docs/metrics.md)")
+    p.add_argument(
+        "--grade",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="grade MM-Vet when a grader endpoint is configured",
+    )
+    p.add_argument(
+        "--judge_model",
+        default=None,
+        help="MM-Vet grader model (default: $OPENAI_MODEL, else gpt-4o-mini); the summary names it. The "
+        "official evaluator used gpt-4-0613, lmms-eval 0.7.3 gpt-4o-2024-11-20 (docs/metrics.md)",
+    )
     p.add_argument("--judge_base_url", default=None, help="grader endpoint (default: $OPENAI_BASE_URL)")
     p.add_argument("--judge_concurrency", type=int, default=None, help="grader requests in flight")
-    p.add_argument("--judge_max_tokens", type=int, default=MMVET_GRADER_MAX_TOKENS,
-                   help="grader reply budget (the official evaluator's 3)")
+    p.add_argument(
+        "--judge_max_tokens",
+        type=int,
+        default=MMVET_GRADER_MAX_TOKENS,
+        help="grader reply budget (the official evaluator's 3)",
+    )
     p.add_argument("--judge_cache", default=None, help="grader cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
     p.add_argument("--label", default=None, help="the run's name in the summary (default: protocol and model)")
-    p.add_argument("--scripted_policy", default=None,
-                   help="tests and demos only: every turn comes from this scripted policy of ground_r1.demo.scripted "
-                        "(e.g. ground_until_limit, which writes boxes) instead of the model's generate; part of the "
-                        "predictions' identity, so a real run never resumes from it")
+    p.add_argument(
+        "--scripted_policy",
+        default=None,
+        help="tests and demos only: every turn comes from this scripted policy of ground_r1.demo.scripted "
+        "(e.g. ground_until_limit, which writes boxes) instead of the model's generate; part of the "
+        "predictions' identity, so a real run never resumes from it",
+    )
     add_max_image_pixels_argument(p)
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
@@ -168,12 +205,16 @@ def inference_config(args: argparse.Namespace, spec: Any = None) -> identity.Inf
     ``spec``: the benchmark's spec, whose name, version and option seed are part of the identity. A likelihood
     protocol's predictions carry their own protocol; the engine running a protocol is built with
     ``general.inference_protocol`` (:func:`engine_config`)."""
-    protocol = args.protocol if args.protocol in general.LIKELIHOOD_PROTOCOLS else general.inference_protocol(
-        args.protocol)
-    return identity.inference_config(args, protocol=protocol,
-                                     benchmark=spec.name if spec is not None else "",
-                                     benchmark_version=spec.version if spec is not None else "",
-                                     option_seed=spec.option_seed if spec is not None else None)
+    protocol = (
+        args.protocol if args.protocol in general.LIKELIHOOD_PROTOCOLS else general.inference_protocol(args.protocol)
+    )
+    return identity.inference_config(
+        args,
+        protocol=protocol,
+        benchmark=spec.name if spec is not None else "",
+        benchmark_version=spec.version if spec is not None else "",
+        option_seed=spec.option_seed if spec is not None else None,
+    )
 
 
 def engine_config(args: argparse.Namespace) -> identity.InferenceConfig:
@@ -210,19 +251,35 @@ def stage_infer(args: argparse.Namespace, ctx: DistContext, loaded: list[general
             processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
             model = getattr(rollout.generator, "model", None) if rollout is not None else None  # scripted: none
             if model is None:
-                model = load_model(args.model_path, dtype=args.dtype,
-                                   attn_implementation=args.attn_implementation).to(ctx.device())
-            written = run_likelihood(data.spec, data.items, model.eval(), processor, out,
-                                     inference_config(args, data.spec), rank=ctx.rank, world_size=ctx.world_size,
-                                     rollout=rollout)
+                model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation).to(
+                    ctx.device()
+                )
+            written = run_likelihood(
+                data.spec,
+                data.items,
+                model.eval(),
+                processor,
+                out,
+                inference_config(args, data.spec),
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                rollout=rollout,
+            )
             logger.info("%s rank %d: %d item(s) scored by option likelihood", data.name, ctx.rank, written)
             barrier(ctx)
             if ctx.is_main:
                 inference.finish(out, data.items)
             continue
         items = general.to_eval_items(data, args.protocol)
-        summary = inference.run_inference(items, make_engine, out, inference_config(args, data.spec), rank=ctx.rank,
-                                          world_size=ctx.world_size, progress=not args.no_progress)
+        summary = inference.run_inference(
+            items,
+            make_engine,
+            out,
+            inference_config(args, data.spec),
+            rank=ctx.rank,
+            world_size=ctx.world_size,
+            progress=not args.no_progress,
+        )
         logger.info("%s rank %d: %s", data.name, ctx.rank, summary)
         barrier(ctx)
         if ctx.is_main:
@@ -242,12 +299,22 @@ def stage_grade(args: argparse.Namespace, loaded: list[general.BenchmarkData]) -
         if not args.grade:
             logger.warning("%s WAS NOT GRADED: grading skipped (--no-grade)", data.name)
             continue
-        overrides = {k: v for k, v in (("model", args.judge_model), ("base_url", args.judge_base_url),
-                                       ("concurrency", args.judge_concurrency)) if v is not None}
+        overrides = {
+            k: v
+            for k, v in (
+                ("model", args.judge_model),
+                ("base_url", args.judge_base_url),
+                ("concurrency", args.judge_concurrency),
+            )
+            if v is not None
+        }
         config = JudgeConfig.from_env(max_tokens=args.judge_max_tokens, **overrides)
         if not config.is_configured():
-            logger.warning("%s WAS NOT GRADED: no grader endpoint configured (set OPENAI_BASE_URL and/or "
-                           "OPENAI_API_KEY, and OPENAI_MODEL); its row shows n/a", data.name)
+            logger.warning(
+                "%s WAS NOT GRADED: no grader endpoint configured (set OPENAI_BASE_URL and/or "
+                "OPENAI_API_KEY, and OPENAI_MODEL); its row shows n/a",
+                data.name,
+            )
             continue
         out = Path(args.output_dir) / data.name
         cache = args.judge_cache or Path(args.output_dir) / "judge_cache.jsonl"
@@ -280,20 +347,39 @@ def stage_score(args: argparse.Namespace, read: general.GeneralRead) -> tuple[st
             failed[data.name] = f"cannot score: {exc}"
             continue
         (out / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.records), encoding="utf-8")
-        extra = {"benchmark": data.name, "version": data.spec.version, "protocol": args.protocol,
-                 "file": str(data.file), "records_read": data.records_read, "skipped": data.skipped_records,
-                 "errors": scored.errors, "missing": scored.missing}
+        extra = {
+            "benchmark": data.name,
+            "version": data.spec.version,
+            "protocol": args.protocol,
+            "file": str(data.file),
+            "records_read": data.records_read,
+            "skipped": data.skipped_records,
+            "errors": scored.errors,
+            "missing": scored.missing,
+        }
         summary = general.summary_rows(data.spec, metrics, scored, skipped=data.skipped_records)
         # One entry per table row (a list: the headline and its variant rows may share a metric name).
-        uncertainty = [{"metric": r.metric, "rule": r.rule, "variant": r.variant, "value": r.score, "se": r.se,
-                        "items": r.items, "method": r.error_bar} for r in summary]
-        (out / "metrics.json").write_text(json.dumps({**extra, "metrics": metrics, "uncertainty": uncertainty},
-                                                     indent=2) + "\n", encoding="utf-8")
+        uncertainty = [
+            {
+                "metric": r.metric,
+                "rule": r.rule,
+                "variant": r.variant,
+                "value": r.score,
+                "se": r.se,
+                "items": r.items,
+                "method": r.error_bar,
+            }
+            for r in summary
+        ]
+        (out / "metrics.json").write_text(
+            json.dumps({**extra, "metrics": metrics, "uncertainty": uncertainty}, indent=2) + "\n", encoding="utf-8"
+        )
         rows.extend(summary)
         left_out += scored.errors + scored.missing
     rows.extend(general.failed_row(name, why) for name, why in failed.items())
-    files = [general.file_line(d) for d in read.loaded] + [f"{name}: COULD NOT RUN: {why.splitlines()[0]}"
-                                                          for name, why in failed.items()]
+    files = [general.file_line(d) for d in read.loaded] + [
+        f"{name}: COULD NOT RUN: {why.splitlines()[0]}" for name, why in failed.items()
+    ]
     out_dir = Path(args.output_dir)
     header = [line for line in (run_header(out_dir / d.name) for d in read.loaded[:1]) if line]
     markdown = general.render_summary_markdown(rows, run_label(args), files, header=header)
@@ -313,8 +399,10 @@ def check_configuration(args: argparse.Namespace, names: list[str]) -> None:
         spec = get_benchmark(name)
         if args.protocol in general.LIKELIHOOD_PROTOCOLS and not spec.likelihood_rule:
             scored = ", ".join(n for n in list_benchmarks(None) if get_benchmark(n).likelihood_rule)
-            raise ValueError(f"--protocol {args.protocol} scores options by their likelihood ({scored}); "
-                             f"{spec.name} has no likelihood scoring: use direct or ground_r1")
+            raise ValueError(
+                f"--protocol {args.protocol} scores options by their likelihood ({scored}); "
+                f"{spec.name} has no likelihood scoring: use direct or ground_r1"
+            )
     folders = (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root))
     for flag, folder in folders:
         if folder is not None and not Path(folder).is_dir():
@@ -344,8 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     stages = _parse_list(args.stages, STAGES, "stage")
     names = benchmark_names(args.benchmarks, demo_data=args.dataset_root is None)
     ctx = init_distributed()
-    logging.basicConfig(level=logging.INFO if ctx.is_main else logging.WARNING,
-                        format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if ctx.is_main else logging.WARNING,
+        format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s",
+    )
     ungraded = incomplete = 0
     try:
         check_model_path(args.model_path)  # a missing local folder is named before anything loads (issue 17)
@@ -353,11 +443,14 @@ def main(argv: list[str] | None = None) -> int:
         check_configuration(args, names)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
         apply_demo_defaults(args, ctx)
-        read = general.read_benchmarks(names, args.dataset_root, image_root=args.image_root,
-                                       max_items=args.max_items or None)
+        read = general.read_benchmarks(
+            names, args.dataset_root, image_root=args.image_root, max_items=args.max_items or None
+        )
         if not read.loaded:
-            raise ValueError("no benchmark could run (each one's reason is above): check DATASET_ROOT"
-                             + (" and IMAGE_ROOT" if args.image_root else ""))
+            raise ValueError(
+                "no benchmark could run (each one's reason is above): check DATASET_ROOT"
+                + (" and IMAGE_ROOT" if args.image_root else "")
+            )
         skipped = write_skipped(args, read) if ctx.is_main else 0
         logger.info("benchmarks: %s", ", ".join(f"{d.name} ({len(d.items)} items, {d.file})" for d in read.loaded))
         if "infer" in stages:
@@ -381,14 +474,21 @@ def main(argv: list[str] | None = None) -> int:
         shutdown(ctx)
     code = outcome.exit_code(unjudged=ungraded, incomplete=incomplete)
     if ungraded:
-        logger.error("%d judged item(s) (MM-Vet, HR-Bench's judge) could not be graded (endpoint down or "
-                     "unparseable replies): the summary says so; rerun the same command to grade only those items "
-                     "(exit %d)", ungraded, code)
+        logger.error(
+            "%d judged item(s) (MM-Vet, HR-Bench's judge) could not be graded (endpoint down or "
+            "unparseable replies): the summary says so; rerun the same command to grade only those items "
+            "(exit %d)",
+            ungraded,
+            code,
+        )
     if read.failed:
         logger.error("could not run: %s; the other benchmarks finished", ", ".join(read.failed))
     if incomplete:
-        logger.warning("%d record(s) skipped or left out, or benchmark(s) that could not run: the summary counts "
-                       "them%s", incomplete, f" (exit {code})" if code == outcome.EXIT_INCOMPLETE else "")
+        logger.warning(
+            "%d record(s) skipped or left out, or benchmark(s) that could not run: the summary counts them%s",
+            incomplete,
+            f" (exit {code})" if code == outcome.EXIT_INCOMPLETE else "",
+        )
     return code
 
 

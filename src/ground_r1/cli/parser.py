@@ -64,15 +64,28 @@ class StrictTrlParser(TrlParser):
     """TrlParser with the rules of the module doc. ``sections`` orders ``--help``: each section lists its flags
     (argparse dests) in the given order; everything else is left to ``--help_all``."""
 
-    def __init__(self, dataclass_types, *, description: str = "", sections: Iterable[HelpSection] = (),
-                 config_help: str = "YAML preset; every key is a flag below, and flags given on the command line "
-                                    "override it", prog: str | None = None):
-        super().__init__(dataclass_types, allow_abbrev=False, description=description, prog=prog,
-                         usage=f"{prog or '%(prog)s'} [--config YAML] [--option VALUE ...]", formatter_class=_Formatter)
+    def __init__(
+        self,
+        dataclass_types,
+        *,
+        description: str = "",
+        sections: Iterable[HelpSection] = (),
+        config_help: str = "YAML preset; every key is a flag below, and flags given on the command line override it",
+        prog: str | None = None,
+    ):
+        super().__init__(
+            dataclass_types,
+            allow_abbrev=False,
+            description=description,
+            prog=prog,
+            usage=f"{prog or '%(prog)s'} [--config YAML] [--option VALUE ...]",
+            formatter_class=_Formatter,
+        )
         self.sections = list(sections)
         self.config_help = config_help
-        self.add_argument("--help_all", action=_HelpAllAction,
-                          help="list every option, TRL's and transformers' included, and exit")
+        self.add_argument(
+            "--help_all", action=_HelpAllAction, help="list every option, TRL's and transformers' included, and exit"
+        )
 
     # ------------------------------------------------------------------------------------------------- help
     def _config_action(self) -> argparse.Action:
@@ -91,8 +104,13 @@ class StrictTrlParser(TrlParser):
         by_dest = self._actions_by_dest()
         shown: set[str] = {"help", "help_all", argparse.SUPPRESS}
         formatter.start_section("start here")
-        formatter.add_arguments([self._config_action(), *by_dest.get("help", []),
-                                 *[a for a in self._actions if isinstance(a, _HelpAllAction)]])
+        formatter.add_arguments(
+            [
+                self._config_action(),
+                *by_dest.get("help", []),
+                *[a for a in self._actions if isinstance(a, _HelpAllAction)],
+            ]
+        )
         formatter.end_section()
         for section in self.sections:
             actions = [a for dest in section.dests for a in by_dest.get(dest, []) if dest not in shown]
@@ -107,9 +125,11 @@ class StrictTrlParser(TrlParser):
             formatter.add_arguments(rest)
             formatter.end_section()
         else:
-            formatter.add_text(f"{len({a.dest for a in rest})} more options of TRL's config and transformers' "
-                               "TrainingArguments are accepted on the command line and in the YAML: --help_all lists "
-                               "them.")
+            formatter.add_text(
+                f"{len({a.dest for a in rest})} more options of TRL's config and transformers' "
+                "TrainingArguments are accepted on the command line and in the YAML: --help_all lists "
+                "them."
+            )
         return formatter.format_help()
 
     def format_help(self) -> str:
@@ -120,7 +140,7 @@ class StrictTrlParser(TrlParser):
 
     # --------------------------------------------------------------------------------------------- parsing
     def _suggest(self, name: str) -> str:
-        """" (did you mean --learning_rate?)" for a flag, " (did you mean learning_rate?)" for a YAML key."""
+        """ " (did you mean --learning_rate?)" for a flag, " (did you mean learning_rate?)" for a YAML key."""
         options = [o for a in self._actions for o in a.option_strings if o.startswith("--")]
         flag = name.startswith("--")
         close = difflib.get_close_matches(name if flag else f"--{name}", options, n=1, cutoff=0.6)
@@ -128,8 +148,9 @@ class StrictTrlParser(TrlParser):
             return ""
         return f" (did you mean {close[0] if flag else close[0][2:]}?)"
 
-    def parse_args_and_config(self, args=None, return_remaining_strings=False, fail_with_unknown_args=True,
-                              separate_remaining_strings=False):
+    def parse_args_and_config(
+        self, args=None, return_remaining_strings=False, fail_with_unknown_args=True, separate_remaining_strings=False
+    ):
         """TrlParser's parse, after two checks it makes too late or not at all: every flag and every YAML key must
         be an option (exactly: no prefixes); checked before any dataclass is built, whose own checks would
         otherwise report something else first."""
@@ -144,17 +165,22 @@ class StrictTrlParser(TrlParser):
             flags = [a for a in args if a.startswith("--") and a.split("=", 1)[0] not in options]
             if flags:
                 hints = "; ".join(f"{f}{self._suggest(f.split('=', 1)[0])}" for f in flags)
-                self.error(f"unrecognized argument(s): {hints} (an option's name must be given whole; "
-                           "--help lists the options)")
+                self.error(
+                    f"unrecognized argument(s): {hints} (an option's name must be given whole; "
+                    "--help lists the options)"
+                )
         if config is not None and fail_with_unknown_args:
             dests = {a.dest for a in self._actions}
             unknown = [k for k in _yaml_keys(config) if k not in dests and k != "env"]
             if unknown:
                 hints = "; ".join(f"{k}{self._suggest(k)}" for k in unknown)
-                self.error(f"{config}: unknown key(s): {hints}. Every key must be an option of "
-                           f"`python -m {self.prog_module} --help_all`")
-        return super().parse_args_and_config(args, return_remaining_strings, fail_with_unknown_args,
-                                             separate_remaining_strings)
+                self.error(
+                    f"{config}: unknown key(s): {hints}. Every key must be an option of "
+                    f"`python -m {self.prog_module} --help_all`"
+                )
+        return super().parse_args_and_config(
+            args, return_remaining_strings, fail_with_unknown_args, separate_remaining_strings
+        )
 
     @property
     def prog_module(self) -> str:

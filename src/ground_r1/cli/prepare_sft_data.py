@@ -33,19 +33,51 @@ def build_parser() -> argparse.ArgumentParser:
         description="Build Vanilla SFT and Ground SFT data (SPEC §8) from VisCoT records.",
         allow_abbrev=False,
     )
-    parser.add_argument("--data_path", default=None, help="VisCoT records JSONL (default: the built-in synthetic zoom data)")
-    parser.add_argument("--output_dir", required=True, help="folder for vanilla.jsonl, ground.jsonl, crops/, sft_data.json")
-    parser.add_argument("--image_root", default=None, help="folder relative image paths resolve against (default: the data file's folder)")
-    parser.add_argument("--image_path_prefix", default=None, help="prefix of the records' absolute image paths to replace by image_root")
+    parser.add_argument(
+        "--data_path", default=None, help="VisCoT records JSONL (default: the built-in synthetic zoom data)"
+    )
+    parser.add_argument(
+        "--output_dir", required=True, help="folder for vanilla.jsonl, ground.jsonl, crops/, sft_data.json"
+    )
+    parser.add_argument(
+        "--image_root",
+        default=None,
+        help="folder relative image paths resolve against (default: the data file's folder)",
+    )
+    parser.add_argument(
+        "--image_path_prefix", default=None, help="prefix of the records' absolute image paths to replace by image_root"
+    )
     parser.add_argument("--config", default=None, help="SFT preset YAML to read min_pixels/max_pixels from")
-    parser.add_argument("--min_pixels", type=int, default=None, help=f"image processor min_pixels (default: the preset's, else {DEFAULT_MIN_PIXELS})")
-    parser.add_argument("--max_pixels", type=int, default=None, help=f"image processor max_pixels (default: the preset's, else {DEFAULT_MAX_PIXELS})")
-    parser.add_argument("--min_crop_size", type=int, default=28, help="crops are widened to at least this many pixels a side (SPEC §8: 28)")
-    parser.add_argument("--coordinates", choices=("input_pixels", "relative_1000"), default=None,
-                        help="box convention of the Ground SFT targets (default: the family of --model_path, else "
-                             "input_pixels, Qwen2.5-VL's); relative_1000 for Qwen2-VL / Qwen3-VL / Qwen3.5")
-    parser.add_argument("--model_path", default=None,
-                        help="the checkpoint the data is for: its config.json model_type gives the default --coordinates")
+    parser.add_argument(
+        "--min_pixels",
+        type=int,
+        default=None,
+        help=f"image processor min_pixels (default: the preset's, else {DEFAULT_MIN_PIXELS})",
+    )
+    parser.add_argument(
+        "--max_pixels",
+        type=int,
+        default=None,
+        help=f"image processor max_pixels (default: the preset's, else {DEFAULT_MAX_PIXELS})",
+    )
+    parser.add_argument(
+        "--min_crop_size",
+        type=int,
+        default=28,
+        help="crops are widened to at least this many pixels a side (SPEC §8: 28)",
+    )
+    parser.add_argument(
+        "--coordinates",
+        choices=("input_pixels", "relative_1000"),
+        default=None,
+        help="box convention of the Ground SFT targets (default: the family of --model_path, else "
+        "input_pixels, Qwen2.5-VL's); relative_1000 for Qwen2-VL / Qwen3-VL / Qwen3.5",
+    )
+    parser.add_argument(
+        "--model_path",
+        default=None,
+        help="the checkpoint the data is for: its config.json model_type gives the default --coordinates",
+    )
     parser.add_argument("--max_records", type=int, default=None, help="only the first N records")
     parser.add_argument("--skip_bad_records", action="store_true", help="skip bad records instead of failing")
     parser.add_argument("--no_progress", action="store_true", help="no progress bars")
@@ -110,7 +142,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
-    print(f"min_pixels={min_pixels} max_pixels={max_pixels}, boxes in {coordinates}: train Ground SFT with the same values")
+    print(
+        f"min_pixels={min_pixels} max_pixels={max_pixels}, boxes in {coordinates}: train Ground SFT with the same values"
+    )
     return 0
 
 

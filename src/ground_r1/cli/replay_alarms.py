@@ -16,7 +16,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     thresholds) over a run's metrics.jsonl and print each firing."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m ground_r1.cli.replay_alarms", description=main.__doc__, allow_abbrev=False)
+    p = argparse.ArgumentParser(
+        prog="python -m ground_r1.cli.replay_alarms", description=main.__doc__, allow_abbrev=False
+    )
     p.add_argument("run", help="a run folder (its metrics.jsonl) or a metrics.jsonl file")
     defaults = AlarmSettings()
     for name in ("window", "min_turns", "length_ratio", "max_zero_std", "format_drop", "no_box_rise"):

@@ -42,10 +42,30 @@ DESCRIPTION = (
 
 # The usual TRL/transformers options, shown by --help after the method's own (the rest: --help_all).
 COMMON_TRAINING_OPTIONS = (
-    "output_dir", "max_steps", "num_train_epochs", "learning_rate", "lr_scheduler_type", "num_generations",
-    "per_device_train_batch_size", "gradient_accumulation_steps", "max_completion_length", "beta", "loss_type",
-    "temperature", "top_k", "top_p", "repetition_penalty", "bf16", "gradient_checkpointing", "deepspeed",
-    "logging_steps", "save_steps", "save_total_limit", "report_to", "run_name", "seed",
+    "output_dir",
+    "max_steps",
+    "num_train_epochs",
+    "learning_rate",
+    "lr_scheduler_type",
+    "num_generations",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "max_completion_length",
+    "beta",
+    "loss_type",
+    "temperature",
+    "top_k",
+    "top_p",
+    "repetition_penalty",
+    "bf16",
+    "gradient_checkpointing",
+    "deepspeed",
+    "logging_steps",
+    "save_steps",
+    "save_total_limit",
+    "report_to",
+    "run_name",
+    "seed",
     "resume_from_checkpoint",
 )
 
@@ -57,14 +77,24 @@ def build_parser():
     from ground_r1.config import GroundR1Config, GroundR1ScriptArguments
 
     sections = [
-        HelpSection("Ground-R1 method (GroundR1Config; SPEC §2-§5, docs/method.md)", own_fields(GroundR1Config, GRPOConfig)),
+        HelpSection(
+            "Ground-R1 method (GroundR1Config; SPEC §2-§5, docs/method.md)", own_fields(GroundR1Config, GRPOConfig)
+        ),
         HelpSection("data (DATA_PATH, IMAGE_ROOT, ... of the launcher)", field_names(GroundR1ScriptArguments)),
-        HelpSection("model (MODEL_PATH; TRL ModelConfig)", ("model_name_or_path", "dtype", "attn_implementation",
-                                                             "use_peft", "lora_r", "lora_alpha")),
-        HelpSection("common training options (TRL GRPOConfig, transformers TrainingArguments)", COMMON_TRAINING_OPTIONS),
+        HelpSection(
+            "model (MODEL_PATH; TRL ModelConfig)",
+            ("model_name_or_path", "dtype", "attn_implementation", "use_peft", "lora_r", "lora_alpha"),
+        ),
+        HelpSection(
+            "common training options (TRL GRPOConfig, transformers TrainingArguments)", COMMON_TRAINING_OPTIONS
+        ),
     ]
-    return StrictTrlParser((GroundR1ScriptArguments, GroundR1Config, ModelConfig), description=DESCRIPTION,
-                           sections=sections, prog="python -m ground_r1.cli.train_grpo")
+    return StrictTrlParser(
+        (GroundR1ScriptArguments, GroundR1Config, ModelConfig),
+        description=DESCRIPTION,
+        sections=sections,
+        prog="python -m ground_r1.cli.train_grpo",
+    )
 
 
 def parse_args(argv: list[str] | None = None):
@@ -106,16 +136,23 @@ def load_datasets(script_args, training_args, registry, special_tokens=()):
 
     train_path, eval_path, image_root = script_args.data_path, script_args.eval_data_path, script_args.image_root
     if train_path is None:
-        folder = ensure_default_dataset(num_train=script_args.synthetic_num_train, num_eval=script_args.synthetic_num_eval)
+        folder = ensure_default_dataset(
+            num_train=script_args.synthetic_num_train, num_eval=script_args.synthetic_num_eval
+        )
         train_path, image_root = str(folder / "train.jsonl"), str(folder)
         eval_path = eval_path or str(folder / "eval.jsonl")
         logger.info("no DATA_PATH: using the built-in synthetic zoom-in data (%s)", folder)
     trainable = [d for d in registry.known_datasets() if registry.has_rule(d)]
     known = None if registry.default_handler is not None else trainable
-    common = dict(image_root=image_root, path_prefix=script_args.image_path_prefix,
-                  min_pixels=training_args.min_pixels, max_pixels=training_args.max_pixels,
-                  known_datasets=known, skip_bad_records=script_args.skip_bad_records,
-                  special_tokens=special_tokens)
+    common = dict(
+        image_root=image_root,
+        path_prefix=script_args.image_path_prefix,
+        min_pixels=training_args.min_pixels,
+        max_pixels=training_args.max_pixels,
+        known_datasets=known,
+        skip_bad_records=script_args.skip_bad_records,
+        special_tokens=special_tokens,
+    )
     out_dir = Path(training_args.output_dir)
     train = load_viscot_records(train_path, **common)
     if train.issues:
@@ -133,8 +170,12 @@ def load_datasets(script_args, training_args, registry, special_tokens=()):
     # the per-step metric giou/no_gt counts the trajectories left without a box to score against.
     if train.box_notes or held_out_notes:
         out = write_issues(train.box_notes + held_out_notes, out_dir / BOX_ISSUES_NAME)
-        logger.warning("%d training record(s) kept with unusable evidence boxes (their GIoU metric uses the boxes "
-                       "left, n/a when none): listed in %s", train.records_with_box_issues, out)
+        logger.warning(
+            "%d training record(s) kept with unusable evidence boxes (their GIoU metric uses the boxes "
+            "left, n/a when none): listed in %s",
+            train.records_with_box_issues,
+            out,
+        )
     return records_to_dataset(train.records), eval_ds
 
 
@@ -160,7 +201,11 @@ def apply_question_budget(script_args, training_args) -> list:
     if not script_args.max_train_questions:
         return []
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    per_step = (training_args.per_device_train_batch_size // training_args.num_generations) * world * training_args.gradient_accumulation_steps
+    per_step = (
+        (training_args.per_device_train_batch_size // training_args.num_generations)
+        * world
+        * training_args.gradient_accumulation_steps
+    )
     steps = math.ceil(script_args.max_train_questions / per_step)
     logger.info("budget %d questions = %d steps of %d questions", script_args.max_train_questions, steps, per_step)
     if script_args.lr_schedule_span == "budget":
@@ -175,16 +220,24 @@ def build_processor(model_args, training_args):
     """The processor first (cheap): its special tokens validate the data before the model is loaded."""
     from ground_r1.models.loading import load_processor
 
-    return load_processor(model_args.model_name_or_path, min_pixels=training_args.min_pixels,
-                          max_pixels=training_args.max_pixels, trust_remote_code=training_args.trust_remote_code)
+    return load_processor(
+        model_args.model_name_or_path,
+        min_pixels=training_args.min_pixels,
+        max_pixels=training_args.max_pixels,
+        trust_remote_code=training_args.trust_remote_code,
+    )
 
 
 def build_model(model_args, training_args):
     from ground_r1.models.loading import freeze_vision_tower, load_model
 
     path = model_args.model_name_or_path
-    model = load_model(path, dtype=model_args.dtype or "auto", attn_implementation=model_args.attn_implementation or "auto",
-                       trust_remote_code=training_args.trust_remote_code)
+    model = load_model(
+        path,
+        dtype=model_args.dtype or "auto",
+        attn_implementation=model_args.attn_implementation or "auto",
+        trust_remote_code=training_args.trust_remote_code,
+    )
     if training_args.freeze_vision_tower:
         freeze_vision_tower(model, freeze_projector=training_args.freeze_projector)
     return model
@@ -194,8 +247,9 @@ def build_reward_functions(training_args):
     from ground_r1.rewards.registry import build_registry
     from ground_r1.rewards.trl_functions import load_reward_function
 
-    registry = build_registry(default_handler=training_args.accuracy_default_handler,
-                              letter_rule=training_args.letter_rule)
+    registry = build_registry(
+        default_handler=training_args.accuracy_default_handler, letter_rule=training_args.letter_rule
+    )
     return [load_reward_function(spec, registry) for spec in training_args.reward_functions], registry
 
 
@@ -212,21 +266,34 @@ def heldout_controls(trainer, evaluation, training_args, base: dict | None = Non
     results = evaluation.run(model, trainer.processing_class, list(CONDITIONS))
     if base is None:
         base = base_from_metrics(Path(training_args.output_dir) / "metrics.jsonl")
-    report = {"questions": len(evaluation.records), "decoding": "greedy, the training rollout and its settings",
-              "results": results, **({"base": base} if base else {}),
-              "conditions": CONDITION_MEANINGS, "fields": FIELD_MEANINGS}
+    report = {
+        "questions": len(evaluation.records),
+        "decoding": "greedy, the training rollout and its settings",
+        "results": results,
+        **({"base": base} if base else {}),
+        "conditions": CONDITION_MEANINGS,
+        "fields": FIELD_MEANINGS,
+    }
     path = Path(training_args.output_dir) / "heldout_eval.json"
     path.write_text(json.dumps(json_safe(report), indent=2) + "\n")
     g, lo, hi = results["grounded"], results["no_crop"], results["gt_crop"]
     se = g.get("accuracy_se")
     # gt_crop sits out questions without a usable evidence box (issue 15): with none left it holds no accuracy.
-    logger.info("held-out (greedy, %d questions): accuracy %.3f%s (no-crop %.3f, ground-truth crop %.3f, majority "
-                "answer %.3f%s), GIoU %.3f (random box %.3f, whole-image box %.3f) -> %s", len(evaluation.records),
-                g["accuracy"], f" ± {se:.3f}" if se is not None else "", lo["accuracy"],
-                hi.get("accuracy", float("nan")), results.get("majority_answer", {}).get("accuracy", float("nan")),
-                f"; before RL {base['accuracy']:.3f}" if base and base.get("accuracy") is not None else "",
-                g["giou_score"], results["random_box"]["giou_score"],
-                results.get("whole_image_box", {}).get("giou_score", float("nan")), path)
+    logger.info(
+        "held-out (greedy, %d questions): accuracy %.3f%s (no-crop %.3f, ground-truth crop %.3f, majority "
+        "answer %.3f%s), GIoU %.3f (random box %.3f, whole-image box %.3f) -> %s",
+        len(evaluation.records),
+        g["accuracy"],
+        f" ± {se:.3f}" if se is not None else "",
+        lo["accuracy"],
+        hi.get("accuracy", float("nan")),
+        results.get("majority_answer", {}).get("accuracy", float("nan")),
+        f"; before RL {base['accuracy']:.3f}" if base and base.get("accuracy") is not None else "",
+        g["giou_score"],
+        results["random_box"]["giou_score"],
+        results.get("whole_image_box", {}).get("giou_score", float("nan")),
+        path,
+    )
 
 
 def base_from_metrics(metrics_path: Path) -> dict | None:
@@ -253,8 +320,10 @@ def multi_process_hint(training_args, script_args) -> str:
         command += f" --data_path {script_args.eval_data_path}"
         if script_args.image_root:
             command += f" --image_root {script_args.image_root}"
-    return command + f" --max_questions {training_args.heldout_eval_questions} --output " \
-                     f"{Path(training_args.output_dir) / 'heldout_eval.json'}"
+    return (
+        command + f" --max_questions {training_args.heldout_eval_questions} --output "
+        f"{Path(training_args.output_dir) / 'heldout_eval.json'}"
+    )
 
 
 def flag_value(argv: list[str], flag: str) -> str | None:
@@ -312,7 +381,10 @@ def main(argv: list[str] | None = None) -> int:
     # Defaults of the embedded demo: say so in the first line.
     if model_args.model_name_or_path is None:
         model_args.model_name_or_path = default_model_path()
-        logger.info("no MODEL_PATH: training the tiny offline Qwen2.5-VL (%s) on CPU-sized settings", model_args.model_name_or_path)
+        logger.info(
+            "no MODEL_PATH: training the tiny offline Qwen2.5-VL (%s) on CPU-sized settings",
+            model_args.model_name_or_path,
+        )
     budget_callbacks = apply_question_budget(script_args, training_args)
 
     from ground_r1.checkpoints import resolve_resume
@@ -327,23 +399,31 @@ def main(argv: list[str] | None = None) -> int:
     reward_funcs, registry = build_reward_functions(training_args)
     processor = build_processor(model_args, training_args)
     try:
-        train_ds, eval_ds = load_datasets(script_args, training_args, registry,
-                                          special_tokens=processor.tokenizer.all_special_tokens)
+        train_ds, eval_ds = load_datasets(
+            script_args, training_args, registry, special_tokens=processor.tokenizer.all_special_tokens
+        )
     except (FileNotFoundError, RecordValidationError) as exc:  # named for what they are, before any GPU time
         logger.error("%s", exc)
         return 1
     model = build_model(model_args, training_args)
     resume = resolve_resume(training_args.resume_from_checkpoint, training_args.output_dir)
     if is_main:
-        write_manifest(training_args.output_dir, argv, script_args=script_args, training_args=training_args, model_args=model_args)
+        write_manifest(
+            training_args.output_dir, argv, script_args=script_args, training_args=training_args, model_args=model_args
+        )
 
     world = int(os.environ.get("WORLD_SIZE", "1"))
     evaluation = None
     if training_args.heldout_eval_questions and eval_ds is not None and world == 1:
         records = [eval_ds[i] for i in range(min(training_args.heldout_eval_questions, len(eval_ds)))]
-        evaluation = HeldoutEvaluation(records, registry, rollout_config_from(training_args),
-                                       eval_sampling_from(training_args), seed=training_args.seed,
-                                       coordinates=training_args.coordinates)
+        evaluation = HeldoutEvaluation(
+            records,
+            registry,
+            rollout_config_from(training_args),
+            eval_sampling_from(training_args),
+            seed=training_args.seed,
+            coordinates=training_args.coordinates,
+        )
     heldout_callback = HeldoutCallback(evaluation, training_args.heldout_eval_steps) if evaluation else None
 
     trainer = GroundR1Trainer(
@@ -354,28 +434,40 @@ def main(argv: list[str] | None = None) -> int:
         eval_dataset=eval_ds if training_args.eval_strategy != "no" else None,
         processing_class=processor,
         peft_config=get_peft_config(model_args),
-        callbacks=[MetricsJsonlCallback(training_args.output_dir), *budget_callbacks,
-                   *([heldout_callback] if heldout_callback else [])],
+        callbacks=[
+            MetricsJsonlCallback(training_args.output_dir),
+            *budget_callbacks,
+            *([heldout_callback] if heldout_callback else []),
+        ],
     )
     if heldout_callback:
         heldout_callback.attach(trainer)
     quiet_console(trainer)
     trainer.train(resume_from_checkpoint=resume)
     trainer.save_model(training_args.output_dir)
-    logger.info("model saved to %s (with %s: evaluation reuses its image and budget settings)",
-                training_args.output_dir, "rollout_settings.json")
+    logger.info(
+        "model saved to %s (with %s: evaluation reuses its image and budget settings)",
+        training_args.output_dir,
+        "rollout_settings.json",
+    )
     if training_args.heldout_eval_questions and eval_ds is not None:
         if evaluation is not None:
             heldout_controls(trainer, evaluation, training_args, heldout_callback.base if heldout_callback else None)
         elif trainer.accelerator.is_main_process:  # a rank-0-only forward would hang a sharded (ZeRO-3) model
-            logger.info("held-out controls need one process (a rank-0-only forward would hang ZeRO-3); run them "
-                        "after this multi-process run: %s", multi_process_hint(training_args, script_args))
+            logger.info(
+                "held-out controls need one process (a rank-0-only forward would hang ZeRO-3); run them "
+                "after this multi-process run: %s",
+                multi_process_hint(training_args, script_args),
+            )
     if trainer.accelerator.is_main_process:  # after the held-out evaluation: the figures show its reference lines
         from ground_r1.reporting import write_report
         from ground_r1.reporting.model_card import write_model_card
 
-        written = write_report(training_args.output_dir) if training_args.write_report else {
-            "model card": write_model_card(training_args.output_dir)}
+        written = (
+            write_report(training_args.output_dir)
+            if training_args.write_report
+            else {"model card": write_model_card(training_args.output_dir)}
+        )
         for name, path in written.items():
             logger.info("%s written to %s", name, path)
     logger.info("total time %.1f s", time.perf_counter() - started)
@@ -383,8 +475,11 @@ def main(argv: list[str] | None = None) -> int:
     if trainer.stopped_by_alarm:  # alarm_action: stop (trainer/alarms.py): the checkpoint of that step is saved
         from ground_r1.trainer.alarms import STOPPED_EXIT_CODE
 
-        logger.warning("stopped by a collapse alarm at step %d (alarms.jsonl): exit code %d", trainer.state.global_step,
-                       STOPPED_EXIT_CODE)
+        logger.warning(
+            "stopped by a collapse alarm at step %d (alarms.jsonl): exit code %d",
+            trainer.state.global_step,
+            STOPPED_EXIT_CODE,
+        )
         return STOPPED_EXIT_CODE
     return 0
 

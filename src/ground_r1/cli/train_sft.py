@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     from ground_r1.sft.train import GroundR1SFTConfig, SFTScriptArguments, train_sft
 
     argv = list(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if int(os.environ.get("RANK", "0")) == 0 else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
     # Before the training arguments (which die on a GPU-only setting without saying which preset set it): a missing
     # local model folder first, by name (issue 17), then a preset this machine cannot run (issue 15). Exit 1.
     try:
@@ -50,13 +52,29 @@ def main(argv: list[str] | None = None) -> int:
     # Several processes on CPU need the gloo state before the training arguments (ENVIRONMENT.md).
     gloo = init_cpu_gloo_state()
     parser = StrictTrlParser(
-        (SFTScriptArguments, GroundR1SFTConfig), description=__doc__.split("\n\n")[0],
-        sections=[HelpSection("SFT (SPEC §8)", field_names(SFTScriptArguments) + own_fields(GroundR1SFTConfig, SFTConfig)),
-                  HelpSection("common training options", ("output_dir", "max_steps", "num_train_epochs",
-                                                          "learning_rate", "per_device_train_batch_size",
-                                                          "gradient_accumulation_steps", "bf16", "logging_steps",
-                                                          "save_steps", "report_to", "seed"))],
-        prog="python -m ground_r1.cli.train_sft")
+        (SFTScriptArguments, GroundR1SFTConfig),
+        description=__doc__.split("\n\n")[0],
+        sections=[
+            HelpSection("SFT (SPEC §8)", field_names(SFTScriptArguments) + own_fields(GroundR1SFTConfig, SFTConfig)),
+            HelpSection(
+                "common training options",
+                (
+                    "output_dir",
+                    "max_steps",
+                    "num_train_epochs",
+                    "learning_rate",
+                    "per_device_train_batch_size",
+                    "gradient_accumulation_steps",
+                    "bf16",
+                    "logging_steps",
+                    "save_steps",
+                    "report_to",
+                    "seed",
+                ),
+            ),
+        ],
+        prog="python -m ground_r1.cli.train_sft",
+    )
     script_args, config = parser.parse_args_and_config(argv)  # a usage error exits 2 (ground_r1.cli.parser)
     if gloo:
         config.accelerator_config.use_configured_state = True

@@ -143,9 +143,12 @@ def set_max_image_pixels(limit: int | None) -> None:
 def add_max_image_pixels_argument(parser) -> None:
     """The ``--max_image_pixels`` flag of every CLI that reads dataset images (argparse parsers)."""
     parser.add_argument(
-        "--max_image_pixels", type=int, default=DEFAULT_MAX_IMAGE_PIXELS,
+        "--max_image_pixels",
+        type=int,
+        default=DEFAULT_MAX_IMAGE_PIXELS,
         help="decompression-bomb limit of dataset images in pixels (default: PIL's own error threshold, "
-             "178956970; genuine images up to it are read and resized; 0: no limit)")
+        "178956970; genuine images up to it are read and resized; 0: no limit)",
+    )
 
 
 def pixel_limit_reason(width: int, height: int) -> str | None:

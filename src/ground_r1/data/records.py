@@ -345,7 +345,8 @@ class _Checker:
                 found = [t for t in self.special_tokens if t in obj[name]]
                 if found:
                     self._issue(
-                        line, name,
+                        line,
+                        name,
                         f"contains the tokenizer's special token(s) {', '.join(found)}: the processor would read them "
                         "as control tokens (a forged chat turn, or an image placeholder without an image); remove them",
                     )
@@ -353,7 +354,8 @@ class _Checker:
         dataset = obj.get("dataset")
         if self.known is not None and isinstance(dataset, str) and dataset.strip() and dataset not in self.known:
             self._issue(
-                line, "dataset",
+                line,
+                "dataset",
                 f"unknown sub-dataset '{dataset}'{_suggest(dataset, self.known)} Known: {self.known_listed}",
             )
 
@@ -435,8 +437,8 @@ class _Checker:
                 where = f"'{resolved}'" if str(resolved) == raw else f"'{resolved}' (from '{raw}')"
                 hint = (
                     "set image_root (and path_prefix for the release's absolute paths) to your image folder"
-                    if self.image_root is None else
-                    "check image_root / path_prefix"
+                    if self.image_root is None
+                    else "check image_root / path_prefix"
                 )
                 self._issue(line, "image", f"image file not found: {where}; {hint}")
             else:
@@ -478,19 +480,26 @@ class _Checker:
             logger.warning(
                 "%s: %d record(s) kept with %d unusable evidence box(es) dropped (first: %s); their box metric "
                 "(GIoU) uses the usable boxes left, n/a when none is left",
-                self.file, records, len(self.box_notes), self.box_notes[0],
+                self.file,
+                records,
+                len(self.box_notes),
+                self.box_notes[0],
             )
         if self.input_size_overridden:
             logger.warning(
                 "%s: %d record(s) carry input_width/input_height that differ from smart_resize(min_pixels=%d, "
                 "max_pixels=%d); the computed size is used (SPEC §2).",
-                self.file, self.input_size_overridden, self.min_pixels, self.max_pixels,
+                self.file,
+                self.input_size_overridden,
+                self.min_pixels,
+                self.max_pixels,
             )
         if self.size_from_image:
             logger.warning(
                 "%s: %d record(s) carry width/height that differ from their image file (after EXIF orientation); "
                 "the file's size is used. Their boxes are kept as stored, so box metrics (GIoU) may be off.",
-                self.file, self.size_from_image,
+                self.file,
+                self.size_from_image,
             )
 
 
@@ -585,9 +594,19 @@ def write_issues(
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 _COLUMN_TYPES = {
-    "image": "string", "problem": "string", "solution": "string", "dataset": "string", "split": "string",
-    "width": "int64", "height": "int64", "input_width": "int64", "input_height": "int64",
-    "key": "string", "uid": "string", "source_file": "string", "line": "int64",
+    "image": "string",
+    "problem": "string",
+    "solution": "string",
+    "dataset": "string",
+    "split": "string",
+    "width": "int64",
+    "height": "int64",
+    "input_width": "int64",
+    "input_height": "int64",
+    "key": "string",
+    "uid": "string",
+    "source_file": "string",
+    "line": "int64",
 }
 
 
@@ -603,8 +622,9 @@ def records_to_dataset(records: list[dict[str, Any]]) -> datasets.Dataset:
     columns["bboxs"] = [[[float(v) for v in box] for box in (r.get("bboxs") or [])] for r in records]
 
     ids = [r.get("problem_id") for r in records]
-    if all(i is None or (isinstance(i, int) and not isinstance(i, bool) and _INT64_MIN <= i <= _INT64_MAX)
-           for i in ids):
+    if all(
+        i is None or (isinstance(i, int) and not isinstance(i, bool) and _INT64_MIN <= i <= _INT64_MAX) for i in ids
+    ):
         features["problem_id"] = datasets.Value("int64")
         columns["problem_id"] = ids
     else:

@@ -120,8 +120,10 @@ def _parse_box(text: str) -> list[float | int]:
         box = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _BadItem("image", f"box after '###' is not a JSON list: {text!r}") from exc
-    ok = isinstance(box, list) and len(box) == 4 and all(
-        isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box
+    ok = (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)
     )
     if not ok:
         raise _BadItem("image", f"box after '###' must be 4 finite numbers [x1, y1, x2, y2], got {text!r}")
@@ -153,9 +155,7 @@ def convert_item(item: Any) -> dict[str, Any]:
         raise _BadItem("conversations", "expected a list of {'from': str, 'value': str} turns")
     if len(conv) < 4 or conv[0]["from"] != "human" or conv[-1]["from"] != "gpt":
         roles = [t["from"] for t in conv]
-        raise _BadItem(
-            "conversations", f"expected human question, gpt box, human crop, gpt answer; got roles {roles}"
-        )
+        raise _BadItem("conversations", f"expected human question, gpt box, human crop, gpt answer; got roles {roles}")
     question = _BOX_REQUEST.sub("", _IMAGE_MARKER.sub("", conv[0]["value"], count=1)).strip()
     answer = conv[-1]["value"].strip()
     if not question:
@@ -242,6 +242,8 @@ def convert_viscot(
     if report.without_size:
         logger.warning(
             "%d of %d record(s) have no width/height: their image was not found under image_root=%s",
-            report.without_size, report.count, image_root,
+            report.without_size,
+            report.count,
+            image_root,
         )
     return report

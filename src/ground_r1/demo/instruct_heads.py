@@ -39,12 +39,18 @@ class AuxHead:
         self.lm_coord = torch.nn.Linear(hidden, 1)
         with torch.no_grad():
             for layer in self.layers():
-                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * hidden ** -0.5)
+                layer.weight.copy_(torch.randn(layer.weight.shape, generator=gen) * hidden**-0.5)
                 layer.bias.zero_()
 
     def named_layers(self) -> dict[str, Any]:
-        return {"scene": self.scene, "detail": self.detail, "token": self.token, "lm_box": self.lm_box,
-                "lm_kind": self.lm_kind, "lm_coord": self.lm_coord}
+        return {
+            "scene": self.scene,
+            "detail": self.detail,
+            "token": self.token,
+            "lm_box": self.lm_box,
+            "lm_kind": self.lm_kind,
+            "lm_coord": self.lm_coord,
+        }
 
     def layers(self):
         return list(self.named_layers().values())
@@ -61,7 +67,7 @@ class AuxHead:
         loss = F.cross_entropy(out[:, : 1 + self.num_kinds], classes)
         on_card = classes > 0
         if bool(on_card.any()):
-            loss = loss + box_weight * F.mse_loss(out[on_card, 1 + self.num_kinds:], targets[on_card, 1:])
+            loss = loss + box_weight * F.mse_loss(out[on_card, 1 + self.num_kinds :], targets[on_card, 1:])
         return loss
 
     def scene_loss(self, pooled, targets, box_weight: float):
@@ -82,8 +88,15 @@ class AuxHead:
         return F.cross_entropy(self.detail(pooled), targets)
 
 
-def aux_loss(head: AuxHead, tokens, sizes: list[int], examples: Sequence[Any], box_weight: float,
-             scene_weight: float = 1.0, token_weight: float = 0.0):
+def aux_loss(
+    head: AuxHead,
+    tokens,
+    sizes: list[int],
+    examples: Sequence[Any],
+    box_weight: float,
+    scene_weight: float = 1.0,
+    token_weight: float = 0.0,
+):
     """The heads' loss on one batch. ``tokens``: the vision tower's output (LM image tokens) of every image of
     ``examples`` in order, ``sizes`` tokens per image."""
     import torch
@@ -154,9 +167,18 @@ def answer_boxes(batch, examples: Sequence[Any], box_open_id: int):
     return rows, cols, boxes, kinds
 
 
-def lm_box_loss(head: AuxHead, hidden_states, batch, examples: Sequence[Any], box_open_id: int, box_weight: float,
-                kind_weight: float = 0.0, coord_weight: float = 0.0, comma_id: int = -1,
-                digit_ids: set[int] = frozenset()):
+def lm_box_loss(
+    head: AuxHead,
+    hidden_states,
+    batch,
+    examples: Sequence[Any],
+    box_open_id: int,
+    box_weight: float,
+    kind_weight: float = 0.0,
+    coord_weight: float = 0.0,
+    comma_id: int = -1,
+    digit_ids: set[int] = frozenset(),
+):
     """The LM heads' weighted loss, at the box-opening token of each grounding answer: from the LM's last hidden
     state the target box (normalised, MSE, ``box_weight``); from the first layer's output the named kind
     (cross-entropy, ``kind_weight``); optionally at every digit position the coordinate being written
@@ -182,7 +204,9 @@ def lm_box_loss(head: AuxHead, hidden_states, batch, examples: Sequence[Any], bo
     return loss
 
 
-def hop_errors(head: AuxHead, tokens, hidden_states, batch, examples: Sequence[Any], box_open_id: int) -> dict[str, float]:
+def hop_errors(
+    head: AuxHead, tokens, hidden_states, batch, examples: Sequence[Any], box_open_id: int
+) -> dict[str, float]:
     """Per-hop errors on one teacher-forced batch of grounding examples (``head_diagnostics`` of the recipe): the
     per-token head's box error, the LM box head's, in view pixels, and the layer-1 kind accuracy."""
     import torch
@@ -191,18 +215,21 @@ def hop_errors(head: AuxHead, tokens, hidden_states, batch, examples: Sequence[A
     px = torch.tensor([w, h, w, h], dtype=tokens.dtype)
     targets = torch.tensor(np.concatenate([ex.aux_tokens[0] for ex in examples]))
     on_card = targets[:, 0] > 0
-    token_box = head.token(tokens)[:, 1 + head.num_kinds:]
+    token_box = head.token(tokens)[:, 1 + head.num_kinds :]
     rows, cols, boxes, kinds = answer_boxes(batch, examples, box_open_id)
     return {
         "token_box_mae_px": float(((token_box[on_card] - targets[on_card, 1:]).abs() * px).mean()),
         "lm_box_mae_px": float(((head.lm_box(hidden_states[-1][rows, cols]) - torch.tensor(boxes)).abs() * px).mean()),
-        "lm_kind_accuracy": float((head.lm_kind(hidden_states[1][rows, cols]).argmax(-1) == torch.tensor(kinds))
-                                  .float().mean()),
+        "lm_kind_accuracy": float(
+            (head.lm_kind(hidden_states[1][rows, cols]).argmax(-1) == torch.tensor(kinds)).float().mean()
+        ),
     }
 
 
 def vision_pool_hook(store: dict):
     """A forward hook on the vision tower keeping its output (the LM image tokens, after the merger)."""
+
     def hook(module, args, output):
         store["pooler"] = output.pooler_output
+
     return hook

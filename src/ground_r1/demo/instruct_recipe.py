@@ -179,14 +179,20 @@ class RecipeConfig:
         unknown = sorted(set(raw) - known)
         if unknown:
             raise ValueError(f"{source}: unknown keys {unknown}; valid: {sorted(known)}")
-        stages = [Stage(name=s["name"], steps=int(s["steps"]), num_referents=int(s["num_referents"]),
-                        card_size_range=tuple(s["card_size_range"]),
-                        template_fraction=float(s.get("template_fraction", 0.0)),
-                        chat_fraction=float(s.get("chat_fraction", 0.0)),
-                        vision_only=bool(s.get("vision_only", False)),
-                        named_reading_fraction=float(s.get("named_reading_fraction", 0.0)),
-                        open_reading_fraction=float(s.get("open_reading_fraction", 0.0)))
-                  for s in raw.pop("stages", [])]
+        stages = [
+            Stage(
+                name=s["name"],
+                steps=int(s["steps"]),
+                num_referents=int(s["num_referents"]),
+                card_size_range=tuple(s["card_size_range"]),
+                template_fraction=float(s.get("template_fraction", 0.0)),
+                chat_fraction=float(s.get("chat_fraction", 0.0)),
+                vision_only=bool(s.get("vision_only", False)),
+                named_reading_fraction=float(s.get("named_reading_fraction", 0.0)),
+                open_reading_fraction=float(s.get("open_reading_fraction", 0.0)),
+            )
+            for s in raw.pop("stages", [])
+        ]
         for key in ("crop_margin_range", "crop_card_size_range", "kinds"):
             if key in raw:
                 raw[key] = tuple(raw[key])
@@ -208,13 +214,17 @@ class RecipeConfig:
     def scaled(self, steps_scale: float) -> "RecipeConfig":
         """Every stage's steps (and ``aux_steps``, the warm-up) times ``steps_scale``, the recipe continued from too."""
         return dataclasses.replace(
-            self, stages=[dataclasses.replace(s, steps=max(1, int(s.steps * steps_scale))) for s in self.stages],
-            aux_steps=int(self.aux_steps * steps_scale), warmup_steps=max(1, int(self.warmup_steps * steps_scale)),
-            continue_from=self.continue_from.scaled(steps_scale) if self.continue_from else None)
+            self,
+            stages=[dataclasses.replace(s, steps=max(1, int(s.steps * steps_scale))) for s in self.stages],
+            aux_steps=int(self.aux_steps * steps_scale),
+            warmup_steps=max(1, int(self.warmup_steps * steps_scale)),
+            continue_from=self.continue_from.scaled(steps_scale) if self.continue_from else None,
+        )
 
     def with_seed(self, seed: int) -> "RecipeConfig":
-        return dataclasses.replace(self, seed=seed,
-                                   continue_from=self.continue_from.with_seed(seed) if self.continue_from else None)
+        return dataclasses.replace(
+            self, seed=seed, continue_from=self.continue_from.with_seed(seed) if self.continue_from else None
+        )
 
     @property
     def total_steps(self) -> int:
@@ -223,8 +233,9 @@ class RecipeConfig:
 
 def scene_config(stage: Stage, cfg: RecipeConfig, seed: int) -> SyntheticConfig:
     """The zoom generator's knobs for a stage (dot, label, canvas as the zoom task draws them)."""
-    return SyntheticConfig(seed=seed, num_referents=stage.num_referents, card_size_range=stage.card_size_range,
-                           kinds=cfg.kinds)
+    return SyntheticConfig(
+        seed=seed, num_referents=stage.num_referents, card_size_range=stage.card_size_range, kinds=cfg.kinds
+    )
 
 
 def target_stage(cfg: RecipeConfig) -> Stage:
@@ -259,8 +270,14 @@ def _aux_targets(scene, kinds: Sequence[str]) -> np.ndarray:
         k = kinds.index(ref.kind)
         x1, y1, x2, y2 = ref.box
         cx, cy = (x1 + x2) / 2 / scene.width, (y1 + y2) / 2 / scene.height
-        out[k] = (1.0, int(cx >= 0.5) + 2 * int(cy >= 0.5), x1 / scene.width, y1 / scene.height,
-                  x2 / scene.width, y2 / scene.height)
+        out[k] = (
+            1.0,
+            int(cx >= 0.5) + 2 * int(cy >= 0.5),
+            x1 / scene.width,
+            y1 / scene.height,
+            x2 / scene.width,
+            y2 / scene.height,
+        )
     return out
 
 
@@ -290,13 +307,24 @@ def token_targets(scene, view_size: tuple[int, int], kinds: Sequence[str], min_c
                     best, best_area = ref, area
             if best is not None:
                 x1, y1, x2, y2 = best.box
-                out[r * cols + c] = (1 + kinds.index(best.kind), x1 / scene.width, y1 / scene.height,
-                                     x2 / scene.width, y2 / scene.height)
+                out[r * cols + c] = (
+                    1 + kinds.index(best.kind),
+                    x1 / scene.width,
+                    y1 / scene.height,
+                    x2 / scene.width,
+                    y2 / scene.height,
+                )
     return out
 
 
-def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task: str,
-                 template: bool | None = None, open_reading: bool = True) -> Example:
+def make_example(
+    rng: np.random.Generator,
+    stage: Stage,
+    cfg: RecipeConfig,
+    task: str,
+    template: bool | None = None,
+    open_reading: bool = True,
+) -> Example:
     """One training or evaluation example. Crop reading draws its cards at ``crop_card_size_range`` whatever the
     stage: a big card's crop shrinks the dot below a view pixel, which no curriculum makes legible. ``template``:
     whether the prompt is the Ground-R1 instruction; None draws it with the stage's ``template_fraction``.
@@ -308,8 +336,12 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
     question it cannot settle; a tiny base trained only on decided tasks boxes or answers the zoom question
     deterministically per question (measured, docs/demo.md: 2 of 80 questions mixed in 8 samples at temperature 1),
     so GRPO's first round almost never compares the two."""
-    if (task == "crop_reading" and open_reading and stage.open_reading_fraction > 0
-            and rng.random() < stage.open_reading_fraction):
+    if (
+        task == "crop_reading"
+        and open_reading
+        and stage.open_reading_fraction > 0
+        and rng.random() < stage.open_reading_fraction
+    ):
         return _open_reading_example(rng, stage, cfg)
     if task == "crop_reading":
         stage = dataclasses.replace(stage, card_size_range=cfg.crop_card_size_range)
@@ -342,9 +374,18 @@ def make_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, task
         {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": prompt}]},
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
-    return Example(messages, [image], task, aux=[aux], aux_detail=[detail], aux_tokens=[tokens], target_box=target,
-                   target_frame=tuple(in_size) if target is not None else None,
-                   target_kind=cfg.kinds.index(ref.kind) if target is not None else None, answer=answer)
+    return Example(
+        messages,
+        [image],
+        task,
+        aux=[aux],
+        aux_detail=[detail],
+        aux_tokens=[tokens],
+        target_box=target,
+        target_frame=tuple(in_size) if target is not None else None,
+        target_kind=cfg.kinds.index(ref.kind) if target is not None else None,
+        answer=answer,
+    )
 
 
 def _open_reading_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig) -> Example:
@@ -356,16 +397,29 @@ def _open_reading_example(rng: np.random.Generator, stage: Stage, cfg: RecipeCon
     else:
         answer = crop_reading_answer(ref.detail)
     messages = [
-        {"role": "user", "content": [{"type": "image"},
-                                     {"type": "text", "text": grounding_text(TEMPLATE_READING_QUESTION, *in_size)}]},
+        {
+            "role": "user",
+            "content": [
+                {"type": "image"},
+                {"type": "text", "text": grounding_text(TEMPLATE_READING_QUESTION, *in_size)},
+            ],
+        },
         {"role": "assistant", "content": [{"type": "text", "text": answer}]},
     ]
-    return Example(messages, [image], "open_reading", aux=[_aux_targets(scene, cfg.kinds)], aux_detail=[None],
-                   aux_tokens=[token_targets(scene, in_size, cfg.kinds)], answer=answer)
+    return Example(
+        messages,
+        [image],
+        "open_reading",
+        aux=[_aux_targets(scene, cfg.kinds)],
+        aux_detail=[None],
+        aux_tokens=[token_targets(scene, in_size, cfg.kinds)],
+        answer=answer,
+    )
 
 
-def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig,
-                      template: bool | None = None) -> Example:
+def make_chat_example(
+    rng: np.random.Generator, stage: Stage, cfg: RecipeConfig, template: bool | None = None
+) -> Example:
     """A two-turn chat of two *independent* tasks: grounding on one scene, then reading a crop of a card of
     another scene ("Picture 2"). It teaches a multi-turn, multi-image conversation (answer the latest request
     about the latest picture) without the zoom chain: the crop never comes from the first turn's box, and the
@@ -373,10 +427,15 @@ def make_chat_example(rng: np.random.Generator, stage: Stage, cfg: RecipeConfig,
     the crop instead of answering, so no trajectory ever earns accuracy)."""
     first = make_example(rng, stage, cfg, "grounding", template)
     second = make_example(rng, stage, cfg, "crop_reading", template, open_reading=False)
-    return Example(first.messages + second.messages, first.images + second.images, "chat",
-                   aux=first.aux + second.aux, aux_detail=first.aux_detail + second.aux_detail,
-                   aux_tokens=first.aux_tokens + second.aux_tokens,
-                   answer=second.answer)
+    return Example(
+        first.messages + second.messages,
+        first.images + second.images,
+        "chat",
+        aux=first.aux + second.aux,
+        aux_detail=first.aux_detail + second.aux_detail,
+        aux_tokens=first.aux_tokens + second.aux_tokens,
+        answer=second.answer,
+    )
 
 
 def _lr_at(step: int, cfg: RecipeConfig) -> float:
@@ -410,8 +469,9 @@ def _collate(processor, examples: list[Example]):
     return out
 
 
-def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_size: int = 50,
-             stage: Stage | None = None) -> dict[str, float]:
+def evaluate(
+    model, processor, cfg: RecipeConfig, size: int, seed: int, batch_size: int = 50, stage: Stage | None = None
+) -> dict[str, float]:
     """Held-out greedy evaluation, by default on the target distribution (``stage`` to pick another): grounding
     (mIoU, IoU>0.5 rate, parse rate) and crop reading (accuracy). Scenes come from splits the training stream
     never draws (``heldout-*``)."""
@@ -423,17 +483,27 @@ def evaluate(model, processor, cfg: RecipeConfig, size: int, seed: int, batch_si
     for task in ("grounding", "crop_reading"):
         examples = [make_example(record_rng(seed, f"heldout-{task}", i), stage, cfg, task) for i in range(size)]
         for start in range(0, size, batch_size):
-            chunk = examples[start:start + batch_size]
-            texts = [processor.apply_chat_template(ex.messages[:1], tokenize=False, add_generation_prompt=True,
-                                                   add_vision_id=True)  # as trained (encode_example) and as the rollout
-                     for ex in chunk]
+            chunk = examples[start : start + batch_size]
+            texts = [
+                processor.apply_chat_template(
+                    ex.messages[:1], tokenize=False, add_generation_prompt=True, add_vision_id=True
+                )  # as trained (encode_example) and as the rollout
+                for ex in chunk
+            ]
             processor.tokenizer.padding_side = "left"
             enc = processor(text=texts, images=[ex.image for ex in chunk], return_tensors="pt", padding=True)
             processor.tokenizer.padding_side = "right"
             with torch.no_grad():
-                out = model.generate(**enc, do_sample=False, max_new_tokens=40, temperature=None, top_k=None,
-                                     top_p=None, repetition_penalty=1.0)
-            texts_out = tok.batch_decode(out[:, enc["input_ids"].shape[1]:], skip_special_tokens=True)
+                out = model.generate(
+                    **enc,
+                    do_sample=False,
+                    max_new_tokens=40,
+                    temperature=None,
+                    top_k=None,
+                    top_p=None,
+                    repetition_penalty=1.0,
+                )
+            texts_out = tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
             for ex, text in zip(chunk, texts_out):
                 if task == "grounding":
                     parsed = parse_box(text)
@@ -459,7 +529,9 @@ def _holds_centre(box: Sequence[float], target: Sequence[float]) -> bool:
     return box[0] <= cx <= box[2] and box[1] <= cy <= box[3]
 
 
-def head_diagnostics(model, processor, head: heads.AuxHead, cfg: RecipeConfig, size: int = 64, seed: int = 1) -> dict[str, float]:
+def head_diagnostics(
+    model, processor, head: heads.AuxHead, cfg: RecipeConfig, size: int = 64, seed: int = 1
+) -> dict[str, float]:
     """Where grounding stands, hop by hop, on held-out target scenes (teacher-forced, one forward): how well the
     vision tokens hold their card's box (``token_box_mae_px``, the per-token head), how well the LM's hidden state
     at the box-opening token holds the named card's box (``lm_box_mae_px``) and kind (``lm_kind_accuracy``), in
@@ -467,8 +539,9 @@ def head_diagnostics(model, processor, head: heads.AuxHead, cfg: RecipeConfig, s
     error with poor greedy boxes points at writing the digits."""
     import torch
 
-    examples = [make_example(record_rng(seed, "heldout-heads", i), target_stage(cfg), cfg, "grounding")
-                for i in range(size)]
+    examples = [
+        make_example(record_rng(seed, "heldout-heads", i), target_stage(cfg), cfg, "grounding") for i in range(size)
+    ]
     batch = _collate(processor, examples)
     store: dict = {}
     handle = model.model.visual.register_forward_hook(heads.vision_pool_hook(store))
@@ -478,8 +551,9 @@ def head_diagnostics(model, processor, head: heads.AuxHead, cfg: RecipeConfig, s
     finally:
         handle.remove()
     with torch.no_grad():
-        return heads.hop_errors(head, store["pooler"], out.hidden_states, batch, examples,
-                                processor.tokenizer.convert_tokens_to_ids(">["))
+        return heads.hop_errors(
+            head, store["pooler"], out.hidden_states, batch, examples, processor.tokenizer.convert_tokens_to_ids(">[")
+        )
 
 
 def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
@@ -491,8 +565,13 @@ def _stage_at(cfg: RecipeConfig, step: int) -> tuple[Stage, int]:
     raise IndexError(step)
 
 
-_STAGE_DEFAULTS = {"template_fraction": 0.0, "chat_fraction": 0.0, "vision_only": False,  # keys added later
-                   "named_reading_fraction": 0.0, "open_reading_fraction": 0.0}
+_STAGE_DEFAULTS = {
+    "template_fraction": 0.0,
+    "chat_fraction": 0.0,
+    "vision_only": False,  # keys added later
+    "named_reading_fraction": 0.0,
+    "open_reading_fraction": 0.0,
+}
 _CONFIG_DEFAULTS = {"continue_from": None}
 
 
@@ -553,8 +632,11 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     if cfg.continue_from is not None and base_model is None:
         base_model = str(_build_continued_from(cfg.continue_from, work / "continue_from"))
     torch.manual_seed(cfg.seed)
-    init = base_model or (str(work / "init") if (work / "init" / "config.json").is_file()
-                          else str(build_tiny_model(work / "init", seed=cfg.seed, geometry=cfg.geometry)))
+    init = base_model or (
+        str(work / "init")
+        if (work / "init" / "config.json").is_file()
+        else str(build_tiny_model(work / "init", seed=cfg.seed, geometry=cfg.geometry))
+    )
     processor = load_processor(init, min_pixels=cfg.view_pixels, max_pixels=cfg.view_pixels)
     model = load_model(init, dtype=torch.float32)
     model.train()
@@ -569,8 +651,10 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
     if snapshot_path.is_file():
         snap = torch.load(snapshot_path, weights_only=True)  # tensors, dicts, lists, numbers, strings only
         if not _resumable(yaml.safe_load(snap["config"]), yaml.safe_load(config_text), snap["step"]):
-            raise ValueError(f"{snapshot_path} was written by a recipe config that differs in the steps already "
-                             f"trained (or in the schedule); delete {work} to start over")
+            raise ValueError(
+                f"{snapshot_path} was written by a recipe config that differs in the steps already "
+                f"trained (or in the schedule); delete {work} to start over"
+            )
         model.load_state_dict(snap["model"])
         for name, layer in head.named_layers().items():
             layer.load_state_dict(snap[f"head_{name}"])
@@ -581,11 +665,18 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         logger.info("instruct: resuming at step %d from %s", step, snapshot_path)
 
     def snapshot() -> None:
-        state = {"config": config_text, "model": model.state_dict(),
-                 **{f"head_{name}": layer.state_dict() for name, layer in head.named_layers().items()},
-                 "optimizer": opt.state_dict(),
-                 "task_rng": task_rng.bit_generator.state, "torch_rng": torch.get_rng_state(), "step": step,
-                 "elapsed": elapsed + time.time() - t0, "log": log, "evals": evals}
+        state = {
+            "config": config_text,
+            "model": model.state_dict(),
+            **{f"head_{name}": layer.state_dict() for name, layer in head.named_layers().items()},
+            "optimizer": opt.state_dict(),
+            "task_rng": task_rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+            "step": step,
+            "elapsed": elapsed + time.time() - t0,
+            "log": log,
+            "evals": evals,
+        }
         tmp = snapshot_path.with_suffix(".tmp")
         torch.save(state, tmp)
         os.replace(tmp, snapshot_path)
@@ -595,15 +686,16 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
 
     store: dict = {}
     handle = model.model.visual.register_forward_hook(heads.vision_pool_hook(store))
-    merge = model.model.visual.spatial_merge_size ** 2
+    merge = model.model.visual.spatial_merge_size**2
     box_open_id = processor.tokenizer.convert_tokens_to_ids(">[")
     comma_id = processor.tokenizer.convert_tokens_to_ids(",")
     digit_ids = {processor.tokenizer.convert_tokens_to_ids(str(d)) for d in range(10)}
     t0 = time.time()
     while step < cfg.total_steps:
         stage, stage_step = _stage_at(cfg, step)
-        tasks = ["grounding" if task_rng.random() < cfg.grounding_fraction else "crop_reading"
-                 for _ in range(cfg.batch_size)]
+        tasks = [
+            "grounding" if task_rng.random() < cfg.grounding_fraction else "crop_reading" for _ in range(cfg.batch_size)
+        ]
         template = None  # drawn per example
         if cfg.batch_by_length:  # one kind of row per batch: a long row no longer pads 31 short ones
             chat = stage.chat_fraction > 0 and task_rng.random() < stage.chat_fraction
@@ -614,8 +706,11 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         examples = []
         for i, task in enumerate(tasks):
             rng = record_rng(cfg.seed, f"train-{stage.name}", stage_step * cfg.batch_size + i)
-            examples.append(make_chat_example(rng, stage, cfg, template) if task == "chat"
-                            else make_example(rng, stage, cfg, task, template))
+            examples.append(
+                make_chat_example(rng, stage, cfg, template)
+                if task == "chat"
+                else make_example(rng, stage, cfg, task, template)
+            )
         for group in opt.param_groups:
             group["lr"] = _lr_at(step, cfg)
         if stage.vision_only:  # the vision tower and the heads alone: no text, no LM
@@ -630,12 +725,22 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         aux_loss = 0.0
         if step < cfg.aux_steps or stage.vision_only:
             sizes = (batch["image_grid_thw"].prod(-1) // merge).tolist()
-            aux = heads.aux_loss(head, store["pooler"], sizes, examples, cfg.aux_box_weight, cfg.aux_scene_weight,
-                                 cfg.aux_token_weight)
+            aux = heads.aux_loss(
+                head, store["pooler"], sizes, examples, cfg.aux_box_weight, cfg.aux_scene_weight, cfg.aux_token_weight
+            )
             if cfg.aux_lm_box_weight > 0 and not stage.vision_only:
-                aux = aux + heads.lm_box_loss(head, out.hidden_states, batch, examples, box_open_id,
-                                              cfg.aux_lm_box_weight, cfg.aux_lm_kind_weight, cfg.aux_lm_coord_weight,
-                                              comma_id, digit_ids)
+                aux = aux + heads.lm_box_loss(
+                    head,
+                    out.hidden_states,
+                    batch,
+                    examples,
+                    box_open_id,
+                    cfg.aux_lm_box_weight,
+                    cfg.aux_lm_kind_weight,
+                    cfg.aux_lm_coord_weight,
+                    comma_id,
+                    digit_ids,
+                )
             loss, aux_loss = aux if loss is None else loss + aux, aux.item()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -643,9 +748,15 @@ def train(cfg: RecipeConfig, output_dir: str | os.PathLike, base_model: str | No
         opt.step()
         step += 1
         if step % cfg.log_every == 0 or step == 1:
-            entry = {"step": step, "stage": stage.name, "lm_loss": round(lm_loss, 4), "aux_loss": round(aux_loss, 4),
-                     "grad_norm": round(grad_norm, 3), "lr": _lr_at(step - 1, cfg),
-                     "elapsed_s": round(elapsed + time.time() - t0, 1)}
+            entry = {
+                "step": step,
+                "stage": stage.name,
+                "lm_loss": round(lm_loss, 4),
+                "aux_loss": round(aux_loss, 4),
+                "grad_norm": round(grad_norm, 3),
+                "lr": _lr_at(step - 1, cfg),
+                "elapsed_s": round(elapsed + time.time() - t0, 1),
+            }
             log.append(entry)
             logger.info("instruct: %s", json.dumps(entry))
         if cfg.eval_every and (step % cfg.eval_every == 0 or step == cfg.total_steps):
@@ -713,13 +824,15 @@ def _config_dict(cfg: RecipeConfig) -> dict[str, Any]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
     parser.add_argument("--config", default=str(paths.repo_root() / "configs" / "sft" / "tiny_instruct.yaml"))
     parser.add_argument("--output_dir", default=str(paths.tiny_instruct_dir()))
     parser.add_argument("--seed", type=int, default=None, help="overrides the config's seed")
-    parser.add_argument("--steps_scale", type=float, default=1.0,
-                        help="multiply every stage's steps (e.g. 0.05 for a smoke run)")
+    parser.add_argument(
+        "--steps_scale", type=float, default=1.0, help="multiply every stage's steps (e.g. 0.05 for a smoke run)"
+    )
     parser.add_argument("--no_gate", action="store_true", help="save even when the held-out gate is not met")
     return parser
 
@@ -735,8 +848,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     final = train(cfg, args.output_dir)
     print(json.dumps(final, indent=2))
     if not final["passed_gate"] and not args.no_gate:
-        print(f"gate failed: held-out grounding IoU>0.5 rate {final['grounding_iou50']:.3f} < {cfg.gate_iou50}",
-              file=sys.stderr)
+        print(
+            f"gate failed: held-out grounding IoU>0.5 rate {final['grounding_iou50']:.3f} < {cfg.gate_iou50}",
+            file=sys.stderr,
+        )
         return 1
     return 0
 

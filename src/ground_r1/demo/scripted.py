@@ -33,8 +33,9 @@ Policy = Callable[[ScriptedCall], str]
 
 
 class ScriptedGenerator:
-    def __init__(self, codec: ConversationCodec, policy: Policy, model=None, close_with_eos: bool = True,
-                 step: int = 0):
+    def __init__(
+        self, codec: ConversationCodec, policy: Policy, model=None, close_with_eos: bool = True, step: int = 0
+    ):
         self.codec = codec
         self.policy = policy
         self.model = model
@@ -43,11 +44,14 @@ class ScriptedGenerator:
         self.calls = 0
         self.rows_per_call: list[int] = []
 
-    def __call__(self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int) -> list[GeneratedTurn]:
+    def __call__(
+        self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int
+    ) -> list[GeneratedTurn]:
         if self.model is not None:
             with torch.no_grad():
-                batch = collate_requests(requests, self.codec.pad_token_id, self.codec.image_token_id,
-                                         next(self.model.parameters()).device)
+                batch = collate_requests(
+                    requests, self.codec.pad_token_id, self.codec.image_token_id, next(self.model.parameters()).device
+                )
                 if "pixel_values" in batch:
                     batch["pixel_values"] = batch["pixel_values"].to(self.model.dtype)
                 self.model(**batch)
@@ -58,7 +62,7 @@ class ScriptedGenerator:
             # opened it ("<think>\n", Qwen3.5), a model samples only what follows: so does this generator.
             opening = self.codec.turn_opening.strip()
             if opening and text.lstrip().startswith(opening):
-                text = text.lstrip()[len(opening):]
+                text = text.lstrip()[len(opening) :]
             ids = self.codec.tokenizer(text, add_special_tokens=False)["input_ids"]
             hit = len(ids) >= max_new_tokens
             ids = ids[:max_new_tokens]
@@ -71,6 +75,7 @@ class ScriptedGenerator:
 
 
 # -- named policies (config key `scripted_policy`: tests and benchmarks) ----------------------------------------------
+
 
 def _rank() -> int:
     import os

@@ -157,7 +157,9 @@ class SyntheticConfig:
             logger.warning(
                 "synthetic: a %d-px dot covers %.1f pixels of the %d-px view: its colour may be legible without "
                 "zooming (keep dot_size_range[1] <= 1.5 * canvas / view_side)",
-                self.dot_size_range[1], view_dot, self.view_side,
+                self.dot_size_range[1],
+                view_dot,
+                self.view_side,
             )
 
     def _problems(self) -> list[str]:
@@ -188,23 +190,31 @@ class SyntheticConfig:
         if self.image_format not in IMAGE_FORMATS:
             out.append(f"image_format: {self.image_format!r} is not one of {sorted(IMAGE_FORMATS)} (lossless only)")
         if self.num_referents > len(self.kinds):
-            out.append(f"num_referents={self.num_referents} exceeds the {len(self.kinds)} kinds: each kind "
-                       "appears once per scene so the question names one card; add kinds or lower num_referents")
+            out.append(
+                f"num_referents={self.num_referents} exceeds the {len(self.kinds)} kinds: each kind "
+                "appears once per scene so the question names one card; add kinds or lower num_referents"
+            )
         if self.unique_details and self.num_referents > len(self.details):
-            out.append(f"unique_details needs num_referents ({self.num_referents}) <= number of details "
-                       f"({len(self.details)}); add details or set unique_details=False")
+            out.append(
+                f"unique_details needs num_referents ({self.num_referents}) <= number of details "
+                f"({len(self.details)}); add details or set unique_details=False"
+            )
         if len(self.details) < 2:
             out.append("details: need at least two colours, or the answer is constant")
         if out:  # the geometry checks below assume well-typed ranges
             return out
         if self.card_size_range[0] < label_side(self.dot_size_range[1]) + 4:
-            out.append(f"card_size_range[0]={self.card_size_range[0]} cannot hold the label of a "
-                       f"{self.dot_size_range[1]}-px dot: need >= {label_side(self.dot_size_range[1]) + 4}")
+            out.append(
+                f"card_size_range[0]={self.card_size_range[0]} cannot hold the label of a "
+                f"{self.dot_size_range[1]}-px dot: need >= {label_side(self.dot_size_range[1]) + 4}"
+            )
         card = self.card_size_range[1] + self.min_gap
         if self.num_referents * card * card > 0.5 * self.canvas_width * self.canvas_height:
-            out.append(f"{self.num_referents} cards of up to {self.card_size_range[1]} px (+{self.min_gap} gap) "
-                       f"cover over half of the {self.canvas_width}x{self.canvas_height} canvas: random placement "
-                       "would often fail; enlarge the canvas or shrink cards/num_referents")
+            out.append(
+                f"{self.num_referents} cards of up to {self.card_size_range[1]} px (+{self.min_gap} gap) "
+                f"cover over half of the {self.canvas_width}x{self.canvas_height} canvas: random placement "
+                "would often fail; enlarge the canvas or shrink cards/num_referents"
+            )
         return out
 
 
@@ -249,8 +259,15 @@ def _gap_overlap(a: Box, b: Box, gap: int) -> bool:
     return not (a[2] + gap <= b[0] or b[2] + gap <= a[0] or a[3] + gap <= b[1] or b[3] + gap <= a[1])
 
 
-def _place(rng: np.random.Generator, sizes: Sequence[tuple[int, int]], width: int, height: int,
-           gap: int, taken: Sequence[Box] = (), attempts: int = 200) -> list[Box] | None:
+def _place(
+    rng: np.random.Generator,
+    sizes: Sequence[tuple[int, int]],
+    width: int,
+    height: int,
+    gap: int,
+    taken: Sequence[Box] = (),
+    attempts: int = 200,
+) -> list[Box] | None:
     """Rejection-sample non-overlapping boxes of the given sizes; None when a box finds no room."""
     placed: list[Box] = list(taken)
     for w, h in sizes:
@@ -262,7 +279,7 @@ def _place(rng: np.random.Generator, sizes: Sequence[tuple[int, int]], width: in
                 break
         else:
             return None
-    return placed[len(taken):]
+    return placed[len(taken) :]
 
 
 def _draw_dot(draw: ImageDraw.ImageDraw, cx: int, cy: int, d: int, rgb: RGB) -> Box:
@@ -298,8 +315,10 @@ def generate_scene(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[Imag
         if boxes is not None:
             break
     else:
-        raise RuntimeError(f"could not place {k} cards of sizes {sizes} on a {w_c}x{h_c} canvas with gap "
-                           f"{cfg.min_gap}: enlarge canvas_width/height or shrink card_size_range/num_referents")
+        raise RuntimeError(
+            f"could not place {k} cards of sizes {sizes} on a {w_c}x{h_c} canvas with gap "
+            f"{cfg.min_gap}: enlarge canvas_width/height or shrink card_size_range/num_referents"
+        )
 
     kinds = [cfg.kinds[i] for i in rng.permutation(len(cfg.kinds))[:k]]
     if cfg.unique_details:
@@ -320,8 +339,9 @@ def generate_scene(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[Imag
 
     distractors: list[tuple[str, Box]] = []
     if cfg.num_distractor_dots:
-        dot_sizes = [int(rng.integers(cfg.dot_size_range[0], cfg.dot_size_range[1] + 1))
-                     for _ in range(cfg.num_distractor_dots)]
+        dot_sizes = [
+            int(rng.integers(cfg.dot_size_range[0], cfg.dot_size_range[1] + 1)) for _ in range(cfg.num_distractor_dots)
+        ]
         spots = _place(rng, [(d, d) for d in dot_sizes], w_c, h_c, cfg.min_gap, taken=boxes)
         if spots is None:
             raise RuntimeError(f"no room for {cfg.num_distractor_dots} distractor dots: lower num_distractor_dots")
@@ -329,8 +349,9 @@ def generate_scene(rng: np.random.Generator, cfg: SyntheticConfig) -> tuple[Imag
             name = cfg.details[int(rng.integers(0, len(cfg.details)))]
             distractors.append((name, _draw_dot(draw, spot[0] + d // 2, spot[1] + d // 2, d, DETAIL_PALETTE[name])))
 
-    return image, SceneInfo(width=w_c, height=h_c, referents=tuple(referents), target=target,
-                            distractor_dots=tuple(distractors))
+    return image, SceneInfo(
+        width=w_c, height=h_c, referents=tuple(referents), target=target, distractor_dots=tuple(distractors)
+    )
 
 
 def zoom_question(kind: str) -> str:
@@ -380,8 +401,9 @@ def make_grounding_example(rng: np.random.Generator, cfg: SyntheticConfig) -> tu
     }
 
 
-def make_crop_reading_example(rng: np.random.Generator, cfg: SyntheticConfig,
-                              margin_range: tuple[float, float] = (0.0, 0.25)) -> tuple[Image.Image, dict]:
+def make_crop_reading_example(
+    rng: np.random.Generator, cfg: SyntheticConfig, margin_range: tuple[float, float] = (0.0, 0.25)
+) -> tuple[Image.Image, dict]:
     """Perception pretraining item: a native-resolution crop of one card -> its dot colour.
 
     The crop is the card box grown on each side by a random fraction of its size in `margin_range`,
@@ -423,13 +445,18 @@ def write_zoom_dataset(out_dir: str | os.PathLike, cfg: SyntheticConfig, split: 
 def config_hash(cfg: SyntheticConfig, num_train: int, num_eval: int) -> str:
     """Cache key: every knob but num_records, the split sizes, and GENERATOR_VERSION."""
     knobs = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "num_records"}
-    payload = json.dumps({"knobs": knobs, "num_train": num_train, "num_eval": num_eval,
-                          "version": GENERATOR_VERSION}, sort_keys=True)
+    payload = json.dumps(
+        {"knobs": knobs, "num_train": num_train, "num_eval": num_eval, "version": GENERATOR_VERSION}, sort_keys=True
+    )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-def ensure_default_dataset(root: str | os.PathLike | None = None, num_train: int = 1000, num_eval: int = 100,
-                           cfg: SyntheticConfig | None = None) -> Path:
+def ensure_default_dataset(
+    root: str | os.PathLike | None = None,
+    num_train: int = 1000,
+    num_eval: int = 100,
+    cfg: SyntheticConfig | None = None,
+) -> Path:
     """The default dataset folder (train.jsonl, eval.jsonl, images/), built once and reused.
 
     Lives in `root` (default `paths.cache_dir()/"synthetic"`) under `<config hash>`. It is built in a
@@ -450,8 +477,12 @@ def ensure_default_dataset(root: str | os.PathLike | None = None, num_train: int
         write_zoom_dataset(tmp, dataclasses.replace(cfg, num_records=num_train), "train")
         write_zoom_dataset(tmp, dataclasses.replace(cfg, num_records=num_eval), "eval")
         knobs = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "num_records"}
-        (tmp / "config.json").write_text(json.dumps({"knobs": knobs, "num_train": num_train, "num_eval": num_eval,
-                                                     "version": GENERATOR_VERSION}, indent=2) + "\n")
+        (tmp / "config.json").write_text(
+            json.dumps(
+                {"knobs": knobs, "num_train": num_train, "num_eval": num_eval, "version": GENERATOR_VERSION}, indent=2
+            )
+            + "\n"
+        )
         (tmp / STAMP_NAME).write_text("complete\n")
         try:
             os.rename(tmp, final)
@@ -469,7 +500,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m ground_r1.demo.synthetic",
         description="Write the synthetic zoom-in dataset (train.jsonl, eval.jsonl, images/) to OUT_DIR.",
-        allow_abbrev=False)
+        allow_abbrev=False,
+    )
     p.add_argument("out_dir", help="folder to write; image paths in the JSONL are relative to it")
     p.add_argument("--num_train", type=int, default=1000, help="train records (default 1000)")
     p.add_argument("--num_eval", type=int, default=100, help="eval records (default 100)")
@@ -494,12 +526,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         cfg = SyntheticConfig(
-            seed=args.seed, canvas_width=args.canvas, canvas_height=args.canvas, view_side=args.view_side,
-            num_referents=args.num_referents, card_size_range=tuple(args.card_size),
-            dot_size_range=tuple(args.dot_size), kinds=tuple(args.kinds), details=tuple(args.details),
-            unique_details=not args.repeat_details, background_noise=args.background_noise,
-            num_distractor_dots=args.distractor_dots, multiple_choice=args.multiple_choice,
-            image_format=args.image_format)
+            seed=args.seed,
+            canvas_width=args.canvas,
+            canvas_height=args.canvas,
+            view_side=args.view_side,
+            num_referents=args.num_referents,
+            card_size_range=tuple(args.card_size),
+            dot_size_range=tuple(args.dot_size),
+            kinds=tuple(args.kinds),
+            details=tuple(args.details),
+            unique_details=not args.repeat_details,
+            background_noise=args.background_noise,
+            num_distractor_dots=args.distractor_dots,
+            multiple_choice=args.multiple_choice,
+            image_format=args.image_format,
+        )
     except ValueError as err:
         logger.error("%s", err)
         return 2

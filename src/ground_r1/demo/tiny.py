@@ -93,23 +93,49 @@ class Geometry:
 GEOMETRIES: dict[str, Geometry] = {
     # head_dim = 64/4 = 16; sum(mrope_section) must be head_dim/2 = 8.
     "tiny": Geometry(
-        vocab_size=1024, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-        num_key_value_heads=2, mrope_section=(2, 3, 3), vision_depth=2, vision_hidden_size=32,
-        vision_intermediate_size=64, vision_num_heads=2, fullatt_block_indexes=(1,),
+        vocab_size=1024,
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        mrope_section=(2, 3, 3),
+        vision_depth=2,
+        vision_hidden_size=32,
+        vision_intermediate_size=64,
+        vision_num_heads=2,
+        fullatt_block_indexes=(1,),
     ),
     # Qwen2.5-VL-3B-Instruct: text 2048 x 36 layers, 16 heads / 2 kv, head_dim 128, mrope (16, 24, 24);
     # vision 1280 x 32 blocks, 16 heads, intermediate 3420, full attention at 7/15/23/31; tied embeddings.
     "3b": Geometry(
-        vocab_size=151936, hidden_size=2048, intermediate_size=11008, num_hidden_layers=36,
-        num_attention_heads=16, num_key_value_heads=2, mrope_section=(16, 24, 24), vision_depth=32,
-        vision_hidden_size=1280, vision_intermediate_size=3420, vision_num_heads=16,
-        fullatt_block_indexes=(7, 15, 23, 31), tie_word_embeddings=True,
+        vocab_size=151936,
+        hidden_size=2048,
+        intermediate_size=11008,
+        num_hidden_layers=36,
+        num_attention_heads=16,
+        num_key_value_heads=2,
+        mrope_section=(16, 24, 24),
+        vision_depth=32,
+        vision_hidden_size=1280,
+        vision_intermediate_size=3420,
+        vision_num_heads=16,
+        fullatt_block_indexes=(7, 15, 23, 31),
+        tie_word_embeddings=True,
     ),
     # Qwen2.5-VL-7B-Instruct: text 3584 x 28 layers, 28 heads / 4 kv, head_dim 128.
     "7b": Geometry(
-        vocab_size=152064, hidden_size=3584, intermediate_size=18944, num_hidden_layers=28,
-        num_attention_heads=28, num_key_value_heads=4, mrope_section=(16, 24, 24), vision_depth=32,
-        vision_hidden_size=1280, vision_intermediate_size=3420, vision_num_heads=16,
+        vocab_size=152064,
+        hidden_size=3584,
+        intermediate_size=18944,
+        num_hidden_layers=28,
+        num_attention_heads=28,
+        num_key_value_heads=4,
+        mrope_section=(16, 24, 24),
+        vision_depth=32,
+        vision_hidden_size=1280,
+        vision_intermediate_size=3420,
+        vision_num_heads=16,
         fullatt_block_indexes=(7, 15, 23, 31),
     ),
 }
@@ -185,13 +211,18 @@ def build_tokenizer(vocab_size: int):
     )
     tokenizer.add_tokens([AddedToken(t, special=s, normalized=False) for t, s in QWEN_ADDED_TOKENS])
     tokenizer.add_special_tokens(
-        {"additional_special_tokens": [t for t, s in QWEN_ADDED_TOKENS if s and t not in ("<|endoftext|>", "<|im_end|>")]}
+        {
+            "additional_special_tokens": [
+                t for t, s in QWEN_ADDED_TOKENS if s and t not in ("<|endoftext|>", "<|im_end|>")
+            ]
+        }
     )
     return tokenizer
 
 
-def build_processor(tokenizer, min_pixels: int = TINY_MIN_PIXELS, max_pixels: int = TINY_MAX_PIXELS,
-                    family: str = DEFAULT_FAMILY):
+def build_processor(
+    tokenizer, min_pixels: int = TINY_MIN_PIXELS, max_pixels: int = TINY_MAX_PIXELS, family: str = DEFAULT_FAMILY
+):
     """The family's processor: its chat template (TRL's copy), a PIL image processor with the family's released
     patch / merge size (``reference_geometry``), no video processor."""
     import trl.chat_template_utils as templates
@@ -203,8 +234,12 @@ def build_processor(tokenizer, min_pixels: int = TINY_MIN_PIXELS, max_pixels: in
     geometry = fam.reference_geometry
     template = getattr(templates, fam.chat_template)
     image_processor = fam.image_processor_class()(
-        min_pixels=min_pixels, max_pixels=max_pixels, patch_size=geometry.patch_size,
-        merge_size=geometry.merge_size, temporal_patch_size=geometry.temporal_patch_size)
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        patch_size=geometry.patch_size,
+        merge_size=geometry.merge_size,
+        temporal_patch_size=geometry.temporal_patch_size,
+    )
     tokenizer.chat_template = template
     return attach_family(make_processor(tokenizer, image_processor, chat_template=template, family=fam), fam)
 
@@ -224,7 +259,11 @@ def _qwen2_5_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
             num_attention_heads=geometry.num_attention_heads,
             num_key_value_heads=geometry.num_key_value_heads,
             max_position_embeddings=32768,
-            rope_parameters={"rope_type": "default", "rope_theta": 1000000.0, "mrope_section": list(geometry.mrope_section)},
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 1000000.0,
+                "mrope_section": list(geometry.mrope_section),
+            },
             bos_token_id=ids["<|endoftext|>"],
             eos_token_id=ids["<|im_end|>"],
             pad_token_id=ids["<|endoftext|>"],
@@ -247,8 +286,12 @@ def _qwen2_5_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
 
 
 def _special_ids(ids: dict) -> dict:
-    return dict(image_token_id=ids["<|image_pad|>"], video_token_id=ids["<|video_pad|>"],
-                vision_start_token_id=ids["<|vision_start|>"], vision_end_token_id=ids["<|vision_end|>"])
+    return dict(
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+    )
 
 
 def _text_ids(ids: dict) -> dict:
@@ -265,26 +308,47 @@ def _qwen2_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
 
     ref = get_family("qwen2_vl").reference_geometry
     return Qwen2VLConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=geometry.hidden_size,
-                         intermediate_size=geometry.intermediate_size, num_hidden_layers=geometry.num_hidden_layers,
-                         num_attention_heads=geometry.num_attention_heads,
-                         num_key_value_heads=geometry.num_key_value_heads, max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "rope_theta": 1000000.0,
-                                          "mrope_section": list(geometry.mrope_section)}, **_text_ids(ids)),
-        vision_config=dict(depth=geometry.vision_depth, embed_dim=geometry.vision_hidden_size,
-                           hidden_size=geometry.hidden_size, mlp_ratio=2, num_heads=geometry.vision_num_heads,
-                           patch_size=ref.patch_size, spatial_merge_size=ref.merge_size,
-                           temporal_patch_size=ref.temporal_patch_size),
+        text_config=dict(
+            vocab_size=vocab_size,
+            hidden_size=geometry.hidden_size,
+            intermediate_size=geometry.intermediate_size,
+            num_hidden_layers=geometry.num_hidden_layers,
+            num_attention_heads=geometry.num_attention_heads,
+            num_key_value_heads=geometry.num_key_value_heads,
+            max_position_embeddings=32768,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 1000000.0,
+                "mrope_section": list(geometry.mrope_section),
+            },
+            **_text_ids(ids),
+        ),
+        vision_config=dict(
+            depth=geometry.vision_depth,
+            embed_dim=geometry.vision_hidden_size,
+            hidden_size=geometry.hidden_size,
+            mlp_ratio=2,
+            num_heads=geometry.vision_num_heads,
+            patch_size=ref.patch_size,
+            spatial_merge_size=ref.merge_size,
+            temporal_patch_size=ref.temporal_patch_size,
+        ),
         **_special_ids(ids),
     )
 
 
 def _qwen3_vl_vision(geometry: Geometry, ref) -> dict:
-    return dict(depth=geometry.vision_depth, hidden_size=geometry.vision_hidden_size,
-                intermediate_size=geometry.vision_intermediate_size, num_heads=geometry.vision_num_heads,
-                out_hidden_size=geometry.hidden_size, patch_size=ref.patch_size, spatial_merge_size=ref.merge_size,
-                temporal_patch_size=ref.temporal_patch_size,
-                num_position_embeddings=64)  # an 8 x 8 learned position grid, interpolated to each image
+    return dict(
+        depth=geometry.vision_depth,
+        hidden_size=geometry.vision_hidden_size,
+        intermediate_size=geometry.vision_intermediate_size,
+        num_heads=geometry.vision_num_heads,
+        out_hidden_size=geometry.hidden_size,
+        patch_size=ref.patch_size,
+        spatial_merge_size=ref.merge_size,
+        temporal_patch_size=ref.temporal_patch_size,
+        num_position_embeddings=64,
+    )  # an 8 x 8 learned position grid, interpolated to each image
 
 
 def _qwen3_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
@@ -295,14 +359,23 @@ def _qwen3_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
     ref = get_family("qwen3_vl").reference_geometry
     head_dim = geometry.hidden_size // geometry.num_attention_heads  # 16: mrope sections sum to 8
     return Qwen3VLConfig(
-        text_config=dict(vocab_size=vocab_size, hidden_size=geometry.hidden_size,
-                         intermediate_size=geometry.intermediate_size, num_hidden_layers=geometry.num_hidden_layers,
-                         num_attention_heads=geometry.num_attention_heads,
-                         num_key_value_heads=geometry.num_key_value_heads, head_dim=head_dim,
-                         max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "rope_theta": 5000000.0,
-                                          "mrope_section": [4, 2, 2], "mrope_interleaved": True},
-                         **_text_ids(ids)),
+        text_config=dict(
+            vocab_size=vocab_size,
+            hidden_size=geometry.hidden_size,
+            intermediate_size=geometry.intermediate_size,
+            num_hidden_layers=geometry.num_hidden_layers,
+            num_attention_heads=geometry.num_attention_heads,
+            num_key_value_heads=geometry.num_key_value_heads,
+            head_dim=head_dim,
+            max_position_embeddings=32768,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 5000000.0,
+                "mrope_section": [4, 2, 2],
+                "mrope_interleaved": True,
+            },
+            **_text_ids(ids),
+        ),
         vision_config=dict(_qwen3_vl_vision(geometry, ref), deepstack_visual_indexes=[0]),
         **_special_ids(ids),
     )
@@ -317,24 +390,40 @@ def _qwen3_5_config(ids: dict, geometry: Geometry, vocab_size: int):
     # One Gated-DeltaNet (linear attention) layer, then one full-attention layer: the released checkpoints'
     # 3:1 pattern cut to two layers. head_dim 32 with partial rotary 0.25: 8 rotary dims, mrope sections sum to 4.
     return Qwen3_5Config(
-        text_config=dict(vocab_size=vocab_size, hidden_size=geometry.hidden_size,
-                         intermediate_size=geometry.intermediate_size, num_hidden_layers=geometry.num_hidden_layers,
-                         num_attention_heads=geometry.num_attention_heads,
-                         num_key_value_heads=geometry.num_key_value_heads, head_dim=32,
-                         linear_key_head_dim=16, linear_value_head_dim=16, linear_num_key_heads=2,
-                         linear_num_value_heads=4, layer_types=["linear_attention", "full_attention"],
-                         max_position_embeddings=32768,
-                         rope_parameters={"rope_type": "default", "rope_theta": 10000000.0,
-                                          "partial_rotary_factor": 0.25, "mrope_section": [2, 1, 1],
-                                          "mrope_interleaved": True},
-                         **_text_ids(ids)),
+        text_config=dict(
+            vocab_size=vocab_size,
+            hidden_size=geometry.hidden_size,
+            intermediate_size=geometry.intermediate_size,
+            num_hidden_layers=geometry.num_hidden_layers,
+            num_attention_heads=geometry.num_attention_heads,
+            num_key_value_heads=geometry.num_key_value_heads,
+            head_dim=32,
+            linear_key_head_dim=16,
+            linear_value_head_dim=16,
+            linear_num_key_heads=2,
+            linear_num_value_heads=4,
+            layer_types=["linear_attention", "full_attention"],
+            max_position_embeddings=32768,
+            rope_parameters={
+                "rope_type": "default",
+                "rope_theta": 10000000.0,
+                "partial_rotary_factor": 0.25,
+                "mrope_section": [2, 1, 1],
+                "mrope_interleaved": True,
+            },
+            **_text_ids(ids),
+        ),
         vision_config=_qwen3_vl_vision(geometry, ref),
         **_special_ids(ids),
     )
 
 
-_CONFIG_BUILDERS = {"qwen2_vl": _qwen2_vl_config, "qwen2_5_vl": _qwen2_5_vl_config, "qwen3_vl": _qwen3_vl_config,
-                    "qwen3_5": _qwen3_5_config}
+_CONFIG_BUILDERS = {
+    "qwen2_vl": _qwen2_vl_config,
+    "qwen2_5_vl": _qwen2_5_vl_config,
+    "qwen3_vl": _qwen3_vl_config,
+    "qwen3_5": _qwen3_5_config,
+}
 
 
 def build_model(tokenizer, geometry: Geometry, seed: int, family: str = DEFAULT_FAMILY):
@@ -434,11 +523,24 @@ def main(argv: list[str] | None = None) -> int:
         allow_abbrev=False,
     )
     parser.add_argument("out_dir", nargs="?", help="folder to write (omit with --default)")
-    parser.add_argument("--default", action="store_true", help="build into the project cache (ground_r1.paths.tiny_model_dir()) unless already built")
+    parser.add_argument(
+        "--default",
+        action="store_true",
+        help="build into the project cache (ground_r1.paths.tiny_model_dir()) unless already built",
+    )
     parser.add_argument("--seed", type=int, default=0, help="weight seed (default 0)")
-    parser.add_argument("--geometry", choices=sorted(GEOMETRIES), default="tiny", help="model sizes (3b/7b: real geometry, random init; qwen2_5_vl only)")
-    parser.add_argument("--family", choices=sorted(FAMILY_NAMES), default=DEFAULT_FAMILY,
-                        help=f"model family (default {DEFAULT_FAMILY}, the paper's)")
+    parser.add_argument(
+        "--geometry",
+        choices=sorted(GEOMETRIES),
+        default="tiny",
+        help="model sizes (3b/7b: real geometry, random init; qwen2_5_vl only)",
+    )
+    parser.add_argument(
+        "--family",
+        choices=sorted(FAMILY_NAMES),
+        default=DEFAULT_FAMILY,
+        help=f"model family (default {DEFAULT_FAMILY}, the paper's)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.default:

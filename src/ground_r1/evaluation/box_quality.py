@@ -76,8 +76,12 @@ def box_quality_summary(records: Sequence[Mapping[str, Any]]) -> list[dict[str, 
     for number in sorted(by_round):
         entries = by_round[number]
         boxed = [e for e in entries if e["box"] is not None]
-        row: dict[str, Any] = {"round": number, "items": len(entries), "boxes": len(boxed),
-                               "no_box_rate": 100.0 * (len(entries) - len(boxed)) / len(entries)}
+        row: dict[str, Any] = {
+            "round": number,
+            "items": len(entries),
+            "boxes": len(boxed),
+            "no_box_rate": 100.0 * (len(entries) - len(boxed)) / len(entries),
+        }
         for key in ("iou_best", "iou_first", "giou_best", "giou_first"):
             row[key] = 100.0 * sum(e[key] for e in boxed) / len(boxed) if boxed else None
         rows.append(row)

@@ -49,8 +49,9 @@ CONDITIONS = ("grounded", "no_crop", "gt_crop", "random_box", "whole_image_box",
 MODEL_FREE = ("random_box", "whole_image_box", "centre_box", "majority_answer")
 
 
-def evidence_box_text(record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int],
-                      coordinates: str = INPUT_PIXELS) -> str:
+def evidence_box_text(
+    record: dict[str, Any], input_size: tuple[int, int], original_size: tuple[int, int], coordinates: str = INPUT_PIXELS
+) -> str:
     """The evidence box of ``gt_crop`` in the model's box frame (its input pixels, or the 0-1000 grid of a
     ``relative_1000`` family), as the box tags hold it: ``[x1,y1,x2,y2]``."""
     box = box_frame(coordinates, input_size).from_original(record["bboxs"][0], original_size)
@@ -76,7 +77,9 @@ class OracleFirstTurn:
         self.codec, self.model_fn, self.evidence_boxes = codec, model_fn, list(evidence_boxes)
         self.calls = 0
 
-    def __call__(self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int) -> list[GeneratedTurn]:
+    def __call__(
+        self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int
+    ) -> list[GeneratedTurn]:
         self.calls += 1
         turns = self.model_fn(requests, sampling, max_new_tokens)
         if all(len(r.images) == 1 for r in requests) and len(requests) == len(self.evidence_boxes):
@@ -89,7 +92,9 @@ class OracleFirstTurn:
         return turns
 
 
-def random_box_scores(records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0) -> list[float]:
+def random_box_scores(
+    records: Sequence[dict[str, Any]], sizes: Sequence[tuple[int, int]], seed: int = 0
+) -> list[float]:
     """GIoU scores of uniformly random boxes (two x's and two y's uniform over the image, sorted), one per record
     with an evidence box."""
     rng = np.random.default_rng(seed)
@@ -137,12 +142,19 @@ def majority_answer(records: Sequence[dict[str, Any]], registry: AccuracyRegistr
     answer = min(counts, key=lambda a: (-counts[a], a))
     turns = [[f"<think> guess </think> <answer> {answer} </answer>"] for _ in records]
     scores = make_accuracy_reward(registry)(
-        prompts=[r["problem"] for r in records], completions=[t[0] for t in turns], turns=turns,
-        solution=[r["solution"] for r in records], dataset=[r["dataset"] for r in records],
+        prompts=[r["problem"] for r in records],
+        completions=[t[0] for t in turns],
+        turns=turns,
+        solution=[r["solution"] for r in records],
+        dataset=[r["dataset"] for r in records],
     )
     scored = [s for s in scores if s is not None]
-    return {"accuracy": fmean(scored) if scored else float("nan"), "accuracy_se": mean_estimate(scored).se,
-            "answer": answer, "questions": len(records)}
+    return {
+        "accuracy": fmean(scored) if scored else float("nan"),
+        "accuracy_se": mean_estimate(scored).se,
+        "answer": answer,
+        "questions": len(records),
+    }
 
 
 # What each field of a condition's results measures (written into heldout_eval.json beside the numbers).
@@ -150,9 +162,9 @@ FIELD_MEANINGS = {
     "accuracy": "share of questions whose final answer is right under the training accuracy rule (no answer: wrong)",
     "format": "mean format reward per trajectory, 2 x well-formed turns / turns (SPEC §3), in [0, 2]",
     "giou_score": "mean (GIoU + 1) / 2 of the FIRST grounding box of each trajectory against the evidence box "
-                  "bboxs[0] (a metric, never a reward). Only the first box, which every condition gets from the "
-                  "model before any crop is fed back, so grounded and no_crop give the same value by design; "
-                  "gt_crop scores the evidence box itself (~1); random_box a uniformly random box",
+    "bboxs[0] (a metric, never a reward). Only the first box, which every condition gets from the "
+    "model before any crop is fed back, so grounded and no_crop give the same value by design; "
+    "gt_crop scores the evidence box itself (~1); random_box a uniformly random box",
     "no_box_rate": "share of trajectories whose first grounding turn held no parsable box",
     "turns_mean": "mean assistant turns per trajectory",
     "answered_frac": "share of trajectories that ended with an <answer> turn",
@@ -169,7 +181,7 @@ CONDITION_MEANINGS = {
     "grounded": "the method as trained: each box is cropped from the original image and fed back",
     "no_crop": "lower bound: every crop replaced by the original image (the model may still box, it never sees more)",
     "gt_crop": "upper bound: the box of the model's first turn replaced by the evidence box, so it answers from the "
-               "right crop; what is left is reading it",
+    "right crop; what is left is reading it",
     "random_box": "GIoU of a uniformly random box per question (no model)",
     "whole_image_box": "GIoU of the whole image as the box (no model)",
     "centre_box": "GIoU of a centred box of half the image's width and height (no model; 224 px on 448-px scenes)",
@@ -181,17 +193,24 @@ CONDITION_MEANINGS = {
 def _summarise(trajectories, records: Sequence[dict[str, Any]], registry: AccuracyRegistry) -> dict[str, float]:
     turns = [t.turn_texts for t in trajectories]
     accuracy = make_accuracy_reward(registry)(
-        prompts=[r["problem"] for r in records], completions=["\n".join(t) for t in turns], turns=turns,
-        solution=[r["solution"] for r in records], dataset=[r["dataset"] for r in records],
+        prompts=[r["problem"] for r in records],
+        completions=["\n".join(t) for t in turns],
+        turns=turns,
+        solution=[r["solution"] for r in records],
+        dataset=[r["dataset"] for r in records],
     )
     fmt = format_reward(prompts=None, completions=["\n".join(t) for t in turns], turns=turns)
     first_boxes = [grounding_boxes(t)[:1] for t in trajectories]
     giou = giou_metrics(first_boxes, [r.get("bboxs") or [] for r in records])
-    box_scores = [giou_score(boxes[0], r["bboxs"][0]) for boxes, r in zip(first_boxes, records)
-                  if boxes and boxes[0] is not None and r.get("bboxs")]
+    box_scores = [
+        giou_score(boxes[0], r["bboxs"][0])
+        for boxes, r in zip(first_boxes, records)
+        if boxes and boxes[0] is not None and r.get("bboxs")
+    ]
     scored = [a for a in accuracy if a is not None]
-    refine = refinement_metrics([grounding_boxes(t) for t in trajectories], [r.get("bboxs") or [] for r in records],
-                                prefix="")
+    refine = refinement_metrics(
+        [grounding_boxes(t) for t in trajectories], [r.get("bboxs") or [] for r in records], prefix=""
+    )
     acc, fmt_est, giou_est = mean_estimate(scored), mean_estimate(fmt), mean_estimate(box_scores)
     return {
         "accuracy": fmean(scored) if scored else float("nan"),
@@ -246,15 +265,24 @@ def evaluate_controls(
         if condition == "random_box":
             scores = random_box_scores(records, [im.size for im in images], seed)
             estimate = mean_estimate(scores)
-            results[condition] = {"giou_score": estimate.value if scores else float("nan"),
-                                  "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
+            results[condition] = {
+                "giou_score": estimate.value if scores else float("nan"),
+                "giou_score_se": estimate.se,
+                "giou_boxes": len(scores),
+                "questions": len(records),
+            }
             continue
         if condition in ("whole_image_box", "centre_box"):
-            scores = fixed_box_scores(records, [im.size for im in images],
-                                      "whole" if condition == "whole_image_box" else "centre")
+            scores = fixed_box_scores(
+                records, [im.size for im in images], "whole" if condition == "whole_image_box" else "centre"
+            )
             estimate = mean_estimate(scores)
-            results[condition] = {"giou_score": estimate.value if scores else float("nan"),
-                                  "giou_score_se": estimate.se, "giou_boxes": len(scores), "questions": len(records)}
+            results[condition] = {
+                "giou_score": estimate.value if scores else float("nan"),
+                "giou_score_se": estimate.se,
+                "giou_boxes": len(scores),
+                "questions": len(records),
+            }
             continue
         if condition == "majority_answer":
             results[condition] = majority_answer(records, registry)
@@ -267,15 +295,14 @@ def evaluate_controls(
             continue
         trajectories = []
         for start in range(0, len(order), batch_size):
-            chunk = order[start:start + batch_size]
+            chunk = order[start : start + batch_size]
             questions = [RolloutQuestion(records[i]["problem"], images[i]) for i in chunk]
             generator = HFGenerator(model, codec, record_logprobs=False)
             if condition == "gt_crop":
                 firsts = []
                 for i, q in zip(chunk, questions):
                     prompt = codec.encode_prompt(q.question, q.image)
-                    firsts.append(evidence_box_text(records[i], prompt.images[0].size, q.image.size,
-                                                    codec.coordinates))
+                    firsts.append(evidence_box_text(records[i], prompt.images[0].size, q.image.size, codec.coordinates))
                 generator = OracleFirstTurn(codec, generator, firsts)
             batch = Rollout(codec, generator, config).run(questions, TreePlan(1, 1), sampling)
             for t in batch:

@@ -86,8 +86,13 @@ PROTOCOLS = ("direct", "ground_r1", "ground_sft", "likelihood", "ground_r1_likel
 # V*'s official option-loss scoring (evaluation/likelihood.py): "likelihood" generates nothing (the one-turn
 # protocol's processor and pixel limits); "ground_r1_likelihood" runs the crop loop first (its rollout settings).
 # Their predictions' identity is their own protocol's (evaluation/identity.py); this is the engine each one runs.
-_INFERENCE_PROTOCOL = {"direct": "baseline", "ground_r1": "ground_r1", "ground_sft": "ground_sft",
-                       "likelihood": "baseline", "ground_r1_likelihood": "ground_r1"}
+_INFERENCE_PROTOCOL = {
+    "direct": "baseline",
+    "ground_r1": "ground_r1",
+    "ground_sft": "ground_sft",
+    "likelihood": "baseline",
+    "ground_r1_likelihood": "ground_r1",
+}
 LIKELIHOOD_PROTOCOLS = ("likelihood", "ground_r1_likelihood")
 GRADES_NAME = "mmvet_grades.jsonl"  # the grader's records in a benchmark's folder (the name MM-Vet's runs have)
 
@@ -159,8 +164,9 @@ def write_demo_dataset(folder: str | os.PathLike[str]) -> Path:
         if not spec.demo_records:
             continue
         root.mkdir(parents=True, exist_ok=True)
-        (root / spec.default_file).write_text("".join(json.dumps(r) + "\n" for r in spec.demo_records),
-                                              encoding="utf-8")
+        (root / spec.default_file).write_text(
+            "".join(json.dumps(r) + "\n" for r in spec.demo_records), encoding="utf-8"
+        )
         for record in spec.demo_records:
             path = root / spec.name / record["Image"]
             path = path if path.suffix else path.with_name(path.name + spec.default_image_ext)
@@ -177,9 +183,14 @@ def _single_image(data: BenchmarkData) -> None:
     kept = []
     for item in data.items:
         if isinstance(item.image, list):
-            data.skipped.append(ValidationIssue(item.source_file, item.line, "Image",
-                                                f"{len(item.image)} images; the evaluation protocols show one "
-                                                "image per question"))
+            data.skipped.append(
+                ValidationIssue(
+                    item.source_file,
+                    item.line,
+                    "Image",
+                    f"{len(item.image)} images; the evaluation protocols show one image per question",
+                )
+            )
         else:
             kept.append(item)
     data.items = kept
@@ -236,8 +247,9 @@ def load_benchmarks(
     """
     problems: list[str] = []
     try:
-        result = read_benchmarks(names, dataset_root, image_root=image_root, max_items=max_items,
-                                 check_images=check_images)
+        result = read_benchmarks(
+            names, dataset_root, image_root=image_root, max_items=max_items, check_images=check_images
+        )
     except ValueError as exc:  # an unknown benchmark name
         raise GeneralDataError(f"cannot evaluate the general benchmarks:\n{exc}") from None
     problems += list(result.failed.values())
@@ -267,10 +279,22 @@ def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
                 f"{item.source_file}:{item.line}: Image: {len(item.image)} images; the evaluation protocols show "
                 "one image per question: give this record a single Image"
             )
-        fields = {"benchmark": data.name, "problem": item.question, "solution": item.answer,
-                  "category": item.category, "line": item.line}
-        out.append(EvalItem(key=item.key, dataset=data.name, question=_prompt(data.spec, item, protocol),
-                            image=item.image, fields=fields))
+        fields = {
+            "benchmark": data.name,
+            "problem": item.question,
+            "solution": item.answer,
+            "category": item.category,
+            "line": item.line,
+        }
+        out.append(
+            EvalItem(
+                key=item.key,
+                dataset=data.name,
+                question=_prompt(data.spec, item, protocol),
+                image=item.image,
+                fields=fields,
+            )
+        )
     return out
 
 
@@ -290,8 +314,9 @@ def grading_items(
         if prediction is None or prediction.get("status") != "ok":
             continue
         text = final_text(prediction)
-        out.append(PromptItem.build(item.key, spec.grader_messages(item, text),
-                                    spec.grader_messages(item, text, retry=True)))
+        out.append(
+            PromptItem.build(item.key, spec.grader_messages(item, text), spec.grader_messages(item, text, retry=True))
+        )
     return out
 
 
@@ -351,8 +376,13 @@ def score_benchmark(
         record["protocol"] = prediction.get("protocol")
         scored.records.append(record)
     if scored.errors or scored.missing:
-        logger.warning("%s: %d prediction error(s) and %d item(s) without prediction are left out of the "
-                       "metrics (rerun to retry them)", spec.name, scored.errors, scored.missing)
+        logger.warning(
+            "%s: %d prediction error(s) and %d item(s) without prediction are left out of the "
+            "metrics (rerun to retry them)",
+            spec.name,
+            scored.errors,
+            scored.missing,
+        )
     return scored
 
 
@@ -370,6 +400,13 @@ def file_line(data: BenchmarkData) -> str:
     """Per file: records read, evaluated, skipped and why (``FILE: 900 records read, 900 evaluated, 0 skipped``)."""
     from ground_r1.evaluation.outcome import RecordsReport, reason_counts
 
-    return f"{data.name}: " + RecordsReport(
-        file=str(data.file), records_read=data.records_read, skipped=data.skipped_records,
-        skipped_by_field=reason_counts(data.skipped), evaluated=len(data.items)).line()
+    return (
+        f"{data.name}: "
+        + RecordsReport(
+            file=str(data.file),
+            records_read=data.records_read,
+            skipped=data.skipped_records,
+            skipped_by_field=reason_counts(data.skipped),
+            evaluated=len(data.items),
+        ).line()
+    )

@@ -69,28 +69,69 @@ class Protocol:
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
-        Protocol("ground_r1", "the multi-round rollout of training (SPEC §2): box -> crop of the original image -> "
-                 "next round, up to max_turns assistant turns",
-                 ("max_turns", "max_completion_length", "min_crop_size", "max_aspect_ratio", "crop_fallback",
-                  "box_parse", "coordinates")),
-        Protocol("baseline", "one turn: [image, prompt] with a prompt class of ground_r1.prompt.BASELINE_TEMPLATES",
-                 ("prompt_class",)),
-        Protocol("ground_sft", "the fixed two turns of SPEC §8: ask for a box, then answer from the crop around it",
-                 ("min_crop_size", "box_parse", "coordinates")),
+        Protocol(
+            "ground_r1",
+            "the multi-round rollout of training (SPEC §2): box -> crop of the original image -> "
+            "next round, up to max_turns assistant turns",
+            (
+                "max_turns",
+                "max_completion_length",
+                "min_crop_size",
+                "max_aspect_ratio",
+                "crop_fallback",
+                "box_parse",
+                "coordinates",
+            ),
+        ),
+        Protocol(
+            "baseline",
+            "one turn: [image, prompt] with a prompt class of ground_r1.prompt.BASELINE_TEMPLATES",
+            ("prompt_class",),
+        ),
+        Protocol(
+            "ground_sft",
+            "the fixed two turns of SPEC §8: ask for a box, then answer from the crop around it",
+            ("min_crop_size", "box_parse", "coordinates"),
+        ),
         # The prompt does not name a convention, but the record does and its box is scored in it (refcoco.py).
         Protocol("refcoco", "one turn: Qwen's grounding prompt per referring expression", ("coordinates",)),
-        Protocol("likelihood", "no generation: [image, question] then each option as the reply, the option with the "
-                 "lowest mean token loss chosen (V*'s official rule, ground_r1.evaluation.likelihood)", ()),
-        Protocol("ground_r1_likelihood", "the ground_r1 rollout, then each option in place of its last turn, scored "
-                 "given the final context (the original image and every crop)",
-                 ("max_turns", "max_completion_length", "min_crop_size", "max_aspect_ratio", "crop_fallback",
-                  "box_parse", "coordinates")),
+        Protocol(
+            "likelihood",
+            "no generation: [image, question] then each option as the reply, the option with the "
+            "lowest mean token loss chosen (V*'s official rule, ground_r1.evaluation.likelihood)",
+            (),
+        ),
+        Protocol(
+            "ground_r1_likelihood",
+            "the ground_r1 rollout, then each option in place of its last turn, scored "
+            "given the final context (the original image and every crop)",
+            (
+                "max_turns",
+                "max_completion_length",
+                "min_crop_size",
+                "max_aspect_ratio",
+                "crop_fallback",
+                "box_parse",
+                "coordinates",
+            ),
+        ),
     )
 }
 
 # Every protocol's predictions depend on these.
-COMMON_IDENTITY_KEYS = ("benchmark", "benchmark_version", "option_seed", "protocol", "model", "model_family", "dtype",
-                        "min_pixels", "max_pixels", "sampling", "scripted_policy")
+COMMON_IDENTITY_KEYS = (
+    "benchmark",
+    "benchmark_version",
+    "option_seed",
+    "protocol",
+    "model",
+    "model_family",
+    "dtype",
+    "min_pixels",
+    "max_pixels",
+    "sampling",
+    "scripted_policy",
+)
 
 
 def protocol(name: str) -> Protocol:
@@ -159,8 +200,10 @@ class InferenceConfig:
         values = json.loads(json.dumps(asdict(self)))
         values.pop("settings_sources")
         values.pop("batch_size")
-        return {"settings": values, **({"settings_sources": dict(self.settings_sources)} if self.settings_sources
-                                       else {})}
+        return {
+            "settings": values,
+            **({"settings_sources": dict(self.settings_sources)} if self.settings_sources else {}),
+        }
 
 
 def model_family(model_path: str | os.PathLike[str] | None) -> str:
@@ -177,34 +220,54 @@ def model_family(model_path: str | os.PathLike[str] | None) -> str:
 
         return str(AutoConfig.from_pretrained(str(model_path)).model_type)
     except Exception as exc:  # noqa: BLE001 - the loader raises this with its context when it loads the model
-        logger.warning("cannot read the model type of %s (%s): the identity records no model family", model_path,
-                       exc)
+        logger.warning("cannot read the model type of %s (%s): the identity records no model family", model_path, exc)
         return ""
 
 
-def inference_config(args: Any, *, protocol: str, benchmark: str = "", benchmark_version: str = "",
-                     option_seed: int | None = None, prompt_class: str = "only_question") -> InferenceConfig:
+def inference_config(
+    args: Any,
+    *,
+    protocol: str,
+    benchmark: str = "",
+    benchmark_version: str = "",
+    option_seed: int | None = None,
+    prompt_class: str = "only_question",
+) -> InferenceConfig:
     """The config of an evaluation run from its CLI arguments (the flags both evaluation CLIs share), the one
     place an evaluation CLI turns flags into the settings its predictions depend on."""
     import dataclasses
 
     from ground_r1.models.loading import resolve_dtype
 
-    sampling = dataclasses.replace(EVAL_GREEDY_SAMPLING, max_new_tokens=args.max_new_tokens,
-                                   repetition_penalty=args.repetition_penalty)
+    sampling = dataclasses.replace(
+        EVAL_GREEDY_SAMPLING, max_new_tokens=args.max_new_tokens, repetition_penalty=args.repetition_penalty
+    )
     local = Path(args.model_path)  # a local folder is recorded absolute, so a resume from elsewhere matches
     model = str(local.resolve()) if local.exists() else str(args.model_path)
     dtype = str(resolve_dtype(getattr(args, "dtype", "auto"))).removeprefix("torch.")
-    return InferenceConfig(protocol=protocol, benchmark=benchmark, benchmark_version=benchmark_version,
-                           option_seed=option_seed, model=model,
-                           model_family=model_family(args.model_path), dtype=dtype, prompt_class=prompt_class,
-                           sampling=sampling, max_turns=args.max_turns,
-                           max_completion_length=args.max_completion_length, min_crop_size=args.min_crop_size,
-                           max_aspect_ratio=args.max_aspect_ratio, crop_fallback=args.crop_fallback,
-                           min_pixels=args.min_pixels, max_pixels=args.max_pixels, box_parse=args.box_parse,
-                           coordinates=getattr(args, "coordinates", None),  # the checkpoint's (apply_rollout_settings)
-                           scripted_policy=getattr(args, "scripted_policy", None), batch_size=args.batch_size,
-                           settings_sources=dict(getattr(args, "settings_sources", {}) or {}))
+    return InferenceConfig(
+        protocol=protocol,
+        benchmark=benchmark,
+        benchmark_version=benchmark_version,
+        option_seed=option_seed,
+        model=model,
+        model_family=model_family(args.model_path),
+        dtype=dtype,
+        prompt_class=prompt_class,
+        sampling=sampling,
+        max_turns=args.max_turns,
+        max_completion_length=args.max_completion_length,
+        min_crop_size=args.min_crop_size,
+        max_aspect_ratio=args.max_aspect_ratio,
+        crop_fallback=args.crop_fallback,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        box_parse=args.box_parse,
+        coordinates=getattr(args, "coordinates", None),  # the checkpoint's (apply_rollout_settings)
+        scripted_policy=getattr(args, "scripted_policy", None),
+        batch_size=args.batch_size,
+        settings_sources=dict(getattr(args, "settings_sources", {}) or {}),
+    )
 
 
 def check_identity(output_dir: str | os.PathLike[str], config: InferenceConfig) -> None:

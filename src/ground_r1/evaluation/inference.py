@@ -48,7 +48,6 @@ from ground_r1.rollout.trajectory import Trajectory, Turn
 logger = logging.getLogger(__name__)
 
 
-
 @dataclass
 class EvalItem:
     """One thing to answer. ``question`` is the VisCoT question or the RefCOCO expression; ``fields`` are copied
@@ -121,14 +120,30 @@ def read_viscot_items(
 
     sizes = {k: v for k, v in (("min_pixels", min_pixels), ("max_pixels", max_pixels)) if v is not None}
     root = image_root if image_root is not None else Path(path).resolve().parent
-    loaded = load_viscot_records(path, image_root=root, path_prefix=path_prefix, skip_bad_records=skip_bad_records,
-                                 hint=EVAL_SKIP_HINT, **sizes)
+    loaded = load_viscot_records(
+        path, image_root=root, path_prefix=path_prefix, skip_bad_records=skip_bad_records, hint=EVAL_SKIP_HINT, **sizes
+    )
     records = limit_per_dataset(loaded.records, max_items_per_dataset, lambda r: r["dataset"])
-    keep = ("problem", "solution", "bboxs", "width", "height", "input_width", "input_height", "split", "problem_id",
-            "box_issues")
+    keep = (
+        "problem",
+        "solution",
+        "bboxs",
+        "width",
+        "height",
+        "input_width",
+        "input_height",
+        "split",
+        "problem_id",
+        "box_issues",
+    )
     items = [
-        EvalItem(key=r["key"], dataset=r["dataset"], question=r["problem"], image=r["image"],
-                 fields={k: r.get(k) for k in keep if k != "box_issues" or r.get(k)})
+        EvalItem(
+            key=r["key"],
+            dataset=r["dataset"],
+            question=r["problem"],
+            image=r["image"],
+            fields={k: r.get(k) for k in keep if k != "box_issues" or r.get(k)},
+        )
         for r in records
     ]
     return LoadedItems(items, loaded)
@@ -145,9 +160,15 @@ def load_viscot_items(
     skip_bad_records: bool = False,
 ) -> list[EvalItem]:
     """The items of :func:`read_viscot_items` (strict by default: a bad record raises)."""
-    return read_viscot_items(path, image_root=image_root, path_prefix=path_prefix,
-                             max_items_per_dataset=max_items_per_dataset, min_pixels=min_pixels,
-                             max_pixels=max_pixels, skip_bad_records=skip_bad_records).items
+    return read_viscot_items(
+        path,
+        image_root=image_root,
+        path_prefix=path_prefix,
+        max_items_per_dataset=max_items_per_dataset,
+        min_pixels=min_pixels,
+        max_pixels=max_pixels,
+        skip_bad_records=skip_bad_records,
+    ).items
 
 
 # ------------------------------------------------------------------------------------------- generation
@@ -169,16 +190,26 @@ def _assistant(text: str) -> dict:
 
 def _turn(codec: ConversationCodec, generated: GeneratedTurn) -> Turn:
     text = codec.decode_turn(generated.ids)
-    return Turn(text=text, ids=list(generated.ids), hit_token_limit=generated.hit_token_limit, is_answer=has_answer(text))
+    return Turn(
+        text=text, ids=list(generated.ids), hit_token_limit=generated.hit_token_limit, is_answer=has_answer(text)
+    )
 
 
-def _trajectory(turns: list[Turn], input_size: tuple[int, int], original_size: tuple[int, int],
-                codec: ConversationCodec) -> Trajectory:
+def _trajectory(
+    turns: list[Turn], input_size: tuple[int, int], original_size: tuple[int, int], codec: ConversationCodec
+) -> Trajectory:
     """A fixed-turn conversation as a :class:`Trajectory`, so every protocol's record has one shape."""
     sampled = sum(len(t.ids) for t in turns)
     return Trajectory(
-        question_index=0, branch=0, prompt_ids=[], input_size=input_size, original_size=original_size,
-        completion_mask=[1] * sampled, turns=turns, coordinates=codec.coordinates, model_family=codec.family.name,
+        question_index=0,
+        branch=0,
+        prompt_ids=[],
+        input_size=input_size,
+        original_size=original_size,
+        completion_mask=[1] * sampled,
+        turns=turns,
+        coordinates=codec.coordinates,
+        model_family=codec.family.name,
         finish_reason="token_limit" if turns[-1].hit_token_limit else "stop",
     )
 
@@ -221,9 +252,18 @@ class Engine:
 
     def _ground_r1(self, items: list[EvalItem], images: list) -> list[Trajectory]:
         cfg = self.config
-        rollout = Rollout(self.codec, self.generator, RolloutConfig(
-            max_turns=cfg.max_turns, max_completion_length=cfg.max_completion_length, min_crop_size=cfg.min_crop_size,
-            max_aspect_ratio=cfg.max_aspect_ratio, crop_fallback=cfg.crop_fallback, box_parse=cfg.box_parse))
+        rollout = Rollout(
+            self.codec,
+            self.generator,
+            RolloutConfig(
+                max_turns=cfg.max_turns,
+                max_completion_length=cfg.max_completion_length,
+                min_crop_size=cfg.min_crop_size,
+                max_aspect_ratio=cfg.max_aspect_ratio,
+                crop_fallback=cfg.crop_fallback,
+                box_parse=cfg.box_parse,
+            ),
+        )
         questions = [RolloutQuestion(it.question, img) for it, img in zip(items, images)]
         return rollout.run(questions, TreePlan(1, 1), cfg.sampling)
 
@@ -243,7 +283,11 @@ class Engine:
         requests = [
             chat_request(
                 self.codec,
-                [_user(ground_sft_box_text(it.question)), _assistant(t[0].text), _user(ground_sft_answer_text(it.question))],
+                [
+                    _user(ground_sft_box_text(it.question)),
+                    _assistant(t[0].text),
+                    _user(ground_sft_answer_text(it.question)),
+                ],
                 [enc, crop_enc],
             )
             for it, t, enc, crop_enc in zip(items, turns, encoded, crop_encoded)
@@ -255,8 +299,15 @@ class Engine:
 def prediction_record(item: EvalItem, trajectory: Trajectory, config: InferenceConfig, prompt: str) -> dict[str, Any]:
     """What is kept of one item: its fields, every turn, the trajectory (boxes, crop windows), the extracted
     answer of the final turn and the ground truth (SPEC §3 extraction, §7)."""
-    record: dict[str, Any] = {"key": item.key, "status": "ok", "protocol": config.protocol, "dataset": item.dataset,
-                              "image": item.image, "question": item.question, **item.fields}
+    record: dict[str, Any] = {
+        "key": item.key,
+        "status": "ok",
+        "protocol": config.protocol,
+        "dataset": item.dataset,
+        "image": item.image,
+        "question": item.question,
+        **item.fields,
+    }
     if config.protocol == "baseline":
         record["prompt_class"] = config.prompt_class
     record["prompt"] = prompt
@@ -270,8 +321,14 @@ def prediction_record(item: EvalItem, trajectory: Trajectory, config: InferenceC
 
 
 def error_record(item: EvalItem, config: InferenceConfig, error: str) -> dict[str, Any]:
-    return {"key": item.key, "status": "error", "protocol": config.protocol, "dataset": item.dataset,
-            "image": item.image, "error": error}
+    return {
+        "key": item.key,
+        "status": "error",
+        "protocol": config.protocol,
+        "dataset": item.dataset,
+        "image": item.image,
+        "error": error,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- the run
@@ -329,16 +386,31 @@ def run_inference(
     done = done_keys(out)
     todo = [it for it in mine if it.key not in done]
     summary = InferenceSummary(assigned=len(mine), skipped=len(mine) - len(todo), written=0, errors=0)
-    logger.info("rank %d/%d: %d items, %d already done, %d to predict (%s protocol, batch %d)",
-                rank, world_size, len(mine), summary.skipped, len(todo), config.protocol, config.batch_size)
+    logger.info(
+        "rank %d/%d: %d items, %d already done, %d to predict (%s protocol, batch %d)",
+        rank,
+        world_size,
+        len(mine),
+        summary.skipped,
+        len(todo),
+        config.protocol,
+        config.batch_size,
+    )
     if not todo:
         return summary
     engine = make_engine()
-    bar = tqdm(total=len(mine), initial=summary.skipped, unit="item", desc=f"{config.protocol} [rank {rank}]",
-               disable=not progress, dynamic_ncols=True, position=rank)
+    bar = tqdm(
+        total=len(mine),
+        initial=summary.skipped,
+        unit="item",
+        desc=f"{config.protocol} [rank {rank}]",
+        disable=not progress,
+        dynamic_ncols=True,
+        position=rank,
+    )
     with PredictionWriter(shard_path(out, rank)) as writer, bar:
         for n, start in enumerate(range(0, len(todo), config.batch_size), start=1):
-            batch = todo[start:start + config.batch_size]
+            batch = todo[start : start + config.batch_size]
             ready, images, errors = _load_images(batch, config, writer)
             if ready:
                 for item, trajectory in zip(ready, engine.run_batch(ready, images)):

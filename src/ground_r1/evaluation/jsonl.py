@@ -67,8 +67,11 @@ def read_records(
         except json.JSONDecodeError as exc:
             problem = f"not a JSON line ({exc.msg})"
         else:
-            problem = check(obj) if check is not None else (
-                None if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}")
+            problem = (
+                check(obj)
+                if check is not None
+                else (None if isinstance(obj, dict) else f"expected a JSON object, got {type(obj).__name__}")
+            )
         if problem is None:
             yield number, obj
         elif strict:

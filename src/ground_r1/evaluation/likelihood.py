@@ -19,7 +19,16 @@ from __future__ import annotations
 import math
 from typing import Any, Sequence
 
-__all__ = ["LIKELIHOOD_RULE", "choose_option", "crop_loop_option_losses", "final_context", "likelihood_record", "mean_token_loss", "option_losses", "run_likelihood"]
+__all__ = [
+    "LIKELIHOOD_RULE",
+    "choose_option",
+    "crop_loop_option_losses",
+    "final_context",
+    "likelihood_record",
+    "mean_token_loss",
+    "option_losses",
+    "run_likelihood",
+]
 
 LIKELIHOOD_RULE = "V* official likelihood (vstar_bench_eval.py @ 4ede664: lowest mean option-token loss)"
 
@@ -54,9 +63,11 @@ def choose_option(losses: Sequence[float]) -> int:
 def option_losses(model: Any, codec: Any, image: Any, question: str, options: Sequence[str]) -> list[float]:
     """The mean token loss of each option as the assistant's reply to ``[image, question]`` (module doc)."""
     (encoded,) = codec.encode_images([image])
-    prompt = codec.encode_chat([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}],
-                               [encoded])
+    prompt = codec.encode_chat(
+        [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": question}]}], [encoded]
+    )
     return _losses_of(model, codec, prompt, [encoded], options)
+
 
 def _losses_of(model: Any, codec: Any, context: list[int], images: list, options: Sequence[str]) -> list[float]:
     """Mean token loss of each option appended (with its end-of-turn token) to ``context`` ids and its images."""
@@ -68,13 +79,14 @@ def _losses_of(model: Any, codec: Any, context: list[int], images: list, options
     losses = []
     for option in options:
         ids = list(context) + codec.tokenizer(option, add_special_tokens=False)["input_ids"] + [codec.eos_token_id]
-        batch = collate_requests([GenerationRequest(ids, list(images))], codec.pad_token_id, codec.image_token_id,
-                                 device)
+        batch = collate_requests(
+            [GenerationRequest(ids, list(images))], codec.pad_token_id, codec.image_token_id, device
+        )
         if "pixel_values" in batch:
             batch["pixel_values"] = batch["pixel_values"].to(model.dtype)
         with torch.no_grad():
             logits = model(**batch).logits[0]
-        losses.append(mean_token_loss(logits[-len(ids):], ids, len(context)))
+        losses.append(mean_token_loss(logits[-len(ids) :], ids, len(context)))
     return losses
 
 
@@ -96,8 +108,15 @@ def crop_loop_option_losses(model: Any, codec: Any, trajectory: Any, options: Se
 def likelihood_record(key: str, losses: Sequence[float], gold: int) -> dict[str, Any]:
     """The prediction record of one likelihood-scored item (options in the file's order, ``gold`` its index)."""
     chosen = choose_option(losses)
-    return {"key": key, "status": "ok", "protocol": "likelihood", "option_losses": [float(x) for x in losses],
-            "chosen": chosen, "gold": gold, "turns": []}
+    return {
+        "key": key,
+        "status": "ok",
+        "protocol": "likelihood",
+        "option_losses": [float(x) for x in losses],
+        "chosen": chosen,
+        "gold": gold,
+        "turns": [],
+    }
 
 
 def run_likelihood(
@@ -113,19 +132,19 @@ def run_likelihood(
     rollout: Any = None,
 ) -> int:
     """Score this process's share of ``items`` (``items[rank::world_size]``) by :func:`option_losses` into its
-    prediction shard, skipping done keys (resumable, as the generative protocols); returns records written. An
-    unreadable image is an error record, never a choice. ``spec.likelihood_options(item)`` gives (question,
-    options in the file's order, gold index). With ``rollout`` (an :class:`ground_r1.evaluation.inference.Engine` of
-the ``ground_r1`` protocol) the crop loop runs first on the question (greedy, as the generative protocol) and the
-options are scored given its final context (:func:`crop_loop_option_losses`); the record keeps the trajectory, so
-its boxes are scored too.
+        prediction shard, skipping done keys (resumable, as the generative protocols); returns records written. An
+        unreadable image is an error record, never a choice. ``spec.likelihood_options(item)`` gives (question,
+        options in the file's order, gold index). With ``rollout`` (an :class:`ground_r1.evaluation.inference.Engine` of
+    the ``ground_r1`` protocol) the crop loop runs first on the question (greedy, as the generative protocol) and the
+    options are scored given its final context (:func:`crop_loop_option_losses`); the record keeps the trajectory, so
+    its boxes are scored too.
 
-    ``config``: the run's :class:`ground_r1.evaluation.identity.InferenceConfig` (protocol ``likelihood`` or
-    ``ground_r1_likelihood``), checked against the folder's as every protocol's (a resume with other settings is
-    refused).
+        ``config``: the run's :class:`ground_r1.evaluation.identity.InferenceConfig` (protocol ``likelihood`` or
+        ``ground_r1_likelihood``), checked against the folder's as every protocol's (a resume with other settings is
+        refused).
 
-    Raises:
-        ValueError: the output folder holds predictions made with other settings.
+        Raises:
+            ValueError: the output folder holds predictions made with other settings.
     """
     from pathlib import Path
 
@@ -155,8 +174,9 @@ its boxes are scored too.
             from ground_r1.evaluation.inference import EvalItem
 
             (trajectory,) = rollout.run_batch([EvalItem(item.key, spec.name, question, str(item.image))], [image])
-            record = likelihood_record(item.key, crop_loop_option_losses(model, rollout.codec, trajectory, options),
-                                       gold)
+            record = likelihood_record(
+                item.key, crop_loop_option_losses(model, rollout.codec, trajectory, options), gold
+            )
             record.update(after="ground_r1", turns=trajectory.turn_texts, trajectory=trajectory.to_record())
             writer.write(record)
         return writer.written

@@ -51,8 +51,14 @@ PROTOCOL_LABELS = {
     "release": "Acc@0.5 release (any expression, int() boxes)",
 }
 SPLIT_ORDER = (
-    "RefCOCO/val", "RefCOCO/testA", "RefCOCO/testB", "RefCOCOplus/val", "RefCOCOplus/testA", "RefCOCOplus/testB",
-    "RefCOCOg/val", "RefCOCOg/test",
+    "RefCOCO/val",
+    "RefCOCO/testA",
+    "RefCOCO/testB",
+    "RefCOCOplus/val",
+    "RefCOCOplus/testA",
+    "RefCOCOplus/testB",
+    "RefCOCOg/val",
+    "RefCOCOg/test",
 )
 SCORES_NAME = "refcoco_scores.jsonl"
 
@@ -78,14 +84,19 @@ def _check_record(obj: Any) -> list[tuple[str, str]]:
             problems.append((name, f"expected a positive integer, got {obj.get(name)!r}"))
     boxes = obj.get("bboxs")
     box = boxes[0] if isinstance(boxes, list) and boxes else None
-    if not (isinstance(box, list) and len(box) == 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                             and math.isfinite(v) for v in box)):
+    if not (
+        isinstance(box, list)
+        and len(box) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) for v in box)
+    ):
         problems.append(("bboxs", f"expected [[x, y, w, h]] (COCO xywh), got {json.dumps(boxes)}"))
     elif box[2] <= 0 or box[3] <= 0:
         problems.append(("bboxs[0]", f"width and height must be > 0 in COCO xywh, got {json.dumps(box)}"))
     solution = obj.get("solution")
     expressions = [solution] if isinstance(solution, str) else solution
-    if not (isinstance(expressions, list) and expressions and all(isinstance(e, str) and e.strip() for e in expressions)):
+    if not (
+        isinstance(expressions, list) and expressions and all(isinstance(e, str) and e.strip() for e in expressions)
+    ):
         problems.append(("solution", f"expected a list of referring expressions, got {json.dumps(solution)}"))
     return problems
 
@@ -97,8 +108,11 @@ def _check_image(path: Path) -> str | None:
     try:
         image_size(path, verify=True)
     except ImageLoadError as exc:
-        return f"image file not found: '{path}'; check IMAGE_ROOT" if exc.reason == "file not found" else (
-            f"unreadable image '{path}': {exc.reason}")
+        return (
+            f"image file not found: '{path}'; check IMAGE_ROOT"
+            if exc.reason == "file not found"
+            else (f"unreadable image '{path}': {exc.reason}")
+        )
     return None
 
 
@@ -162,9 +176,16 @@ def read_refcoco_items(
     for line, obj, image in objects:
         expressions = [obj["solution"]] if isinstance(obj["solution"], str) else obj["solution"]
         for j, expression in enumerate(expressions):
-            fields = {"object_key": f"{p.name}:{line}", "expression_index": j, "num_expressions": len(expressions),
-                      "width": obj["width"], "height": obj["height"], "gt_box_xywh": list(obj["bboxs"][0]),
-                      "gt_box": list(xywh_to_xyxy(obj["bboxs"][0])), "problem_id": obj.get("problem_id")}
+            fields = {
+                "object_key": f"{p.name}:{line}",
+                "expression_index": j,
+                "num_expressions": len(expressions),
+                "width": obj["width"],
+                "height": obj["height"],
+                "gt_box_xywh": list(obj["bboxs"][0]),
+                "gt_box": list(xywh_to_xyxy(obj["bboxs"][0])),
+                "problem_id": obj.get("problem_id"),
+            }
             items.append(EvalItem(f"{p.name}:{line}:{j}", obj["dataset"], expression, image, fields))
     return LoadedItems(items, loaded)
 
@@ -177,9 +198,14 @@ def load_refcoco_items(
     max_objects_per_split: int | None = None,
 ) -> list[EvalItem]:
     """The items of :func:`read_refcoco_items`, strict (a malformed record raises) and without image checks."""
-    return read_refcoco_items(path, image_root=image_root, path_prefix=path_prefix,
-                              max_objects_per_split=max_objects_per_split, skip_bad_records=False,
-                              check_images=False).items
+    return read_refcoco_items(
+        path,
+        image_root=image_root,
+        path_prefix=path_prefix,
+        max_objects_per_split=max_objects_per_split,
+        skip_bad_records=False,
+        check_images=False,
+    ).items
 
 
 # ---------------------------------------------------------------------------------------------- scoring
@@ -208,9 +234,18 @@ def score_prediction(prediction: Mapping[str, Any]) -> dict[str, Any]:
     """IoU and hit of one RefCOCO prediction under the headline rule (``box``, ``iou``, ``hit``: float, unclamped)
     and the release's (``box_release``, ``iou_release``, ``hit_release``: int, unclamped). A failed prediction keeps
     ``status`` and no IoU."""
-    row = {"key": prediction["key"], "dataset": prediction["dataset"], "status": prediction.get("status"),
-           "object_key": prediction.get("object_key"), "box": None, "iou": None, "hit": None,
-           "box_release": None, "iou_release": None, "hit_release": None}
+    row = {
+        "key": prediction["key"],
+        "dataset": prediction["dataset"],
+        "status": prediction.get("status"),
+        "object_key": prediction.get("object_key"),
+        "box": None,
+        "iou": None,
+        "hit": None,
+        "box_release": None,
+        "iou_release": None,
+        "hit_release": None,
+    }
     if prediction.get("status") != "ok":
         return row
     trajectory = prediction["trajectory"]
@@ -298,48 +333,84 @@ def _pct(value: float | None, digits: int, se: float | None = None, with_se: boo
     return text
 
 
-_HEADER = ["split", "expressions", "objects", PROTOCOL_LABELS["standard"], PROTOCOL_LABELS["any_expression"],
-           PROTOCOL_LABELS["release"], "no box", "failures"]
+_HEADER = [
+    "split",
+    "expressions",
+    "objects",
+    PROTOCOL_LABELS["standard"],
+    PROTOCOL_LABELS["any_expression"],
+    PROTOCOL_LABELS["release"],
+    "no box",
+    "failures",
+]
 
 
 def _cells(split: str, r: SplitResult, digits: int) -> list[str]:
-    return [split, str(r.expressions), str(r.objects), _pct(r.standard, digits, r.standard_se, True),
-            _pct(r.any_expression, digits, r.any_expression_se, True), _pct(r.release, digits, r.release_se, True),
-            str(r.no_box), str(r.failures)]
+    return [
+        split,
+        str(r.expressions),
+        str(r.objects),
+        _pct(r.standard, digits, r.standard_se, True),
+        _pct(r.any_expression, digits, r.any_expression_se, True),
+        _pct(r.release, digits, r.release_se, True),
+        str(r.no_box),
+        str(r.failures),
+    ]
 
 
 def render_markdown(results: Mapping[str, SplitResult], label: str = "", header: list[str] | None = None) -> str:
-    lines = [f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100 (boxes rescaled in float, "
-             "not clamped)", "", *(header or []), *([""] if header else []),
-             "| " + " | ".join(_HEADER) + " |", "|---" + "|---:" * (len(_HEADER) - 1) + "|"]
+    lines = [
+        f"## RefCOCO grounding{f' ({label})' if label else ''}, Acc@0.5 x100 (boxes rescaled in float, not clamped)",
+        "",
+        *(header or []),
+        *([""] if header else []),
+        "| " + " | ".join(_HEADER) + " |",
+        "|---" + "|---:" * (len(_HEADER) - 1) + "|",
+    ]
     lines += ["| " + " | ".join(_cells(s, results[s], 1)) + " |" for s in _ordered(results)]
-    lines += ["", f"- standard: each referring expression counts once (IoU >= {IOU_THRESHOLD} with the "
-              "ground-truth box); the usual protocol. The predicted box is rescaled to original pixels in float and "
-              "not clamped to the image (lmms-eval 0.7.3 refcoco_bbox_rec; the release did not clamp either).",
-              "- any expression: an object counts as correct if any of its expressions hits; the paper's RefCOCO "
-              "numbers used this protocol.",
-              "- release: the release's whole rule, any expression with int() truncated boxes (multi_RefCOCO.py).",
-              "- no box: answers without a parsable box, scored as misses; failures: predictions that failed, "
-              "excluded.",
-              "- ± one standard error of the mean: over the split's expressions (standard), over its objects (any "
-              "expression, release) (docs/metrics.md, Error bars)."]
+    lines += [
+        "",
+        f"- standard: each referring expression counts once (IoU >= {IOU_THRESHOLD} with the "
+        "ground-truth box); the usual protocol. The predicted box is rescaled to original pixels in float and "
+        "not clamped to the image (lmms-eval 0.7.3 refcoco_bbox_rec; the release did not clamp either).",
+        "- any expression: an object counts as correct if any of its expressions hits; the paper's RefCOCO "
+        "numbers used this protocol.",
+        "- release: the release's whole rule, any expression with int() truncated boxes (multi_RefCOCO.py).",
+        "- no box: answers without a parsable box, scored as misses; failures: predictions that failed, excluded.",
+        "- ± one standard error of the mean: over the split's expressions (standard), over its objects (any "
+        "expression, release) (docs/metrics.md, Error bars).",
+    ]
     return "\n".join(lines) + "\n"
 
 
 def render_csv(results: Mapping[str, SplitResult]) -> str:
     """The table as CSV: each protocol's number (x100) followed by its standard error (x100; empty when n/a)."""
+
     def se(value: float | None) -> str:
         return "" if value is None else f"{100 * value:.2f}"
 
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(_HEADER[:4] + ["standard_se", _HEADER[4], "any_expression_se", _HEADER[5], "release_se"]
-                    + _HEADER[6:])
+    writer.writerow(
+        _HEADER[:4] + ["standard_se", _HEADER[4], "any_expression_se", _HEADER[5], "release_se"] + _HEADER[6:]
+    )
     for split in _ordered(results):
         r = results[split]
-        writer.writerow([split, r.expressions, r.objects, _pct(r.standard, 2), se(r.standard_se),
-                         _pct(r.any_expression, 2), se(r.any_expression_se), _pct(r.release, 2), se(r.release_se),
-                         r.no_box, r.failures])
+        writer.writerow(
+            [
+                split,
+                r.expressions,
+                r.objects,
+                _pct(r.standard, 2),
+                se(r.standard_se),
+                _pct(r.any_expression, 2),
+                se(r.any_expression_se),
+                _pct(r.release, 2),
+                se(r.release_se),
+                r.no_box,
+                r.failures,
+            ]
+        )
     return buffer.getvalue()
 
 
@@ -361,8 +432,15 @@ def write_synthetic_refcoco(out_dir: str | os.PathLike[str], num_objects: int = 
             rel = f"images/refcoco_{i:04d}.png"
             image.save(out / rel)
             x1, y1, x2, y2 = example["bbox"]
-            record = {"image": rel, "width": example["width"], "height": example["height"],
-                      "bboxs": [[x1, y1, x2 - x1, y2 - y1]], "dataset": "synthetic/val", "problem": "",
-                      "solution": [f"the {example['kind']} card", f"{example['kind']} card"], "problem_id": i}
+            record = {
+                "image": rel,
+                "width": example["width"],
+                "height": example["height"],
+                "bboxs": [[x1, y1, x2 - x1, y2 - y1]],
+                "dataset": "synthetic/val",
+                "problem": "",
+                "solution": [f"the {example['kind']} card", f"{example['kind']} card"],
+                "problem_id": i,
+            }
             handle.write(json.dumps(record) + "\n")
     return path

@@ -87,8 +87,12 @@ def score_row(
 ) -> dict[str, Any]:
     """The score row of one prediction; ``judgments`` is None when nothing was judged."""
     key = str(prediction["key"])
-    row: dict[str, Any] = {"key": key, "dataset": prediction.get("dataset"), "status": prediction.get("status"),
-                           "letter_rule": registry.letter_rule}
+    row: dict[str, Any] = {
+        "key": key,
+        "dataset": prediction.get("dataset"),
+        "status": prediction.get("status"),
+        "letter_rule": registry.letter_rule,
+    }
     row["box_score"], row["box_status"] = box_score(prediction)
     if prediction.get("status") != "ok":
         row.update(rule_score=None, judge_score=None, judge_status="not_judged" if judgments is None else "missing")

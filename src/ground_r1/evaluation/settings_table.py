@@ -34,8 +34,9 @@ def read_run(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
         for row in csv.DictReader(handle):
             config_path = root / row["benchmark"] / "inference_config.json"
             config = json.loads(config_path.read_text(encoding="utf-8")) if config_path.is_file() else {}
-            rows.append({**row, "run": str(root), "protocol": config.get("protocol"),
-                         "max_turns": config.get("max_turns")})
+            rows.append(
+                {**row, "run": str(root), "protocol": config.get("protocol"), "max_turns": config.get("max_turns")}
+            )
     return rows
 
 
@@ -46,14 +47,18 @@ def render_settings_markdown(rows: list[dict[str, Any]]) -> str:
         turns = row["max_turns"] if isinstance(row["max_turns"], int) else -1
         return row["benchmark"], row["metric"], row["variant"], row["rule"], str(row["protocol"]), turns, row["run"]
 
-    lines = ["| Benchmark | Metric | Rule | Protocol | max_turns | Score ± SE | Items | Run |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| Benchmark | Metric | Rule | Protocol | max_turns | Score ± SE | Items | Run |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in sorted(rows, key=order):
         score = f"{float(row['score']):.1f}" if row["score"] else "n/a"
         score += f" ± {float(row['se']):.1f}" if row.get("se") else " ± n/a"
         rule = ("variant: " if row["variant"] == "yes" else "") + row["rule"]
         crop_loop = row["protocol"] in ("ground_r1", "ground_r1_likelihood")
         turns = str(row["max_turns"]) if crop_loop else "n/a"  # one turn otherwise
-        lines.append(f"| {row['benchmark']} | {row['metric']} | {rule} | {row['protocol']} | {turns} | {score} | "
-                     f"{row['items']} | {row['run']} |")
+        lines.append(
+            f"| {row['benchmark']} | {row['metric']} | {rule} | {row['protocol']} | {turns} | {score} | "
+            f"{row['items']} | {row['run']} |"
+        )
     return "\n".join(lines) + "\n"

@@ -76,23 +76,41 @@ def render_summary_markdown(
     2800); each number's rule is named, variant rules' numbers follow their benchmark's headline, marked
     "variant:"; then one line per file read (``files``, :func:`ground_r1.evaluation.general.file_line`).
     ``header``: lines under the title (the run's rollout settings and their source)."""
-    lines = [f"## General benchmarks ({label})", "", *(header or []), *([""] if header else []),
-             "| " + " | ".join(_COLUMNS) + " |", "|" + "|".join("---" for _ in _COLUMNS) + "|"]
+    lines = [
+        f"## General benchmarks ({label})",
+        "",
+        *(header or []),
+        *([""] if header else []),
+        "| " + " | ".join(_COLUMNS) + " |",
+        "|" + "|".join("---" for _ in _COLUMNS) + "|",
+    ]
     for r in rows:
         rule = f"variant: {r.rule}" if r.variant else r.rule
-        cells = (r.benchmark, r.metric, rule, _fmt(r.score, r.se), str(r.items), str(r.skipped), str(r.unparsed),
-                 str(r.left_out), r.notes)
+        cells = (
+            r.benchmark,
+            r.metric,
+            rule,
+            _fmt(r.score, r.se),
+            str(r.items),
+            str(r.skipped),
+            str(r.unparsed),
+            str(r.left_out),
+            r.notes,
+        )
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
-              "reference and version, docs/metrics.md); rows marked \"variant:\" are the same predictions scored by "
-              "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
-              "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
-              "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
-              "field: why).",
-              "± is one standard error: of the mean over the Items for accuracies and MM-Vet; a seeded bootstrap "
-              "(1,000 resamples, seed 0) for the MME total (over images within their task), POPE's F1 (over items) "
-              "and MMBench's CircularEval (over questions); n/a with fewer than two items (docs/metrics.md, Error "
-              "bars)."]
+    lines += [
+        "",
+        "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
+        'reference and version, docs/metrics.md); rows marked "variant:" are the same predictions scored by '
+        "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
+        "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
+        "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
+        "field: why).",
+        "± is one standard error: of the mean over the Items for accuracies and MM-Vet; a seeded bootstrap "
+        "(1,000 resamples, seed 0) for the MME total (over images within their task), POPE's F1 (over items) "
+        "and MMBench's CircularEval (over questions); n/a with fewer than two items (docs/metrics.md, Error "
+        "bars).",
+    ]
     files = list(files)
     if files:
         lines += ["", "Files read:", *(f"- {line}" for line in files)]
@@ -103,10 +121,37 @@ def render_summary_csv(rows: list[SummaryRow]) -> str:
     """The same table as CSV (score empty when not available; full precision)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(["benchmark", "metric", "rule", "variant", "score", "se", "items", "skipped", "unparsed",
-                     "left_out", "notes", "error_bar"])
+    writer.writerow(
+        [
+            "benchmark",
+            "metric",
+            "rule",
+            "variant",
+            "score",
+            "se",
+            "items",
+            "skipped",
+            "unparsed",
+            "left_out",
+            "notes",
+            "error_bar",
+        ]
+    )
     for r in rows:
-        writer.writerow([r.benchmark, r.metric, r.rule, "yes" if r.variant else "no",
-                         "" if r.score is None else repr(r.score), "" if r.se is None else repr(r.se), r.items,
-                         r.skipped, r.unparsed, r.left_out, r.notes, r.error_bar])
+        writer.writerow(
+            [
+                r.benchmark,
+                r.metric,
+                r.rule,
+                "yes" if r.variant else "no",
+                "" if r.score is None else repr(r.score),
+                "" if r.se is None else repr(r.se),
+                r.items,
+                r.skipped,
+                r.unparsed,
+                r.left_out,
+                r.notes,
+                r.error_bar,
+            ]
+        )
     return buffer.getvalue()

@@ -32,9 +32,18 @@ logger = logging.getLogger(__name__)
 
 # SPEC §9 column order of the paper, with its display names.
 PAPER_DATASETS: dict[str, str] = {
-    "docvqa": "DocVQA", "textcap": "TextCaps", "textvqa": "TextVQA", "dude": "DUDE", "sroie": "SROIE",
-    "infographicsvqa": "InfoVQA", "flickr30k": "Flickr30k", "v7w": "Visual7W", "gqa": "GQA",
-    "openimages": "OpenImages", "vsr": "VSR", "cub": "CUB",
+    "docvqa": "DocVQA",
+    "textcap": "TextCaps",
+    "textvqa": "TextVQA",
+    "dude": "DUDE",
+    "sroie": "SROIE",
+    "infographicsvqa": "InfoVQA",
+    "flickr30k": "Flickr30k",
+    "v7w": "Visual7W",
+    "gqa": "GQA",
+    "openimages": "OpenImages",
+    "vsr": "VSR",
+    "cub": "CUB",
 }
 SEPARATE_DATASETS: dict[str, str] = {"emotic": "Emotic"}  # SPEC §7: reported, not in the AVG
 DEFAULT_MAX_FAILURE_SHARE = 0.05
@@ -129,9 +138,7 @@ def dataset_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, DatasetStats]:
     return stats
 
 
-def average(
-    stats: Mapping[str, DatasetStats], column: str, max_failure_share: float, allow_failures: bool
-) -> Average:
+def average(stats: Mapping[str, DatasetStats], column: str, max_failure_share: float, allow_failures: bool) -> Average:
     """The AVG of ``column`` ("judge" or "rule") over the paper's sub-datasets present in ``stats``."""
     present = [d for d in PAPER_DATASETS if d in stats]
     if not present:
@@ -168,8 +175,7 @@ def summarize(
     judged = any(r["judge_status"] != "not_judged" for r in rows)
     present = sum(1 for d in PAPER_DATASETS if d in stats)
     avg_label = "AVG" if present == len(PAPER_DATASETS) else f"AVG ({present} of {len(PAPER_DATASETS)})"
-    judge_avg = (average(stats, "judge", max_failure_share, allow_failures) if judged
-                 else Average(None, "not judged"))
+    judge_avg = average(stats, "judge", max_failure_share, allow_failures) if judged else Average(None, "not judged")
     rule_avg = average(stats, "rule", max_failure_share, allow_failures)
     letter_rules = tuple(sorted({str(r["letter_rule"]) for r in rows if r.get("letter_rule")}))
     return RunTable(label, stats, judged, judge_avg, rule_avg, avg_label, letter_rules)
@@ -207,15 +213,25 @@ def _cells(run: RunTable, dataset: str, digits: int, box: bool = False) -> list[
         items = sum(s.items for s in present)
         fails = sum(s.judge_failures if run.judged else s.errors for s in present)
         judge = run.judge_avg.cell(digits, "n/a" if run.judged else "not judged")
-        return [str(items), judge, run.rule_avg.cell(digits), *([_box_cell(present, digits)] if box else []),
-                str(fails)]
+        return [
+            str(items),
+            judge,
+            run.rule_avg.cell(digits),
+            *([_box_cell(present, digits)] if box else []),
+            str(fails),
+        ]
     s = run.stats.get(dataset)
     if s is None:
         return ["0", "-", "-", *(["-"] if box else []), "-"]
     judge = _with_se(s.estimate("judge"), digits) or ("not judged" if not run.judged else "n/a")
     rule = _with_se(s.estimate("rule"), digits) or "n/a"
-    return [str(s.items), judge, rule, *([_box_cell([s], digits)] if box else []),
-            str(s.judge_failures if run.judged else s.errors)]
+    return [
+        str(s.items),
+        judge,
+        rule,
+        *([_box_cell([s], digits)] if box else []),
+        str(s.judge_failures if run.judged else s.errors),
+    ]
 
 
 def _with_se(estimate: Estimate, digits: int) -> str | None:
@@ -259,8 +275,9 @@ def _letter_rule_label(rules: tuple[str, ...]) -> str:
     return " + ".join(LETTER_RULE_LABELS.get(r, r) for r in rules)
 
 
-def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores x100)",
-                    header: list[str] | None = None) -> str:
+def render_markdown(
+    runs: list[RunTable], title: str = "VisCoT benchmark (scores x100)", header: list[str] | None = None
+) -> str:
     """The table as Markdown, with the notes a reader needs (what each column is, refused AVGs, no judge).
     ``header``: lines printed under the title (e.g. each run's rollout settings and their source)."""
     avg_label = runs[0].avg_label
@@ -279,18 +296,24 @@ def render_markdown(runs: list[RunTable], title: str = "VisCoT benchmark (scores
         if dataset == "__avg__":
             name, cells = f"**{name}**", [f"**{c}**" for c in cells]
         lines.append("| " + " | ".join([name] + cells) + " |")
-    lines += ["", "- judge: LLM judge score (SPEC §7), mean over judged items; rule: the training accuracy rule "
-              "(SPEC §3), n/a where none applies; failures: items excluded from the means (failed, unparseable "
-              "or missing judgments, inference errors).",
-              "- ± one standard error: of the mean over the row's items (box: over its scored boxes); for the AVG "
-              "a seeded bootstrap (1,000 resamples, seed 0, items resampled within their sub-dataset) of the mean "
-              "of sub-dataset means (docs/metrics.md, Error bars).",
-              "- rule column's option-letter rule (v7w/gqa/openimages): "
-              + "; ".join(f"{r.label}: {_letter_rule_label(r.letter_rules)}" for r in runs) + ".",
-              (f"- {avg_label}: plain mean of the per-sub-dataset means over the 12 VisCoT sub-datasets of the "
-               "paper; emotic and other datasets are reported on their own rows."
-               if "__avg__" in _row_order(runs) else
-               "- no AVG: none of the 12 VisCoT sub-datasets of the paper is in this run.")]
+    lines += [
+        "",
+        "- judge: LLM judge score (SPEC §7), mean over judged items; rule: the training accuracy rule "
+        "(SPEC §3), n/a where none applies; failures: items excluded from the means (failed, unparseable "
+        "or missing judgments, inference errors).",
+        "- ± one standard error: of the mean over the row's items (box: over its scored boxes); for the AVG "
+        "a seeded bootstrap (1,000 resamples, seed 0, items resampled within their sub-dataset) of the mean "
+        "of sub-dataset means (docs/metrics.md, Error bars).",
+        "- rule column's option-letter rule (v7w/gqa/openimages): "
+        + "; ".join(f"{r.label}: {_letter_rule_label(r.letter_rules)}" for r in runs)
+        + ".",
+        (
+            f"- {avg_label}: plain mean of the per-sub-dataset means over the 12 VisCoT sub-datasets of the "
+            "paper; emotic and other datasets are reported on their own rows."
+            if "__avg__" in _row_order(runs)
+            else "- no AVG: none of the 12 VisCoT sub-datasets of the paper is in this run."
+        ),
+    ]
     for run in runs:
         for avg in (run.judge_avg, run.rule_avg):
             if avg.refused or (avg.value is None and "n/a" in avg.note):
@@ -308,12 +331,17 @@ def _box_note(run: RunTable) -> str:
     if not any(n for status, n in counts.items() if status != "no_grounding"):
         return ""
     parts = [f"{counts.get('ok', 0)} scored"]
-    for status, text in (("bad_evidence_box", "n/a: evidence box unusable (the question is evaluated)"),
-                         ("no_evidence_box", "n/a: no evidence box"), ("no_box", "no box in the first turn")):
+    for status, text in (
+        ("bad_evidence_box", "n/a: evidence box unusable (the question is evaluated)"),
+        ("no_evidence_box", "n/a: no evidence box"),
+        ("no_box", "no box in the first turn"),
+    ):
         if counts.get(status):
             parts.append(f"{counts[status]} {text}")
-    return (f"- {run.label}: box = GIoU score ((GIoU + 1) / 2, SPEC §3) of the first box against the first usable "
-            f"evidence box, x100; {', '.join(parts)}.")
+    return (
+        f"- {run.label}: box = GIoU score ((GIoU + 1) / 2, SPEC §3) of the first box against the first usable "
+        f"evidence box, x100; {', '.join(parts)}."
+    )
 
 
 def render_csv(runs: list[RunTable]) -> str:
@@ -339,8 +367,9 @@ def _split_se(cell: str) -> list[str]:
     return [value, "" if se in ("", "n/a") else se]
 
 
-def write_tables(runs: list[RunTable], output_dir: str | os.PathLike[str], stem: str = "table",
-                 header: list[str] | None = None) -> tuple[Path, Path]:
+def write_tables(
+    runs: list[RunTable], output_dir: str | os.PathLike[str], stem: str = "table", header: list[str] | None = None
+) -> tuple[Path, Path]:
     """Write ``{stem}.md`` and ``{stem}.csv``; log loudly when a run was not judged. Returns both paths."""
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -60,8 +60,10 @@ class Estimate:
     def describe(self) -> str:
         if self.method == "mean":
             return f"standard error of the mean over {self.n} items"
-        return (f"bootstrap standard error, {self.resamples} resamples (seed {self.seed}) over {self.units} "
-                f"{self.unit}" + (f" ({self.n} items)" if self.unit != "items" else ""))
+        return (
+            f"bootstrap standard error, {self.resamples} resamples (seed {self.seed}) over {self.units} "
+            f"{self.unit}" + (f" ({self.n} items)" if self.unit != "items" else "")
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -146,5 +148,6 @@ def mean_of_group_means(groups: Sequence[Hashable], values: Sequence[float]) -> 
         counts = np.bincount(codes, minlength=k)
         return float(np.mean(sums / counts))
 
-    return bootstrap_estimate(np.asarray(values, dtype=float)[:, None], statistic, strata=labels,
-                              unit="items (resampled within their group)")
+    return bootstrap_estimate(
+        np.asarray(values, dtype=float)[:, None], statistic, strata=labels, unit="items (resampled within their group)"
+    )

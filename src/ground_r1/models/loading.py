@@ -60,19 +60,20 @@ def check_model_path(model_path: str | Path | None) -> None:
         raise ModelPathError(
             f"MODEL_PATH {text}: no such folder ({folder.resolve() if not text.startswith('~') else folder}). A path "
             "starting with /, ./, ../ or ~, or with more than one '/', is read as a local folder; a hub model id "
-            "has one '/' (Qwen/Qwen2.5-VL-7B-Instruct)")
+            "has one '/' (Qwen/Qwen2.5-VL-7B-Instruct)"
+        )
 
 
-def make_processor(tokenizer, image_processor, video_processor=None, chat_template: str | None = None,
-                   family=None):
+def make_processor(tokenizer, image_processor, video_processor=None, chat_template: str | None = None, family=None):
     """Assemble ``family``'s processor (default: Qwen2.5-VL) from its parts (video processor optional); the family
     is recorded on it."""
     from ground_r1.models.families import DEFAULT_FAMILY, attach_family, get_family
 
     fam = family if family is not None and not isinstance(family, str) else get_family(family or DEFAULT_FAMILY)
     template = chat_template or getattr(tokenizer, "chat_template", None)
-    processor = fam.processor_class()(image_processor=image_processor, tokenizer=tokenizer,
-                                      video_processor=video_processor, chat_template=template)
+    processor = fam.processor_class()(
+        image_processor=image_processor, tokenizer=tokenizer, video_processor=video_processor, chat_template=template
+    )
     return attach_family(processor, fam)
 
 
@@ -171,8 +172,14 @@ def resolve_dtype(dtype: Any):
         return default_dtype()
     if isinstance(dtype, torch.dtype):
         return dtype
-    names = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
-             "fp32": torch.float32, "float32": torch.float32}
+    names = {
+        "bf16": torch.bfloat16,
+        "bfloat16": torch.bfloat16,
+        "fp16": torch.float16,
+        "float16": torch.float16,
+        "fp32": torch.float32,
+        "float32": torch.float32,
+    }
     if dtype not in names:
         raise ValueError(f"unknown dtype {dtype!r}; expected one of {sorted(names)} or 'auto'")
     return names[dtype]
@@ -214,8 +221,14 @@ def load_model(
     torch_dtype = resolve_dtype(dtype)
     config = AutoConfig.from_pretrained(str(model_path), trust_remote_code=bool(trust_remote_code))
     family = family_of_config(config, where=f"{model_path} (config.json)")
-    logger.info("loading %s (%s, model_type %s; attention=%s, dtype=%s)", model_path, family.title,
-                config.model_type, attn, torch_dtype)
+    logger.info(
+        "loading %s (%s, model_type %s; attention=%s, dtype=%s)",
+        model_path,
+        family.title,
+        config.model_type,
+        attn,
+        torch_dtype,
+    )
     model = family.model_class(config.model_type).from_pretrained(
         str(model_path),
         dtype=torch_dtype,

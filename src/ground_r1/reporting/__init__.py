@@ -18,10 +18,11 @@ def write_report(output_dir, image_root=None) -> dict:
     if (out / "metrics.jsonl").is_file():
         written["curves"] = plot_curves(out / "metrics.jsonl", out / "curves.png")
     if (out / "trajectories.jsonl").is_file():
-        written["gallery"] = render_gallery(out / "trajectories.jsonl", out / "trajectories.html", image_root=image_root)
+        written["gallery"] = render_gallery(
+            out / "trajectories.jsonl", out / "trajectories.html", image_root=image_root
+        )
     if (out / "run_manifest.json").is_file():
         from ground_r1.reporting.model_card import write_model_card
 
         written["model card"] = write_model_card(out)
     return written
-

@@ -33,16 +33,20 @@ Y_LIMITS: dict[str, tuple[float, float]] = {
     "giou/score": (0.0, 1.02),
 }
 # Panel -> (held-out metric logged during training, heldout_eval.json field).
-HELDOUT_OVERLAY = {"rewards/accuracy_reward/mean": ("heldout/accuracy", "accuracy"),
-                   "giou/score": ("heldout/giou_score", "giou_score")}
+HELDOUT_OVERLAY = {
+    "rewards/accuracy_reward/mean": ("heldout/accuracy", "accuracy"),
+    "giou/score": ("heldout/giou_score", "giou_score"),
+}
 # heldout_eval.json reference lines: (condition, label, colour, line style, fields it is drawn for). The no-crop
 # GIoU equals the grounded one by design (first box only), so it is drawn for accuracy only.
-REFERENCE_LINES = (("base", "base before RL", "tab:gray", ":", ("accuracy", "giou_score")),
-                   ("no_crop", "no crop (lower bound)", "tab:red", "--", ("accuracy",)),
-                   ("gt_crop", "ground-truth crop (upper bound)", "tab:green", "--", ("accuracy", "giou_score")),
-                   ("random_box", "random box", "tab:purple", ":", ("giou_score",)),
-                   ("majority_answer", "majority answer", "tab:orange", "-.", ("accuracy",)),
-                   ("whole_image_box", "whole-image box", "tab:orange", "-.", ("giou_score",)))
+REFERENCE_LINES = (
+    ("base", "base before RL", "tab:gray", ":", ("accuracy", "giou_score")),
+    ("no_crop", "no crop (lower bound)", "tab:red", "--", ("accuracy",)),
+    ("gt_crop", "ground-truth crop (upper bound)", "tab:green", "--", ("accuracy", "giou_score")),
+    ("random_box", "random box", "tab:purple", ":", ("giou_score",)),
+    ("majority_answer", "majority answer", "tab:orange", "-.", ("accuracy",)),
+    ("whole_image_box", "whole-image box", "tab:orange", "-.", ("giou_score",)),
+)
 
 
 def read_metrics(path: str | Path) -> dict[int, dict]:
@@ -95,8 +99,9 @@ def _max_turns(run_dir: Path) -> int | None:
         return None
 
 
-def plot_curves(metrics_path: str | Path, out_path: str | Path, window: int | None = None,
-                heldout_path: str | Path | None = None) -> Path:
+def plot_curves(
+    metrics_path: str | Path, out_path: str | Path, window: int | None = None, heldout_path: str | Path | None = None
+) -> Path:
     """Write the figure (:func:`curves_figure`) to ``out_path``."""
     import matplotlib.pyplot as plt
 
@@ -125,8 +130,11 @@ def curves_figure(metrics_path: str | Path, window: int | None = None, heldout_p
     w = window or max(1, len(train_steps) // 20)
     fig, axes = plt.subplots(1, len(CURVE_PANELS), figsize=(4 * len(CURVE_PANELS), 4.6))
     for ax, (key, title) in zip(axes, CURVE_PANELS):
-        points = [(s, float(r[key])) for s, r in steps.items()
-                  if isinstance(r.get(key), (int, float)) and math.isfinite(float(r[key]))]
+        points = [
+            (s, float(r[key]))
+            for s, r in steps.items()
+            if isinstance(r.get(key), (int, float)) and math.isfinite(float(r[key]))
+        ]
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("step")
         limits = Y_LIMITS.get(key) or ((0.9, max_turns + 0.1) if key == "rollout/turns_mean" and max_turns else None)
@@ -148,8 +156,10 @@ def curves_figure(metrics_path: str | Path, window: int | None = None, heldout_p
                 ax.axhline(value, color=colour, linestyle=style, linewidth=1.2, label=f"{label}: {value:.2f}")
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=2, frameon=False)
         ax.grid(alpha=0.3)
-    note = (f"thin: per-step value; thick: trailing moving average over {w} step(s). Black points: held-out greedy "
-            "figures (held-out questions); lines: heldout_eval.json references.")
+    note = (
+        f"thin: per-step value; thick: trailing moving average over {w} step(s). Black points: held-out greedy "
+        "figures (held-out questions); lines: heldout_eval.json references."
+    )
     alarms = _mark_alarms(axes, metrics_path.parent)
     fig.suptitle(note + alarms, fontsize=8, color="tab:red" if alarms else "black")
     fig.tight_layout(rect=(0, 0, 1, 0.94))
@@ -170,6 +180,14 @@ def _mark_alarms(axes, run_dir: Path) -> str:
         for ax in axes:
             ax.axvline(event.step, color="tab:red", linestyle="--", linewidth=1)
         target = panels.get(event.metric, axes[0])
-        target.annotate(event.alarm, xy=(event.step, 1.0), xycoords=("data", "axes fraction"), rotation=90,
-                        va="top", ha="right", fontsize=7, color="tab:red")
+        target.annotate(
+            event.alarm,
+            xy=(event.step, 1.0),
+            xycoords=("data", "axes fraction"),
+            rotation=90,
+            va="top",
+            ha="right",
+            fontsize=7,
+            color="tab:red",
+        )
     return "\nCOLLAPSE ALARMS (red dashed lines; alarms.jsonl): " + ", ".join(f"{e.alarm} @ {e.step}" for e in events)

@@ -29,9 +29,7 @@ from typing import Sequence
 
 from ground_r1.boxes import SAFE_RELEASE_BOX_PATTERN
 
-GROUNDING_TURN_PATTERN = re.compile(
-    r"^<think>(.+?)</think>\s*<box>" + SAFE_RELEASE_BOX_PATTERN + r"</box>$", re.DOTALL
-)
+GROUNDING_TURN_PATTERN = re.compile(r"^<think>(.+?)</think>\s*<box>" + SAFE_RELEASE_BOX_PATTERN + r"</box>$", re.DOTALL)
 ANSWER_TURN_PATTERN = re.compile(r"^<think>(.+?)</think>\s*<answer>.+?</answer>$", re.DOTALL)
 
 _GROUNDING_TAGS = ("<think>", "</think>", "<box>", "</box>")

@@ -105,8 +105,9 @@ def refinement_metrics(
 ) -> dict[str, float]:
     """Second box against first box (module doc), same arguments as `giou_metrics`."""
     if len(turn_boxes) != len(gt_boxes):
-        raise ValueError(f"refinement_metrics: {len(turn_boxes)} trajectories of boxes but {len(gt_boxes)} lists "
-                         "of evidence boxes")
+        raise ValueError(
+            f"refinement_metrics: {len(turn_boxes)} trajectories of boxes but {len(gt_boxes)} lists of evidence boxes"
+        )
     with_gt = gains = 0
     deltas: list[float] = []
     for boxes, gts in zip(turn_boxes, gt_boxes):

@@ -162,8 +162,10 @@ class AccuracyRegistry:
 
 
 # The handler a rule name stands for under ``letter_rule: release`` (SPEC §3; the release's full letter rule).
-_RELEASE_LETTER_HANDLERS = {"letter_or_wer": "letter_or_wer_release",
-                            "multiple_choice_letter": "multiple_choice_letter_release"}
+_RELEASE_LETTER_HANDLERS = {
+    "letter_or_wer": "letter_or_wer_release",
+    "multiple_choice_letter": "multiple_choice_letter_release",
+}
 
 
 def build_registry(
@@ -184,8 +186,9 @@ def build_registry(
     rules = dict(DEFAULT_RULES)
     if letter_rule == "release":
         rules = {name: _RELEASE_LETTER_HANDLERS.get(rule, rule) for name, rule in rules.items()}
-    return AccuracyRegistry({name: NAMED_HANDLERS[rule] for name, rule in rules.items()},
-                            default_handler=default, letter_rule=letter_rule)
+    return AccuracyRegistry(
+        {name: NAMED_HANDLERS[rule] for name, rule in rules.items()}, default_handler=default, letter_rule=letter_rule
+    )
 
 
 # Shared, read-mostly: build your own with build_registry() rather than registering into this one.
@@ -221,8 +224,9 @@ def import_object(path: str) -> object:
     return obj
 
 
-def resolve_named(spec: str, named: Mapping[str, object], what: str, also: Mapping[str, object] | None = None,
-                  known: str = "") -> object:
+def resolve_named(
+    spec: str, named: Mapping[str, object], what: str, also: Mapping[str, object] | None = None, known: str = ""
+) -> object:
     """The one resolver of reward names: ``named[spec]``, else ``also[spec]``, else the callable at the dotted path
     ``package.module:function`` / ``package.module.function`` (imported with importlib, never eval).
 

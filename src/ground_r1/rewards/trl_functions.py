@@ -63,9 +63,7 @@ def _trajectory_turns(completions: Sequence[Any], turns: Sequence[Sequence[str]]
     if turns is None:
         return [completion_turns(c) for c in completions]
     if len(turns) != len(completions):
-        raise ValueError(
-            f"got {len(turns)} turn lists for {len(completions)} completions; pass one per completion"
-        )
+        raise ValueError(f"got {len(turns)} turn lists for {len(completions)} completions; pass one per completion")
     return [list(t) for t in turns]
 
 
@@ -110,9 +108,7 @@ def make_accuracy_reward(registry: AccuracyRegistry, require_answer: bool = True
                     "records must carry 'solution' and 'dataset' (SPEC §6)"
                 )
             if len(column) != len(trajectories):
-                raise ValueError(
-                    f"column {name!r} has {len(column)} values for {len(trajectories)} completions"
-                )
+                raise ValueError(f"column {name!r} has {len(column)} values for {len(trajectories)} completions")
         rewards: list[float | None] = []
         for trajectory, sol, ds in zip(trajectories, solution, dataset):
             final_turn = trajectory[-1] if trajectory else ""

@@ -77,8 +77,9 @@ class ConversationCodec:
         self.processor = processor
         self.family = family_of_processor(processor)
         self.geometry = self.family.geometry(processor)
-        self.coordinates = (check_convention(coordinates, "coordinates") if coordinates is not None
-                            else self.family.coordinates)
+        self.coordinates = (
+            check_convention(coordinates, "coordinates") if coordinates is not None else self.family.coordinates
+        )
         self.tokenizer = processor.tokenizer
         self.add_vision_id = add_vision_id
         tok = self.tokenizer
@@ -106,7 +107,9 @@ class ConversationCodec:
             vid = tok.convert_tokens_to_ids(video)
             if isinstance(vid, int) and vid != tok.unk_token_id:
                 ids.add(vid)
-        rendered = self._render([{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}], False)
+        rendered = self._render(
+            [{"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "x"}]}], False
+        )
         rendered_ids = tok(rendered, add_special_tokens=False)["input_ids"]
         special = set(tok.all_special_ids)
         for i, t in enumerate(rendered_ids):
@@ -150,8 +153,9 @@ class ConversationCodec:
         parts = _SPECIAL_MARKER.split(text)  # text, index, text, index, ..., text
         for k, part in enumerate(parts):
             if k % 2 == 1:
-                ids += self.tokenizer(self.special_texts[int(part)], add_special_tokens=False,
-                                      split_special_tokens=True)["input_ids"]
+                ids += self.tokenizer(
+                    self.special_texts[int(part)], add_special_tokens=False, split_special_tokens=True
+                )["input_ids"]
             elif part:
                 ids += self.tokenizer(part, add_special_tokens=False)["input_ids"]
         return ids
@@ -164,8 +168,10 @@ class ConversationCodec:
 
     def _render_assistant_tail(self) -> str:
         """What the template writes after an assistant turn's eos token (Qwen: "\\n")."""
-        msgs = [{"role": "user", "content": [{"type": "text", "text": "q"}]},
-                {"role": "assistant", "content": [{"type": "text", "text": _PLACEHOLDER}]}]
+        msgs = [
+            {"role": "user", "content": [{"type": "text", "text": "q"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": _PLACEHOLDER}]},
+        ]
         text = self._render(msgs, False)
         marker = _PLACEHOLDER + self.eos_token
         at = text.rfind(marker)
@@ -174,7 +180,7 @@ class ConversationCodec:
                 f"the chat template does not end assistant turns with the tokenizer's eos token {self.eos_token!r}; "
                 "the rollout needs the sampled eos to close each turn"
             )
-        return text[at + len(marker):]
+        return text[at + len(marker) :]
 
     def _render_turn_opening(self) -> str:
         """What a generation prompt writes into the assistant turn itself: ``"<think>\\n"`` for a template whose
@@ -208,9 +214,11 @@ class ConversationCodec:
         marker = _PLACEHOLDER + self.eos_token
         at = with_turn.rfind(marker)
         if at < 0:
-            raise ValueError("the chat template does not write an assistant turn's text followed by the eos token; "
-                             "the rollout cannot inject a crop turn after a sampled one")
-        text = with_turn[at + len(marker):]
+            raise ValueError(
+                "the chat template does not write an assistant turn's text followed by the eos token; "
+                "the rollout cannot inject a crop turn after a sampled one"
+            )
+        text = with_turn[at + len(marker) :]
         self._injected_cache[key] = text
         return text
 
@@ -221,11 +229,13 @@ class ConversationCodec:
         encoded, start = [], 0
         for grid in grids:
             rows = int(grid.prod())
-            encoded.append(EncodedImage(pixel_values[start:start + rows], grid.clone(), self.patch_size))
+            encoded.append(EncodedImage(pixel_values[start : start + rows], grid.clone(), self.patch_size))
             start += rows
         return encoded
 
-    def encode_chat(self, messages: list[dict], images: list[EncodedImage], add_generation_prompt: bool = True) -> list[int]:
+    def encode_chat(
+        self, messages: list[dict], images: list[EncodedImage], add_generation_prompt: bool = True
+    ) -> list[int]:
         """Token ids of any chat through the processor's template, each image placeholder expanded to its image's
         token count (the one place that does it: prompts, crop turns and the fixed-turn evaluation protocols)."""
         return self._expand_image_tokens(self._render(self._escape_messages(messages), add_generation_prompt), images)
@@ -248,7 +258,9 @@ class ConversationCodec:
             raise ValueError(f"{len(images)} images but {k} image placeholders in the rendered text")
         return out
 
-    def encode_prompt(self, question: str, image: Image.Image, input_size: tuple[int, int] | None = None) -> EncodedTurn:
+    def encode_prompt(
+        self, question: str, image: Image.Image, input_size: tuple[int, int] | None = None
+    ) -> EncodedTurn:
         """The first user turn (system prompt from the template, original image, template text) + generation
         prompt. `input_size` in the text is what the processor actually produced (grid x patch size) unless given;
         the size sentence is the codec's coordinate convention's."""
@@ -272,4 +284,3 @@ class ConversationCodec:
     def contains_vision_token(self, ids: list[int]) -> bool:
         vision = set(self.vision_token_ids)
         return any(t in vision for t in ids)
-

@@ -59,8 +59,8 @@ def collate_requests(
     input_ids = torch.full((len(requests), width), pad_token_id, dtype=torch.long)
     attention_mask = torch.zeros((len(requests), width), dtype=torch.long)
     for i, r in enumerate(requests):
-        input_ids[i, width - len(r.ids):] = torch.tensor(r.ids, dtype=torch.long)
-        attention_mask[i, width - len(r.ids):] = 1
+        input_ids[i, width - len(r.ids) :] = torch.tensor(r.ids, dtype=torch.long)
+        attention_mask[i, width - len(r.ids) :] = 1
     mm_token_type_ids = (input_ids == image_token_id).long() * attention_mask
     batch = {"input_ids": input_ids, "attention_mask": attention_mask, "mm_token_type_ids": mm_token_type_ids}
     images = [img for r in requests for img in r.images]
@@ -181,14 +181,18 @@ class HFGenerator:
         from transformers import GenerationConfig
 
         saved = model.generation_config
-        model.generation_config = GenerationConfig(eos_token_id=self.stop_token_ids, pad_token_id=self.codec.pad_token_id)
+        model.generation_config = GenerationConfig(
+            eos_token_id=self.stop_token_ids, pad_token_id=self.codec.pad_token_id
+        )
         try:
             yield
         finally:
             model.generation_config = saved
 
     @torch.no_grad()
-    def __call__(self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int) -> list[GeneratedTurn]:
+    def __call__(
+        self, requests: list[GenerationRequest], sampling: SamplingParams, max_new_tokens: int
+    ) -> list[GeneratedTurn]:
         if not requests:
             return []
         ctx = self.model_for_generate() if self.model_for_generate is not None else contextlib.nullcontext(self.model)
@@ -198,14 +202,18 @@ class HFGenerator:
             images = [img for r in requests for img in r.images]
             continued = None
             if self._kv_store is not None and self._vision_cache is not None and self._vision_cache.usable(model):
-                continued = self._kv_store.continue_batch(requests, self.codec.pad_token_id,
-                                                          self.codec.image_token_id, device)
+                continued = self._kv_store.continue_batch(
+                    requests, self.codec.pad_token_id, self.codec.image_token_id, device
+                )
             if continued is not None:
                 # Only the suffixes run through the model: only their images (each row's last ones) are fed.
-                images = [img for r, k in zip(requests, continued.new_image_counts) for img in r.images[len(r.images) - k:]]
+                images = [
+                    img for r, k in zip(requests, continued.new_image_counts) for img in r.images[len(r.images) - k :]
+                ]
                 extra["past_key_values"] = continued.cache
-            features = (self._vision_cache.encoder_outputs(model, images)
-                        if self._vision_cache is not None and images else None)
+            features = (
+                self._vision_cache.encoder_outputs(model, images) if self._vision_cache is not None and images else None
+            )
             if features is not None:
                 extra["mm_encoder_outputs"] = {"image": features}
             if continued is not None:
@@ -229,10 +237,12 @@ class HFGenerator:
             # Per-step log-probs of the chosen tokens under the policy the loss scores: log_softmax(logits / T)
             # of the raw (pre-processor) logits; T = 1 for greedy.
             temperature = sampling.temperature if sampling.do_sample else 1.0
-            chosen = out.sequences[:, width:width + len(out.logits)]
+            chosen = out.sequences[:, width : width + len(out.logits)]
             step_logps = torch.stack(
-                [torch.log_softmax(logits.float() / temperature, dim=-1).gather(-1, chosen[:, s:s + 1]).squeeze(-1)
-                 for s, logits in enumerate(out.logits)],
+                [
+                    torch.log_softmax(logits.float() / temperature, dim=-1).gather(-1, chosen[:, s : s + 1]).squeeze(-1)
+                    for s, logits in enumerate(out.logits)
+                ],
                 dim=1,
             ).tolist()
         stops = set(self.stop_token_ids)
@@ -244,8 +254,13 @@ class HFGenerator:
             results.append(GeneratedTurn(ids=ids, logps=logps, hit_token_limit=end is None))
             self.generated_tokens += len(ids)
         if self._kv_store is not None and getattr(out, "past_key_values", None) is not None:
-            self._kv_store.record(out.past_key_values, out.sequences, batch["attention_mask"],
-                                  [len(r.ids) for r in results], [r.key for r in requests])
+            self._kv_store.record(
+                out.past_key_values,
+                out.sequences,
+                batch["attention_mask"],
+                [len(r.ids) for r in results],
+                [r.key for r in requests],
+            )
         return results
 
 
@@ -253,8 +268,11 @@ def _continued_inputs(continued, requests: list[GenerationRequest], image_token_
     """`collate_requests`' layout for a call continued from a cache: the full inputs (cached prefix, masked gap,
     suffix), image tokens marked, and every image's grid (M-RoPE positions are computed over the whole input)."""
     input_ids, attention_mask = continued.input_ids, continued.attention_mask
-    batch = {"input_ids": input_ids, "attention_mask": attention_mask,
-             "mm_token_type_ids": (input_ids == image_token_id).long() * attention_mask}
+    batch = {
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "mm_token_type_ids": (input_ids == image_token_id).long() * attention_mask,
+    }
     grids = [img.grid_thw for r in requests for img in r.images]
     if grids:
         batch["image_grid_thw"] = torch.stack(grids, dim=0).to(device)

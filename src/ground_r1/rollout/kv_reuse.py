@@ -73,8 +73,14 @@ class PrefixKVStore:
         self._current = ([], [])
 
     # -- recording ---------------------------------------------------------------------------------------------------
-    def record(self, cache, sequences: torch.Tensor, attention_mask: torch.Tensor, kept: list[int],
-               keys: list[tuple[int, int] | None]) -> None:
+    def record(
+        self,
+        cache,
+        sequences: torch.Tensor,
+        attention_mask: torch.Tensor,
+        kept: list[int],
+        keys: list[tuple[int, int] | None],
+    ) -> None:
         """After a call: `sequences` [B, W + T] (inputs and new tokens), the input mask [B, W], and how many
         new tokens each row kept (up to its stop token). The last sampled token has no key/value yet."""
         if not _plain_dynamic(cache):
@@ -123,10 +129,10 @@ class PrefixKVStore:
         attention = torch.zeros_like(input_ids)
         for i, (r, m, s) in enumerate(zip(requests, lengths, suffixes)):
             if m:
-                input_ids[i, prefix_width - m:prefix_width] = torch.as_tensor(r.ids[:m])
-                attention[i, prefix_width - m:prefix_width] = 1
-            input_ids[i, input_ids.shape[1] - len(s):] = torch.as_tensor(s)
-            attention[i, input_ids.shape[1] - len(s):] = 1
+                input_ids[i, prefix_width - m : prefix_width] = torch.as_tensor(r.ids[:m])
+                attention[i, prefix_width - m : prefix_width] = 1
+            input_ids[i, input_ids.shape[1] - len(s) :] = torch.as_tensor(s)
+            attention[i, input_ids.shape[1] - len(s) :] = 1
         self.reused_tokens += sum(lengths)
         self.prefilled_tokens += sum(len(s) for s in suffixes)
         new_images = [_images_in(s, image_token_id) for s in suffixes]
@@ -169,7 +175,7 @@ def _gather(caches: list, chosen: list[CachedRow | None], lengths: list[int], wi
     for row, m in zip(chosen, lengths):
         cols = torch.zeros(width, dtype=torch.long)
         if m:
-            cols[width - m:] = row.columns[:m]
+            cols[width - m :] = row.columns[:m]
             cols[: width - m] = row.columns[0]
         sources.append(row.cache if row is not None else None)
         index_rows.append(row.row if row is not None else 0)

@@ -125,8 +125,11 @@ class Rollout:
         start_round()
 
         # Round 1: g1 samples per question, each forked into g2 trajectories (the tree, SPEC §2).
-        requests = [self._request(s, (q_idx, b * plan.g2), questions[q_idx])
-                    for q_idx, s in enumerate(seeds) for b in range(plan.g1)]
+        requests = [
+            self._request(s, (q_idx, b * plan.g2), questions[q_idx])
+            for q_idx, s in enumerate(seeds)
+            for b in range(plan.g1)
+        ]
         budgets = [self._turn_budget(s, sampling) for s in seeds for _ in range(plan.g1)]
         outputs = self._generate(requests, sampling, budgets)
         trajectories: list[Trajectory] = []
@@ -151,8 +154,10 @@ class Rollout:
             # Benchmark only: the release regenerated every trajectory, finished ones included.
             active = range(len(trajectories)) if cfg.release_style_regenerate_all else pending
             rows = [trajectories[k] for k in active]
-            requests = [self._request(t, (t.question_index, k % plan.n), questions[t.question_index])
-                        for k, t in zip(active, rows)]
+            requests = [
+                self._request(t, (t.question_index, k % plan.n), questions[t.question_index])
+                for k, t in zip(active, rows)
+            ]
             budgets = [self._turn_budget(t, sampling) for t in rows]
             outputs = self._generate(requests, sampling, budgets)
             for t, generated in zip(rows, outputs):
@@ -198,7 +203,9 @@ class Rollout:
         # One token is held back for the eos injected after a turn cut by this limit: the total never overshoots.
         return max(0, min(sampling.max_new_tokens, self.config.max_completion_length - len(t.completion_ids) - 1))
 
-    def _generate(self, requests: list[GenerationRequest], sampling: SamplingParams, budgets: list[int]) -> list[GeneratedTurn]:
+    def _generate(
+        self, requests: list[GenerationRequest], sampling: SamplingParams, budgets: list[int]
+    ) -> list[GeneratedTurn]:
         """One round: ONE generate call for every row with budget left (chunked only by max_batch_rows), run to
         the largest budget; each row's turn is then cut to its own budget. Cutting is exact: the first b tokens
         of a longer sample are a sample of b tokens (each token depends only on the ones before it). A decode
@@ -213,7 +220,7 @@ class Rollout:
                 live.append(i)
         chunk = self.config.max_batch_rows or len(requests) or 1
         for start in range(0, len(live), chunk):
-            part = live[start:start + chunk]
+            part = live[start : start + chunk]
             call_budget = max(budgets[i] for i in part)
             outs = self.generate_fn([requests[i] for i in part], sampling, call_budget)
             if len(outs) != len(part):

@@ -104,7 +104,8 @@ class VisionFeatureCache:
             if self._core is None:
                 logger.warning(
                     "%s has no Qwen2.5-VL-style vision core accepting mm_encoder_outputs: images are re-encoded "
-                    "in every round", type(model).__name__,
+                    "in every round",
+                    type(model).__name__,
                 )
         return self._core
 
@@ -123,7 +124,9 @@ class VisionFeatureCache:
         return None if feats is None else self._family.encoder_outputs(list(feats))
 
     @torch.no_grad()
-    def image_features(self, model: torch.nn.Module, images: Sequence[EncodedImage]) -> tuple[ImageFeatures, ...] | None:
+    def image_features(
+        self, model: torch.nn.Module, images: Sequence[EncodedImage]
+    ) -> tuple[ImageFeatures, ...] | None:
         """Per-image features of `images` in order (the family's: pooled, plus Qwen3-VL's deepstack), encoding in
         one vision-tower call only the images this cache has not seen. None when the model has no door for
         precomputed features."""

@@ -66,7 +66,10 @@ def render_with_assistant_spans(
 
     def render(msgs: list[dict[str, Any]], generation_prompt: bool) -> str:
         return processor.apply_chat_template(
-            msgs, tokenize=False, add_generation_prompt=generation_prompt, add_vision_id=add_vision_id,
+            msgs,
+            tokenize=False,
+            add_generation_prompt=generation_prompt,
+            add_vision_id=add_vision_id,
             **({"chat_template": template} if template is not None else {}),
         )
 
@@ -85,7 +88,7 @@ def render_with_assistant_spans(
                 "the chat template is not prefix-stable (rendering more turns changes earlier text), so assistant "
                 "tokens cannot be located; use Qwen2.5-VL's template"
             )
-        turn = through[len(before):]
+        turn = through[len(before) :]
         end = turn.rfind(eos)
         if end < 0:
             raise ValueError(
@@ -96,7 +99,9 @@ def render_with_assistant_spans(
     return full, spans
 
 
-def _expanded_spans(text: str, spans: list[tuple[int, int]], image_token: str, tokens_per_image: list[int]) -> list[tuple[int, int]]:
+def _expanded_spans(
+    text: str, spans: list[tuple[int, int]], image_token: str, tokens_per_image: list[int]
+) -> list[tuple[int, int]]:
     """Spans of ``text`` moved to the text the processor tokenizes, where the k-th ``image_token`` is repeated
     ``tokens_per_image[k]`` times."""
     positions = []
@@ -105,7 +110,9 @@ def _expanded_spans(text: str, spans: list[tuple[int, int]], image_token: str, t
         positions.append(at)
         at = text.find(image_token, at + len(image_token))
     if len(positions) != len(tokens_per_image):
-        raise ValueError(f"{len(tokens_per_image)} image(s) but {len(positions)} image placeholder(s) in the rendered text")
+        raise ValueError(
+            f"{len(tokens_per_image)} image(s) but {len(positions)} image placeholder(s) in the rendered text"
+        )
     extra = [0]
     for n in tokens_per_image:
         extra.append(extra[-1] + (n - 1) * len(image_token))

@@ -80,7 +80,9 @@ VANILLA_PROMPT_CLASS = "only_question"  # SPEC §7 baseline prompt class the Van
 METADATA_NAME = "sft_data.json"
 CROPS_DIR = "crops"
 SKIPPED_NAME = "skipped_records.jsonl"
-REBUILD_HINT = "Re-create the file with `bash qwen-vl-finetune/scripts/prepare_SFT_data.sh` (ground_r1.cli.prepare_sft_data)."
+REBUILD_HINT = (
+    "Re-create the file with `bash qwen-vl-finetune/scripts/prepare_SFT_data.sh` (ground_r1.cli.prepare_sft_data)."
+)
 
 
 class SFTDataMismatchError(ValueError):
@@ -103,8 +105,9 @@ def format_box(box: Iterable[int]) -> str:
     return "[" + ",".join(str(int(v)) for v in box) + "]"
 
 
-def ground_box_target(record: dict[str, Any], min_crop_size: int = MIN_CROP_SIZE,
-                      coordinates: str = INPUT_PIXELS) -> tuple[IntBox, IntBox]:
+def ground_box_target(
+    record: dict[str, Any], min_crop_size: int = MIN_CROP_SIZE, coordinates: str = INPUT_PIXELS
+) -> tuple[IntBox, IntBox]:
     """The adjusted evidence box of a record: ``(crop_box, box_target)``.
 
     ``crop_box``: ``bboxs[0]`` widened to ``min_crop_size`` a side and shifted inside the image, original pixels
@@ -452,7 +455,11 @@ def load_sft_examples(path: str | os.PathLike[str], limit: int | None = None) ->
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
-                issues.append(ValidationIssue(str(p), lineno, "json", f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"))
+                issues.append(
+                    ValidationIssue(
+                        str(p), lineno, "json", f"invalid JSON ({exc.msg.removesuffix(' at')} at column {exc.colno})"
+                    )
+                )
                 continue
             problems = _check_example(obj)
             if problems:

@@ -75,13 +75,19 @@ class GroundR1SFTConfig(SFTConfig):
             raw examples.
     """
 
-    min_pixels: int = field(default=DEFAULT_MIN_PIXELS, metadata={"help": "Image processor min_pixels (SPEC §2: 3136)."})
-    max_pixels: int = field(default=DEFAULT_MAX_PIXELS, metadata={"help": "Image processor max_pixels (SPEC §2: 401408)."})
+    min_pixels: int = field(
+        default=DEFAULT_MIN_PIXELS, metadata={"help": "Image processor min_pixels (SPEC §2: 3136)."}
+    )
+    max_pixels: int = field(
+        default=DEFAULT_MAX_PIXELS, metadata={"help": "Image processor max_pixels (SPEC §2: 401408)."}
+    )
     add_vision_id: bool = field(default=True, metadata={"help": "Prefix images with 'Picture k:' (SPEC §2)."})
     freeze_vision_tower: bool = field(default=True, metadata={"help": "Freeze the vision tower (SPEC §8)."})
     freeze_projector: bool = field(default=False, metadata={"help": "Freeze the projector too (SPEC §8: trained)."})
     max_length: int | None = field(default=None, metadata={"help": "Must stay None: the SFT collator never truncates."})
-    remove_unused_columns: bool = field(default=False, metadata={"help": "Must stay False: the collator reads raw examples."})
+    remove_unused_columns: bool = field(
+        default=False, metadata={"help": "Must stay False: the collator reads raw examples."}
+    )
 
     def __post_init__(self):
         if self.dataset_kwargs is None:
@@ -96,7 +102,9 @@ class GroundR1SFTConfig(SFTConfig):
                 "(keep examples short with max_pixels instead)"
             )
         if self.packing or self.padding_free:
-            problems.append("packing / padding_free are not supported with images; set packing: false, padding_free: false")
+            problems.append(
+                "packing / padding_free are not supported with images; set packing: false, padding_free: false"
+            )
         if self.remove_unused_columns:
             problems.append("remove_unused_columns must be false: the collator reads the raw examples")
         if problems:
@@ -108,17 +116,48 @@ class SFTScriptArguments:
     """Model and data of an SFT run (the launchers map MODEL_PATH, DATA_PATH, IMAGE_ROOT, SFT_DATA_DIR here)."""
 
     sft_kind: str | None = field(default=None, metadata={"help": f"Which ablation: {' | '.join(KINDS)} (SPEC §8)."})
-    model_name_or_path: str | None = field(default=None, metadata={"help": "Qwen2.5-VL checkpoint (default: the tiny offline model)."})
-    model_dtype: str = field(default="float32", metadata={"help": "Weights dtype at load: float32 (master weights; see train.py) | bfloat16 | auto."})
-    attn_implementation: str = field(default="auto", metadata={"help": "auto (flash_attention_2 when installed, else sdpa) | sdpa | eager | flash_attention_2."})
-    sft_data_dir: str | None = field(default=None, metadata={"help": "Prepared SFT folder (vanilla.jsonl, ground.jsonl, crops/); default <output_dir>/sft_data."})
-    data_path: str | None = field(default=None, metadata={"help": "VisCoT records JSONL to prepare into sft_data_dir first (default, when sft_data_dir is not given: built-in synthetic data)."})
-    image_root: str | None = field(default=None, metadata={"help": "Folder relative image paths resolve against (default: the data file's folder)."})
-    image_path_prefix: str | None = field(default=None, metadata={"help": "Prefix of the records' absolute image paths to replace by image_root."})
-    skip_bad_records: bool = field(default=False, metadata={"help": "Prepare the good records and list the bad ones in sft_data_dir/skipped_records.jsonl."})
+    model_name_or_path: str | None = field(
+        default=None, metadata={"help": "Qwen2.5-VL checkpoint (default: the tiny offline model)."}
+    )
+    model_dtype: str = field(
+        default="float32",
+        metadata={"help": "Weights dtype at load: float32 (master weights; see train.py) | bfloat16 | auto."},
+    )
+    attn_implementation: str = field(
+        default="auto",
+        metadata={"help": "auto (flash_attention_2 when installed, else sdpa) | sdpa | eager | flash_attention_2."},
+    )
+    sft_data_dir: str | None = field(
+        default=None,
+        metadata={"help": "Prepared SFT folder (vanilla.jsonl, ground.jsonl, crops/); default <output_dir>/sft_data."},
+    )
+    data_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "VisCoT records JSONL to prepare into sft_data_dir first (default, when sft_data_dir is not given: built-in synthetic data)."
+        },
+    )
+    image_root: str | None = field(
+        default=None,
+        metadata={"help": "Folder relative image paths resolve against (default: the data file's folder)."},
+    )
+    image_path_prefix: str | None = field(
+        default=None, metadata={"help": "Prefix of the records' absolute image paths to replace by image_root."}
+    )
+    skip_bad_records: bool = field(
+        default=False,
+        metadata={"help": "Prepare the good records and list the bad ones in sft_data_dir/skipped_records.jsonl."},
+    )
     max_records: int | None = field(default=None, metadata={"help": "Prepare only the first N records of data_path."})
-    max_train_examples: int | None = field(default=None, metadata={"help": "Train on the first N examples of the prepared set."})
-    max_image_pixels: int = field(default=178_956_970, metadata={"help": "Decompression-bomb limit of dataset images in pixels (default: PIL's own error threshold; 0: no limit)."})
+    max_train_examples: int | None = field(
+        default=None, metadata={"help": "Train on the first N examples of the prepared set."}
+    )
+    max_image_pixels: int = field(
+        default=178_956_970,
+        metadata={
+            "help": "Decompression-bomb limit of dataset images in pixels (default: PIL's own error threshold; 0: no limit)."
+        },
+    )
 
 
 def examples_to_dataset(examples: list[dict[str, Any]]) -> "datasets.Dataset":
@@ -175,7 +214,9 @@ def resolve_sft_data(script_args: SFTScriptArguments, config: GroundR1SFTConfig)
         )
     metadata = read_sft_metadata(sft_dir)
     if metadata is None:
-        logger.warning("%s has no sft_data.json: cannot check that it was prepared for this run's pixel bounds", sft_dir)
+        logger.warning(
+            "%s has no sft_data.json: cannot check that it was prepared for this run's pixel bounds", sft_dir
+        )
     elif (metadata["min_pixels"], metadata["max_pixels"]) != (config.min_pixels, config.max_pixels):
         why = " (its box targets are pixels of that input size)" if kind == "ground" else ""
         raise SFTDataMismatchError(
@@ -271,7 +312,9 @@ def train_sft(script_args: SFTScriptArguments, config: GroundR1SFTConfig) -> Pat
     from ground_r1.checkpoints import resolve_resume
 
     # Checked before any work: an explicit checkpoint that is incomplete fails now, not after data preparation.
-    resume = resolve_resume(config.resume_from_checkpoint, config.output_dir, require_optimizer=not config.save_only_model)
+    resume = resolve_resume(
+        config.resume_from_checkpoint, config.output_dir, require_optimizer=not config.save_only_model
+    )
     trainer = build_trainer(script_args, config)
     trainer.train(resume_from_checkpoint=resume)
     # Final HF checkpoint in output_dir (under ZeRO-3 the DeepSpeed config must gather 16-bit weights on save).

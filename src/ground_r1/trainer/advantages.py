@@ -21,14 +21,18 @@ class Advantages:
     zero_std: torch.Tensor  # [B*N] bool: the group's rewards are all equal (no learning signal)
 
 
-def group_advantages(rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = ADVANTAGE_EPS) -> Advantages:
+def group_advantages(
+    rewards: torch.Tensor, group_size: int, scale: str = "group", eps: float = ADVANTAGE_EPS
+) -> Advantages:
     """Advantages of a flat reward vector whose consecutive blocks of `group_size` form groups.
 
     scale: "group" (divide by the group's std, SPEC §4), "batch" (by the std of the whole batch) or "none"
     (Dr. GRPO: centre only). NaN rewards (unscorable) are left out of the statistics and get advantage 0.
     """
     if rewards.dim() != 1 or rewards.numel() % group_size != 0:
-        raise ValueError(f"rewards must be 1-D with a multiple of {group_size} entries, got shape {tuple(rewards.shape)}")
+        raise ValueError(
+            f"rewards must be 1-D with a multiple of {group_size} entries, got shape {tuple(rewards.shape)}"
+        )
     grouped = rewards.view(-1, group_size)
     valid = ~torch.isnan(grouped)
     count = valid.sum(dim=1, keepdim=True)

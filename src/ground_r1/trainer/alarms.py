@@ -47,9 +47,14 @@ class AlarmSettings:
 
     @classmethod
     def from_args(cls, args: Any) -> "AlarmSettings":
-        return cls(window=args.alarm_window, min_turns=args.alarm_min_turns, length_ratio=args.alarm_length_ratio,
-                   max_zero_std=args.alarm_max_zero_std, format_drop=args.alarm_format_drop,
-                   no_box_rise=args.alarm_no_box_rise)
+        return cls(
+            window=args.alarm_window,
+            min_turns=args.alarm_min_turns,
+            length_ratio=args.alarm_length_ratio,
+            max_zero_std=args.alarm_max_zero_std,
+            format_drop=args.alarm_format_drop,
+            no_box_rise=args.alarm_no_box_rise,
+        )
 
 
 @dataclass(frozen=True)
@@ -61,16 +66,26 @@ class Alarm:
 
 
 ALARMS: tuple[Alarm, ...] = (
-    Alarm("one_round_collapse", "rollout/turns_mean", "turns per trajectory",
-          "the policy answers without looking (SPEC §9's one-round collapse)"),
-    Alarm("length_collapse", "completions/mean_length", "sampled tokens per trajectory",
-          "answers are shrinking (the collapse to ~20-token answers)"),
-    Alarm("no_signal", "frac_reward_zero_std", "share of groups with all-equal rewards",
-          "most groups teach nothing (every advantage 0): consider dynamic_sampling or harder/easier data"),
-    Alarm("format_drop", "rewards/format_reward/mean", "format reward",
-          "turns stop following the template"),
-    Alarm("no_box_rise", "giou/no_box_rate", "no-box rate of grounding turns",
-          "grounding turns stop writing boxes"),
+    Alarm(
+        "one_round_collapse",
+        "rollout/turns_mean",
+        "turns per trajectory",
+        "the policy answers without looking (SPEC §9's one-round collapse)",
+    ),
+    Alarm(
+        "length_collapse",
+        "completions/mean_length",
+        "sampled tokens per trajectory",
+        "answers are shrinking (the collapse to ~20-token answers)",
+    ),
+    Alarm(
+        "no_signal",
+        "frac_reward_zero_std",
+        "share of groups with all-equal rewards",
+        "most groups teach nothing (every advantage 0): consider dynamic_sampling or harder/easier data",
+    ),
+    Alarm("format_drop", "rewards/format_reward/mean", "format reward", "turns stop following the template"),
+    Alarm("no_box_rise", "giou/no_box_rate", "no-box rate of grounding turns", "grounding turns stop writing boxes"),
 )
 BY_NAME = {a.name: a for a in ALARMS}
 
@@ -178,12 +193,20 @@ def scan(records: Sequence[dict], settings: AlarmSettings | None = None) -> list
                 armed = True
             if fires and armed:
                 armed = False
-                relation = "<=" if alarm.name in ("one_round_collapse", "format_drop") else (
-                    "<" if alarm.name == "length_collapse" else ">=")
-                message = (f"ALARM {alarm.name} at step {step}: {alarm.what} {mean:.3f} over the last "
-                           f"{settings.window} steps {relation} {threshold:.3f}: {alarm.meaning}")
-                events.append(AlarmEvent(alarm.name, step, alarm.metric, round(mean, 6), round(threshold, 6),
-                                         settings.window, message))
+                relation = (
+                    "<="
+                    if alarm.name in ("one_round_collapse", "format_drop")
+                    else ("<" if alarm.name == "length_collapse" else ">=")
+                )
+                message = (
+                    f"ALARM {alarm.name} at step {step}: {alarm.what} {mean:.3f} over the last "
+                    f"{settings.window} steps {relation} {threshold:.3f}: {alarm.meaning}"
+                )
+                events.append(
+                    AlarmEvent(
+                        alarm.name, step, alarm.metric, round(mean, 6), round(threshold, 6), settings.window, message
+                    )
+                )
     return sorted(events, key=lambda e: (e.step, e.alarm))
 
 
@@ -223,6 +246,8 @@ def report_line(events: Sequence[AlarmEvent], steps: int | None = None) -> str:
     if not events:
         span = f" over {steps} steps" if steps else ""
         return f"Collapse alarms: none{span} (trainer/alarms.py: turns, length, zero-std share, format, no-box rate)."
-    parts = [f"`{e.alarm}` at step {e.step} ({BY_NAME[e.alarm].what} {e.value:.3f}, threshold {e.threshold:.3f})"
-             for e in events]
+    parts = [
+        f"`{e.alarm}` at step {e.step} ({BY_NAME[e.alarm].what} {e.value:.3f}, threshold {e.threshold:.3f})"
+        for e in events
+    ]
     return "Collapse alarms: " + "; ".join(parts) + " (alarms.jsonl; trainer/alarms.py)."

@@ -31,8 +31,8 @@ def build_training_batch(trajectories: list[Trajectory], pad_token_id: int, imag
     sampling_logps = torch.zeros((n, c_len), dtype=torch.float32)
     for i, t in enumerate(trajectories):
         p = len(t.prompt_ids)
-        prompt_ids[i, p_len - p:] = torch.tensor(t.prompt_ids, dtype=torch.long)
-        prompt_mask[i, p_len - p:] = 1
+        prompt_ids[i, p_len - p :] = torch.tensor(t.prompt_ids, dtype=torch.long)
+        prompt_mask[i, p_len - p :] = 1
         c = len(t.completion_ids)
         if c:
             completion_ids[i, :c] = torch.tensor(t.completion_ids, dtype=torch.long)

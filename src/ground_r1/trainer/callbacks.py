@@ -64,7 +64,9 @@ class MetricsJsonlCallback(TrainerCallback):
         parts = [f"step {state.global_step}/{state.max_steps}"]
         for key, short in STEP_LINE_KEYS:
             if key in logs:
-                parts.append(f"{short}={logs[key]:.3f}" if isinstance(logs[key], (int, float)) else f"{short}={logs[key]}")
+                parts.append(
+                    f"{short}={logs[key]:.3f}" if isinstance(logs[key], (int, float)) else f"{short}={logs[key]}"
+                )
         elapsed = time.perf_counter() - self._start
         parts.append(f"t={elapsed:.0f}s")
         done = state.global_step - self._first_step

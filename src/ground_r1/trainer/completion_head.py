@@ -96,8 +96,15 @@ def add_scored_head(model) -> None:
             bias = bias.full_tensor() if bias is not None else None
         with autocast_ctx, maybe_gather_lm_head_ctx(weight, bias):
             log_probs, entropy, *_ = ChunkedLogProbFunction.apply(
-                hidden, weight, bias, targets, head_settings.temperature, _CHUNKED_LOGPROB_CHUNK_SIZE, softcap,
-                logit_scale, head_settings.outputs,
+                hidden,
+                weight,
+                bias,
+                targets,
+                head_settings.temperature,
+                _CHUNKED_LOGPROB_CHUNK_SIZE,
+                softcap,
+                logit_scale,
+                head_settings.outputs,
             )
         return ScoredLogProbs(log_probs=log_probs, entropy=entropy)
 

@@ -82,9 +82,14 @@ class RefillStream:
 
     def load_state_dict(self, state: dict) -> None:
         if state.get("size") != self.size or state.get("seed") != self.seed:
-            logger.warning("dynamic sampling: the checkpoint's refill stream was over %s questions with seed %s, "
-                           "this run's is over %d with seed %d: its cursor is kept, the order differs",
-                           state.get("size"), state.get("seed"), self.size, self.seed)
+            logger.warning(
+                "dynamic sampling: the checkpoint's refill stream was over %s questions with seed %s, "
+                "this run's is over %d with seed %d: its cursor is kept, the order differs",
+                state.get("size"),
+                state.get("seed"),
+                self.size,
+                self.seed,
+            )
         self.cursor = int(state["refill_cursor"])
 
 
@@ -99,8 +104,12 @@ def load_state(stream: RefillStream, folder: str | Path) -> bool:
     checkpoint of a run without dynamic sampling: refills start at the stream's beginning)."""
     path = Path(folder) / STATE_NAME
     if not path.is_file():
-        logger.warning("dynamic sampling: %s has no %s (saved without dynamic sampling): refills start from the "
-                       "beginning of their stream", folder, STATE_NAME)
+        logger.warning(
+            "dynamic sampling: %s has no %s (saved without dynamic sampling): refills start from the "
+            "beginning of their stream",
+            folder,
+            STATE_NAME,
+        )
         return False
     stream.load_state_dict(json.loads(path.read_text(encoding="utf-8")))
     return True
@@ -174,5 +183,6 @@ def select_groups(flat: list[list[list[bool]]], target: int) -> GroupSelection:
 def keep_all(groups_per_rank: int, world: int) -> GroupSelection:
     """The selection without dynamic sampling: every group of the main batch."""
     flat = [[[False] * groups_per_rank for _ in range(world)]]
-    return GroupSelection(kept=[[(0, g) for g in range(groups_per_rank)] for _ in range(world)],
-                          target=groups_per_rank, flat=flat)
+    return GroupSelection(
+        kept=[[(0, g) for g in range(groups_per_rank)] for _ in range(world)], target=groups_per_rank, flat=flat
+    )

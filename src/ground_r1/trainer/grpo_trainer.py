@@ -49,7 +49,13 @@ from ground_r1.trainer import dynamic_sampling
 from ground_r1.trainer.alarms import AlarmEvent, AlarmSettings, append_events, new_events
 from ground_r1.trainer.completion_head import ScoredHead, add_scored_head, unsupported_reason
 from ground_r1.trainer.dynamic_sampling import GroupSelection, RefillStream, keep_all, refill_questions, select_groups
-from ground_r1.trainer.loss_batch import LossBatch, build_loss_batch, is_varlen_attention, resolve_layout, score_loss_batch
+from ground_r1.trainer.loss_batch import (
+    LossBatch,
+    build_loss_batch,
+    is_varlen_attention,
+    resolve_layout,
+    score_loss_batch,
+)
 from ground_r1.trainer.metrics import aggregate_rollout_stats, trajectory_stats
 from ground_r1.trainer.nonfinite import LOG_NAME as NONFINITE_LOG_NAME
 from ground_r1.trainer.nonfinite import NonFiniteGuard
@@ -79,13 +85,13 @@ class ScoredRollout:
 
     def group_rewards(self, rank: int, group: int, n: int) -> torch.Tensor:
         start = (rank * len(self.records) + group) * n
-        return self.rewards[start:start + n]
+        return self.rewards[start : start + n]
 
     def flat_by_rank(self, n: int, world: int) -> list[list[bool]]:
         """Per rank, per group: all N rewards equal (no learning signal)."""
         flat = dynamic_sampling.flat_groups(self.rewards, n)
         per = len(self.records)
-        return [flat[r * per:(r + 1) * per] for r in range(world)]
+        return [flat[r * per : (r + 1) * per] for r in range(world)]
 
 
 def rollout_config_from(args: GroundR1Config) -> RolloutConfig:
@@ -135,11 +141,17 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         self.rollout_config = rollout_config_from(config)
         self.train_sampling = train_sampling_from(config)
         self.eval_sampling = eval_sampling_from(config)
-        self._question_log_path = Path(config.output_dir) / "question_rewards.jsonl" if config.question_reward_log else None
+        self._question_log_path = (
+            Path(config.output_dir) / "question_rewards.jsonl" if config.question_reward_log else None
+        )
         self.last_trajectories: list = []  # of the latest step (galleries, tests)
-        self.nonfinite = NonFiniteGuard(config.nonfinite_policy, config.max_consecutive_nonfinite_steps,
-                                        Path(config.output_dir) / NONFINITE_LOG_NAME,
-                                        is_main=self.accelerator.is_main_process, device=self.accelerator.device)
+        self.nonfinite = NonFiniteGuard(
+            config.nonfinite_policy,
+            config.max_consecutive_nonfinite_steps,
+            Path(config.output_dir) / NONFINITE_LOG_NAME,
+            is_main=self.accelerator.is_main_process,
+            device=self.accelerator.device,
+        )
         self.preemption = Preemption() if config.checkpoint_on_sigterm else None
         if self.preemption is not None:
             self.add_callback(preemption_callback(self.preemption, self._sync_any))
@@ -157,9 +169,15 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         """The refill stream of dynamic sampling (trainer/dynamic_sampling.py), None when it is off."""
         if not config.dynamic_sampling:
             return None
-        if self.train_dataset is None or not hasattr(self.train_dataset, "__getitem__") or not hasattr(self.train_dataset, "__len__"):
-            raise ValueError("dynamic_sampling: true needs a map-style training dataset (refills are drawn by index); "
-                             "an iterable dataset cannot be refilled from: set dynamic_sampling: false")
+        if (
+            self.train_dataset is None
+            or not hasattr(self.train_dataset, "__getitem__")
+            or not hasattr(self.train_dataset, "__len__")
+        ):
+            raise ValueError(
+                "dynamic_sampling: true needs a map-style training dataset (refills are drawn by index); "
+                "an iterable dataset cannot be refilled from: set dynamic_sampling: false"
+            )
         return RefillStream(size=len(self.train_dataset), seed=config.seed)
 
     def _setup_loss_layout(self, config: GroundR1Config) -> str:
@@ -173,8 +191,10 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         reason = unsupported_reason(policy)
         if reason is not None:
             if config.loss_batch_layout != "auto":
-                raise ValueError(f"loss_batch_layout={config.loss_batch_layout!r} cannot be used: {reason}. Set "
-                                 "loss_batch_layout: padded")
+                raise ValueError(
+                    f"loss_batch_layout={config.loss_batch_layout!r} cannot be used: {reason}. Set "
+                    "loss_batch_layout: padded"
+                )
             logger.warning("loss batch: TRL's padded layout (%s)", reason)
             return "padded"
         if layout == "packed":
@@ -184,14 +204,19 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
             if family.packed_loss_problem is not None:
                 # Qwen3.5: packing is not exact for this family (models/families/qwen3_5.py says why).
                 if config.loss_batch_layout == "packed":
-                    raise ValueError(f"loss_batch_layout='packed' cannot be used with {family.title}: "
-                                     f"{family.packed_loss_problem}. Set loss_batch_layout: bucketed")
-                logger.warning("loss batch: bucketed, not packed, for %s (%s)", family.title,
-                               family.packed_loss_problem)
+                    raise ValueError(
+                        f"loss_batch_layout='packed' cannot be used with {family.title}: "
+                        f"{family.packed_loss_problem}. Set loss_batch_layout: bucketed"
+                    )
+                logger.warning(
+                    "loss batch: bucketed, not packed, for %s (%s)", family.title, family.packed_loss_problem
+                )
                 layout = "bucketed"
         if layout == "packed" and not is_varlen_attention(attn):
-            logger.warning("loss_batch_layout=packed without flash-attention: attention builds a [W x W] mask per "
-                           "packed row (correct, slow and memory-hungry); 'bucketed' is the layout for sdpa/eager")
+            logger.warning(
+                "loss_batch_layout=packed without flash-attention: attention builds a [W x W] mask per "
+                "packed row (correct, slow and memory-hungry); 'bucketed' is the layout for sdpa/eager"
+            )
         add_scored_head(policy)
         if self.ref_model is not None:
             add_scored_head(self.accelerator.unwrap_model(self.ref_model))
@@ -212,12 +237,15 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
     @contextlib.contextmanager
     def _generation_model(self):
         """The model for the whole rollout: under ZeRO-3 parameters are gathered once per step, not per round."""
-        with unwrap_model_for_generation(
-            self.model_wrapped,
-            self.accelerator,
-            gather_deepspeed3_params=self.args.ds3_gather_for_generation,
-            gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
-        ) as unwrapped, torch.no_grad():
+        with (
+            unwrap_model_for_generation(
+                self.model_wrapped,
+                self.accelerator,
+                gather_deepspeed3_params=self.args.ds3_gather_for_generation,
+                gradient_checkpointing_kwargs=self.args.gradient_checkpointing_kwargs,
+            ) as unwrapped,
+            torch.no_grad(),
+        ):
             yield unwrapped
 
     # -- the rollout ---------------------------------------------------------------------------------------------
@@ -262,7 +290,9 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
                     )
         return groups
 
-    def _generate_and_score_completions(self, inputs: list[dict[str, torch.Tensor | Any]]) -> dict[str, torch.Tensor | Any]:
+    def _generate_and_score_completions(
+        self, inputs: list[dict[str, torch.Tensor | Any]]
+    ) -> dict[str, torch.Tensor | Any]:
         device = self.accelerator.device
         mode = "train" if self.model.training else "eval"
         n = self.num_generations if mode == "train" else self.num_generations_eval
@@ -280,14 +310,19 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         self.last_selection = selection
 
         # 2. This rank's kept groups; group advantages over every rank's kept groups, then this rank's slice (SPEC §4).
-        kept_rewards = torch.cat([rollouts[k].group_rewards(r, g, n) for r in range(world) for k, g in selection.kept[r]]
-                                 ) if selection.groups_kept else torch.zeros(0, device=device)
+        kept_rewards = (
+            torch.cat([rollouts[k].group_rewards(r, g, n) for r in range(world) for k, g in selection.kept[r]])
+            if selection.groups_kept
+            else torch.zeros(0, device=device)
+        )
         adv = group_advantages(kept_rewards, n, scale=self.scale_rewards) if selection.groups_kept else None
         before = sum(len(selection.kept[r]) for r in range(rank)) * n
         local_kept = selection.kept[rank]
-        trajectories = [t for k, g in local_kept for t in rollouts[k].trajectories[g * n:(g + 1) * n]]
+        trajectories = [t for k, g in local_kept for t in rollouts[k].trajectories[g * n : (g + 1) * n]]
         kept_records = [rollouts[k].records[g] for k, g in local_kept]
-        advantages = adv.advantages[before:before + len(trajectories)] if adv is not None else torch.zeros(0, device=device)
+        advantages = (
+            adv.advantages[before : before + len(trajectories)] if adv is not None else torch.zeros(0, device=device)
+        )
         # Placeholder rows (loss mask 0, advantage 0): every rank returns as many rows as the fullest one, a
         # multiple of steps_per_generation (TRL splits the batch evenly; its loss metrics gather per-row tensors).
         split = self.args.steps_per_generation if mode == "train" else 1
@@ -325,8 +360,13 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
             generate_every = self.args.steps_per_generation * self.num_iterations
             if self.args.gradient_accumulation_steps % generate_every != 0:
                 output["old_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
-                    self.model, prompt_completion_ids, attention_mask, logits_to_keep, batch_size=batch_size,
-                    num_images=batch["num_images"], **forward_kwargs,
+                    self.model,
+                    prompt_completion_ids,
+                    attention_mask,
+                    logits_to_keep,
+                    batch_size=batch_size,
+                    num_images=batch["num_images"],
+                    **forward_kwargs,
                 )
             if self.beta != 0.0:
                 ref_model = self.ref_model
@@ -339,8 +379,13 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
                     ref_model = self.model
                 with ctx:
                     output["ref_per_token_logps"], _, _ = self._get_per_token_logps_and_entropies(
-                        ref_model, prompt_completion_ids, attention_mask, logits_to_keep, batch_size=batch_size,
-                        num_images=batch["num_images"], **forward_kwargs,
+                        ref_model,
+                        prompt_completion_ids,
+                        attention_mask,
+                        logits_to_keep,
+                        batch_size=batch_size,
+                        num_images=batch["num_images"],
+                        **forward_kwargs,
                     )
 
         # 5. Metrics (docs/metrics.md): the rollout, reward and GIoU metrics over every trajectory rolled this step
@@ -348,10 +393,13 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         self._log_step_metrics(mode, rollouts, n, selection, trajectories)
         for k, rolled in enumerate(rollouts):
             rolled_adv = group_advantages(rolled.rewards, n, scale=self.scale_rewards).advantages
-            self._flush_reward_logs(mode, rolled.prompts, rolled.completions, rolled.rewards_per_func, rolled_adv, device)
+            self._flush_reward_logs(
+                mode, rolled.prompts, rolled.completions, rolled.rewards_per_func, rolled_adv, device
+            )
             if self._question_log_path is not None and mode == "train" and self.accelerator.is_main_process:
-                self._write_question_log(rolled.records, rolled.rewards, n, rollout=k,
-                                         kept={g for kk, g in selection.kept[0] if kk == k})
+                self._write_question_log(
+                    rolled.records, rolled.rewards, n, rollout=k, kept={g for kk, g in selection.kept[0] if kk == k}
+                )
         if mode == "train" and self._should_log_trajectories():
             first = rollouts[0]
             first_adv = group_advantages(first.rewards, n, scale=self.scale_rewards).advantages
@@ -390,15 +438,23 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
             reward_inputs.append(row)
         completions = ["\n".join(t.turn_texts) for t in trajectories]
         prompts = [r["problem"] for r in reward_inputs]
-        rewards_per_func = self._calculate_rewards(reward_inputs, prompts, completions,
-                                                   [t.completion_ids for t in trajectories])
+        rewards_per_func = self._calculate_rewards(
+            reward_inputs, prompts, completions, [t.completion_ids for t in trajectories]
+        )
         weights = self.reward_weights.to(self.accelerator.device).unsqueeze(0)
         unscorable = torch.isnan(rewards_per_func).all(dim=1)
         rewards = (rewards_per_func * weights).nansum(dim=1)
         rewards[unscorable] = torch.nan
-        return ScoredRollout(records=records, trajectories=trajectories, prompts=prompts, completions=completions,
-                             rewards_per_func=rewards_per_func, rewards=rewards, rounds_run=rollout.rounds_run,
-                             generate_calls=generator.calls)
+        return ScoredRollout(
+            records=records,
+            trajectories=trajectories,
+            prompts=prompts,
+            completions=completions,
+            rewards_per_func=rewards_per_func,
+            rewards=rewards,
+            rounds_run=rollout.rounds_run,
+            generate_calls=generator.calls,
+        )
 
     def _refill(self, rollouts: list["ScoredRollout"], n: int) -> GroupSelection:
         """Dynamic sampling (trainer/dynamic_sampling.py): refill rollouts until every rank holds as many
@@ -443,22 +499,54 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         return loss
 
     def _get_per_token_logps_and_entropies(
-        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False,
-        compute_aux_loss=False, pixel_values=None, image_grid_thw=None, num_images=None, pixel_attention_mask=None,
-        spatial_shapes=None, num_tiles=None, image_sizes=None, token_type_ids=None, mm_token_type_ids=None,
+        self,
+        model,
+        input_ids,
+        attention_mask,
+        logits_to_keep,
+        batch_size=None,
+        compute_entropy=False,
+        compute_aux_loss=False,
+        pixel_values=None,
+        image_grid_thw=None,
+        num_images=None,
+        pixel_attention_mask=None,
+        spatial_shapes=None,
+        num_tiles=None,
+        image_sizes=None,
+        token_type_ids=None,
+        mm_token_type_ids=None,
         image_position_ids=None,
     ):
         """TRL's method (same signature, same ``[B, C]`` log-probs and entropies at the scored positions), run
         on our loss batch: `batch_size` caps the trajectories per forward as in TRL. Inputs of other model
         families (tiles, token types, MoE aux loss) and `loss_batch_layout: padded` take TRL's own path."""
-        other_family = (pixel_attention_mask, spatial_shapes, num_tiles, image_sizes, token_type_ids, image_position_ids)
+        other_family = (
+            pixel_attention_mask,
+            spatial_shapes,
+            num_tiles,
+            image_sizes,
+            token_type_ids,
+            image_position_ids,
+        )
         if self.loss_layout == "padded" or compute_aux_loss or any(x is not None for x in other_family):
             return super()._get_per_token_logps_and_entropies(
-                model, input_ids, attention_mask, logits_to_keep, batch_size=batch_size,
-                compute_entropy=compute_entropy, compute_aux_loss=compute_aux_loss, pixel_values=pixel_values,
-                image_grid_thw=image_grid_thw, num_images=num_images, pixel_attention_mask=pixel_attention_mask,
-                spatial_shapes=spatial_shapes, num_tiles=num_tiles, image_sizes=image_sizes,
-                token_type_ids=token_type_ids, mm_token_type_ids=mm_token_type_ids,
+                model,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                batch_size=batch_size,
+                compute_entropy=compute_entropy,
+                compute_aux_loss=compute_aux_loss,
+                pixel_values=pixel_values,
+                image_grid_thw=image_grid_thw,
+                num_images=num_images,
+                pixel_attention_mask=pixel_attention_mask,
+                spatial_shapes=spatial_shapes,
+                num_tiles=num_tiles,
+                image_sizes=image_sizes,
+                token_type_ids=token_type_ids,
+                mm_token_type_ids=mm_token_type_ids,
                 image_position_ids=image_position_ids,
             )
         rows = input_ids.size(0)
@@ -468,15 +556,25 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
 
         def lay_out(min_forwards: int = 0) -> LossBatch:
             return build_loss_batch(
-                input_ids, attention_mask, logits_to_keep, layout=self.loss_layout, position_ids=positions,
-                score_mask=score_mask, mm_token_type_ids=mm_token_type_ids, pixel_values=pixel_values,
-                image_grid_thw=image_grid_thw, num_images=num_images, max_rows=batch_size,
-                min_fill=self.args.loss_bucket_min_fill, pad_token_id=self.codec.pad_token_id,
+                input_ids,
+                attention_mask,
+                logits_to_keep,
+                layout=self.loss_layout,
+                position_ids=positions,
+                score_mask=score_mask,
+                mm_token_type_ids=mm_token_type_ids,
+                pixel_values=pixel_values,
+                image_grid_thw=image_grid_thw,
+                num_images=num_images,
+                max_rows=batch_size,
+                min_fill=self.args.loss_bucket_min_fill,
+                pad_token_id=self.codec.pad_token_id,
                 min_forwards=min_forwards,
             )
 
-        positions = _rope_positions(self.accelerator.unwrap_model(model), input_ids, attention_mask,
-                                    mm_token_type_ids, image_grid_thw)
+        positions = _rope_positions(
+            self.accelerator.unwrap_model(model), input_ids, attention_mask, mm_token_type_ids, image_grid_thw
+        )
         batch = lay_out()
         if self.accelerator.num_processes > 1:
             # Every rank runs as many forwards (and backwards) as the one with the most buckets: under ZeRO-3
@@ -486,8 +584,11 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
             if most > len(batch.forwards):
                 batch = lay_out(most)
         self.last_loss_batch = batch
-        head = ScoredHead(temperature=self.temperature, cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
-                          outputs=("log_probs", "entropy") if compute_entropy else ("log_probs",))
+        head = ScoredHead(
+            temperature=self.temperature,
+            cast_lm_head_to_fp32=self.args.cast_lm_head_to_fp32,
+            outputs=("log_probs", "entropy") if compute_entropy else ("log_probs",),
+        )
         logps, entropies = score_loss_batch(model, batch, head, autocast=self.accelerator.autocast)
         return logps, entropies, None
 
@@ -515,8 +616,9 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
             if folder:
                 dynamic_sampling.load_state(self.refill_stream, folder)
         try:
-            return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
-                                 ignore_keys_for_eval=ignore_keys_for_eval)
+            return super().train(
+                resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval
+            )
         finally:  # on_train_end is skipped when training raises: never leave the SIGTERM handler behind
             if self.preemption is not None:
                 self.preemption.uninstall()
@@ -550,8 +652,12 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if self.args.should_save:
             from ground_r1.rollout_settings import write_settings
 
-            write_settings(output_dir or self.args.output_dir, self.args, coordinates=self.codec.coordinates,
-                           model_family=self.codec.family.name)
+            write_settings(
+                output_dir or self.args.output_dir,
+                self.args,
+                coordinates=self.codec.coordinates,
+                model_family=self.codec.family.name,
+            )
 
     def create_model_card(self, model_name=None, dataset_name=None, tags=None):
         """OUTPUT_DIR/README.md: our card (what was trained, on what, the preset, held-out figures) in place of
@@ -582,8 +688,9 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         if self.args.alarm_action == "stop" and self._sync_any(bool(events)):
             self.stopped_by_alarm = True
             if self.accelerator.is_main_process:
-                logger.warning("alarm_action: stop: saving a checkpoint of step %d and ending the run",
-                               self.state.global_step)
+                logger.warning(
+                    "alarm_action: stop: saving a checkpoint of step %d and ending the run", self.state.global_step
+                )
             self.control.should_training_stop = True
             self.control.should_save = True
 
@@ -625,7 +732,8 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
             metrics["dynamic_sampling/shortfall"].append(float(selection.shortfall))
             metrics["dynamic_sampling/refills"].append(float(len(rollouts) - 1))
             metrics["dynamic_sampling/refill_questions"].append(
-                float(sum(len(r.records) for r in rollouts[1:]) * self.accelerator.num_processes))
+                float(sum(len(r.records) for r in rollouts[1:]) * self.accelerator.num_processes)
+            )
             world_rows = len(batch_rows) * self.accelerator.num_processes  # every rank returns as many rows
             metrics["dynamic_sampling/placeholder_rows"].append(float(world_rows - selection.groups_kept * n))
         if mode == "train":
@@ -662,8 +770,13 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
     def _write_trajectory_log(self, records, trajectories, rewards_per_func, advantages) -> None:
         """The first question of this rank's batch: every one of its trajectories (the gallery's input)."""
         entries = trajectory_entries(
-            self.state.global_step + 1, 0, records[0], trajectories, rewards_per_func.tolist(),
-            self.reward_func_names, advantages.tolist(),
+            self.state.global_step + 1,
+            0,
+            records[0],
+            trajectories,
+            rewards_per_func.tolist(),
+            self.reward_func_names,
+            advantages.tolist(),
         )
         append_entries(Path(self.args.output_dir) / "trajectories.jsonl", entries)
 
@@ -673,8 +786,13 @@ class GroundR1Trainer(ResumeFixesMixin, GRPOTrainer):
         local = rewards.view(-1, n)[: len(records)]
         with open(self._question_log_path, "a", encoding="utf-8") as fh:
             for g, (r, row) in enumerate(zip(records, local.tolist())):
-                entry = {"step": self.state.global_step, "key": r.get("key"), "rewards": row, "rollout": rollout,
-                         "kept": kept is None or g in kept}
+                entry = {
+                    "step": self.state.global_step,
+                    "key": r.get("key"),
+                    "rewards": row,
+                    "rollout": rollout,
+                    "kept": kept is None or g in kept,
+                }
                 fh.write(json.dumps(entry) + "\n")
 
 
@@ -684,8 +802,11 @@ def _record_image(record: dict) -> Any:
     try:
         return load_image(record["image"])
     except ImageLoadError as exc:
-        raise ImageLoadError(exc.path, f"{exc.reason} (record {record.get('key', '?')}: it passed validation at "
-                             "startup; fix or remove the file, or drop the record, then resume)") from exc
+        raise ImageLoadError(
+            exc.path,
+            f"{exc.reason} (record {record.get('key', '?')}: it passed validation at "
+            "startup; fix or remove the file, or drop the record, then resume)",
+        ) from exc
 
 
 def _rope_positions(model, input_ids, attention_mask, mm_token_type_ids, image_grid_thw) -> torch.Tensor | None:
@@ -698,8 +819,9 @@ def _rope_positions(model, input_ids, attention_mask, mm_token_type_ids, image_g
     if get_rope_index is None or mm_token_type_ids is None or image_grid_thw is None:
         return None
     with torch.no_grad():
-        positions, _ = get_rope_index(input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw,
-                                      attention_mask=attention_mask)
+        positions, _ = get_rope_index(
+            input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw, attention_mask=attention_mask
+        )
     return positions
 
 

@@ -26,8 +26,15 @@ LOGGED_FIELDS = ("accuracy", "accuracy_se", "giou_score", "format")
 class HeldoutEvaluation:
     """The held-out records and images of a run, evaluated greedily through the training rollout."""
 
-    def __init__(self, records: Sequence[dict[str, Any]], registry, rollout_config, sampling, seed: int = 0,
-                 coordinates: str | None = None):
+    def __init__(
+        self,
+        records: Sequence[dict[str, Any]],
+        registry,
+        rollout_config,
+        sampling,
+        seed: int = 0,
+        coordinates: str | None = None,
+    ):
         from ground_r1.data.images import load_image
 
         self.records = list(records)
@@ -44,9 +51,18 @@ class HeldoutEvaluation:
         model.eval()
         try:
             with torch.no_grad():
-                return evaluate_controls(model, processor, self.records, self.images, self.registry,
-                                         self.rollout_config, conditions=conditions, sampling=self.sampling,
-                                         seed=self.seed, coordinates=self.coordinates)
+                return evaluate_controls(
+                    model,
+                    processor,
+                    self.records,
+                    self.images,
+                    self.registry,
+                    self.rollout_config,
+                    conditions=conditions,
+                    sampling=self.sampling,
+                    seed=self.seed,
+                    coordinates=self.coordinates,
+                )
         finally:
             model.train(was_training)
 
@@ -73,10 +89,15 @@ class HeldoutCallback(TrainerCallback):
         model = trainer.accelerator.unwrap_model(trainer.model)
         grounded = self.evaluation.run(model, trainer.processing_class, ["grounded"])["grounded"]
         se = grounded.get("accuracy_se")
-        logger.info("held-out (greedy, %d questions) %s: accuracy %.3f%s, GIoU %.3f, format %.2f",
-                    grounded["questions"], "before training (the base model)" if step == 0 else f"at step {step}",
-                    grounded["accuracy"], f" ± {se:.3f}" if se is not None else "", grounded["giou_score"],
-                    grounded["format"])
+        logger.info(
+            "held-out (greedy, %d questions) %s: accuracy %.3f%s, GIoU %.3f, format %.2f",
+            grounded["questions"],
+            "before training (the base model)" if step == 0 else f"at step {step}",
+            grounded["accuracy"],
+            f" ± {se:.3f}" if se is not None else "",
+            grounded["giou_score"],
+            grounded["format"],
+        )
         return grounded
 
     def on_train_begin(self, args, state, control, **kwargs):

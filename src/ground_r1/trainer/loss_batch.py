@@ -84,8 +84,12 @@ class LossForward:
         return int((self.segment_ids >= 0).sum().item())
 
     def model_inputs(self) -> dict:
-        inputs = {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
-                  "position_ids": self.position_ids, "mm_token_type_ids": self.mm_token_type_ids}
+        inputs = {
+            "input_ids": self.input_ids,
+            "attention_mask": self.attention_mask,
+            "position_ids": self.position_ids,
+            "mm_token_type_ids": self.mm_token_type_ids,
+        }
         if self.pixel_values is not None:
             inputs["pixel_values"] = self.pixel_values
             inputs["image_grid_thw"] = self.image_grid_thw
@@ -115,14 +119,22 @@ class LossBatch:
         return self.real_positions / max(1, self.positions)
 
     def stats(self) -> dict[str, float]:
-        return {"layout": self.layout, "forwards": len(self.forwards), "positions": self.positions,
-                "real_positions": self.real_positions, "padded_positions": self.padded_positions,
-                "scored_positions": self.scored, "fill": self.fill,
-                "padded_fill": self.real_positions / max(1, self.padded_positions)}
+        return {
+            "layout": self.layout,
+            "forwards": len(self.forwards),
+            "positions": self.positions,
+            "real_positions": self.real_positions,
+            "padded_positions": self.padded_positions,
+            "scored_positions": self.scored,
+            "fill": self.fill,
+            "padded_fill": self.real_positions / max(1, self.padded_positions),
+        }
 
 
 # -- planning ------------------------------------------------------------------------------------------------------
-def plan_buckets(lengths: list[int], min_fill: float, max_rows: int | None = None, min_buckets: int = 0) -> list[list[int]]:
+def plan_buckets(
+    lengths: list[int], min_fill: float, max_rows: int | None = None, min_buckets: int = 0
+) -> list[list[int]]:
     """The fewest buckets (then the fewest padded positions) of rows, each bucket holding rows of similar length
     with fill >= `min_fill` and at most `max_rows` rows. Exact: buckets are runs of the rows sorted by length
     (a dynamic programme over that order). Rows inside a bucket keep their original order. `min_buckets`: split
@@ -152,7 +164,7 @@ def plan_buckets(lengths: list[int], min_fill: float, max_rows: int | None = Non
                 best[end], cut[end] = cand, start
     buckets, end = [], n
     while end > 0:
-        buckets.append(sorted(order[cut[end]:end]))
+        buckets.append(sorted(order[cut[end] : end]))
         end = cut[end]
     return _split_to(buckets[::-1], min_buckets)
 
@@ -171,7 +183,7 @@ def _split_to(groups: list[list[int]], count: int) -> list[list[int]]:
         if len(groups[k]) < 2:
             break
         half = len(groups[k]) // 2
-        groups[k:k + 1] = [groups[k][:half], groups[k][half:]]
+        groups[k : k + 1] = [groups[k][:half], groups[k][half:]]
     return groups
 
 
@@ -246,19 +258,35 @@ def build_loss_batch(
         in_completion = cols >= 0
         scored[in_completion] = wanted[i, cols[in_completion]]
         if bool(scored[0]):
-            raise ValueError(f"row {i}: its first token is a scored completion token with no token before it "
-                             "(an empty prompt)")
-        segments.append(_Segment(i, input_ids[i, idx], pos, mm_token_type_ids[i, idx], scored,
-                                 torch.where(in_completion, cols, torch.full_like(cols, -1)),
-                                 pixel_bounds[i], image_bounds[i]))
+            raise ValueError(
+                f"row {i}: its first token is a scored completion token with no token before it (an empty prompt)"
+            )
+        segments.append(
+            _Segment(
+                i,
+                input_ids[i, idx],
+                pos,
+                mm_token_type_ids[i, idx],
+                scored,
+                torch.where(in_completion, cols, torch.full_like(cols, -1)),
+                pixel_bounds[i],
+                image_bounds[i],
+            )
+        )
 
     if layout == "bucketed":
         groups = plan_buckets([len(s.ids) for s in segments], min_fill, max_rows, min_forwards)
         forwards = [_bucket(segments, g, pixel_values, image_grid_thw, pad_token_id) for g in groups]
     else:
         forwards = [_pack(segments, g, pixel_values, image_grid_thw) for g in plan_packs(rows, max_rows, min_forwards)]
-    return LossBatch(layout, forwards, rows, logits_to_keep, rows * width,
-                     scored=int(sum(f.score_positions.sum().item() for f in forwards)))
+    return LossBatch(
+        layout,
+        forwards,
+        rows,
+        logits_to_keep,
+        rows * width,
+        scored=int(sum(f.score_positions.sum().item() for f in forwards)),
+    )
 
 
 def _image_bounds(rows, pixel_values, image_grid_thw, num_images):
@@ -269,11 +297,13 @@ def _image_bounds(rows, pixel_values, image_grid_thw, num_images):
         raise ValueError(f"num_images must give the image count of each of the {rows} rows, got {num_images!r}")
     per_image = image_grid_thw.prod(dim=-1).tolist()
     if len(per_image) != sum(num_images) or sum(per_image) != pixel_values.shape[0]:
-        raise ValueError(f"image_grid_thw ({len(per_image)} images, {sum(per_image)} pixel rows) does not match "
-                         f"num_images (sum {sum(num_images)}) and pixel_values ({pixel_values.shape[0]} rows)")
+        raise ValueError(
+            f"image_grid_thw ({len(per_image)} images, {sum(per_image)} pixel rows) does not match "
+            f"num_images (sum {sum(num_images)}) and pixel_values ({pixel_values.shape[0]} rows)"
+        )
     pixels, images, p, k = [], [], 0, 0
     for n in num_images:
-        rows_here = sum(per_image[k:k + n])
+        rows_here = sum(per_image[k : k + n])
         pixels.append((p, p + rows_here))
         images.append((k, k + n))
         p, k = p + rows_here, k + n
@@ -283,8 +313,8 @@ def _image_bounds(rows, pixel_values, image_grid_thw, num_images):
 def _images_of(segments: list[_Segment], pixel_values, image_grid_thw):
     if pixel_values is None or image_grid_thw is None:
         return None, None
-    pv = torch.cat([pixel_values[s.pixel_rows[0]:s.pixel_rows[1]] for s in segments], dim=0)
-    grid = torch.cat([image_grid_thw[s.images[0]:s.images[1]] for s in segments], dim=0)
+    pv = torch.cat([pixel_values[s.pixel_rows[0] : s.pixel_rows[1]] for s in segments], dim=0)
+    grid = torch.cat([image_grid_thw[s.images[0] : s.images[1]] for s in segments], dim=0)
     return pv, grid
 
 
@@ -331,7 +361,11 @@ def _pack(segments: list[_Segment], group: list[int], pixel_values, image_grid_t
 
 # -- running -------------------------------------------------------------------------------------------------------
 def score_loss_batch(
-    model, batch: LossBatch, head: ScoredHead, *, autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext
+    model,
+    batch: LossBatch,
+    head: ScoredHead,
+    *,
+    autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Run each forward of `batch` through `model` (its scored head, `completion_head.add_scored_head`) and
     return TRL's layout: log-probs [B, C] (float32) and, when `head.outputs` has "entropy", entropies [B, C];

@@ -64,4 +64,3 @@ def aggregate_rollout_stats(stats: Sequence[dict]) -> dict[str, float]:
     out.update(giou_metrics(boxes, gts))
     out.update(refinement_metrics(boxes, gts))
     return out
-

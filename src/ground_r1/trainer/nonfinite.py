@@ -222,7 +222,10 @@ class NonFiniteGuard:
         if self.is_main:
             logger.warning(
                 "step %d: non-finite loss %s on rank(s) %s, records %s: %s",
-                step, [d["loss"] for d in details], [d["rank"] for d in details], _ids(details),
+                step,
+                [d["loss"] for d in details],
+                [d["rank"] for d in details],
+                _ids(details),
                 "the optimizer step will be skipped" if self.policy == "skip" else "logged only (policy ignore)",
             )
         return loss
@@ -282,8 +285,13 @@ class NonFiniteGuard:
             result = self._step(optimizer, original, args, kwargs, deepspeed)
         if self.is_main:
             logger.warning(
-                "step %d: non-finite %s on rank(s) %s, records %s: optimizer step %s", step, which, event["ranks"],
-                event["record_ids"], "SKIPPED (weights, optimizer state and LR schedule unchanged)" if skipped
+                "step %d: non-finite %s on rank(s) %s, records %s: optimizer step %s",
+                step,
+                which,
+                event["ranks"],
+                event["record_ids"],
+                "SKIPPED (weights, optimizer state and LR schedule unchanged)"
+                if skipped
                 else "APPLIED" + (" by DeepSpeed" if deepspeed else " (policy ignore)"),
             )
         if self.max_consecutive and self.consecutive > self.max_consecutive:
@@ -314,8 +322,9 @@ class NonFiniteGuard:
             "ranks": sorted({d["rank"] for d in details}),
             "record_ids": _ids(details),
             "loss": [json_safe(d["loss"]) for d in self._window_loss] or None,
-            "grad_norm": json_safe(next((d["grad_norm"] for d in grad_details or [] if d.get("grad_norm") is not None),
-                                        None)),
+            "grad_norm": json_safe(
+                next((d["grad_norm"] for d in grad_details or [] if d.get("grad_norm") is not None), None)
+            ),
             "consecutive": self.consecutive,
         }
         self._window_loss = []

@@ -35,16 +35,21 @@ class ResumeFixesMixin:
             state = TrainerState.load_from_json(str(state_file))
             if state.global_step >= self.args.max_steps:
                 if self.is_deepspeed_enabled or self.is_fsdp_enabled:
-                    logger.warning("%s is at max_steps: HF trains one extra step under DeepSpeed/FSDP",
-                                   resume_from_checkpoint)
+                    logger.warning(
+                        "%s is at max_steps: HF trains one extra step under DeepSpeed/FSDP", resume_from_checkpoint
+                    )
                 else:
-                    logger.info("%s is at step %d = max_steps: the run is finished, nothing left to train",
-                                resume_from_checkpoint, state.global_step)
+                    logger.info(
+                        "%s is at step %d = max_steps: the run is finished, nothing left to train",
+                        resume_from_checkpoint,
+                        state.global_step,
+                    )
                     self._load_from_checkpoint(resume_from_checkpoint)
                     self.state = state
                     return TrainOutput(state.global_step, 0.0, {})
-        return super().train(resume_from_checkpoint=resume_from_checkpoint, trial=trial,
-                             ignore_keys_for_eval=ignore_keys_for_eval)
+        return super().train(
+            resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval
+        )
 
     def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
         folder = Path(resume_from_checkpoint)

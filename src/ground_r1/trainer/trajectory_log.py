@@ -15,39 +15,47 @@ from typing import Any, Sequence
 from ground_r1.rollout.trajectory import Trajectory
 
 
-def trajectory_entries(step: int, question: int, record: dict[str, Any], trajectories: Sequence[Trajectory],
-                       rewards_per_func: Sequence[Sequence[float]], reward_names: Sequence[str],
-                       advantages: Sequence[float]) -> list[dict[str, Any]]:
+def trajectory_entries(
+    step: int,
+    question: int,
+    record: dict[str, Any],
+    trajectories: Sequence[Trajectory],
+    rewards_per_func: Sequence[Sequence[float]],
+    reward_names: Sequence[str],
+    advantages: Sequence[float],
+) -> list[dict[str, Any]]:
     """The log lines of question `question`'s trajectories (indices aligned with the reward rows)."""
     out = []
     for row, t in enumerate(trajectories):
         if t.question_index != question:
             continue
-        out.append({
-            "step": step,
-            "key": record.get("key"),
-            "image": record.get("image"),
-            "problem": record.get("problem"),
-            "solution": record.get("solution"),
-            "bboxs": record.get("bboxs") or [],
-            "branch": t.branch,
-            "finish_reason": t.finish_reason,
-            "input_size": list(t.input_size),  # the model's view (the boxes' frame under "input_pixels")
-            "coordinates": t.coordinates,  # the boxes' frame: input pixels, or the 0-1000 grid ("relative_1000")
-            "original_size": list(t.original_size),  # crops and "box" below are in this frame
-            "turns": [
-                {
-                    "text": turn.text,
-                    "box": list(turn.box_original) if turn.box_original is not None else None,
-                    "crop": list(turn.crop_window) if turn.crop_window is not None else None,
-                    "crop_is_fallback": turn.crop_is_fallback,
-                    "hit_token_limit": turn.hit_token_limit,
-                }
-                for turn in t.turns
-            ],
-            "rewards": {name: _finite(rewards_per_func[row][i]) for i, name in enumerate(reward_names)},
-            "advantage": _finite(advantages[row]),
-        })
+        out.append(
+            {
+                "step": step,
+                "key": record.get("key"),
+                "image": record.get("image"),
+                "problem": record.get("problem"),
+                "solution": record.get("solution"),
+                "bboxs": record.get("bboxs") or [],
+                "branch": t.branch,
+                "finish_reason": t.finish_reason,
+                "input_size": list(t.input_size),  # the model's view (the boxes' frame under "input_pixels")
+                "coordinates": t.coordinates,  # the boxes' frame: input pixels, or the 0-1000 grid ("relative_1000")
+                "original_size": list(t.original_size),  # crops and "box" below are in this frame
+                "turns": [
+                    {
+                        "text": turn.text,
+                        "box": list(turn.box_original) if turn.box_original is not None else None,
+                        "crop": list(turn.crop_window) if turn.crop_window is not None else None,
+                        "crop_is_fallback": turn.crop_is_fallback,
+                        "hit_token_limit": turn.hit_token_limit,
+                    }
+                    for turn in t.turns
+                ],
+                "rewards": {name: _finite(rewards_per_func[row][i]) for i, name in enumerate(reward_names)},
+                "advantage": _finite(advantages[row]),
+            }
+        )
     return out
 
 

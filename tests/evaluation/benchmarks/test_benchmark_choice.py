@@ -100,8 +100,10 @@ def test_a_skipped_mmbench_copy_leaves_its_question_out_of_circular_eval(write_b
 
     spec = get_benchmark("MMBench")
     problem = "Which?\nA. red\nB. blue\nC. nan\nD. nan\n"
-    records = [_mmbench(q, "nan", problem, answer, "color", "perception")
-               for q, answer in ((1, "A"), (2, "B"), (1000001, "B"), (1000002, "A"))]
+    records = [
+        _mmbench(q, "nan", problem, answer, "color", "perception")
+        for q, answer in ((1, "A"), (2, "B"), (1000001, "B"), (1000002, "A"))
+    ]
     path, root = write_benchmark("MMBench_en_dev.jsonl", records)
     (root / "images/img_1000001.png").unlink()
     read = spec.read(path, root)
@@ -179,15 +181,28 @@ def test_answer_letters_past_the_kept_options_stay_and_are_counted(write_benchma
     # release evaluated them (right only if the model's letter equals the answer), with a warning and their count,
     # and the accuracy over the answerable rows is reported beside the accuracy over all rows.
     spec = get_benchmark("MMMU_val")
-    row = {"Image": "images/a.png", "Question_Type": "multiple-choice", "Category": "Art", "Subtask": "Easy",
-           "Task": "MMMU_val", "problem": "<image 1> Which?\nA. one\nB. two\nC. three\nD. four"}
+    row = {
+        "Image": "images/a.png",
+        "Question_Type": "multiple-choice",
+        "Category": "Art",
+        "Subtask": "Easy",
+        "Task": "MMMU_val",
+        "problem": "<image 1> Which?\nA. one\nB. two\nC. three\nD. four",
+    }
     records = [dict(row, Question_id=str(i), solution=answer) for i, answer in enumerate("AEBF")]
     path, root = write_benchmark("MMMU_val.jsonl", records)
     with caplog.at_level("WARNING"):
         items = spec.load(path, root)
-    assert len(items) == 4 and [it.extra.get("answer_past_options", False) for it in items] == [False, True, False, True]
-    assert ("MMMU_val: 2 row(s) have an answer letter past the options the file kept (EF; first: MMMU_val.jsonl:2)"
-            in caplog.text)
+    assert len(items) == 4 and [it.extra.get("answer_past_options", False) for it in items] == [
+        False,
+        True,
+        False,
+        True,
+    ]
+    assert (
+        "MMMU_val: 2 row(s) have an answer letter past the options the file kept (EF; first: MMMU_val.jsonl:2)"
+        in caplog.text
+    )
     replies = ["A", "E", "C", "The answer is B"]  # right, right (names the unshown E), wrong, wrong
     records = [spec.score_item(it, text) for it, text in zip(items, replies)]
     assert [r["correct"] for r in records] == [True, True, False, False]

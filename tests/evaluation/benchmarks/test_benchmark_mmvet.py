@@ -39,9 +39,7 @@ def test_grader_messages_layout() -> None:
     messages = mmvet_grader_messages("What is x in the equation?", "-1<AND>-5", "x = -1")
     assert len(messages) == 1 and messages[0]["role"] == "user"
     # prompt, "\n", then "question | gt (AND/OR padded) | prediction | " with an empty last cell
-    assert messages[0]["content"] == (
-        MMVET_GRADER_PROMPT + "\nWhat is x in the equation? | -1 <AND> -5 | x = -1 | "
-    )
+    assert messages[0]["content"] == (MMVET_GRADER_PROMPT + "\nWhat is x in the equation? | -1 <AND> -5 | x = -1 | ")
     retry = mmvet_grader_messages("Q?", "five<OR> 5", "5", retry=True)[0]["content"]
     assert retry.endswith("\nQ? | five <OR>  5 | 5 | " + MMVET_RETRY_SUFFIX)
     assert [mmvet_grader_temperature(a) for a in range(3)] == [0.0, 0.5, 1.0]

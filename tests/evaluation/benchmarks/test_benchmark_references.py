@@ -44,7 +44,9 @@ def test_mmbench_circular_eval_on_real_question_ids(mmbench) -> None:
     # Question 241 (2 real options) and its rotated copy 1000241: the answer letter moves B -> A.
     copies = [it for it in items if it.extra["circular_group"] == 241]
     assert [(it.extra["Question_id"], it.answer, it.extra["circular_size"]) for it in copies] == [
-        (241, "B", 2), (1000241, "A", 2)]
+        (241, "B", 2),
+        (1000241, "A", 2),
+    ]
     # Always "A": 1,153 of 4,329 rows are A (the release's per-row number 26.6), 400 of the 1,164 originals (34.4),
     # and no question has A as the answer of every copy: CircularEval 0.
     always_a = spec.aggregate([spec.score_item(it, "A") for it in items])
@@ -72,8 +74,9 @@ def test_max_items_keeps_whole_mmbench_questions(release_full) -> None:
     ids = sorted(it.extra["Question_id"] for it in data.items)
     assert ids == [241, 252, 253, 1000241, 1000252, 1000253]
     # The file line says how many the limit kept, not "the first 6" (the copies sit after the 1,164 originals).
-    assert general.file_line(data) == ("MMBench_en_dev: MMBench_en_dev.jsonl: 4,329 records read, 6 evaluated "
-                                       "(6 kept by the item limit), 0 skipped")
+    assert general.file_line(data) == (
+        "MMBench_en_dev: MMBench_en_dev.jsonl: 4,329 records read, 6 evaluated (6 kept by the item limit), 0 skipped"
+    )
     (seed,) = general.load_benchmarks(["SEED"], release_full, max_items=3, check_images=False)
     assert len(seed.items) == 3  # the other benchmarks keep their first N rows
 
@@ -82,8 +85,12 @@ def test_mmbench_summary_rows_are_labelled(mmbench) -> None:
     spec, items = mmbench
     kept = spec.first_items(items, 2)  # questions 241 and 252, two copies each
     # 241: right on both copies (B, then A); 252: original right, copy unread ("zzz" has no letter, no option text).
-    answers = {241: "B", 1000241: "A", 252: next(it.answer for it in kept if it.extra["Question_id"] == 252),
-               1000252: "zzz"}
+    answers = {
+        241: "B",
+        1000241: "A",
+        252: next(it.answer for it in kept if it.extra["Question_id"] == 252),
+        1000252: "zzz",
+    }
     records = [spec.score_item(it, answers[it.extra["Question_id"]]) for it in kept]
     scored = general.ScoredBenchmark(records=records)
     rows = general.summary_rows(spec, spec.aggregate(records), scored)
@@ -154,7 +161,11 @@ def test_mmmu_rows_past_the_kept_options_read_by_the_official_parser(release_ful
     path, root = write_benchmark("MMMU_val.jsonl", release_lines(release_full, "MMMU_val.jsonl", [32, 187, 1, 32]))
     items = spec.load(path, root)
     assert [(it.answer, it.extra.get("answer_past_options", False)) for it in items] == [
-        ("E", True), ("I", True), ("B", False), ("E", True)]
+        ("E", True),
+        ("I", True),
+        ("B", False),
+        ("E", True),
+    ]
     predictions = ["The answer is (E).", "I", "(B)", "A"]
     records = [spec.score_item(it, p) for it, p in zip(items, predictions)]
     assert [r["parsed"] for r in records] == ["E", "I", "B", "A"]
@@ -198,8 +209,15 @@ def test_pope_rule_on_verbose_answers_to_real_questions(release_full, write_benc
     # The first eight questions of the release's POPE.jsonl (adversarial split), answered in sentences.
     rows = release_lines(release_full, "POPE.jsonl", list(range(1, 9)))
     assert [(r["problem"][11:-14], r["solution"]) for r in rows] == [
-        ("snowboard", "yes"), ("backpack", "no"), ("person", "yes"), ("car", "no"), ("skis", "yes"),
-        ("dog", "no"), ("truck", "yes"), ("car", "no")]
+        ("snowboard", "yes"),
+        ("backpack", "no"),
+        ("person", "yes"),
+        ("car", "no"),
+        ("skis", "yes"),
+        ("dog", "no"),
+        ("truck", "yes"),
+        ("car", "no"),
+    ]
     answers = [
         "Yes, there is a snowboard leaning against the fence.",  # yes (right)
         "There is no backpack in the image.",  # no (right)

@@ -155,7 +155,9 @@ def test_malformed_file_lists_every_problem(write_benchmark) -> None:
 
 
 def test_missing_image_field_and_missing_file(write_benchmark, tmp_path) -> None:
-    path, root = write_benchmark("POPE.jsonl", [{"problem": "Is there a dog?", "solution": "yes", "Category": "random"}])
+    path, root = write_benchmark(
+        "POPE.jsonl", [{"problem": "Is there a dog?", "solution": "yes", "Category": "random"}]
+    )
     with pytest.raises(BenchmarkFileError, match=r"POPE.jsonl:1: Image: missing field"):
         get_benchmark("POPE").load(path, root)
     with pytest.raises(FileNotFoundError, match=r"expected the release's 'POPE.jsonl'"):
@@ -163,7 +165,13 @@ def test_missing_image_field_and_missing_file(write_benchmark, tmp_path) -> None
 
 
 def test_a_folder_path_finds_the_release_file_name(write_benchmark, tmp_path) -> None:
-    record = {"Question_id": "1", "Image": "p.png", "problem": "Is there a dog?", "solution": "yes", "Category": "random"}
+    record = {
+        "Question_id": "1",
+        "Image": "p.png",
+        "problem": "Is there a dog?",
+        "solution": "yes",
+        "Category": "random",
+    }
     path, root = write_benchmark("POPE.jsonl", [record])
     items = get_benchmark("POPE").load(tmp_path, root)  # the folder holding POPE.jsonl
     assert [it.key for it in items] == ["POPE.jsonl:1"]

@@ -45,9 +45,17 @@ def _vstar_folder(root: Path, records: dict[str, dict], images: bool = True, siz
     return root
 
 
-GLOVE = {"target_object": ["glove"], "bbox": [[100, 200, 50, 40]], "question": "What is the material of the glove?",
-         "options": ["The glove is made of rubber.", "The glove is made of cotton.", "The glove is made of kevlar.",
-                     "The glove is made of leather."]}
+GLOVE = {
+    "target_object": ["glove"],
+    "bbox": [[100, 200, 50, 40]],
+    "question": "What is the material of the glove?",
+    "options": [
+        "The glove is made of rubber.",
+        "The glove is made of cotton.",
+        "The glove is made of kevlar.",
+        "The glove is made of leather.",
+    ],
+}
 
 
 # ----------------------------------------------------------------------------------------------- the registry
@@ -142,23 +150,37 @@ def test_vstar_bad_records_are_named_and_the_rest_run(tmp_path) -> None:
 
 
 def test_vstar_hf_test_questions_are_the_labelled_second_input(tmp_path) -> None:
-    text = ("What is the material of the glove?\n(A) rubber\n(B) cotton\n(C) kevlar\n(D) leather\n"
-            "Answer with the option's letter from the given choices directly.")
-    assert parse_lettered_text(text) == ("What is the material of the glove?",
-                                         {"A": "rubber", "B": "cotton", "C": "kevlar", "D": "leather"})
+    text = (
+        "What is the material of the glove?\n(A) rubber\n(B) cotton\n(C) kevlar\n(D) leather\n"
+        "Answer with the option's letter from the given choices directly."
+    )
+    assert parse_lettered_text(text) == (
+        "What is the material of the glove?",
+        {"A": "rubber", "B": "cotton", "C": "kevlar", "D": "leather"},
+    )
     (tmp_path / "direct_attributes").mkdir()
     Image.new("RGB", (8, 8)).save(tmp_path / "direct_attributes" / "sa_4690.jpg")
-    (tmp_path / "test_questions.jsonl").write_text(json.dumps(
-        {"image": "direct_attributes/sa_4690.jpg", "text": text, "category": "direct_attributes",
-         "question_id": "0", "label": "A"}) + "\n")
+    (tmp_path / "test_questions.jsonl").write_text(
+        json.dumps(
+            {
+                "image": "direct_attributes/sa_4690.jpg",
+                "text": text,
+                "category": "direct_attributes",
+                "question_id": "0",
+                "label": "A",
+            }
+        )
+        + "\n"
+    )
     spec = get_benchmark("vstar_hf")
     file, images = general.locate_benchmark(spec, tmp_path)
     assert file == tmp_path / "test_questions.jsonl"
     (item,) = spec.load(file, images)
     assert item.answer == "A" and item.extra["input"].startswith("test_questions.jsonl")
     assert spec.score_item(item, "leather")["parsed"] == "D"
-    rows = spec.summary_rows(spec.aggregate([spec.score_item(item, "A")]), general.ScoredBenchmark(
-        [spec.score_item(item, "A")]))
+    rows = spec.summary_rows(
+        spec.aggregate([spec.score_item(item, "A")]), general.ScoredBenchmark([spec.score_item(item, "A")])
+    )
     assert rows[0].rule.endswith("options as lettered in test_questions.jsonl")
 
 
@@ -178,9 +200,11 @@ def test_hrbench_zoomeye_record_unfolds_to_four_rows_with_inferred_cycles(shared
     assert [it.answer for it in first] == ["A", "B", "C", "D"]
     assert {it.extra["options"][it.answer] for it in first} == {"27B"}  # one gold text at each letter once
     assert first[0].image == str(tmp_path / "image/0.jpg")
-    assert spec.question(first[1]) == ("Question: What is the number displayed above the entrance where the woman "
-                                       "is standing?\nOptions:\nA. 27E\nB. 27B\nC. 37B\nD. 27D\nPlease select the "
-                                       "correct answer from the options above. \n")
+    assert spec.question(first[1]) == (
+        "Question: What is the number displayed above the entrance where the woman "
+        "is standing?\nOptions:\nA. 27E\nB. 27B\nC. 37B\nD. 27D\nPlease select the "
+        "correct answer from the options above. \n"
+    )
     assert len(spec.first_items(items, 3)) == 12  # --max_items counts questions, each with its 4 rotations
 
 
@@ -189,8 +213,14 @@ def test_hrbench_average_over_cycle_groups_is_not_circular_eval() -> None:
         return {"cycle_category": cycle, "category": category, "correct": correct}
 
     # group 0: single 2/2, cross 0/1 -> all 2/3; group 1: single 1/2, cross 1/1 -> all 2/3
-    records = [rec("0", "single", True), rec("0", "single", True), rec("0", "cross", False),
-               rec("1", "single", True), rec("1", "single", False), rec("1", "cross", True)]
+    records = [
+        rec("0", "single", True),
+        rec("0", "single", True),
+        rec("0", "cross", False),
+        rec("1", "single", True),
+        rec("1", "single", False),
+        rec("1", "cross", True),
+    ]
     metrics = cycle_metrics(records)
     assert metrics["per_cycle"]["0"] == pytest.approx({"all": 200 / 3, "n": 3, "single": 100.0, "cross": 0.0})
     assert metrics["avg"] == pytest.approx({"all": 200 / 3, "single": 75.0, "cross": 50.0})
@@ -210,10 +240,12 @@ def _hr_tsv(path: Path, rows: list[list[str]]) -> Path:
 
 def test_hrbench_tsv_images_are_checked_by_header_and_decoded_only_when_asked(tmp_path) -> None:
     image = _jpeg_b64()
-    rows = [["0", "What color?", "A", "single", "green", "red", "blue", "black", "0", image],
-            ["1", "What color?", "B", "single", "red", "green", "blue", "black", "1", "0"],  # a reference to row 0
-            ["2", "What color?", "C", "cross", "red", "blue", "green", "black", "2", "bm90IGFuIGltYWdl"],
-            ["3", "What color?", "E", "cross", "red", "blue", "black", "green", "3", image]]
+    rows = [
+        ["0", "What color?", "A", "single", "green", "red", "blue", "black", "0", image],
+        ["1", "What color?", "B", "single", "red", "green", "blue", "black", "1", "0"],  # a reference to row 0
+        ["2", "What color?", "C", "cross", "red", "blue", "green", "black", "2", "bm90IGFuIGltYWdl"],
+        ["3", "What color?", "E", "cross", "red", "blue", "black", "green", "3", image],
+    ]
     tsv = _hr_tsv(tmp_path / "hr_bench_4k.tsv", rows)
     raws = read_tsv(tsv)
     assert [r.line for r in raws] == [2, 3, 4, 5] and "image" not in raws[0].record
@@ -236,9 +268,20 @@ def test_hrbench_parquet_twin_reads_like_the_tsv(tmp_path) -> None:
     import pyarrow.parquet as pq
 
     raw = base64.b64decode(_jpeg_b64())
-    table = pa.table({"index": [0, 1], "question": ["Q?", "Q?"], "answer": ["A", "B"], "category": ["single"] * 2,
-                      "A": ["x", "y"], "B": ["y", "x"], "C": ["z", "z"], "D": ["w", "w"], "cycle_category": [0, 1],
-                      "image": [{"bytes": raw, "path": None}, {"bytes": raw, "path": None}]})
+    table = pa.table(
+        {
+            "index": [0, 1],
+            "question": ["Q?", "Q?"],
+            "answer": ["A", "B"],
+            "category": ["single"] * 2,
+            "A": ["x", "y"],
+            "B": ["y", "x"],
+            "C": ["z", "z"],
+            "D": ["w", "w"],
+            "cycle_category": [0, 1],
+            "image": [{"bytes": raw, "path": None}, {"bytes": raw, "path": None}],
+        }
+    )
     pq.write_table(table, tmp_path / "hr_bench_8k.parquet")
     spec = get_benchmark("hrbench_8k")
     file, images = general.locate_benchmark(spec, tmp_path)
@@ -260,9 +303,13 @@ def test_hrbench_scores_rows_and_labels_the_vlmevalkit_variant(tmp_path) -> None
     metrics = spec.aggregate(records)
     assert metrics["avg"]["all"] == 50.0 and metrics["avg"]["single"] == 100.0 and metrics["avg"]["cross"] == 0.0
     rows = spec.summary_rows(metrics, general.ScoredBenchmark(records))
-    assert [r.metric for r in rows] == ["accuracy (avg over cycles)", "single (avg over cycles)",
-                                        "cross (avg over cycles)", "accuracy (avg over cycles)",
-                                        "accuracy (avg over cycles)"]
+    assert [r.metric for r in rows] == [
+        "accuracy (avg over cycles)",
+        "single (avg over cycles)",
+        "cross (avg over cycles)",
+        "accuracy (avg over cycles)",
+        "accuracy (avg over cycles)",
+    ]
     assert rows[4].score is None and rows[4].notes.startswith("NOT GRADED")  # the official judge: no endpoint
     assert "mean over 2 cycle_category group(s)" in rows[0].rule and "LLM judge (its own row" in rows[0].rule
     assert rows[3].variant and rows[3].rule.startswith("VLMEvalKit can_infer")
@@ -275,7 +322,8 @@ def test_treevgr_miou_with_extra_and_missing_boxes() -> None:
     t1, t2 = [0, 0, 10, 10], [20, 20, 30, 30]
     # one exact box for t1, one box on half of t2 (IoU 50/100), one stray box that costs nothing
     assert treevgr_item_iou([[0, 0, 10, 10], [20, 20, 30, 25], [90, 90, 99, 99]], [t1, t2]) == pytest.approx(
-        (1.0 + 0.5) / 2)
+        (1.0 + 0.5) / 2
+    )
     assert treevgr_item_iou([[0, 0, 10, 10]], [t1, t2]) == 0.5  # missing box for t2 -> 0 for that target
     assert treevgr_item_iou([[0, 0, 30, 30]], [t1, t2]) == pytest.approx(100 / 900)  # one box serves both
     assert treevgr_item_iou([], [t1]) == 0.0 and treevgr_item_iou([t1], []) == 0.0
@@ -283,8 +331,10 @@ def test_treevgr_miou_with_extra_and_missing_boxes() -> None:
 
 
 def test_treevgr_box_and_letter_rules() -> None:
-    text = ("<think>see <box>[1,2,30,40]</box> and <box>[5, 5, 9, 9]</box> <box>[9,9,3,3]</box></think> "
-            "<box>[0,0,8,8]</box><answer> b </answer><answer>C</answer>")
+    text = (
+        "<think>see <box>[1,2,30,40]</box> and <box>[5, 5, 9, 9]</box> <box>[9,9,3,3]</box></think> "
+        "<box>[0,0,8,8]</box><answer> b </answer><answer>C</answer>"
+    )
     assert treevgr_boxes(text) == [[1, 2, 30, 40], [0, 0, 8, 8]]  # spaces and inverted boxes dropped
     assert treevgr_letter(text) == "B"
     assert treevgr_letter("<answer>A.</answer>") == "A."  # exact: scored wrong
@@ -298,10 +348,19 @@ def test_treevgr_box_and_letter_rules() -> None:
 def _treebench_tsv(path: Path) -> Path:
     header = ["index", "question", "multi-choice options", "answer", "category", "target_instances", "image"]
     image = _jpeg_b64((100, 80))
-    rows = [["0", "Which is red?", "\"A. the cup\nB. the box\"", "A", "Perception/Attributes",
-             "[[10, 10, 50, 40], [60, 10, 90, 40]]", image],
-            ["1", "Which is left?", "\"A. cup\nB. box\"", "B", "Reasoning/Ordering", "[[0, 0, 20, 20]]", "0"],
-            ["2", "Bad?", "\"A. x\nB. y\"", "A", "Reasoning/Ordering", "[[5, 5, 2, 2]]", image]]
+    rows = [
+        [
+            "0",
+            "Which is red?",
+            '"A. the cup\nB. the box"',
+            "A",
+            "Perception/Attributes",
+            "[[10, 10, 50, 40], [60, 10, 90, 40]]",
+            image,
+        ],
+        ["1", "Which is left?", '"A. cup\nB. box"', "B", "Reasoning/Ordering", "[[0, 0, 20, 20]]", "0"],
+        ["2", "Bad?", '"A. x\nB. y"', "A", "Reasoning/Ordering", "[[5, 5, 2, 2]]", image],
+    ]
     path.write_text("\n".join("\t".join(r) for r in [header, *rows]) + "\n", encoding="utf-8")
     return path
 
@@ -312,18 +371,26 @@ def test_treebench_reads_its_tsv_and_scores_the_whole_trajectory(tmp_path) -> No
     result = spec.read(tsv, tmp_path)
     assert len(result.items) == 2
     # line 6: each row's quoted options span two physical lines
-    assert [str(p) for p in result.skipped] == [f"{tsv}:6: target_instances[0]: empty or inverted box [5, 5, 2, 2] "
-                                                "(xyxy)"]
+    assert [str(p) for p in result.skipped] == [
+        f"{tsv}:6: target_instances[0]: empty or inverted box [5, 5, 2, 2] (xyxy)"
+    ]
     item = result.items[0]
     assert item.extra["targets"] == [[10.0, 10.0, 50.0, 40.0], [60.0, 10.0, 90.0, 40.0]]
     assert spec.question(item) == "Which is red? Options:\nA. the cup\nB. the box"
     assert spec.direct_prompt(item).endswith("between <answer> and </answer>.")
     # input frame 50x40 of the 100x80 original: [5,5,25,20] -> [10,10,50,40] exactly on target 1
-    prediction = {"protocol": "ground_r1", "turns": ["<think>look</think><box>[5,5,25,20]</box>",
-                                                     "<think>ok</think><answer>A</answer>"],
-                  "trajectory": {"input_size": [50, 40], "original_size": [100, 80],
-                                 "turns": [{"text": "<box>[5,5,25,20]</box>", "box_original": [10, 10, 50, 40]},
-                                           {"text": "<answer>A</answer>", "box_original": None}]}}
+    prediction = {
+        "protocol": "ground_r1",
+        "turns": ["<think>look</think><box>[5,5,25,20]</box>", "<think>ok</think><answer>A</answer>"],
+        "trajectory": {
+            "input_size": [50, 40],
+            "original_size": [100, 80],
+            "turns": [
+                {"text": "<box>[5,5,25,20]</box>", "box_original": [10, 10, 50, 40]},
+                {"text": "<answer>A</answer>", "box_original": None},
+            ],
+        },
+    }
     record = spec.score_prediction(item, prediction)
     assert record["correct"] and record["boxes"] == [[5, 5, 25, 20]] and record["boxes_original"] == [[10, 10, 50, 40]]
     assert record["iou"] == 0.5  # target 1 exact, target 2 missed
@@ -333,7 +400,11 @@ def test_treebench_reads_its_tsv_and_scores_the_whole_trajectory(tmp_path) -> No
     assert metrics["accuracy"] == 100.0 and metrics["miou"] == 50.0
     rows = spec.summary_rows(metrics, general.ScoredBenchmark([record]))
     assert [(r.metric, r.score, r.variant) for r in rows[:4]] == [
-        ("accuracy", 100.0, False), ("mIoU", 50.0, False), ("accuracy", 100.0, True), ("mIoU", 0.0, True)]
+        ("accuracy", 100.0, False),
+        ("mIoU", 50.0, False),
+        ("accuracy", 100.0, True),
+        ("mIoU", 0.0, True),
+    ]
     assert "original pixels" in rows[1].notes and rows[4].metric == "box IoU, round 1 (best target)"
 
 
@@ -345,20 +416,38 @@ def test_box_quality_per_round_best_and_first_target() -> None:
     rounds = box_quality_record([[100, 100, 110, 110], None], targets)
     assert rounds[0]["iou_first"] == 0.0 and rounds[0]["iou_best"] == 0.5  # half of target 2
     assert rounds[0]["giou_best"] == pytest.approx(0.75)  # GIoU 0.5 (enclosing = union) -> (0.5 + 1) / 2
-    assert rounds[1] == {"round": 2, "box": None, "iou_best": None, "iou_first": None, "giou_best": None,
-                         "giou_first": None}
-    summary = box_quality_summary([{"box_quality": rounds}, {"box_quality": box_quality_record([[0, 0, 10, 10]],
-                                                                                                 targets)}])
+    assert rounds[1] == {
+        "round": 2,
+        "box": None,
+        "iou_best": None,
+        "iou_first": None,
+        "giou_best": None,
+        "giou_first": None,
+    }
+    summary = box_quality_summary(
+        [{"box_quality": rounds}, {"box_quality": box_quality_record([[0, 0, 10, 10]], targets)}]
+    )
     assert summary[0]["items"] == 2 and summary[0]["boxes"] == 2 and summary[0]["iou_best"] == 75.0
-    assert summary[0]["iou_first"] == 50.0 and summary[1] == {"round": 2, "items": 1, "boxes": 0,
-                                                             "no_box_rate": 100.0, "iou_best": None,
-                                                             "iou_first": None, "giou_best": None,
-                                                             "giou_first": None}
+    assert summary[0]["iou_first"] == 50.0 and summary[1] == {
+        "round": 2,
+        "items": 1,
+        "boxes": 0,
+        "no_box_rate": 100.0,
+        "iou_best": None,
+        "iou_first": None,
+        "giou_best": None,
+        "giou_first": None,
+    }
 
 
 def test_prediction_boxes_maps_a_direct_turn_from_the_input_frame() -> None:
-    prediction = {"trajectory": {"input_size": [56, 28], "original_size": [560, 280],
-                                 "turns": [{"text": "The object is at <box>[28,0,56,14]</box>"}]}}
+    prediction = {
+        "trajectory": {
+            "input_size": [56, 28],
+            "original_size": [560, 280],
+            "turns": [{"text": "The object is at <box>[28,0,56,14]</box>"}],
+        }
+    }
     assert prediction_boxes(prediction) == [[280, 0, 560, 140]]
 
 
@@ -373,7 +462,8 @@ def test_hrbench_official_judge_through_the_judge_client(tmp_path, fake_chat_ser
         "You are a helpful and precise assistant for checking the quality of the answer. Please answer in only yes "
         "or no. Given the following question: What color?\nOptions:\nA. red\nB. green\nPlease select the correct "
         "answer from the options above. \n, the correct answer is: B. green. Does the following answer correctly "
-        "answers the question, answer:green?")
+        "answers the question, answer:green?"
+    )
     image = _jpeg_b64()
     tsv = _hr_tsv(tmp_path / "hr_bench_4k.tsv", [
         ["0", "Q?", "A", "single", "red", "green", "blue", "black", "0", image],
@@ -390,8 +480,9 @@ def test_hrbench_official_judge_through_the_judge_client(tmp_path, fake_chat_ser
         return ("reply", "Yes" if content.endswith("answer:A?") else "No.")
 
     fake_chat_server.set_policy(policy)
-    config = JudgeConfig(model="judge-x", base_url=fake_chat_server.base_url, max_tokens=3, backoff_base=0.0,
-                         max_retries=0)
+    config = JudgeConfig(
+        model="judge-x", base_url=fake_chat_server.base_url, max_tokens=3, backoff_base=0.0, max_retries=0
+    )
     report = general.grade(data, predictions, tmp_path / "grades.jsonl", config)
     assert report.ok == 2 and {r.body["temperature"] for r in fake_chat_server.chat_requests} == {0.2}
     scored = general.score_benchmark(data, predictions, load_judgments(tmp_path / "grades.jsonl"))

@@ -164,9 +164,7 @@ class ChoiceSpec(BenchmarkSpec):
                 if re.fullmatch(r"[A-Za-z]", answer):  # past the kept options: evaluated (module docstring)
                     item.extra["answer_past_options"] = True
                 else:
-                    problems.append(
-                        ("solution", f"{answer!r} is not one of the question's options {''.join(options)}")
-                    )
+                    problems.append(("solution", f"{answer!r} is not one of the question's options {''.join(options)}"))
             item.answer = answer.upper()
 
         names = dict(self.category_names)

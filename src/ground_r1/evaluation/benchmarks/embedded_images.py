@@ -22,11 +22,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-__all__ = ["EmbeddedImage", "check_base64", "embedded_cell", "embedded_image_kind", "materialize_images",
-           "parquet_image_heads", "raise_csv_limit", "resolve_references", "REFERENCE_MAX_CHARS"]
+__all__ = [
+    "EmbeddedImage",
+    "check_base64",
+    "embedded_cell",
+    "embedded_image_kind",
+    "materialize_images",
+    "parquet_image_heads",
+    "raise_csv_limit",
+    "resolve_references",
+    "REFERENCE_MAX_CHARS",
+]
 
-_SIGNATURES = ((b"\xff\xd8\xff", ".jpg"), (b"\x89PNG\r\n\x1a\n", ".png"), (b"GIF8", ".gif"), (b"BM", ".bmp"),
-               (b"RIFF", ".webp"))
+_SIGNATURES = (
+    (b"\xff\xd8\xff", ".jpg"),
+    (b"\x89PNG\r\n\x1a\n", ".png"),
+    (b"GIF8", ".gif"),
+    (b"BM", ".bmp"),
+    (b"RIFF", ".webp"),
+)
 REFERENCE_MAX_CHARS = 64  # VLMEvalKit: an image cell this short is the index of the row holding the image
 
 
@@ -76,8 +90,9 @@ def embedded_cell(source: Path, row: int, index: str, cell: Any) -> EmbeddedImag
 
 def resolve_references(records: list[Any]) -> None:
     """Point each reference cell at the row holding the referenced index's bytes (VLMEvalKit's convention)."""
-    holders = {r.image.index: r.image for r in records
-               if isinstance(r.image, EmbeddedImage) and r.image.reference is None}
+    holders = {
+        r.image.index: r.image for r in records if isinstance(r.image, EmbeddedImage) and r.image.reference is None
+    }
     for record in records:
         image = record.image
         if isinstance(image, EmbeddedImage) and image.reference is not None:

@@ -41,8 +41,14 @@ from ground_r1.evaluation.benchmarks.zoom import LETTER_RULE, ZoomSpec, zoom_let
 from ground_r1.evaluation.judge import AskPlan
 from ground_r1.evaluation.uncertainty import Estimate, mean_of_group_means
 
-__all__ = ["HRBENCH_CATEGORIES", "HRBENCH_JUDGE_PLAN", "HRBenchSpec", "cycle_metrics", "hrbench_judge_messages",
-           "parse_hrbench_judgement"]
+__all__ = [
+    "HRBENCH_CATEGORIES",
+    "HRBENCH_JUDGE_PLAN",
+    "HRBenchSpec",
+    "cycle_metrics",
+    "hrbench_judge_messages",
+    "parse_hrbench_judgement",
+]
 
 HRBENCH_CATEGORIES = ("single", "cross")
 _OPTION_LETTERS = "ABCD"
@@ -51,10 +57,12 @@ _OPTION_LETTERS = "ABCD"
 def hrbench_judge_messages(question: str, options: dict[str, str], answer: str, prediction: str) -> list[dict]:
     """The official judge input (``HRBenchDataset.evaluate`` @ b17b199), one user message."""
     block = "".join(f"{k}. {v}\n" for k, v in options.items())
-    text = ("You are a helpful and precise assistant for checking the quality of the answer. Please answer in only "
-            f"yes or no. Given the following question: {question}\nOptions:\n{block}Please select the correct answer "
-            f"from the options above. \n, the correct answer is: {answer}. {options.get(answer, '')}. Does the "
-            f"following answer correctly answers the question, answer:{prediction}?")
+    text = (
+        "You are a helpful and precise assistant for checking the quality of the answer. Please answer in only "
+        f"yes or no. Given the following question: {question}\nOptions:\n{block}Please select the correct answer "
+        f"from the options above. \n, the correct answer is: {answer}. {options.get(answer, '')}. Does the "
+        f"following answer correctly answers the question, answer:{prediction}?"
+    )
     return [{"role": "user", "content": text}]
 
 
@@ -69,8 +77,9 @@ def _judge_temperature(ask: int) -> float:
     return 0.2  # the official GenerationConfig(top_p=0.8, top_k=40, temperature=0.2)
 
 
-HRBENCH_JUDGE_PLAN = AskPlan(parse=parse_hrbench_judgement, max_asks=1, temperature=_judge_temperature,
-                             expects="yes or no")
+HRBENCH_JUDGE_PLAN = AskPlan(
+    parse=parse_hrbench_judgement, max_asks=1, temperature=_judge_temperature, expects="yes or no"
+)
 
 
 def cycle_metrics(records: list[dict[str, Any]], flag: str = "correct") -> dict[str, Any]:
@@ -118,8 +127,9 @@ class HRBenchSpec(ZoomSpec):
         """The official yes/no question for one prediction (one ask: no retry message)."""
         return hrbench_judge_messages(item.question, item.extra["options"], item.answer, prediction_text)
 
-    def validate(self, raw: RawRecord, layout: str, root: Path, check_images: bool,
-                 problems: list[tuple[str, str]]) -> list[BenchmarkItem]:
+    def validate(
+        self, raw: RawRecord, layout: str, root: Path, check_images: bool, problems: list[tuple[str, str]]
+    ) -> list[BenchmarkItem]:
         fields = raw.record or {}
         question = self.text_field(fields, "question", problems)
         category = self.text_field(fields, "category", problems)
@@ -129,8 +139,11 @@ class HRBenchSpec(ZoomSpec):
         if layout == "jsonl":
             return self._unfold_zoomeye(raw, question, category, index, root, check_images, problems)
         answer = self.text_field(fields, "answer", problems).upper()
-        options = {k: str(fields[k]).strip() for k in _OPTION_LETTERS if k in fields and str(fields[k]).strip()
-                   and str(fields[k]).strip().lower() != "nan"}
+        options = {
+            k: str(fields[k]).strip()
+            for k in _OPTION_LETTERS
+            if k in fields and str(fields[k]).strip() and str(fields[k]).strip().lower() != "nan"
+        }
         if len(options) < 2:
             problems.append(("A-D", f"expected at least two option columns, got {sorted(options)}"))
         if answer and options and answer not in options:
@@ -141,13 +154,36 @@ class HRBenchSpec(ZoomSpec):
         image, _ = self.image_of(raw, None, root, check_images, problems)
         if problems:
             return []
-        extra = {"options": options, "cycle_category": str(int(float(cycle))) if _numeric(cycle) else str(cycle),
-                 "index": index, "embedded_image": raw.image}
-        return [BenchmarkItem(f"{Path(raw.file).name}:{raw.line}", self.name, image, question, answer, category, extra,
-                              raw.file, raw.line)]
+        extra = {
+            "options": options,
+            "cycle_category": str(int(float(cycle))) if _numeric(cycle) else str(cycle),
+            "index": index,
+            "embedded_image": raw.image,
+        }
+        return [
+            BenchmarkItem(
+                f"{Path(raw.file).name}:{raw.line}",
+                self.name,
+                image,
+                question,
+                answer,
+                category,
+                extra,
+                raw.file,
+                raw.line,
+            )
+        ]
 
-    def _unfold_zoomeye(self, raw: RawRecord, question: str, category: str, index: int | None, root: Path,
-                        check: bool, problems: list[tuple[str, str]]) -> list[BenchmarkItem]:
+    def _unfold_zoomeye(
+        self,
+        raw: RawRecord,
+        question: str,
+        category: str,
+        index: int | None,
+        root: Path,
+        check: bool,
+        problems: list[tuple[str, str]],
+    ) -> list[BenchmarkItem]:
         fields = raw.record or {}
         answers, blocks = fields.get("answer"), fields.get("options")
         if not isinstance(answers, list) or not all(isinstance(a, str) for a in answers):
@@ -168,18 +204,37 @@ class HRBenchSpec(ZoomSpec):
             if letter.strip().upper() not in options:
                 problems.append((f"answer[{j}]", f"{letter!r} is not one of the options {''.join(options)}"))
                 continue
-            extra = {"options": options, "cycle_category": str(j), "cycle_category_inferred": True,
-                     "index": (index or 0) + j, "zoomeye_index": index}
-            items.append(BenchmarkItem(f"{Path(raw.file).name}:{raw.line}#{j}", self.name, image, question,
-                                       letter.strip().upper(), category, extra, raw.file, raw.line))
+            extra = {
+                "options": options,
+                "cycle_category": str(j),
+                "cycle_category_inferred": True,
+                "index": (index or 0) + j,
+                "zoomeye_index": index,
+            }
+            items.append(
+                BenchmarkItem(
+                    f"{Path(raw.file).name}:{raw.line}#{j}",
+                    self.name,
+                    image,
+                    question,
+                    letter.strip().upper(),
+                    category,
+                    extra,
+                    raw.file,
+                    raw.line,
+                )
+            )
         return [] if problems else items
 
     def first_items(self, items: list[BenchmarkItem], count: int) -> list[BenchmarkItem]:
         """The first ``count`` questions with all their rotations (the score averages over rotation groups)."""
         kept, questions = [], []
         for item in items:
-            question = (item.source_file, item.line) if item.extra.get("cycle_category_inferred") else \
-                (item.source_file, item.extra["index"] // 4)
+            question = (
+                (item.source_file, item.line)
+                if item.extra.get("cycle_category_inferred")
+                else (item.source_file, item.extra["index"] // 4)
+            )
             if question not in questions:
                 if len(questions) == count:
                     break
@@ -190,30 +245,40 @@ class HRBenchSpec(ZoomSpec):
     def question(self, item: BenchmarkItem) -> str:
         """VLMEvalKit's ``ImageMCQDataset.build_prompt`` (HR-Bench's official prompt)."""
         options = "".join(f"{k}. {v}\n" for k, v in item.extra["options"].items())
-        return (f"Question: {item.question}\nOptions:\n{options}"
-                "Please select the correct answer from the options above. \n")
+        return (
+            f"Question: {item.question}\nOptions:\n{options}Please select the correct answer from the options above. \n"
+        )
 
-    def score_item(self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None) -> dict[str, Any]:
+    def score_item(
+        self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
+    ) -> dict[str, Any]:
         record = self._base_record(item, judge_score)
         if judge_score is not None and judge_score not in (0.0, 1.0):
             raise ValueError(f"{self.name}: the official judge scores 0 or 1, got {judge_score!r} for {item.key}")
         options = item.extra["options"]
         parsed = zoom_letter(prediction_text, options)
         vlmevalkit = mmbench_can_infer(self.first_answer(prediction_text), options)
-        record.update(extracted=self.first_answer(prediction_text), parsed=parsed,
-                      correct=parsed is not None and parsed == item.answer,
-                      cycle_category=item.extra["cycle_category"],
-                      cycle_category_inferred=bool(item.extra.get("cycle_category_inferred")),
-                      index=item.extra["index"], variants={"vlmevalkit": vlmevalkit == item.answer},
-                      judge=judge_score)
+        record.update(
+            extracted=self.first_answer(prediction_text),
+            parsed=parsed,
+            correct=parsed is not None and parsed == item.answer,
+            cycle_category=item.extra["cycle_category"],
+            cycle_category_inferred=bool(item.extra.get("cycle_category_inferred")),
+            index=item.extra["index"],
+            variants={"vlmevalkit": vlmevalkit == item.answer},
+            judge=judge_score,
+        )
         return record
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         self._check_records(records)
         result = cycle_metrics(records)
-        result.update(n=len(records), n_unparsed=sum(r["parsed"] is None for r in records),
-                      cycle_category_inferred=any(r.get("cycle_category_inferred") for r in records),
-                      variants={"vlmevalkit": cycle_metrics(records, "variants.vlmevalkit")})
+        result.update(
+            n=len(records),
+            n_unparsed=sum(r["parsed"] is None for r in records),
+            cycle_category_inferred=any(r.get("cycle_category_inferred") for r in records),
+            variants={"vlmevalkit": cycle_metrics(records, "variants.vlmevalkit")},
+        )
         judged = [r for r in records if r.get("judge") is not None]
         result["n_judged"] = len(judged)
         if judged:
@@ -238,12 +303,19 @@ class HRBenchSpec(ZoomSpec):
 
     def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
         groups = metrics["n_groups"]
-        inferred = " (cycle_category inferred from ZoomEye's rotation order)" if metrics["cycle_category_inferred"] else ""
-        rule = (f"{LETTER_RULE}; HR-Bench official mean over {groups} cycle_category group(s){inferred}; the official "
-                "per-row scorer is an LLM judge (its own row when a grader endpoint is configured)")
+        inferred = (
+            " (cycle_category inferred from ZoomEye's rotation order)" if metrics["cycle_category_inferred"] else ""
+        )
+        rule = (
+            f"{LETTER_RULE}; HR-Bench official mean over {groups} cycle_category group(s){inferred}; the official "
+            "per-row scorer is an LLM judge (its own row when a grader endpoint is configured)"
+        )
         per_cycle = ", ".join(f"cycle {g}: {v['all']:.1f} (n={v['n']})" for g, v in metrics["per_cycle"].items())
-        rows = [self.summary_row(scored, skipped, "accuracy (avg over cycles)", metrics["avg"]["all"], rule=rule,
-                                 notes=per_cycle)]
+        rows = [
+            self.summary_row(
+                scored, skipped, "accuracy (avg over cycles)", metrics["avg"]["all"], rule=rule, notes=per_cycle
+            )
+        ]
         for category in HRBENCH_CATEGORIES:
             subset = sum(1 for r in scored.records if r["category"] == category)
             rows.append(

@@ -68,8 +68,9 @@ def _circular_by(records: list[dict[str, Any]], key) -> dict[str, dict[str, Any]
         original = originals.get(question)
         if original is not None:
             groups[key(original)].append(right)
-    return {name: {"accuracy": percent(sum(flags), len(flags)), "n": len(flags)}
-            for name, flags in sorted(groups.items())}
+    return {
+        name: {"accuracy": percent(sum(flags), len(flags)), "n": len(flags)} for name, flags in sorted(groups.items())
+    }
 
 
 def _skipped_copies(file: Path, lines: set[int]) -> dict[int, int]:
@@ -104,8 +105,9 @@ class MMBenchSpec(ChoiceSpec):
         try:
             number = int(question_id)
         except (TypeError, ValueError):
-            problems.append(("Question_id", f"expected an integer id (copies are id + k x 1,000,000), got "
-                                            f"{question_id!r}"))
+            problems.append(
+                ("Question_id", f"expected an integer id (copies are id + k x 1,000,000), got {question_id!r}")
+            )
             return
         item.extra["circular_group"] = number % CIRCULAR_MODULUS
         item.extra["circular_copy"] = number // CIRCULAR_MODULUS
@@ -120,8 +122,10 @@ class MMBenchSpec(ChoiceSpec):
             item.extra["circular_size"] = sizes[item.extra["circular_group"]]
             key = (item.extra["circular_group"], item.extra["circular_copy"])
             if key in seen:
-                problems.append(f"{item.source_file}:{item.line}:Question_id: copy {key[1]} of question {key[0]} "
-                                f"appears twice (also line {seen[key].line})")
+                problems.append(
+                    f"{item.source_file}:{item.line}:Question_id: copy {key[1]} of question {key[0]} "
+                    f"appears twice (also line {seen[key].line})"
+                )
             seen[key] = item
         return problems
 
@@ -186,9 +190,12 @@ class MMBenchSpec(ChoiceSpec):
             outcomes, _ = circular_outcomes(records, "correct" if key is None else key)
             questions = set(outcomes)
             rows = [100.0 * float(right) for _, right in sorted(outcomes.items())]
-            return bootstrap_estimate(rows, lambda units: float(units[:, 0].mean()),
-                                      items=sum(1 for r in records if r["circular_group"] in questions),
-                                      unit="questions (each with its rotated copies)")
+            return bootstrap_estimate(
+                rows,
+                lambda units: float(units[:, 0].mean()),
+                items=sum(1 for r in records if r["circular_group"] in questions),
+                unit="questions (each with its rotated copies)",
+            )
         return super().estimate(records, metric)
 
     def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
@@ -196,22 +203,43 @@ class MMBenchSpec(ChoiceSpec):
         single-pass accuracy of the originals, the lenient CircularEval and the release's per-row accuracy."""
         records = scored.records
         incomplete = metrics["n_incomplete"]
-        notes = (f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows); unparsed: "
-                 "questions with an unread copy")
+        notes = (
+            f"{metrics['n_questions']} questions x their rotated copies ({metrics['n_rows']} rows); unparsed: "
+            "questions with an unread copy"
+        )
         notes += f"; {incomplete} question(s) with a copy missing left out" if incomplete else ""
         unread_questions = len({r["circular_group"] for r in records if r.get("parsed") is None})
         unread_originals = sum(1 for r in records if r.get("parsed") is None and r["circular_copy"] == 0)
-        circular = self.summary_row(scored, skipped, "CircularEval accuracy", metrics["circular_accuracy"], notes,
-                                    extra_left_out=incomplete, items=metrics["n_questions"])
-        single = self.summary_row(scored, skipped, "single-pass accuracy (originals only)",
-                                  metrics["single_pass_accuracy"],
-                                  f"Question_id < 1,000,000: {metrics['n_originals']} questions",
-                                  rule=MMBENCH_SINGLE_PASS_RULE, items=metrics["n_originals"], which="single_pass")
+        circular = self.summary_row(
+            scored,
+            skipped,
+            "CircularEval accuracy",
+            metrics["circular_accuracy"],
+            notes,
+            extra_left_out=incomplete,
+            items=metrics["n_questions"],
+        )
+        single = self.summary_row(
+            scored,
+            skipped,
+            "single-pass accuracy (originals only)",
+            metrics["single_pass_accuracy"],
+            f"Question_id < 1,000,000: {metrics['n_originals']} questions",
+            rule=MMBENCH_SINGLE_PASS_RULE,
+            items=metrics["n_originals"],
+            which="single_pass",
+        )
         circular.unparsed, single.unparsed = unread_questions, unread_originals
-        (lenient,) = self.variant_summary_rows(scored, skipped, "CircularEval accuracy",
-                                               {"lenient": metrics["variants"]["lenient"]}, items=metrics["n_questions"])
-        (per_row,) = self.variant_summary_rows(scored, skipped, "per-row accuracy",
-                                               {"release": metrics["variants"]["release"]})
+        (lenient,) = self.variant_summary_rows(
+            scored,
+            skipped,
+            "CircularEval accuracy",
+            {"lenient": metrics["variants"]["lenient"]},
+            items=metrics["n_questions"],
+        )
+        (per_row,) = self.variant_summary_rows(
+            scored, skipped, "per-row accuracy", {"release": metrics["variants"]["release"]}
+        )
         return [circular, single, lenient, per_row]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:

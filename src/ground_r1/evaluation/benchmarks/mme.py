@@ -47,9 +47,7 @@ class MMESpec(BenchmarkSpec):
 
     headline_metric: str = "overall"
     rule: str = "lmms-eval 0.7.3 mme (yes/no, bare y/n, first 4 characters)"
-    variant_rules: tuple[tuple[str, str], ...] = (
-        ("release", "release cal_MME.py: MME authors' rule (no bare y/n)"),
-    )
+    variant_rules: tuple[tuple[str, str], ...] = (("release", "release cal_MME.py: MME authors' rule (no bare y/n)"),)
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution", "dataset")
 
@@ -73,7 +71,8 @@ class MMESpec(BenchmarkSpec):
         if odd:
             logger.warning(
                 "MME: %d image(s) do not have exactly two questions (acc+ uses what is there), e.g. %s",
-                len(odd), odd[0],
+                len(odd),
+                odd[0],
             )
         return []
 
@@ -102,8 +101,10 @@ class MMESpec(BenchmarkSpec):
         if metrics["missing_tasks"]:
             notes += f"; only {14 - len(metrics['missing_tasks'])}/14 tasks"
         metric = "total (perception + cognition)"
-        return [self.summary_row(scored, skipped, metric, metrics["overall"], notes),
-                *self.variant_summary_rows(scored, skipped, metric, metrics["variants"])]
+        return [
+            self.summary_row(scored, skipped, metric, metrics["overall"], notes),
+            *self.variant_summary_rows(scored, skipped, metric, metrics["variants"]),
+        ]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """Per task ``acc``, ``acc_plus``, ``score`` (x100) and totals; tasks absent are listed.
@@ -142,8 +143,13 @@ class MMESpec(BenchmarkSpec):
             images = np.bincount(codes, minlength=len(tasks))[present]
             return float(np.sum(100.0 * correct / items + 100.0 * all_right / images))
 
-        return bootstrap_estimate(rows, total, items=len(records), strata=[k[0] for k in keys],
-                                  unit="images (each with its questions, resampled within its task)")
+        return bootstrap_estimate(
+            rows,
+            total,
+            items=len(records),
+            strata=[k[0] for k in keys],
+            unit="images (each with its questions, resampled within its task)",
+        )
 
 
 def _mme_totals(records: list[dict[str, Any]], right) -> dict[str, Any]:

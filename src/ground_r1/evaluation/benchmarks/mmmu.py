@@ -73,8 +73,12 @@ class MMMUSpec(ChoiceSpec):
         record = self._base_record(item, judge_score)
         extracted = extract_answer_span(prediction_text)
         kind = item.extra["question_type"]
-        record.update(groups=item.extra.get("groups", {}), question_type=kind, extracted=extracted,
-                      answerable=not item.extra.get("answer_past_options", False))
+        record.update(
+            groups=item.extra.get("groups", {}),
+            question_type=kind,
+            extracted=extracted,
+            answerable=not item.extra.get("answer_past_options", False),
+        )
         if kind == OPEN:
             candidates = mmmu_open_candidates(extracted)
             correct = mmmu_open_correct(candidates, item.answer)
@@ -115,4 +119,3 @@ class MMMUSpec(ChoiceSpec):
         result["accuracy_expected_with_guess"] = percent(result["n_correct"] + expected, len(records))
         result["per_question_type"] = grouped_metrics(records, lambda r: r["question_type"], self.variant_keys())
         return result
-

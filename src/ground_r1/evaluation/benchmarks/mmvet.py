@@ -145,9 +145,7 @@ class MMVetSpec(BenchmarkSpec):
 
     def grader_messages(self, item: BenchmarkItem, prediction_text: str, *, retry: bool = False):
         """The grading call for one prediction (see :func:`mmvet_grader_messages`)."""
-        return mmvet_grader_messages(
-            item.question, item.answer, extract_answer_span(prediction_text), retry=retry
-        )
+        return mmvet_grader_messages(item.question, item.answer, extract_answer_span(prediction_text), retry=retry)
 
     def score_item(
         self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
@@ -155,9 +153,7 @@ class MMVetSpec(BenchmarkSpec):
         """The record; ``judge_score`` is the grader's 0-1 score, None when grading failed."""
         record = self._base_record(item, judge_score)
         if judge_score is not None and (
-            not isinstance(judge_score, (int, float))
-            or not math.isfinite(judge_score)
-            or not 0.0 <= judge_score <= 1.0
+            not isinstance(judge_score, (int, float)) or not math.isfinite(judge_score) or not 0.0 <= judge_score <= 1.0
         ):
             raise ValueError(f"MMVet: judge_score for {item.key} must be in [0, 1], got {judge_score!r}")
         record.update(
@@ -174,8 +170,12 @@ class MMVetSpec(BenchmarkSpec):
         ask; a reply is a score in [0, 1]."""
         from ground_r1.evaluation.judge import AskPlan
 
-        return AskPlan(parse=parse_mmvet_score, max_asks=MMVET_GRADER_MAX_TRIES, temperature=mmvet_grader_temperature,
-                       expects="score in [0, 1]")
+        return AskPlan(
+            parse=parse_mmvet_score,
+            max_asks=MMVET_GRADER_MAX_TRIES,
+            temperature=mmvet_grader_temperature,
+            expects="score in [0, 1]",
+        )
 
     def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
         """The graded total; failed gradings are left out and counted, and the grader that ran is named."""
@@ -187,8 +187,11 @@ class MMVetSpec(BenchmarkSpec):
             notes += f", {failed} grading(s) failed" if failed else ""
         grader = f"grader {scored.grader}" if scored.grader else "no grader ran"
         rule = f"MM-Vet official grader prompt ({grader}; official: {MMVET_GRADER_MODEL})"
-        return [self.summary_row(scored, skipped, "total (LLM-graded)", metrics["total"], notes,
-                                 extra_left_out=failed, rule=rule)]
+        return [
+            self.summary_row(
+                scored, skipped, "total (LLM-graded)", metrics["total"], notes, extra_left_out=failed, rule=rule
+            )
+        ]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """``total``, ``per_capability``, ``per_capability_set`` (x100) over graded items; counts.
@@ -213,7 +216,6 @@ class MMVetSpec(BenchmarkSpec):
             "per_capability": {c: _score_group(by_cap[c]) for c in sorted(by_cap, key=_capability_order)},
             "per_capability_set": {s: _score_group(by_set[s]) for s in sorted(by_set)},
         }
-
 
     def estimate(self, records: list[dict[str, Any]], metric: str = "headline") -> Estimate:
         """The total: the standard error of the mean graded score (x100) over graded items."""

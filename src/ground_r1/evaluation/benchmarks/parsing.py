@@ -193,7 +193,7 @@ def extract_choice_letter(
     for match in re.finditer(rf"(?<![A-Za-z0-9'’])({upper})(?![A-Za-z0-9'’])", span):
         letter = match.group(1)
         if letter == "A":
-            follow = re.match(r"\s+([a-z]+)", span[match.end():])
+            follow = re.match(r"\s+([a-z]+)", span[match.end() :])
             if follow and follow.group(1) not in _AFTER_LETTER_A:
                 continue
         letters.add(letter)

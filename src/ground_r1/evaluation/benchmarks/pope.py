@@ -77,9 +77,7 @@ class PopeSpec(BenchmarkSpec):
     def _finish_item(self, item: BenchmarkItem, record: dict[str, Any], problems: list) -> None:
         split = record["Category"]
         if split not in POPE_SPLITS:
-            problems.append(
-                ("Category", f"unknown POPE split {split!r}; expected one of {list(POPE_SPLITS)}")
-            )
+            problems.append(("Category", f"unknown POPE split {split!r}; expected one of {list(POPE_SPLITS)}"))
         if item.answer.lower() not in ("yes", "no"):
             problems.append(("solution", f"expected yes or no, got {item.answer!r}"))
         item.category = split
@@ -113,9 +111,11 @@ class PopeSpec(BenchmarkSpec):
         accuracies."""
         o = metrics["overall"]
         notes = f"precision {o['precision']:.1f}, recall {o['recall']:.1f}, yes-ratio {o['yes_ratio']:.1f}"
-        return [self.summary_row(scored, skipped, "accuracy", o["accuracy"], notes),
-                self.summary_row(scored, skipped, "F1", o["f1"], notes, which="f1"),
-                *self.variant_summary_rows(scored, skipped, "accuracy", o["variants"])]
+        return [
+            self.summary_row(scored, skipped, "accuracy", o["accuracy"], notes),
+            self.summary_row(scored, skipped, "F1", o["f1"], notes, which="f1"),
+            *self.variant_summary_rows(scored, skipped, "accuracy", o["variants"]),
+        ]
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
         """``{"per_split": {split: metrics}, "overall": metrics}`` (see :func:`pope_metrics`)."""

@@ -39,8 +39,16 @@ from ground_r1.evaluation.benchmarks.embedded_images import (
     resolve_references,
 )
 
-__all__ = ["READERS", "VSTAR_FOLDERS", "RawRecord", "read_jsonl", "read_parquet", "read_tsv", "read_vstar_folder",
-           "reader"]
+__all__ = [
+    "READERS",
+    "VSTAR_FOLDERS",
+    "RawRecord",
+    "read_jsonl",
+    "read_parquet",
+    "read_tsv",
+    "read_vstar_folder",
+    "reader",
+]
 
 VSTAR_FOLDERS = ("direct_attributes", "relative_position")
 
@@ -75,8 +83,9 @@ def read_jsonl(path: Path) -> Iterator[RawRecord]:
                 yield RawRecord(str(path), line_no, problem=("json", why))
                 continue
             if not isinstance(record, dict):
-                yield RawRecord(str(path), line_no,
-                                problem=("record", f"expected a JSON object, got {type(record).__name__}"))
+                yield RawRecord(
+                    str(path), line_no, problem=("record", f"expected a JSON object, got {type(record).__name__}")
+                )
                 continue
             yield RawRecord(str(path), line_no, record=record)
 
@@ -89,23 +98,25 @@ def read_vstar_folder(root: Path) -> Iterator[RawRecord]:
     """
     folders = [root / name for name in VSTAR_FOLDERS if (root / name).is_dir()]
     if not folders:
-        raise FileNotFoundError(f"V* folder layout not found under {root}: expected {' and '.join(VSTAR_FOLDERS)}/ "
-                                "(the HF craigwu/vstar_bench folder)")
+        raise FileNotFoundError(
+            f"V* folder layout not found under {root}: expected {' and '.join(VSTAR_FOLDERS)}/ "
+            "(the HF craigwu/vstar_bench folder)"
+        )
     for folder in folders:
         for path in sorted(folder.glob("*.json"), key=lambda p: p.name):
-            image = next((path.with_suffix(e) for e in (".jpg", ".jpeg", ".png") if path.with_suffix(e).is_file()),
-                         path.with_suffix(".jpg"))
+            image = next(
+                (path.with_suffix(e) for e in (".jpg", ".jpeg", ".png") if path.with_suffix(e).is_file()),
+                path.with_suffix(".jpg"),
+            )
             try:
                 data = json.loads(path.read_text(encoding="utf-8"))
             except (UnicodeDecodeError, json.JSONDecodeError) as err:
                 yield RawRecord(str(path), 1, problem=("json", f"invalid JSON ({err})"))
                 continue
             if not isinstance(data, dict):
-                yield RawRecord(str(path), 1,
-                                problem=("record", f"expected a JSON object, got {type(data).__name__}"))
+                yield RawRecord(str(path), 1, problem=("record", f"expected a JSON object, got {type(data).__name__}"))
                 continue
             yield RawRecord(str(path), 1, {**data, "category": folder.name}, image=image)
-
 
 
 def read_tsv(path: Path, image_column: str = "image") -> list[RawRecord]:

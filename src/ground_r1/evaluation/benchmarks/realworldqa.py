@@ -51,9 +51,7 @@ class RealWorldQASpec(BenchmarkSpec):
         answer = item.answer.strip()
         is_choice = answer.upper() in _CHOICE_LETTERS
         if is_choice and options and answer.upper() not in options:
-            problems.append(
-                ("solution", f"{answer!r} is not one of the question's options {''.join(options)}")
-            )
+            problems.append(("solution", f"{answer!r} is not one of the question's options {''.join(options)}"))
         item.extra["options"] = options if is_choice else {}
         item.category = MULTIPLE_CHOICE if is_choice else FREE_FORM
         if is_choice:
@@ -96,7 +94,5 @@ class RealWorldQASpec(BenchmarkSpec):
         by_type: dict[str, list[dict[str, Any]]] = defaultdict(list)
         for record in records:
             by_type[record["category"]].append(record)
-        result["per_type"] = {
-            t: choice_metrics(by_type[t], keys) for t in (MULTIPLE_CHOICE, FREE_FORM) if t in by_type
-        }
+        result["per_type"] = {t: choice_metrics(by_type[t], keys) for t in (MULTIPLE_CHOICE, FREE_FORM) if t in by_type}
         return result

@@ -96,8 +96,17 @@ _MCQ_PHRASES = (
     "the choice is", "choice is", "the correct choice is", "correct choice is", "i choose", "i select", "i pick",
     "my answer is", "my choice is", "옵션", "정답은", "답은", "답:", "答案是", "答案为", "选", "答えは",
 )  # fmt: skip
-_MCQ_PRIORITY = {"start": 10, "end": 9, "phrase": 7, "parentheses": 6, "period": 5, "colon": 4, "right_paren": 3,
-                 "space": 2, "fallback": 0}
+_MCQ_PRIORITY = {
+    "start": 10,
+    "end": 9,
+    "phrase": 7,
+    "parentheses": 6,
+    "period": 5,
+    "colon": 4,
+    "right_paren": 3,
+    "space": 2,
+    "fallback": 0,
+}
 
 
 def mcq_extract(response: str, choices: Sequence[str] | None = None) -> str | None:
@@ -113,8 +122,13 @@ def mcq_extract(response: str, choices: Sequence[str] | None = None) -> str | No
         text = text.strip(char)
     text = " " + text + " "
     found: list[tuple[str, int, str]] = []
-    for fmt, pattern in (("parentheses", "({})"), ("period", "{}."), ("colon", "{}:"), ("right_paren", "{})"),
-                         ("space", "{} ")):
+    for fmt, pattern in (
+        ("parentheses", "({})"),
+        ("period", "{}."),
+        ("colon", "{}:"),
+        ("right_paren", "{})"),
+        ("space", "{} "),
+    ):
         for ch in letters:
             token = pattern.format(ch)
             if token in text:
@@ -152,8 +166,20 @@ def _count_tokens(words: list[str], letters: str, prefix: str = "", suffix: str 
     return sum(1 for ch in letters if prefix + ch + suffix in words)
 
 
-_MMBENCH_WRAPPERS = (("", "."), ("", ","), ("", ":"), ("", ")"), ("", ")."), ("(", ")"), ("(", ")."), (":", ""),
-                     (":", ","), (":", "."), (":", ")"), (":", ")."))
+_MMBENCH_WRAPPERS = (
+    ("", "."),
+    ("", ","),
+    ("", ":"),
+    ("", ")"),
+    ("", ")."),
+    ("(", ")"),
+    ("(", ")."),
+    (":", ""),
+    (":", ","),
+    (":", "."),
+    (":", ")"),
+    (":", ")."),
+)
 
 
 def _mmbench_infer_option(answer: str, letters: str = "ABCDE") -> str | None:
@@ -193,4 +219,3 @@ def mmbench_can_infer(answer: str, options: Mapping[str, str], extra_letters: st
     if letter:
         return letter
     return mcq_extract(answer, sorted(options) + [ch for ch in extra_letters if ch not in options])
-

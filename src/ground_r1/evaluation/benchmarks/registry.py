@@ -27,8 +27,14 @@ from ground_r1.evaluation.benchmarks.realworldqa import RealWorldQASpec
 from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
 from ground_r1.evaluation.benchmarks.zoom_registry import ZOOM_BENCHMARKS
 
-__all__ = ["SUITES", "UnknownBenchmarkError", "get_benchmark", "list_benchmarks", "register_benchmark",
-           "unregister_benchmark"]
+__all__ = [
+    "SUITES",
+    "UnknownBenchmarkError",
+    "get_benchmark",
+    "list_benchmarks",
+    "register_benchmark",
+    "unregister_benchmark",
+]
 
 
 class UnknownBenchmarkError(ValueError):
@@ -42,10 +48,18 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         default_file="MME.jsonl",
         description="MME: 14 yes/no tasks, acc + acc+ per task summed (perception 10, cognition 4)",
         demo_records=(
-            {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "Yes",
-             "problem": "Is there a red square in the image? Please answer yes or no."},
-            {"Image": "images/existence/demo.png", "dataset": "existence", "solution": "No",
-             "problem": "Is there a blue circle in the image? Please answer yes or no."},
+            {
+                "Image": "images/existence/demo.png",
+                "dataset": "existence",
+                "solution": "Yes",
+                "problem": "Is there a red square in the image? Please answer yes or no.",
+            },
+            {
+                "Image": "images/existence/demo.png",
+                "dataset": "existence",
+                "solution": "No",
+                "problem": "Is there a blue circle in the image? Please answer yes or no.",
+            },
         ),
     ),
     PopeSpec(
@@ -54,10 +68,20 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         default_file="POPE.jsonl",
         description="POPE: object hallucination yes/no; acc/P/R/F1/yes-ratio per split",
         demo_records=(
-            {"Question_id": "1", "Image": "images/img_0.png", "problem": "Is there a square in the image?",
-             "solution": "yes", "Category": "random"},
-            {"Question_id": "2", "Image": "images/img_0.png", "problem": "Is there a dog in the image?",
-             "solution": "no", "Category": "popular"},
+            {
+                "Question_id": "1",
+                "Image": "images/img_0.png",
+                "problem": "Is there a square in the image?",
+                "solution": "yes",
+                "Category": "random",
+            },
+            {
+                "Question_id": "2",
+                "Image": "images/img_0.png",
+                "problem": "Is there a dog in the image?",
+                "solution": "no",
+                "Category": "popular",
+            },
         ),
     ),
     ChoiceSpec(
@@ -72,8 +96,14 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         reader="first_character",
         rule="lmms-eval 0.7.3 seedbench (first character)",
         demo_records=(
-            {"Question_id": "1", "Image": "demo_1", "Question_Type": 5, "solution": "A", "Category": "",
-             "problem": "How many squares are in the image?\nA. One\nB. Two\nC. Three\nD. Four"},
+            {
+                "Question_id": "1",
+                "Image": "demo_1",
+                "Question_Type": 5,
+                "solution": "A",
+                "Category": "",
+                "problem": "How many squares are in the image?\nA. One\nB. Two\nC. Three\nD. Four",
+            },
         ),
     ),
     MMBenchSpec(
@@ -88,9 +118,15 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         drop_nan_options=True,
         rule="CircularEval (MMBench official; lmms-eval 0.7.3 mmbench_en_dev_static matcher)",
         demo_records=(
-            {"Question_id": 1, "hint": "nan", "solution": "A", "Category": "color",
-             "L2-category": "attribute_reasoning", "Image": "images/img_0.png",
-             "problem": "What color is the square?\nA. red\nB. blue\nC. nan\nD. nan\n"},
+            {
+                "Question_id": 1,
+                "hint": "nan",
+                "solution": "A",
+                "Category": "color",
+                "L2-category": "attribute_reasoning",
+                "Image": "images/img_0.png",
+                "problem": "What color is the square?\nA. red\nB. blue\nC. nan\nD. nan\n",
+            },
         ),
     ),
     MMMUSpec(
@@ -103,9 +139,15 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         group_fields=("Subtask",),
         rule="lmms-eval 0.7.3 mmmu_val (MMMU official parser; no random guess)",
         demo_records=(
-            {"Question_id": "validation_Demo_1", "Image": "images/img_0_image_1.png", "solution": "A",
-             "problem": "<image 1> What shape is drawn?\nA. square\nB. circle\nC. triangle\nD. star",
-             "Category": "Demo", "Subtask": "Easy", "Task": "MMMU_val"},
+            {
+                "Question_id": "validation_Demo_1",
+                "Image": "images/img_0_image_1.png",
+                "solution": "A",
+                "problem": "<image 1> What shape is drawn?\nA. square\nB. circle\nC. triangle\nD. star",
+                "Category": "Demo",
+                "Subtask": "Easy",
+                "Task": "MMMU_val",
+            },
         ),
     ),
     ChoiceSpec(
@@ -120,10 +162,16 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         reader="mme_realworld",
         rule="lmms-eval 0.7.3 mme_realworld (first capital A-E)",
         demo_records=(
-            {"Question_id": "perception/demo/color/1", "Image": "demo.png", "solution": "A",
-             "problem": "What color is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow\n"
-                        "(E) The image does not feature the color.",
-             "Category": "color", "Subtask": "Demo", "Task": "Perception"},
+            {
+                "Question_id": "perception/demo/color/1",
+                "Image": "demo.png",
+                "solution": "A",
+                "problem": "What color is the square?\n(A) red\n(B) blue\n(C) green\n(D) yellow\n"
+                "(E) The image does not feature the color.",
+                "Category": "color",
+                "Subtask": "Demo",
+                "Task": "Perception",
+            },
         ),
     ),
     RealWorldQASpec(
@@ -133,8 +181,11 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         aliases=("rwqa", "realworld-qa"),
         description="RealWorldQA: exact match (letters for its multiple-choice items)",
         demo_records=(
-            {"Image": "images/img_0.png", "solution": "square",
-             "problem": "What shape is in the picture?\nPlease answer directly with a single word or number."},
+            {
+                "Image": "images/img_0.png",
+                "solution": "square",
+                "problem": "What shape is in the picture?\nPlease answer directly with a single word or number.",
+            },
         ),
     ),
     MMVetSpec(
@@ -144,8 +195,14 @@ _BUILTIN: tuple[BenchmarkSpec, ...] = (
         aliases=("mm-vet",),
         description="MM-Vet: LLM-graded open answers (official few-shot grader), per capability",
         demo_records=(
-            {"Question_id": "v1_0", "Image": "v1_0.png", "solution": "red<AND>square", "Category": "rec",
-             "problem": "What shape and color is the object?", "Task": "demo"},
+            {
+                "Question_id": "v1_0",
+                "Image": "v1_0.png",
+                "solution": "red<AND>square",
+                "Category": "rec",
+                "problem": "What shape and color is the object?",
+                "Task": "demo",
+            },
         ),
     ),
 )
@@ -169,8 +226,7 @@ def register_benchmark(spec: BenchmarkSpec) -> BenchmarkSpec:
     for key in keys:
         if key in _LOOKUP:
             raise ValueError(
-                f"cannot register benchmark {spec.name!r}: name or alias {key!r} already belongs to "
-                f"{_LOOKUP[key]!r}"
+                f"cannot register benchmark {spec.name!r}: name or alias {key!r} already belongs to {_LOOKUP[key]!r}"
             )
     _REGISTRY[spec.name] = spec
     for key in keys:

@@ -58,8 +58,14 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "IMAGE_EXTENSIONS", "BenchmarkFileError", "BenchmarkItem", "BenchmarkRecords", "BenchmarkSpec", "percent",
-    "variant_accuracies", "variant_key",
+    "IMAGE_EXTENSIONS",
+    "BenchmarkFileError",
+    "BenchmarkItem",
+    "BenchmarkRecords",
+    "BenchmarkSpec",
+    "percent",
+    "variant_accuracies",
+    "variant_key",
 ]
 
 # Tried, in order, for an `Image` written without extension (SEED-Bench writes bare ids).
@@ -207,9 +213,7 @@ class BenchmarkSpec:
             )
         return candidate
 
-    def read(
-        self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True
-    ) -> BenchmarkRecords:
+    def read(self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True) -> BenchmarkRecords:
         """Read every record of the file with the reader of :attr:`layout`, then validate each; images are resolved
         against ``dataset_root``.
 
@@ -243,14 +247,18 @@ class BenchmarkSpec:
             listed = problems or [str(i) for i in skipped] or [f"{file}: no records (the file is empty)"]
             raise BenchmarkFileError(self.name, file, listed)
         if skipped:
-            logger.warning("%s: %d of %d record(s) of %s cannot be evaluated and are skipped (first: %s)",
-                           self.name, len({(i.file, i.line) for i in skipped}), read, file, skipped[0])
+            logger.warning(
+                "%s: %d of %d record(s) of %s cannot be evaluated and are skipped (first: %s)",
+                self.name,
+                len({(i.file, i.line) for i in skipped}),
+                read,
+                file,
+                skipped[0],
+            )
         logger.info("%s: loaded %d items from %s", self.name, len(items), file)
         return BenchmarkRecords(file, items, skipped, read)
 
-    def load(
-        self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True
-    ) -> list[BenchmarkItem]:
+    def load(self, path: str | Path, dataset_root: str | Path, *, check_images: bool = True) -> list[BenchmarkItem]:
         """The items of :meth:`read`, strict: any skipped record raises.
 
         Raises:
@@ -310,9 +318,7 @@ class BenchmarkSpec:
             raise _ItemProblems(problems)
         return item
 
-    def _resolve_images(
-        self, value: Any, root: Path, check: bool, problems: list[tuple[str, str]]
-    ) -> str | list[str]:
+    def _resolve_images(self, value: Any, root: Path, check: bool, problems: list[tuple[str, str]]) -> str | list[str]:
         values = value if isinstance(value, list) else [value]
         if not values or not all(isinstance(v, str) and v.strip() for v in values):
             problems.append(("Image", f"expected a path or a list of paths, got {value!r}"))
@@ -323,9 +329,7 @@ class BenchmarkSpec:
             resolved.append(path)
         return resolved if isinstance(value, list) else resolved[0]
 
-    def _resolve_image(
-        self, rel: str, root: Path, check: bool, problems: list[tuple[str, str]]
-    ) -> str:
+    def _resolve_image(self, rel: str, root: Path, check: bool, problems: list[tuple[str, str]]) -> str:
         base = root / rel
         candidates = [base]
         if not base.suffix:
@@ -388,9 +392,7 @@ class BenchmarkSpec:
         groups, MMBench's rotated copies, keeps whole groups)."""
         return items[:count]
 
-    def _finish_item(
-        self, item: BenchmarkItem, record: dict[str, Any], problems: list[tuple[str, str]]
-    ) -> None:
+    def _finish_item(self, item: BenchmarkItem, record: dict[str, Any], problems: list[tuple[str, str]]) -> None:
         """Benchmark-specific parsing and checks: set ``category``, fill ``extra``, add problems."""
 
     def _validate_items(self, items: list[BenchmarkItem]) -> list[str]:
@@ -480,24 +482,46 @@ class BenchmarkSpec:
         notes = []
         past = metrics.get("n_answer_past_options", 0)
         if past:
-            notes.append(f"all rows, as the release: {past} whose answer is past the kept options are right only if "
-                         "the model names that letter")
+            notes.append(
+                f"all rows, as the release: {past} whose answer is past the kept options are right only if "
+                "the model names that letter"
+            )
         if metrics.get("n_random_guess"):
-            notes.append(f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
-                         f"expected {metrics['accuracy_expected_with_guess']:.1f})")
+            notes.append(
+                f"{metrics['n_random_guess']} unread letter(s) scored wrong (official: a random guess, "
+                f"expected {metrics['accuracy_expected_with_guess']:.1f})"
+            )
         result[0].notes = "; ".join(notes)
         if past:  # the rows the model could answer, by the headline rule, labelled
             answerable = metrics["n_answerable"]
-            subset = self.summary_row(scored, skipped, f"accuracy over the {answerable} answerable rows",
-                                      metrics["accuracy_answerable"], f"the {past} rows past the kept options left out",
-                                      items=answerable, which="answerable")
+            subset = self.summary_row(
+                scored,
+                skipped,
+                f"accuracy over the {answerable} answerable rows",
+                metrics["accuracy_answerable"],
+                f"the {past} rows past the kept options left out",
+                items=answerable,
+                which="answerable",
+            )
             subset.unparsed = sum(1 for r in records if r.get("answerable", True) and r.get("parsed") is None)
             result.append(subset)
         return result + self.variant_summary_rows(scored, skipped, "accuracy", metrics.get("variants", {}))
 
-    def summary_row(self, scored: ScoredBenchmark, skipped: int, metric: str, score: Any, notes: str = "", *,
-                    extra_left_out: int = 0, rule: str | None = None, items: int | None = None,
-                    variant: bool = False, which: str = "headline", error_bar: bool = True) -> SummaryRow:
+    def summary_row(
+        self,
+        scored: ScoredBenchmark,
+        skipped: int,
+        metric: str,
+        score: Any,
+        notes: str = "",
+        *,
+        extra_left_out: int = 0,
+        rule: str | None = None,
+        items: int | None = None,
+        variant: bool = False,
+        which: str = "headline",
+        error_bar: bool = True,
+    ) -> SummaryRow:
         """One row: ``score`` (None when not a number) with the error bar of ``estimate(records, which)`` (none when
         not ``error_bar``: a number no estimator covers); items default to the scored records, unparsed to those
         whose answer could not be read, left out to prediction errors and missing predictions (+
@@ -505,18 +529,40 @@ class BenchmarkSpec:
         records = scored.records
         value = float(score) if isinstance(score, (int, float)) else None
         estimate = self.estimate(records, which) if error_bar else None
-        return SummaryRow(self.name, metric, value, len(records) if items is None else items,
-                          sum(1 for r in records if r.get("parsed") is None),
-                          scored.errors + scored.missing + extra_left_out, notes, self.rule if rule is None else rule,
-                          variant, skipped, estimate.se if estimate is not None and value is not None else None,
-                          estimate.describe() if estimate is not None else "")
+        return SummaryRow(
+            self.name,
+            metric,
+            value,
+            len(records) if items is None else items,
+            sum(1 for r in records if r.get("parsed") is None),
+            scored.errors + scored.missing + extra_left_out,
+            notes,
+            self.rule if rule is None else rule,
+            variant,
+            skipped,
+            estimate.se if estimate is not None and value is not None else None,
+            estimate.describe() if estimate is not None else "",
+        )
 
-    def variant_summary_rows(self, scored: ScoredBenchmark, skipped: int, metric: str, values: dict[str, Any],
-                             items: int | None = None) -> list[SummaryRow]:
+    def variant_summary_rows(
+        self, scored: ScoredBenchmark, skipped: int, metric: str, values: dict[str, Any], items: int | None = None
+    ) -> list[SummaryRow]:
         """One labelled row per variant rule with a value in ``values``, in :attr:`variant_rules` order."""
         labels = dict(self.variant_rules)
-        return [self.summary_row(scored, skipped, metric, values[key], rule=labels[key], items=items, variant=True,
-                                 which=f"variant:{key}") for key in labels if key in values]
+        return [
+            self.summary_row(
+                scored,
+                skipped,
+                metric,
+                values[key],
+                rule=labels[key],
+                items=items,
+                variant=True,
+                which=f"variant:{key}",
+            )
+            for key in labels
+            if key in values
+        ]
 
     # ------------------------------------------------------------------ judge
 
@@ -533,9 +579,7 @@ class BenchmarkSpec:
 
     def _base_record(self, item: BenchmarkItem, judge_score: float | None) -> dict[str, Any]:
         if judge_score is not None and not self.needs_judge:
-            raise ValueError(
-                f"{self.name} is scored by rule; judge_score is only for benchmarks with needs_judge"
-            )
+            raise ValueError(f"{self.name} is scored by rule; judge_score is only for benchmarks with needs_judge")
         return {
             "key": item.key,
             "benchmark": self.name,

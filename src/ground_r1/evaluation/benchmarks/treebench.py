@@ -43,18 +43,34 @@ from ground_r1.evaluation.benchmarks.zoom import ZoomSpec
 from ground_r1.evaluation.box_quality import BOX_FRAME_NOTE, box_quality_record, box_quality_summary, prediction_boxes
 from ground_r1.evaluation.uncertainty import Estimate, mean_estimate
 
-__all__ = ["TREEBENCH_INSTRUCTION", "TreeBenchSpec", "treevgr_boxes", "treevgr_item_iou", "treevgr_letter",
-           "vlmevalkit_letter"]
+__all__ = [
+    "TREEBENCH_INSTRUCTION",
+    "TreeBenchSpec",
+    "treevgr_boxes",
+    "treevgr_item_iou",
+    "treevgr_letter",
+    "vlmevalkit_letter",
+]
 
-TREEBENCH_INSTRUCTION = ("Select the best answer to the above multiple-choice question based on the image. After the "
-                         "reasoning process, respond with only the letter of the correct option between <answer> and "
-                         "</answer>.")
+TREEBENCH_INSTRUCTION = (
+    "Select the best answer to the above multiple-choice question based on the image. After the "
+    "reasoning process, respond with only the letter of the correct option between <answer> and "
+    "</answer>."
+)
 _ANSWER = re.compile(r"<answer>(.*?)</answer>")
 _BOX = re.compile(r"<box>(.*?)</box>", re.DOTALL)
 _BOX_VALUES = re.compile(r"\[(\d+),(\d+),(\d+),(\d+)\]")
 _THINK = re.compile(r"<think>(.*?)</think>", re.DOTALL)
-_VLMEVALKIT_PREFIXES = ("The best answer is", "The correct answer is", "The answer is", "The answer",
-                        "The best option is", "The correct option is", "Best answer:", "Best option:")
+_VLMEVALKIT_PREFIXES = (
+    "The best answer is",
+    "The correct answer is",
+    "The answer is",
+    "The answer",
+    "The best option is",
+    "The correct option is",
+    "Best answer:",
+    "Best option:",
+)
 
 
 def treevgr_letter(text: str) -> str:
@@ -113,8 +129,9 @@ class TreeBenchSpec(ZoomSpec):
     box_form: str = "xyxy"
     direct_suffix: str = TREEBENCH_INSTRUCTION
 
-    def validate(self, raw: RawRecord, layout: str, root: Path, check_images: bool,
-                 problems: list[tuple[str, str]]) -> list[BenchmarkItem]:
+    def validate(
+        self, raw: RawRecord, layout: str, root: Path, check_images: bool, problems: list[tuple[str, str]]
+    ) -> list[BenchmarkItem]:
         fields = raw.record or {}
         question = self.text_field(fields, "question", problems)
         options_text = self.text_field(fields, "multi-choice options", problems)
@@ -131,8 +148,9 @@ class TreeBenchSpec(ZoomSpec):
             try:
                 values = ast.literal_eval(raw_targets.strip()) if raw_targets.strip() else []
             except (ValueError, SyntaxError):
-                problems.append(("target_instances", f"expected a Python list of [x1, y1, x2, y2], got "
-                                                     f"{raw_targets[:60]!r}"))
+                problems.append(
+                    ("target_instances", f"expected a Python list of [x1, y1, x2, y2], got {raw_targets[:60]!r}")
+                )
                 values = []
         elif raw_targets is None:
             values = []
@@ -141,27 +159,47 @@ class TreeBenchSpec(ZoomSpec):
         targets = self.target_boxes(values, "target_instances", size, problems, notes)
         if problems:
             return []
-        extra = {"options": options, "options_text": options_text.strip(), "targets": targets,
-                 "embedded_image": raw.image, "index": fields.get("index")}
+        extra = {
+            "options": options,
+            "options_text": options_text.strip(),
+            "targets": targets,
+            "embedded_image": raw.image,
+            "index": fields.get("index"),
+        }
         if notes:
             extra["box_notes"] = notes
-        return [BenchmarkItem(f"{Path(raw.file).name}:{raw.line}", self.name, image, question, answer, category, extra,
-                              raw.file, raw.line)]
+        return [
+            BenchmarkItem(
+                f"{Path(raw.file).name}:{raw.line}",
+                self.name,
+                image,
+                question,
+                answer,
+                category,
+                extra,
+                raw.file,
+                raw.line,
+            )
+        ]
 
     def question(self, item: BenchmarkItem) -> str:
         """TreeVGR's user text: the question, " Options:", then the file's option lines."""
         return f"{item.question} Options:\n{item.extra['options_text']}"
 
-    def score_item(self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None) -> dict[str, Any]:
+    def score_item(
+        self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
+    ) -> dict[str, Any]:
         """Letters only (no trajectory: the boxes are then read from this text, in its own frame)."""
         return self._score(item, prediction_text, [prediction_text], None)
 
-    def score_prediction(self, item: BenchmarkItem, prediction: dict[str, Any], *,
-                         judge_score: float | None = None) -> dict[str, Any]:
+    def score_prediction(
+        self, item: BenchmarkItem, prediction: dict[str, Any], *, judge_score: float | None = None
+    ) -> dict[str, Any]:
         from ground_r1.evaluation.general import final_text
 
-        record = self._score(item, final_text(prediction), list(prediction.get("turns") or []),
-                             prediction.get("trajectory"))
+        record = self._score(
+            item, final_text(prediction), list(prediction.get("turns") or []), prediction.get("trajectory")
+        )
         if item.extra["targets"]:
             record["box_quality"] = box_quality_record(prediction_boxes(prediction), item.extra["targets"])
         record["protocol"] = prediction.get("protocol")
@@ -180,10 +218,16 @@ class TreeBenchSpec(ZoomSpec):
             think_mapped = [list(input_to_original(b, size_in, size_orig)) for b in think_boxes]
         targets = item.extra["targets"]
         vlm_letter = vlmevalkit_letter(final)
-        record.update(extracted=letter, parsed=letter or None, correct=letter == item.answer,
-                      boxes=boxes, boxes_original=mapped, iou=treevgr_item_iou(mapped, targets),
-                      variants={"vlmevalkit": vlm_letter == item.answer},
-                      variant_iou={"vlmevalkit": vlmevalkit_item_iou(think_mapped, targets)})
+        record.update(
+            extracted=letter,
+            parsed=letter or None,
+            correct=letter == item.answer,
+            boxes=boxes,
+            boxes_original=mapped,
+            iou=treevgr_item_iou(mapped, targets),
+            variants={"vlmevalkit": vlm_letter == item.answer},
+            variant_iou={"vlmevalkit": vlmevalkit_item_iou(think_mapped, targets)},
+        )
         return record
 
     def aggregate(self, records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -197,10 +241,16 @@ class TreeBenchSpec(ZoomSpec):
             "miou": percent(sum(r["iou"] for r in records), n),
             "n": n,
             "n_no_box": sum(not r["boxes"] for r in records),
-            "per_category": {c: {"accuracy": percent(sum(bool(r["correct"]) for r in rs), len(rs)), "n": len(rs)}
-                             for c, rs in sorted(per_category.items())},
-            "variants": {"vlmevalkit": {"accuracy": percent(sum(bool(r["variants"]["vlmevalkit"]) for r in records), n),
-                                        "miou": percent(sum(r["variant_iou"]["vlmevalkit"] for r in records), n)}},
+            "per_category": {
+                c: {"accuracy": percent(sum(bool(r["correct"]) for r in rs), len(rs)), "n": len(rs)}
+                for c, rs in sorted(per_category.items())
+            },
+            "variants": {
+                "vlmevalkit": {
+                    "accuracy": percent(sum(bool(r["variants"]["vlmevalkit"]) for r in records), n),
+                    "miou": percent(sum(r["variant_iou"]["vlmevalkit"] for r in records), n),
+                }
+            },
             "box_quality": box_quality_summary(records),
         }
 

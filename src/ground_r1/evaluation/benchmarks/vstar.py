@@ -35,8 +35,13 @@ from ground_r1.evaluation.box_quality import BOX_FRAME_NOTE, box_quality_record,
 __all__ = ["LMMS_EVAL_VSTAR_RULE", "VSTAR_SUFFIX", "VStarSpec", "lmms_eval_vstar_letter", "parse_lettered_text"]
 
 LMMS_EVAL_VSTAR_RULE = "lmms-eval 0.7.3 vstar_bench extract_answer_letter (first matching pattern)"
-_LMMS_PATTERNS = (r"^([A-D])\s*[\.)\]]*", r"(?:THE\s+)?(?:ANSWER|CHOICE|OPTION)(?:\s+IS)?[\s:]+([A-D])", r"\(([A-D])\)",
-                  r"([A-D])\s*(?:\.|\)|])", r"(?:^|\s)([A-D])(?:\s|$)")
+_LMMS_PATTERNS = (
+    r"^([A-D])\s*[\.)\]]*",
+    r"(?:THE\s+)?(?:ANSWER|CHOICE|OPTION)(?:\s+IS)?[\s:]+([A-D])",
+    r"\(([A-D])\)",
+    r"([A-D])\s*(?:\.|\)|])",
+    r"(?:^|\s)([A-D])(?:\s|$)",
+)
 
 # The instruction of the HF test_questions.jsonl `text` (also lmms-eval's); our direct protocol's suffix.
 VSTAR_SUFFIX = "Answer with the option's letter from the given choices directly."
@@ -83,10 +88,15 @@ class VStarSpec(ZoomSpec):
     option_seed: int | None = 0  # the folder's options are permuted per item (module doc); the HF file's: None
     likelihood_rule: str = LIKELIHOOD_RULE
 
-    def validate(self, raw: RawRecord, layout: str, root: Path, check_images: bool,
-                 problems: list[tuple[str, str]]) -> list[BenchmarkItem]:
+    def validate(
+        self, raw: RawRecord, layout: str, root: Path, check_images: bool, problems: list[tuple[str, str]]
+    ) -> list[BenchmarkItem]:
         fields = raw.record or {}
-        key = f"{Path(raw.file).parent.name}/{Path(raw.file).name}" if layout == "vstar_folder" else f"{Path(raw.file).name}:{raw.line}"
+        key = (
+            f"{Path(raw.file).parent.name}/{Path(raw.file).name}"
+            if layout == "vstar_folder"
+            else f"{Path(raw.file).name}:{raw.line}"
+        )
         notes: list[str] = []
         if self.hf_questions:
             text = self.text_field(fields, "text", problems)
@@ -104,27 +114,49 @@ class VStarSpec(ZoomSpec):
         else:
             question = self.text_field(fields, "question", problems)
             sentences = fields.get("options")
-            if not isinstance(sentences, list) or len(sentences) < 2 or not all(
-                    isinstance(s, str) and s.strip() for s in sentences):
+            if (
+                not isinstance(sentences, list)
+                or len(sentences) < 2
+                or not all(isinstance(s, str) and s.strip() for s in sentences)
+            ):
                 problems.append(("options", f"expected at least two option sentences, got {sentences!r}"))
                 sentences = []
             objects = fields.get("target_object")
             image, size = self.image_of(raw, None, root, check_images, problems)
             targets = self.target_boxes(fields.get("bbox"), "bbox", size, problems, notes)
-            if isinstance(objects, list) and isinstance(fields.get("bbox"), list) and len(objects) != len(fields["bbox"]):
+            if (
+                isinstance(objects, list)
+                and isinstance(fields.get("bbox"), list)
+                and len(objects) != len(fields["bbox"])
+            ):
                 problems.append(("bbox", f"{len(fields['bbox'])} boxes for {len(objects)} target_object(s)"))
             order = shuffled_order(len(sentences), self.option_seed, key)
             options = letter_options([sentences[i].strip() for i in order])
             answer = "ABCDEFGHIJ"[order.index(0)] if sentences else ""
             category = str(fields.get("category", ""))
-            extra = {"options": options, "option_order": order, "option_seed": self.option_seed,
-                     "target_object": objects, "targets": targets, "input": "per-image JSON folder (official)"}
+            extra = {
+                "options": options,
+                "option_order": order,
+                "option_seed": self.option_seed,
+                "target_object": objects,
+                "targets": targets,
+                "input": "per-image JSON folder (official)",
+            }
         if problems:
             return []
         if notes:
             extra["box_notes"] = notes
-        item = BenchmarkItem(key=key, benchmark=self.name, image=image, question=question, answer=answer,
-                             category=category, extra=extra, source_file=raw.file, line=raw.line)
+        item = BenchmarkItem(
+            key=key,
+            benchmark=self.name,
+            image=image,
+            question=question,
+            answer=answer,
+            category=category,
+            extra=extra,
+            source_file=raw.file,
+            line=raw.line,
+        )
         return [item]
 
     # ------------------------------------------------------------------ prompts
@@ -135,13 +167,19 @@ class VStarSpec(ZoomSpec):
 
     # ------------------------------------------------------------------ scoring
 
-    def score_item(self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None) -> dict[str, Any]:
+    def score_item(
+        self, item: BenchmarkItem, prediction_text: str, *, judge_score: float | None = None
+    ) -> dict[str, Any]:
         record = self._base_record(item, judge_score)
         options = item.extra["options"]
         parsed = zoom_letter(prediction_text, options)
-        record.update(extracted=self.first_answer(prediction_text), parsed=parsed,
-                      correct=parsed is not None and parsed == item.answer, options=options,
-                      variants={"lmms_eval": lmms_eval_vstar_letter(prediction_text) == item.answer})
+        record.update(
+            extracted=self.first_answer(prediction_text),
+            parsed=parsed,
+            correct=parsed is not None and parsed == item.answer,
+            options=options,
+            variants={"lmms_eval": lmms_eval_vstar_letter(prediction_text) == item.answer},
+        )
         if "option_order" in item.extra:
             record.update(option_order=item.extra["option_order"], option_seed=item.extra["option_seed"])
         return record
@@ -158,15 +196,22 @@ class VStarSpec(ZoomSpec):
             in_file[index] = shown[position]
         return item.question, in_file, 0
 
-    def score_prediction(self, item: BenchmarkItem, prediction: dict[str, Any], *,
-                         judge_score: float | None = None) -> dict[str, Any]:
+    def score_prediction(
+        self, item: BenchmarkItem, prediction: dict[str, Any], *, judge_score: float | None = None
+    ) -> dict[str, Any]:
         if prediction.get("protocol") == "likelihood":  # the official rule: lowest mean option loss, no letters
             record = self._base_record(item, judge_score)
             _, options, gold = self.likelihood_options(item)
             chosen = int(prediction["chosen"])
-            record.update(parsed=options[chosen], extracted=options[chosen], correct=chosen == gold,
-                          option_losses=prediction["option_losses"], chosen=chosen, gold=gold,
-                          after=prediction.get("after"))
+            record.update(
+                parsed=options[chosen],
+                extracted=options[chosen],
+                correct=chosen == gold,
+                option_losses=prediction["option_losses"],
+                chosen=chosen,
+                gold=gold,
+                after=prediction.get("after"),
+            )
             targets = item.extra.get("targets") or []
             if targets and prediction.get("trajectory"):  # after the crop loop: its boxes too
                 record["box_quality"] = box_quality_record(prediction_boxes(prediction), targets)
@@ -186,18 +231,24 @@ class VStarSpec(ZoomSpec):
             "accuracy": percent(sum(bool(r["correct"]) for r in records), len(records)),
             "n": len(records),
             "n_unparsed": sum(r["parsed"] is None for r in records),
-            "per_category": {c: {"accuracy": percent(sum(bool(r["correct"]) for r in rs), len(rs)), "n": len(rs)}
-                             for c, rs in sorted(per_category.items())},
+            "per_category": {
+                c: {"accuracy": percent(sum(bool(r["correct"]) for r in rs), len(rs)), "n": len(rs)}
+                for c, rs in sorted(per_category.items())
+            },
             "box_quality": box_quality_summary(records),
             "variants": {"lmms_eval": percent(sum(bool(r["variants"]["lmms_eval"]) for r in records), len(records))}
-            if records and all("variants" in r for r in records) else {},
+            if records and all("variants" in r for r in records)
+            else {},
         }
 
     def summary_rows(self, metrics: dict[str, Any], scored: ScoredBenchmark, skipped: int = 0) -> list[SummaryRow]:
         from ground_r1.evaluation.benchmarks.zoom_rows import accuracy_rows, box_rows
 
-        seed = (f"options shuffled per item, seed {self.option_seed}" if not self.hf_questions
-                else "options as lettered in test_questions.jsonl")
+        seed = (
+            f"options shuffled per item, seed {self.option_seed}"
+            if not self.hf_questions
+            else "options as lettered in test_questions.jsonl"
+        )
         rule = f"{LETTER_RULE}; {seed}"
         if scored.records and all(r.get("option_losses") is not None for r in scored.records):
             rule = LIKELIHOOD_RULE + ("" if not self.hf_questions else "; options of test_questions.jsonl")
@@ -205,7 +256,7 @@ class VStarSpec(ZoomSpec):
                 rule += "; after the Ground-R1 crop loop (options given its final context)"
         rows = accuracy_rows(self, metrics, scored, skipped, rule)
         if "lmms_eval" in metrics["variants"]:
-                rows.append(
+            rows.append(
                 self.summary_row(
                     scored,
                     skipped,

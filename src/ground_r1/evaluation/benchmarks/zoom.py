@@ -93,8 +93,11 @@ class ZoomSpec(BenchmarkSpec):
         """The layout ``path`` is in, by its name (None when none of ``layouts`` fits)."""
         kinds = {lay for _, lay in self.layouts}
         if path.is_dir():
-            return "vstar_folder" if ("vstar_folder" in kinds
-                                      and any((path / f).is_dir() for f in VSTAR_FOLDERS)) else None
+            return (
+                "vstar_folder"
+                if ("vstar_folder" in kinds and any((path / f).is_dir() for f in VSTAR_FOLDERS))
+                else None
+            )
         for name, layout in self.layouts:
             if path.name == name:
                 return layout
@@ -124,8 +127,10 @@ class ZoomSpec(BenchmarkSpec):
                 if candidate.exists() and self._layout_at(candidate) is not None:
                     base = candidate if candidate.is_dir() else candidate.parent
                     return candidate, Path(image_root).expanduser() if image_root else base
-        raise FileNotFoundError(f"{self.name}: no benchmark file under {root}: tried {', '.join(tried)} (point "
-                                f"DATASET_ROOT at the benchmark's folder, or leave {self.name} out of BENCHMARKS)")
+        raise FileNotFoundError(
+            f"{self.name}: no benchmark file under {root}: tried {', '.join(tried)} (point "
+            f"DATASET_ROOT at the benchmark's folder, or leave {self.name} out of BENCHMARKS)"
+        )
 
     def resolve_file(self, path: str | Path) -> Path:
         path = Path(path).expanduser()
@@ -140,8 +145,9 @@ class ZoomSpec(BenchmarkSpec):
             raise _ItemProblems(problems)
         return built
 
-    def validate(self, raw: RawRecord, layout: str, root: Path, check_images: bool,
-                 problems: list[tuple[str, str]]) -> list[BenchmarkItem]:
+    def validate(
+        self, raw: RawRecord, layout: str, root: Path, check_images: bool, problems: list[tuple[str, str]]
+    ) -> list[BenchmarkItem]:
         """The items of one record (HR-Bench's ZoomEye record unfolds to 4); appends ``(field, why)`` problems."""
         raise NotImplementedError(f"{type(self).__name__} must define validate")
 
@@ -158,8 +164,15 @@ class ZoomSpec(BenchmarkSpec):
             return ""
         return value.strip()
 
-    def image_of(self, raw: RawRecord, relative: Any, root: Path, check: bool, problems: list[tuple[str, str]],
-                 cache: Path | None = None) -> tuple[str, tuple[int, int] | None]:
+    def image_of(
+        self,
+        raw: RawRecord,
+        relative: Any,
+        root: Path,
+        check: bool,
+        problems: list[tuple[str, str]],
+        cache: Path | None = None,
+    ) -> tuple[str, tuple[int, int] | None]:
         """(image path, size when its header was read) of a record: a file of the layout (``raw.image``), a path
         relative to ``root`` (``relative``), or an embedded image, whose file is ``cache/<index><ext>`` (written
         before inference by :meth:`prepare_images`)."""
@@ -195,8 +208,14 @@ class ZoomSpec(BenchmarkSpec):
             problems.append(("image", str(exc)))
             return str(path), None
 
-    def target_boxes(self, values: Any, field_name: str, size: tuple[int, int] | None,
-                     problems: list[tuple[str, str]], notes: list[str]) -> list[list[float]]:
+    def target_boxes(
+        self,
+        values: Any,
+        field_name: str,
+        size: tuple[int, int] | None,
+        problems: list[tuple[str, str]],
+        notes: list[str],
+    ) -> list[list[float]]:
         """Every target box as xyxy (``box_form`` of the file); a box outside a *read* image size is noted only."""
         if not isinstance(values, (list, tuple)):
             problems.append((field_name, f"expected a list of boxes, got {values!r}"))
@@ -239,4 +258,3 @@ class ZoomSpec(BenchmarkSpec):
 
     def parse_answer(self, text: str, options: Mapping[str, str] | None = None) -> str | None:
         return zoom_letter(text, options or {})
-

@@ -18,9 +18,13 @@ def _hrbench(resolution: str) -> HRBenchSpec:
         aliases=(f"hr-bench-{resolution}", f"hr_bench_{resolution}"),
         description=f"HR-Bench {resolution.upper()}: 200 questions x 4 option rotations, mean over cycle groups",
         layout="tsv",
-        layouts=((f"hr_bench_{resolution}.tsv", "tsv"), (f"hr_bench_{resolution}.parquet", "parquet"),
-                 (f"hrbench_{resolution}.parquet", "parquet"), (f"hr-bench_{resolution}.zoomeye.jsonl", "jsonl"),
-                 (f"annotation_hr-bench_{resolution}.json", "jsonl")),
+        layouts=(
+            (f"hr_bench_{resolution}.tsv", "tsv"),
+            (f"hr_bench_{resolution}.parquet", "parquet"),
+            (f"hrbench_{resolution}.parquet", "parquet"),
+            (f"hr-bench_{resolution}.zoomeye.jsonl", "jsonl"),
+            (f"annotation_hr-bench_{resolution}.json", "jsonl"),
+        ),
     )
 
 

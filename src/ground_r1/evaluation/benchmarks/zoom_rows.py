@@ -19,12 +19,15 @@ def box_rows(spec: Any, metrics: dict[str, Any], scored: Any, skipped: int, fram
     """One row per round: IoU against the best-matching target (the score), the rest in the notes."""
     rows = []
     for r in metrics.get("box_quality") or []:
+
         def fmt(value: float | None) -> str:
             return "n/a" if value is None else f"{value:.1f}"
 
-        notes = (f"{r['boxes']}/{r['items']} items gave a box (no-box rate {r['no_box_rate']:.1f}%); IoU first "
-                 f"target {fmt(r['iou_first'])}; GIoU score best {fmt(r['giou_best'])}, first target "
-                 f"{fmt(r['giou_first'])}; {frame_note}")
+        notes = (
+            f"{r['boxes']}/{r['items']} items gave a box (no-box rate {r['no_box_rate']:.1f}%); IoU first "
+            f"target {fmt(r['iou_first'])}; GIoU score best {fmt(r['giou_best'])}, first target "
+            f"{fmt(r['giou_first'])}; {frame_note}"
+        )
         rows.append(
             spec.summary_row(
                 scored,

@@ -67,13 +67,18 @@ def family_of_checkpoint(model_path: str | os.PathLike[str], *, trust_remote_cod
         return family_of_config(config, where=str(config_file))
     from transformers import AutoConfig
 
-    return family_of_config(AutoConfig.from_pretrained(str(model_path), trust_remote_code=trust_remote_code),
-                            where=f"{model_path} (config)")
+    return family_of_config(
+        AutoConfig.from_pretrained(str(model_path), trust_remote_code=trust_remote_code), where=f"{model_path} (config)"
+    )
 
 
 def family_of_model(model: Any) -> ModelFamily:
     """The family of a loaded model (through PEFT / DDP / DeepSpeed wrappers), from its config's ``model_type``."""
-    for candidate in (model, getattr(model, "module", None), getattr(getattr(model, "base_model", None), "model", None)):
+    for candidate in (
+        model,
+        getattr(model, "module", None),
+        getattr(getattr(model, "base_model", None), "model", None),
+    ):
         config = getattr(candidate, "config", None)
         if config is not None and getattr(config, "model_type", None):
             return family_of_config(config, where=f"{type(candidate).__name__}.config")
@@ -104,9 +109,22 @@ def family_of_processor(processor: Any) -> ModelFamily:
     raise FamilyError(
         f"cannot tell the model family of a {type(processor).__name__} ("
         + (f"it serves {', '.join(f.title for f in matches)}" if matches else "no family uses it")
-        + "); load it with ground_r1.models.loading.load_processor(MODEL_PATH), which reads config.json")
+        + "); load it with ground_r1.models.loading.load_processor(MODEL_PATH), which reads config.json"
+    )
 
 
-__all__ = ["DEFAULT_FAMILY", "FAMILIES", "FamilyError", "Geometry", "ImageFeatures", "ModelFamily",
-           "PROCESSOR_ATTRIBUTE", "attach_family", "family_of_checkpoint", "family_of_config", "family_of_model",
-           "family_of_processor", "get_family"]
+__all__ = [
+    "DEFAULT_FAMILY",
+    "FAMILIES",
+    "FamilyError",
+    "Geometry",
+    "ImageFeatures",
+    "ModelFamily",
+    "PROCESSOR_ATTRIBUTE",
+    "attach_family",
+    "family_of_checkpoint",
+    "family_of_config",
+    "family_of_model",
+    "family_of_processor",
+    "get_family",
+]

@@ -134,20 +134,29 @@ class ModelFamily:
                 raise FamilyError(
                     f"{self.title}: the image processor ({type(image_processor).__name__}) has no usable {key} "
                     f"(got {getattr(image_processor, key, None)!r}); it must come from the checkpoint's "
-                    "preprocessor_config.json")
+                    "preprocessor_config.json"
+                )
             values[key] = value
         geometry = Geometry(values["patch_size"], values["merge_size"], values["temporal_patch_size"])
         vision = getattr(model_config, "vision_config", None) if model_config is not None else None
         if vision is not None:
-            expected = {"patch_size": getattr(vision, "patch_size", None),
-                        "merge_size": getattr(vision, "spatial_merge_size", None),
-                        "temporal_patch_size": getattr(vision, "temporal_patch_size", None)}
-            wrong = [f"{k}: processor {values[k]}, model {v}" for k, v in expected.items()
-                     if v is not None and _positive_int(v) != values[k]]
+            expected = {
+                "patch_size": getattr(vision, "patch_size", None),
+                "merge_size": getattr(vision, "spatial_merge_size", None),
+                "temporal_patch_size": getattr(vision, "temporal_patch_size", None),
+            }
+            wrong = [
+                f"{k}: processor {values[k]}, model {v}"
+                for k, v in expected.items()
+                if v is not None and _positive_int(v) != values[k]
+            ]
             if wrong:
-                raise FamilyError(f"{self.title}: the processor and the model's vision config disagree ("
-                                  + "; ".join(wrong) + "); the checkpoint's preprocessor_config.json does not "
-                                  "belong to its weights")
+                raise FamilyError(
+                    f"{self.title}: the processor and the model's vision config disagree ("
+                    + "; ".join(wrong)
+                    + "); the checkpoint's preprocessor_config.json does not "
+                    "belong to its weights"
+                )
         return geometry
 
     def check_model(self, model, processor=None) -> None:
@@ -159,8 +168,10 @@ class ModelFamily:
         config = getattr(model, "config", None)
         model_type = getattr(config, "model_type", None)
         if model_type not in self.model_classes:
-            raise FamilyError(f"the model's config says model_type={model_type!r}, but the processor belongs to the "
-                              f"{self.title} family ({', '.join(self.model_types)}); load both from one checkpoint")
+            raise FamilyError(
+                f"the model's config says model_type={model_type!r}, but the processor belongs to the "
+                f"{self.title} family ({', '.join(self.model_types)}); load both from one checkpoint"
+            )
         if processor is not None:
             self.geometry(processor, config)
 
@@ -172,8 +183,9 @@ class ModelFamily:
         if visual is None:
             visual = getattr(model, "visual", None)
         if visual is None:
-            raise FamilyError(f"{type(model).__name__} has no vision tower (`.model.visual`) for the {self.title} "
-                              "family")
+            raise FamilyError(
+                f"{type(model).__name__} has no vision tower (`.model.visual`) for the {self.title} family"
+            )
         return visual
 
     def is_projector(self, name: str) -> bool:
@@ -222,8 +234,17 @@ def _cpu_processor_class(base_name: str):
         save_processor(self, save_directory)
         return []
 
-    doc = (f"{base_name} that accepts ``video_processor=None`` (no torchvision on CPU machines) and saves its parts "
-           "one by one. Behaviour on images and text is the stock processor's.")
-    return type(f"GroundR1{base_name}", (base,), {"__doc__": doc, "__module__": __name__,
-                                                  "check_argument_for_proper_class": check_argument_for_proper_class,
-                                                  "save_pretrained": save_pretrained})
+    doc = (
+        f"{base_name} that accepts ``video_processor=None`` (no torchvision on CPU machines) and saves its parts "
+        "one by one. Behaviour on images and text is the stock processor's."
+    )
+    return type(
+        f"GroundR1{base_name}",
+        (base,),
+        {
+            "__doc__": doc,
+            "__module__": __name__,
+            "check_argument_for_proper_class": check_argument_for_proper_class,
+            "save_pretrained": save_pretrained,
+        },
+    )

@@ -71,8 +71,9 @@ def check_convention(name: object, where: str = "coordinates") -> str:
 def size_sentence(convention: str, input_width: int, input_height: int) -> str:
     """The grounding prompt's sentence about where boxes live (SPEC §2 part 2 for ``input_pixels``)."""
     if check_convention(convention) == INPUT_PIXELS:
-        return (_INPUT_PIXELS_SENTENCE.replace("{input_width}", str(int(input_width)))
-                .replace("{input_height}", str(int(input_height))))
+        return _INPUT_PIXELS_SENTENCE.replace("{input_width}", str(int(input_width))).replace(
+            "{input_height}", str(int(input_height))
+        )
     return _RELATIVE_1000_SENTENCE
 
 
@@ -119,8 +120,9 @@ class BoxFrame:
     ) -> Optional[CropWindow]:
         """The crop of the original image for a box written in this frame (SPEC §2 crop rules,
         :func:`ground_r1.boxes.crop_window`); ``min_size`` is in original pixels, whatever the frame."""
-        return crop_window(box, self.size, original_size, min_size=min_size, max_aspect_ratio=max_aspect_ratio,
-                           fallback=fallback)
+        return crop_window(
+            box, self.size, original_size, min_size=min_size, max_aspect_ratio=max_aspect_ratio, fallback=fallback
+        )
 
 
 def box_frame(convention: str, input_size: tuple[int, int]) -> BoxFrame:
@@ -137,5 +139,15 @@ def frame_of_record(trajectory: dict) -> BoxFrame:
     return box_frame(convention, tuple(trajectory["input_size"]))
 
 
-__all__ = ["BoxFrame", "CONVENTIONS", "CoordinateError", "INPUT_PIXELS", "RELATIVE_1000", "RELATIVE_GRID",
-           "box_frame", "check_convention", "frame_of_record", "size_sentence"]
+__all__ = [
+    "BoxFrame",
+    "CONVENTIONS",
+    "CoordinateError",
+    "INPUT_PIXELS",
+    "RELATIVE_1000",
+    "RELATIVE_GRID",
+    "box_frame",
+    "check_convention",
+    "frame_of_record",
+    "size_sentence",
+]

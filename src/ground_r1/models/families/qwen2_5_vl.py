@@ -22,8 +22,10 @@ class Qwen2_5_VLFamily(ModelFamily):
     model_classes = {"qwen2_5_vl": "Qwen2_5_VLForConditionalGeneration"}
     processor_class_name = "Qwen2_5_VLProcessor"
     coordinates = INPUT_PIXELS
-    coordinates_evidence = ("Qwen2.5-VL technical report (absolute coordinates of the input image); ms-swift "
-                            "Qwen2_5VLTemplate.norm_bbox = 'none'")
+    coordinates_evidence = (
+        "Qwen2.5-VL technical report (absolute coordinates of the input image); ms-swift "
+        "Qwen2_5VLTemplate.norm_bbox = 'none'"
+    )
     reference_geometry = Geometry(patch_size=14, merge_size=2)
     chat_template = "qwen2_5_vl_chat_template"
 

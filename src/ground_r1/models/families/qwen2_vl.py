@@ -25,8 +25,10 @@ class Qwen2VLFamily(ModelFamily):
     model_classes = {"qwen2_vl": "Qwen2VLForConditionalGeneration"}
     processor_class_name = "Qwen2VLProcessor"
     coordinates = RELATIVE_1000
-    coordinates_evidence = ("Qwen2-VL report (boxes normalised to [0, 1000), <|box_start|>(x1,y1),(x2,y2)"
-                            "<|box_end|>); ms-swift Qwen2VLTemplate norm_bbox 'norm1000'")
+    coordinates_evidence = (
+        "Qwen2-VL report (boxes normalised to [0, 1000), <|box_start|>(x1,y1),(x2,y2)"
+        "<|box_end|>); ms-swift Qwen2VLTemplate norm_bbox 'norm1000'"
+    )
     reference_geometry = Geometry(patch_size=14, merge_size=2)
     chat_template = "qwen2_5_vl_chat_template"
     # (x1,y1),(x2,y2): Qwen2-VL's grounding output once <|box_start|>/<|box_end|> are decoded away.

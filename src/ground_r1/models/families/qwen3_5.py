@@ -30,17 +30,20 @@ from ground_r1.models.families.coordinates import RELATIVE_1000
 class Qwen3_5Family(ModelFamily):
     name = "qwen3_5"
     title = "Qwen3.5"
-    model_classes = {"qwen3_5": "Qwen3_5ForConditionalGeneration",
-                     "qwen3_5_moe": "Qwen3_5MoeForConditionalGeneration"}
+    model_classes = {"qwen3_5": "Qwen3_5ForConditionalGeneration", "qwen3_5_moe": "Qwen3_5MoeForConditionalGeneration"}
     processor_class_name = "Qwen3VLProcessor"
     coordinates = RELATIVE_1000
-    coordinates_evidence = ("as Qwen3-VL (Qwen3.5 follows its grounding recipe; third-party guides: 0-1000); "
-                            "not verified on a released checkpoint here")
+    coordinates_evidence = (
+        "as Qwen3-VL (Qwen3.5 follows its grounding recipe; third-party guides: 0-1000); "
+        "not verified on a released checkpoint here"
+    )
     reference_geometry = Geometry(patch_size=16, merge_size=2)
     chat_template = "qwen3_5_think_chat_template"
     training_chat_template = "qwen3_5_think_training_chat_template"
-    packed_loss_problem = ("its linear-attention (Gated-DeltaNet) layers would carry their recurrent state across "
-                           "the trajectories packed into one row")
+    packed_loss_problem = (
+        "its linear-attention (Gated-DeltaNet) layers would carry their recurrent state across "
+        "the trajectories packed into one row"
+    )
 
 
 FAMILY = Qwen3_5Family()

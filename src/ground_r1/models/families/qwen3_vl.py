@@ -24,12 +24,16 @@ from ground_r1.models.families.coordinates import RELATIVE_1000
 class Qwen3VLFamily(ModelFamily):
     name = "qwen3_vl"
     title = "Qwen3-VL"
-    model_classes = {"qwen3_vl": "Qwen3VLForConditionalGeneration",
-                     "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration"}
+    model_classes = {
+        "qwen3_vl": "Qwen3VLForConditionalGeneration",
+        "qwen3_vl_moe": "Qwen3VLMoeForConditionalGeneration",
+    }
     processor_class_name = "Qwen3VLProcessor"
     coordinates = RELATIVE_1000
-    coordinates_evidence = ("Qwen3-VL cookbooks (2D grounding: relative coordinates 0-1000); ms-swift "
-                            "Qwen3VLTemplate inherits norm_bbox 'norm1000'")
+    coordinates_evidence = (
+        "Qwen3-VL cookbooks (2D grounding: relative coordinates 0-1000); ms-swift "
+        "Qwen3VLTemplate inherits norm_bbox 'norm1000'"
+    )
     reference_geometry = Geometry(patch_size=16, merge_size=2)
     chat_template = "qwen3_vl_chat_template"
     projector_prefixes = ("merger.", "deepstack_merger_list.")
@@ -37,8 +41,9 @@ class Qwen3VLFamily(ModelFamily):
     def image_features(self, vision_core, pixel_values, grid_thw) -> list[ImageFeatures]:
         out = vision_core.get_image_features(pixel_values, grid_thw, return_dict=True)
         layers = list(out.deepstack_features or [])
-        return [ImageFeatures(pooled, tuple(layer[i] for layer in layers))
-                for i, pooled in enumerate(out.pooler_output)]
+        return [
+            ImageFeatures(pooled, tuple(layer[i] for layer in layers)) for i, pooled in enumerate(out.pooler_output)
+        ]
 
     def encoder_outputs(self, features: list[ImageFeatures]):
         from transformers.models.qwen3_vl.modeling_qwen3_vl import BaseModelOutputWithDeepstackFeatures
