@@ -8,9 +8,8 @@
 # checks its formatting ([tool.ruff.format]; `.venv/bin/ruff format .` fixes it); either stops the run before any
 # test (a few seconds).
 #
-# Time: ~10-15 min on a 2-core CPU machine (619 s for 830 tests, load 3.4-4.0, tiny model already built; 566 s for
-# the 745 tests before the merge with issues 15/16/19 on a fresh clone, load 1.2-2.6; end-to-end runs are marked
-# slow; CI runs them too).
+# Time: ~13 min on a 2-core CPU machine (767 s for 1,068 tests on a fresh clone at load ~1, after setup's ~2 min;
+# end-to-end runs are marked slow; CI runs them too).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$REPO"
