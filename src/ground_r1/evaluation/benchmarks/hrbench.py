@@ -160,19 +160,7 @@ class HRBenchSpec(ZoomSpec):
             "index": index,
             "embedded_image": raw.image,
         }
-        return [
-            BenchmarkItem(
-                f"{Path(raw.file).name}:{raw.line}",
-                self.name,
-                image,
-                question,
-                answer,
-                category,
-                extra,
-                raw.file,
-                raw.line,
-            )
-        ]
+        return [self.item(raw, image, question, answer, category, extra)]
 
     def _unfold_zoomeye(
         self,
@@ -211,19 +199,7 @@ class HRBenchSpec(ZoomSpec):
                 "index": (index or 0) + j,
                 "zoomeye_index": index,
             }
-            items.append(
-                BenchmarkItem(
-                    f"{Path(raw.file).name}:{raw.line}#{j}",
-                    self.name,
-                    image,
-                    question,
-                    letter.strip().upper(),
-                    category,
-                    extra,
-                    raw.file,
-                    raw.line,
-                )
-            )
+            items.append(self.item(raw, image, question, letter.strip().upper(), category, extra, rotation=f"#{j}"))
         return [] if problems else items
 
     def first_items(self, items: list[BenchmarkItem], count: int) -> list[BenchmarkItem]:

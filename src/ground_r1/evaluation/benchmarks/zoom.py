@@ -151,6 +151,13 @@ class ZoomSpec(BenchmarkSpec):
         """The items of one record (HR-Bench's ZoomEye record unfolds to 4); appends ``(field, why)`` problems."""
         raise NotImplementedError(f"{type(self).__name__} must define validate")
 
+    def item(
+        self, raw: RawRecord, image: Any, question: str, answer: str, category: str, extra: dict, rotation: str = ""
+    ) -> BenchmarkItem:
+        """The item of ``raw`` keyed by its file name and line (``rotation``: ``#j`` of an unfolded record)."""
+        key = f"{Path(raw.file).name}:{raw.line}{rotation}"
+        return BenchmarkItem(key, self.name, image, question, answer, category, extra, raw.file, raw.line)
+
     # ------------------------------------------------------------------ validation helpers
 
     @staticmethod
