@@ -19,11 +19,12 @@ from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
 
-from ground_r1.boxes import giou_score, input_to_original, iou, parse_turn_box
+from ground_r1.boxes import giou_score, iou, parse_turn_box
+from ground_r1.models.families.coordinates import frame_of_record
 
 __all__ = ["BOX_FRAME_NOTE", "box_quality_record", "box_quality_summary", "prediction_boxes"]
 
-BOX_FRAME_NOTE = "boxes mapped from the model's input frame to original pixels (SPEC §2 int(x*W/w)) before IoU"
+BOX_FRAME_NOTE = "boxes mapped from the model's frame (input pixels or 0-1000 grid) to original pixels (SPEC §2 int(x*W/w)) before IoU"
 
 
 def prediction_boxes(prediction: Mapping[str, Any], box_parse: str = "tag_first") -> list[list[int] | None]:
@@ -38,7 +39,7 @@ def prediction_boxes(prediction: Mapping[str, Any], box_parse: str = "tag_first"
         if box is None and input_size and original_size:
             parsed = parse_turn_box(turn.get("text", ""), box_parse)
             if parsed is not None:
-                box = list(input_to_original(parsed.box, tuple(input_size), tuple(original_size)))
+                box = list(frame_of_record(trajectory).to_original(parsed.box, tuple(original_size)))
         out.append(list(box) if box is not None else None)
     return out
 

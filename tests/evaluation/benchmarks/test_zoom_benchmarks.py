@@ -451,6 +451,27 @@ def test_prediction_boxes_maps_a_direct_turn_from_the_input_frame() -> None:
     assert prediction_boxes(prediction) == [[280, 0, 560, 140]]
 
 
+def test_boxes_of_a_0_1000_family_are_mapped_from_the_grid_not_the_input_pixels(tmp_path) -> None:
+    # A Qwen3-VL prediction records its convention: [500,0,1000,500] is the right half, top half of the original,
+    # whatever the resized input's size (here 56x28: read as input pixels it would be clamped to the whole image).
+    trajectory = {
+        "coordinates": "relative_1000",
+        "input_size": [56, 28],
+        "original_size": [560, 280],
+        "turns": [{"text": "The object is at <box>[500,0,1000,500]</box>"}],
+    }
+    assert prediction_boxes({"trajectory": trajectory}) == [[280, 0, 560, 140]]
+    tsv = _treebench_tsv(tmp_path / "TreeBench.tsv")
+    item = get_benchmark("treebench").read(tsv, tmp_path).items[0]  # target 1: [10,10,50,40] of a 100x80 original
+    prediction = {
+        "protocol": "ground_r1",
+        "turns": ["<box>[100,125,500,500]</box>", "<answer>A</answer>"],
+        "trajectory": {"coordinates": "relative_1000", "input_size": [50, 40], "original_size": [100, 80]},
+    }
+    record = get_benchmark("treebench").score_prediction(item, prediction)
+    assert record["boxes_original"] == [[10, 10, 50, 40]] and record["iou"] == 0.5
+
+
 def test_hrbench_official_judge_through_the_judge_client(tmp_path, fake_chat_server) -> None:
     from ground_r1.evaluation.benchmarks.hrbench import hrbench_judge_messages, parse_hrbench_judgement
     from ground_r1.evaluation.judge import JudgeConfig, load_judgments

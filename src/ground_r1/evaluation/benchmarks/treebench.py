@@ -34,7 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
-from ground_r1.boxes import input_to_original, iou
+from ground_r1.boxes import iou
+from ground_r1.models.families.coordinates import frame_of_record
 from ground_r1.evaluation.benchmarks.readers import RawRecord
 from ground_r1.evaluation.benchmarks.parsing import parse_options
 from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
@@ -168,19 +169,7 @@ class TreeBenchSpec(ZoomSpec):
         }
         if notes:
             extra["box_notes"] = notes
-        return [
-            BenchmarkItem(
-                f"{Path(raw.file).name}:{raw.line}",
-                self.name,
-                image,
-                question,
-                answer,
-                category,
-                extra,
-                raw.file,
-                raw.line,
-            )
-        ]
+        return [self.item(raw, image, question, answer, category, extra)]
 
     def question(self, item: BenchmarkItem) -> str:
         """TreeVGR's user text: the question, " Options:", then the file's option lines."""
@@ -213,9 +202,10 @@ class TreeBenchSpec(ZoomSpec):
         boxes, think_boxes = treevgr_boxes(whole), treevgr_boxes(think)
         mapped, think_mapped = boxes, think_boxes
         if trajectory and trajectory.get("input_size") and trajectory.get("original_size"):
-            size_in, size_orig = tuple(trajectory["input_size"]), tuple(trajectory["original_size"])
-            mapped = [list(input_to_original(b, size_in, size_orig)) for b in boxes]
-            think_mapped = [list(input_to_original(b, size_in, size_orig)) for b in think_boxes]
+            # The frame the model writes boxes in (input pixels or the 0-1000 grid), as recorded with the prediction.
+            frame, size_orig = frame_of_record(trajectory), tuple(trajectory["original_size"])
+            mapped = [list(frame.to_original(b, size_orig)) for b in boxes]
+            think_mapped = [list(frame.to_original(b, size_orig)) for b in think_boxes]
         targets = item.extra["targets"]
         vlm_letter = vlmevalkit_letter(final)
         record.update(
