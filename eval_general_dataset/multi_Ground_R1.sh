@@ -2,7 +2,7 @@
 # The general LVLM benchmarks (SPEC §7: MME, POPE, SEED-Bench, MMBench, MMMU, MM-Vet, RealWorldQA,
 # MME-RealWorld-Lite) with the Ground-R1 protocol: multi-round grounding (box -> crop of the original image ->
 # next round, up to 5 assistant turns), greedy with repetition penalty 1.05, the same rollout code as training;
-# the answer is read from the final turn. Then MM-Vet's LLM grader, the per-benchmark metrics and one summary
+# the answer is read from the final turn. Then MM-Vet's LLM judge, the per-benchmark metrics and one summary
 # table across benchmarks in the paper's units (OUTPUT_DIR/summary.md + summary.csv, printed at the end).
 #
 #   bash eval_general_dataset/multi_Ground_R1.sh                       # demo: tiny model, built-in demo set
@@ -11,11 +11,11 @@
 #   BENCHMARKS=MME,POPE ... bash eval_general_dataset/multi_Ground_R1.sh --max_items 100
 #   DATASET_ROOT=Ground-R1/eval_general_dataset/dataset IMAGE_ROOT=/data/LVLM_benchmarks ... # the release's layout
 #
-# Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error; 3 MM-Vet items left ungraded (rerun);
+# Exit codes (README "Exit codes"): 0 all evaluated; 1 configuration error; 3 MM-Vet items left unjudged (rerun);
 # 4 records skipped or a benchmark could not run (the rest finished; OUTPUT_DIR/skipped_records.jsonl).
 #
 # Variables (all optional):
-#   PROTOCOL        ground_r1 (default); direct for the base model's one-turn baseline (question + the
+#   PROTOCOL        ground_r1 (default); baseline (or direct) for the base model's one turn (question + the
 #                   benchmark's answer-format suffix), to put beside it; likelihood: V*'s official scoring (no
 #                   generation: the option sentence with the lowest mean token loss; BENCHMARKS=vstar only);
 #                   ground_r1_likelihood: the crop loop first, then that scoring given its final context
@@ -35,8 +35,8 @@
 #   OUTPUT_DIR      default outputs/eval_general/ground_r1; one subfolder per benchmark; rerun to resume
 #   NUM_GPUS        processes, one per GPU (default: visible GPUs, else 1); > 1 launches torchrun
 #   BATCH_SIZE      items per generate call per process (default 8)
-#   OPENAI_MODEL OPENAI_BASE_URL OPENAI_API_KEY   MM-Vet's grader; none set: MM-Vet is NOT GRADED (n/a)
-# Extra arguments go to `python -m ground_r1.cli.evaluate_general` (e.g. --max_items 50, --max_turns 3).
+#   OPENAI_MODEL OPENAI_BASE_URL OPENAI_API_KEY   MM-Vet's judge; none set: MM-Vet is NOT JUDGED (n/a)
+# Extra arguments go to `python -m ground_r1.cli.evaluate` (e.g. --max_items 50, --max_turns 3).
 #
 # Time: the demo takes ~10 s on a 2-core CPU (measured). The full benchmarks (~34,000 items, up to 5 turns of
 # 512 new tokens) with the 7B have not been timed in this project.
@@ -52,4 +52,4 @@ if [ -n "${DATASET_ROOT:-}" ]; then ARGS+=(--dataset_root "$(abs_path "$DATASET_
 if [ -n "${IMAGE_ROOT:-}" ]; then ARGS+=(--image_root "$(abs_path "$IMAGE_ROOT")"); fi
 
 cd "$REPO"
-launch_eval ground_r1.cli.evaluate_general "${ARGS[@]}" "$@"
+launch_eval ground_r1.cli.evaluate "${ARGS[@]}" "$@"

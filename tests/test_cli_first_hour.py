@@ -107,16 +107,16 @@ def test_training_help_puts_the_description_config_and_the_method_first_and_keep
 
 
 def test_evaluate_help_says_the_token_budget_evaluation_really_uses():
-    """Before: '32 for the demo model or set' although the VisCoT CLI used 512 with the built-in set."""
+    """Issue 17: the help said '32 for the demo model or set' although the VisCoT CLI used 512 with the built-in set.
+    One pipeline, one rule (tests/test_rollout_settings.py runs it): the demo model or the built-in set -> 32."""
     from ground_r1.cli import evaluate, evaluate_general
 
-    viscot = " ".join(evaluate.build_parser().format_help().split())
-    assert (
-        "new tokens per turn (default: the checkpoint's rollout_settings.json, else 512, SPEC §2; 32 for the "
-        "demo model (no --model_path))"
-    ) in viscot
-    general = " ".join(evaluate_general.build_parser().format_help().split())
-    assert "32 for the demo model or the built-in demo set" in general
+    for parser in (evaluate.build_parser(), evaluate_general.build_parser()):
+        text = " ".join(parser.format_help().split())
+        assert (
+            "new tokens per turn (default: the checkpoint's rollout_settings.json, else 512, SPEC §2; 32 for the "
+            "demo model or the built-in demo set)"
+        ) in text
 
 
 # ------------------------------------------------------------------------------------------- --max_items
@@ -129,9 +129,14 @@ def test_one_flag_name_for_the_item_limit_with_the_old_name_kept():
     for flag in ("--max_items", "--max_items_per_dataset"):
         assert evaluate.build_parser().parse_args([*base, flag, "7"]).max_items == 7
         assert evaluate_general.build_parser().parse_args([*base, flag, "7"]).max_items == 7
+    from ground_r1.evaluation.benchmarks import get_benchmark
+
     args = evaluate.build_parser().parse_args([*base, "--model_path", str(REPO), "--data_path", "v.jsonl"])
-    evaluate.apply_demo_defaults(args)
-    assert args.max_items == 150  # SPEC §7: 150 per VisCoT sub-dataset
+    viscot, refcoco = get_benchmark("viscot"), get_benchmark("refcoco")
+    assert evaluate.read_options(args, [viscot]).max_items is None  # not given: the benchmark's own default
+    assert (viscot.default_max_items, refcoco.default_max_items) == (150, 0)  # SPEC §7: 150 per sub-dataset; all
+    demo = evaluate.build_parser().parse_args(base)
+    assert evaluate.read_options(demo, [viscot]).max_items == 8  # the built-in set: the demo's size
 
 
 # ------------------------------------------------------------------------------------------- MODEL_PATH

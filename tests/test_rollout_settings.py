@@ -9,6 +9,8 @@ import logging
 
 import pytest
 
+from ground_r1.evaluation.benchmarks import get_benchmark
+
 from ground_r1.config import GroundR1Config
 from ground_r1.rollout_settings import (
     EVAL_FLAGS,
@@ -104,7 +106,7 @@ def test_evaluate_uses_a_checkpoints_settings_unless_a_flag_says_otherwise_and_s
         1024,
     )
     assert "max_pixels=12544 (checkpoint)" in caplog.text and str(model / SETTINGS_NAME) in caplog.text
-    config_used = evaluate.inference_config(args)
+    config_used = evaluate.inference_config(args, get_benchmark("viscot"))
     assert (config_used.sampling.max_new_tokens, config_used.max_turns, config_used.crop_fallback) == (
         48,
         3,
@@ -140,25 +142,30 @@ def test_evaluate_uses_a_checkpoints_settings_unless_a_flag_says_otherwise_and_s
             "--no-checkpoint_settings",
         ]
     )
-    evaluate.apply_demo_defaults(ignored)
-    assert (ignored.max_pixels, ignored.max_new_tokens, ignored.max_turns) == (401408, 512, 5)
+    evaluate.apply_demo_defaults(ignored)  # the settings file ignored; the built-in set: the demo's token budget
+    assert (ignored.max_pixels, ignored.max_new_tokens, ignored.max_turns) == (401408, 32, 5)
+    given = evaluate.build_parser().parse_args(
+        ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", "e", "--data_path", "v.jsonl"]
+    )
+    given.checkpoint_settings = False
+    evaluate.apply_demo_defaults(given)  # a model and data given, no settings: SPEC §2's
+    assert (given.max_pixels, given.max_new_tokens, given.max_turns) == (401408, 512, 5)
 
 
 def test_the_general_benchmarks_use_the_checkpoints_settings_too(tmp_path):
-    from ground_r1.cli import evaluate_general
-    from ground_r1.cli.evaluate import DistContext
+    from ground_r1.cli import evaluate, evaluate_general
 
     model = tmp_path / "ckpt"
     write_settings(model, config())
     args = evaluate_general.build_parser().parse_args(
         ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "g")]
     )
-    evaluate_general.apply_demo_defaults(args, DistContext())
+    evaluate.apply_demo_defaults(args)
     assert (args.max_pixels, args.max_new_tokens, args.max_turns) == (12544, 48, 3)
     base = evaluate_general.build_parser().parse_args(
         ["--protocol", "ground_r1", "--model_path", str(tmp_path), "--output_dir", str(tmp_path / "g")]
     )
-    evaluate_general.apply_demo_defaults(base, DistContext())  # no settings file, built-in demo set: demo budget
+    evaluate.apply_demo_defaults(base)  # no settings file, built-in demo set: demo budget
     assert (base.max_pixels, base.max_new_tokens, base.max_turns) == (401408, 32, 5)
 
 
@@ -206,7 +213,6 @@ def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_s
     rollout_settings.json; evaluation crops with that box rule and scores the rule column with that letter rule,
     each from the checkpoint unless its flag is given, and says where each came from."""
     from ground_r1.cli import evaluate, evaluate_general
-    from ground_r1.cli.evaluate import DistContext
 
     model = tmp_path / "release-run"
     write_settings(model, config(box_parse="release", letter_rule="release"))
@@ -218,7 +224,7 @@ def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_s
     assert (args.box_parse, args.letter_rule) == ("release", "release")
     assert (args.settings_sources["box_parse"], args.settings_sources["letter_rule"]) == ("checkpoint", "checkpoint")
     assert "box_parse=release (checkpoint)" in caplog.text and "letter_rule=release (checkpoint)" in caplog.text
-    used = evaluate.inference_config(args)
+    used = evaluate.inference_config(args, get_benchmark("viscot"))
     assert used.box_parse == "release" and used.identity()["box_parse"] == "release"
     flagged = evaluate.build_parser().parse_args([*base, "--box_parse", "tag_first", "--letter_rule", "spec"])
     evaluate.apply_demo_defaults(flagged)
@@ -234,11 +240,11 @@ def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_s
     alone = evaluate.build_parser().parse_args([*base, "--stages", "score"])
     assert evaluate.letter_rule(alone) == "release"
     # The general benchmarks take the box rule (their rollout crops with it); their scorers are the references', so
-    # the letter rule is neither a flag there nor in their header.
+    # the letter rule is not resolved for them nor in their header.
     general_args = evaluate_general.build_parser().parse_args(
         ["--protocol", "ground_r1", "--model_path", str(model), "--output_dir", str(tmp_path / "g")]
     )
     caplog.clear()
-    evaluate_general.apply_demo_defaults(general_args, DistContext())
-    assert general_args.box_parse == "release" and not hasattr(general_args, "letter_rule")
+    evaluate.apply_demo_defaults(general_args)
+    assert general_args.box_parse == "release" and general_args.letter_rule is None  # no general spec uses it
     assert "box_parse=release (checkpoint)" in caplog.text and "letter_rule=" not in caplog.text

@@ -14,9 +14,7 @@ PACKAGE = Path(ground_r1.__file__).resolve().parent
 # (module under src/ground_r1, enclosing function): the only places the core may import the demo.
 ENTRY_POINTS = {
     ("cli/evaluate.py", "apply_demo_defaults"),  # no --model_path: the tiny model
-    ("cli/evaluate.py", "builtin_data"),  # no --data_path: the synthetic VisCoT set
-    ("cli/evaluate_general.py", "apply_demo_defaults"),  # no --model_path: the tiny model
-    ("cli/evaluate_general.py", "stage_infer.make_engine"),  # scripted_policy (tests only)
+    ("evaluation/benchmarks/viscot.py", "VisCoTSpec.demo_data"),  # no data: the synthetic VisCoT set
     ("cli/evaluate_controls.py", "main"),  # no data: the synthetic held-out set
     ("cli/prepare_sft_data.py", "main"),  # no data: the synthetic records
     ("cli/train_grpo.py", "default_model_path"),  # no MODEL_PATH: the tiny model

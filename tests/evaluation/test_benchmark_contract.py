@@ -1,5 +1,6 @@
 """The benchmark contract is closed (issue 22): a spec written and registered in this file alone runs end to end
-through the general-benchmark CLI (read, infer, grade, score, summary); nothing else had to change."""
+through the one evaluation entry point (read, infer, judge, score, table); nothing else had to change. VisCoT and
+RefCOCO are specs of the same registry."""
 
 from __future__ import annotations
 
@@ -104,7 +105,8 @@ def write_toy_data(root: Path) -> Path:
 def test_no_module_of_the_pipeline_asks_which_class_a_spec_is():
     package = Path(ground_r1.__file__).parent
     offenders = []
-    for path in [package / "evaluation" / "general.py", *package.joinpath("cli").glob("evaluate*.py")]:
+    pipeline = [package / "evaluation" / name for name in ("general.py", "pipeline.py", "benchmark_run.py")]
+    for path in [*pipeline, *package.joinpath("cli").glob("evaluate*.py")]:
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "isinstance":
                 names = ast.unparse(node.args[1]) if len(node.args) > 1 else ""
@@ -117,7 +119,7 @@ def test_no_module_of_the_pipeline_asks_which_class_a_spec_is():
 def test_a_toy_spec_registered_here_runs_end_to_end_through_the_cli(
     toy, tmp_path, tiny_model_dir, fake_chat_server, monkeypatch
 ):
-    from ground_r1.cli import evaluate_general
+    from ground_r1.cli import evaluate
 
     root = write_toy_data(tmp_path / "data")
     out = tmp_path / "out"
@@ -125,10 +127,10 @@ def test_a_toy_spec_registered_here_runs_end_to_end_through_the_cli(
     monkeypatch.setenv("OPENAI_BASE_URL", fake_chat_server.base_url)
     monkeypatch.setenv("OPENAI_API_KEY", "k")
     monkeypatch.setenv("OPENAI_MODEL", "toy-grader")
-    rc = evaluate_general.main(
+    rc = evaluate.main(
         [
             "--protocol",
-            "direct",
+            "baseline",
             "--benchmarks",
             "toy-colours",
             "--dataset_root",
@@ -153,7 +155,7 @@ def test_a_toy_spec_registered_here_runs_end_to_end_through_the_cli(
         "7",
         "baseline",
     )
-    grades = [json.loads(line) for line in (folder / "mmvet_grades.jsonl").read_text().splitlines()]
+    grades = [json.loads(line) for line in (folder / "judgments.jsonl").read_text().splitlines()]
     assert sorted((g["key"], g["status"], g["score"]) for g in grades) == [
         ("ToyColours.jsonl:1", "ok", 1.0),
         ("ToyColours.jsonl:2", "ok", 1.0),
@@ -181,7 +183,7 @@ def test_the_demo_set_holds_each_registered_specs_demo_records(toy, tmp_path):
 
 
 def test_the_demo_runs_every_spec_with_demo_records_and_leaves_out_one_without(toy):
-    from ground_r1.cli.evaluate_general import benchmark_names
+    from ground_r1.cli.evaluate import benchmark_names
     from ground_r1.evaluation.benchmarks import list_benchmarks
 
     register_benchmark(ToyColourSpec(name="ToyBare", version="1", default_file="ToyBare.jsonl"))
@@ -193,3 +195,60 @@ def test_the_demo_runs_every_spec_with_demo_records_and_leaves_out_one_without(t
         assert len(demo) == len(list_benchmarks()) - 1
     finally:
         unregister_benchmark("ToyBare")
+
+
+@pytest.mark.slow
+def test_a_toy_spec_given_one_file_runs_alone_in_the_output_folder(toy, tmp_path, tiny_model_dir):
+    """``--data_path``: one benchmark's file, its folder OUTPUT_DIR itself (as VisCoT's and RefCOCO's runs); a spec
+    whose table is its summary rows writes summary.md there; no judge endpoint: said in the table, exit 0."""
+    from ground_r1.cli import evaluate
+
+    root = write_toy_data(tmp_path / "data")
+    (root / "ToyColours.jsonl").write_text(
+        "".join(line + "\n" for line in (root / "ToyColours.jsonl").read_text().splitlines()[:2])
+    )
+    out = tmp_path / "out"
+    base = ["--protocol", "baseline", "--benchmarks", "toy-colours", "--data_path", str(root / "ToyColours.jsonl")]
+    argv = [*base, "--output_dir", str(out), "--model_path", str(tiny_model_dir), "--max_new_tokens", "4"]
+    assert evaluate.main([*argv, "--no_progress"]) == 0
+    assert sorted(p.name for p in out.iterdir() if p.suffix == ".jsonl") == [
+        "predictions.jsonl",
+        "predictions.rank0.jsonl",
+        "scores.jsonl",
+    ]
+    assert json.loads((out / "inference_config.json").read_text())["benchmark"] == "ToyColours"
+    assert "| ToyColours | mean grade | toy grader | n/a |" in (out / "summary.md").read_text()
+
+
+def test_viscot_and_refcoco_are_specs_of_the_one_registry_each_with_its_own_protocols():
+    from ground_r1.evaluation.benchmarks import get_benchmark, list_benchmarks
+
+    assert list_benchmarks("grounding") == ["viscot", "refcoco"]
+    viscot, refcoco = get_benchmark("VisCoT"), get_benchmark("RefCOCO")
+    assert (viscot.version, viscot.default_file, viscot.needs_judge) == (
+        "1",
+        "visualCoT_eval_subset150_choice.jsonl",
+        True,
+    )
+    assert viscot.supported_protocols() == ("baseline", "ground_r1", "ground_sft")
+    assert refcoco.supported_protocols() == ("refcoco",)
+    assert get_benchmark("MME").supported_protocols() == ("baseline", "ground_r1", "ground_sft")
+    assert get_benchmark("vstar").supported_protocols()[-2:] == ("likelihood", "ground_r1_likelihood")
+    assert "viscot" not in list_benchmarks() and "refcoco" not in list_benchmarks()  # not in BENCHMARKS=all
+
+
+def test_a_protocol_a_benchmark_does_not_support_is_a_configuration_error(tmp_path, capsys, caplog):
+    from ground_r1.cli import evaluate
+
+    out = str(tmp_path / "o")
+    assert evaluate.main(["--protocol", "refcoco", "--benchmarks", "MME", "--output_dir", out]) == 1
+    assert (
+        "MME cannot be evaluated under --protocol refcoco: it supports baseline, ground_r1, ground_sft" in caplog.text
+    )
+    assert (
+        evaluate.main(
+            ["--protocol", "ground_r1", "--benchmarks", "viscot,MME", "--data_path", out, "--output_dir", out]
+        )
+        == 1
+    )
+    assert "--data_path is one benchmark's file, but --benchmarks names 2" in caplog.text

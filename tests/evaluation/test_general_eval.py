@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ground_r1.cli import evaluate_general
+from ground_r1.cli import evaluate, evaluate_general
 from ground_r1.evaluation import general, inference
 from ground_r1.evaluation.benchmarks import get_benchmark, mmvet_grader_messages
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_PROMPT, MMVET_RETRY_SUFFIX
@@ -92,14 +92,18 @@ def test_each_protocol_poses_its_prompt_and_keeps_the_item_fields(tmp_path):
         "category": "Instances Counting",
         "line": 1,
     }
-    assert [general.inference_protocol(p) for p in general.PROTOCOLS] == [
+    from ground_r1.evaluation.identity import engine_protocol
+
+    assert [engine_protocol(p) for p in ("direct", "baseline", "ground_r1", "ground_sft")] == [
+        "baseline",
         "baseline",
         "ground_r1",
         "ground_sft",
-        "baseline",
-        "ground_r1",
-    ]  # + V* likelihood, both forms (issue 18)
-    with pytest.raises(ValueError, match="unknown general-benchmark protocol 'refcoco'; valid: direct, ground_r1"):
+    ]  # one vocabulary: "direct" is the baseline's other name
+    assert [engine_protocol(p) for p in ("likelihood", "ground_r1_likelihood")] == ["baseline", "ground_r1"]
+    with pytest.raises(
+        ValueError, match="SEED_Bench cannot be evaluated under protocol 'refcoco': it supports baseline"
+    ):
         general.to_eval_items(data, "refcoco")
 
 
@@ -210,8 +214,8 @@ def test_one_benchmarks_bad_file_never_stops_the_others(tmp_path, tiny_model_dir
 
 
 def test_the_demo_set_covers_every_benchmark(tmp_path):
-    root = evaluate_general.write_demo_dataset(tmp_path)
-    loaded = general.load_benchmarks(evaluate_general.benchmark_names("all"), root)
+    root = general.write_demo_dataset(tmp_path)
+    loaded = general.load_benchmarks(evaluate.benchmark_names("all"), root)
     assert {d.name: len(d.items) for d in loaded} == {
         "MME": 2,
         "POPE": 2,
@@ -222,7 +226,7 @@ def test_the_demo_set_covers_every_benchmark(tmp_path):
         "RealworldQA": 1,
         "MMVet": 1,
     }
-    assert evaluate_general.benchmark_names("mme, pope") == ["mme", "pope"]
+    assert evaluate.benchmark_names("mme, pope") == ["mme", "pope"]
 
 
 # ------------------------------------------------------------------------------------------ records, table

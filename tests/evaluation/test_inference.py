@@ -184,6 +184,7 @@ def test_box_parse_reaches_both_protocols_and_both_clis(processor):
     # box_parse (SPEC §2) travels from either evaluation CLI into InferenceConfig, the ground_sft crop and the
     # ground_r1 rollout; it is part of a run's identity (a resume with the other rule is refused).
     from ground_r1.cli import evaluate, evaluate_general
+    from ground_r1.evaluation.benchmarks import get_benchmark
 
     args = evaluate.build_parser().parse_args(
         [
@@ -199,7 +200,7 @@ def test_box_parse_reaches_both_protocols_and_both_clis(processor):
             "8",
         ]
     )
-    assert evaluate.inference_config(args).box_parse == "release"
+    assert evaluate.inference_config(args, get_benchmark("viscot")).box_parse == "release"
     args = evaluate_general.build_parser().parse_args(
         [
             "--protocol",
@@ -214,7 +215,7 @@ def test_box_parse_reaches_both_protocols_and_both_clis(processor):
             "8",
         ]
     )
-    assert evaluate_general.inference_config(args).box_parse == "release"
+    assert evaluate.inference_config(args, get_benchmark("MME")).box_parse == "release"
     assert InferenceConfig(protocol="ground_r1", box_parse="release").identity()["box_parse"] == "release"
     assert InferenceConfig(protocol="ground_r1").identity()["box_parse"] == "tag_first"  # recorded even as default
     assert "box_parse" not in InferenceConfig(protocol="baseline").identity()  # a one-turn run parses no box

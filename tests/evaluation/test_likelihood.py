@@ -108,11 +108,12 @@ def test_run_likelihood_writes_resumable_records(tmp_path, tiny) -> None:
 
 
 def test_likelihood_protocol_refuses_a_benchmark_without_it() -> None:
-    from ground_r1.cli import evaluate_general
+    from ground_r1.cli import evaluate, evaluate_general
+    from ground_r1.evaluation.benchmarks import get_benchmark
 
     args = evaluate_general.build_parser().parse_args(["--protocol", "likelihood", "--output_dir", "x"])
-    with pytest.raises(ValueError, match="MME has no likelihood scoring"):
-        evaluate_general.check_configuration(args, ["vstar", "MME"])
+    with pytest.raises(ValueError, match="MME has no likelihood scoring: use baseline or ground_r1 or ground_sft"):
+        evaluate.check_configuration(args, [get_benchmark("vstar"), get_benchmark("MME")])
 
 
 def test_final_context_drops_the_last_turn_and_its_end_token() -> None:

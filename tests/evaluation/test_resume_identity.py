@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from ground_r1.evaluation.benchmarks import get_benchmark
+
 from ground_r1.evaluation.identity import (
     COMMON_IDENTITY_KEYS,
     PROTOCOLS,
@@ -204,7 +206,8 @@ def test_both_clis_put_every_prediction_flag_in_the_identity(cli, flag, value, k
         args = module.build_parser().parse_args(
             ["--protocol", "ground_r1", "--output_dir", "o", "--model_path", str(tiny_model_dir), *flags]
         )
-        return json.loads(json.dumps(module.inference_config(args).identity()))
+        spec = get_benchmark("viscot" if cli == "evaluate" else "MME")  # each CLI's default benchmark
+        return json.loads(json.dumps(evaluate.inference_config(args, spec).identity()))
 
     before, after = identity(BASE_FLAGS), identity(_with(BASE_FLAGS, flag, value))
     assert before["model_family"] == "qwen2_5_vl" and before["model"] == str(Path(tiny_model_dir).resolve())
@@ -239,7 +242,8 @@ def test_both_clis_put_the_checkpoints_box_convention_in_the_identity(cli, tmp_p
             ["--protocol", "ground_r1", "--output_dir", "o", "--model_path", str(checkpoint), *BASE_FLAGS]
         )
         evaluate.apply_rollout_settings(args, demo_pixels=False, demo_tokens=False)
-        return json.loads(json.dumps(module.inference_config(args).identity()))
+        spec = get_benchmark("viscot" if cli == "evaluate" else "MME")
+        return json.loads(json.dumps(evaluate.inference_config(args, spec).identity()))
 
     before = identity(coordinates="input_pixels")  # no model_family: written before families
     after = identity(coordinates="relative_1000", model_family="qwen2_5_vl")
@@ -252,11 +256,11 @@ def test_the_viscot_cli_names_the_benchmark_and_the_prompt_class(tiny_model_dir)
     from ground_r1.cli import evaluate
 
     def config(*flags: str) -> InferenceConfig:
-        return evaluate.inference_config(
-            evaluate.build_parser().parse_args(
-                ["--output_dir", "o", "--model_path", str(tiny_model_dir), *BASE_FLAGS, *flags]
-            )
+        args = evaluate.build_parser().parse_args(
+            ["--output_dir", "o", "--model_path", str(tiny_model_dir), *BASE_FLAGS, *flags]
         )
+        (name,) = evaluate.benchmark_names(args.benchmarks, args.protocol)  # no --benchmarks: the eval/ launchers'
+        return evaluate.inference_config(args, get_benchmark(name))
 
     assert config("--protocol", "refcoco").identity()["benchmark"] == "refcoco"
     baseline = config("--protocol", "baseline", "--prompt_class", "simply_answer").identity()
@@ -268,14 +272,13 @@ def test_the_viscot_cli_names_the_benchmark_and_the_prompt_class(tiny_model_dir)
 
 
 def test_the_general_cli_names_each_benchmark_and_its_spec_version(tiny_model_dir):
-    from ground_r1.cli import evaluate_general
-    from ground_r1.evaluation.benchmarks import get_benchmark
+    from ground_r1.cli import evaluate, evaluate_general
 
     args = evaluate_general.build_parser().parse_args(
         ["--protocol", "direct", "--output_dir", "o", "--model_path", str(tiny_model_dir), *BASE_FLAGS]
     )
     spec = get_benchmark("MME")
-    ident = evaluate_general.inference_config(args, spec).identity()
+    ident = evaluate.inference_config(args, spec).identity()  # "direct": the one-turn baseline's other name
     assert (ident["benchmark"], ident["benchmark_version"], ident["protocol"]) == ("MME", spec.version, "baseline")
 
 

@@ -193,7 +193,7 @@ def test_multi_sft_with_the_ground_sft_protocol(tmp_path, dataset_root, tiny_mod
         for p in predicted
     )
     assert "MMVet" not in result.stdout and "| SEED_Bench | accuracy | lmms-eval 0.7.3 seedbench" in result.stdout
-    with pytest.raises(AssertionError, match="PROTOCOL must be direct or ground_sft"):
+    with pytest.raises(AssertionError, match=r"PROTOCOL must be baseline \(or direct\) or ground_sft"):
         launch("multi_SFT.sh", tmp_path, {**env, "PROTOCOL": "ground_r1"})
 
 

@@ -1,52 +1,75 @@
-"""Evaluate a model on VisCoT (SPEC §7) or RefCOCO: infer -> judge -> score -> table, each stage resumable.
+"""Evaluate a model on any registered benchmark (SPEC §7): read -> infer -> judge -> score -> table, each resumable.
+
+The one evaluation entry point: VisCoT (the paper's main table), RefCOCO, the general benchmarks and the zoom-in
+benchmarks are specs of one registry (``ground_r1.evaluation.benchmarks``) and run through one pipeline
+(``ground_r1.evaluation.pipeline``). ``python -m ground_r1.cli.evaluate_general`` is this command with
+``--benchmarks all`` as its default.
 
     python -m ground_r1.cli.evaluate --protocol ground_r1 --model_path CKPT --data_path viscot_eval.jsonl \\
         --image_root /data/Visual-CoT --image_path_prefix /home/meng/data/Visual-CoT --output_dir out/eval
+    python -m ground_r1.cli.evaluate --protocol refcoco --data_path RefCOCO_eval_subset_1000.jsonl ...
+    python -m ground_r1.cli.evaluate --protocol baseline --benchmarks all --dataset_root Ground-R1/eval_general_dataset/dataset \\
+        --image_root /data/LVLM_benchmarks --output_dir out/general          # the release's folder layout
     torchrun --nproc_per_node 8 -m ground_r1.cli.evaluate ...            # data-parallel inference
 
-Stages (``--stages``, default all; each reads the previous stage's file in ``--output_dir``):
+Benchmarks (``--benchmarks``): names of the registry (case and punctuation ignored), ``all`` (SPEC §7's general
+set), ``zoom`` (V*, HR-Bench, TreeBench) or ``grounding`` (VisCoT, RefCOCO); not given, the one benchmark of the
+``eval/`` launchers: RefCOCO for ``--protocol refcoco``, else VisCoT.
+Data: ``--data_path`` (one benchmark's file) or ``--dataset_root`` (a folder of the release's files, ``{name}.jsonl``
+with images in ``{name}/``, or ``--image_root`` = the release's ``LVLM_benchmarks`` folder with ``IMAGE_ROOT/{name}/``).
+Folders: a run of one benchmark without ``--benchmarks``, or with ``--data_path``, writes into ``--output_dir``
+itself; named benchmarks each get ``OUTPUT_DIR/{name}/`` and a ``summary.md`` across them.
+
+Protocols (one vocabulary; each benchmark says which it supports): ``baseline`` (``direct`` is another name for
+it) one turn; ``ground_r1`` the multi-round rollout (SPEC §2); ``ground_sft`` the two fixed turns of SPEC §8;
+``refcoco`` Qwen's grounding prompt (RefCOCO's); ``likelihood`` / ``ground_r1_likelihood`` V*'s option scoring.
+
+Stages (``--stages``, default all; each reads the previous stage's files):
 
 - ``infer``: predictions of this process's share into ``predictions.rank{r}.jsonl``; finished items are
-  skipped on a rerun; rank 0 merges into ``predictions.jsonl``. Only this stage uses several processes.
-- ``judge`` (VisCoT): the LLM judge (SPEC §7) over an OpenAI-compatible endpoint (``OPENAI_MODEL``,
-  ``OPENAI_BASE_URL``, ``OPENAI_API_KEY``) into ``judgments.jsonl``, resumable, cached. No endpoint configured
-  (or ``--no_judge``): NOTHING WAS JUDGED, said loudly, and the table holds the rule-based scores.
-- ``score``: ``scores.jsonl`` (VisCoT: judge + rule score per item) or ``refcoco_scores.jsonl`` (IoU, hit).
-- ``table``: ``table.md`` + ``table.csv``, and the Markdown printed on stdout. ``--compare_to RUN_DIR`` puts
-  another run (e.g. the baseline) in the left column group.
+  skipped on a rerun; rank 0 merges into ``predictions.jsonl``. Only this stage uses several processes. A rerun
+  with settings that change predictions (pixel limits, protocol, prompt, box rule, model, dtype, benchmark version)
+  is refused, each differing setting named.
+- ``judge`` (``grade`` is another name for it): the benchmarks judged by an LLM (VisCoT's judge, SPEC §7; MM-Vet's
+  grader; HR-Bench's yes/no judge) over an OpenAI-compatible endpoint (``OPENAI_MODEL``, ``OPENAI_BASE_URL``,
+  ``OPENAI_API_KEY``) into ``judgments.jsonl``, resumable, cached. No endpoint configured (or ``--no-judge``):
+  NOTHING WAS JUDGED, said loudly; VisCoT's table holds the rule-based scores, MM-Vet's row n/a.
+- ``score``: per-item scores (``scores.jsonl``; RefCOCO ``refcoco_scores.jsonl``; the general benchmarks also
+  ``metrics.json``).
+- ``table``: VisCoT's and RefCOCO's ``table.md`` + ``table.csv`` (``--compare_to RUN_DIR`` puts another VisCoT run,
+  e.g. the baseline, in the left column group), or ``summary.md`` + ``summary.csv``; the Markdown printed on stdout.
 
-Every record of the data file is read and validated before inference. A record that cannot be evaluated is
+Every record of every data file is read and validated before inference. A record that cannot be evaluated is
 skipped (``skipped_records.jsonl`` in ``--output_dir`` names it as ``file:line: field: why``; the table counts
-it); a record whose evidence box is unusable is evaluated, its box metric n/a (``evidence_box_issues.jsonl``).
+it); a record whose evidence box is unusable is evaluated, its box metric n/a (``evidence_box_issues.jsonl``). In a
+run of several benchmarks, one whose file cannot be read is reported and the others run.
 
 Exit status (:mod:`ground_r1.evaluation.outcome`, README "Exit codes"): 0 every record evaluated (and judged
-where a judge is configured); 1 a configuration error (bad path, a local MODEL_PATH that is not there, judge key
-refused with HTTP 401/403; the message names it); 2 a usage error (an unknown or misspelt flag: no prefix
-matching); 3 some items could not be judged (endpoint down past its retries, unparseable replies): the
-table says so and refuses an AVG built on too few items, and the same command again judges only those items;
-4 records skipped or predictions failed (the rest is in the table). Several: the lowest non-zero code.
+where a judge is configured); 1 a configuration error (bad path, a local MODEL_PATH that is not there, an unknown
+benchmark, a protocol the benchmark does not support, judge key refused with HTTP 401/403; the message names it);
+2 a usage error (an unknown or misspelt flag: no prefix matching); 3 some items could not be judged (endpoint
+down past its retries, unparseable replies): the table says so and refuses an AVG built on too few items, and the
+same command again judges only those items; 4 records skipped, predictions failed or a benchmark could not run
+(the rest is in the table). Several: the lowest non-zero code.
 
-Rollout settings (pixel limits, turns, tokens per turn, crop and box rules) and the rule column's letter rule: a
+Rollout settings (pixel limits, turns, tokens per turn, crop and box rules) and VisCoT's letter rule: a
 checkpoint saved by GRPO training carries the ones it was trained with (``rollout_settings.json``) and they are used
 unless a flag sets them (``--no-checkpoint_settings`` ignores the file); the log's first lines and the table say
 where each value came from. Without such a file: the SPEC §2 values (max_pixels 401408, 512 new tokens per turn,
 5 turns, box_parse tag_first, letter_rule spec).
 
-Defaults with nothing given: the tiny random model (max_pixels 12544, 32 new tokens per turn) and a built-in
-synthetic set (8 VisCoT-format items, or 4 RefCOCO-format objects x 2 expressions) — a CPU demo of every stage.
-A model given with the built-in set keeps its own settings (512 new tokens per turn without a settings file).
+Defaults with nothing given: the tiny random model (max_pixels 12544) and the built-in synthetic set of each
+benchmark (8 VisCoT-format items, 4 RefCOCO-format objects x 2 expressions, one or two records per general
+benchmark), with 32 new tokens per turn — a CPU demo of every stage, not a result.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
+import dataclasses
 import difflib
-import json
 import logging
-import os
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 from ground_r1.boxes import BOX_PARSE_RULES
@@ -56,54 +79,35 @@ from ground_r1.data.images import (
     add_max_image_pixels_argument,
     set_max_image_pixels,
 )
-from ground_r1.evaluation import identity, inference, outcome, refcoco, scores, tables
-from ground_r1.evaluation.judge import Judge, JudgeAuthenticationError, JudgeConfig, load_judgments
-from ground_r1.evaluation.predictions import load_predictions
+from ground_r1.evaluation import identity, inference, outcome, pipeline, tables
+from ground_r1.evaluation.benchmark_run import ReadOptions, RunOptions
+from ground_r1.evaluation.benchmarks import BenchmarkSpec, get_benchmark, list_benchmarks
+from ground_r1.evaluation.judge import JudgeAuthenticationError, JudgeConfig
+from ground_r1.evaluation.processes import DistContext, barrier, init_distributed, shutdown
 from ground_r1.models.loading import check_model_path
 from ground_r1.prompt import BASELINE_TEMPLATES
 from ground_r1.rewards.accuracy import DEFAULT_LETTER_RULE, LETTER_RULES
-from ground_r1.rewards.registry import build_registry
 from ground_r1.rollout.sampling import EVAL_GREEDY_SAMPLING
 
 logger = logging.getLogger("ground_r1.evaluate")
 
+__all__ = ["DistContext", "barrier", "build_parser", "main"]
+
 STAGES = ("infer", "judge", "score", "table")
+STAGE_ALIASES = {"grade": "judge"}  # the general benchmarks' CLI's name for the judge stage
+SUITE_NAMES = {"all": "general", "zoom": "zoom", "grounding": "grounding"}
 EXIT_UNJUDGED = outcome.EXIT_UNJUDGED  # every stage ran, but some items failed judging: a rerun completes them
-JUDGMENTS_NAME = "judgments.jsonl"
 DEMO_MAX_PIXELS = 12544  # the tiny model's 112-px view (ground_r1.demo.tiny)
 DEMO_MAX_NEW_TOKENS = 32
-DEMO_VISCOT_ITEMS = 8
-DEMO_REFCOCO_OBJECTS = 4
-
-
-# ------------------------------------------------------------------------------ processes (torchrun)
-
-
-@dataclass(frozen=True)
-class DistContext:
-    """This process's place in a ``torchrun`` launch (RANK / WORLD_SIZE / LOCAL_RANK; 0 / 1 / 0 without one)."""
-
-    rank: int = 0
-    world_size: int = 1
-    local_rank: int = 0
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def device(self) -> str:
-        import torch
-
-        return f"cuda:{self.local_rank}" if torch.cuda.is_available() else "cpu"
 
 
 CHECKPOINT_DEFAULT = "the checkpoint's rollout_settings.json, else"
 
 
 def add_decoding_arguments(p, demo_tokens: str = "the demo model") -> None:
-    """Model and decoding flags shared by every evaluation CLI (VisCoT/RefCOCO here, general benchmarks). The
-    rollout flags default to None: unset, they take the checkpoint's settings (:func:`apply_rollout_settings`).
-    ``demo_tokens`` says when the demo's 32-token budget applies."""
+    """Model and decoding flags of the evaluation CLIs (this one, and the controls). The rollout flags default to
+    None: unset, they take the checkpoint's settings (:func:`apply_rollout_settings`). ``demo_tokens`` says when
+    the demo's 32-token budget applies."""
     p.add_argument(
         "--max_new_tokens",
         type=int,
@@ -179,10 +183,12 @@ def add_decoding_arguments(p, demo_tokens: str = "the demo model") -> None:
     p.add_argument("--attn_implementation", default="auto", help="auto, sdpa, flash_attention_2, eager")
 
 
-def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tokens: bool) -> None:
+def apply_rollout_settings(
+    args: argparse.Namespace, demo_pixels: bool, demo_tokens: bool, letter_rule: bool = True
+) -> None:
     """Fill every rollout flag not given: the checkpoint's settings (rollout_settings.json), else the demo's 112-px
-    view (``demo_pixels``) and 32-token turns (``demo_tokens``), else SPEC §2's. Logs one header line naming each
-    value's source.
+    view (``demo_pixels``) and 32-token turns (``demo_tokens``), else SPEC §2's; ``letter_rule`` too when a
+    benchmark of the run scores with it (VisCoT's rule column). Logs one header line naming each value's source.
 
     Raises:
         RolloutSettingsError: the checkpoint's settings file cannot be used (named).
@@ -200,7 +206,7 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
         **({"max_pixels": DEMO_MAX_PIXELS} if demo_pixels else {}),
         **({"max_new_tokens_per_turn": DEMO_MAX_NEW_TOKENS} if demo_tokens else {}),
     }
-    mine = {flag: key for flag, key in EVAL_FLAGS.items() if hasattr(args, flag)}  # letter_rule: VisCoT's CLI only
+    mine = {flag: key for flag, key in EVAL_FLAGS.items() if flag != "letter_rule" or letter_rule}
     flags = {key: getattr(args, flag) for flag, key in mine.items()}
     values, sources = resolve_eval_settings(flags, checkpoint, demo, keys=tuple(mine.values()))
     for flag, key in mine.items():
@@ -211,71 +217,66 @@ def apply_rollout_settings(args: argparse.Namespace, demo_pixels: bool, demo_tok
     logger.info("%s", describe(values, sources, args.model_path))
 
 
-def init_distributed(timeout_minutes: float = 600.0) -> DistContext:
-    """Read the launch environment; with WORLD_SIZE > 1 start a process group (nccl on GPUs, else gloo) so
-    that rank 0 can wait for every shard before merging. The timeout is long: shards finish at different times."""
-    ctx = DistContext(
-        int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("LOCAL_RANK", 0))
-    )
-    if ctx.world_size > 1:
-        import torch
-        import torch.distributed as dist
-
-        if not dist.is_initialized():
-            backend = "nccl" if torch.cuda.is_available() else "gloo"
-            if backend == "nccl":
-                torch.cuda.set_device(ctx.local_rank)
-            dist.init_process_group(backend, timeout=datetime.timedelta(minutes=timeout_minutes))
-    return ctx
-
-
-def barrier(ctx: DistContext) -> None:
-    """Wait for every process (no-op for a single process)."""
-    if ctx.world_size > 1:
-        import torch.distributed as dist
-
-        dist.barrier()
-
-
-def shutdown(ctx: DistContext) -> None:
-    if ctx.world_size > 1:
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-
-
 # ------------------------------------------------------------------------------------------ arguments
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(prog: str = "python -m ground_r1.cli.evaluate", default_benchmarks: str | None = None):
+    """The evaluation CLI's parser; ``default_benchmarks`` is ``--benchmarks``'s default (``all`` for the
+    general benchmarks' alias)."""
     p = argparse.ArgumentParser(
-        prog="python -m ground_r1.cli.evaluate",
+        prog=prog,
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
         allow_abbrev=False,
     )
     p.add_argument(
+        "--benchmarks",
+        default=default_benchmarks,
+        help="comma-separated registry names (case and punctuation ignored): "
+        + ",".join(list_benchmarks(None))
+        + "; or a suite: all (SPEC §7's general set), zoom (the zoom-in benchmarks; DATASET_ROOT = the "
+        "benchmark's folder), grounding (viscot, refcoco). Not given: refcoco for --protocol refcoco, else viscot, "
+        "written into OUTPUT_DIR itself",
+    )
+    p.add_argument(
         "--protocol",
         required=True,
-        choices=tuple(identity.PROTOCOLS),
-        help="ground_r1: multi-round rollout (SPEC §2); baseline: one turn; ground_sft: the two turns of "
-        "SPEC §8; refcoco: grounding Acc@0.5",
+        choices=tuple(identity.PROTOCOLS) + tuple(identity.PROTOCOL_ALIASES),
+        help="baseline (or direct): one turn, the question (+ the benchmark's answer-format suffix) in the prompt "
+        "class; ground_r1: the multi-round rollout (SPEC §2); ground_sft: the two turns of SPEC §8; refcoco: "
+        "RefCOCO's grounding prompt (Acc@0.5); likelihood: V*'s official scoring (the option with the lowest "
+        "mean token loss; vstar, vstar_hf); ground_r1_likelihood: the crop loop, then the same scoring",
     )
     p.add_argument("--model_path", default=None, help="checkpoint folder (default: the tiny random model, a demo)")
     p.add_argument(
         "--data_path",
         default=None,
-        help="VisCoT records JSONL (SPEC §6) or RefCOCO file; default: a built-in synthetic set",
+        help="one benchmark's file (VisCoT records JSONL, SPEC §6; a RefCOCO file; a general benchmark's JSONL); "
+        "default: --dataset_root, else a built-in synthetic set",
     )
-    p.add_argument("--image_root", default=None, help="image folder (default: the data file's folder)")
+    p.add_argument(
+        "--dataset_root",
+        default=None,
+        help="folder holding the release files (MME.jsonl, ...) and, without --image_root, the images "
+        "(DATASET_ROOT/{name}/ when it exists, else beside the file)",
+    )
+    p.add_argument(
+        "--image_root",
+        default=None,
+        help="images: with --data_path, their folder (default: the data file's folder); with --dataset_root, the "
+        "release's LVLM_benchmarks folder, images of each benchmark in IMAGE_ROOT/{name}/",
+    )
     p.add_argument(
         "--image_path_prefix",
         default=None,
         help="absolute prefix in the data's image paths to replace by --image_root (release files)",
     )
     p.add_argument("--output_dir", required=True, help="where every stage writes (reuse it to resume)")
-    p.add_argument("--stages", default=",".join(STAGES), help="comma-separated subset of " + ",".join(STAGES))
+    p.add_argument(
+        "--stages",
+        default=",".join(STAGES),
+        help="comma-separated subset of " + ",".join(STAGES) + " (grade = judge)",
+    )
     p.add_argument("--batch_size", type=int, default=8, help="items per generate call (per process)")
     p.add_argument(
         "--prompt_class",
@@ -290,11 +291,11 @@ def build_parser() -> argparse.ArgumentParser:
         dest="max_items",
         type=int,
         default=None,
-        help="at most N items per sub-dataset (RefCOCO: objects per split); 0 = all. Default: 150 for "
-        "VisCoT (SPEC §7), all for RefCOCO, the demo's size for the built-in set. "
-        "--max_items_per_dataset is the old name",
+        help="at most N items per benchmark, as each counts them (VisCoT: per sub-dataset; RefCOCO: objects per "
+        "split; MMBench: questions with all their rotated copies); 0 = all. Default: the benchmark's (VisCoT 150, "
+        "SPEC §7; the others all), the demo's size on the built-in set. --max_items_per_dataset is the old name",
     )
-    add_decoding_arguments(p, demo_tokens="the demo model (no --model_path)")
+    add_decoding_arguments(p, demo_tokens="the demo model or the built-in demo set")
     p.add_argument(
         "--skip_bad_records",
         action=argparse.BooleanOptionalAction,
@@ -307,338 +308,308 @@ def build_parser() -> argparse.ArgumentParser:
         "--letter_rule",
         default=None,
         choices=LETTER_RULES,
-        help="rule column's option-letter rule for v7w/gqa/openimages (SPEC §3), as the training config "
-        "key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full "
+        help="VisCoT's rule column: the option-letter rule for v7w/gqa/openimages (SPEC §3), as the training "
+        "config key letter_rule: spec (SPEC rule + bare-letter fallback) or release (the release's full "
         f"rule) (default: {CHECKPOINT_DEFAULT} {DEFAULT_LETTER_RULE})",
     )
     p.add_argument(
         "--judge",
+        "--grade",
+        dest="judge",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="run the LLM judge when an endpoint is configured",
+        help="run the judge of the judged benchmarks when an endpoint is configured (--grade is another name)",
     )
-    p.add_argument("--judge_model", default=None, help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini)")
+    p.add_argument(
+        "--judge_model",
+        default=None,
+        help="judge model (default: $OPENAI_MODEL, else gpt-4o-mini); the table names it. MM-Vet's official "
+        "evaluator used gpt-4-0613, lmms-eval 0.7.3 gpt-4o-2024-11-20 (docs/metrics.md)",
+    )
     p.add_argument("--judge_base_url", default=None, help="judge endpoint (default: $OPENAI_BASE_URL)")
     p.add_argument("--judge_concurrency", type=int, default=None, help="judge requests in flight")
+    p.add_argument(
+        "--judge_max_tokens",
+        type=int,
+        default=None,
+        help="judge reply budget (default: the benchmark's: MM-Vet's official 3, HR-Bench 3, VisCoT 16)",
+    )
     p.add_argument("--judge_cache", default=None, help="judge cache JSONL (default: OUTPUT_DIR/judge_cache.jsonl)")
     p.add_argument(
         "--max_failure_share",
         type=float,
         default=tables.DEFAULT_MAX_FAILURE_SHARE,
-        help="refuse the AVG when more than this share of its items failed",
+        help="VisCoT: refuse the AVG when more than this share of its items failed",
     )
     p.add_argument("--allow_failures", action="store_true", help="print the AVG whatever the failure share")
-    p.add_argument("--compare_to", default=None, help="another run's output_dir, shown beside this one")
-    p.add_argument("--label", default=None, help="column label of this run (default: from its settings)")
+    p.add_argument("--compare_to", default=None, help="VisCoT: another run's output_dir, shown beside this one")
+    p.add_argument(
+        "--label",
+        default=None,
+        help="the run's name in the table (default: its protocol and prompt class; a summary: protocol and model)",
+    )
     p.add_argument(
         "--scripted_policy",
         default=None,
-        help="tests only: turns come from a scripted policy (a name of ground_r1.demo.scripted.POLICIES or "
-        "pkg.mod:func) instead of sampling, so boxes, crops and later turns happen on a random model; "
-        "a key of the run's identity (never mixed with a model's predictions) and named in the table "
-        "header",
+        help="tests and demos only: every turn comes from this scripted policy (a name of "
+        "ground_r1.demo.scripted.POLICIES, e.g. ground_until_limit, which writes boxes, or pkg.mod:func) instead "
+        "of the model's generate; part of the predictions' identity (never mixed with a model's predictions) and "
+        "named in the table header",
     )
     p.add_argument("--no_progress", action="store_true", help="no progress bar")
     return p
 
 
-def parse_stages(text: str) -> list[str]:
-    names = [s.strip() for s in text.split(",") if s.strip()]
-    for name in names:
-        if name not in STAGES:
-            close = difflib.get_close_matches(name, STAGES, n=1)
+def _parse_list(text: str, valid: tuple[str, ...] | None, what: str, aliases: dict[str, str] | None = None):
+    names = [(aliases or {}).get(s.strip(), s.strip()) for s in text.split(",") if s.strip()]
+    for name in names if valid else ():
+        if name not in valid:
+            close = difflib.get_close_matches(name, valid, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise SystemExit(f"error: unknown stage {name!r}{hint}; valid: {', '.join(STAGES)}")
+            raise SystemExit(f"error: unknown {what} {name!r}{hint}; valid: {', '.join(valid)}")
     return names
 
 
-def apply_demo_defaults(args: argparse.Namespace) -> None:
-    """Resolve the defaults that depend on whether the demo model / built-in data are used."""
+def parse_stages(text: str) -> list[str]:
+    """The stages named (``grade`` is ``judge``); an unknown one exits 2 with the closest valid name."""
+    return _parse_list(text, STAGES, "stage", STAGE_ALIASES)
+
+
+def benchmark_names(text: str | None, protocol: str = "baseline", demo_data: bool = False) -> list[str]:
+    """The benchmarks of a run: not given, the ``eval/`` launchers' one (RefCOCO for the refcoco protocol, else
+    VisCoT); ``all`` (or empty) SPEC §7's general set (with ``demo_data``, the built-in demo set: every one with
+    ``demo_records``); ``zoom`` / ``grounding`` those suites; else the listed names (checked at load)."""
+    if text is None:
+        return ["refcoco" if protocol == "refcoco" else "viscot"]
+    names = _parse_list(text, None, "benchmark")
+    suite = SUITE_NAMES.get(names[0].lower()) if len(names) == 1 else None if names else "general"
+    if suite is None:
+        return names
+    return [n for n in list_benchmarks(suite) if not demo_data or suite != "general" or get_benchmark(n).demo_records]
+
+
+def check_configuration(args: argparse.Namespace, specs: list[BenchmarkSpec]) -> None:
+    """What must hold before any work (exit 1 otherwise): each benchmark supports the protocol, existing folders,
+    one benchmark for one data file.
+
+    Raises:
+        ValueError: naming the benchmark and the protocols it supports, or the flag and the folder.
+    """
+    for spec in specs:
+        if args.protocol not in spec.supported_protocols():
+            if args.protocol in identity.LIKELIHOOD_PROTOCOLS:
+                scored = ", ".join(n for n in list_benchmarks(None) if get_benchmark(n).likelihood_rule)
+                raise ValueError(
+                    f"--protocol {args.protocol} scores options by their likelihood ({scored}); "
+                    f"{spec.name} has no likelihood scoring: use {' or '.join(spec.supported_protocols())}"
+                )
+            raise ValueError(
+                f"{spec.name} cannot be evaluated under --protocol {args.protocol}: it supports "
+                f"{', '.join(spec.supported_protocols())}"
+            )
+    if args.data_path is not None and len(specs) != 1:
+        raise ValueError(
+            f"--data_path is one benchmark's file, but --benchmarks names {len(specs)}: name one, or give "
+            "--dataset_root (a folder of the benchmarks' files)"
+        )
+    folders = (("--dataset_root (DATASET_ROOT)", args.dataset_root), ("--image_root (IMAGE_ROOT)", args.image_root))
+    for flag, folder in folders:
+        if folder is not None and not Path(folder).is_dir():
+            raise ValueError(f"{flag} is not a folder: {folder}")
+
+
+def apply_demo_defaults(args: argparse.Namespace, specs: list[BenchmarkSpec] | None = None) -> None:
+    """The tiny model when none is given; the demo's small view and budgets for the demo model (pixels, tokens)
+    or the built-in data (tokens); every other rollout flag not given from the checkpoint (rollout_settings.json)."""
+    specs = specs if specs is not None else [get_benchmark(n) for n in benchmark_names(args.benchmarks, args.protocol)]
     demo_model = args.model_path is None
+    demo_data = args.data_path is None and args.dataset_root is None
     if demo_model:
         from ground_r1.demo.tiny import ensure_tiny_model
 
         args.model_path = str(ensure_tiny_model())
         logger.warning("no --model_path: evaluating the tiny random model %s (a demo, not a result)", args.model_path)
-    apply_rollout_settings(args, demo_pixels=demo_model, demo_tokens=demo_model)
-    if args.max_items is None:
-        if args.data_path is None:
-            args.max_items = DEMO_REFCOCO_OBJECTS if args.protocol == "refcoco" else DEMO_VISCOT_ITEMS
-        else:
-            args.max_items = 0 if args.protocol == "refcoco" else 150
-
-
-def builtin_data(args: argparse.Namespace, ctx: DistContext) -> str:
-    """The built-in synthetic set's path (RefCOCO format written by rank 0 into the output folder)."""
-    if args.protocol != "refcoco":
-        from ground_r1.demo.synthetic import ensure_default_dataset
-
-        return str(ensure_default_dataset() / "eval.jsonl")
-    folder = Path(args.output_dir) / "builtin_refcoco"
-    if ctx.is_main:
-        refcoco.write_synthetic_refcoco(folder, num_objects=DEMO_REFCOCO_OBJECTS)
-    barrier(ctx)
-    return str(folder / "refcoco_synthetic.jsonl")
-
-
-def read_items(args: argparse.Namespace) -> inference.LoadedItems:
-    """Every record of the data file read and validated; the items to evaluate (see the module docstring)."""
-    limit = args.max_items
-    if args.protocol == "refcoco":
-        return refcoco.read_refcoco_items(
-            args.data_path,
-            image_root=args.image_root,
-            path_prefix=args.image_path_prefix,
-            max_objects_per_split=limit,
-            skip_bad_records=args.skip_bad_records,
-        )
-    return inference.read_viscot_items(
-        args.data_path,
-        image_root=args.image_root,
-        path_prefix=args.image_path_prefix,
-        max_items_per_dataset=limit,
-        min_pixels=args.min_pixels,
-        max_pixels=args.max_pixels,
-        skip_bad_records=args.skip_bad_records,
+    apply_rollout_settings(
+        args,
+        demo_pixels=demo_model,
+        demo_tokens=demo_model or demo_data,
+        letter_rule=any(spec.uses_letter_rule for spec in specs),
     )
 
 
-def load_items(args: argparse.Namespace) -> list[inference.EvalItem]:
-    return read_items(args).items
-
-
-def write_records_report(args: argparse.Namespace, read: inference.LoadedItems) -> outcome.RecordsReport:
-    """``skipped_records.jsonl`` (the skipped records, ``file:line: field: why``), ``evidence_box_issues.jsonl``
-    (records evaluated with their box metric n/a) and ``records_report.json`` (the counts the table shows)."""
-    from ground_r1.data.records import BOX_ISSUES_NAME, SKIPPED_RECORDS_NAME, write_issues
-
-    out = Path(args.output_dir)
-    loaded = read.loaded
-    for name, issues in ((SKIPPED_RECORDS_NAME, loaded.issues), (BOX_ISSUES_NAME, loaded.box_notes)):
-        if issues:
-            write_issues(issues, out / name)
-        elif (out / name).exists():
-            (out / name).unlink()  # a stale list from an earlier run of other data
-    evaluated = len({it.fields.get("object_key", it.key) for it in read.items})
-    report = outcome.RecordsReport(
-        file=str(args.data_path),
-        records_read=read.records_read,
-        skipped=loaded.skipped,
-        skipped_by_field=outcome.reason_counts(loaded.issues),
-        evaluated=evaluated,
-        box_issues=loaded.records_with_box_issues,
-    )
-    report.write(out)
-    log = logger.warning if loaded.skipped else logger.info
-    log("%s%s", report.line(), f"; skipped records listed in {out / SKIPPED_RECORDS_NAME}" if loaded.skipped else "")
-    return report
-
-
-def inference_config(args: argparse.Namespace) -> identity.InferenceConfig:
-    """The run's settings (:func:`ground_r1.evaluation.identity.inference_config`): VisCoT's or RefCOCO's."""
-    benchmark, version = (
-        (refcoco.REFCOCO_BENCHMARK, refcoco.REFCOCO_VERSION)
-        if args.protocol == "refcoco"
-        else (inference.VISCOT_BENCHMARK, inference.VISCOT_VERSION)
-    )
+def inference_config(args: argparse.Namespace, spec: BenchmarkSpec) -> identity.InferenceConfig:
+    """The settings one benchmark's predictions depend on (:func:`ground_r1.evaluation.identity.inference_config`):
+    the spec's name, version and option seed among them. A likelihood protocol's predictions carry their own
+    protocol; the engine running it is built with :func:`engine_config`."""
+    protocol = identity.canonical_protocol(args.protocol)
     return identity.inference_config(
-        args, protocol=args.protocol, benchmark=benchmark, benchmark_version=version, prompt_class=args.prompt_class
+        args,
+        protocol=protocol if protocol in identity.LIKELIHOOD_PROTOCOLS else identity.engine_protocol(protocol),
+        benchmark=spec.name,
+        benchmark_version=spec.version,
+        option_seed=spec.option_seed,
+        prompt_class=args.prompt_class,
     )
 
 
-def stage_infer(args: argparse.Namespace, ctx: DistContext) -> None:
-    from ground_r1.models.loading import load_model, load_processor
-
-    config = inference_config(args)
-    read = read_items(args)
-    items = read.items
-    if ctx.is_main:
-        write_records_report(args, read)
-
-    def make_engine() -> inference.Engine:
-        processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
-        model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
-        engine = inference.Engine(model.to(ctx.device()).eval(), processor, config)
-        if args.scripted_policy:
-            from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
-
-            engine.generator = ScriptedGenerator(
-                engine.codec, resolve_policy(args.scripted_policy), model=engine.generator.model
-            )
-        return engine
-
-    summary = inference.run_inference(
-        items,
-        make_engine,
-        args.output_dir,
-        config,
-        rank=ctx.rank,
-        world_size=ctx.world_size,
-        progress=not args.no_progress,
-    )
-    logger.info("rank %d: %s", ctx.rank, summary)
-    barrier(ctx)
-    if ctx.is_main:
-        inference.finish(args.output_dir, items)
+def engine_config(args: argparse.Namespace, spec: BenchmarkSpec) -> identity.InferenceConfig:
+    """The settings of the engine that runs ``--protocol`` (the one-turn ``baseline`` for ``likelihood``, the
+    ``ground_r1`` rollout for ``ground_r1_likelihood``)."""
+    return dataclasses.replace(inference_config(args, spec), protocol=identity.engine_protocol(args.protocol))
 
 
-def stage_judge(args: argparse.Namespace) -> int:
-    """Judge the predictions; returns how many items are left unjudged (failed or unparseable)."""
-    out = Path(args.output_dir)
-    if not args.judge:
-        logger.warning("NOTHING WAS JUDGED: the judge stage was skipped (--no_judge)")
-        return 0
+def letter_rule(args: argparse.Namespace) -> str:
+    """VisCoT's rule column's option-letter rule: ``--letter_rule``, else the checkpoint's (the one training
+    rewarded with, rollout_settings.json), else the default; resolved here too so a score stage run alone agrees
+    with a whole run."""
+    if args.letter_rule is None:
+        from ground_r1.rollout_settings import read_settings
+
+        settings = read_settings(args.model_path) if args.checkpoint_settings and args.model_path else None
+        args.letter_rule = (settings or {}).get("letter_rule", DEFAULT_LETTER_RULE)
+    return args.letter_rule
+
+
+def judge_config(args: argparse.Namespace, spec: BenchmarkSpec) -> JudgeConfig:
+    """The judge's endpoint and budget for one benchmark: flags, else the environment; the reply budget
+    ``--judge_max_tokens``, else the benchmark's (MM-Vet's official 3), else the client's."""
     overrides = {
         k: v
         for k, v in (
             ("model", args.judge_model),
             ("base_url", args.judge_base_url),
             ("concurrency", args.judge_concurrency),
+            ("max_tokens", args.judge_max_tokens if args.judge_max_tokens is not None else spec.judge_max_tokens),
         )
         if v is not None
     }
-    config = JudgeConfig.from_env(**overrides)
-    if not config.is_configured():
-        logger.warning(
-            "NOTHING WAS JUDGED: no judge endpoint configured (set OPENAI_BASE_URL and/or "
-            "OPENAI_API_KEY, and OPENAI_MODEL); the table will hold rule-based scores only"
-        )
-        return 0
-    items = scores.judge_items(load_predictions(out))
-    logger.info("judging %d predictions with %s", len(items), config.describe())
-    cache = args.judge_cache or out / "judge_cache.jsonl"
-    report = Judge(config).judge_items(items, out / JUDGMENTS_NAME, cache_path=cache)
-    logger.info("%s", report.summary())
-    return report.failed + report.unparseable
+    return JudgeConfig.from_env(**overrides)
 
 
-def stage_score(args: argparse.Namespace) -> None:
-    out = Path(args.output_dir)
-    predictions = load_predictions(out)
-    if args.protocol == "refcoco":
-        scores.write_scores([refcoco.score_prediction(p) for p in predictions], out / refcoco.SCORES_NAME)
-        return
-    judged = out / JUDGMENTS_NAME
-    judgments = load_judgments(judged) if judged.is_file() else None
-    registry = build_registry(letter_rule=letter_rule(args))
-    scores.write_scores(scores.score_predictions(predictions, judgments, registry), out / scores.SCORES_NAME)
+def run_options(args: argparse.Namespace, specs: list[BenchmarkSpec]) -> RunOptions:
+    return RunOptions(
+        protocol=args.protocol,
+        letter_rule=letter_rule(args) if any(spec.uses_letter_rule for spec in specs) else None,
+        label=args.label,
+        compare_to=args.compare_to,
+        max_failure_share=args.max_failure_share,
+        allow_failures=args.allow_failures,
+    )
 
 
-def letter_rule(args: argparse.Namespace) -> str:
-    """The rule column's option-letter rule: ``--letter_rule``, else the checkpoint's (the one training rewarded
-    with, rollout_settings.json), else the default; resolved here too so a score stage run alone agrees with a
-    whole run."""
-    if args.letter_rule is None:
-        from ground_r1.rollout_settings import read_settings
-
-        settings = read_settings(args.model_path) if args.checkpoint_settings else None
-        args.letter_rule = (settings or {}).get("letter_rule", DEFAULT_LETTER_RULE)
-    return args.letter_rule
-
-
-def run_label(run_dir: Path, fallback: str) -> str:
-    config_file = run_dir / identity.RUN_CONFIG_NAME
-    if not config_file.is_file():
-        return fallback
-    config = json.loads(config_file.read_text())
-    return config["protocol"] + (f"[{config['prompt_class']}]" if config.get("prompt_class") else "")
+def read_options(args: argparse.Namespace, specs: list[BenchmarkSpec]) -> ReadOptions:
+    demo = args.data_path is None and args.dataset_root is None
+    max_items = args.max_items
+    if max_items is None and demo and len(specs) == 1:
+        max_items = specs[0].demo_max_items  # VisCoT's 8 items, RefCOCO's 4 objects
+    return ReadOptions(
+        image_path_prefix=args.image_path_prefix,
+        max_items=max_items,
+        min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels,
+        skip_bad_records=args.skip_bad_records,
+    )
 
 
-def records_note(out: Path) -> str:
-    """The table's line on the data file: records read, evaluated, skipped (and why), box metric n/a."""
-    report = outcome.load_report(out)
-    if report is None:
-        return ""
-    note = f"- records: {report.line()}"
-    if report.skipped:
-        note += "; each skipped record is listed in skipped_records.jsonl"
-    if report.box_issues:
-        note += "; the unusable evidence boxes in evidence_box_issues.jsonl"
-    return note + "\n"
+def summary_label(args: argparse.Namespace) -> str:
+    return args.label or f"{args.protocol}, {Path(args.model_path).name if args.model_path else 'model'}"
 
 
-def stage_table(args: argparse.Namespace) -> str:
-    out = Path(args.output_dir)
-    label = args.label or run_label(out, args.protocol)
-    from ground_r1.rollout_settings import run_header
-
-    header = [line for line in (run_header(out),) if line]
-    if args.protocol == "refcoco":
-        results = refcoco.accuracy_by_split(
-            scores.load_scores(out / refcoco.SCORES_NAME, required=("key", "dataset", "hit"))
-        )
-        markdown = refcoco.render_markdown(results, label, header=header) + records_note(out)
-        (out / "table.md").write_text(markdown, encoding="utf-8")
-        (out / "table.csv").write_text(refcoco.render_csv(results), encoding="utf-8")
-        return markdown
-    runs = [
-        tables.summarize(
-            scores.load_scores(out / scores.SCORES_NAME), label, args.max_failure_share, args.allow_failures
-        )
-    ]
-    if args.compare_to:
-        other = Path(args.compare_to)
-        other_label = run_label(other, other.name)
-        if other_label == label:
-            other_label, label = f"{other_label} ({other.name})", f"{label} ({out.name})"
-            runs[0].label = label
-        runs.insert(
-            0,
-            tables.summarize(
-                scores.load_scores(other / scores.SCORES_NAME), other_label, args.max_failure_share, args.allow_failures
-            ),
-        )
-        header = [f"{other_label}: {line}" for line in (run_header(other),) if line] + [
-            f"{label}: {line}" for line in header
-        ]
-    md_path, _ = tables.write_tables(runs, out, header=header)
-    note = records_note(out)
-    if note:
-        md_path.write_text(md_path.read_text(encoding="utf-8") + note, encoding="utf-8")
-    return md_path.read_text(encoding="utf-8")
+# ----------------------------------------------------------------------------------------------- stages
 
 
-def incomplete_count(args: argparse.Namespace) -> int:
-    """Skipped records (``records_report.json``) plus predictions that failed (an unreadable image mid-run)."""
-    out = Path(args.output_dir)
-    report = outcome.load_report(out)
-    skipped = report.skipped if report is not None else 0
-    predicted = load_predictions(out) if (out / "predictions.jsonl").is_file() else []
-    errors = sum(1 for p in predicted if p.get("status") != "ok")
-    if errors:
-        logger.warning(
-            "%d prediction(s) failed (see their 'error' in predictions.jsonl); the table leaves them out", errors
-        )
-    return skipped + errors
+def stage_infer(args: argparse.Namespace, ctx: DistContext, read: pipeline.RunRead) -> None:
+    """Predict every benchmark; the model is loaded once, and only if something is left to predict."""
+    from ground_r1.models.loading import load_model, load_processor
+
+    engines: list[inference.Engine] = []
+
+    def make_engine() -> inference.Engine:
+        if not engines:
+            processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+            model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
+            engine = inference.Engine(model.to(ctx.device()).eval(), processor, engine_config(args, read.runs[0].spec))
+            if args.scripted_policy:  # tests: boxes, crops and later turns on a random model
+                from ground_r1.demo.scripted import ScriptedGenerator, resolve_policy
+
+                engine.generator = ScriptedGenerator(
+                    engine.codec, resolve_policy(args.scripted_policy), model=engine.generator.model
+                )
+            engines.append(engine)
+        return engines[0]
+
+    def load_likelihood_model(rollout):
+        processor = load_processor(args.model_path, min_pixels=args.min_pixels, max_pixels=args.max_pixels)
+        model = getattr(rollout.generator, "model", None) if rollout is not None else None
+        if model is None:
+            model = load_model(args.model_path, dtype=args.dtype, attn_implementation=args.attn_implementation)
+        return model.to(ctx.device()), processor
+
+    pipeline.infer(
+        read.runs,
+        args.protocol,
+        lambda spec: inference_config(args, spec),
+        make_engine,
+        load_likelihood_model,
+        ctx,
+        progress=not args.no_progress,
+    )
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None = None) -> int:
+    args = (parser or build_parser()).parse_args(argv)
+    args.protocol = identity.canonical_protocol(args.protocol)
     stages = parse_stages(args.stages)
     ctx = init_distributed()
     logging.basicConfig(
         level=logging.INFO if ctx.is_main else logging.WARNING,
         format=f"%(asctime)s %(levelname)s [rank {ctx.rank}] %(name)s: %(message)s",
     )
+    unjudged = incomplete = 0
+    read = None
     try:
         check_model_path(args.model_path)  # a missing local folder is named before anything loads (issue 17)
         set_max_image_pixels(args.max_image_pixels)
+        demo_data = args.data_path is None and args.dataset_root is None
+        specs = [get_benchmark(n) for n in benchmark_names(args.benchmarks, args.protocol, demo_data)]
+        check_configuration(args, specs)
         Path(args.output_dir).mkdir(parents=True, exist_ok=True)
+        apply_demo_defaults(args, specs)
+        per_benchmark = args.benchmarks is not None and args.data_path is None
+        read = pipeline.read_runs(
+            specs,
+            args.output_dir,
+            per_benchmark=per_benchmark,
+            data_path=args.data_path,
+            dataset_root=args.dataset_root,
+            image_root=args.image_root,
+            options=read_options(args, specs),
+            ctx=ctx,
+            # A rerun of the later stages of one benchmark scoring from its predictions alone reads no data.
+            read_data="infer" in stages or per_benchmark or not all(s.scores_from_predictions for s in specs),
+        )
+        if not read.runs:
+            raise ValueError(
+                "no benchmark could run (each one's reason is above): check DATASET_ROOT"
+                + (" and IMAGE_ROOT" if args.image_root else "")
+            )
+        skipped = pipeline.write_records_report(read, args.output_dir) if ctx.is_main and read.data_read else 0
+        if read.data_read:
+            logger.info(
+                "benchmarks: %s", ", ".join(f"{r.name} ({len(r.data.items)} items, {r.data.file})" for r in read.runs)
+            )
         if "infer" in stages:
-            apply_demo_defaults(args)
-            if args.data_path is None:
-                args.data_path = builtin_data(args, ctx)
-            stage_infer(args, ctx)
+            stage_infer(args, ctx, read)
         if not ctx.is_main:
             return 0
-        unjudged = 0
-        if "judge" in stages and args.protocol != "refcoco":
-            unjudged = stage_judge(args)
-        if "score" in stages:
-            stage_score(args)
+        if "judge" in stages:
+            cache = args.judge_cache or Path(args.output_dir) / "judge_cache.jsonl"
+            unjudged = pipeline.judge(read.runs, args.judge, lambda spec: judge_config(args, spec), cache)
+        options = run_options(args, specs)
+        rows = pipeline.score(read, options) if "score" in stages or ("table" in stages and read.per_benchmark) else []
         if "table" in stages:
-            print(stage_table(args), flush=True)
-        incomplete = incomplete_count(args)
+            print(pipeline.table(read, rows, options, args.output_dir, summary_label(args)), flush=True)
+        incomplete = pipeline.incomplete_count(read, skipped)
     except JudgeAuthenticationError as exc:
         logger.error("%s (exit %d)", exc, outcome.EXIT_CONFIG_ERROR)
         return outcome.EXIT_CONFIG_ERROR
@@ -655,9 +626,12 @@ def main(argv: list[str] | None = None) -> int:
             unjudged,
             code,
         )
+    if read is not None and read.failed:
+        logger.error("could not run: %s; the other benchmarks finished", ", ".join(read.failed))
     if incomplete:
         logger.warning(
-            "%d record(s) skipped or failed (records_report.json, skipped_records.jsonl); the rest is in the table%s",
+            "%d record(s) skipped or failed, or benchmark(s) that could not run (skipped_records.jsonl); the rest "
+            "is in the table%s",
             incomplete,
             f" (exit {code})" if code == outcome.EXIT_INCOMPLETE else "",
         )

@@ -9,22 +9,26 @@ One benchmark at a time, each in its own folder so that each resumes on its own:
   record of each, images included, before any inference. A record
   that cannot be evaluated is skipped (``file:line: field: why``, written to ``skipped_records.jsonl`` and
   counted in the summary); a benchmark whose file cannot be read at all is reported and the others run.
-- **Protocols** (:data:`PROTOCOLS`): ``direct`` is the one-turn baseline with the benchmark's direct prompt
-  (the question plus its answer-format suffix, e.g. "Respond with only the letter (A, B, C or D)."); ``ground_r1``
+- **Protocols** (:data:`ground_r1.evaluation.identity.PROTOCOLS`, one vocabulary for every benchmark):
+  ``baseline`` (``direct`` is its other name) is one turn with the benchmark's direct prompt (the question plus its
+  answer-format suffix, e.g. "Respond with only the letter (A, B, C or D)."); ``ground_r1``
   is the multi-round rollout of training on the plain question (its template asks for ``<answer>`` tags);
   ``ground_sft`` is the fixed two turns of SPEC §8 around the direct prompt (the SFT model answers in plain
   text, so the answer-format suffix is kept; our choice, the release's general SFT script was not public).
   In every protocol the answer is read from the final turn by the benchmark's own parser. ``likelihood`` and
   ``ground_r1_likelihood`` score the options of a spec with a ``likelihood_rule`` (V*'s official rule,
   :mod:`ground_r1.evaluation.likelihood`) instead of reading a generated answer.
-- **Grading** (:func:`grade`): for a spec with ``needs_judge`` (MM-Vet; HR-Bench's optional official judge), its
-  grader messages and its ``judge_plan`` (the official asks and reply rule) through the judge client of Evaluation I (its retries, cache and
-  resume). A grading that fails stays a failure: the item is excluded from the means and counted, never scored 0.
+- **Judging** (:func:`grade`): for a spec with ``needs_judge`` (MM-Vet; HR-Bench's optional official judge), its
+  grader messages and its ``judge_plan`` (the official asks and reply rule) through the judge client of Evaluation I
+  (its retries, cache and resume), into the benchmark folder's ``judgments.jsonl``. A grading that fails stays a failure: the item is excluded from the means and counted, never scored 0.
 - **Records** (:func:`score_benchmark`): ``spec.score_prediction`` per predicted item; an item whose prediction
   is an error (unreadable image) is left out and counted; ``spec.summary_rows`` makes the summary table's rows.
 
-Everything benchmark-specific is the spec's (:mod:`ground_r1.evaluation.benchmarks.spec`, "How to add a
-benchmark"): this module never asks which class a spec is.
+These are the base :class:`~ground_r1.evaluation.benchmarks.spec.BenchmarkSpec`'s run hooks (``read_run``,
+``eval_items``, ``judge_items``, ``score_run``), which the one pipeline (:mod:`ground_r1.evaluation.pipeline`)
+calls; VisCoT and RefCOCO override them. Everything benchmark-specific is the spec's
+(:mod:`ground_r1.evaluation.benchmarks.spec`, "How to add a benchmark"): this module never asks which class a
+spec is.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ground_r1.data.records import ValidationIssue
+from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, ScoredRun
 from ground_r1.evaluation.benchmarks import (
     BenchmarkFileError,
     BenchmarkItem,
@@ -44,8 +49,10 @@ from ground_r1.evaluation.benchmarks import (
     get_benchmark,
     list_benchmarks,
 )
+from ground_r1.evaluation.identity import canonical_protocol, engine_protocol
 from ground_r1.evaluation.inference import EvalItem
-from ground_r1.evaluation.judge import Judge, JudgeConfig, JudgeReport, PromptItem
+from ground_r1.evaluation.judge import Judge, JudgeConfig, JudgeReport, PromptItem, load_judgments
+from ground_r1.evaluation.predictions import load_predictions
 from ground_r1.evaluation.summary import (
     ScoredBenchmark,
     SummaryRow,
@@ -57,9 +64,6 @@ from ground_r1.evaluation.summary import (
 logger = logging.getLogger(__name__)
 
 __all__ = [
-    "GRADES_NAME",
-    "LIKELIHOOD_PROTOCOLS",
-    "PROTOCOLS",
     "BenchmarkData",
     "GeneralDataError",
     "GeneralRead",
@@ -73,53 +77,20 @@ __all__ = [
     "summary_rows",
     "grade",
     "grading_items",
-    "inference_protocol",
+    "keep_single_image",
     "load_benchmarks",
     "locate_benchmark",
     "read_benchmarks",
     "score_benchmark",
+    "score_folder",
     "to_eval_items",
     "write_demo_dataset",
+    "write_demo_records",
 ]
-
-PROTOCOLS = ("direct", "ground_r1", "ground_sft", "likelihood", "ground_r1_likelihood")
-# V*'s official option-loss scoring (evaluation/likelihood.py): "likelihood" generates nothing (the one-turn
-# protocol's processor and pixel limits); "ground_r1_likelihood" runs the crop loop first (its rollout settings).
-# Their predictions' identity is their own protocol's (evaluation/identity.py); this is the engine each one runs.
-_INFERENCE_PROTOCOL = {
-    "direct": "baseline",
-    "ground_r1": "ground_r1",
-    "ground_sft": "ground_sft",
-    "likelihood": "baseline",
-    "ground_r1_likelihood": "ground_r1",
-}
-LIKELIHOOD_PROTOCOLS = ("likelihood", "ground_r1_likelihood")
-GRADES_NAME = "mmvet_grades.jsonl"  # the grader's records in a benchmark's folder (the name MM-Vet's runs have)
 
 
 class GeneralDataError(ValueError):
     """One or more benchmark files cannot be evaluated; the message lists every problem of every file."""
-
-
-@dataclass
-class BenchmarkData:
-    """A benchmark ready to run: its spec, the file read, the image root used, its items (after ``max_items``),
-    every skipped record's problems and how many records the whole file holds."""
-
-    spec: BenchmarkSpec
-    file: Path
-    image_root: Path
-    items: list[BenchmarkItem]
-    skipped: list[ValidationIssue] = field(default_factory=list)
-    records_read: int = 0
-
-    @property
-    def name(self) -> str:
-        return self.spec.name
-
-    @property
-    def skipped_records(self) -> int:
-        return len({(issue.file, issue.line) for issue in self.skipped})  # V*: one file per record
 
 
 @dataclass
@@ -128,17 +99,6 @@ class GeneralRead:
 
     loaded: list[BenchmarkData]
     failed: dict[str, str] = field(default_factory=dict)  # benchmark -> why it cannot run
-
-
-def inference_protocol(protocol: str) -> str:
-    """The Evaluation I protocol running a general protocol (``direct`` is the one-turn ``baseline``).
-
-    Raises:
-        ValueError: an unknown protocol (the valid names are listed).
-    """
-    if protocol not in _INFERENCE_PROTOCOL:
-        raise ValueError(f"unknown general-benchmark protocol {protocol!r}; valid: {', '.join(PROTOCOLS)}")
-    return _INFERENCE_PROTOCOL[protocol]
 
 
 def locate_benchmark(
@@ -153,32 +113,35 @@ def locate_benchmark(
     return spec.locate(dataset_root, image_root)
 
 
-def write_demo_dataset(folder: str | os.PathLike[str]) -> Path:
-    """Write the built-in demo set into ``folder``: ``{name}.jsonl`` of each registered spec's ``demo_records``
-    and their images in ``{name}/`` (a red square on white, 112 x 112); returns the folder, usable as a dataset
-    root."""
+def write_demo_records(spec: BenchmarkSpec, folder: str | os.PathLike[str]) -> Path:
+    """Write one spec's part of the built-in demo set into ``folder``: ``{name}.jsonl`` of its ``demo_records``
+    and their images in ``{name}/`` (a red square on white, 112 x 112); returns the folder."""
     from PIL import Image, ImageDraw
 
     root = Path(folder)
-    for spec in (get_benchmark(name) for name in list_benchmarks()):
-        if not spec.demo_records:
-            continue
-        root.mkdir(parents=True, exist_ok=True)
-        (root / spec.default_file).write_text(
-            "".join(json.dumps(r) + "\n" for r in spec.demo_records), encoding="utf-8"
-        )
-        for record in spec.demo_records:
-            path = root / spec.name / record["Image"]
-            path = path if path.suffix else path.with_name(path.name + spec.default_image_ext)
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                image = Image.new("RGB", (112, 112), "white")
-                ImageDraw.Draw(image).rectangle((32, 40, 80, 88), fill=(220, 30, 30))
-                image.save(path)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / spec.default_file).write_text("".join(json.dumps(r) + "\n" for r in spec.demo_records), encoding="utf-8")
+    for record in spec.demo_records:
+        path = root / spec.name / record["Image"]
+        path = path if path.suffix else path.with_name(path.name + spec.default_image_ext)
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            image = Image.new("RGB", (112, 112), "white")
+            ImageDraw.Draw(image).rectangle((32, 40, 80, 88), fill=(220, 30, 30))
+            image.save(path)
     return root
 
 
-def _single_image(data: BenchmarkData) -> None:
+def write_demo_dataset(folder: str | os.PathLike[str]) -> Path:
+    """The built-in demo set of every registered general benchmark with ``demo_records``
+    (:func:`write_demo_records` each), in ``folder``; returns the folder, usable as a dataset root."""
+    for spec in (get_benchmark(name) for name in list_benchmarks()):
+        if spec.demo_records:
+            write_demo_records(spec, folder)
+    return Path(folder)
+
+
+def keep_single_image(data: BenchmarkData) -> None:
     """Skip the records with several images: the evaluation protocols show one image per question."""
     kept = []
     for item in data.items:
@@ -218,16 +181,10 @@ def read_benchmarks(
         spec = get_benchmark(name)
         try:
             file, images = locate_benchmark(spec, dataset_root, image_root)
-            result = spec.read(file, images, check_images=check_images)
+            loaded.append(spec.read_run(file, images, ReadOptions(max_items=max_items, check_images=check_images)))
         except (FileNotFoundError, BenchmarkFileError, ValueError, OSError) as exc:
             logger.error("%s CANNOT RUN: %s", spec.name, exc)
             failed[spec.name] = str(exc)
-            continue
-        data = BenchmarkData(spec, file, images, result.items, list(result.skipped), result.records_read)
-        _single_image(data)
-        if max_items:
-            data.items = spec.first_items(data.items, max_items)  # MMBench: the first questions with all copies
-        loaded.append(data)
     return GeneralRead(loaded, failed)
 
 
@@ -260,7 +217,7 @@ def load_benchmarks(
 
 
 def _prompt(spec: BenchmarkSpec, item: BenchmarkItem, protocol: str) -> str:
-    return spec.question(item) if protocol == "ground_r1" else spec.direct_prompt(item)
+    return spec.question(item) if engine_protocol(protocol) == "ground_r1" else spec.direct_prompt(item)
 
 
 def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
@@ -270,7 +227,11 @@ def to_eval_items(data: BenchmarkData, protocol: str) -> list[EvalItem]:
         ValueError: an unknown protocol, or a multi-image record (the protocols show one image; named by
             file:line).
     """
-    inference_protocol(protocol)
+    if canonical_protocol(protocol) not in data.spec.supported_protocols():  # an unknown one raises, listing them
+        raise ValueError(
+            f"{data.name} cannot be evaluated under protocol {protocol!r}: it supports "
+            + ", ".join(data.spec.supported_protocols())
+        )
     data.spec.prepare_images(data.items)  # images embedded in a TSV/parquet are decoded once, here
     out = []
     for item in data.items:
@@ -384,6 +345,51 @@ def score_benchmark(
             scored.missing,
         )
     return scored
+
+
+def score_folder(data: BenchmarkData, folder: Path, protocol: str) -> ScoredRun:
+    """Score one benchmark's finished folder: ``scores.jsonl`` (a record per predicted item) and ``metrics.json``
+    (the metrics, the file read, the counts, each summary row's number and error bar); its summary rows.
+
+    Raises:
+        ValueError, OSError: its predictions or judgments cannot be read (named).
+    """
+    from ground_r1.evaluation.judge import judgments_path
+
+    grades_path = judgments_path(folder)
+    grades = load_judgments(grades_path) if data.spec.needs_judge and grades_path.is_file() else None
+    predictions = {str(p["key"]): p for p in load_predictions(folder)}
+    scored = score_benchmark(data, predictions, grades)
+    metrics = data.spec.aggregate(scored.records)
+    (folder / "scores.jsonl").write_text("".join(json.dumps(r) + "\n" for r in scored.records), encoding="utf-8")
+    extra = {
+        "benchmark": data.name,
+        "version": data.spec.version,
+        "protocol": protocol,
+        "file": str(data.file),
+        "records_read": data.records_read,
+        "skipped": data.skipped_records,
+        "errors": scored.errors,
+        "missing": scored.missing,
+    }
+    rows = summary_rows(data.spec, metrics, scored, skipped=data.skipped_records)
+    # One entry per table row (a list: the headline and its variant rows may share a metric name).
+    uncertainty = [
+        {
+            "metric": r.metric,
+            "rule": r.rule,
+            "variant": r.variant,
+            "value": r.score,
+            "se": r.se,
+            "items": r.items,
+            "method": r.error_bar,
+        }
+        for r in rows
+    ]
+    (folder / "metrics.json").write_text(
+        json.dumps({**extra, "metrics": metrics, "uncertainty": uncertainty}, indent=2) + "\n", encoding="utf-8"
+    )
+    return ScoredRun(rows, scored.errors, scored.missing)
 
 
 # ------------------------------------------------------------------------------------------ summary table

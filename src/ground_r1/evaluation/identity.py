@@ -64,8 +64,10 @@ class Protocol:
     settings: tuple[str, ...]
 
 
-# The protocols of evaluation. The general benchmarks' CLI calls the one-turn protocol "direct" (its prompt is the
-# benchmark's direct prompt) and runs it as "baseline" with the plain prompt class.
+# The protocols of evaluation, one vocabulary for every benchmark (a spec says which it supports,
+# BenchmarkSpec.supported_protocols). "baseline" is the one-turn protocol (the release's word; its prompt is the
+# benchmark's direct prompt, formatted by the prompt class); "direct", its name in the general benchmarks' CLI until
+# they shared one pipeline, is accepted for it (PROTOCOL_ALIASES) and never recorded.
 PROTOCOLS: dict[str, Protocol] = {
     p.name: p
     for p in (
@@ -117,6 +119,36 @@ PROTOCOLS: dict[str, Protocol] = {
         ),
     )
 }
+
+PROTOCOL_ALIASES = {"direct": "baseline"}
+# The option-likelihood protocols (V*'s official scoring, evaluation/likelihood.py) and the engine each one runs
+# first: "likelihood" generates nothing (the one-turn protocol's processor and pixel limits); "ground_r1_likelihood"
+# runs the crop loop (its rollout settings). Their predictions' identity is their own protocol's.
+LIKELIHOOD_PROTOCOLS = ("likelihood", "ground_r1_likelihood")
+_ENGINE_PROTOCOL = {"likelihood": "baseline", "ground_r1_likelihood": "ground_r1"}
+
+
+def canonical_protocol(name: str) -> str:
+    """The protocol ``name`` stands for (``direct`` -> ``baseline``).
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed).
+    """
+    name = PROTOCOL_ALIASES.get(name, name)
+    protocol(name)
+    return name
+
+
+def engine_protocol(name: str) -> str:
+    """The protocol of the inference engine running protocol ``name`` (a likelihood protocol's generation, else
+    itself).
+
+    Raises:
+        ValueError: an unknown name (the valid ones are listed).
+    """
+    name = canonical_protocol(name)
+    return _ENGINE_PROTOCOL.get(name, name)
+
 
 # Every protocol's predictions depend on these.
 COMMON_IDENTITY_KEYS = (
@@ -301,3 +333,12 @@ def check_identity(output_dir: str | os.PathLike[str], config: InferenceConfig) 
     tmp = path.with_name(f"{path.name}.tmp{os.getpid()}")
     tmp.write_text(json.dumps({**current, NOTES_KEY: notes}, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     os.replace(tmp, path)
+
+
+def run_label(run_dir: str | os.PathLike[str], fallback: str) -> str:
+    """A run's name in a table: its recorded protocol (and prompt class), ``fallback`` when it has no record."""
+    config_file = Path(run_dir) / RUN_CONFIG_NAME
+    if not config_file.is_file():
+        return fallback
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    return config["protocol"] + (f"[{config['prompt_class']}]" if config.get("prompt_class") else "")

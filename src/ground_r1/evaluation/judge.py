@@ -164,6 +164,24 @@ def _judge_record_problem(record: Any) -> str | None:
     return None
 
 
+JUDGMENTS_NAME = "judgments.jsonl"  # a benchmark folder's judge records (VisCoT's judge, MM-Vet's and HR-Bench's)
+LEGACY_JUDGMENTS_NAMES = ("mmvet_grades.jsonl",)  # what the general benchmarks' folders called it before
+
+
+def judgments_path(folder: str | os.PathLike[str]) -> Path:
+    """A benchmark folder's judgments file (:data:`JUDGMENTS_NAME`). A folder judged before the name was one
+    (``mmvet_grades.jsonl``) has its file renamed, once, so a rerun resumes from it instead of judging again."""
+    path = Path(folder) / JUDGMENTS_NAME
+    if not path.exists():
+        for name in LEGACY_JUDGMENTS_NAMES:
+            legacy = Path(folder) / name
+            if legacy.is_file():
+                os.replace(legacy, path)
+                logger.info("%s: renamed to %s (one name for every benchmark's judgments)", legacy, path.name)
+                break
+    return path
+
+
 def load_judgments(out_path: str | os.PathLike[str]) -> dict[str, dict[str, Any]]:
     """The last record per key of a judge output file (what tables should read). Missing file -> {}.
 

@@ -30,13 +30,14 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from ground_r1.evaluation.benchmarks.readers import RawRecord
 from ground_r1.evaluation.benchmarks.parsing import parse_options
 from ground_r1.evaluation.benchmarks.reference import mmbench_can_infer
 from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 from ground_r1.evaluation.benchmarks.spec import BenchmarkItem, percent
+from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_MAX_TOKENS
 from ground_r1.evaluation.benchmarks.zoom import LETTER_RULE, ZoomSpec, zoom_letter
 from ground_r1.evaluation.judge import AskPlan
 from ground_r1.evaluation.uncertainty import Estimate, mean_of_group_means
@@ -117,6 +118,7 @@ class HRBenchSpec(ZoomSpec):
 
     headline_metric: str = "avg.all"
     needs_judge: bool = True  # optional: graded when an endpoint is configured, else the judge row is absent
+    judge_max_tokens: ClassVar[int | None] = MMVET_GRADER_MAX_TOKENS  # a "yes"/"no" reply (3 tokens, as MM-Vet)
 
     def judge_plan(self) -> AskPlan:
         """The official judge (``HRBenchDataset.evaluate``): one ask at temperature 0.2; a reply is right iff it

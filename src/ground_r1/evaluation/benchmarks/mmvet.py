@@ -125,6 +125,7 @@ class MMVetSpec(BenchmarkSpec):
     """MM-Vet: graded by an LLM (``needs_judge``); category is the comma-separated capability list."""
 
     needs_judge: bool = True
+    judge_max_tokens: ClassVar[int | None] = MMVET_GRADER_MAX_TOKENS  # the official evaluator's reply budget
     headline_metric: str = "total"
     rule: str = "MM-Vet official grader prompt"
 

@@ -1,4 +1,4 @@
-"""The general benchmarks by name (SPEC §7); adding a benchmark is adding one entry to ``_BUILTIN`` (or calling
+"""Every benchmark by name (SPEC §7: the general set, the zoom-in benchmarks, VisCoT and RefCOCO); adding a benchmark is adding one entry to ``_BUILTIN`` (or calling
 :func:`register_benchmark` from your own code): see "How to add a benchmark" in
 :mod:`ground_r1.evaluation.benchmarks.spec`.
 
@@ -24,7 +24,9 @@ from ground_r1.evaluation.benchmarks.mmmu import MMMUSpec
 from ground_r1.evaluation.benchmarks.mmvet import MMVetSpec
 from ground_r1.evaluation.benchmarks.pope import PopeSpec
 from ground_r1.evaluation.benchmarks.realworldqa import RealWorldQASpec
+from ground_r1.evaluation.benchmarks.refcoco import RefCOCOSpec
 from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
+from ground_r1.evaluation.benchmarks.viscot import VisCoTSpec
 from ground_r1.evaluation.benchmarks.zoom_registry import ZOOM_BENCHMARKS
 
 __all__ = [
@@ -247,16 +249,35 @@ def unregister_benchmark(name: str) -> BenchmarkSpec:
     return spec
 
 
-for _spec in (*_BUILTIN, *ZOOM_BENCHMARKS):
+# The paper's grounding benchmarks (SPEC §7): VisCoT, its main table, and RefCOCO; each the release's file.
+GROUNDING_BENCHMARKS: tuple[BenchmarkSpec, ...] = (
+    VisCoTSpec(
+        name="viscot",
+        version="1",
+        default_file="visualCoT_eval_subset150_choice.jsonl",
+        aliases=("visualcot", "visual-cot"),
+        description="VisCoT: 13 sub-datasets, LLM judge and rule accuracy, the paper's AVG over 12",
+    ),
+    RefCOCOSpec(
+        name="refcoco",
+        version="1",
+        default_file="RefCOCO_eval_subset_1000.jsonl",
+        aliases=("refcoco_eval",),
+        description="RefCOCO/+/g: Acc@0.5 per split (standard, any expression, the release's rule)",
+    ),
+)
+
+for _spec in (*_BUILTIN, *ZOOM_BENCHMARKS, *GROUNDING_BENCHMARKS):
     register_benchmark(_spec)
 
-SUITES = ("general", "zoom")
+SUITES = ("general", "zoom", "grounding")
 
 
 def list_benchmarks(suite: str | None = "general") -> list[str]:
     """Canonical names of the registered benchmarks of ``suite``, in registration order: ``"general"`` (default)
     SPEC §7's set, what ``BENCHMARKS=all`` runs; ``"zoom"`` the zoom-in benchmarks (V*, HR-Bench,
-    TreeBench), run when named; None every registered one."""
+    TreeBench), run when named; ``"grounding"`` VisCoT and RefCOCO (the ``eval/`` launchers); None every
+    registered one."""
     return [name for name, spec in _REGISTRY.items() if suite is None or spec.suite == suite]
 
 

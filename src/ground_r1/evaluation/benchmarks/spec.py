@@ -52,6 +52,8 @@ from ground_r1.evaluation.benchmarks.readers import RawRecord, reader
 from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 
 if TYPE_CHECKING:
+    from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions, ScoredRun
+    from ground_r1.evaluation.inference import EvalItem
     from ground_r1.evaluation.judge import AskPlan
     from ground_r1.evaluation.uncertainty import Estimate
 
@@ -195,6 +197,14 @@ class BenchmarkSpec:
     demo_records: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
     required_fields: ClassVar[tuple[str, ...]] = ("Image", "problem", "solution")
+    # The run-level defaults a spec owns (the pipeline reads them; none is a flag's business):
+    default_max_items: ClassVar[int] = 0  # --max_items when not given (0: every item)
+    demo_max_items: ClassVar[int] = 0  # the same on the built-in demo set
+    uses_letter_rule: ClassVar[bool] = False  # its scores depend on --letter_rule (VisCoT's rule column)
+    judge_max_tokens: ClassVar[int | None] = None  # the grader's reply budget; None: the judge client's default
+    # Its predictions carry everything its scores need (VisCoT, RefCOCO): a rerun of the judge, score or table
+    # stages of it alone reads no data file. The general specs score items against their file's records.
+    scores_from_predictions: ClassVar[bool] = False
 
     # ------------------------------------------------------------------ data
 
@@ -391,6 +401,95 @@ class BenchmarkSpec:
         """The items a ``--max_items count`` run keeps: the first ``count`` (a benchmark whose scoring needs whole
         groups, MMBench's rotated copies, keeps whole groups)."""
         return items[:count]
+
+    # ------------------------------------------------------------------ the pipeline's hooks (one run)
+
+    def supported_protocols(self) -> tuple[str, ...]:
+        """The protocols this benchmark can be evaluated under (:data:`ground_r1.evaluation.identity.PROTOCOLS`):
+        the one-turn baseline and the two grounding protocols; the likelihood ones with a :attr:`likelihood_rule`."""
+        generated = ("baseline", "ground_r1", "ground_sft")
+        return generated + (("likelihood", "ground_r1_likelihood") if self.likelihood_rule else ())
+
+    def locate_data(
+        self, data_path: str | Path | None, dataset_root: str | Path | None, image_root: str | Path | None
+    ) -> tuple[Path, Path]:
+        """(file to read, image root) of a run: ``--data_path`` (this benchmark's file, or its folder; images in
+        ``--image_root``, else ``{name}/`` beside the file when it exists, else the file's folder), else
+        :meth:`locate` under ``--dataset_root``.
+
+        Raises:
+            FileNotFoundError: nothing found (the paths tried are named).
+        """
+        if data_path is None:
+            return self.locate(dataset_root if dataset_root is not None else ".", image_root)
+        path = Path(data_path).expanduser()
+        if path.is_dir():
+            return self.locate(path, image_root)
+        file = self.resolve_file(path)
+        if image_root is not None:
+            return file, Path(image_root).expanduser()
+        folder = file.parent / self.name
+        return file, folder if folder.is_dir() else file.parent
+
+    def demo_data(self, output_dir: str | Path, write: bool = True) -> tuple[Path, Path]:
+        """(file, image root) of this benchmark's part of the built-in demo set (``demo_records``, written into
+        ``OUTPUT_DIR/builtin_general`` when ``write``: the launchers' default run, not a result).
+
+        Raises:
+            ValueError: the spec has no demo records (give its data).
+        """
+        from ground_r1.evaluation.general import write_demo_records
+
+        if not self.demo_records:
+            raise ValueError(f"{self.name} has no built-in demo set: give its data (--dataset_root or --data_path)")
+        folder = Path(output_dir) / "builtin_general"
+        if write:
+            write_demo_records(self, folder)
+        return self.locate(folder)
+
+    def read_run(self, file: Path, image_root: Path, options: "ReadOptions") -> "BenchmarkData":
+        """Every record of ``file`` read and validated (:meth:`read`), records with several images skipped (the
+        protocols show one image), then the first ``max_items`` (:meth:`first_items`) kept."""
+        from ground_r1.evaluation.benchmark_run import BenchmarkData
+        from ground_r1.evaluation.general import keep_single_image
+
+        result = self.read(file, image_root, check_images=options.check_images)
+        data = BenchmarkData(
+            self, Path(file), Path(image_root), result.items, list(result.skipped), result.records_read
+        )
+        keep_single_image(data)
+        limit = self.default_max_items if options.max_items is None else options.max_items
+        if limit:
+            data.items = self.first_items(data.items, limit)  # MMBench: the first questions with all copies
+        return data
+
+    def eval_items(self, data: "BenchmarkData", protocol: str) -> list["EvalItem"]:
+        """The inference items of a run under ``protocol``: the question each protocol poses
+        (:func:`ground_r1.evaluation.general.to_eval_items`)."""
+        from ground_r1.evaluation.general import to_eval_items
+
+        return to_eval_items(data, protocol)
+
+    def judge_items(self, data: "BenchmarkData", predictions: dict[str, dict[str, Any]]) -> list[Any]:
+        """What the judge is asked, one item per successful prediction (:meth:`grader_messages`)."""
+        from ground_r1.evaluation.general import grading_items
+
+        return grading_items(self, data.items, predictions)
+
+    def score_run(self, data: "BenchmarkData", folder: Path, options: "RunOptions") -> "ScoredRun":
+        """Score a finished folder: ``scores.jsonl`` (one record per item) and ``metrics.json``; the summary rows.
+
+        Raises:
+            ValueError, OSError: the folder's predictions or judgments cannot be read (named).
+        """
+        from ground_r1.evaluation.general import score_folder
+
+        return score_folder(data, folder, options.protocol)
+
+    def write_run_table(self, folder: Path, options: "RunOptions") -> str | None:
+        """A run of this benchmark alone in ``folder``: write its own table (``table.md``, ``table.csv``) and return
+        the Markdown; None (the default) when the summary table is its table."""
+        return None
 
     def _finish_item(self, item: BenchmarkItem, record: dict[str, Any], problems: list[tuple[str, str]]) -> None:
         """Benchmark-specific parsing and checks: set ``category``, fill ``extra``, add problems."""
