@@ -203,9 +203,13 @@ def test_the_table_header_names_each_settings_source(tmp_path):
         "rollout_settings.json (as trained): max_turns=3, min_pixels=12544, max_pixels=12544"
     )
     assert "from flags: max_new_tokens_per_turn=512" in header
+    assert "box convention" not in header  # none recorded: the family's own
     # The sources are notes: a resume with the same settings from other sources is the same run.
     (tmp_path / "predictions.jsonl").write_text('{"key": "a", "status": "ok"}\n')
     check_identity(tmp_path, dataclasses.replace(cfg, settings_sources={}))
+    qwen3 = tmp_path / "qwen3"
+    check_identity(qwen3, dataclasses.replace(cfg, coordinates="relative_1000"))
+    assert run_header(qwen3).endswith("; box convention relative_1000 (the checkpoint's)")
 
 
 def test_the_box_and_letter_rules_training_used_reach_evaluation_unless_a_flag_says_otherwise(tmp_path, caplog):

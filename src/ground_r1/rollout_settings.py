@@ -255,6 +255,8 @@ def run_header(run_dir: str | os.PathLike[str]) -> str | None:
         "recorded": "as recorded",
     }
     parts = [f"{names.get(src, src)}: {', '.join(items)}" for src, items in by_source.items()]
+    if config.get("coordinates"):  # the box convention training used, from the checkpoint (None: the family's)
+        parts.append(f"box convention {config['coordinates']} (the checkpoint's)")
     model = str(config.get("model"))
     if config.get("scripted_policy"):  # tests only: a scripted run's table is never taken for the model's
         model += f" (scripted policy {config['scripted_policy']})"

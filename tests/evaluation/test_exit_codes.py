@@ -270,10 +270,10 @@ def test_mmvet_gradings_left_undone_exit_3_and_a_rerun_grades_them(tmp_path, mon
     with FakeChatServer(policy=lambda request, n: ("reply", "no idea")) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
         assert grade_cli(root, out) == 3
-        assert "graded 0/3, 3 grading(s) failed" in (out / "summary.md").read_text()
+        assert "judged 0/3, 3 judgment(s) failed" in (out / "summary.md").read_text()
         server.set_policy(lambda request, n: ("reply", "1.0"))
         assert grade_cli(root, out) == 0
-        assert "graded 3/3" in (out / "summary.md").read_text()
+        assert "judged 3/3" in (out / "summary.md").read_text()
 
 
 def test_a_refused_grader_key_exits_1(tmp_path, monkeypatch, caplog):

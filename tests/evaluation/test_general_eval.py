@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from ground_r1.cli import evaluate, evaluate_general
-from ground_r1.evaluation import general, inference
+from ground_r1.evaluation import general, inference, pipeline
 from ground_r1.evaluation.benchmarks import get_benchmark, mmvet_grader_messages
 from ground_r1.evaluation.benchmarks.mmvet import MMVET_GRADER_PROMPT, MMVET_RETRY_SUFFIX
 from ground_r1.evaluation.judge import JudgeConfig, load_judgments
@@ -253,13 +253,13 @@ def test_prediction_errors_and_failed_gradings_are_left_out_and_counted(tmp_path
         pytest.approx(70.0),
         3,
         2,
-        "graded 2/3, 1 grading(s) failed",
+        "judged 2/3, 1 judgment(s) failed",
     )
 
     not_graded = general.score_benchmark(data, predictions, None)
     (row,) = general.summary_rows(data.spec, data.spec.aggregate(not_graded.records), not_graded)
     assert (row.score, row.left_out) == (None, 4)
-    assert row.notes.startswith("NOT GRADED")
+    assert row.notes.startswith("NOT JUDGED")
 
 
 def test_summary_table_in_the_papers_units(tmp_path):
@@ -345,7 +345,7 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
     fake_chat_server.set_policy(grader_policy)
     config = JudgeConfig(model="grader", base_url=fake_chat_server.base_url, max_tokens=3, backoff_base=0.0)
     out, cache = tmp_path / "grades.jsonl", tmp_path / "cache.jsonl"
-    report = general.grade(data, predictions, out, config, cache_path=cache)
+    report = pipeline.judge_benchmark(data.spec, data, predictions, out, config, cache_path=cache)
     assert (report.ok, report.unparseable, report.requests) == (2, 1, 1 + 5 + 1)
 
     requests = fake_chat_server.chat_requests
@@ -373,13 +373,13 @@ def test_mmvet_grading_follows_the_official_protocol(tmp_path, fake_chat_server)
     assert row.rule == "MM-Vet official grader prompt (grader grader; official: gpt-4-0613)"
     # Its error bar (issue 17): the graded scores 80 and 30 -> s = 35.36, / sqrt(2) = 25.0.
     assert (
-        "| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) "
+        "| MMVet | total (LLM-judged) | MM-Vet official grader prompt (grader grader; official: gpt-4-0613) "
         "| 55.0 ± 25.0 |"
     ) in general.render_summary_markdown([row], "x")
 
     # Another run (a new grades file) with the same cache: graded answers cost no request.
     fake_chat_server.reset()
-    again = general.grade(data, predictions, tmp_path / "again.jsonl", config, cache_path=cache)
+    again = pipeline.judge_benchmark(data.spec, data, predictions, tmp_path / "again.jsonl", config, cache_path=cache)
     assert (again.cached_hits, again.requests) == (2, 5)
 
 
@@ -530,6 +530,7 @@ def test_the_item_limit_keeps_whole_mmbench_questions_skips_bad_copies_and_every
         "skipped (Image: 1)"
     ) in summary
     metrics = json.loads((out / "MMBench_en_dev" / "metrics.json").read_text())
+    assert metrics["protocol"] == "baseline" and summary.startswith("## General benchmarks (baseline, ")  # "direct"
     assert [(u["metric"], u["variant"]) for u in metrics["uncertainty"]] == [
         ("CircularEval accuracy", False),
         ("single-pass accuracy (originals only)", False),

@@ -139,9 +139,9 @@ def test_multi_ground_r1_runs_every_benchmark_and_grades_mmvet(tmp_path, dataset
     # The table names the grader that graded (OPENAI_MODEL) and each number's rule, with its error bar; variants
     # follow their headline.
     assert (
-        "| MMVet | total (LLM-graded) | MM-Vet official grader prompt (grader grader-test; official: gpt-4-0613) "
+        "| MMVet | total (LLM-judged) | MM-Vet official grader prompt (grader grader-test; official: gpt-4-0613) "
         "| 53.3 ± 3.3 | 16 |"
-    ) in summary and "graded 15/16, 1 grading(s) failed" in summary
+    ) in summary and "judged 15/16, 1 judgment(s) failed" in summary
     assert (
         "| MME | total (perception + cognition) |" in summary
         and "tasks" not in summary.split("| MME |")[1].split("\n")[0]

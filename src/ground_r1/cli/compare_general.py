@@ -1,4 +1,4 @@
-"""One table across general-evaluation runs (``OUTPUT_DIR`` s of ``ground_r1.cli.evaluate_general``), a row per
+"""One table across general-evaluation runs (``OUTPUT_DIR`` s of ``ground_r1.cli.evaluate --benchmarks ...``), a row per
 run with its protocol and ``max_turns``, e.g. the crop loop with 6 and with 12 rounds (issue 18).
 
     python -m ground_r1.cli.compare_general outputs/eval_general/turns6 outputs/eval_general/turns12 \\

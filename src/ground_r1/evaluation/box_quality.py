@@ -3,7 +3,7 @@
 Where a benchmark annotates the evidence (V*'s ``bbox``, TreeBench's ``target_instances``), each round's box of a
 prediction is compared with the targets, **in original-image pixels**: the rollout records every parsed box
 mapped from the model's input frame (``Turn.box_original``: clamped to the input, then ``int(x * W / w)``, SPEC
-§2); a turn without it (the direct protocol parses no box) has its first box read by the same rule
+§2); a turn without it (the baseline protocol parses no box) has its first box read by the same rule
 (:func:`ground_r1.boxes.parse_turn_box`) and mapped the same way. Per round and item:
 
 - ``iou_best`` / ``giou_best``: the best IoU / GIoU score (``(GIoU + 1) / 2``, SPEC §3) over the targets;

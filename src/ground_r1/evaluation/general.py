@@ -18,7 +18,7 @@ One benchmark at a time, each in its own folder so that each resumes on its own:
   In every protocol the answer is read from the final turn by the benchmark's own parser. ``likelihood`` and
   ``ground_r1_likelihood`` score the options of a spec with a ``likelihood_rule`` (V*'s official rule,
   :mod:`ground_r1.evaluation.likelihood`) instead of reading a generated answer.
-- **Judging** (:func:`grade`): for a spec with ``needs_judge`` (MM-Vet; HR-Bench's optional official judge), its
+- **Judging** (:func:`ground_r1.evaluation.pipeline.judge_benchmark`): for a spec with ``needs_judge`` (MM-Vet; HR-Bench's optional official judge), its
   grader messages and its ``judge_plan`` (the official asks and reply rule) through the judge client of Evaluation I
   (its retries, cache and resume), into the benchmark folder's ``judgments.jsonl``. A grading that fails stays a failure: the item is excluded from the means and counted, never scored 0.
 - **Records** (:func:`score_benchmark`): ``spec.score_prediction`` per predicted item; an item whose prediction
@@ -51,7 +51,7 @@ from ground_r1.evaluation.benchmarks import (
 )
 from ground_r1.evaluation.identity import canonical_protocol, engine_protocol
 from ground_r1.evaluation.inference import EvalItem
-from ground_r1.evaluation.judge import Judge, JudgeConfig, JudgeReport, PromptItem, load_judgments
+from ground_r1.evaluation.judge import PromptItem, load_judgments
 from ground_r1.evaluation.predictions import load_predictions
 from ground_r1.evaluation.summary import (
     ScoredBenchmark,
@@ -75,7 +75,6 @@ __all__ = [
     "render_summary_csv",
     "render_summary_markdown",
     "summary_rows",
-    "grade",
     "grading_items",
     "keep_single_image",
     "load_benchmarks",
@@ -279,30 +278,6 @@ def grading_items(
             PromptItem.build(item.key, spec.grader_messages(item, text), spec.grader_messages(item, text, retry=True))
         )
     return out
-
-
-def grade(
-    data: BenchmarkData,
-    predictions: Mapping[str, Mapping[str, Any]],
-    out_path: str | os.PathLike[str],
-    config: JudgeConfig,
-    *,
-    cache_path: str | os.PathLike[str] | None = None,
-    client: Any = None,
-) -> JudgeReport:
-    """Grade a benchmark's predictions with its spec's grader (``judge_plan``, ``grader_messages``) into
-    ``out_path`` (resumable; cached by exact messages when ``cache_path``).
-
-    Raises:
-        ValueError: the benchmark is scored by rule (its spec has no judge plan).
-        JudgeNotConfiguredError: no endpoint and no key in ``config``.
-    """
-    plan = data.spec.judge_plan()
-    if plan is None:
-        raise ValueError(f"{data.name} is scored by rule: it has no grader")
-    items = grading_items(data.spec, data.items, predictions)
-    logger.info("%s: grading %d answers with %s", data.name, len(items), config.describe())
-    return Judge(config, client=client, plan=plan).judge_items(items, out_path, cache_path=cache_path)
 
 
 def score_benchmark(

@@ -9,7 +9,7 @@ puts the correct one first), so option order does not matter. Ties go to the ear
 :func:`mean_token_loss` and :func:`choose_option` are the rule; :func:`option_losses` runs it with a Qwen2.5-VL
 model through the rollout's chat codec (its chat template, ``add_vision_id``), one forward pass per option;
 :func:`run_likelihood` scores a benchmark's items into resumable prediction shards (``--protocol likelihood`` of
-``ground_r1.cli.evaluate_general``, V* only). After the crop loop
+``ground_r1.cli.evaluate``, V* only). After the crop loop
 (``--protocol ground_r1_likelihood``): the rollout runs on the question, then each option replaces its last
 assistant turn, scored given the final context (the original image and every crop fed back), labelled so.
 """

@@ -50,6 +50,7 @@ __all__ = [
     "incomplete_count",
     "infer",
     "judge",
+    "judge_benchmark",
     "read_runs",
     "records_note",
     "score",
@@ -271,7 +272,7 @@ def judge(
     """Each judged benchmark's judge (``spec.needs_judge``) when an endpoint is configured (``config_for(spec)``: the
     :class:`~ground_r1.evaluation.judge.JudgeConfig`); returns how many items were left unjudged (failed or
     unparseable: a rerun judges only those)."""
-    from ground_r1.evaluation.judge import Judge, judgments_path
+    from ground_r1.evaluation.judge import judgments_path
 
     unjudged = 0
     for run in (r for r in runs if r.spec.needs_judge):
@@ -287,14 +288,39 @@ def judge(
             )
             continue
         predictions = {str(p["key"]): p for p in load_predictions(run.folder)}
-        items = run.spec.judge_items(run.data, predictions)
-        logger.info("%s: judging %d predictions with %s", run.name, len(items), config.describe())
-        report = Judge(config, plan=run.spec.judge_plan()).judge_items(
-            items, judgments_path(run.folder), cache_path=cache_path
+        report = judge_benchmark(
+            run.spec, run.data, predictions, judgments_path(run.folder), config, cache_path=cache_path
         )
         logger.info("%s: %s", run.name, report.summary())
         unjudged += report.failed + report.unparseable
     return unjudged
+
+
+def judge_benchmark(
+    spec: BenchmarkSpec,
+    data: BenchmarkData | None,
+    predictions: dict[str, dict[str, Any]],
+    out_path: str | os.PathLike[str],
+    config: Any,
+    *,
+    cache_path: str | os.PathLike[str] | None = None,
+    client: Any = None,
+) -> Any:
+    """Judge one benchmark's successful predictions with its spec's judge (``judge_items``, ``judge_plan``) into
+    ``out_path`` (resumable; cached by exact messages when ``cache_path``); the
+    :class:`~ground_r1.evaluation.judge.JudgeReport`.
+
+    Raises:
+        ValueError: the benchmark is scored by rule (it has no judge).
+        JudgeNotConfiguredError: no endpoint and no key in ``config``.
+    """
+    from ground_r1.evaluation.judge import Judge
+
+    if not spec.needs_judge:
+        raise ValueError(f"{spec.name} is scored by rule: it has no judge")
+    items = spec.judge_items(data, predictions)
+    logger.info("%s: judging %d predictions with %s", spec.name, len(items), config.describe())
+    return Judge(config, client=client, plan=spec.judge_plan()).judge_items(items, out_path, cache_path=cache_path)
 
 
 # ------------------------------------------------------------------------------------------ score, table

@@ -1,7 +1,7 @@
 """One table across general-evaluation runs made with different rollout settings (issue 18: more rounds at test
 time than in training, e.g. Mini-o3's 6 in training and 12 in evaluation).
 
-Each run (one ``OUTPUT_DIR`` of ``ground_r1.cli.evaluate_general``) holds ``summary.csv`` and, per benchmark,
+Each run (one ``OUTPUT_DIR`` of ``ground_r1.cli.evaluate --benchmarks ...``) holds ``summary.csv`` and, per benchmark,
 ``inference_config.json`` (the settings the predictions were made with). :func:`read_run` joins them;
 :func:`render_settings_markdown` prints one row per (benchmark, metric, rule) and run, with the protocol and
 ``max_turns`` of the run beside the number, so a setting's effect reads down a column.
@@ -28,7 +28,7 @@ def read_run(run_dir: str | os.PathLike[str]) -> list[dict[str, Any]]:
     root = Path(run_dir)
     path = root / "summary.csv"
     if not path.is_file():
-        raise FileNotFoundError(f"{path} not found: run the score stage of ground_r1.cli.evaluate_general there")
+        raise FileNotFoundError(f"{path} not found: run the table stage of ground_r1.cli.evaluate (--benchmarks) there")
     rows = []
     with path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):

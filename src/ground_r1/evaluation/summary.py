@@ -103,7 +103,7 @@ def render_summary_markdown(
         "Scores x100 (MME: sum of per-task accuracy + acc+). Rule: the scoring rule of each number (its "
         'reference and version, docs/metrics.md); rows marked "variant:" are the same predictions scored by '
         "another rule (ours where more lenient than the reference, the release's). Unparsed answers count as "
-        "wrong; left-out items (prediction errors, failed MM-Vet gradings) are excluded and counted, never "
+        "wrong; left-out items (prediction errors, failed MM-Vet judgments) are excluded and counted, never "
         "scored 0; skipped records could not be evaluated (skipped_records.jsonl names each as file:line: "
         "field: why).",
         "± is one standard error: of the mean over the Items for accuracies and MM-Vet; a seeded bootstrap "

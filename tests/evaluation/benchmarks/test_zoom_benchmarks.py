@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from ground_r1.evaluation import general
+from ground_r1.evaluation import general, pipeline
 from ground_r1.evaluation.benchmarks import BenchmarkFileError, get_benchmark, list_benchmarks
 from ground_r1.evaluation.benchmarks.hrbench import cycle_metrics
 from ground_r1.evaluation.benchmarks.readers import read_tsv
@@ -310,7 +310,7 @@ def test_hrbench_scores_rows_and_labels_the_vlmevalkit_variant(tmp_path) -> None
         "accuracy (avg over cycles)",
         "accuracy (avg over cycles)",
     ]
-    assert rows[4].score is None and rows[4].notes.startswith("NOT GRADED")  # the official judge: no endpoint
+    assert rows[4].score is None and rows[4].notes.startswith("NOT JUDGED")  # the official judge: no endpoint
     assert "mean over 2 cycle_category group(s)" in rows[0].rule and "LLM judge (its own row" in rows[0].rule
     assert rows[3].variant and rows[3].rule.startswith("VLMEvalKit can_infer")
 
@@ -504,11 +504,11 @@ def test_hrbench_official_judge_through_the_judge_client(tmp_path, fake_chat_ser
     config = JudgeConfig(
         model="judge-x", base_url=fake_chat_server.base_url, max_tokens=3, backoff_base=0.0, max_retries=0
     )
-    report = general.grade(data, predictions, tmp_path / "grades.jsonl", config)
+    report = pipeline.judge_benchmark(data.spec, data, predictions, tmp_path / "grades.jsonl", config)
     assert report.ok == 2 and {r.body["temperature"] for r in fake_chat_server.chat_requests} == {0.2}
     scored = general.score_benchmark(data, predictions, load_judgments(tmp_path / "grades.jsonl"))
     metrics = data.spec.aggregate(scored.records)
     assert metrics["n_judged"] == 2 and metrics["judge"]["avg"]["all"] == 50.0  # cycle 0: 100, cycle 1: 0
     judge_row = general.summary_rows(data.spec, metrics, scored)[-1]
     assert judge_row.rule.startswith("HR-Bench official LLM judge (yes/no; grader judge-x")
-    assert (judge_row.items, judge_row.left_out) == (2, 1) and "1 grading(s) failed" in judge_row.notes
+    assert (judge_row.items, judge_row.left_out) == (2, 1) and "1 judgment(s) failed" in judge_row.notes

@@ -1,7 +1,7 @@
 """Letter-answer benchmarks (SPEC §7): SEED-Bench and MME-RealWorld-Lite here; MMBench and MMMU build on it.
 
 The options live inside ``problem`` in the file's own format ("A. text" lines, or "(A) text" for
-MME-RealWorld-Lite) and the ground truth is a letter. The direct protocol appends "Respond with only the letter
+MME-RealWorld-Lite) and the ground truth is a letter. The baseline protocol appends "Respond with only the letter
 (A, B, C or D)." ((A, B, C, D, or E) for MME-RealWorld-Lite's five options). Metrics: letter accuracy overall,
 per category and per any extra grouping field, x100.
 
@@ -60,7 +60,7 @@ __all__ = [
     "choice_metrics",
 ]
 
-# SPEC §7 direct-protocol suffixes.
+# SPEC §7 baseline-protocol suffixes.
 LETTER_SUFFIX_ABCD = "Respond with only the letter (A, B, C or D)."
 LETTER_SUFFIX_ABCDE = "Respond with only the letter (A, B, C, D, or E)."
 

@@ -322,9 +322,9 @@ class HRBenchSpec(ZoomSpec):
         failed = len(scored.records) - metrics["n_judged"]
         if not metrics.get("judge"):  # the official scorer did not run (no endpoint) or every grading failed
             why = (
-                f"all {failed} grading(s) failed"
+                f"all {failed} judgment(s) failed"
                 if scored.graded
-                else "NOT GRADED: no grader endpoint configured (OPENAI_*)"
+                else "NOT JUDGED: no judge endpoint configured (OPENAI_*)"
             )
             rows.append(
                 self.summary_row(
@@ -352,7 +352,7 @@ class HRBenchSpec(ZoomSpec):
                 which="judge",
                 items=metrics["n_judged"],
                 notes=f"judged {metrics['n_judged']}/{len(scored.records)}"
-                + (f", {failed} grading(s) failed: left out" if failed else ""),
+                + (f", {failed} judgment(s) failed: left out" if failed else ""),
             )
             judge.left_out += failed
             rows.append(judge)

@@ -4,7 +4,7 @@ The release file marks each row's ``Question_Type``: ``multiple-choice`` (option
 ground truth) or ``open`` (53 rows: "1.06", "Transformation", "['Tampa', 'Florida']", ...). The release posed
 every row with "Respond with only the letter" and scored exact matches, so an open answer "1.060" scored 0.
 
-- **Prompt** (direct protocol): multiple choice keeps SPEC §7's letter suffix; an open question gets lmms-eval
+- **Prompt** (baseline protocol): multiple choice keeps SPEC §7's letter suffix; an open question gets lmms-eval
   0.7.3's ``open_ended_prompt`` ("Answer the question using a single word or phrase."). The Ground-R1 protocol
   poses the plain question either way.
 - **Headline** (lmms-eval 0.7.3 ``mmmu_val``, the official rules in

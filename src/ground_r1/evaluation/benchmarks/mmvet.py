@@ -182,15 +182,15 @@ class MMVetSpec(BenchmarkSpec):
         """The graded total; failed gradings are left out and counted, and the grader that ran is named."""
         failed = metrics["n_failed"]
         if not scored.graded:
-            notes = "NOT GRADED: no grader endpoint configured (OPENAI_*)"
+            notes = "NOT JUDGED: no judge endpoint configured (OPENAI_*)"
         else:
-            notes = f"graded {metrics['n_graded']}/{metrics['n_items']}"
-            notes += f", {failed} grading(s) failed" if failed else ""
+            notes = f"judged {metrics['n_graded']}/{metrics['n_items']}"
+            notes += f", {failed} judgment(s) failed" if failed else ""
         grader = f"grader {scored.grader}" if scored.grader else "no grader ran"
         rule = f"MM-Vet official grader prompt ({grader}; official: {MMVET_GRADER_MODEL})"
         return [
             self.summary_row(
-                scored, skipped, "total (LLM-graded)", metrics["total"], notes, extra_left_out=failed, rule=rule
+                scored, skipped, "total (LLM-judged)", metrics["total"], notes, extra_left_out=failed, rule=rule
             )
         ]
 

@@ -6,7 +6,7 @@ RealWorldQA; the POPE authors' ``evaluate.py`` rule for POPE; MMBench's official
 0.7.3's static matcher (``mmbench_evals.py``, ``_task_utils/mcq_extract.py``); MMMU's official parser
 (:mod:`ground_r1.evaluation.benchmarks.mmmu_rules`). The readers here take the *extracted answer* of the final
 turn (SPEC §3 extraction: the ``<answer>`` content, else the whole turn), which is the whole model output
-whenever the model writes no tags, so on direct-protocol predictions they see exactly what lmms-eval sees.
+whenever the model writes no tags, so on baseline-protocol predictions they see exactly what lmms-eval sees.
 
 Each reader returns a normalised answer ("yes"/"no", an option letter) or ``None`` where the reference reads
 nothing ("other", an empty letter); a ``None`` is scored wrong and counted as unparsed.

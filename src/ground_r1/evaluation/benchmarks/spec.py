@@ -1,8 +1,13 @@
 """What a benchmark is (SPEC §7): data -> prompt -> per-item record -> aggregate -> summary rows.
 
-A :class:`BenchmarkSpec` is everything the general-benchmark pipeline (:mod:`ground_r1.evaluation.general`, run by
-``python -m ground_r1.cli.evaluate_general``) knows about a benchmark: the pipeline calls the methods below and
-never asks which class a spec is. The contract, in the order the pipeline uses it:
+A :class:`BenchmarkSpec` is everything the one evaluation pipeline (:mod:`ground_r1.evaluation.pipeline`, run by
+``python -m ground_r1.cli.evaluate``) knows about a benchmark: the pipeline calls the methods below and never asks
+which class a spec is. It calls the **run hooks** (``supported_protocols``, ``locate_data`` / ``demo_data``,
+``read_run``, ``eval_items``, ``judge_items`` + ``judge_plan``, ``score_run``, ``write_run_table``); the base class
+implements them for a benchmark of release-format records (:mod:`ground_r1.evaluation.general`) with the per-item
+contract below, and a benchmark read and scored its own way overrides them wholesale (VisCoT,
+:mod:`~ground_r1.evaluation.benchmarks.viscot`; RefCOCO, :mod:`~ground_r1.evaluation.benchmarks.refcoco`). The
+per-item contract, in the order the base hooks use it:
 
 - **Data.** :meth:`~BenchmarkSpec.locate` finds the file (and the image folder) under ``DATASET_ROOT``;
   :meth:`~BenchmarkSpec.read` reads it with the reader of the spec's ``layout`` (:meth:`~BenchmarkSpec.layout_of`)
@@ -158,7 +163,7 @@ class BenchmarkSpec:
         version: bumped whenever prompts, parsing or metrics change, so results carry what made them.
         default_file: the release's file name (``load`` accepts a folder holding it).
         aliases: other names the registry accepts (matched case- and punctuation-insensitively).
-        direct_suffix: appended on a new line to the question in the direct protocol ("" for none).
+        direct_suffix: appended on a new line to the question in the baseline protocol ("" for none).
         needs_judge: True when items are scored by an LLM grader (MM-Vet).
         headline_metric: dotted path into ``aggregate()``'s result of the number the paper reports.
         default_image_ext: extension assumed for an extension-less ``Image`` when images are not checked.
@@ -666,8 +671,8 @@ class BenchmarkSpec:
     # ------------------------------------------------------------------ judge
 
     def judge_plan(self) -> AskPlan | None:
-        """How an LLM grader is asked and its replies read (:class:`ground_r1.evaluation.judge.AskPlan`), for a
-        benchmark with ``needs_judge``; None for a rule-scored one."""
+        """How an LLM judge is asked and its replies read (:class:`ground_r1.evaluation.judge.AskPlan`), for a
+        benchmark with ``needs_judge``; None: the VisCoT judge of SPEC §7 (a rule-scored benchmark never asks)."""
         return None
 
     def grader_messages(self, item: BenchmarkItem, prediction_text: str, *, retry: bool = False) -> list[dict]:

@@ -6,7 +6,7 @@
 string holding a Python list of ``[x1, y1, x2, y2]`` boxes in original pixels, parsed with
 :func:`ast.literal_eval`; ``image`` base64), in ``TreeBench.tsv`` or its parquet twin. Tests use hand-made files.
 
-Prompt: TreeVGR's user text (``question + " Options:\\n" + options``; the direct protocol appends its instruction
+Prompt: TreeVGR's user text (``question + " Options:\\n" + options``; the baseline protocol appends its instruction
 to answer with the letter between ``<answer>`` tags; the official code always appends the options).
 
 Scoring, **headline = TreeVGR's ``inference_treebench.py``**:

@@ -43,7 +43,7 @@ _LMMS_PATTERNS = (
     r"(?:^|\s)([A-D])(?:\s|$)",
 )
 
-# The instruction of the HF test_questions.jsonl `text` (also lmms-eval's); our direct protocol's suffix.
+# The instruction of the HF test_questions.jsonl `text` (also lmms-eval's); our baseline protocol's suffix.
 VSTAR_SUFFIX = "Answer with the option's letter from the given choices directly."
 _LETTERED = re.compile(r"^\(([A-J])\)\s*(.*)$")
 
