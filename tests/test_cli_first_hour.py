@@ -133,10 +133,9 @@ def test_one_flag_name_for_the_item_limit_with_the_old_name_kept():
 
     args = evaluate.build_parser().parse_args([*base, "--model_path", str(REPO), "--data_path", "v.jsonl"])
     viscot, refcoco = get_benchmark("viscot"), get_benchmark("refcoco")
-    assert evaluate.read_options(args, [viscot]).max_items is None  # not given: the benchmark's own default
+    assert evaluate.read_options(args).max_items is None  # not given: the benchmark's own default
     assert (viscot.default_max_items, refcoco.default_max_items) == (150, 0)  # SPEC §7: 150 per sub-dataset; all
-    demo = evaluate.build_parser().parse_args(base)
-    assert evaluate.read_options(demo, [viscot]).max_items == 8  # the built-in set: the demo's size
+    assert (viscot.demo_max_items, refcoco.demo_max_items) == (8, 4)  # the built-in set: the demo's size
 
 
 # ------------------------------------------------------------------------------------------- MODEL_PATH

@@ -497,14 +497,12 @@ def run_options(args: argparse.Namespace, specs: list[BenchmarkSpec]) -> RunOpti
     )
 
 
-def read_options(args: argparse.Namespace, specs: list[BenchmarkSpec]) -> ReadOptions:
-    demo = args.data_path is None and args.dataset_root is None
-    max_items = args.max_items
-    if max_items is None and demo and len(specs) == 1:
-        max_items = specs[0].demo_max_items  # VisCoT's 8 items, RefCOCO's 4 objects
+def read_options(args: argparse.Namespace) -> ReadOptions:
+    """How the data files are read (``max_items`` None: each benchmark's default, its demo size on the built-in
+    set)."""
     return ReadOptions(
         image_path_prefix=args.image_path_prefix,
-        max_items=max_items,
+        max_items=args.max_items,
         min_pixels=args.min_pixels,
         max_pixels=args.max_pixels,
         skip_bad_records=args.skip_bad_records,
@@ -583,7 +581,7 @@ def main(argv: list[str] | None = None, parser: argparse.ArgumentParser | None =
             data_path=args.data_path,
             dataset_root=args.dataset_root,
             image_root=args.image_root,
-            options=read_options(args, specs),
+            options=read_options(args),
             ctx=ctx,
             # A rerun of the later stages of one benchmark scoring from its predictions alone reads no data.
             read_data="infer" in stages or per_benchmark or not all(s.scores_from_predictions for s in specs),

@@ -26,6 +26,7 @@ each resumes on its own.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 from dataclasses import dataclass, field
@@ -101,7 +102,7 @@ def read_runs(
     read_data: bool = True,
 ) -> RunRead:
     """Locate and read every benchmark (the built-in demo set when neither ``data_path`` nor ``dataset_root`` is
-    given: rank 0 writes it, every process reads it). ``read_data`` False: only the folders (a rerun of the later
+    given: rank 0 writes it, every process reads it, each benchmark's ``demo_max_items`` unless ``max_items`` is set). ``read_data`` False: only the folders (a rerun of the later
     stages of benchmarks that score from their predictions alone).
 
     Raises:
@@ -130,7 +131,8 @@ def read_runs(
                 if demo
                 else run.spec.locate_data(data_path, dataset_root, image_root)
             )
-            run.data = run.spec.read_run(file, images, options)
+            limit = options.max_items if options.max_items is not None or not demo else run.spec.demo_max_items
+            run.data = run.spec.read_run(file, images, dataclasses.replace(options, max_items=limit))
         except (FileNotFoundError, BenchmarkFileError, ValueError, OSError) as exc:
             if not per_benchmark:
                 raise

@@ -13,13 +13,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
-from ground_r1.evaluation.benchmarks.viscot import count_failed
+from ground_r1.evaluation.benchmarks.grounding import GroundingSpec, count_failed
 from ground_r1.evaluation.summary import SummaryRow
 
 if TYPE_CHECKING:
     from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions, ScoredRun
-    from ground_r1.evaluation.inference import EvalItem
 
 __all__ = ["RefCOCOSpec"]
 
@@ -27,32 +25,17 @@ DEMO_FOLDER = "builtin_refcoco"
 
 
 @dataclass(frozen=True)
-class RefCOCOSpec(BenchmarkSpec):
+class RefCOCOSpec(GroundingSpec):
     """The release's RefCOCO file (``RefCOCO_eval_subset_1000.jsonl``, one object per line): items, scores, table."""
 
-    suite: str = "grounding"
     rule: str = "Acc@0.5, float IoU of the unclamped box (lmms-eval 0.7.3 refcoco_bbox_rec), per expression"
 
     demo_max_items: ClassVar[int] = 4  # objects of the synthetic split
-    required_fields: ClassVar[tuple[str, ...]] = ()
-    scores_from_predictions: ClassVar[bool] = True
 
     def supported_protocols(self) -> tuple[str, ...]:
         return ("refcoco",)
 
     # ------------------------------------------------------------------ data
-
-    def locate(self, dataset_root: str | Path, image_root: str | Path | None = None) -> tuple[Path, Path]:
-        file = self.resolve_file(dataset_root)
-        return file, Path(image_root).expanduser() if image_root is not None else file.resolve().parent
-
-    def locate_data(
-        self, data_path: str | Path | None, dataset_root: str | Path | None, image_root: str | Path | None
-    ) -> tuple[Path, Path]:
-        if data_path is None:
-            return self.locate(dataset_root if dataset_root is not None else ".", image_root)
-        file = Path(data_path)  # read as given: the reader names a missing file
-        return file, Path(image_root) if image_root is not None else file.resolve().parent
 
     def demo_data(self, output_dir: str | Path, write: bool = True) -> tuple[Path, Path]:
         from ground_r1.evaluation.refcoco import write_synthetic_refcoco
@@ -84,9 +67,6 @@ class RefCOCOSpec(BenchmarkSpec):
             read.records_read,
             evaluated=len({item.fields["object_key"] for item in read.items}),
         )
-
-    def eval_items(self, data: "BenchmarkData", protocol: str) -> list["EvalItem"]:
-        return list(data.items)  # one per referring expression; the refcoco protocol asks Qwen's grounding prompt
 
     # ------------------------------------------------------------------ scores, table
 

@@ -21,56 +21,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
+from ground_r1.evaluation.benchmarks.grounding import GroundingSpec, count_failed
 from ground_r1.evaluation.summary import SummaryRow
 
 if TYPE_CHECKING:
     from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions, ScoredRun
-    from ground_r1.evaluation.inference import EvalItem
 
-__all__ = ["VisCoTSpec", "count_failed"]
-
-
-def count_failed(data: "BenchmarkData | None", predictions: list[dict[str, Any]]) -> tuple[int, int]:
-    """(prediction errors, items without a prediction) of a run whose items are inference items (no data read:
-    none missing that can be named)."""
-    done = {str(p["key"]) for p in predictions}
-    errors = sum(1 for p in predictions if p.get("status") != "ok")
-    return errors, sum(1 for item in (data.items if data is not None else ()) if item.key not in done)
+__all__ = ["VisCoTSpec"]
 
 
 @dataclass(frozen=True)
-class VisCoTSpec(BenchmarkSpec):
+class VisCoTSpec(GroundingSpec):
     """VisCoT's benchmark file (``visualCoT_eval_subset150_choice.jsonl``): items, judge, scores, table."""
 
     needs_judge: bool = True  # the judge column; without an endpoint the table holds the rule column alone
-    suite: str = "grounding"
     rule: str = "SPEC §7 LLM judge (score 0-1) and SPEC §3 rule accuracy, AVG over the paper's 12 sub-datasets"
 
     default_max_items: ClassVar[int] = 150  # per sub-dataset (SPEC §7)
     demo_max_items: ClassVar[int] = 8
     uses_letter_rule: ClassVar[bool] = True
-    required_fields: ClassVar[tuple[str, ...]] = ()
-    scores_from_predictions: ClassVar[bool] = True
 
     def supported_protocols(self) -> tuple[str, ...]:
         return ("baseline", "ground_r1", "ground_sft")
 
     # ------------------------------------------------------------------ data
-
-    def locate(self, dataset_root: str | Path, image_root: str | Path | None = None) -> tuple[Path, Path]:
-        """``DATASET_ROOT/visualCoT_eval_subset150_choice.jsonl``; images under ``image_root`` (the Visual-CoT
-        folder the release's absolute paths are rewritten to), else the file's folder."""
-        file = self.resolve_file(dataset_root)
-        return file, Path(image_root).expanduser() if image_root is not None else file.resolve().parent
-
-    def locate_data(
-        self, data_path: str | Path | None, dataset_root: str | Path | None, image_root: str | Path | None
-    ) -> tuple[Path, Path]:
-        if data_path is None:
-            return self.locate(dataset_root if dataset_root is not None else ".", image_root)
-        file = Path(data_path)  # read as given: the record reader names a missing file
-        return file, Path(image_root) if image_root is not None else file.resolve().parent
 
     def demo_data(self, output_dir: str | Path, write: bool = True) -> tuple[Path, Path]:
         from ground_r1.demo.synthetic import ensure_default_dataset  # the embedded default: the demo's own set
@@ -103,9 +77,6 @@ class VisCoTSpec(BenchmarkSpec):
             box_notes=list(loaded.box_notes),
             box_issue_records=loaded.records_with_box_issues,
         )
-
-    def eval_items(self, data: "BenchmarkData", protocol: str) -> list["EvalItem"]:
-        return list(data.items)  # the question as the file poses it; each protocol's engine wraps it
 
     # ------------------------------------------------------------------ judge, scores, table
 
