@@ -227,12 +227,13 @@ def infer(
         if protocol in LIKELIHOOD_PROTOCOLS:  # V*'s official scoring: no answer is generated
             from ground_r1.evaluation.likelihood import run_likelihood
 
-            run.spec.prepare_images(data.items)
+            items = data.items
+            run.spec.prepare_images(items)
             rollout = make_engine() if protocol == "ground_r1_likelihood" else None
             model, processor = load_likelihood_model(rollout)
             written = run_likelihood(
                 run.spec,
-                data.items,
+                items,
                 model.eval(),
                 processor,
                 run.folder,
@@ -241,22 +242,19 @@ def infer(
                 world_size=ctx.world_size,
                 rollout=rollout,
             )
-            logger.info("%s rank %d: %d item(s) scored by option likelihood", run.name, ctx.rank, written)
-            barrier(ctx)
-            if ctx.is_main:
-                inference.finish(run.folder, data.items)
-            continue
-        items = run.spec.eval_items(data, protocol)
-        summary = inference.run_inference(
-            items,
-            make_engine,
-            run.folder,
-            config_of(run.spec),
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            progress=progress,
-        )
-        logger.info("%s rank %d: %s", run.name, ctx.rank, summary)
+            done: Any = f"{written} item(s) scored by option likelihood"
+        else:
+            items = run.spec.eval_items(data, protocol)
+            done = inference.run_inference(
+                items,
+                make_engine,
+                run.folder,
+                config_of(run.spec),
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                progress=progress,
+            )
+        logger.info("%s rank %d: %s", run.name, ctx.rank, done)
         barrier(ctx)
         if ctx.is_main:
             inference.finish(run.folder, items)

@@ -49,12 +49,11 @@ class RefCOCOSpec(GroundingSpec):
         from ground_r1.evaluation.benchmark_run import BenchmarkData
         from ground_r1.evaluation.refcoco import read_refcoco_items
 
-        limit = self.default_max_items if options.max_items is None else options.max_items
         read = read_refcoco_items(
             file,
             image_root=image_root,
             path_prefix=options.image_path_prefix,
-            max_objects_per_split=limit,
+            max_objects_per_split=self.item_limit(options),
             skip_bad_records=options.skip_bad_records,
             check_images=options.check_images,
         )

@@ -452,6 +452,11 @@ class BenchmarkSpec:
             write_demo_records(self, folder)
         return self.locate(folder)
 
+    def item_limit(self, options: "ReadOptions") -> int:
+        """How many items a run keeps, as this benchmark counts them (:meth:`first_items`): ``--max_items``, else
+        :attr:`default_max_items` (0: every item)."""
+        return self.default_max_items if options.max_items is None else options.max_items
+
     def read_run(self, file: Path, image_root: Path, options: "ReadOptions") -> "BenchmarkData":
         """Every record of ``file`` read and validated (:meth:`read`), records with several images skipped (the
         protocols show one image), then the first ``max_items`` (:meth:`first_items`) kept."""
@@ -463,7 +468,7 @@ class BenchmarkSpec:
             self, Path(file), Path(image_root), result.items, list(result.skipped), result.records_read
         )
         keep_single_image(data)
-        limit = self.default_max_items if options.max_items is None else options.max_items
+        limit = self.item_limit(options)
         if limit:
             data.items = self.first_items(data.items, limit)  # MMBench: the first questions with all copies
         return data

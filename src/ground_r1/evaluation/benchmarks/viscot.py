@@ -56,12 +56,11 @@ class VisCoTSpec(GroundingSpec):
         from ground_r1.evaluation.benchmark_run import BenchmarkData
         from ground_r1.evaluation.inference import read_viscot_items
 
-        limit = self.default_max_items if options.max_items is None else options.max_items
         read = read_viscot_items(
             file,
             image_root=image_root,
             path_prefix=options.image_path_prefix,
-            max_items_per_dataset=limit,
+            max_items_per_dataset=self.item_limit(options),
             min_pixels=options.min_pixels,
             max_pixels=options.max_pixels,
             skip_bad_records=options.skip_bad_records,
