@@ -63,3 +63,25 @@ def test_a_folder_judged_under_the_old_file_name_resumes_from_it(tmp_path):
     (other / JUDGMENTS_NAME).write_text("new\n")
     (other / "mmvet_grades.jsonl").write_text("old\n")
     assert judgments_path(other).read_text() == "new\n" and (other / "mmvet_grades.jsonl").read_text() == "old\n"
+
+
+@pytest.mark.slow
+def test_viscot_and_a_general_benchmark_run_together_each_in_its_folder(tmp_path, tiny_model_dir):
+    """Specs of one registry run in one command: each benchmark its folder and identity, one summary with VisCoT's
+    two AVG rows beside MME's; on the built-in set each benchmark keeps its own demo size (VisCoT 8 of 100)."""
+    out = tmp_path / "out"
+    argv = ["--protocol", "baseline", "--benchmarks", "viscot,MME", "--output_dir", str(out)]
+    rc = evaluate.main([*argv, "--model_path", str(tiny_model_dir), "--max_new_tokens", "2", "--no_progress"])
+    assert rc == 0
+    for name, items in (("viscot", 8), ("MME", 2)):
+        identity = json.loads((out / name / "inference_config.json").read_text())
+        assert (identity["benchmark"], identity["protocol"]) == (name, "baseline")
+        assert len((out / name / "predictions.jsonl").read_text().splitlines()) == items
+    assert (out / "viscot" / "scores.jsonl").is_file() and not (out / "viscot" / "table.md").exists()
+    summary = (out / "summary.md").read_text()
+    assert "| viscot | AVG (0 of 12) accuracy (LLM judge) |" in summary and "| not judged |" in summary
+    assert (
+        "| viscot | AVG (0 of 12) accuracy (rule) |" in summary
+        and "| MME | total (perception + cognition) |" in summary
+    )
+    assert "- viscot: eval.jsonl: 100 records read, 8 evaluated (8 kept by the item limit), 0 skipped" in summary
