@@ -64,7 +64,9 @@ def finished_run(folder: Path, config: InferenceConfig) -> None:
 
 def test_every_protocol_names_its_own_settings_and_every_key_has_another_value_here():
     assert set(OTHER) == {k for _, k in CASES}  # a new identity key needs a case here
-    assert PROTOCOLS["refcoco"].settings == ("coordinates",) and PROTOCOLS["baseline"].settings == ("prompt_class",)
+    assert PROTOCOLS["refcoco"].settings == ("sampling", "coordinates")
+    assert PROTOCOLS["baseline"].settings == ("sampling", "prompt_class")
+    assert PROTOCOLS["likelihood"].settings == ()  # it generates nothing: only the common keys
 
 
 @pytest.mark.parametrize(("protocol", "key"), CASES, ids=[f"{p}-{k}" for p, k in CASES])
@@ -90,6 +92,21 @@ def test_a_setting_another_protocol_uses_does_not_block_a_resume(tmp_path):
     config = dataclasses.replace(BASE, protocol="baseline")
     finished_run(tmp_path, config)
     check_identity(tmp_path, dataclasses.replace(config, max_turns=2, box_parse="release", min_crop_size=56))
+
+
+def test_a_likelihood_run_resumes_with_another_token_budget_it_never_uses(tmp_path):
+    # Left alone at issue 22's first stop: the sampling was common to every protocol, so a changed --max_new_tokens
+    # refused the resume of a run that generates nothing. A folder recorded then (sampling in its identity) resumes.
+    config = dataclasses.replace(BASE, protocol="likelihood")
+    finished_run(tmp_path, config)
+    longer = dataclasses.replace(config.sampling, max_new_tokens=config.sampling.max_new_tokens * 2)
+    check_identity(tmp_path, dataclasses.replace(config, sampling=longer))
+    recorded = json.loads((tmp_path / RUN_CONFIG_NAME).read_text())
+    recorded["sampling"] = {"max_new_tokens": 7}  # as written before: a setting the protocol does not use
+    (tmp_path / RUN_CONFIG_NAME).write_text(json.dumps(recorded))
+    check_identity(tmp_path, config)
+    with pytest.raises(ValueError, match=r"protocol: 'likelihood' -> 'baseline'; sampling: \{'max_new_tokens': 7\}"):
+        check_identity(tmp_path, dataclasses.replace(config, protocol="baseline"))
 
 
 def test_recorded_settings_without_predictions_take_the_new_ones(tmp_path):

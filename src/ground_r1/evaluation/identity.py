@@ -11,12 +11,13 @@ the folder, naming each differing key with its recorded and its new value.
 The identity holds, for every protocol (:data:`COMMON_IDENTITY_KEYS`): the benchmark and its spec's version
 (prompts, item fields and parsing change with it), the seed of the order a benchmark shows its options in (V*'s
 folder: the prompt changes with it), the protocol, the model, its family (the model config's ``model_type``: the
-family owns the image geometry and the default box convention), the weights' dtype, the pixel limits, the sampling
-(the per-turn token budget included) and the scripted policy a test or demo put in the model's place
-(``--scripted_policy``; None for every real run, so its predictions are never mixed with, or taken for, a
-model's); and the settings the protocol itself uses (:data:`PROTOCOLS`): the prompt class of a one-turn run, the turn
-budget, crop and box rules of the grounding protocols, and the box convention (``coordinates``) of every protocol
-that reads or records a box. ``coordinates`` is the checkpoint's recorded convention (its ``rollout_settings.json``)
+family owns the image geometry and the default box convention), the weights' dtype, the pixel limits and the
+scripted policy a test or demo put in the model's place (``--scripted_policy``; None for every real run, so its
+predictions are never mixed with, or taken for, a model's); and the settings the protocol itself uses
+(:data:`PROTOCOLS`): the sampling (the per-turn token budget included) of every protocol that generates (V*'s
+``likelihood`` scores options and generates nothing), the prompt class of a one-turn run, the turn budget, crop and
+box rules of the grounding protocols, and the box convention (``coordinates``) of every protocol that reads or
+records a box. A recorded setting the protocol does not use is not compared (the protocol is). ``coordinates`` is the checkpoint's recorded convention (its ``rollout_settings.json``)
 or None, the family's default: the family is in the identity, so None names one convention, and folders recorded
 before conventions existed (every box then in input pixels) resume. What changes
 only a score is not in it (the VisCoT rule column's ``letter_rule``, a judge or grader model): the score stages are
@@ -76,6 +77,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "the multi-round rollout of training (SPEC §2): box -> crop of the original image -> "
             "next round, up to max_turns assistant turns",
             (
+                "sampling",
                 "max_turns",
                 "max_completion_length",
                 "min_crop_size",
@@ -88,15 +90,15 @@ PROTOCOLS: dict[str, Protocol] = {
         Protocol(
             "baseline",
             "one turn: [image, prompt] with a prompt class of ground_r1.prompt.BASELINE_TEMPLATES",
-            ("prompt_class",),
+            ("sampling", "prompt_class"),
         ),
         Protocol(
             "ground_sft",
             "the fixed two turns of SPEC §8: ask for a box, then answer from the crop around it",
-            ("min_crop_size", "box_parse", "coordinates"),
+            ("sampling", "min_crop_size", "box_parse", "coordinates"),
         ),
         # The prompt does not name a convention, but the record does and its box is scored in it (refcoco.py).
-        Protocol("refcoco", "one turn: Qwen's grounding prompt per referring expression", ("coordinates",)),
+        Protocol("refcoco", "one turn: Qwen's grounding prompt per referring expression", ("sampling", "coordinates")),
         Protocol(
             "likelihood",
             "no generation: [image, question] then each option as the reply, the option with the "
@@ -108,6 +110,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "the ground_r1 rollout, then each option in place of its last turn, scored "
             "given the final context (the original image and every crop)",
             (
+                "sampling",
                 "max_turns",
                 "max_completion_length",
                 "min_crop_size",
@@ -161,7 +164,6 @@ COMMON_IDENTITY_KEYS = (
     "dtype",
     "min_pixels",
     "max_pixels",
-    "sampling",
     "scripted_policy",
 )
 
@@ -320,7 +322,9 @@ def check_identity(output_dir: str | os.PathLike[str], config: InferenceConfig) 
     if path.is_file() and prediction_files(out):
         earlier = json.loads(path.read_text(encoding="utf-8"))
         earlier.pop(NOTES_KEY, None)
-        diff = sorted(k for k in set(earlier) | set(current) if earlier.get(k) != current.get(k))
+        # The current protocol's keys (the protocol among them): a recorded setting it does not use cannot change
+        # its predictions (a likelihood folder recorded when every protocol's identity held the sampling resumes).
+        diff = sorted(k for k in current if earlier.get(k) != current.get(k))
         if diff:
             detail = "; ".join(f"{k}: {earlier.get(k)!r} -> {current.get(k)!r}" for k in diff)
             raise ValueError(
