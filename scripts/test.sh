@@ -8,7 +8,7 @@
 # checks its formatting ([tool.ruff.format]; `.venv/bin/ruff format .` fixes it); either stops the run before any
 # test (a few seconds).
 #
-# Time: ~13 min on a 2-core CPU machine (767 s for 1,068 tests on a fresh clone at load ~1, after setup's ~2 min;
+# Time: ~14 min on a 2-core CPU machine (850 s for 1,078 tests on a fresh clone, after setup's ~2 min;
 # end-to-end runs are marked slow; CI runs them too).
 set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
