@@ -441,10 +441,9 @@ def inference_config(args: argparse.Namespace, spec: BenchmarkSpec) -> identity.
     """The settings one benchmark's predictions depend on (:func:`ground_r1.evaluation.identity.inference_config`):
     the spec's name, version and option seed among them. A likelihood protocol's predictions carry their own
     protocol; the engine running it is built with :func:`engine_config`."""
-    protocol = identity.canonical_protocol(args.protocol)
     return identity.inference_config(
         args,
-        protocol=protocol if protocol in identity.LIKELIHOOD_PROTOCOLS else identity.engine_protocol(protocol),
+        protocol=identity.canonical_protocol(args.protocol),
         benchmark=spec.name,
         benchmark_version=spec.version,
         option_seed=spec.option_seed,

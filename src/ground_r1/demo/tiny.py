@@ -252,21 +252,13 @@ def _qwen2_5_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
         raise ValueError(f"mrope_section {geometry.mrope_section} must sum to head_dim/2 = {head_dim // 2}")
     return Qwen2_5_VLConfig(
         text_config=dict(
-            vocab_size=vocab_size,
-            hidden_size=geometry.hidden_size,
-            intermediate_size=geometry.intermediate_size,
-            num_hidden_layers=geometry.num_hidden_layers,
-            num_attention_heads=geometry.num_attention_heads,
-            num_key_value_heads=geometry.num_key_value_heads,
-            max_position_embeddings=32768,
+            **_text_sizes(geometry, vocab_size),
             rope_parameters={
                 "rope_type": "default",
                 "rope_theta": 1000000.0,
                 "mrope_section": list(geometry.mrope_section),
             },
-            bos_token_id=ids["<|endoftext|>"],
-            eos_token_id=ids["<|im_end|>"],
-            pad_token_id=ids["<|endoftext|>"],
+            **_text_ids(ids),
             tie_word_embeddings=geometry.tie_word_embeddings,
         ),
         vision_config=dict(
@@ -277,11 +269,21 @@ def _qwen2_5_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
             out_hidden_size=geometry.hidden_size,
             fullatt_block_indexes=list(geometry.fullatt_block_indexes),
         ),
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
+        **_special_ids(ids),
         tie_word_embeddings=geometry.tie_word_embeddings,
+    )
+
+
+def _text_sizes(geometry: Geometry, vocab_size: int) -> dict:
+    """The text model's sizes every family's tiny config shares (its layers and widths, 32k positions)."""
+    return dict(
+        vocab_size=vocab_size,
+        hidden_size=geometry.hidden_size,
+        intermediate_size=geometry.intermediate_size,
+        num_hidden_layers=geometry.num_hidden_layers,
+        num_attention_heads=geometry.num_attention_heads,
+        num_key_value_heads=geometry.num_key_value_heads,
+        max_position_embeddings=32768,
     )
 
 
@@ -309,13 +311,7 @@ def _qwen2_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
     ref = get_family("qwen2_vl").reference_geometry
     return Qwen2VLConfig(
         text_config=dict(
-            vocab_size=vocab_size,
-            hidden_size=geometry.hidden_size,
-            intermediate_size=geometry.intermediate_size,
-            num_hidden_layers=geometry.num_hidden_layers,
-            num_attention_heads=geometry.num_attention_heads,
-            num_key_value_heads=geometry.num_key_value_heads,
-            max_position_embeddings=32768,
+            **_text_sizes(geometry, vocab_size),
             rope_parameters={
                 "rope_type": "default",
                 "rope_theta": 1000000.0,
@@ -360,14 +356,8 @@ def _qwen3_vl_config(ids: dict, geometry: Geometry, vocab_size: int):
     head_dim = geometry.hidden_size // geometry.num_attention_heads  # 16: mrope sections sum to 8
     return Qwen3VLConfig(
         text_config=dict(
-            vocab_size=vocab_size,
-            hidden_size=geometry.hidden_size,
-            intermediate_size=geometry.intermediate_size,
-            num_hidden_layers=geometry.num_hidden_layers,
-            num_attention_heads=geometry.num_attention_heads,
-            num_key_value_heads=geometry.num_key_value_heads,
+            **_text_sizes(geometry, vocab_size),
             head_dim=head_dim,
-            max_position_embeddings=32768,
             rope_parameters={
                 "rope_type": "default",
                 "rope_theta": 5000000.0,
@@ -391,19 +381,13 @@ def _qwen3_5_config(ids: dict, geometry: Geometry, vocab_size: int):
     # 3:1 pattern cut to two layers. head_dim 32 with partial rotary 0.25: 8 rotary dims, mrope sections sum to 4.
     return Qwen3_5Config(
         text_config=dict(
-            vocab_size=vocab_size,
-            hidden_size=geometry.hidden_size,
-            intermediate_size=geometry.intermediate_size,
-            num_hidden_layers=geometry.num_hidden_layers,
-            num_attention_heads=geometry.num_attention_heads,
-            num_key_value_heads=geometry.num_key_value_heads,
+            **_text_sizes(geometry, vocab_size),
             head_dim=32,
             linear_key_head_dim=16,
             linear_value_head_dim=16,
             linear_num_key_heads=2,
             linear_num_value_heads=4,
             layer_types=["linear_attention", "full_attention"],
-            max_position_embeddings=32768,
             rope_parameters={
                 "rope_type": "default",
                 "rope_theta": 10000000.0,

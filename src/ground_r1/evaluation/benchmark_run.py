@@ -1,8 +1,8 @@
-"""What the one evaluation pipeline (:mod:`ground_r1.evaluation.pipeline`) hands a benchmark spec and gets back.
+"""What the one evaluation pipeline (:mod:`ground_r1.evaluation.pipeline`) hands a benchmark spec.
 
 A spec (:class:`ground_r1.evaluation.benchmarks.spec.BenchmarkSpec`) reads its file into a :class:`BenchmarkData`
-under :class:`ReadOptions`, scores a finished folder into a :class:`ScoredRun` under :class:`RunOptions`, and
-never sees the command line. These types know no spec class, so the spec module and the pipeline both import them.
+under :class:`ReadOptions`, scores a finished folder into its summary rows under :class:`RunOptions`, and never
+sees the command line. These types know no spec class, so the spec module and the pipeline both import them.
 """
 
 from __future__ import annotations
@@ -15,9 +15,8 @@ from ground_r1.data.records import ValidationIssue
 
 if TYPE_CHECKING:
     from ground_r1.evaluation.benchmarks.spec import BenchmarkSpec
-    from ground_r1.evaluation.summary import SummaryRow
 
-__all__ = ["BenchmarkData", "ReadOptions", "RunOptions", "ScoredRun"]
+__all__ = ["BenchmarkData", "ReadOptions", "RunOptions"]
 
 
 @dataclass(frozen=True)
@@ -75,17 +74,3 @@ class RunOptions:
     compare_to: str | None = None
     max_failure_share: float = 0.05
     allow_failures: bool = False
-
-
-@dataclass
-class ScoredRun:
-    """A benchmark folder scored: its rows of the summary table, and the items left out of them (prediction
-    errors; items without a prediction)."""
-
-    rows: list["SummaryRow"]
-    errors: int = 0
-    missing: int = 0
-
-    @property
-    def left_out(self) -> int:
-        return self.errors + self.missing

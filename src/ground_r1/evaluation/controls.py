@@ -262,19 +262,12 @@ def evaluate_controls(
     codec = ConversationCodec(processor, coordinates=coordinates)
     results: dict[str, dict[str, float]] = {}
     for condition in conditions:
-        if condition == "random_box":
-            scores = random_box_scores(records, [im.size for im in images], seed)
-            estimate = mean_estimate(scores)
-            results[condition] = {
-                "giou_score": estimate.value if scores else float("nan"),
-                "giou_score_se": estimate.se,
-                "giou_boxes": len(scores),
-                "questions": len(records),
-            }
-            continue
-        if condition in ("whole_image_box", "centre_box"):
-            scores = fixed_box_scores(
-                records, [im.size for im in images], "whole" if condition == "whole_image_box" else "centre"
+        if condition in ("random_box", "whole_image_box", "centre_box"):  # model-free boxes
+            sizes = [im.size for im in images]
+            scores = (
+                random_box_scores(records, sizes, seed)
+                if condition == "random_box"
+                else fixed_box_scores(records, sizes, "whole" if condition == "whole_image_box" else "centre")
             )
             estimate = mean_estimate(scores)
             results[condition] = {

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from ground_r1.data.records import ValidationIssue
-from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, ScoredRun
+from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions
 from ground_r1.evaluation.benchmarks import (
     BenchmarkFileError,
     BenchmarkItem,
@@ -322,7 +322,7 @@ def score_benchmark(
     return scored
 
 
-def score_folder(data: BenchmarkData, folder: Path, protocol: str) -> ScoredRun:
+def score_folder(data: BenchmarkData, folder: Path, protocol: str) -> list[SummaryRow]:
     """Score one benchmark's finished folder: ``scores.jsonl`` (a record per predicted item) and ``metrics.json``
     (the metrics, the file read, the counts, each summary row's number and error bar); its summary rows.
 
@@ -364,7 +364,7 @@ def score_folder(data: BenchmarkData, folder: Path, protocol: str) -> ScoredRun:
     (folder / "metrics.json").write_text(
         json.dumps({**extra, "metrics": metrics, "uncertainty": uncertainty}, indent=2) + "\n", encoding="utf-8"
     )
-    return ScoredRun(rows, scored.errors, scored.missing)
+    return rows
 
 
 # ------------------------------------------------------------------------------------------ summary table

@@ -65,6 +65,18 @@ class Protocol:
     settings: tuple[str, ...]
 
 
+# What the multi-round rollout's predictions depend on (ground_r1, and the crop loop before V*'s option scoring).
+ROLLOUT_SETTINGS = (
+    "sampling",
+    "max_turns",
+    "max_completion_length",
+    "min_crop_size",
+    "max_aspect_ratio",
+    "crop_fallback",
+    "box_parse",
+    "coordinates",
+)
+
 # The protocols of evaluation, one vocabulary for every benchmark (a spec says which it supports,
 # BenchmarkSpec.supported_protocols). "baseline" is the one-turn protocol (the release's word; its prompt is the
 # benchmark's direct prompt, formatted by the prompt class); "direct", its name in the general benchmarks' CLI until
@@ -76,16 +88,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "ground_r1",
             "the multi-round rollout of training (SPEC §2): box -> crop of the original image -> "
             "next round, up to max_turns assistant turns",
-            (
-                "sampling",
-                "max_turns",
-                "max_completion_length",
-                "min_crop_size",
-                "max_aspect_ratio",
-                "crop_fallback",
-                "box_parse",
-                "coordinates",
-            ),
+            ROLLOUT_SETTINGS,
         ),
         Protocol(
             "baseline",
@@ -109,16 +112,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "ground_r1_likelihood",
             "the ground_r1 rollout, then each option in place of its last turn, scored "
             "given the final context (the original image and every crop)",
-            (
-                "sampling",
-                "max_turns",
-                "max_completion_length",
-                "min_crop_size",
-                "max_aspect_ratio",
-                "crop_fallback",
-                "box_parse",
-                "coordinates",
-            ),
+            ROLLOUT_SETTINGS,
         ),
     )
 }

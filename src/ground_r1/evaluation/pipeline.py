@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from ground_r1.evaluation import outcome
-from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions, ScoredRun
+from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions
 from ground_r1.evaluation.benchmarks import BenchmarkFileError, BenchmarkSpec
 from ground_r1.evaluation.identity import LIKELIHOOD_PROTOCOLS, InferenceConfig
 from ground_r1.evaluation.predictions import MERGED_NAME, load_predictions
@@ -336,14 +336,14 @@ def score(read: RunRead, options: RunOptions) -> list[SummaryRow]:
     rows: list[SummaryRow] = []
     for run in read.runs:
         try:
-            scored: ScoredRun = run.spec.score_run(run.data, run.folder, options)
+            scored = run.spec.score_run(run.data, run.folder, options)
         except (ValueError, OSError) as exc:  # one benchmark's unreadable outputs never stop the others
             if not read.per_benchmark:
                 raise
             logger.error("%s: cannot score: %s", run.name, exc)
             read.failed[run.name] = f"cannot score: {exc}"
             continue
-        rows.extend(scored.rows)
+        rows.extend(scored)
     read.runs = [run for run in read.runs if run.name not in read.failed]
     rows.extend(failed_row(name, why) for name, why in read.failed.items())
     return rows

@@ -14,15 +14,15 @@ if TYPE_CHECKING:
     from ground_r1.evaluation.benchmark_run import BenchmarkData
     from ground_r1.evaluation.inference import EvalItem
 
-__all__ = ["GroundingSpec", "count_failed"]
+__all__ = ["GroundingSpec", "left_out_count"]
 
 
-def count_failed(data: "BenchmarkData | None", predictions: list[dict[str, Any]]) -> tuple[int, int]:
-    """(prediction errors, items without a prediction) of a run whose items are inference items (no data read:
-    none missing that can be named)."""
+def left_out_count(data: "BenchmarkData | None", predictions: list[dict[str, Any]]) -> int:
+    """Items a summary row leaves out: prediction errors and items without a prediction (no data read: none missing
+    that can be named)."""
     done = {str(p["key"]) for p in predictions}
     errors = sum(1 for p in predictions if p.get("status") != "ok")
-    return errors, sum(1 for item in (data.items if data is not None else ()) if item.key not in done)
+    return errors + sum(1 for item in (data.items if data is not None else ()) if item.key not in done)
 
 
 @dataclass(frozen=True)

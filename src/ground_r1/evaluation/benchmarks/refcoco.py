@@ -13,15 +13,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ground_r1.evaluation.benchmarks.grounding import GroundingSpec, count_failed
+from ground_r1.evaluation.benchmarks.grounding import GroundingSpec
 from ground_r1.evaluation.summary import SummaryRow
 
 if TYPE_CHECKING:
-    from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions, ScoredRun
+    from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions
 
 __all__ = ["RefCOCOSpec"]
 
-DEMO_FOLDER = "builtin_refcoco"
+DEMO_FOLDER, DEMO_FILE = "builtin_refcoco", "refcoco_synthetic.jsonl"  # write_synthetic_refcoco's file
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,9 @@ class RefCOCOSpec(GroundingSpec):
         from ground_r1.evaluation.refcoco import write_synthetic_refcoco
 
         folder = Path(output_dir) / DEMO_FOLDER
-        file = write_synthetic_refcoco(folder, num_objects=self.demo_max_items) if write else None
-        file = file or folder / "refcoco_synthetic.jsonl"
-        return file, file.resolve().parent
+        if write:
+            write_synthetic_refcoco(folder, num_objects=self.demo_max_items)
+        return folder / DEMO_FILE, folder.resolve()
 
     def read_run(self, file: Path, image_root: Path, options: "ReadOptions") -> "BenchmarkData":
         from ground_r1.evaluation.benchmark_run import BenchmarkData
@@ -69,16 +69,14 @@ class RefCOCOSpec(GroundingSpec):
 
     # ------------------------------------------------------------------ scores, table
 
-    def score_run(self, data: "BenchmarkData", folder: Path, options: "RunOptions") -> "ScoredRun":
+    def score_run(self, data: "BenchmarkData", folder: Path, options: "RunOptions") -> list[SummaryRow]:
         from ground_r1.evaluation import refcoco, scores
-        from ground_r1.evaluation.benchmark_run import ScoredRun
         from ground_r1.evaluation.predictions import load_predictions
 
         predictions = load_predictions(folder)
         rows = [refcoco.score_prediction(p) for p in predictions]
         scores.write_scores(rows, folder / refcoco.SCORES_NAME)
-        errors, missing = count_failed(data, predictions)
-        summary = [
+        return [
             SummaryRow(
                 self.name,
                 f"Acc@0.5 {split}",
@@ -95,7 +93,6 @@ class RefCOCOSpec(GroundingSpec):
             )
             for split, result in refcoco.accuracy_by_split(rows).items()
         ]
-        return ScoredRun(summary, errors, missing)
 
     def write_run_table(self, folder: Path, options: "RunOptions") -> str | None:
         """``table.md`` and ``table.csv``: Acc@0.5 per split under the three labelled rules."""

@@ -57,7 +57,7 @@ from ground_r1.evaluation.benchmarks.readers import RawRecord, reader
 from ground_r1.evaluation.summary import ScoredBenchmark, SummaryRow
 
 if TYPE_CHECKING:
-    from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions, ScoredRun
+    from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions
     from ground_r1.evaluation.inference import EvalItem
     from ground_r1.evaluation.judge import AskPlan
     from ground_r1.evaluation.uncertainty import Estimate
@@ -486,7 +486,7 @@ class BenchmarkSpec:
 
         return grading_items(self, data.items, predictions)
 
-    def score_run(self, data: "BenchmarkData", folder: Path, options: "RunOptions") -> "ScoredRun":
+    def score_run(self, data: "BenchmarkData", folder: Path, options: "RunOptions") -> list[SummaryRow]:
         """Score a finished folder: ``scores.jsonl`` (one record per item) and ``metrics.json``; the summary rows.
 
         Raises:

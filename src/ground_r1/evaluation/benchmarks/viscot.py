@@ -21,11 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from ground_r1.evaluation.benchmarks.grounding import GroundingSpec, count_failed
+from ground_r1.evaluation.benchmarks.grounding import GroundingSpec, left_out_count
 from ground_r1.evaluation.summary import SummaryRow
 
 if TYPE_CHECKING:
-    from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions, ScoredRun
+    from ground_r1.evaluation.benchmark_run import BenchmarkData, ReadOptions, RunOptions
 
 __all__ = ["VisCoTSpec"]
 
@@ -84,9 +84,8 @@ class VisCoTSpec(GroundingSpec):
 
         return judge_items(predictions.values())
 
-    def score_run(self, data: "BenchmarkData", folder: Path, options: "RunOptions") -> "ScoredRun":
+    def score_run(self, data: "BenchmarkData", folder: Path, options: "RunOptions") -> list[SummaryRow]:
         from ground_r1.evaluation import scores, tables
-        from ground_r1.evaluation.benchmark_run import ScoredRun
         from ground_r1.evaluation.judge import judgments_path, load_judgments
         from ground_r1.evaluation.predictions import load_predictions
         from ground_r1.rewards.registry import build_registry
@@ -97,25 +96,12 @@ class VisCoTSpec(GroundingSpec):
         registry = build_registry(letter_rule=options.letter_rule)
         rows = scores.score_predictions(predictions, judgments, registry)
         scores.write_scores(rows, folder / scores.SCORES_NAME)
-        errors, missing = count_failed(data, predictions)
+        left_out, skipped = left_out_count(data, predictions), data.skipped_records if data is not None else 0
         table = tables.summarize(rows, self.name, options.max_failure_share, options.allow_failures)
-        summary = [
-            self._avg_row(
-                table.judge_avg,
-                "accuracy (LLM judge)",
-                table,
-                errors + missing,
-                (data.skipped_records if data is not None else 0),
-            ),
-            self._avg_row(
-                table.rule_avg,
-                "accuracy (rule)",
-                table,
-                errors + missing,
-                (data.skipped_records if data is not None else 0),
-            ),
+        return [
+            self._avg_row(table.judge_avg, "accuracy (LLM judge)", table, left_out, skipped),
+            self._avg_row(table.rule_avg, "accuracy (rule)", table, left_out, skipped),
         ]
-        return ScoredRun(summary, errors, missing)
 
     def _avg_row(self, avg: Any, metric: str, table: Any, left_out: int, skipped: int) -> SummaryRow:
         items = sum(s.items for s in table.stats.values())
